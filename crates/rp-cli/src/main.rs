@@ -1,0 +1,2 @@
+//! The `rp` command line (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! rp-model (work in progress).

@@ -1,0 +1,1 @@
+//! rp-payout (work in progress).

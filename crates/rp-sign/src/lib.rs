@@ -1,0 +1,1 @@
+//! rp-sign (work in progress).

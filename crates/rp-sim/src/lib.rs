@@ -1,0 +1,1 @@
+//! rp-sim (work in progress).

@@ -1,0 +1,1 @@
+//! rp-transport (work in progress).
