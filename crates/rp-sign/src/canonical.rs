@@ -1,0 +1,397 @@
+//! The string to sign (`spec/signature.md` §2 steps 2–5): flatten a JSON object into
+//! `path:value` lines, sort them, join them with `;`.
+//!
+//! All lines live in one buffer; each line is a range of it. Sorting permutes the small
+//! [`Entry`] records, never the text, so canonicalising a payload costs three allocations.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Number, Value};
+
+use crate::float::push_php_float;
+use crate::natural::natural_cmp;
+
+/// The member skipped with its whole subtree at every depth (a Payment Page parameter).
+const FRAME_MODE: &str = "frame_mode";
+/// The member that carries a signature.
+pub(crate) const SIGNATURE: &str = "signature";
+/// The object that carries request metadata (and, in requests, the signature).
+pub(crate) const GENERAL: &str = "general";
+/// Arrays longer than this sort differently in PHP (natural) and byte order.
+const LONGEST_UNCONTESTED_ARRAY: usize = 10;
+
+/// The order in which the lines of a payload are sorted before joining.
+///
+/// Only [`SortVariant::PhpNatural`] is canonical and used for signing. The two byte-order
+/// variants are what other vendor SDKs do; [`crate::Signer::verify_callback`] tries them only
+/// when the canonical order fails and they give a different string
+/// (`spec/signature.md` §3–§5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SortVariant {
+    /// By path in PHP natural order, ties in document order (the PHP SDK; canonical).
+    PhpNatural,
+    /// By path in byte order (the Python SDK).
+    BytewiseByPath,
+    /// By the whole `path:value` line in byte order (the Go and Java SDKs).
+    BytewiseByLine,
+}
+
+impl SortVariant {
+    /// Every variant, canonical first: the order in which verification tries them.
+    pub const ALL: [SortVariant; 3] = [
+        SortVariant::PhpNatural,
+        SortVariant::BytewiseByPath,
+        SortVariant::BytewiseByLine,
+    ];
+
+    /// A short stable name: `php-natural`, `bytewise-by-path` or `bytewise-by-line`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortVariant::PhpNatural => "php-natural",
+            SortVariant::BytewiseByPath => "bytewise-by-path",
+            SortVariant::BytewiseByLine => "bytewise-by-line",
+        }
+    }
+
+    /// Which vendor SDKs sort this way.
+    pub fn used_by(self) -> &'static str {
+        match self {
+            SortVariant::PhpNatural => "the PHP SDK (canonical)",
+            SortVariant::BytewiseByPath => "the Python SDK",
+            SortVariant::BytewiseByLine => "the Go and Java SDKs",
+        }
+    }
+}
+
+impl std::fmt::Display for SortVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which `signature` member (if any) to leave out while flattening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strip {
+    /// Sign everything.
+    Nothing,
+    /// Leave out the root `signature` member.
+    Root,
+    /// Leave out `general.signature`.
+    General,
+}
+
+/// One line: `buf[start..path_end]` is the path, `buf[start..end]` the whole `path:value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    start: usize,
+    path_end: usize,
+    end: usize,
+}
+
+/// The flattened lines of a payload, in the order of the last sort.
+#[derive(Debug, Clone)]
+pub(crate) struct Lines {
+    buf: String,
+    entries: Vec<Entry>,
+}
+
+impl Lines {
+    /// Flattens `root` in document order (`spec/signature.md` §2 steps 2–3).
+    pub(crate) fn flatten(root: &Map<String, Value>, strip: Strip) -> Lines {
+        let mut flattener = Flattener::new(None);
+        flattener.root(root, strip);
+        flattener.finish()
+    }
+
+    /// Flattens `root` and records the features on which vendor SDKs disagree.
+    pub(crate) fn flatten_with_notes(root: &Map<String, Value>, notes: &mut Vec<String>) -> Lines {
+        let mut flattener = Flattener::new(Some(notes));
+        flattener.root(root, Strip::Nothing);
+        flattener.finish()
+    }
+
+    /// Sorts the lines (stable, so ties keep their current order).
+    pub(crate) fn sort(&mut self, variant: SortVariant) {
+        let bytes = self.buf.as_bytes();
+        let path = |e: &Entry| &bytes[e.start..e.path_end];
+        let line = |e: &Entry| &bytes[e.start..e.end];
+        match variant {
+            SortVariant::PhpNatural => self
+                .entries
+                .sort_by(|a, b| natural_cmp(path(a), path(b))),
+            SortVariant::BytewiseByPath => self.entries.sort_by(|a, b| path(a).cmp(path(b))),
+            SortVariant::BytewiseByLine => self.entries.sort_by(|a, b| line(a).cmp(line(b))),
+        }
+    }
+
+    /// Whether `other` holds the same lines in the same order (so the same string).
+    pub(crate) fn same_order(&self, other: &Lines) -> bool {
+        self.entries == other.entries
+    }
+
+    /// The lines in their current order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .map(|e| self.buf.get(e.start..e.end).unwrap_or_default())
+    }
+
+    /// Feeds the joined string to `sink` piece by piece, without building it.
+    pub(crate) fn for_each_piece(&self, mut sink: impl FnMut(&[u8])) {
+        let bytes = self.buf.as_bytes();
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                sink(b";");
+            }
+            sink(&bytes[e.start..e.end]);
+        }
+    }
+
+    /// The lines joined with `;` in their current order.
+    pub(crate) fn joined(&self) -> String {
+        let mut out = String::with_capacity(self.buf.len() + self.entries.len());
+        for (i, line) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(';');
+            }
+            out.push_str(line);
+        }
+        out
+    }
+}
+
+/// Walks a JSON tree depth-first and appends one line per scalar leaf.
+struct Flattener<'n> {
+    buf: String,
+    entries: Vec<Entry>,
+    /// The path of the current node (segments joined with `:`).
+    path: String,
+    /// How many containers below the root the walk is.
+    depth: usize,
+    /// Where to record contested features, when explaining.
+    notes: Option<&'n mut Vec<String>>,
+}
+
+impl<'n> Flattener<'n> {
+    fn new(notes: Option<&'n mut Vec<String>>) -> Self {
+        Flattener {
+            buf: String::with_capacity(512),
+            entries: Vec::with_capacity(32),
+            path: String::with_capacity(64),
+            depth: 0,
+            notes,
+        }
+    }
+
+    fn finish(self) -> Lines {
+        Lines {
+            buf: self.buf,
+            entries: self.entries,
+        }
+    }
+
+    fn root(&mut self, root: &Map<String, Value>, strip: Strip) {
+        for (key, value) in root {
+            match (strip, key.as_str(), value) {
+                (Strip::Root, SIGNATURE, _) => {}
+                (Strip::General, GENERAL, Value::Object(general)) => {
+                    let saved = self.enter_key(key);
+                    self.object(general, Some(SIGNATURE));
+                    self.path.truncate(saved);
+                }
+                _ => self.member(key, value),
+            }
+        }
+    }
+
+    /// Pushes `:` (below the root) and the escaped key; returns the path length to restore.
+    fn enter_key(&mut self, key: &str) -> usize {
+        let saved = self.path.len();
+        if self.depth > 0 {
+            self.path.push(':');
+        }
+        if key.contains(':') {
+            self.path.push_str(&key.replace(':', "::"));
+            self.note(|path| format!("key in `{path}` contains `:`, written `::` (the JS SDK, and the Go SDK below the top level, do not escape it)"));
+        } else {
+            self.path.push_str(key);
+        }
+        if self.notes.is_some() {
+            self.note_key(key);
+        }
+        saved
+    }
+
+    fn member(&mut self, key: &str, value: &Value) {
+        if key == FRAME_MODE {
+            return;
+        }
+        let saved = self.enter_key(key);
+        self.value(value);
+        self.path.truncate(saved);
+    }
+
+    fn object(&mut self, map: &Map<String, Value>, skip: Option<&str>) {
+        self.depth += 1;
+        for (key, value) in map {
+            if skip != Some(key.as_str()) {
+                self.member(key, value);
+            }
+        }
+        self.depth -= 1;
+    }
+
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Object(map) => self.object(map, None),
+            Value::Array(items) => {
+                if items.len() > LONGEST_UNCONTESTED_ARRAY {
+                    let len = items.len();
+                    self.note(|path| format!("array `{path}` has {len} elements: PHP (used here) sorts index 9 before 10; the Python, Go and Java SDKs sort 10 before 2"));
+                }
+                self.depth += 1;
+                for (index, item) in items.iter().enumerate() {
+                    let saved = self.path.len();
+                    self.path.push(':');
+                    let _ = write!(self.path, "{index}");
+                    self.value(item);
+                    self.path.truncate(saved);
+                }
+                self.depth -= 1;
+            }
+            Value::String(s) => self.leaf(s),
+            Value::Bool(true) => self.leaf("1"),
+            Value::Bool(false) => self.leaf("0"),
+            Value::Null => self.leaf(""),
+            Value::Number(n) => {
+                let (start, path_end) = self.start_line();
+                push_number(&mut self.buf, n);
+                self.end_line(start, path_end);
+                if n.as_i64().is_none() {
+                    let rendered = self.buf.get(path_end + 1..).unwrap_or_default().to_owned();
+                    self.note(|path| format!("`{path}` is a float or an integer outside i64, rendered by PHP's 14-digit rule as `{rendered}` (the SDKs disagree on floats; requests should never carry them)"));
+                }
+            }
+        }
+    }
+
+    fn leaf(&mut self, text: &str) {
+        let (start, path_end) = self.start_line();
+        self.buf.push_str(text);
+        self.end_line(start, path_end);
+    }
+
+    fn start_line(&mut self) -> (usize, usize) {
+        let start = self.buf.len();
+        self.buf.push_str(&self.path);
+        let path_end = self.buf.len();
+        self.buf.push(':');
+        (start, path_end)
+    }
+
+    fn end_line(&mut self, start: usize, path_end: usize) {
+        let end = self.buf.len();
+        self.entries.push(Entry {
+            start,
+            path_end,
+            end,
+        });
+    }
+
+    /// Records a note about the current path (only when explaining; duplicates dropped).
+    fn note(&mut self, make: impl FnOnce(&str) -> String) {
+        if let Some(notes) = self.notes.as_deref_mut() {
+            let note = make(&self.path);
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+
+    fn note_key(&mut self, key: &str) {
+        let bytes = key.as_bytes();
+        if bytes.iter().any(u8::is_ascii_digit) {
+            self.note(|path| format!("key in `{path}` contains digits: PHP's natural order (used here) sorts `2` before `10`, the byte order of other SDKs does not"));
+        }
+        if bytes
+            .iter()
+            .any(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        {
+            self.note(|path| format!("key in `{path}` contains whitespace, which PHP's natural order ignores (ties keep document order)"));
+        }
+    }
+}
+
+/// Renders a JSON number: exact digits for an `i64`, PHP's float rule for anything else
+/// (a `u64` above `i64::MAX`, or a number `serde_json` parsed as `f64`).
+fn push_number(out: &mut String, n: &Number) {
+    if let Some(i) = n.as_i64() {
+        let _ = write!(out, "{i}");
+    } else if let Some(f) = n.as_f64() {
+        push_php_float(out, f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canonical(value: Value) -> String {
+        let Value::Object(map) = value else {
+            panic!("test payloads are objects")
+        };
+        let mut lines = Lines::flatten(&map, Strip::Nothing);
+        lines.sort(SortVariant::PhpNatural);
+        lines.joined()
+    }
+
+    #[test]
+    fn flattens_nested_objects_and_arrays() {
+        let value = json!({"a": {"b": 1, "c": [true, null, ""]}, "d": "x"});
+        assert_eq!(canonical(value), "a:b:1;a:c:0:1;a:c:1:;a:c:2:;d:x");
+    }
+
+    #[test]
+    fn escapes_colons_in_keys_and_skips_frame_mode_everywhere() {
+        let value = json!({"x:y": "1", "frame_mode": "a", "o": [{"frame_mode": "b", "k": "2"}]});
+        assert_eq!(canonical(value), "o:0:k:2;x::y:1");
+    }
+
+    #[test]
+    fn empty_containers_give_no_line() {
+        assert_eq!(canonical(json!({"a": [], "b": {}, "c": [[], {}]})), "");
+    }
+
+    #[test]
+    fn strip_general_signature_only() {
+        let value = json!({"general": {"signature": "s", "project_id": 1}, "signature": "r"});
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
+        let general = Lines::flatten(&map, Strip::General).joined();
+        assert_eq!(general, "general:project_id:1;signature:r");
+        let root = Lines::flatten(&map, Strip::Root).joined();
+        assert_eq!(root, "general:signature:s;general:project_id:1");
+    }
+
+    #[test]
+    fn variants_differ_only_in_order() {
+        let value = json!({"customer": {"address": "a", "address2": "b"}, "items": (0..11).collect::<Vec<_>>()});
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
+        let mut natural = Lines::flatten(&map, Strip::Nothing);
+        natural.sort(SortVariant::PhpNatural);
+        let mut by_line = natural.clone();
+        by_line.sort(SortVariant::BytewiseByLine);
+        assert!(!natural.same_order(&by_line));
+        assert_ne!(natural.joined(), by_line.joined());
+        assert!(
+            by_line
+                .joined()
+                .starts_with("customer:address2:b;customer:address:a;items:0:0;items:10:10;")
+        );
+    }
+}

@@ -1,0 +1,421 @@
+//! Signing requests and callbacks, verifying callbacks and signed responses.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::digest::Key;
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha512};
+use zeroize::Zeroize as _;
+
+use crate::canonical::{GENERAL, Lines, SIGNATURE, SortVariant, Strip};
+use crate::error::{Error, SignatureLocation, SignatureProblem, json_type};
+use crate::key::SecretKey;
+
+type HmacSha512 = Hmac<Sha512>;
+
+/// Length of an HMAC-SHA512 output in bytes.
+const SIGNATURE_LEN: usize = 64;
+
+/// Signs and verifies Gate messages with one project's secret key.
+///
+/// It keeps the HMAC state already keyed (the key's inner and outer pad hashed once), so each
+/// message costs only the hashing of its own string to sign. Cloning is cheap (a few hundred
+/// bytes, no allocation) and the keyed state is wiped on drop. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Signer {
+    keyed: HmacSha512,
+}
+
+/// An HMAC-SHA512 signature (64 bytes). `Display` writes it as standard Base64 (88 characters),
+/// the form that goes into `general.signature`.
+///
+/// It deliberately has no `PartialEq`: check signatures with [`Signer::verify_value`] or
+/// [`Signer::verify_callback`], which compare in constant time.
+#[derive(Clone, Copy)]
+pub struct Signature([u8; SIGNATURE_LEN]);
+
+impl Signature {
+    /// The raw 64 bytes.
+    pub fn as_bytes(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.0
+    }
+
+    /// Standard padded Base64, as the platform writes it.
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+}
+
+impl std::fmt::Display for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_base64())
+    }
+}
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signature({})", self.to_base64())
+    }
+}
+
+/// A message whose signature checked out.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifiedCallback {
+    /// The message without its signature member. If the signature was `general.signature` and
+    /// `general` is left empty, `general` is removed too, as the vendor's WooCommerce plugin
+    /// does (this does not change the string to sign: an empty object yields no line).
+    pub value: Value,
+    /// The sort order under which the signature matched; anything but
+    /// [`SortVariant::PhpNatural`] is worth logging, it tells which rule the platform uses.
+    pub variant: SortVariant,
+    /// Where the signature was found.
+    pub location: SignatureLocation,
+}
+
+impl Signer {
+    /// A signer for `key`.
+    pub fn new(key: &SecretKey) -> Signer {
+        // HMAC first brings the key to one hash block: hashed if longer, zero-padded otherwise
+        // (RFC 2104). Doing it here makes construction infallible for any key length.
+        let secret = key.bytes();
+        let mut block = Key::<HmacSha512>::default();
+        if secret.len() > block.len() {
+            let mut digest = Sha512::digest(secret);
+            copy_prefix(&mut block, &digest);
+            digest.as_mut_slice().zeroize();
+        } else {
+            copy_prefix(&mut block, secret);
+        }
+        let keyed = HmacSha512::new(&block);
+        block.as_mut_slice().zeroize();
+        Signer { keyed }
+    }
+
+    /// The signature of `payload` exactly as given (a `signature` member still in it is
+    /// signed like any other field, as the vendor SDKs' `sign()` does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAnObject`] if `payload` is not a JSON object.
+    pub fn sign_value(&self, payload: &Value) -> Result<Signature, Error> {
+        Ok(self.sign_map(as_object(payload)?, Strip::Nothing))
+    }
+
+    /// The signature of any serialisable payload (see [`Signer::sign_value`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] if serialisation fails, [`Error::NotAnObject`] if the payload is
+    /// not a JSON object.
+    pub fn sign<T: Serialize + ?Sized>(&self, payload: &T) -> Result<Signature, Error> {
+        self.sign_value(&to_value(payload)?)
+    }
+
+    /// A Gate request body with `general.signature` set: any old `general.signature` is
+    /// removed, the rest is signed, and the signature is added as the last member of
+    /// `general`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`], [`Error::NotAnObject`], or [`Error::MissingGeneral`] if there is
+    /// no `general` object (a Gate request always has one).
+    pub fn sign_request<T: Serialize + ?Sized>(&self, request: &T) -> Result<Value, Error> {
+        let mut value = to_value(request)?;
+        let map = as_object_mut(&mut value)?;
+        match map.get_mut(GENERAL) {
+            Some(Value::Object(general)) => {
+                general.shift_remove(SIGNATURE);
+            }
+            Some(other) => {
+                return Err(Error::MissingGeneral {
+                    found: json_type(other),
+                });
+            }
+            None => return Err(Error::MissingGeneral { found: "nothing" }),
+        }
+        let signature = self.sign_map(map, Strip::Nothing);
+        if let Some(Value::Object(general)) = map.get_mut(GENERAL) {
+            general.insert(SIGNATURE.to_owned(), Value::String(signature.to_base64()));
+        }
+        Ok(value)
+    }
+
+    /// [`Signer::sign_request`] serialised: the bytes to POST.
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::sign_request`].
+    pub fn sign_request_body<T: Serialize + ?Sized>(&self, request: &T) -> Result<Vec<u8>, Error> {
+        to_vec(&self.sign_request(request)?)
+    }
+
+    /// A callback with a root `signature` (replacing any old one), as the platform sends it.
+    /// For simulators and merchants' tests; see also [`crate::testing`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`], or [`Error::NotAnObject`] if the payload is not a JSON object.
+    pub fn sign_callback<T: Serialize + ?Sized>(&self, callback: &T) -> Result<Value, Error> {
+        let mut value = to_value(callback)?;
+        let map = as_object_mut(&mut value)?;
+        map.shift_remove(SIGNATURE);
+        let signature = self.sign_map(map, Strip::Nothing);
+        map.insert(SIGNATURE.to_owned(), Value::String(signature.to_base64()));
+        Ok(value)
+    }
+
+    /// [`Signer::sign_callback`] serialised: a callback body as the platform POSTs it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::sign_callback`].
+    pub fn sign_callback_body<T: Serialize + ?Sized>(
+        &self,
+        callback: &T,
+    ) -> Result<Vec<u8>, Error> {
+        to_vec(&self.sign_callback(callback)?)
+    }
+
+    /// Verifies a callback from the raw bytes of its body.
+    ///
+    /// The signature is the root `signature`, or else `general.signature`. It is removed, the
+    /// rest is canonicalised and the HMAC compared in constant time with the decoded
+    /// signature. If that fails and another vendor SDK's sort order gives a different string,
+    /// that order is tried too (see [`SortVariant`]); all orders use the same key, so this
+    /// does not let anyone without the key forge a callback.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidJson`], [`Error::NotAnObject`], [`Error::MissingSignature`],
+    /// [`Error::MalformedSignature`] or [`Error::InvalidSignature`]: each a distinct case.
+    pub fn verify_callback(&self, body: &[u8]) -> Result<VerifiedCallback, Error> {
+        let mut value: Value = serde_json::from_slice(body).map_err(Error::InvalidJson)?;
+        let (location, variant) = self.check(as_object(&value)?)?;
+        remove_signature(&mut value, location);
+        Ok(VerifiedCallback {
+            value,
+            variant,
+            location,
+        })
+    }
+
+    /// Verifies an already parsed message (a callback, or a signed status response); the
+    /// returned value is a copy without the signature. See [`Signer::verify_callback`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Signer::verify_callback`], except [`Error::InvalidJson`].
+    pub fn verify_value(&self, message: &Value) -> Result<VerifiedCallback, Error> {
+        let (location, variant) = self.check(as_object(message)?)?;
+        let mut value = message.clone();
+        remove_signature(&mut value, location);
+        Ok(VerifiedCallback {
+            value,
+            variant,
+            location,
+        })
+    }
+
+    /// Finds, decodes and checks the signature of `map`.
+    fn check(&self, map: &Map<String, Value>) -> Result<(SignatureLocation, SortVariant), Error> {
+        let (location, member) = find_signature(map).ok_or(Error::MissingSignature)?;
+        let expected = decode_signature(member)
+            .map_err(|problem| Error::MalformedSignature { location, problem })?;
+        let strip = match location {
+            SignatureLocation::Root => Strip::Root,
+            SignatureLocation::General => Strip::General,
+        };
+        let mut lines = Lines::flatten(map, strip);
+        lines.sort(SortVariant::PhpNatural);
+        if self.matches(&lines, &expected) {
+            return Ok((location, SortVariant::PhpNatural));
+        }
+        let canonical = lines.clone();
+        for variant in [SortVariant::BytewiseByPath, SortVariant::BytewiseByLine] {
+            lines.sort(variant);
+            if !lines.same_order(&canonical) && self.matches(&lines, &expected) {
+                return Ok((location, variant));
+            }
+        }
+        Err(Error::InvalidSignature { location })
+    }
+
+    /// Constant-time check of the HMAC of `lines` against `expected`.
+    fn matches(&self, lines: &Lines, expected: &[u8; SIGNATURE_LEN]) -> bool {
+        self.mac(lines).verify_slice(expected).is_ok()
+    }
+
+    /// The keyed HMAC fed with the joined lines.
+    fn mac(&self, lines: &Lines) -> HmacSha512 {
+        let mut mac = self.keyed.clone();
+        lines.for_each_piece(|piece| mac.update(piece));
+        mac
+    }
+
+    fn sign_map(&self, map: &Map<String, Value>, strip: Strip) -> Signature {
+        let mut lines = Lines::flatten(map, strip);
+        lines.sort(SortVariant::PhpNatural);
+        Signature(self.mac(&lines).finalize().into_bytes().into())
+    }
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer { key: *** }")
+    }
+}
+
+/// Copies `src` to the start of `dst` (`src` is never longer here).
+fn copy_prefix(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
+}
+
+/// The root `signature`, or else `general.signature`.
+fn find_signature(map: &Map<String, Value>) -> Option<(SignatureLocation, &Value)> {
+    if let Some(member) = map.get(SIGNATURE) {
+        return Some((SignatureLocation::Root, member));
+    }
+    match map.get(GENERAL) {
+        Some(Value::Object(general)) => general
+            .get(SIGNATURE)
+            .map(|member| (SignatureLocation::General, member)),
+        _ => None,
+    }
+}
+
+fn decode_signature(member: &Value) -> Result<[u8; SIGNATURE_LEN], SignatureProblem> {
+    let Value::String(text) = member else {
+        return Err(SignatureProblem::NotAString {
+            found: json_type(member),
+        });
+    };
+    let bytes = STANDARD
+        .decode(text)
+        .map_err(|_| SignatureProblem::NotBase64)?;
+    <[u8; SIGNATURE_LEN]>::try_from(bytes.as_slice())
+        .map_err(|_| SignatureProblem::WrongLength { bytes: bytes.len() })
+}
+
+/// Removes the signature member found at `location`; an emptied `general` goes too.
+fn remove_signature(value: &mut Value, location: SignatureLocation) {
+    let Value::Object(map) = value else { return };
+    match location {
+        SignatureLocation::Root => {
+            map.shift_remove(SIGNATURE);
+        }
+        SignatureLocation::General => {
+            let emptied = match map.get_mut(GENERAL) {
+                Some(Value::Object(general)) => {
+                    general.shift_remove(SIGNATURE);
+                    general.is_empty()
+                }
+                _ => false,
+            };
+            if emptied {
+                map.shift_remove(GENERAL);
+            }
+        }
+    }
+}
+
+pub(crate) fn as_object(value: &Value) -> Result<&Map<String, Value>, Error> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(Error::NotAnObject {
+            found: json_type(other),
+        }),
+    }
+}
+
+fn as_object_mut(value: &mut Value) -> Result<&mut Map<String, Value>, Error> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(Error::NotAnObject {
+            found: json_type(other),
+        }),
+    }
+}
+
+fn to_value<T: Serialize + ?Sized>(payload: &T) -> Result<Value, Error> {
+    serde_json::to_value(payload).map_err(Error::Serialize)
+}
+
+fn to_vec(value: &Value) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(Error::Serialize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn signer() -> Signer {
+        Signer::new(&SecretKey::from("secret"))
+    }
+
+    #[test]
+    fn operator_list_request_from_the_spec() {
+        let signature = signer()
+            .sign_value(&json!({"general": {"project_id": 1234}}))
+            .unwrap();
+        assert_eq!(
+            signature.to_base64(),
+            "//glFbFIXgae9orgS/wOB5QB0GV9OaA8AmASQqn9Dtkddt9u1Gtt4mc8g3WqtPeyPb9g/e7TMiaRvMdkeARqfw=="
+        );
+    }
+
+    #[test]
+    fn long_keys_are_hashed_first() {
+        // A 200-byte key must equal HMAC with its SHA-512 as the key (RFC 2104).
+        let long = "k".repeat(200);
+        let hashed = Sha512::digest(long.as_bytes());
+        let mut direct = HmacSha512::new_from_slice(&hashed).unwrap();
+        direct.update(b"a:1");
+        let expected = STANDARD.encode(direct.finalize().into_bytes());
+        let ours = Signer::new(&SecretKey::from(long))
+            .sign_value(&json!({"a": 1}))
+            .unwrap();
+        assert_eq!(ours.to_base64(), expected);
+    }
+
+    #[test]
+    fn request_signature_replaces_an_old_one() {
+        let request = json!({"general": {"project_id": 1, "signature": "old"}, "x": "y"});
+        let signed = signer().sign_request(&request).unwrap();
+        let fresh = signer()
+            .sign_value(&json!({"general": {"project_id": 1}, "x": "y"}))
+            .unwrap();
+        assert_eq!(signed["general"]["signature"], fresh.to_base64());
+        assert_eq!(signer().verify_value(&signed).unwrap().value, json!({"general": {"project_id": 1}, "x": "y"}));
+    }
+
+    #[test]
+    fn request_without_general_is_rejected() {
+        let err = signer().sign_request(&json!({"payment": {}})).unwrap_err();
+        assert!(matches!(err, Error::MissingGeneral { found: "nothing" }), "{err}");
+        let err = signer().sign_request(&json!({"general": 1})).unwrap_err();
+        assert!(matches!(err, Error::MissingGeneral { found: "number" }), "{err}");
+        let err = signer().sign_request(&json!([1])).unwrap_err();
+        assert!(matches!(err, Error::NotAnObject { found: "array" }), "{err}");
+    }
+
+    #[test]
+    fn general_emptied_by_removing_its_signature_is_dropped() {
+        let mut message = json!({"payment": {"id": "p"}, "general": {}});
+        let signature = signer().sign_value(&message).unwrap();
+        message["general"]["signature"] = json!(signature.to_base64());
+        let verified = signer().verify_value(&message).unwrap();
+        assert_eq!(verified.location, SignatureLocation::General);
+        assert_eq!(verified.value, json!({"payment": {"id": "p"}}));
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        assert_eq!(format!("{:?}", signer()), "Signer { key: *** }");
+    }
+}
