@@ -221,10 +221,11 @@ impl TransportError {
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            Self::Timeout { .. } | Self::Connect {
-                timed_out: true,
-                ..
-            }
+            Self::Timeout { .. }
+                | Self::Connect {
+                    timed_out: true,
+                    ..
+                }
         )
     }
 
@@ -264,8 +265,14 @@ mod tests {
     fn constructors_have_the_right_class() {
         let p = "/v2/payment/status";
         let cases = [
-            (TransportError::not_sent_invalid(p, "bad"), Delivery::NotSent),
-            (TransportError::not_sent_connect(p, "refused"), Delivery::NotSent),
+            (
+                TransportError::not_sent_invalid(p, "bad"),
+                Delivery::NotSent,
+            ),
+            (
+                TransportError::not_sent_connect(p, "refused"),
+                Delivery::NotSent,
+            ),
             (
                 TransportError::not_sent_connect_timeout(p, Duration::from_secs(1)),
                 Delivery::NotSent,
@@ -304,7 +311,8 @@ mod tests {
 
     #[test]
     fn messages_name_the_path_and_what_to_do() {
-        let e = TransportError::maybe_sent_timeout("/v2/payment/status", Duration::from_millis(300));
+        let e =
+            TransportError::maybe_sent_timeout("/v2/payment/status", Duration::from_millis(300));
         let text = e.to_string();
         assert!(text.contains("/v2/payment/status"), "{text}");
         assert!(text.contains("300 ms"), "{text}");

@@ -103,7 +103,12 @@ impl fmt::Debug for BodyLen {
 pub struct Headers(Vec<(String, String)>);
 
 /// Headers whose values `Debug` never prints.
-const REDACTED_HEADERS: [&str; 4] = ["authorization", "cookie", "proxy-authorization", "set-cookie"];
+const REDACTED_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "set-cookie",
+];
 
 impl Headers {
     /// No headers.
@@ -250,7 +255,10 @@ mod tests {
             Some(RetryAfter::Delay(Duration::from_secs(3)))
         );
         assert!(HttpResponse::new(204, Headers::new(), "").is_success());
-        assert_eq!(HttpResponse::new(200, Headers::new(), "").retry_after(), None);
+        assert_eq!(
+            HttpResponse::new(200, Headers::new(), "").retry_after(),
+            None
+        );
     }
 
     #[test]

@@ -407,7 +407,9 @@ fn parse_base_url(value: &str) -> Result<Url, TransportError> {
     let bad = |what: &str| {
         invalid_config(
             "base_url",
-            format!("{shown} {what}; expected an absolute http or https URL such as `{DEFAULT_BASE_URL}`"),
+            format!(
+                "{shown} {what}; expected an absolute http or https URL such as `{DEFAULT_BASE_URL}`"
+            ),
         )
     };
     let url = Url::parse(value).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
