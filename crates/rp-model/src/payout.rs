@@ -1,0 +1,393 @@
+//! A validated payout and the builder that makes one.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::wire::{self, Extra, General};
+use crate::{Currency, CustomerId, Error, Money, Msisdn, Operator, PaymentId, ProjectId};
+
+/// A payout that is valid by construction: a payable KZ mobile number, a positive KZT amount,
+/// a payment ID and a customer ID. Build one with [`Payout::builder`]; turn it into the wire
+/// request with [`Payout::to_request`].
+///
+/// ```
+/// use rp_model::{CustomerId, Money, Msisdn, PaymentId, Payout, ProjectId};
+///
+/// let payout = Payout::builder()
+///     .payment_id(PaymentId::new("payout-47")?)
+///     .phone(Msisdn::parse("+7 701 123 45 67")?)
+///     .amount(Money::parse("1 500,00", rp_model::Currency::KZT)?)
+///     .customer_id(CustomerId::new("customer-123")?)
+///     .description("Cashback for May")
+///     .build()?;
+///
+/// let request = payout.to_request(ProjectId::new(1234)?);
+/// let json = serde_json::to_value(&request).unwrap();
+/// assert_eq!(json["account"]["number"], "77011234567");
+/// assert_eq!(json["payment"]["amount"], 150000);
+/// assert_eq!(json["payment"]["currency"], "KZT");
+/// assert_eq!(json["general"]["payment_id"], "payout-47");
+/// # Ok::<(), rp_model::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payout {
+    payment_id: PaymentId,
+    phone: Msisdn,
+    amount: Money,
+    customer: CustomerDetails,
+    operator: Option<Operator>,
+    description: Option<String>,
+    params: Extra,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+struct CustomerDetails {
+    id: Option<CustomerId>,
+    ip_address: Option<IpAddr>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+}
+
+impl Payout {
+    /// Starts a payout.
+    pub fn builder() -> PayoutBuilder {
+        PayoutBuilder::default()
+    }
+
+    /// The payment ID: the idempotency key of this payout.
+    pub fn payment_id(&self) -> &PaymentId {
+        &self.payment_id
+    }
+
+    /// The phone number to credit.
+    pub fn phone(&self) -> Msisdn {
+        self.phone
+    }
+
+    /// The amount (always KZT, always positive).
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+
+    /// The customer ID.
+    pub fn customer_id(&self) -> Option<&CustomerId> {
+        self.customer.id.as_ref()
+    }
+
+    /// The operator the merchant named, if any.
+    pub fn operator(&self) -> Option<&Operator> {
+        self.operator.as_ref()
+    }
+
+    /// The description.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The wire request for `project` (unsigned: `rp-sign` adds `general.signature`).
+    pub fn to_request(&self, project: ProjectId) -> wire::PayoutRequest {
+        wire::PayoutRequest {
+            general: General::new(project.get(), Some(self.payment_id.as_str().to_owned())),
+            customer: wire::Customer {
+                id: self
+                    .customer
+                    .id
+                    .as_ref()
+                    .map(|id| id.as_str().to_owned())
+                    .unwrap_or_default(),
+                ip_address: self.customer.ip_address.map(|ip| ip.to_string()),
+                first_name: self.customer.first_name.clone(),
+                last_name: self.customer.last_name.clone(),
+                email: self.customer.email.clone(),
+                extra: Extra::new(),
+            },
+            account: wire::PayoutAccount {
+                number: self.phone.as_str().to_owned(),
+                service_provider: self.operator.clone(),
+                extra: Extra::new(),
+            },
+            payment: wire::PaymentAmount {
+                amount: self.amount.minor_units(),
+                currency: self.amount.currency().code().to_owned(),
+                description: self.description.clone(),
+                extra: Extra::new(),
+            },
+            extra: self.params.clone(),
+        }
+    }
+}
+
+/// Builds a [`Payout`]; [`PayoutBuilder::build`] checks everything at once and names every
+/// missing or invalid field.
+#[derive(Clone, Debug, Default)]
+pub struct PayoutBuilder {
+    payment_id: Option<PaymentId>,
+    phone: Option<Msisdn>,
+    amount: Option<Money>,
+    customer: CustomerDetails,
+    operator: Option<Operator>,
+    description: Option<String>,
+    params: Extra,
+    param_errors: Vec<Error>,
+}
+
+/// Top-level members the builder fills itself; `param` may not set them.
+const RESERVED: [&str; 6] = [
+    "general",
+    "customer",
+    "account",
+    "payment",
+    "signature",
+    "frame_mode",
+];
+
+impl PayoutBuilder {
+    /// The payment ID (required). Reuse it, never replace it, when retrying this payout.
+    pub fn payment_id(mut self, id: PaymentId) -> Self {
+        self.payment_id = Some(id);
+        self
+    }
+
+    /// The phone number to credit (required).
+    pub fn phone(mut self, phone: Msisdn) -> Self {
+        self.phone = Some(phone);
+        self
+    }
+
+    /// The amount (required): positive, in KZT.
+    pub fn amount(mut self, amount: Money) -> Self {
+        self.amount = Some(amount);
+        self
+    }
+
+    /// The customer ID (required).
+    pub fn customer_id(mut self, id: CustomerId) -> Self {
+        self.customer.id = Some(id);
+        self
+    }
+
+    /// The customer's IP address.
+    pub fn customer_ip(mut self, ip: IpAddr) -> Self {
+        self.customer.ip_address = Some(ip);
+        self
+    }
+
+    /// The customer's first and last name.
+    pub fn customer_name(mut self, first: impl Into<String>, last: impl Into<String>) -> Self {
+        self.customer.first_name = Some(first.into());
+        self.customer.last_name = Some(last.into());
+        self
+    }
+
+    /// The customer's email address.
+    pub fn customer_email(mut self, email: impl Into<String>) -> Self {
+        self.customer.email = Some(email.into());
+        self
+    }
+
+    /// The operator, when the merchant knows it. The number's prefix is only a hint (numbers
+    /// are portable), so this is never filled in from the prefix.
+    pub fn operator(mut self, operator: Operator) -> Self {
+        self.operator = Some(operator);
+        self
+    }
+
+    /// A description of the payout.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// An optional top-level parameter the API allows, e.g. `callback` with
+    /// `{"delay": 60}`. Keys the builder fills itself (`general`, `customer`, `account`,
+    /// `payment`), `signature` and `frame_mode` are refused, as are keys or values the signature
+    /// cannot represent unambiguously (`:` or `;` in a key, floating-point numbers).
+    pub fn param(mut self, key: impl Into<String>, value: Value) -> Self {
+        let key = key.into();
+        match check_param(&key, &value) {
+            Ok(()) => {
+                self.params.insert(key, value);
+            }
+            Err(reason) => self.param_errors.push(Error::InvalidParam { key, reason }),
+        }
+        self
+    }
+
+    /// Checks the payout.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] listing every problem: missing fields, an amount that is zero or not
+    /// in KZT, refused parameters.
+    pub fn build(self) -> Result<Payout, Error> {
+        let mut problems = self.param_errors;
+        let missing = |field: &'static str| Error::MissingField { field };
+        if self.payment_id.is_none() {
+            problems.push(missing("payment_id"));
+        }
+        if self.phone.is_none() {
+            problems.push(missing("phone"));
+        }
+        if self.customer.id.is_none() {
+            problems.push(missing("customer_id"));
+        }
+        match self.amount {
+            None => problems.push(missing("amount")),
+            Some(amount) if amount.currency() != Currency::KZT => {
+                problems.push(Error::CurrencyMismatch {
+                    expected: Currency::KZT.code(),
+                    found: amount.currency().code().to_owned(),
+                });
+            }
+            Some(amount) if amount.is_zero() => problems.push(Error::ZeroAmount),
+            Some(_) => {}
+        }
+        match (self.payment_id, self.phone, self.amount, problems.len()) {
+            (Some(payment_id), Some(phone), Some(amount), 0) => Ok(Payout {
+                payment_id,
+                phone,
+                amount,
+                customer: self.customer,
+                operator: self.operator,
+                description: self.description,
+                params: self.params,
+            }),
+            _ => Err(if problems.len() == 1 {
+                problems.remove(0)
+            } else {
+                Error::Invalid { problems }
+            }),
+        }
+    }
+}
+
+fn check_param(key: &str, value: &Value) -> Result<(), &'static str> {
+    if RESERVED.contains(&key) {
+        return Err("it is set by the builder or the signer, not as a parameter");
+    }
+    check_key(key)?;
+    check_value(value)
+}
+
+fn check_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("the key is empty");
+    }
+    if key.contains(':') || key.contains(';') {
+        return Err("keys with `:` or `;` sign differently across the platform's SDKs");
+    }
+    if key == "frame_mode" {
+        return Err("`frame_mode` is never signed by the platform");
+    }
+    Ok(())
+}
+
+fn check_value(value: &Value) -> Result<(), &'static str> {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            Err("floating-point numbers sign differently across the platform's SDKs; send integers")
+        }
+        Value::Array(items) if items.len() > 10 => {
+            Err("arrays longer than 10 items sign differently across the platform's SDKs")
+        }
+        Value::Array(items) => items.iter().try_for_each(check_value),
+        Value::Object(members) => members.iter().try_for_each(|(k, v)| {
+            check_key(k)?;
+            check_value(v)
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> PayoutBuilder {
+        Payout::builder()
+            .payment_id(PaymentId::new("p-1").unwrap())
+            .phone(Msisdn::parse("87011234567").unwrap())
+            .amount(Money::kzt(1500).unwrap())
+            .customer_id(CustomerId::new("c-1").unwrap())
+    }
+
+    #[test]
+    fn builds_the_wire_request() {
+        let payout = base()
+            .customer_ip("198.51.100.47".parse().unwrap())
+            .customer_name("John", "Doe")
+            .customer_email("johndoe@example.com")
+            .operator(Operator::Kcell)
+            .param("callback", json!({"delay": 60}))
+            .build()
+            .unwrap();
+        let value = serde_json::to_value(payout.to_request(ProjectId::new(1234).unwrap())).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "general": {"project_id": 1234, "payment_id": "p-1"},
+                "customer": {"id": "c-1", "ip_address": "198.51.100.47", "first_name": "John",
+                             "last_name": "Doe", "email": "johndoe@example.com"},
+                "account": {"number": "77011234567", "service_provider": "KCELL"},
+                "payment": {"amount": 150000, "currency": "KZT"},
+                "callback": {"delay": 60}
+            })
+        );
+    }
+
+    #[test]
+    fn names_every_missing_field() {
+        let error = Payout::builder().build().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the payout is invalid: payment_id is required; phone is required; \
+             customer_id is required; amount is required"
+        );
+    }
+
+    #[test]
+    fn refuses_zero_and_foreign_amounts() {
+        let zero = base().amount(Money::kzt_minor(0)).build().unwrap_err();
+        assert_eq!(zero.to_string(), "the amount must be greater than zero");
+        let usd = base()
+            .amount(Money::from_minor(100, Currency::USD))
+            .build()
+            .unwrap_err();
+        assert_eq!(usd.to_string(), "the currency is KZT, but USD was given");
+    }
+
+    #[test]
+    fn refuses_params_the_signature_cannot_carry() {
+        let cases = [
+            (
+                "general",
+                json!({}),
+                "it is set by the builder or the signer",
+            ),
+            (
+                "signature",
+                json!("x"),
+                "it is set by the builder or the signer",
+            ),
+            ("a:b", json!(1), "keys with `:` or `;`"),
+            ("", json!(1), "the key is empty"),
+            ("x", json!(1.5), "floating-point numbers"),
+            ("x", json!({"y": [1, {"z:w": 1}]}), "keys with `:` or `;`"),
+            (
+                "x",
+                json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+                "arrays longer than 10 items",
+            ),
+        ];
+        for (key, value, reason) in cases {
+            let error = base().param(key, value).build().unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("parameter {key:?} is refused: ")),
+                "{error}"
+            );
+            assert!(error.contains(reason), "{error}");
+        }
+    }
+}
