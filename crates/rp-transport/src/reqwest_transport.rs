@@ -41,6 +41,10 @@ const MAX_USER_AGENT_SUFFIX_LEN: usize = 200;
 /// anything, which is safe). Proxies from the `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`
 /// environment variables are honoured.
 ///
+/// TLS (1.2 and 1.3) uses rustls with the ring provider, and verifies servers with the platform
+/// verifier against the system's CA certificates, so an `https` base URL needs them installed
+/// (e.g. the `ca-certificates` package); an `http` base URL, such as a local simulator, needs none.
+///
 /// Build one with [`ReqwestTransport::builder`]; see the crate docs for an example.
 #[derive(Clone)]
 pub struct ReqwestTransport {

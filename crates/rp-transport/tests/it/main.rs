@@ -19,16 +19,18 @@ use std::time::Duration;
 
 use rp_transport::ReqwestTransport;
 
-/// Short timeouts keep the failure tests fast.
-const TIMEOUT: Duration = Duration::from_millis(300);
+/// Short timeouts keep the failure tests fast. The connect timeout is the shorter one, as in
+/// production, so that a slow connect is reported as a connect timeout (not sent).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
 
-/// A transport to `base_url` with 300 ms connect and attempt timeouts.
+/// A transport to `base_url` with the short test timeouts.
 fn transport(base_url: &str) -> ReqwestTransport {
     init_tracing();
     ReqwestTransport::builder()
         .base_url(base_url)
-        .connect_timeout(TIMEOUT)
-        .attempt_timeout(TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .attempt_timeout(ATTEMPT_TIMEOUT)
         .build()
         .unwrap()
 }
