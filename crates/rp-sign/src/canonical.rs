@@ -117,9 +117,7 @@ impl Lines {
         let path = |e: &Entry| &bytes[e.start..e.path_end];
         let line = |e: &Entry| &bytes[e.start..e.end];
         match variant {
-            SortVariant::PhpNatural => self
-                .entries
-                .sort_by(|a, b| natural_cmp(path(a), path(b))),
+            SortVariant::PhpNatural => self.entries.sort_by(|a, b| natural_cmp(path(a), path(b))),
             SortVariant::BytewiseByPath => self.entries.sort_by(|a, b| path(a).cmp(path(b))),
             SortVariant::BytewiseByLine => self.entries.sort_by(|a, b| line(a).cmp(line(b))),
         }

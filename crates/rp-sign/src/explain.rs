@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn realistic_request_has_no_notes() {
-        let explanation = explain(&json!({"general": {"project_id": 1, "payment_id": "p"}})).unwrap();
+        let explanation =
+            explain(&json!({"general": {"project_id": 1, "payment_id": "p"}})).unwrap();
         assert_eq!(
             explanation.string_to_sign(),
             "general:payment_id:p;general:project_id:1"
@@ -153,7 +154,10 @@ mod tests {
             "bytewise-by-path",
             "bytewise-by-line",
         ] {
-            assert!(notes.contains(expected), "missing {expected:?} in:\n{notes}");
+            assert!(
+                notes.contains(expected),
+                "missing {expected:?} in:\n{notes}"
+            );
         }
     }
 
@@ -168,5 +172,50 @@ mod tests {
             string_to_sign_with(&payload, SortVariant::BytewiseByPath),
             "customer:address:a;customer:address2:b"
         );
+    }
+
+    /// The byte-order variants reproduce the exact strings the Python and Go SDKs fed to HMAC
+    /// (`sdk_strings` of `spec/signature-vectors.json`) wherever those SDKs differ from PHP only
+    /// in sort order.
+    #[test]
+    fn variants_reproduce_other_sdks_strings() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../spec/signature-vectors.json"
+        );
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut python_matches = Vec::new();
+        let mut go_matches = Vec::new();
+        for v in file["vectors"].as_array().unwrap() {
+            if v["agree"] == true || v["signature"].is_null() {
+                continue;
+            }
+            let name = v["name"].as_str().unwrap();
+            let payload: Value = serde_json::from_str(v["payload_text"].as_str().unwrap()).unwrap();
+            let strings = &v["sdk_strings"];
+            if strings["python"] == string_to_sign_with(&payload, SortVariant::BytewiseByPath) {
+                python_matches.push(name);
+            }
+            if strings["go"] == string_to_sign_with(&payload, SortVariant::BytewiseByLine) {
+                go_matches.push(name);
+            }
+        }
+        for required in [
+            "array_11_elements",
+            "receipt_12_positions",
+            "key_prefix_then_digit",
+            "numeric_keys_in_object",
+            "natural_sort_digits_in_keys",
+            "natural_sort_whitespace_tie_ba",
+        ] {
+            assert!(
+                python_matches.contains(&required),
+                "python: {required} in {python_matches:?}"
+            );
+            assert!(
+                go_matches.contains(&required),
+                "go: {required} in {go_matches:?}"
+            );
+        }
     }
 }

@@ -76,7 +76,7 @@
 //! - The empty secret key is allowed, as on the platform.
 //! - Verification takes the root `signature`, or else `general.signature`, and removes only
 //!   that member (if `general` is left empty it is dropped from the returned value, as the
-//!   vendor's WooCommerce plugin does). If the canonical order fails, the byte orders of the
+//!   vendor's `WooCommerce` plugin does). If the canonical order fails, the byte orders of the
 //!   Python SDK and of the Go/Java SDKs are tried when they give a different string; the
 //!   result says which [`SortVariant`] matched.
 

@@ -65,7 +65,7 @@ impl std::fmt::Debug for Signature {
 #[non_exhaustive]
 pub struct VerifiedCallback {
     /// The message without its signature member. If the signature was `general.signature` and
-    /// `general` is left empty, `general` is removed too, as the vendor's WooCommerce plugin
+    /// `general` is left empty, `general` is removed too, as the vendor's `WooCommerce` plugin
     /// does (this does not change the string to sign: an empty object yields no line).
     pub value: Value,
     /// The sort order under which the signature matched; anything but
@@ -391,17 +391,29 @@ mod tests {
             .sign_value(&json!({"general": {"project_id": 1}, "x": "y"}))
             .unwrap();
         assert_eq!(signed["general"]["signature"], fresh.to_base64());
-        assert_eq!(signer().verify_value(&signed).unwrap().value, json!({"general": {"project_id": 1}, "x": "y"}));
+        assert_eq!(
+            signer().verify_value(&signed).unwrap().value,
+            json!({"general": {"project_id": 1}, "x": "y"})
+        );
     }
 
     #[test]
     fn request_without_general_is_rejected() {
         let err = signer().sign_request(&json!({"payment": {}})).unwrap_err();
-        assert!(matches!(err, Error::MissingGeneral { found: "nothing" }), "{err}");
+        assert!(
+            matches!(err, Error::MissingGeneral { found: "nothing" }),
+            "{err}"
+        );
         let err = signer().sign_request(&json!({"general": 1})).unwrap_err();
-        assert!(matches!(err, Error::MissingGeneral { found: "number" }), "{err}");
+        assert!(
+            matches!(err, Error::MissingGeneral { found: "number" }),
+            "{err}"
+        );
         let err = signer().sign_request(&json!([1])).unwrap_err();
-        assert!(matches!(err, Error::NotAnObject { found: "array" }), "{err}");
+        assert!(
+            matches!(err, Error::NotAnObject { found: "array" }),
+            "{err}"
+        );
     }
 
     #[test]
