@@ -67,6 +67,19 @@ fn benches(c: &mut Criterion) {
         });
     });
 
+    // Breakdown of (b): parsing the body into a `serde_json::Value` alone.
+    group.bench_function("b0_parse_callback_bytes_only", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(black_box(&callback_body)).unwrap());
+    });
+    // Breakdown of (b): verifying the already parsed value (no parse; clones the value).
+    let parsed: Value = serde_json::from_slice(&callback_body).unwrap();
+    group.bench_function("b1_verify_callback_value_only", |b| {
+        b.iter(|| callback_signer.verify_value(black_box(&parsed)).unwrap());
+    });
+    group.bench_function("b2_string_to_sign_callback", |b| {
+        b.iter(|| string_to_sign(black_box(&callback)).unwrap());
+    });
+
     // (c) the floor: a pre-keyed HMAC-SHA512 (cloned per message, as Signer does) over the
     // already built string to sign; no JSON, no canonicalisation, no Base64.
     let keyed = Hmac::<Sha512>::new_from_slice(b"secret").unwrap();

@@ -4,8 +4,6 @@
 //! All lines live in one buffer; each line is a range of it. Sorting permutes the small
 //! [`Entry`] records, never the text, so canonicalising a payload costs three allocations.
 
-use std::fmt::Write as _;
-
 use serde_json::{Map, Number, Value};
 
 use crate::float::push_php_float;
@@ -87,6 +85,8 @@ struct Entry {
     start: usize,
     path_end: usize,
     end: usize,
+    /// The path has no ASCII digit and no whitespace, so its natural order is its byte order.
+    plain: bool,
 }
 
 /// The flattened lines of a payload, in the order of the last sort.
@@ -117,7 +117,14 @@ impl Lines {
         let path = |e: &Entry| &bytes[e.start..e.path_end];
         let line = |e: &Entry| &bytes[e.start..e.end];
         match variant {
-            SortVariant::PhpNatural => self.entries.sort_by(|a, b| natural_cmp(path(a), path(b))),
+            // Byte order is natural order for plain paths, and `<[u8]>::cmp` is much faster.
+            SortVariant::PhpNatural => self.entries.sort_by(|a, b| {
+                if a.plain && b.plain {
+                    path(a).cmp(path(b))
+                } else {
+                    natural_cmp(path(a), path(b))
+                }
+            }),
             SortVariant::BytewiseByPath => self.entries.sort_by(|a, b| path(a).cmp(path(b))),
             SortVariant::BytewiseByLine => self.entries.sort_by(|a, b| line(a).cmp(line(b))),
         }
@@ -159,6 +166,15 @@ impl Lines {
     }
 }
 
+/// How to undo one path segment.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// The path length before the segment.
+    len: usize,
+    /// Whether the segment holds a digit or whitespace.
+    impure: bool,
+}
+
 /// Walks a JSON tree depth-first and appends one line per scalar leaf.
 struct Flattener<'n> {
     buf: String,
@@ -167,6 +183,8 @@ struct Flattener<'n> {
     path: String,
     /// How many containers below the root the walk is.
     depth: usize,
+    /// How many segments of the current path hold a digit or whitespace (array indices do).
+    impure_segments: usize,
     /// Where to record contested features, when explaining.
     notes: Option<&'n mut Vec<String>>,
 }
@@ -174,10 +192,11 @@ struct Flattener<'n> {
 impl<'n> Flattener<'n> {
     fn new(notes: Option<&'n mut Vec<String>>) -> Self {
         Flattener {
-            buf: String::with_capacity(512),
+            buf: String::with_capacity(1024),
             entries: Vec::with_capacity(32),
             path: String::with_capacity(64),
             depth: 0,
+            impure_segments: 0,
             notes,
         }
     }
@@ -194,22 +213,28 @@ impl<'n> Flattener<'n> {
             match (strip, key.as_str(), value) {
                 (Strip::Root, SIGNATURE, _) => {}
                 (Strip::General, GENERAL, Value::Object(general)) => {
-                    let saved = self.enter_key(key);
+                    let mark = self.enter_key(key);
                     self.object(general, Some(SIGNATURE));
-                    self.path.truncate(saved);
+                    self.leave(mark);
                 }
                 _ => self.member(key, value),
             }
         }
     }
 
-    /// Pushes `:` (below the root) and the escaped key; returns the path length to restore.
-    fn enter_key(&mut self, key: &str) -> usize {
-        let saved = self.path.len();
+    /// Pushes `:` (below the root) and the escaped key; [`Flattener::leave`] undoes it.
+    fn enter_key(&mut self, key: &str) -> Mark {
+        let len = self.path.len();
         if self.depth > 0 {
             self.path.push(':');
         }
-        if key.contains(':') {
+        // One pass over the key: does it need escaping, does it leave byte order?
+        let (mut colon, mut impure) = (false, false);
+        for &c in key.as_bytes() {
+            colon |= c == b':';
+            impure |= c.is_ascii_digit() || is_php_space(c);
+        }
+        if colon {
             self.path.push_str(&key.replace(':', "::"));
             self.note(|path| format!("key in `{path}` contains `:`, written `::` (the JS SDK, and the Go SDK below the top level, do not escape it)"));
         } else {
@@ -218,16 +243,32 @@ impl<'n> Flattener<'n> {
         if self.notes.is_some() {
             self.note_key(key);
         }
-        saved
+        self.impure_segments += usize::from(impure);
+        Mark { len, impure }
+    }
+
+    /// Pushes `:` and an array index; [`Flattener::leave`] undoes it.
+    fn enter_index(&mut self, index: usize) -> Mark {
+        let len = self.path.len();
+        self.path.push(':');
+        push_u64(&mut self.path, u64::try_from(index).unwrap_or(u64::MAX));
+        self.impure_segments += 1;
+        Mark { len, impure: true }
+    }
+
+    /// Pops the segment pushed by [`Flattener::enter_key`] or [`Flattener::enter_index`].
+    fn leave(&mut self, mark: Mark) {
+        self.impure_segments -= usize::from(mark.impure);
+        self.path.truncate(mark.len);
     }
 
     fn member(&mut self, key: &str, value: &Value) {
         if key == FRAME_MODE {
             return;
         }
-        let saved = self.enter_key(key);
+        let mark = self.enter_key(key);
         self.value(value);
-        self.path.truncate(saved);
+        self.leave(mark);
     }
 
     fn object(&mut self, map: &Map<String, Value>, skip: Option<&str>) {
@@ -250,11 +291,9 @@ impl<'n> Flattener<'n> {
                 }
                 self.depth += 1;
                 for (index, item) in items.iter().enumerate() {
-                    let saved = self.path.len();
-                    self.path.push(':');
-                    let _ = write!(self.path, "{index}");
+                    let mark = self.enter_index(index);
                     self.value(item);
-                    self.path.truncate(saved);
+                    self.leave(mark);
                 }
                 self.depth -= 1;
             }
@@ -294,6 +333,7 @@ impl<'n> Flattener<'n> {
             start,
             path_end,
             end,
+            plain: self.impure_segments == 0,
         });
     }
 
@@ -312,10 +352,7 @@ impl<'n> Flattener<'n> {
         if bytes.iter().any(u8::is_ascii_digit) {
             self.note(|path| format!("key in `{path}` contains digits: PHP's natural order (used here) sorts `2` before `10`, the byte order of other SDKs does not"));
         }
-        if bytes
-            .iter()
-            .any(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-        {
+        if bytes.iter().any(|&b| is_php_space(b)) {
             self.note(|path| format!("key in `{path}` contains whitespace, which PHP's natural order ignores (ties keep document order)"));
         }
     }
@@ -325,10 +362,37 @@ impl<'n> Flattener<'n> {
 /// (a `u64` above `i64::MAX`, or a number `serde_json` parsed as `f64`).
 fn push_number(out: &mut String, n: &Number) {
     if let Some(i) = n.as_i64() {
-        let _ = write!(out, "{i}");
+        if i < 0 {
+            out.push('-');
+        }
+        push_u64(out, i.unsigned_abs());
     } else if let Some(f) = n.as_f64() {
         push_php_float(out, f);
     }
+}
+
+/// Appends the decimal digits of `n` (faster than `write!` on this hot path).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut first = digits.len();
+    loop {
+        first -= 1;
+        if let Some(slot) = digits.get_mut(first) {
+            *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        }
+        n /= 10;
+        if n == 0 || first == 0 {
+            break;
+        }
+    }
+    for &digit in digits.get(first..).unwrap_or_default() {
+        out.push(char::from(digit));
+    }
+}
+
+/// C `isspace` in the "C" locale (what PHP's natural order skips).
+fn is_php_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 #[cfg(test)]

@@ -27,6 +27,29 @@ fn digit_at(s: &[u8], i: usize) -> bool {
 /// It is a total preorder: strings that differ only by whitespace, or by leading zeros at the
 /// very start, can compare equal. Sorting with it must be stable to match PHP.
 pub fn natural_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    // Fast path: skip the common prefix, backed up to the start of any digit or whitespace run
+    // that reaches its end. The prefix then ends on an equal plain byte in both strings, which
+    // the C loop has just compared and stepped past, so it can resume right there.
+    let mut same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    while same > 0
+        && a.get(same - 1)
+            .is_some_and(|&c| c.is_ascii_digit() || is_space(c))
+    {
+        same -= 1;
+    }
+    if same == 0 {
+        return from_start(a, b);
+    }
+    match (same >= a.len(), same >= b.len()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => resume(a, same, b, same),
+    }
+}
+
+/// `strnatcmp_ex` from the very start (empty strings, leading zeros).
+fn from_start(a: &[u8], b: &[u8]) -> Ordering {
     if a.is_empty() || b.is_empty() {
         return a.len().cmp(&b.len());
     }
@@ -38,6 +61,11 @@ pub fn natural_cmp(a: &[u8], b: &[u8]) -> Ordering {
     while at(b, bi) == b'0' && digit_at(b, bi + 1) {
         bi += 1;
     }
+    resume(a, ai, b, bi)
+}
+
+/// The main loop of `strnatcmp_ex` from positions `ai` and `bi` (neither past its end).
+fn resume(a: &[u8], mut ai: usize, b: &[u8], mut bi: usize) -> Ordering {
     loop {
         let mut ca = at(a, ai);
         let mut cb = at(b, bi);
@@ -122,7 +150,8 @@ fn compare_right(a: &[u8], ai: &mut usize, b: &[u8], bi: &mut usize) -> Ordering
 
 #[cfg(test)]
 mod tests {
-    use super::natural_cmp;
+    use super::{from_start, natural_cmp};
+    use proptest::prelude::*;
     use std::cmp::Ordering::{Equal, Greater, Less};
 
     fn cmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -175,5 +204,26 @@ mod tests {
         assert_eq!(cmp("a ", "ab"), Less);
         assert_eq!(cmp("a ", "a\t"), Equal);
         assert_eq!(cmp("a ", "a"), Greater);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The common-prefix fast path agrees with the plain port on strings that share
+        /// prefixes full of digits, zeros and whitespace.
+        #[test]
+        fn fast_path_agrees_with_the_plain_port(
+            prefix in "[0-9a :\t]{0,6}",
+            a in "[0-9a :\t]{0,5}",
+            b in "[0-9a :\t]{0,5}",
+        ) {
+            let a = format!("{prefix}{a}");
+            let b = format!("{prefix}{b}");
+            prop_assert_eq!(
+                natural_cmp(a.as_bytes(), b.as_bytes()),
+                from_start(a.as_bytes(), b.as_bytes()),
+                "{:?} vs {:?}", a, b
+            );
+        }
     }
 }
