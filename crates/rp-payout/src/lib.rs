@@ -1,1 +1,106 @@
-//! rp-payout (work in progress).
+//! The Rocketpay Gate mobile payout client: pay out **exactly once**, handle signed callbacks,
+//! and reconcile through the status endpoint, whatever the network does.
+//!
+//! A merchant's backend needs three calls:
+//!
+//! - [`Client::payout`] records the payout in a [`PayoutStore`] **before the first byte is
+//!   sent**, signs it, sends it, and follows the retry rules of [`retry`]: a request that may
+//!   have reached the platform (timeout, dropped connection, 5xx) is resolved by a status
+//!   request and, only if the platform does not have it, resent under the **same** payment
+//!   ID. It returns a [`PayoutReceipt`] (accepted), or an [`Error`]: [`Error::Rejected`] with
+//!   the platform code, or [`Error::OutcomeUnknown`] (recorded; reconcile resolves it). Submitting
+//!   the same payout again never pays twice; a different payout under a used payment ID is
+//!   refused.
+//! - [`Client::handle_callback`] takes the raw body of the platform's callback and returns a
+//!   [`CallbackOutcome`]: verified (signature and project), de-duplicated, applied by the state
+//!   rules (a final status never goes back; a reversal after success is its own event), with
+//!   the HTTP status and body the web handler must answer.
+//! - [`Client::reconcile`] asks the status endpoint about every payout whose result is overdue.
+//!
+//! Also: [`Client::status`] and [`Client::operators`]; [`Config::from_env`] (`RP_PROJECT_ID`,
+//! `RP_SECRET_KEY`, `RP_BASE_URL`); an injectable [`Transport`](rp_transport::Transport),
+//! [`Clock`] and [`PaymentIdGenerator`] for tests. Logs carry the payment ID, never the secret
+//! or a full phone number.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rp_model::{CustomerId, Money, Msisdn, Payout, ProjectId};
+//! use rp_payout::{Acceptance, CallbackOutcome, Client, Config, PayoutState};
+//! use rp_sign::SecretKey;
+//! use rp_transport::ScriptedTransport;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! // In production: `Client::from_env()?` or `Client::new(config)?` (HTTPS to the Gate).
+//! // Here a scripted transport plays the Gate.
+//! let gate = ScriptedTransport::new().then_respond(
+//!     200,
+//!     r#"{"status":"success","request_id":"r-1","project_id":1234,"payment_id":"order-47"}"#,
+//! );
+//! let config = Config::new(ProjectId::new(1234)?, SecretKey::from("project-secret"));
+//! let client = Client::builder(config).transport(Arc::new(gate.clone())).build()?;
+//!
+//! // 1. Pay out: once, whatever the network does.
+//! let payout = Payout::builder()
+//!     .payment_id(client.new_payment_id()?) // or your own ID, e.g. from the order
+//!     .phone(Msisdn::parse("+7 701 123 45 67")?)
+//!     .amount(Money::parse("1 500", rp_model::Currency::KZT)?)
+//!     .customer_id(CustomerId::new("customer-123")?)
+//!     .build()?;
+//! let receipt = client.payout(&payout).await?;
+//! assert_eq!(receipt.acceptance, Acceptance::Accepted);
+//! assert_eq!(receipt.state, PayoutState::Accepted);
+//!
+//! // Submitting it again sends nothing.
+//! let again = client.payout(&payout).await?;
+//! assert_eq!(again.acceptance, Acceptance::AlreadyRecorded);
+//! assert_eq!(gate.requests().len(), 1);
+//!
+//! // 2. The platform's callback arrives (here signed by rp-sign's test helper).
+//! let body = rp_sign::testing::sign_callback(
+//!     &serde_json::json!({
+//!         "project_id": 1234,
+//!         "payment": {"id": payout.payment_id().as_str(), "type": "payout", "status": "success"},
+//!         "operation": {"id": 17, "type": "payout", "status": "success", "code": "0", "message": "Success"}
+//!     }),
+//!     &SecretKey::from("project-secret"),
+//! )?;
+//! let outcome = client.handle_callback(&body).await;
+//! assert!(matches!(outcome, CallbackOutcome::Applied { .. }));
+//! assert_eq!((outcome.http_status(), outcome.body()), (200, "OK"));
+//!
+//! // The same callback again is a duplicate, still answered 200 OK.
+//! let outcome = client.handle_callback(&body).await;
+//! assert!(matches!(outcome, CallbackOutcome::Duplicate { .. }));
+//! assert_eq!(outcome.http_status(), 200);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod callback;
+mod client;
+mod clock;
+mod config;
+mod error;
+mod ids;
+mod operators;
+mod reconcile;
+pub mod retry;
+mod store;
+
+pub use callback::CallbackOutcome;
+pub use client::{
+    Acceptance, Client, ClientBuilder, OPERATORS_PATH, PAYOUT_PATH, PayoutReceipt, STATUS_PATH,
+    StatusReport,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, DEFAULT_BASE_URL, ENV_BASE_URL, ENV_PROJECT_ID, ENV_SECRET_KEY};
+pub use error::Error;
+pub use ids::{PaymentIdGenerator, RandomPaymentIds, SequentialPaymentIds};
+pub use operators::OperatorList;
+pub use reconcile::{RECONCILE_BATCH, ReconcileEntry, ReconcileReport, ReconcileResult};
+pub use retry::RetryPolicy;
+pub use store::{
+    Inserted, MemoryStore, PayoutRecord, PayoutState, PayoutStore, StatusChange, Updated,
+};

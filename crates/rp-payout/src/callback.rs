@@ -1,0 +1,292 @@
+//! Callbacks: bytes in, a decision out ([`Client::handle_callback`], [`CallbackOutcome`]).
+
+use rp_model::{PaymentId, PaymentStatus, ProjectId, wire};
+use tracing::Instrument;
+
+use crate::Client;
+use crate::store::{PayoutState, StatusChange};
+
+/// What a callback did, and what the web handler must answer ([`CallbackOutcome::http_status`],
+/// [`CallbackOutcome::body`]).
+///
+/// Answer `200 OK` for everything processed, including duplicates and ignored stale callbacks,
+/// so the platform stops redelivering them. Answer an error status for a callback that cannot
+/// be trusted or stored: the platform redelivers it, and [`Client::reconcile`] learns the truth
+/// from the status endpoint meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CallbackOutcome {
+    /// A new status was recorded.
+    Applied {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The state before.
+        previous: PayoutState,
+        /// The new status.
+        status: PaymentStatus,
+    },
+    /// A paid payout was reversed (or refunded) afterwards: recorded, and worth an alert.
+    Reversed {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The paid status before (`success` or `partially paid out`).
+        previous: PaymentStatus,
+        /// The new status (`reversed` or `refunded`).
+        status: PaymentStatus,
+    },
+    /// The status the payout already has: nothing changed.
+    Duplicate {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The status.
+        status: PaymentStatus,
+    },
+    /// An older, non-final status after a final one (out of order): ignored.
+    Stale {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The status the callback reported.
+        status: PaymentStatus,
+        /// The final status kept.
+        current: PaymentStatus,
+    },
+    /// A final status contradicting the recorded final status: ignored, investigate.
+    Conflict {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The status the callback reported.
+        status: PaymentStatus,
+        /// The final status kept.
+        current: PaymentStatus,
+    },
+    /// A valid callback for a payment the store does not have (e.g. a payout made in the
+    /// Dashboard): acknowledged, nothing recorded.
+    Unrecorded {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The status it reported.
+        status: PaymentStatus,
+    },
+    /// The signature is missing, malformed or wrong: not trusted.
+    InvalidSignature {
+        /// Why.
+        reason: String,
+    },
+    /// Signed, but for another project (or for none).
+    WrongProject {
+        /// Our project.
+        expected: ProjectId,
+        /// The callback's `project_id`.
+        found: Option<u64>,
+    },
+    /// Not JSON, or without a usable `payment.id` / `payment.status`.
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store failed; the platform should deliver the callback again.
+    StoreFailed {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The store error.
+        reason: String,
+    },
+}
+
+impl CallbackOutcome {
+    /// The HTTP status to answer: 200 when processed (including duplicates and ignored
+    /// callbacks), 400 malformed, 401 invalid signature, 403 wrong project, 500 store failure.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Malformed { .. } => 400,
+            Self::InvalidSignature { .. } => 401,
+            Self::WrongProject { .. } => 403,
+            Self::StoreFailed { .. } => 500,
+            _ => 200,
+        }
+    }
+
+    /// The response body: `OK` when processed, otherwise a short reason (no details).
+    pub fn body(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } => "malformed callback",
+            Self::InvalidSignature { .. } => "invalid signature",
+            Self::WrongProject { .. } => "wrong project",
+            Self::StoreFailed { .. } => "temporary failure",
+            _ => "OK",
+        }
+    }
+
+    /// Whether the callback is acknowledged (HTTP 200).
+    pub fn is_acknowledged(&self) -> bool {
+        self.http_status() == 200
+    }
+
+    /// The payment ID, when the callback was trusted enough to read it.
+    pub fn payment_id(&self) -> Option<&PaymentId> {
+        match self {
+            Self::Applied { payment_id, .. }
+            | Self::Reversed { payment_id, .. }
+            | Self::Duplicate { payment_id, .. }
+            | Self::Stale { payment_id, .. }
+            | Self::Conflict { payment_id, .. }
+            | Self::Unrecorded { payment_id, .. }
+            | Self::StoreFailed { payment_id, .. } => Some(payment_id),
+            _ => None,
+        }
+    }
+}
+
+impl Client {
+    /// Handles a callback from the raw bytes of its body: verifies the signature and the
+    /// project, parses it, de-duplicates, applies the state rules
+    /// ([`PayoutState::on_status`]) and says what to answer. Framework-agnostic: see
+    /// `examples/axum_callback.rs`.
+    pub async fn handle_callback(&self, raw_body: &[u8]) -> CallbackOutcome {
+        let verified = match self.signer.verify_callback(raw_body) {
+            Ok(verified) => verified,
+            Err(rp_sign::Error::InvalidJson(e)) => {
+                return self.refuse(CallbackOutcome::Malformed {
+                    reason: format!("not JSON: {e}"),
+                });
+            }
+            Err(rp_sign::Error::NotAnObject { found }) => {
+                return self.refuse(CallbackOutcome::Malformed {
+                    reason: format!("a JSON {found}, not an object"),
+                });
+            }
+            Err(e) => {
+                return self.refuse(CallbackOutcome::InvalidSignature {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let callback: wire::Callback = match serde_json::from_value(verified.value) {
+            Ok(callback) => callback,
+            Err(e) => {
+                return self.refuse(CallbackOutcome::Malformed {
+                    reason: format!("not a callback: {e}"),
+                });
+            }
+        };
+        let expected = self.config.project_id;
+        if callback.project_id != Some(expected.get()) {
+            return self.refuse(CallbackOutcome::WrongProject {
+                expected,
+                found: callback.project_id,
+            });
+        }
+        let payment_id = match callback.payment_id().map(PaymentId::new) {
+            Some(Ok(id)) => id,
+            Some(Err(e)) => {
+                return self.refuse(CallbackOutcome::Malformed {
+                    reason: format!("payment.id: {e}"),
+                });
+            }
+            None => {
+                return self.refuse(CallbackOutcome::Malformed {
+                    reason: "payment.id is missing".to_owned(),
+                });
+            }
+        };
+        let Some(status) = callback.payment_status().cloned() else {
+            return self.refuse(CallbackOutcome::Malformed {
+                reason: format!("payment.status is missing (payment {payment_id})"),
+            });
+        };
+        let span =
+            tracing::info_span!("rp_payout.callback", payment_id = %payment_id, status = %status);
+        async move {
+            let outcome = self.apply_callback(payment_id, status, &callback).await;
+            match &outcome {
+                CallbackOutcome::Reversed { .. } | CallbackOutcome::Conflict { .. } => {
+                    tracing::warn!(?outcome, "callback needs attention");
+                }
+                CallbackOutcome::StoreFailed { reason, .. } => {
+                    tracing::error!(%reason, "callback not recorded; the platform will redeliver it");
+                }
+                _ => tracing::info!(?outcome, "callback handled"),
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn apply_callback(
+        &self,
+        payment_id: PaymentId,
+        status: PaymentStatus,
+        callback: &wire::Callback,
+    ) -> CallbackOutcome {
+        match self.store.get(&payment_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return CallbackOutcome::Unrecorded { payment_id, status },
+            Err(e) => {
+                return CallbackOutcome::StoreFailed {
+                    payment_id,
+                    reason: e.to_string(),
+                };
+            }
+        }
+        let operation = callback.operation.as_ref();
+        let request_id = operation.and_then(|op| op.request_id.clone());
+        let code = operation
+            .and_then(|op| op.code.clone())
+            .or_else(|| callback.errors.iter().find_map(|e| e.code.clone()));
+        let message = operation
+            .and_then(|op| op.message.clone())
+            .or_else(|| callback.errors.iter().find_map(|e| e.message.clone()));
+        let applied = self
+            .apply_status(&payment_id, &status, request_id, code, message)
+            .await;
+        let (record, change, previous) = match applied {
+            Ok(applied) => applied,
+            Err(e) => {
+                return CallbackOutcome::StoreFailed {
+                    payment_id,
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let current = match &record.state {
+            PayoutState::Status(current) => current.clone(),
+            _ => status.clone(),
+        };
+        match change {
+            StatusChange::Duplicate => CallbackOutcome::Duplicate { payment_id, status },
+            StatusChange::Stale => CallbackOutcome::Stale {
+                payment_id,
+                status,
+                current,
+            },
+            StatusChange::Conflict => CallbackOutcome::Conflict {
+                payment_id,
+                status,
+                current,
+            },
+            StatusChange::Reversal => CallbackOutcome::Reversed {
+                payment_id,
+                previous: match previous {
+                    PayoutState::Status(paid) => paid,
+                    _ => PaymentStatus::Success,
+                },
+                status,
+            },
+            _ => CallbackOutcome::Applied {
+                payment_id,
+                previous,
+                status,
+            },
+        }
+    }
+
+    fn refuse(&self, outcome: CallbackOutcome) -> CallbackOutcome {
+        tracing::warn!(
+            http_status = outcome.http_status(),
+            ?outcome,
+            "callback refused; the platform will redeliver it and reconcile will ask the status"
+        );
+        outcome
+    }
+}

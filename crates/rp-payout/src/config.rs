@@ -1,0 +1,243 @@
+//! [`Config`]: project, secret key and options, from code or from the environment.
+
+use std::fmt;
+use std::time::Duration;
+
+use rp_model::ProjectId;
+use rp_sign::SecretKey;
+
+use crate::{Error, RetryPolicy};
+
+/// The environment variable with the project ID.
+pub const ENV_PROJECT_ID: &str = "RP_PROJECT_ID";
+/// The environment variable with the secret key.
+pub const ENV_SECRET_KEY: &str = "RP_SECRET_KEY";
+/// The environment variable with the base URL (optional).
+pub const ENV_BASE_URL: &str = "RP_BASE_URL";
+
+/// Everything the client needs to talk to the Gate. `Debug` never shows the secret key.
+///
+/// ```
+/// use rp_payout::Config;
+/// use rp_model::ProjectId;
+///
+/// let config = Config::new(ProjectId::new(1234)?, "s3cr3t-value".into())
+///     .with_base_url("http://127.0.0.1:8080");
+/// assert!(!format!("{config:?}").contains("s3cr3t"));
+///
+/// let from_env = Config::from_env_map(|name| match name {
+///     "RP_PROJECT_ID" => Some("1234".to_owned()),
+///     "RP_SECRET_KEY" => Some("s3cret".to_owned()),
+///     _ => None,
+/// }).unwrap();
+/// assert_eq!(from_env.project_id.get(), 1234);
+/// assert_eq!(from_env.base_url, rp_payout::DEFAULT_BASE_URL);
+/// # Ok::<(), rp_model::Error>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The project ID.
+    pub project_id: ProjectId,
+    /// The project's secret key (private: only the signer reads it).
+    secret_key: SecretKey,
+    /// The Gate base URL. Default [`DEFAULT_BASE_URL`].
+    pub base_url: String,
+    /// Time allowed to connect (TCP + TLS). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Time allowed for one request, start to last byte. Default 30 s.
+    pub attempt_timeout: Duration,
+    /// Retries and their budget.
+    pub retry: RetryPolicy,
+    /// A payout without a final result this long after its last change is overdue, and
+    /// [`Client::reconcile`](crate::Client::reconcile) asks the status for it. Default 10 min.
+    pub overdue_after: Duration,
+}
+
+/// The production Gate.
+pub const DEFAULT_BASE_URL: &str = rp_transport::DEFAULT_BASE_URL;
+
+impl Config {
+    /// A configuration with the defaults for everything but the project and the key.
+    pub fn new(project_id: ProjectId, secret_key: SecretKey) -> Self {
+        Self {
+            project_id,
+            secret_key,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            connect_timeout: rp_transport::DEFAULT_CONNECT_TIMEOUT,
+            attempt_timeout: rp_transport::DEFAULT_ATTEMPT_TIMEOUT,
+            retry: RetryPolicy::default(),
+            overdue_after: Duration::from_secs(600),
+        }
+    }
+
+    /// Reads `RP_PROJECT_ID`, `RP_SECRET_KEY` and (optional) `RP_BASE_URL` from the process
+    /// environment. See [`Config::from_env_map`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_env_map`].
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_env_map(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `get` (a variable name to its value), so tests need not
+    /// touch the process environment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the variable: `RP_PROJECT_ID` missing or not a positive integer,
+    /// `RP_SECRET_KEY` missing or empty, `RP_BASE_URL` not an `http(s)://` URL.
+    pub fn from_env_map(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let raw_project = get(ENV_PROJECT_ID).ok_or_else(|| Error::Config {
+            setting: ENV_PROJECT_ID,
+            reason: "is not set; set it to your project's numeric ID (e.g. 1234)".to_owned(),
+        })?;
+        let project_id: ProjectId = raw_project.parse().map_err(|_| Error::Config {
+            setting: ENV_PROJECT_ID,
+            reason: format!(
+                "{:?} is not a positive integer; set it to your project's numeric ID",
+                raw_project.chars().take(40).collect::<String>()
+            ),
+        })?;
+        let secret = get(ENV_SECRET_KEY).ok_or_else(|| Error::Config {
+            setting: ENV_SECRET_KEY,
+            reason: "is not set; set it to your project's secret key (Dashboard → Projects)"
+                .to_owned(),
+        })?;
+        if secret.trim().is_empty() {
+            return Err(Error::Config {
+                setting: ENV_SECRET_KEY,
+                reason: "is empty; set it to your project's secret key".to_owned(),
+            });
+        }
+        if secret.trim() != secret {
+            return Err(Error::Config {
+                setting: ENV_SECRET_KEY,
+                reason: "starts or ends with whitespace (the key is used byte for byte); remove it"
+                    .to_owned(),
+            });
+        }
+        let mut config = Self::new(project_id, SecretKey::new(secret));
+        if let Some(base_url) = get(ENV_BASE_URL).filter(|v| !v.trim().is_empty()) {
+            check_base_url(&base_url)?;
+            config.base_url = base_url.trim().to_owned();
+        }
+        Ok(config)
+    }
+
+    /// Sets the base URL (e.g. a local simulator).
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Sets the connect and attempt timeouts.
+    #[must_use]
+    pub fn with_timeouts(mut self, connect: Duration, attempt: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.attempt_timeout = attempt;
+        self
+    }
+
+    /// Sets the retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets when an unsettled payout counts as overdue.
+    #[must_use]
+    pub fn with_overdue_after(mut self, overdue_after: Duration) -> Self {
+        self.overdue_after = overdue_after;
+        self
+    }
+
+    /// The secret key (its `Debug` prints `SecretKey(***)`).
+    pub fn secret_key(&self) -> &SecretKey {
+        &self.secret_key
+    }
+}
+
+fn check_base_url(url: &str) -> Result<(), Error> {
+    let trimmed = url.trim();
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+        _ => Err(Error::Config {
+            setting: ENV_BASE_URL,
+            reason: format!(
+                "{:?} is not an http:// or https:// URL (e.g. {DEFAULT_BASE_URL})",
+                trimmed.chars().take(80).collect::<String>()
+            ),
+        }),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("project_id", &self.project_id)
+            .field("secret_key", &self.secret_key)
+            .field("base_url", &self.base_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("retry", &self.retry)
+            .field("overdue_after", &self.overdue_after)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let config = Config::from_env_map(env(&[
+            ("RP_PROJECT_ID", "1234"),
+            ("RP_SECRET_KEY", "hunter2-secret"),
+        ]))
+        .unwrap();
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("SecretKey(***)"), "{shown}");
+    }
+
+    #[test]
+    fn base_url_is_checked() {
+        let ok = Config::from_env_map(env(&[
+            ("RP_PROJECT_ID", "1"),
+            ("RP_SECRET_KEY", "k"),
+            ("RP_BASE_URL", "http://127.0.0.1:9000"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.base_url, "http://127.0.0.1:9000");
+        for bad in ["ftp://x", "127.0.0.1:9000", "http://", "https:///path"] {
+            let error = Config::from_env_map(env(&[
+                ("RP_PROJECT_ID", "1"),
+                ("RP_SECRET_KEY", "k"),
+                ("RP_BASE_URL", bad),
+            ]))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.starts_with("invalid configuration `RP_BASE_URL`"),
+                "{error}"
+            );
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The one error type of `rp-payout`.
+
+use rp_model::{PaymentId, ResponseCode};
+
+/// Longest response-body excerpt an error keeps, in characters.
+const MAX_BODY_EXCERPT: usize = 300;
+
+/// Everything that can go wrong in the payout client.
+///
+/// Each message names what was wrong (setting, field, code, payment ID) and, where it helps,
+/// what to do. No variant ever contains the secret key; phone numbers are masked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is missing or malformed (environment variable or option).
+    #[error("invalid configuration `{setting}`: {reason}")]
+    Config {
+        /// The setting or environment variable, e.g. `RP_PROJECT_ID`.
+        setting: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
+    /// The request itself is invalid (a model value such as a payment ID or a phone number).
+    #[error("invalid request: {0}")]
+    InvalidRequest(#[from] rp_model::Error),
+
+    /// The payment ID is already recorded for a payout with different details; nothing was sent.
+    #[error(
+        "payment ID {payment_id} is already recorded for a different payout (phone, amount, customer or parameters differ); nothing was sent. A new payout needs a new payment ID"
+    )]
+    PaymentIdConflict {
+        /// The payment ID.
+        payment_id: PaymentId,
+    },
+
+    /// The platform refused the request with a code: it was **not** registered.
+    #[error(
+        "the platform rejected {what}{}: code {code} ({message}){}",
+        payment_id.as_ref().map(|id| format!(" for payment ID {id}")).unwrap_or_default(),
+        field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default()
+    )]
+    Rejected {
+        /// What was requested (`payout`, `status`, `operator list`).
+        what: &'static str,
+        /// The payment ID, when the request had one.
+        payment_id: Option<PaymentId>,
+        /// The HTTP status of the answer (`None` when replayed from the store).
+        http_status: Option<u16>,
+        /// The platform code (e.g. `3041`, `3261`, `2004`).
+        code: ResponseCode,
+        /// The platform message (or the code table's message when the answer had none).
+        message: String,
+        /// The request field the error is about, if the platform named one.
+        field: Option<String>,
+    },
+
+    /// The platform does not know this payment (code 3061).
+    #[error(
+        "payment ID {payment_id} is not known to the platform (code 3061); if it was sent less than 10 seconds ago, ask again later"
+    )]
+    NotFound {
+        /// The payment ID.
+        payment_id: PaymentId,
+    },
+
+    /// The retry budget ran out and it is not known whether the platform has the payout.
+    #[error(
+        "the outcome of payout {payment_id} is unknown after {attempts} request(s) ({last}); it is recorded and will be reconciled through the status endpoint: do NOT pay it again under a new payment ID"
+    )]
+    OutcomeUnknown {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// Payout requests sent by this call.
+        attempts: u32,
+        /// The last thing that went wrong.
+        last: String,
+    },
+
+    /// The payout request never reached the platform, and the retry budget ran out.
+    #[error(
+        "payout {payment_id} was not sent after {attempts} attempt(s) ({last}); it is recorded as not registered: submit the same payout again to send it under the same payment ID"
+    )]
+    NotSent {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// Attempts made.
+        attempts: u32,
+        /// The last thing that went wrong.
+        last: String,
+    },
+
+    /// A request other than a payout could not be completed by the transport.
+    #[error("the {what} request failed: {source}")]
+    Transport {
+        /// What was requested.
+        what: &'static str,
+        /// The transport error (it says whether the request was sent).
+        #[source]
+        source: rp_transport::TransportError,
+    },
+
+    /// A response carried a signature that does not verify.
+    #[error(
+        "the {what} response has a signature that does not verify ({source}); the response is not trusted"
+    )]
+    InvalidResponseSignature {
+        /// Which response.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: rp_sign::Error,
+    },
+
+    /// A response the client cannot interpret.
+    #[error("unexpected {what} response: HTTP {http_status}: {reason}; body: {body:?}")]
+    UnexpectedResponse {
+        /// Which response.
+        what: &'static str,
+        /// Its HTTP status.
+        http_status: u16,
+        /// What is unexpected about it.
+        reason: String,
+        /// The start of the body (at most 300 characters).
+        body: String,
+    },
+
+    /// A request could not be signed.
+    #[error("could not sign the {what} request: {source}")]
+    Sign {
+        /// Which request.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: rp_sign::Error,
+    },
+
+    /// The payout store failed.
+    #[error("the payout store failed to {operation}: {reason}")]
+    Store {
+        /// What the store was asked to do (e.g. `insert payout p-1`).
+        operation: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A store error, for [`PayoutStore`](crate::PayoutStore) implementations.
+    pub fn store(operation: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::Store {
+            operation: operation.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The platform code, for [`Error::Rejected`] and [`Error::NotFound`].
+    pub fn code(&self) -> Option<ResponseCode> {
+        match self {
+            Self::Rejected { code, .. } => Some(code.clone()),
+            Self::NotFound { .. } => Some(ResponseCode::from_number(
+                ResponseCode::TRANSACTION_NOT_FOUND,
+            )),
+            _ => None,
+        }
+    }
+
+    /// True when the outcome of a payout is unknown (it will be reconciled).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Self::OutcomeUnknown { .. })
+    }
+
+    /// True when the platform refused the request (it was not registered).
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+}
+
+/// The start of a body for an error message: lossy UTF-8, at most 300 characters, with
+/// phone-number-like runs of 10 to 12 digits masked (a Gate body may hold `account.number`).
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if (10..=12).contains(&digits.len()) {
+            out.push_str(&rp_model::mask_phone(digits));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars().take(MAX_BODY_EXCERPT) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    if text.chars().count() > MAX_BODY_EXCERPT {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_is_truncated() {
+        let long = "a".repeat(400);
+        let cut = excerpt(long.as_bytes());
+        assert_eq!(cut.chars().count(), 301);
+        assert!(cut.ends_with('…'));
+        assert_eq!(excerpt(b"short"), "short");
+        let masked = excerpt(br#"{"number":"77011234567","id":1000000012345}"#);
+        assert!(!masked.contains("77011234567"), "{masked}");
+        assert!(masked.contains("1000000012345"), "{masked}");
+    }
+
+    #[test]
+    fn rejection_names_the_code_and_field() {
+        let error = Error::Rejected {
+            what: "payout",
+            payment_id: Some(PaymentId::new("p-1").unwrap()),
+            http_status: Some(400),
+            code: ResponseCode::new("2004"),
+            message: "Required field not provided".into(),
+            field: Some("customer.id".into()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the platform rejected payout for payment ID p-1: code 2004 (Required field not provided), field `customer.id`"
+        );
+        assert_eq!(error.code(), Some(ResponseCode::new("2004")));
+        assert!(error.is_rejected());
+    }
+}

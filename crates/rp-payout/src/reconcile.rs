@@ -1,0 +1,152 @@
+//! Reconciliation: ask the status endpoint about every overdue payout ([`Client::reconcile`]).
+
+use rp_model::PaymentId;
+
+use crate::store::{PayoutState, StatusChange};
+use crate::{Client, Error};
+
+/// Unsettled payouts looked at per [`Client::reconcile`] call, least recently changed first.
+pub const RECONCILE_BATCH: usize = 500;
+
+/// What [`Client::reconcile`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ReconcileReport {
+    /// One entry per overdue payout asked about.
+    pub entries: Vec<ReconcileEntry>,
+}
+
+/// One payout asked about during reconciliation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ReconcileEntry {
+    /// The payment ID.
+    pub payment_id: PaymentId,
+    /// What happened.
+    pub result: ReconcileResult,
+}
+
+/// The result for one payout.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ReconcileResult {
+    /// The recorded state changed.
+    Updated {
+        /// Before.
+        previous: PayoutState,
+        /// After.
+        state: PayoutState,
+    },
+    /// The platform reported nothing new (or something the state rules ignore).
+    Unchanged(PayoutState),
+    /// The status request failed; the payout is asked about again next time.
+    Failed(String),
+}
+
+impl ReconcileReport {
+    /// Payouts that are recorded but not registered on the platform, or ended in `error`:
+    /// [`Client::resume`] sends them again under the same payment ID.
+    pub fn needs_resend(&self) -> Vec<&PaymentId> {
+        self.entries
+            .iter()
+            .filter(|e| match &e.result {
+                ReconcileResult::Updated { state, .. } | ReconcileResult::Unchanged(state) => {
+                    state.is_resendable()
+                }
+                ReconcileResult::Failed(_) => false,
+            })
+            .map(|e| &e.payment_id)
+            .collect()
+    }
+
+    /// How many payouts changed state.
+    pub fn updated(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.result, ReconcileResult::Updated { .. }))
+            .count()
+    }
+
+    /// How many status requests failed.
+    pub fn failed(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.result, ReconcileResult::Failed(_)))
+            .count()
+    }
+}
+
+impl Client {
+    /// Asks the status endpoint about every unsettled payout that has not changed for
+    /// [`Config::overdue_after`](crate::Config::overdue_after), and applies the answers by the
+    /// same rules as callbacks. A payout the platform does not know (3061) that was never
+    /// accepted becomes [`PayoutState::NotRegistered`]; see [`ReconcileReport::needs_resend`].
+    /// Nothing is ever sent as a payout by this call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store cannot list the payouts; failures for single payouts are
+    /// in the report.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, Error> {
+        let now = self.clock.now();
+        let overdue_after = self.config.overdue_after;
+        let mut report = ReconcileReport::default();
+        for record in self.store.unsettled(RECONCILE_BATCH).await? {
+            let age = now.duration_since(record.updated_at).unwrap_or_default();
+            if age < overdue_after {
+                continue;
+            }
+            let payment_id = record.payment_id.clone();
+            let result = self.reconcile_one(&payment_id).await;
+            tracing::info!(payment_id = %payment_id, ?result, "reconciled");
+            report.entries.push(ReconcileEntry { payment_id, result });
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_one(&self, payment_id: &PaymentId) -> ReconcileResult {
+        match self.status(payment_id).await {
+            Ok(status) => match self.apply_report(payment_id, &status).await {
+                Ok((record, StatusChange::Apply | StatusChange::Reversal, previous)) => {
+                    ReconcileResult::Updated {
+                        previous,
+                        state: record.state,
+                    }
+                }
+                Ok((record, _, _)) => ReconcileResult::Unchanged(record.state),
+                Err(error) => ReconcileResult::Failed(error.to_string()),
+            },
+            Err(Error::NotFound { .. }) => {
+                let outcome = self
+                    .change(payment_id, |current| {
+                        let never_accepted =
+                            matches!(current.state, PayoutState::Created | PayoutState::Unknown);
+                        if !never_accepted {
+                            return (None, current.state.clone());
+                        }
+                        let mut next = current.clone();
+                        next.state = PayoutState::NotRegistered;
+                        (Some(next), current.state.clone())
+                    })
+                    .await;
+                match outcome {
+                    Ok((record, previous)) if record.state != previous => {
+                        ReconcileResult::Updated {
+                            previous,
+                            state: record.state,
+                        }
+                    }
+                    Ok((record, _)) if record.state == PayoutState::NotRegistered => {
+                        ReconcileResult::Unchanged(record.state)
+                    }
+                    Ok((record, _)) => ReconcileResult::Failed(format!(
+                        "the platform does not know payment {payment_id} (3061), but it is recorded as {}; check with support",
+                        record.state
+                    )),
+                    Err(error) => ReconcileResult::Failed(error.to_string()),
+                }
+            }
+            Err(error) => ReconcileResult::Failed(error.to_string()),
+        }
+    }
+}
