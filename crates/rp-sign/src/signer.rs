@@ -248,7 +248,8 @@ impl Signer {
         self.mac(lines).verify_slice(expected).is_ok()
     }
 
-    /// The keyed HMAC fed with the joined lines.
+    /// The keyed HMAC fed with the joined lines, piece by piece (measured a little faster
+    /// than building the joined string first).
     fn mac(&self, lines: &Lines) -> HmacSha512 {
         let mut mac = self.keyed.clone();
         lines.for_each_piece(|piece| mac.update(piece));
