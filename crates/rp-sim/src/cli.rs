@@ -1,0 +1,239 @@
+//! Command-line arguments (`rp-sim`, `rp sim`) and the run-until-Ctrl-C entry point.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use rp_model::ProjectId;
+use rp_sign::SecretKey;
+
+use crate::config::{DEFAULT_PROJECT_ID, DEFAULT_SECRET_KEY};
+use crate::{Error, Project, Simulator, SimulatorBuilder, TimeScale};
+
+const LONG_ABOUT: &str = "\
+A local Rocketpay Gate simulator for mobile payouts in Kazakhstan, with state, signed callbacks and magic values.
+
+It serves POST /v2/info/mobile/payout/list, /v2/payment/mobile/payout and /v2/payment/status, checks requests like the platform (codes 2003, 2004, 2442, 3262, 3261, 3041, 3023, 3104, 20102, 3061), moves each payout from `processing` to its final status after the processing delay, and POSTs a signed callback to the callback URL (or the request's general.merchant_callback_url), retried on the platform's schedule (scaled by --time-scale) until answered with 200.
+
+With no options it serves project 1234 with the secret key `sim-secret-key` on 127.0.0.1:8080. Repeat --project-id/--secret-key in pairs for several projects.";
+
+const AFTER_HELP: &str = concat!(
+    "Magic values: the last four digits of the phone number (any payable KZ prefix, e.g. 7701123xxxx)\n\n",
+    include_str!("magic_table.txt"),
+    "\nInspection and control (JSON): GET /_sim/payments, GET /_sim/payments/{id}, POST /_sim/payments/{id}/force {\"status\":\"success\"|\"decline\",\"code\":\"20000\"}, GET /_sim/requests, GET /_sim/callbacks, POST /_sim/reset, GET /_sim/config"
+);
+
+/// Options of the simulator (`rp-sim --help`; embedded in `rp sim`). Every option can also be
+/// set from the environment (`RP_SIM_*`).
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "rp-sim",
+    version,
+    about = "A local Rocketpay Gate simulator: state, signed callbacks, magic values.",
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP
+)]
+#[non_exhaustive]
+pub struct SimArgs {
+    /// Address to listen on. Keep it on loopback: the simulator has no authentication.
+    #[arg(long, env = "RP_SIM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// A project ID to serve (repeatable; pairs with --secret-key in order). Default: 1234.
+    #[arg(long = "project-id", env = "RP_SIM_PROJECT_ID", value_delimiter = ',')]
+    pub project_ids: Vec<ProjectId>,
+
+    /// The secret key of the project at the same position (repeatable). Default: sim-secret-key.
+    #[arg(
+        long = "secret-key",
+        env = "RP_SIM_SECRET_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub secret_keys: Vec<SecretKey>,
+
+    /// Where callbacks are sent (plain `http://`), unless a request names its own
+    /// `general.merchant_callback_url`. Without any, no callbacks are sent.
+    #[arg(long, env = "RP_SIM_CALLBACK_URL")]
+    pub callback_url: Option<String>,
+
+    /// The largest payout amount in minor units (tiyn); above it: code 3104.
+    #[arg(long, env = "RP_SIM_AMOUNT_LIMIT", default_value_t = crate::DEFAULT_AMOUNT_LIMIT)]
+    pub amount_limit: u64,
+
+    /// Milliseconds from acceptance to the final status.
+    #[arg(long, env = "RP_SIM_PROCESSING_DELAY_MS", default_value_t = 1000)]
+    pub processing_delay_ms: u64,
+
+    /// Milliseconds the response to a magic 0023 payout is held back.
+    #[arg(long, env = "RP_SIM_SLOW_DELAY_MS", default_value_t = 3000)]
+    pub slow_delay_ms: u64,
+
+    /// Factor for the callback retry schedule and callback.delay (1 = real time, 0.001 = 10 s become 10 ms).
+    #[arg(long, env = "RP_SIM_TIME_SCALE", default_value = "1")]
+    pub time_scale: TimeScale,
+
+    /// Seed of the request and operation IDs.
+    #[arg(long, env = "RP_SIM_SEED", default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SimArgs {
+    /// A builder configured from these arguments.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the numbers of `--project-id` and `--secret-key` differ.
+    pub fn to_builder(&self) -> Result<SimulatorBuilder, Error> {
+        let mut builder = Simulator::builder()
+            .listen(self.listen)
+            .amount_limit(self.amount_limit)
+            .processing_delay(Duration::from_millis(self.processing_delay_ms))
+            .slow_delay(Duration::from_millis(self.slow_delay_ms))
+            .time_scale(self.time_scale)
+            .seed(self.seed);
+        if let Some(url) = &self.callback_url {
+            builder = builder.callback_url(url.clone());
+        }
+        match (self.project_ids.len(), self.secret_keys.len()) {
+            (0, 0) => Ok(builder),
+            (ids, keys) if ids == keys => {
+                for (id, key) in self.project_ids.iter().zip(&self.secret_keys) {
+                    builder = builder.add_project(Project::new(*id, key.clone()));
+                }
+                Ok(builder)
+            }
+            (ids, keys) => Err(Error::Config {
+                problem: format!(
+                    "{ids} --project-id but {keys} --secret-key; give them in pairs, e.g. --project-id 1234 --secret-key KEY"
+                ),
+            }),
+        }
+    }
+
+    /// Whether the default test project is served (no project was configured).
+    fn uses_default_project(&self) -> bool {
+        self.project_ids.is_empty()
+    }
+}
+
+/// Runs the simulator until Ctrl-C, after printing its address, base URL and projects.
+///
+/// It does not install a tracing subscriber (the caller chooses one); request logs are
+/// `tracing` events at `info` level under the `rp_sim` target.
+///
+/// # Errors
+///
+/// Configuration and bind errors from [`SimArgs::to_builder`] and
+/// [`SimulatorBuilder::start`], or [`Error::Io`] if waiting for Ctrl-C fails.
+pub async fn run(args: SimArgs) -> Result<(), Error> {
+    let sim = args.to_builder()?.start().await?;
+    println!(
+        "rp-sim: Rocketpay Gate simulator listening on {}",
+        sim.addr()
+    );
+    println!("  base URL:     {}", sim.base_url());
+    if args.uses_default_project() {
+        println!("  project:      {DEFAULT_PROJECT_ID}   secret key: {DEFAULT_SECRET_KEY}");
+    } else {
+        for id in &args.project_ids {
+            println!("  project:      {id}   secret key: (as given)");
+        }
+    }
+    match &args.callback_url {
+        Some(url) => println!("  callbacks to: {url}"),
+        None => println!(
+            "  callbacks:    none (set --callback-url, or send general.merchant_callback_url)"
+        ),
+    }
+    println!(
+        "  processing:   {} ms; time scale {}; amount limit {} minor units",
+        args.processing_delay_ms, args.time_scale, args.amount_limit
+    );
+    println!(
+        "  magic values: last 4 digits of the phone number (rp-sim --help); state: GET /_sim/payments"
+    );
+    if !args.listen.ip().is_loopback() {
+        println!("  warning: listening beyond loopback; anyone who can reach it can use it");
+    }
+    println!("Press Ctrl-C to stop.");
+    let waited = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    waited.map_err(Error::Io)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, CommandFactory};
+
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let args = SimArgs::try_parse_from(["rp-sim"]).unwrap();
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert!(args.uses_default_project());
+        assert_eq!(args.time_scale, TimeScale::REAL_TIME);
+        assert!(args.to_builder().is_ok());
+    }
+
+    #[test]
+    fn projects_come_in_pairs() {
+        let args = SimArgs::try_parse_from([
+            "rp-sim",
+            "--project-id",
+            "1",
+            "--secret-key",
+            "a",
+            "--project-id",
+            "2",
+            "--secret-key",
+            "b",
+            "--time-scale",
+            "0.001",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        assert_eq!(args.project_ids.len(), 2);
+        assert_eq!(args.time_scale, TimeScale::per_million(1_000));
+        assert!(args.to_builder().is_ok());
+        assert!(
+            !format!("{args:?}").contains("\"a\""),
+            "keys must not be in Debug"
+        );
+
+        let unpaired = SimArgs::try_parse_from([
+            "rp-sim",
+            "--project-id",
+            "1",
+            "--project-id",
+            "2",
+            "--secret-key",
+            "a",
+        ])
+        .unwrap();
+        let error = unpaired.to_builder().unwrap_err().to_string();
+        assert!(
+            error.contains("2 --project-id but 1 --secret-key"),
+            "{error}"
+        );
+
+        assert!(SimArgs::try_parse_from(["rp-sim", "--project-id", "0"]).is_err());
+        assert!(SimArgs::try_parse_from(["rp-sim", "--time-scale", "fast"]).is_err());
+    }
+
+    #[test]
+    fn help_shows_the_magic_table_also_when_embedded() {
+        let help = SimArgs::command().render_long_help().to_string();
+        assert!(help.contains("| `0023` |"), "{help}");
+        assert!(help.contains("RP_SIM_TIME_SCALE"), "{help}");
+        assert!(help.contains("sim-secret-key"), "{help}");
+        // As `rp sim`: the Args part of the derive keeps the help texts.
+        let embedded = SimArgs::augment_args(clap::Command::new("sim"))
+            .render_long_help()
+            .to_string();
+        assert!(embedded.contains("| `0001` |"), "{embedded}");
+        assert!(embedded.contains("--processing-delay-ms"), "{embedded}");
+    }
+}

@@ -1,0 +1,109 @@
+//! The `/_sim/` control and inspection endpoints (not part of the Gate API).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::server::Shared;
+use crate::{Error, Magic, Outcome, lifecycle};
+
+fn problem(http: StatusCode, message: &str) -> Response {
+    (http, Json(json!({"status": "error", "message": message}))).into_response()
+}
+
+/// `GET /_sim/config`: what the simulator was started with (never the keys).
+pub(crate) async fn config(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let magic: Vec<Value> = Magic::ALL
+        .iter()
+        .map(|m| json!({"digits": m.digits(), "name": m}))
+        .collect();
+    Json(json!({
+        "project_ids": shared.project_ids,
+        "callback_url": shared.default_callback_url,
+        "amount_limit": shared.amount_limit,
+        "processing_delay_ms": shared.processing_delay.as_millis(),
+        "slow_delay_ms": shared.slow_delay.as_millis(),
+        "time_scale": shared.time_scale,
+        "seed": shared.seed,
+        "magic": magic,
+    }))
+}
+
+/// `GET /_sim/payments`.
+pub(crate) async fn payments(State(shared): State<Arc<Shared>>) -> Response {
+    let payments: Vec<_> = shared
+        .state()
+        .payments
+        .iter()
+        .map(|entry| entry.payment.clone())
+        .collect();
+    Json(payments).into_response()
+}
+
+/// `GET /_sim/payments/{payment_id}`.
+pub(crate) async fn payment(
+    State(shared): State<Arc<Shared>>,
+    Path(payment_id): Path<String>,
+) -> Response {
+    let found = shared
+        .state()
+        .find(&payment_id)
+        .map(|entry| entry.payment.clone());
+    match found {
+        Some(payment) => Json(payment).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            &Error::UnknownPayment { payment_id }.to_string(),
+        ),
+    }
+}
+
+/// `POST /_sim/payments/{payment_id}/force` with `{"status":"success"}` or
+/// `{"status":"decline","code":"20000"}`.
+pub(crate) async fn force(
+    State(shared): State<Arc<Shared>>,
+    Path(payment_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let outcome: Outcome = match serde_json::from_slice(&body) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the body must be {{\"status\":\"success\"}} or {{\"status\":\"decline\",\"code\":\"20000\"}}: {error}"
+                ),
+            );
+        }
+    };
+    match lifecycle::force(&shared, &payment_id, outcome) {
+        Ok(payment) => Json(payment).into_response(),
+        Err(error @ Error::UnknownPayment { .. }) => {
+            problem(StatusCode::NOT_FOUND, &error.to_string())
+        }
+        Err(error) => problem(StatusCode::CONFLICT, &error.to_string()),
+    }
+}
+
+/// `GET /_sim/requests`.
+pub(crate) async fn requests(State(shared): State<Arc<Shared>>) -> Response {
+    let requests = shared.state().requests.clone();
+    Json(requests).into_response()
+}
+
+/// `GET /_sim/callbacks`.
+pub(crate) async fn callbacks(State(shared): State<Arc<Shared>>) -> Response {
+    let callbacks = shared.state().callbacks.clone();
+    Json(callbacks).into_response()
+}
+
+/// `POST /_sim/reset`.
+pub(crate) async fn reset(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    lifecycle::reset(&shared);
+    Json(json!({"status": "ok"}))
+}

@@ -1,0 +1,754 @@
+//! The Gate endpoints: operator list, mobile payout, payment status; checked like the platform.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rp_model::wire::{ErrorItem, Extra, GateResponse, PayoutRequest, StatusResponse};
+use rp_model::{
+    Msisdn, OperationStatus, Operator, PaymentId, PaymentStatus, PrefixInfo, RequestStatus,
+    ResponseCode, mask_phone,
+};
+use serde_json::{Value, json};
+
+use crate::lifecycle::{account_object, code_message, customer_object, payment_object};
+use crate::server::{ConnectionHandle, Shared};
+use crate::state::{Entry, RequestRecord, SimOperation, SimPayment, now};
+use crate::{Magic, control, lifecycle};
+
+/// The operator-list endpoint.
+pub const OPERATORS_PATH: &str = "/v2/info/mobile/payout/list";
+/// The mobile payout endpoint.
+pub const PAYOUT_PATH: &str = "/v2/payment/mobile/payout";
+/// The payment status endpoint.
+pub const STATUS_PATH: &str = "/v2/payment/status";
+
+/// The longest `callback.delay` the platform accepts, in seconds.
+const MAX_CALLBACK_DELAY_SECONDS: u64 = 600;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(OPERATORS_PATH, post(operators))
+        .route(PAYOUT_PATH, post(payout))
+        .route(STATUS_PATH, post(status))
+        .route("/_sim/config", get(control::config))
+        .route("/_sim/payments", get(control::payments))
+        .route("/_sim/payments/{payment_id}", get(control::payment))
+        .route("/_sim/payments/{payment_id}/force", post(control::force))
+        .route("/_sim/requests", get(control::requests))
+        .route("/_sim/callbacks", get(control::callbacks))
+        .route("/_sim/reset", post(control::reset))
+        .fallback(unknown_path)
+        .with_state(shared)
+}
+
+async fn unknown_path(uri: Uri) -> Response {
+    tracing::info!(path = %uri.path(), "rp-sim unknown path");
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({
+            "status": "error",
+            "message": format!(
+                "Unknown endpoint {}: the simulator serves POST {OPERATORS_PATH}, {PAYOUT_PATH}, {STATUS_PATH} and /_sim/…",
+                uri.path()
+            ),
+        })),
+    )
+        .into_response()
+}
+
+/// What the request said about itself, for the error envelope and the request log.
+#[derive(Clone, Debug, Default)]
+struct Context {
+    project_id: Option<u64>,
+    payment_id: Option<String>,
+}
+
+/// A synchronous rejection with a platform code.
+#[derive(Clone, Debug)]
+struct Reject {
+    code: u32,
+    field: Option<String>,
+    detail: Option<String>,
+}
+
+impl Reject {
+    fn code(code: u32) -> Reject {
+        Reject {
+            code,
+            field: None,
+            detail: None,
+        }
+    }
+
+    fn detail(code: u32, detail: impl Into<String>) -> Reject {
+        Reject {
+            code,
+            field: None,
+            detail: Some(detail.into()),
+        }
+    }
+
+    fn field(code: u32, field: &str, detail: impl Into<String>) -> Reject {
+        Reject {
+            code,
+            field: Some(field.to_owned()),
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// 2004 naming the field.
+    fn missing(field: &str) -> Reject {
+        Reject::field(ResponseCode::FIELD_MISSING, field, field)
+    }
+
+    /// 2004 naming the field and what it must be.
+    fn wrong_type(field: &str, must: &str) -> Reject {
+        Reject::field(
+            ResponseCode::FIELD_MISSING,
+            field,
+            format!("{field} ({must})"),
+        )
+    }
+
+    fn http_status(&self) -> StatusCode {
+        match self.code {
+            2442 | 3261 | 3262 => StatusCode::FORBIDDEN,
+            3041 | 3060 => StatusCode::CONFLICT,
+            3061 => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn message(&self) -> String {
+        let base = code_message(&ResponseCode::from_number(self.code));
+        match &self.detail {
+            Some(detail) => format!("{base}: {detail}"),
+            None => base,
+        }
+    }
+
+    fn into_answer(self, context: &Context) -> Answer {
+        let code = ResponseCode::from_number(self.code);
+        let message = self.message();
+        let body = GateResponse {
+            status: Some(RequestStatus::Error),
+            request_id: None,
+            project_id: context.project_id,
+            payment_id: context.payment_id.clone(),
+            code: Some(code.clone()),
+            message: Some(message.clone()),
+            errors: vec![ErrorItem {
+                code: Some(code.clone()),
+                message: Some(message),
+                field: self.field.clone(),
+                description: None,
+                extra: Extra::new(),
+            }],
+            extra: Extra::new(),
+        };
+        Answer::json(self.http_status(), Some(code.to_string()), to_value(&body))
+    }
+}
+
+/// How a request is answered.
+enum Answer {
+    Json {
+        http: StatusCode,
+        code: Option<String>,
+        body: Value,
+        retry_after: Option<u64>,
+    },
+    Drop(ConnectionHandle),
+}
+
+impl Answer {
+    fn json(http: StatusCode, code: Option<String>, body: Value) -> Answer {
+        Answer::Json {
+            http,
+            code,
+            body,
+            retry_after: None,
+        }
+    }
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Records the request, logs it and turns the answer into a response.
+fn respond(shared: &Shared, path: &str, context: Context, answer: Answer) -> Response {
+    let (http_status, code) = match &answer {
+        Answer::Json { http, code, .. } => (Some(http.as_u16()), code.clone()),
+        Answer::Drop(_) => (None, None),
+    };
+    tracing::info!(
+        path,
+        project_id = context.project_id,
+        payment_id = context.payment_id.as_deref(),
+        http_status,
+        code = code.as_deref(),
+        "rp-sim request"
+    );
+    shared.state().requests.push(RequestRecord {
+        at: now(),
+        path: path.to_owned(),
+        project_id: context.project_id,
+        payment_id: context.payment_id,
+        http_status,
+        code,
+    });
+    match answer {
+        Answer::Json {
+            http,
+            body,
+            retry_after,
+            ..
+        } => {
+            let mut response = (http, axum::Json(body)).into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        Answer::Drop(connection) => {
+            connection.drop_connection();
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// What every Gate request shares: a JSON object, a known project, a valid signature.
+struct Checked<'a> {
+    value: Value,
+    project_id: u64,
+    project: &'a crate::server::ProjectEntry,
+}
+
+/// Reads what the request says about itself, leniently (for the envelope and the log).
+fn context_of(value: &Value) -> Context {
+    let general = value.get("general");
+    Context {
+        project_id: general
+            .and_then(|g| g.get("project_id"))
+            .and_then(read_project_id),
+        payment_id: general
+            .and_then(|g| g.get("payment_id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}
+
+fn read_project_id(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        _ => None,
+    }
+    .filter(|id| *id != 0)
+}
+
+/// Parses the body (2003), finds the project (2004, 2442) and checks the signature (3262, 3261).
+fn check_common<'a>(shared: &'a Shared, body: &[u8]) -> (Context, Result<Checked<'a>, Reject>) {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(error) => {
+            return (
+                Context::default(),
+                Err(Reject::detail(
+                    ResponseCode::INVALID_JSON,
+                    error.to_string(),
+                )),
+            );
+        }
+    };
+    let context = context_of(&value);
+    let result = check_parsed(shared, value);
+    (context, result)
+}
+
+fn check_parsed(shared: &Shared, value: Value) -> Result<Checked<'_>, Reject> {
+    if !value.is_object() {
+        return Err(Reject::detail(
+            ResponseCode::INVALID_JSON,
+            "the body must be a JSON object",
+        ));
+    }
+    let general = match value.get("general") {
+        Some(Value::Object(general)) => general,
+        Some(_) => return Err(Reject::wrong_type("general", "must be an object")),
+        None => return Err(Reject::missing("general")),
+    };
+    let project_id = match general.get("project_id") {
+        None | Some(Value::Null) => return Err(Reject::missing("general.project_id")),
+        Some(raw) => read_project_id(raw).ok_or_else(|| {
+            Reject::wrong_type("general.project_id", "must be a positive integer")
+        })?,
+    };
+    let project = shared.projects.get(&project_id).ok_or_else(|| {
+        Reject::field(
+            ResponseCode::PROJECT_NOT_FOUND,
+            "general.project_id",
+            format!("{project_id}"),
+        )
+    })?;
+    match general.get("signature") {
+        None | Some(Value::Null) => {
+            return Err(Reject::field(
+                ResponseCode::EMPTY_SIGNATURE,
+                "general.signature",
+                "general.signature",
+            ));
+        }
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(Reject::field(
+                ResponseCode::EMPTY_SIGNATURE,
+                "general.signature",
+                "general.signature",
+            ));
+        }
+        Some(_) => {}
+    }
+    match project.signer.verify_value(&value) {
+        Ok(_) => {}
+        Err(rp_sign::Error::MissingSignature) => {
+            return Err(Reject::field(
+                ResponseCode::EMPTY_SIGNATURE,
+                "general.signature",
+                "general.signature",
+            ));
+        }
+        Err(error) => {
+            return Err(Reject::field(
+                ResponseCode::INVALID_SIGNATURE,
+                "general.signature",
+                error.to_string(),
+            ));
+        }
+    }
+    Ok(Checked {
+        value,
+        project_id,
+        project,
+    })
+}
+
+/// A non-empty string at `path` (2004 otherwise).
+fn required_str<'v>(value: &'v Value, path: &str) -> Result<&'v str, Reject> {
+    let mut current = value;
+    for part in path.split('.') {
+        current = match current.get(part) {
+            Some(next) => next,
+            None => return Err(Reject::missing(path)),
+        };
+    }
+    match current {
+        Value::String(s) if !s.is_empty() => Ok(s),
+        Value::Null | Value::String(_) => Err(Reject::missing(path)),
+        _ => Err(Reject::wrong_type(path, "must be a string")),
+    }
+}
+
+async fn operators(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let (context, checked) = check_common(&shared, &body);
+    let answer = match checked {
+        Ok(checked) => {
+            let operators: Vec<Value> = Operator::KNOWN
+                .iter()
+                .map(|op| json!({"id": op.id(), "name": op.name()}))
+                .collect();
+            Answer::json(
+                StatusCode::OK,
+                None,
+                json!({"project_id": checked.project_id, "operators": operators}),
+            )
+        }
+        Err(reject) => reject.into_answer(&context),
+    };
+    respond(&shared, OPERATORS_PATH, context, answer)
+}
+
+async fn status(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let (context, checked) = check_common(&shared, &body);
+    let answer = match checked.and_then(|checked| status_answer(&shared, &checked)) {
+        Ok(answer) => answer,
+        Err(reject) => reject.into_answer(&context),
+    };
+    respond(&shared, STATUS_PATH, context, answer)
+}
+
+fn status_answer(shared: &Shared, checked: &Checked<'_>) -> Result<Answer, Reject> {
+    let payment_id = required_str(&checked.value, "general.payment_id")?;
+    let key = (checked.project_id, payment_id.to_owned());
+    let payment = shared
+        .state()
+        .get(&key)
+        .map(|entry| entry.payment.clone())
+        .ok_or_else(|| Reject::code(ResponseCode::TRANSACTION_NOT_FOUND))?;
+    let date = payment
+        .last_operation()
+        .map_or_else(|| payment.created_at.clone(), |op| op.date.clone());
+    let response = StatusResponse {
+        project_id: Some(payment.project_id),
+        payment: Some(payment_object(&payment, &date)),
+        account: Some(account_object(&payment)),
+        customer: Some(customer_object(&payment)),
+        operations: payment.operations.iter().map(operation_object).collect(),
+        errors: payment.errors(),
+        ..StatusResponse::default()
+    };
+    let signed = checked
+        .project
+        .signer
+        .sign_callback(&response)
+        .unwrap_or_else(|_| to_value(&response));
+    Ok(Answer::json(StatusCode::OK, None, signed))
+}
+
+fn operation_object(operation: &SimOperation) -> rp_model::wire::Operation {
+    rp_model::wire::Operation {
+        id: Some(operation.id),
+        kind: Some(operation.kind.clone()),
+        status: Some(operation.status.clone()),
+        date: Some(operation.date.clone()),
+        created_date: Some(operation.created_date.clone()),
+        request_id: Some(operation.request_id.clone()),
+        code: Some(operation.code.clone()),
+        message: Some(operation.message.clone()),
+        ..rp_model::wire::Operation::default()
+    }
+}
+
+/// A payout request that passed every check.
+struct Valid {
+    project_id: u64,
+    payment_id: String,
+    phone: Msisdn,
+    operator: Operator,
+    amount: u64,
+    currency: String,
+    customer_id: String,
+    description: String,
+    callback_url: Option<String>,
+    callback_delay: Duration,
+    callbacks_disabled: bool,
+}
+
+fn validate_payout(shared: &Shared, checked: &Checked<'_>) -> Result<Valid, Reject> {
+    let value = &checked.value;
+    let payment_id = required_str(value, "general.payment_id")?;
+    required_str(value, "customer.id")?;
+    required_str(value, "account.number")?;
+    match value.get("payment").and_then(|p| p.get("amount")) {
+        None | Some(Value::Null) => return Err(Reject::missing("payment.amount")),
+        Some(amount) if amount.as_u64().is_none() => {
+            return Err(Reject::wrong_type(
+                "payment.amount",
+                "must be a non-negative integer number of minor units",
+            ));
+        }
+        Some(_) => {}
+    }
+    required_str(value, "payment.currency")?;
+    let request: PayoutRequest = serde_json::from_value(value.clone())
+        .map_err(|error| Reject::detail(ResponseCode::FIELD_MISSING, error.to_string()))?;
+    PaymentId::new(payment_id)
+        .map_err(|error| Reject::field(3024, "general.payment_id", error.to_string()))?;
+    if request.payment.currency != "KZT" {
+        return Err(Reject::field(
+            ResponseCode::CURRENCY_DISABLED,
+            "payment.currency",
+            format!("{} (only KZT is enabled)", request.payment.currency),
+        ));
+    }
+    let amount = request.payment.amount;
+    if amount == 0 {
+        return Err(Reject::field(
+            ResponseCode::PAYOUT_AMOUNT_LIMIT,
+            "payment.amount",
+            "the amount must be positive",
+        ));
+    }
+    if amount > shared.amount_limit {
+        return Err(Reject::field(
+            ResponseCode::PAYOUT_AMOUNT_LIMIT,
+            "payment.amount",
+            format!(
+                "{amount} exceeds the per-operation limit of {} minor units",
+                shared.amount_limit
+            ),
+        ));
+    }
+    let number = request.account.number.as_str();
+    let phone = parse_phone(number)?;
+    let operator = match request.account.service_provider.clone() {
+        Some(operator) => operator,
+        None => PrefixInfo::lookup(phone.prefix())
+            .and_then(|info| info.operators.first().cloned())
+            .ok_or_else(|| {
+                Reject::field(
+                    20102,
+                    "account.number",
+                    format!(
+                        "no payout operator serves prefix {}; name one in account.service_provider",
+                        phone.prefix()
+                    ),
+                )
+            })?,
+    };
+    let callback_url = request
+        .general
+        .merchant_callback_url
+        .clone()
+        .filter(|url| !url.is_empty())
+        .or_else(|| {
+            shared
+                .projects
+                .get(&checked.project_id)
+                .and_then(|p| p.callback_url.clone())
+        })
+        .or_else(|| shared.default_callback_url.clone());
+    let callback = request.extra.get("callback");
+    let callback_delay = callback
+        .and_then(|c| c.get("delay"))
+        .and_then(Value::as_u64)
+        .map_or(Duration::ZERO, |s| {
+            Duration::from_secs(s.min(MAX_CALLBACK_DELAY_SECONDS))
+        });
+    let callbacks_disabled = callback
+        .and_then(|c| c.get("force_disable"))
+        .is_some_and(|v| v.as_u64() == Some(1) || v.as_bool() == Some(true));
+    Ok(Valid {
+        project_id: checked.project_id,
+        payment_id: payment_id.to_owned(),
+        phone,
+        operator,
+        amount,
+        currency: request.payment.currency,
+        customer_id: request.customer.id,
+        description: request.payment.description.unwrap_or_default(),
+        callback_url,
+        callback_delay,
+        callbacks_disabled,
+    })
+}
+
+/// `account.number` must be the canonical 11 digits of a payable KZ mobile number.
+fn parse_phone(number: &str) -> Result<Msisdn, Reject> {
+    let malformed = |why: String| {
+        Reject::field(
+            20102,
+            "account.number",
+            format!(
+                "{} is not a payable Kazakhstan mobile number: {why}",
+                mask_phone(number)
+            ),
+        )
+    };
+    if number.len() != 11 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed(
+            "write the 11 digits with country code 7 and nothing else (77XXXXXXXXX)".to_owned(),
+        ));
+    }
+    let phone = Msisdn::parse(number).map_err(|error| malformed(error.to_string()))?;
+    if phone.as_str() != number {
+        return Err(malformed(
+            "write the 11 digits with country code 7 and nothing else (77XXXXXXXXX)".to_owned(),
+        ));
+    }
+    Ok(phone)
+}
+
+async fn payout(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
+    body: Bytes,
+) -> Response {
+    let (context, checked) = check_common(&shared, &body);
+    let valid = checked.and_then(|checked| validate_payout(&shared, &checked));
+    let answer = match valid {
+        Ok(valid) => accept(&shared, valid, connection).await,
+        Err(reject) => reject.into_answer(&context),
+    };
+    respond(&shared, PAYOUT_PATH, context, answer)
+}
+
+/// Records a valid payout (or answers 3041 / a magic HTTP behaviour).
+async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle) -> Answer {
+    let key = (valid.project_id, valid.payment_id.clone());
+    let magic = Magic::from_number(valid.phone.as_str());
+    let context = Context {
+        project_id: Some(valid.project_id),
+        payment_id: Some(valid.payment_id.clone()),
+    };
+    let (request_id, operation_id, first_attempt) = {
+        let mut state = shared.state();
+        let existing = state.get(&key).map(|entry| entry.payment.status.clone());
+        if let Some(status) = &existing
+            && *status != PaymentStatus::Error
+        {
+            return Reject::detail(
+                ResponseCode::PAYMENT_ID_EXISTS,
+                format!("{} (status {status})", valid.payment_id),
+            )
+            .into_answer(&context);
+        }
+        let attempts = state.attempts.entry(key.clone()).or_insert(0);
+        *attempts += 1;
+        let first_attempt = *attempts == 1;
+        if magic == Some(Magic::RateLimited) && first_attempt {
+            return Answer::Json {
+                http: StatusCode::TOO_MANY_REQUESTS,
+                code: Some("429".to_owned()),
+                body: json!({"status": "error", "code": "429", "message": "Too many requests"}),
+                retry_after: Some(1),
+            };
+        }
+        let request_id = state.next_request_id();
+        let operation_id = state.next_operation_id();
+        let at = now();
+        let operation = SimOperation {
+            id: operation_id,
+            kind: "payout".to_owned(),
+            status: OperationStatus::Processing,
+            code: ResponseCode::new("9999"),
+            message: code_message(&ResponseCode::new("9999")),
+            request_id: request_id.clone(),
+            created_date: at.clone(),
+            date: at.clone(),
+        };
+        if let Some(entry) = state.get_mut(&key) {
+            // A resend after status `error`: processed again under the same payment ID.
+            let payment = &mut entry.payment;
+            payment.status = PaymentStatus::Processing;
+            payment.amount = valid.amount;
+            payment.phone = valid.phone;
+            payment.operator = valid.operator;
+            payment.customer_id = valid.customer_id;
+            payment.description = valid.description;
+            payment.magic = magic;
+            payment.accepted_requests += 1;
+            payment.operations.push(operation);
+            entry.callback_url = valid.callback_url;
+            entry.callback_delay = valid.callback_delay;
+            entry.callbacks_disabled = valid.callbacks_disabled;
+        } else {
+            state.insert(Entry {
+                payment: SimPayment {
+                    project_id: valid.project_id,
+                    payment_id: valid.payment_id.clone(),
+                    status: PaymentStatus::Processing,
+                    amount: valid.amount,
+                    currency: valid.currency,
+                    phone: valid.phone,
+                    operator: valid.operator,
+                    customer_id: valid.customer_id,
+                    description: valid.description,
+                    magic,
+                    accepted_requests: 1,
+                    operations: vec![operation],
+                    callbacks_sent: 0,
+                    created_at: at,
+                },
+                callback_url: valid.callback_url,
+                callback_delay: valid.callback_delay,
+                callbacks_disabled: valid.callbacks_disabled,
+            });
+        }
+        (request_id, operation_id, first_attempt)
+    };
+    tracing::info!(
+        payment_id = %valid.payment_id,
+        phone = %valid.phone,
+        amount = valid.amount,
+        magic = magic.map(Magic::digits),
+        "rp-sim payout recorded"
+    );
+    lifecycle::spawn_processing(shared, key, operation_id);
+    let accepted = GateResponse {
+        status: Some(RequestStatus::Success),
+        request_id: Some(request_id),
+        project_id: Some(valid.project_id),
+        payment_id: Some(valid.payment_id),
+        ..GateResponse::default()
+    };
+    match magic {
+        Some(Magic::ServerErrorAfterRecord) if first_attempt => Answer::json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            json!({"status": "error", "message": "Internal server error"}),
+        ),
+        Some(Magic::DropConnection) if first_attempt => Answer::Drop(connection),
+        Some(Magic::SlowResponse) if first_attempt => {
+            shared.sleep(shared.slow_delay).await;
+            Answer::json(StatusCode::OK, None, to_value(&accepted))
+        }
+        _ => Answer::json(StatusCode::OK, None, to_value(&accepted)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_must_be_canonical_payable_numbers() {
+        assert_eq!(parse_phone("77011234567").unwrap().as_str(), "77011234567");
+        for bad in [
+            "87011234567",
+            "+77011234567",
+            "7701123456",
+            "77031234567",
+            "79121234567",
+            "7701123456x",
+        ] {
+            let reject = parse_phone(bad).unwrap_err();
+            assert_eq!(reject.code, 20102, "{bad}");
+            assert_eq!(reject.field.as_deref(), Some("account.number"));
+            assert!(
+                !reject.message().contains("1234567"),
+                "unmasked: {}",
+                reject.message()
+            );
+        }
+    }
+
+    #[test]
+    fn rejections_map_to_the_contract_http_statuses() {
+        let status = |code| Reject::code(code).http_status().as_u16();
+        assert_eq!(status(2003), 400);
+        assert_eq!(status(2004), 400);
+        assert_eq!(status(2442), 403);
+        assert_eq!(status(3261), 403);
+        assert_eq!(status(3262), 403);
+        assert_eq!(status(3041), 409);
+        assert_eq!(status(3023), 400);
+        assert_eq!(status(3104), 400);
+        assert_eq!(status(20102), 400);
+        assert_eq!(status(3061), 404);
+        assert_eq!(
+            Reject::missing("customer.id").message(),
+            "Required field not provided: customer.id"
+        );
+    }
+
+    #[test]
+    fn project_ids_are_read_leniently() {
+        assert_eq!(read_project_id(&json!(1234)), Some(1234));
+        assert_eq!(read_project_id(&json!("1234")), Some(1234));
+        assert_eq!(read_project_id(&json!(0)), None);
+        assert_eq!(read_project_id(&json!(-1)), None);
+        assert_eq!(read_project_id(&json!(1.5)), None);
+        assert_eq!(read_project_id(&json!("12a")), None);
+    }
+}
