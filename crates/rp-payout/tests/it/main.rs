@@ -1,1 +1,11 @@
-fn main() {}
+//! Integration tests of rp-payout: the client against a fake Gate on 127.0.0.1:0 (axum) or a
+//! scripted transport, with a manual clock so that waits take no real time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod callbacks;
+mod config;
+mod gate;
+mod operators;
+mod payout;
+mod reconcile;
+mod status;

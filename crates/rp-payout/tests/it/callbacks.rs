@@ -1,0 +1,312 @@
+//! `Client::handle_callback`: the seed's callback vectors re-signed with the test key.
+
+use std::sync::Arc;
+
+use rp_model::{PaymentStatus, ResponseCode};
+use rp_payout::{CallbackOutcome, Client, ManualClock, MemoryStore, PayoutState, PayoutStore};
+use rp_sign::{SecretKey, testing};
+use rp_transport::ScriptedTransport;
+use serde_json::{Value, json};
+
+use crate::gate::{config, key, payout, pid};
+
+/// The `payload_text` of a vector in spec/signature-vectors.json.
+fn vector(name: &str) -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../spec/signature-vectors.json"
+    );
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let vector = all["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("vector {name} not found"));
+    serde_json::from_str(vector["payload_text"].as_str().unwrap()).unwrap()
+}
+
+fn with_status(mut callback: Value, payment: &str, operation: &str) -> Value {
+    callback["payment"]["status"] = json!(payment);
+    callback["operation"]["status"] = json!(operation);
+    callback
+}
+
+fn sign(callback: &Value) -> Vec<u8> {
+    testing::sign_callback(callback, &key()).unwrap()
+}
+
+/// A client whose store holds an accepted payout `payment_47` (the vectors' payment ID).
+async fn client_with_payout() -> (Client, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let gate = ScriptedTransport::new().then_respond(
+        200,
+        r#"{"status":"success","request_id":"r-1","payment_id":"payment_47"}"#,
+    );
+    let client = Client::builder(config())
+        .transport(Arc::new(gate))
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new()))
+        .build()
+        .unwrap();
+    client.payout(&payout("payment_47")).await.unwrap();
+    (client, store)
+}
+
+async fn state(store: &MemoryStore) -> PayoutState {
+    store.get(&pid("payment_47")).await.unwrap().unwrap().state
+}
+
+#[tokio::test]
+async fn the_seed_vectors_verify_with_their_own_secret() {
+    // Sanity: the payloads we re-sign are the seed's, byte for byte what its signature covers.
+    let all: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../spec/signature-vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let v = all["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "callback_success_payout")
+        .unwrap();
+    let mut body = vector("callback_success_payout");
+    body["signature"] = v["signature"].clone();
+    let signer = rp_sign::Signer::new(&SecretKey::from(v["secret"].as_str().unwrap()));
+    assert!(signer.verify_value(&body).is_ok());
+}
+
+#[tokio::test]
+async fn success_then_duplicate() {
+    let (client, store) = client_with_payout().await;
+    let body = sign(&vector("callback_success_payout"));
+
+    let first = client.handle_callback(&body).await;
+    assert_eq!(
+        first,
+        CallbackOutcome::Applied {
+            payment_id: pid("payment_47"),
+            previous: PayoutState::Accepted,
+            status: PaymentStatus::Success,
+        }
+    );
+    assert_eq!((first.http_status(), first.body()), (200, "OK"));
+    let record = store.get(&pid("payment_47")).await.unwrap().unwrap();
+    assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success));
+    assert_eq!(record.last_code, Some(ResponseCode::new("0")));
+
+    let second = client.handle_callback(&body).await;
+    assert!(
+        matches!(second, CallbackOutcome::Duplicate { .. }),
+        "{second:?}"
+    );
+    assert_eq!((second.http_status(), second.body()), (200, "OK"));
+    assert_eq!(
+        state(&store).await,
+        PayoutState::Status(PaymentStatus::Success)
+    );
+}
+
+#[tokio::test]
+async fn decline_records_the_code() {
+    let (client, store) = client_with_payout().await;
+    let outcome = client
+        .handle_callback(&sign(&vector("callback_decline_payout")))
+        .await;
+    assert!(
+        matches!(outcome, CallbackOutcome::Applied { .. }),
+        "{outcome:?}"
+    );
+    let record = store.get(&pid("payment_47")).await.unwrap().unwrap();
+    assert_eq!(record.state, PayoutState::Status(PaymentStatus::Decline));
+    assert_eq!(record.last_code, Some(ResponseCode::new("20000")));
+    assert_eq!(record.last_message.as_deref(), Some("General decline"));
+}
+
+#[tokio::test]
+async fn out_of_order_processing_after_success_is_ignored() {
+    let (client, store) = client_with_payout().await;
+    let success = sign(&vector("callback_success_payout"));
+    let stale = sign(&with_status(
+        vector("callback_success_payout"),
+        "processing",
+        "processing",
+    ));
+    assert!(matches!(
+        client.handle_callback(&success).await,
+        CallbackOutcome::Applied { .. }
+    ));
+    let outcome = client.handle_callback(&stale).await;
+    assert_eq!(
+        outcome,
+        CallbackOutcome::Stale {
+            payment_id: pid("payment_47"),
+            status: PaymentStatus::Processing,
+            current: PaymentStatus::Success,
+        }
+    );
+    assert_eq!(outcome.http_status(), 200);
+    assert_eq!(
+        state(&store).await,
+        PayoutState::Status(PaymentStatus::Success)
+    );
+}
+
+#[tokio::test]
+async fn processing_then_success_in_order_are_both_applied() {
+    let (client, store) = client_with_payout().await;
+    let processing = sign(&with_status(
+        vector("callback_success_payout"),
+        "processing",
+        "processing",
+    ));
+    assert!(matches!(
+        client.handle_callback(&processing).await,
+        CallbackOutcome::Applied { .. }
+    ));
+    assert_eq!(
+        state(&store).await,
+        PayoutState::Status(PaymentStatus::Processing)
+    );
+    let outcome = client
+        .handle_callback(&sign(&vector("callback_success_payout")))
+        .await;
+    assert!(
+        matches!(
+            &outcome,
+            CallbackOutcome::Applied {
+                previous: PayoutState::Status(PaymentStatus::Processing),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn reversed_after_success_is_its_own_event() {
+    let (client, store) = client_with_payout().await;
+    client
+        .handle_callback(&sign(&vector("callback_success_payout")))
+        .await;
+    let reversed = sign(&with_status(
+        vector("callback_success_payout"),
+        "reversed",
+        "success",
+    ));
+    let outcome = client.handle_callback(&reversed).await;
+    assert_eq!(
+        outcome,
+        CallbackOutcome::Reversed {
+            payment_id: pid("payment_47"),
+            previous: PaymentStatus::Success,
+            status: PaymentStatus::Reversed,
+        }
+    );
+    assert_eq!(outcome.http_status(), 200);
+    assert_eq!(
+        state(&store).await,
+        PayoutState::Status(PaymentStatus::Reversed)
+    );
+}
+
+#[tokio::test]
+async fn a_decline_after_success_is_a_conflict_and_not_applied() {
+    let (client, store) = client_with_payout().await;
+    client
+        .handle_callback(&sign(&vector("callback_success_payout")))
+        .await;
+    let outcome = client
+        .handle_callback(&sign(&vector("callback_decline_payout")))
+        .await;
+    assert!(
+        matches!(outcome, CallbackOutcome::Conflict { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        state(&store).await,
+        PayoutState::Status(PaymentStatus::Success)
+    );
+}
+
+#[tokio::test]
+async fn bad_signature_is_refused_and_changes_nothing() {
+    let (client, store) = client_with_payout().await;
+    // Signed with another key.
+    let forged = testing::sign_callback(
+        &vector("callback_success_payout"),
+        &SecretKey::from("not-our-key"),
+    )
+    .unwrap();
+    let outcome = client.handle_callback(&forged).await;
+    assert!(
+        matches!(outcome, CallbackOutcome::InvalidSignature { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.http_status(), 401);
+    assert_ne!(outcome.body(), "OK");
+
+    // Tampered after signing.
+    let tampered = String::from_utf8(sign(&vector("callback_decline_payout")))
+        .unwrap()
+        .replace("\"decline\"", "\"success\"");
+    let outcome = client.handle_callback(tampered.as_bytes()).await;
+    assert_eq!(outcome.http_status(), 401, "{outcome:?}");
+
+    // Unsigned.
+    let unsigned = serde_json::to_vec(&vector("callback_success_payout")).unwrap();
+    assert_eq!(client.handle_callback(&unsigned).await.http_status(), 401);
+
+    assert_eq!(state(&store).await, PayoutState::Accepted);
+}
+
+#[tokio::test]
+async fn a_callback_for_another_project_is_refused() {
+    let (client, store) = client_with_payout().await;
+    let mut other = vector("callback_success_payout");
+    other["project_id"] = json!(9999);
+    let outcome = client.handle_callback(&sign(&other)).await;
+    assert!(
+        matches!(
+            outcome,
+            CallbackOutcome::WrongProject {
+                found: Some(9999),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.http_status(), 403);
+    assert_eq!(state(&store).await, PayoutState::Accepted);
+}
+
+#[tokio::test]
+async fn malformed_and_unrecorded_callbacks() {
+    let (client, _store) = client_with_payout().await;
+    let not_json = client.handle_callback(b"{not json").await;
+    assert_eq!(not_json.http_status(), 400, "{not_json:?}");
+
+    let mut no_status = vector("callback_success_payout");
+    no_status["payment"]
+        .as_object_mut()
+        .unwrap()
+        .remove("status");
+    let outcome = client.handle_callback(&sign(&no_status)).await;
+    assert!(
+        matches!(outcome, CallbackOutcome::Malformed { .. }),
+        "{outcome:?}"
+    );
+
+    let mut elsewhere = vector("callback_success_payout");
+    elsewhere["payment"]["id"] = json!("dashboard-payout-1");
+    let outcome = client.handle_callback(&sign(&elsewhere)).await;
+    assert!(
+        matches!(outcome, CallbackOutcome::Unrecorded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.http_status(), 200);
+}

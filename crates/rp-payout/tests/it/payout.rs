@@ -1,0 +1,471 @@
+//! `Client::payout`: the retry rules end to end, against the fake Gate and a scripted transport.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rp_model::{PaymentStatus, ResponseCode};
+use rp_payout::{
+    Acceptance, Client, Error, ManualClock, MemoryStore, PayoutState, PayoutStore, RetryPolicy,
+};
+use rp_transport::{
+    BoxFuture, HttpRequest, HttpResponse, ScriptedTransport, Transport, TransportError,
+};
+use serde_json::Value;
+
+use crate::gate::{
+    Gate, Reply, accepted, config, envelope, fast_retry, not_found, payout, pid, server_error,
+    status_body, status_reply,
+};
+
+/// A client over a scripted transport.
+fn scripted(
+    script: &ScriptedTransport,
+    retry: RetryPolicy,
+) -> (Client, ManualClock, Arc<MemoryStore>) {
+    let clock = ManualClock::new();
+    let store = Arc::new(MemoryStore::new());
+    let client = Client::builder(config().with_retry(retry))
+        .transport(Arc::new(script.clone()))
+        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .build()
+        .unwrap();
+    (client, clock, store)
+}
+
+fn json(status: u16, body: &Value) -> Result<HttpResponse, TransportError> {
+    Ok(HttpResponse::new(
+        status,
+        rp_transport::Headers::new().with("content-type", "application/json"),
+        serde_json::to_vec(body).unwrap(),
+    ))
+}
+
+fn signed(body: &Value) -> Value {
+    rp_sign::Signer::new(&crate::gate::key())
+        .sign_callback(body)
+        .unwrap()
+}
+
+fn bodies(script: &ScriptedTransport) -> Vec<(String, Value)> {
+    script
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), serde_json::from_slice(&r.body).unwrap()))
+        .collect()
+}
+
+async fn state_of(store: &MemoryStore, id: &str) -> PayoutState {
+    store.get(&pid(id)).await.unwrap().unwrap().state
+}
+
+#[tokio::test]
+async fn accepted_over_http() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-ok", "r-1"));
+    let (client, _clock, store) = gate.client();
+
+    let receipt = client.payout(&payout("p-ok")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(receipt.request_id.as_deref(), Some("r-1"));
+    assert_eq!(receipt.attempts, 1);
+    assert_eq!(state_of(&store, "p-ok").await, PayoutState::Accepted);
+
+    let received = gate.received();
+    assert_eq!(gate.calls(), ["payout"]);
+    let body = &received[0].body;
+    assert_eq!(body["general"]["project_id"], 1234);
+    assert_eq!(body["general"]["payment_id"], "p-ok");
+    assert_eq!(body["account"]["number"], "77011234567");
+    assert_eq!(body["payment"]["amount"], 150_000);
+    assert_eq!(body["payment"]["currency"], "KZT");
+    assert!(body["general"]["signature"].is_string());
+}
+
+#[tokio::test]
+async fn validation_error_is_a_typed_rejection_and_is_never_resent() {
+    let gate = Gate::start().await;
+    gate.on_payout(envelope(
+        400,
+        "2004",
+        "Required field not provided: customer.id",
+        Some("customer.id"),
+    ));
+    let (client, _clock, store) = gate.client();
+
+    let error = client.payout(&payout("p-bad")).await.unwrap_err();
+    let Error::Rejected {
+        code,
+        message,
+        field,
+        http_status,
+        ..
+    } = &error
+    else {
+        panic!("{error}");
+    };
+    assert_eq!(code.as_str(), "2004");
+    assert_eq!(message, "Required field not provided: customer.id");
+    assert_eq!(field.as_deref(), Some("customer.id"));
+    assert_eq!(*http_status, Some(400));
+    assert!(error.to_string().contains("code 2004"), "{error}");
+    assert!(matches!(
+        state_of(&store, "p-bad").await,
+        PayoutState::Rejected { .. }
+    ));
+
+    // Submitting it again replays the rejection without sending.
+    let again = client.payout(&payout("p-bad")).await.unwrap_err();
+    assert_eq!(again.code(), Some(ResponseCode::new("2004")));
+    assert_eq!(gate.calls(), ["payout"]);
+}
+
+#[tokio::test]
+async fn invalid_signature_rejection_names_3261() {
+    let gate = Gate::start().await;
+    gate.on_payout(envelope(403, "3261", "Invalid signature", None));
+    let (client, _clock, _store) = gate.client();
+    let error = client.payout(&payout("p-sig")).await.unwrap_err();
+    assert_eq!(error.code(), Some(ResponseCode::new("3261")));
+    assert!(error.to_string().contains("Invalid signature"), "{error}");
+}
+
+#[tokio::test]
+async fn server_error_then_status_not_found_then_resend_succeeds() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error())
+        .on_status(not_found())
+        .on_payout(accepted("p-5xx", "r-2"));
+    let (client, clock, store) = gate.client_with(fast_retry());
+
+    let receipt = client.payout(&payout("p-5xx")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(receipt.attempts, 2);
+    assert_eq!(gate.calls(), ["payout", "status", "payout"]);
+    let received = gate.received();
+    assert_eq!(
+        received[0].body, received[2].body,
+        "the resend is byte for byte the same request"
+    );
+    assert!(received.iter().all(|r| r.payment_id() == Some("p-5xx")));
+    assert_eq!(
+        clock.sleeps()[1],
+        Duration::from_secs(10),
+        "the status waits the platform's 10 s"
+    );
+    assert_eq!(state_of(&store, "p-5xx").await, PayoutState::Accepted);
+}
+
+#[tokio::test]
+async fn timeout_then_status_processing_means_no_resend() {
+    let gate = Gate::start().await;
+    gate.on_payout(Reply::Delayed(
+        Duration::from_millis(800),
+        Box::new(accepted("p-slow", "r-3")),
+    ))
+    .on_status(status_reply("p-slow", "processing"));
+    let (client, _clock, store) = gate.client();
+
+    let receipt = client.payout(&payout("p-slow")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(receipt.attempts, 1);
+    assert_eq!(receipt.request_id.as_deref(), Some("r-1"));
+    assert_eq!(gate.calls(), ["payout", "status"], "never resent");
+    assert_eq!(
+        state_of(&store, "p-slow").await,
+        PayoutState::Status(PaymentStatus::Processing)
+    );
+}
+
+#[tokio::test]
+async fn timeout_then_not_found_resends_with_the_same_payment_id() {
+    let script = ScriptedTransport::new()
+        .then_fail(TransportError::maybe_sent_timeout(
+            rp_payout::PAYOUT_PATH,
+            Duration::from_secs(30),
+        ))
+        .then_respond(
+            404,
+            r#"{"status":"error","code":"3061","message":"Transaction not found"}"#,
+        )
+        .then_respond(
+            200,
+            r#"{"status":"success","request_id":"r-9","payment_id":"p-t"}"#,
+        );
+    let (client, _clock, _store) = scripted(&script, fast_retry());
+
+    let receipt = client.payout(&payout("p-t")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(receipt.request_id.as_deref(), Some("r-9"));
+    let sent = bodies(&script);
+    let paths: Vec<&str> = sent.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            rp_payout::PAYOUT_PATH,
+            rp_payout::STATUS_PATH,
+            rp_payout::PAYOUT_PATH
+        ]
+    );
+    assert_eq!(sent[0].1, sent[2].1);
+    assert!(
+        sent.iter()
+            .all(|(_, b)| b["general"]["payment_id"] == "p-t")
+    );
+}
+
+#[tokio::test]
+async fn status_error_resends_with_the_same_payment_id() {
+    let script = ScriptedTransport::new()
+        .then_fail(TransportError::maybe_sent_interrupted(
+            rp_payout::PAYOUT_PATH,
+            "connection reset",
+        ))
+        .then_respond(
+            200,
+            serde_json::to_vec(&signed(&status_body("p-e", "error"))).unwrap(),
+        )
+        .then_respond(
+            200,
+            r#"{"status":"success","request_id":"r-10","payment_id":"p-e"}"#,
+        );
+    let (client, _clock, store) = scripted(&script, fast_retry());
+
+    let receipt = client.payout(&payout("p-e")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(receipt.attempts, 2);
+    let sent = bodies(&script);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0].1, sent[2].1);
+    assert_eq!(state_of(&store, "p-e").await, PayoutState::Accepted);
+}
+
+#[tokio::test]
+async fn payment_id_exists_on_a_resend_means_the_first_got_through() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error())
+        .on_status(not_found())
+        .on_payout(envelope(409, "3041", "Payment ID already exists", None));
+    let (client, _clock, store) = gate.client_with(fast_retry());
+
+    let receipt = client.payout(&payout("p-3041")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FirstAttemptGotThrough);
+    assert_eq!(state_of(&store, "p-3041").await, PayoutState::Accepted);
+    assert_eq!(gate.calls(), ["payout", "status", "payout"]);
+}
+
+#[tokio::test]
+async fn payment_id_exists_on_a_first_attempt_is_a_rejection() {
+    let gate = Gate::start().await;
+    gate.on_payout(envelope(409, "3041", "Payment ID already exists", None));
+    let (client, _clock, _store) = gate.client();
+    let error = client.payout(&payout("p-used")).await.unwrap_err();
+    assert_eq!(error.code(), Some(ResponseCode::new("3041")));
+    assert_eq!(gate.calls(), ["payout"]);
+}
+
+#[tokio::test]
+async fn rate_limited_honours_retry_after_and_resends() {
+    let gate = Gate::start().await;
+    gate.on_payout(Reply::WithHeader(
+        429,
+        "retry-after",
+        "3",
+        serde_json::json!({"status":"error","code":"429","message":"Too many requests"}),
+    ))
+    .on_payout(accepted("p-429", "r-4"));
+    let (client, clock, _store) = gate.client_with(fast_retry());
+
+    let receipt = client.payout(&payout("p-429")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(receipt.attempts, 2);
+    assert_eq!(
+        gate.calls(),
+        ["payout", "payout"],
+        "429 is not processed: no status check"
+    );
+    assert!(
+        clock.sleeps().contains(&Duration::from_secs(3)),
+        "{:?}",
+        clock.sleeps()
+    );
+}
+
+#[tokio::test]
+async fn exhausted_budget_is_outcome_unknown_and_recorded() {
+    let gate = Gate::start().await;
+    for _ in 0..3 {
+        gate.on_payout(server_error()).on_status(server_error());
+    }
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        max_status_checks: 2,
+        ..fast_retry()
+    };
+    let (client, _clock, store) = gate.client_with(retry);
+
+    let error = client.payout(&payout("p-lost")).await.unwrap_err();
+    assert!(error.is_outcome_unknown(), "{error}");
+    assert!(error.to_string().contains("will be reconciled"), "{error}");
+    assert_eq!(state_of(&store, "p-lost").await, PayoutState::Unknown);
+    assert!(
+        gate.received()
+            .iter()
+            .all(|r| r.payment_id() == Some("p-lost"))
+    );
+    assert_eq!(gate.calls().iter().filter(|c| **c == "payout").count(), 1);
+}
+
+#[tokio::test]
+async fn time_budget_ends_in_outcome_unknown() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error());
+    let retry = RetryPolicy {
+        max_elapsed: Duration::from_secs(5),
+        ..fast_retry()
+    };
+    let (client, _clock, _store) = gate.client_with(retry);
+    let error = client.payout(&payout("p-slowbudget")).await.unwrap_err();
+    assert!(error.is_outcome_unknown(), "{error}");
+    assert_eq!(
+        gate.calls(),
+        ["payout"],
+        "the 10 s status wait does not fit 5 s"
+    );
+}
+
+#[tokio::test]
+async fn not_sent_after_retries_then_resubmitting_sends_the_same_id() {
+    let script = ScriptedTransport::new();
+    for _ in 0..2 {
+        script.push(Err(TransportError::not_sent_connect(
+            rp_payout::PAYOUT_PATH,
+            "connection refused",
+        )));
+    }
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        ..fast_retry()
+    };
+    let (client, _clock, store) = scripted(&script, retry);
+
+    let error = client.payout(&payout("p-ns")).await.unwrap_err();
+    assert!(
+        matches!(error, Error::NotSent { attempts: 2, .. }),
+        "{error}"
+    );
+    assert_eq!(state_of(&store, "p-ns").await, PayoutState::NotRegistered);
+
+    script.push(Ok(HttpResponse::new(
+        200,
+        rp_transport::Headers::new(),
+        r#"{"status":"success","request_id":"r-5"}"#,
+    )));
+    let receipt = client.payout(&payout("p-ns")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    let sent = bodies(&script);
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|(_, b)| b == &sent[0].1));
+}
+
+#[tokio::test]
+async fn unknown_outcome_resubmitted_asks_the_status_first() {
+    let script = ScriptedTransport::new()
+        .then_fail(TransportError::maybe_sent_timeout(
+            rp_payout::PAYOUT_PATH,
+            Duration::from_secs(1),
+        ))
+        .then_fail(TransportError::maybe_sent_timeout(
+            rp_payout::STATUS_PATH,
+            Duration::from_secs(1),
+        ));
+    let retry = RetryPolicy {
+        max_status_checks: 1,
+        ..fast_retry()
+    };
+    let (client, _clock, store) = scripted(&script, retry);
+    assert!(
+        client
+            .payout(&payout("p-u"))
+            .await
+            .unwrap_err()
+            .is_outcome_unknown()
+    );
+    assert_eq!(state_of(&store, "p-u").await, PayoutState::Unknown);
+
+    script.push(json(200, &signed(&status_body("p-u", "success"))));
+    let receipt = client.payout(&payout("p-u")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(receipt.attempts, 0, "nothing resent");
+    assert_eq!(receipt.state, PayoutState::Status(PaymentStatus::Success));
+    let last = script.requests().last().unwrap().path.clone();
+    assert_eq!(last, rp_payout::STATUS_PATH);
+}
+
+#[tokio::test]
+async fn the_same_payout_twice_is_sent_once_and_different_details_are_refused() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-twice", "r-6"));
+    let (client, _clock, _store) = gate.client();
+
+    client.payout(&payout("p-twice")).await.unwrap();
+    let again = client.payout(&payout("p-twice")).await.unwrap();
+    assert_eq!(again.acceptance, Acceptance::AlreadyRecorded);
+    assert_eq!(again.state, PayoutState::Accepted);
+
+    let different = rp_model::Payout::builder()
+        .payment_id(pid("p-twice"))
+        .phone(rp_model::Msisdn::parse("+7 701 123 45 67").unwrap())
+        .amount(rp_model::Money::kzt(9999).unwrap())
+        .customer_id(rp_model::CustomerId::new("customer-1").unwrap())
+        .build()
+        .unwrap();
+    let error = client.payout(&different).await.unwrap_err();
+    assert!(matches!(error, Error::PaymentIdConflict { .. }), "{error}");
+    assert_eq!(gate.calls(), ["payout"]);
+}
+
+/// A transport that checks the payout is in the store before anything is sent.
+#[derive(Debug)]
+struct StoreChecking {
+    store: Arc<MemoryStore>,
+    inner: ScriptedTransport,
+    seen_recorded: std::sync::Mutex<Vec<bool>>,
+}
+
+impl Transport for StoreChecking {
+    fn post(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        let recorded = !self.store.all().is_empty();
+        self.seen_recorded.lock().unwrap().push(recorded);
+        self.inner.post(request)
+    }
+}
+
+#[tokio::test]
+async fn the_payout_is_recorded_before_the_first_byte_is_sent() {
+    let store = Arc::new(MemoryStore::new());
+    let transport = Arc::new(StoreChecking {
+        store: store.clone(),
+        inner: ScriptedTransport::new().then_respond(200, r#"{"status":"success"}"#),
+        seen_recorded: std::sync::Mutex::new(Vec::new()),
+    });
+    let client = Client::builder(config())
+        .transport(transport.clone())
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new()))
+        .build()
+        .unwrap();
+    client.payout(&payout("p-first")).await.unwrap();
+    assert_eq!(*transport.seen_recorded.lock().unwrap(), [true]);
+}
+
+#[tokio::test]
+async fn minted_ids_come_from_the_generator_once_per_call() {
+    let client = Client::builder(config())
+        .transport(Arc::new(ScriptedTransport::new()))
+        .payment_ids(Arc::new(rp_payout::SequentialPaymentIds::new("order")))
+        .build()
+        .unwrap();
+    assert_eq!(client.new_payment_id().unwrap().as_str(), "order-1");
+    assert_eq!(client.new_payment_id().unwrap().as_str(), "order-2");
+}

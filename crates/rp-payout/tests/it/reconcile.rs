@@ -1,0 +1,116 @@
+//! `Client::reconcile` and `Client::resume`.
+
+use std::time::Duration;
+
+use rp_model::PaymentStatus;
+use rp_payout::{Acceptance, PayoutState, PayoutStore, ReconcileResult, RetryPolicy};
+
+use crate::gate::{Gate, accepted, fast_retry, not_found, payout, pid, server_error, status_reply};
+
+#[tokio::test]
+async fn an_overdue_payout_is_resolved_through_the_status() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-old", "r-1"));
+    let (client, clock, store) = gate.client();
+    client.payout(&payout("p-old")).await.unwrap();
+
+    // Not overdue yet: nothing is asked.
+    let report = client.reconcile().await.unwrap();
+    assert!(report.entries.is_empty());
+    assert_eq!(gate.calls(), ["payout"]);
+
+    clock.advance(client.config().overdue_after + Duration::from_secs(1));
+    gate.on_payout(accepted("p-new", "r-2"));
+    client.payout(&payout("p-new")).await.unwrap();
+    gate.on_status(status_reply("p-old", "success"));
+
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(
+        report.entries.len(),
+        1,
+        "only the overdue payout: {report:?}"
+    );
+    assert_eq!(report.entries[0].payment_id, pid("p-old"));
+    assert_eq!(
+        report.entries[0].result,
+        ReconcileResult::Updated {
+            previous: PayoutState::Accepted,
+            state: PayoutState::Status(PaymentStatus::Success),
+        }
+    );
+    assert_eq!(report.updated(), 1);
+    assert_eq!(gate.calls(), ["payout", "payout", "status"]);
+    let record = store.get(&pid("p-old")).await.unwrap().unwrap();
+    assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success));
+
+    // Settled now: the next run does not ask again.
+    clock.advance(client.config().overdue_after);
+    gate.on_status(status_reply("p-new", "processing"));
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(report.entries.len(), 1);
+    assert_eq!(report.entries[0].payment_id, pid("p-new"));
+}
+
+#[tokio::test]
+async fn an_unknown_payout_not_known_to_the_platform_is_resent_by_resume() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error()).on_status(server_error());
+    let retry = RetryPolicy {
+        max_status_checks: 1,
+        ..fast_retry()
+    };
+    let (client, clock, store) = gate.client_with(retry);
+    assert!(
+        client
+            .payout(&payout("p-unk"))
+            .await
+            .unwrap_err()
+            .is_outcome_unknown()
+    );
+
+    clock.advance(client.config().overdue_after);
+    gate.on_status(not_found());
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(
+        report.entries[0].result,
+        ReconcileResult::Updated {
+            previous: PayoutState::Unknown,
+            state: PayoutState::NotRegistered,
+        }
+    );
+    assert_eq!(report.needs_resend(), [&pid("p-unk")]);
+    assert_eq!(
+        gate.calls(),
+        ["payout", "status", "status"],
+        "reconcile never sends a payout"
+    );
+
+    gate.on_payout(accepted("p-unk", "r-3"));
+    let receipt = client.resume(&pid("p-unk")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    let received = gate.received();
+    assert_eq!(
+        received[0].body, received[3].body,
+        "resent with the same payment ID and body"
+    );
+    assert_eq!(
+        store.get(&pid("p-unk")).await.unwrap().unwrap().state,
+        PayoutState::Accepted
+    );
+}
+
+#[tokio::test]
+async fn a_failed_status_request_is_reported_and_changes_nothing() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-f", "r-1"))
+        .on_status(server_error());
+    let (client, clock, store) = gate.client();
+    client.payout(&payout("p-f")).await.unwrap();
+    clock.advance(client.config().overdue_after);
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(report.failed(), 1, "{report:?}");
+    assert_eq!(
+        store.get(&pid("p-f")).await.unwrap().unwrap().state,
+        PayoutState::Accepted
+    );
+}
