@@ -122,6 +122,19 @@ impl CallbackOutcome {
         self.http_status() == 200
     }
 
+    /// Whether the payout ended in status `error` (the platform did not process it): submit
+    /// it again with [`Client::resume`] or the same payout to [`Client::payout`]; it is resent
+    /// under the same payment ID.
+    pub fn needs_resend(&self) -> bool {
+        matches!(
+            self,
+            Self::Applied {
+                status: PaymentStatus::Error,
+                ..
+            }
+        )
+    }
+
     /// The payment ID, when the callback was trusted enough to read it.
     pub fn payment_id(&self) -> Option<&PaymentId> {
         match self {

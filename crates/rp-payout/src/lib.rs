@@ -15,7 +15,9 @@
 //!   [`CallbackOutcome`]: verified (signature and project), de-duplicated, applied by the state
 //!   rules (a final status never goes back; a reversal after success is its own event), with
 //!   the HTTP status and body the web handler must answer.
-//! - [`Client::reconcile`] asks the status endpoint about every payout whose result is overdue.
+//! - [`Client::reconcile`] asks the status endpoint about every payout whose result is overdue,
+//!   and lists those the platform does not have (or that ended in `error`):
+//!   [`Client::resume`] sends them again under the same payment ID.
 //!
 //! Also: [`Client::status`] and [`Client::operators`]; [`Config::from_env`] (`RP_PROJECT_ID`,
 //! `RP_SECRET_KEY`, `RP_BASE_URL`); an injectable [`Transport`](rp_transport::Transport),

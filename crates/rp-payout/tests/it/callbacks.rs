@@ -215,6 +215,28 @@ async fn reversed_after_success_is_its_own_event() {
 }
 
 #[tokio::test]
+async fn an_error_status_asks_for_a_resend() {
+    let (client, store) = client_with_payout().await;
+    let error = sign(&with_status(
+        vector("callback_decline_payout"),
+        "error",
+        "decline",
+    ));
+    let outcome = client.handle_callback(&error).await;
+    assert!(outcome.needs_resend(), "{outcome:?}");
+    assert_eq!(outcome.http_status(), 200);
+    assert!(state(&store).await.is_resendable());
+    let success = client
+        .handle_callback(&sign(&vector("callback_success_payout")))
+        .await;
+    assert!(!success.needs_resend());
+    assert!(
+        matches!(success, CallbackOutcome::Applied { .. }),
+        "{success:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_decline_after_success_is_a_conflict_and_not_applied() {
     let (client, store) = client_with_payout().await;
     client

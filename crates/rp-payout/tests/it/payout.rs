@@ -469,3 +469,70 @@ async fn minted_ids_come_from_the_generator_once_per_call() {
     assert_eq!(client.new_payment_id().unwrap().as_str(), "order-1");
     assert_eq!(client.new_payment_id().unwrap().as_str(), "order-2");
 }
+
+/// A transport that lets a "callback" (a direct store change) land while the payout request
+/// is in flight, then plays the script.
+#[derive(Debug)]
+struct CallbackMidFlight {
+    store: Arc<MemoryStore>,
+    inner: ScriptedTransport,
+}
+
+impl Transport for CallbackMidFlight {
+    fn post(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        Box::pin(async move {
+            if request.path == rp_payout::PAYOUT_PATH {
+                let mut record = self.store.all().pop().unwrap();
+                let version = record.version;
+                record.state = PayoutState::Status(PaymentStatus::Success);
+                let updated = self.store.update(version, record).await.unwrap();
+                assert!(matches!(updated, rp_payout::Updated::Done(_)));
+            }
+            self.inner.post(request).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_callback_during_the_request_is_never_overwritten() {
+    for (answer, expect_unknown) in [
+        (
+            Ok(HttpResponse::new(
+                200,
+                rp_transport::Headers::new(),
+                r#"{"status":"success","request_id":"r-7"}"#,
+            )),
+            false,
+        ),
+        (
+            Err(TransportError::maybe_sent_timeout(
+                rp_payout::PAYOUT_PATH,
+                Duration::from_secs(1),
+            )),
+            true,
+        ),
+    ] {
+        let store = Arc::new(MemoryStore::new());
+        let inner = ScriptedTransport::new();
+        inner.push(answer);
+        let client = Client::builder(config().with_retry(RetryPolicy {
+            max_status_checks: 0,
+            ..fast_retry()
+        }))
+        .transport(Arc::new(CallbackMidFlight {
+            store: store.clone(),
+            inner,
+        }))
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new()))
+        .build()
+        .unwrap();
+        let result = client.payout(&payout("p-mid")).await;
+        assert_eq!(result.is_err(), expect_unknown, "{result:?}");
+        assert_eq!(
+            state_of(&store, "p-mid").await,
+            PayoutState::Status(PaymentStatus::Success),
+            "the callback's final status stays"
+        );
+    }
+}
