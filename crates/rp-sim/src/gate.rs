@@ -604,7 +604,7 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
             .into_answer(&context);
         }
         let attempts = state.attempts.entry(key.clone()).or_insert(0);
-        *attempts += 1;
+        *attempts = attempts.saturating_add(1);
         let first_attempt = *attempts == 1;
         if magic == Some(Magic::RateLimited) && first_attempt {
             return Answer::Json {
@@ -637,7 +637,7 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
             payment.customer_id = valid.customer_id;
             payment.description = valid.description;
             payment.magic = magic;
-            payment.accepted_requests += 1;
+            payment.accepted_requests = payment.accepted_requests.saturating_add(1);
             payment.operations.push(operation);
             entry.callback_url = valid.callback_url;
             entry.callback_delay = valid.callback_delay;

@@ -364,7 +364,7 @@ async fn deliver(shared: &Arc<Shared>, job: &Job, valid_signature: bool) {
                 return None;
             }
             let url = entry.callback_url.clone()?;
-            entry.payment.callbacks_sent += 1;
+            entry.payment.callbacks_sent = entry.payment.callbacks_sent.saturating_add(1);
             Some((url, entry.payment.callbacks_sent))
         })
     }) else {

@@ -1,10 +1,12 @@
 //! The `/_sim/` endpoints and the same Rust API.
 
+use std::time::Duration;
+
 use rp_model::PaymentStatus;
 use rp_sim::{Error, Outcome};
 use serde_json::Value;
 
-use crate::{Env, PROCESSING, send};
+use crate::{Env, send};
 
 async fn get(env: &Env, path: &str) -> crate::Answer {
     send(env.client.get(env.url(path))).await
@@ -108,7 +110,8 @@ async fn force_through_the_rust_api_and_its_errors() {
 
 #[tokio::test]
 async fn forcing_wins_over_the_processing_timer() {
-    let env = Env::start().await;
+    let processing = Duration::from_millis(300);
+    let env = Env::start_with(|b| b.processing_delay(processing)).await;
     assert_eq!(env.payout("race", "77011234567").await.status, 200);
     env.sim
         .force(
@@ -118,7 +121,7 @@ async fn forcing_wins_over_the_processing_timer() {
             },
         )
         .unwrap();
-    tokio::time::sleep(PROCESSING * 3).await;
+    tokio::time::sleep(processing * 2).await;
     // The timer found the payment already final: one callback, the forced one.
     let callbacks = env.rx.callbacks_for("race");
     assert_eq!(callbacks.len(), 1);

@@ -167,7 +167,10 @@ async fn bad_signature_0013() {
 
 #[tokio::test]
 async fn late_callback_0014() {
-    let env = Env::start().await;
+    // A longer processing delay leaves a wide window between the final status and the
+    // callback, so a slow machine does not make the test flaky.
+    let processing = PROCESSING * 3;
+    let env = Env::start_with(|b| b.processing_delay(processing)).await;
     let id = "magic-0014";
     let started = Instant::now();
     assert_eq!(env.payout(id, &number("0014")).await.status, 200);
@@ -176,7 +179,7 @@ async fn late_callback_0014() {
     assert!(env.rx.callbacks_for(id).is_empty(), "callback too early");
     let callbacks = env.rx.wait_for(id, 1).await;
     assert!(
-        started.elapsed() >= PROCESSING * 10,
+        started.elapsed() >= processing * 10,
         "callback after {:?}",
         started.elapsed()
     );
