@@ -23,7 +23,7 @@
 //! - [`Transport`]: the object-safe trait (`Arc<dyn Transport>`), with its own small types
 //!   [`HttpRequest`], [`HttpResponse`] and [`Headers`] and no reqwest type, so you can plug in
 //!   your own HTTP client.
-//! - [`ReqwestTransport`]: the shipped implementation (reqwest, HTTP/1.1, rustls with the ring
+//! - [`ReqwestTransport`]: the shipped implementation (reqwest, HTTP/1.1, rustls with the aws-lc-rs
 //!   provider, no OpenSSL), one pooled client, one attempt per call: no retries, no redirects.
 //!   Retrying is the payout client's job.
 //! - `ScriptedTransport` (feature `test-util`): scripted responses and errors that record the

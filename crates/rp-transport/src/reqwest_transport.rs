@@ -1,4 +1,4 @@
-//! [`ReqwestTransport`]: the [`Transport`] built on reqwest, rustls and the ring provider.
+//! [`ReqwestTransport`]: the [`Transport`] built on reqwest, rustls and the aws-lc-rs provider.
 
 use std::error::Error as _;
 use std::fmt;
@@ -33,7 +33,7 @@ pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PK
 /// Longest `User-Agent` suffix accepted, in bytes.
 const MAX_USER_AGENT_SUFFIX_LEN: usize = 200;
 
-/// The [`Transport`] built on reqwest (HTTP/1.1, rustls with the ring provider, no OpenSSL).
+/// The [`Transport`] built on reqwest (HTTP/1.1, rustls with the aws-lc-rs provider, no OpenSSL).
 ///
 /// One pooled client: connections are reused across requests, and clones share the pool.
 /// Each [`post`](Transport::post) is one attempt: reqwest's retries and redirects are off (hyper
@@ -41,7 +41,7 @@ const MAX_USER_AGENT_SUFFIX_LEN: usize = 200;
 /// anything, which is safe). Proxies from the `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`
 /// environment variables are honoured.
 ///
-/// TLS (1.2 and 1.3) uses rustls with the ring provider, and verifies servers with the platform
+/// TLS (1.2 and 1.3) uses rustls with the aws-lc-rs provider, and verifies servers with the platform
 /// verifier against the system's CA certificates, so an `https` base URL needs them installed
 /// (e.g. the `ca-certificates` package); an `http` base URL, such as a local simulator, needs none.
 ///
@@ -371,12 +371,12 @@ fn record_outcome(result: &Result<HttpResponse, TransportError>, elapsed: Durati
     }
 }
 
-/// The rustls configuration: ring provider, TLS 1.2 and 1.3, HTTP/1.1 by ALPN. For an `https`
+/// The rustls configuration: aws-lc-rs provider, TLS 1.2 and 1.3, HTTP/1.1 by ALPN. For an `https`
 /// base URL the server is verified with the platform's verifier and CA certificates; an `http`
 /// base URL (e.g. a local simulator) never does TLS, so it gets an empty root store and needs no
 /// system certificates.
 fn tls_config(https: bool) -> Result<rustls::ClientConfig, TransportError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid_config("tls", format!("no usable TLS version: {e}")))?;
