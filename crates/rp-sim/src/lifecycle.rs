@@ -293,6 +293,9 @@ async fn process(shared: Arc<Shared>, key: Key, operation: rp_model::OperationId
     ) else {
         return;
     };
+    if magic == Some(Magic::LostCallback) {
+        return;
+    }
     if !delay.is_zero() && !shared.sleep(shared.time_scale.apply(delay)).await {
         return;
     }
@@ -436,7 +439,7 @@ pub(crate) fn force(
     payment_id: &str,
     outcome: Outcome,
 ) -> Result<SimPayment, Error> {
-    let (key, operation) = {
+    let (key, operation, magic) = {
         let state = shared.state();
         let entry = state
             .find(payment_id)
@@ -446,9 +449,11 @@ pub(crate) fn force(
         let payment = &entry.payment;
         let operation = payment.last_operation().map(|op| op.id);
         match operation {
-            Some(operation) if payment.status == PaymentStatus::Processing => {
-                ((payment.project_id, payment.payment_id.clone()), operation)
-            }
+            Some(operation) if payment.status == PaymentStatus::Processing => (
+                (payment.project_id, payment.payment_id.clone()),
+                operation,
+                payment.magic,
+            ),
             _ => {
                 return Err(Error::NotProcessing {
                     payment_id: payment_id.to_owned(),
@@ -463,8 +468,12 @@ pub(crate) fn force(
             payment_id: payment_id.to_owned(),
             status: "changed while forcing".to_owned(),
         })?;
-    let task_shared = Arc::clone(shared);
-    shared.spawn(async move { deliver(&task_shared, &job, true).await });
+    // "No callback ever" and "lost callback" hold for forced results too: only the status
+    // endpoint tells.
+    if !matches!(magic, Some(Magic::NoCallback | Magic::LostCallback)) {
+        let task_shared = Arc::clone(shared);
+        shared.spawn(async move { deliver(&task_shared, &job, true).await });
+    }
     shared
         .state()
         .get(&key)

@@ -43,6 +43,8 @@ pub enum Magic {
     LateCallback,
     /// `0015`: success, then a second callback with status `reversed`.
     Reversed,
+    /// `0016`: success after the processing delay, but the callback is lost (never sent).
+    LostCallback,
     /// `0020`: HTTP 500 after the payout was recorded (first attempt only).
     ServerErrorAfterRecord,
     /// `0021`: the connection is dropped after recording (first attempt only).
@@ -55,7 +57,7 @@ pub enum Magic {
 
 impl Magic {
     /// Every magic value, in table order.
-    pub const ALL: [Magic; 16] = [
+    pub const ALL: [Magic; 17] = [
         Magic::Decline20000,
         Magic::Decline20102,
         Magic::Decline20206,
@@ -68,6 +70,7 @@ impl Magic {
         Magic::BadSignature,
         Magic::LateCallback,
         Magic::Reversed,
+        Magic::LostCallback,
         Magic::ServerErrorAfterRecord,
         Magic::DropConnection,
         Magic::RateLimited,
@@ -89,6 +92,7 @@ impl Magic {
             Magic::BadSignature => "0013",
             Magic::LateCallback => "0014",
             Magic::Reversed => "0015",
+            Magic::LostCallback => "0016",
             Magic::ServerErrorAfterRecord => "0020",
             Magic::DropConnection => "0021",
             Magic::RateLimited => "0022",

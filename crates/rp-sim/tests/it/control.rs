@@ -66,14 +66,19 @@ async fn inspection_endpoints_match_the_rust_api() {
 
     let config = get(&env, "/_sim/config").await;
     assert_eq!(config.json["project_ids"], serde_json::json!([1234]));
-    assert_eq!(config.json["magic"].as_array().unwrap().len(), 16);
+    assert_eq!(
+        config.json["magic"].as_array().unwrap().len(),
+        rp_sim::Magic::ALL.len()
+    );
     assert!(!config.json.to_string().contains("sim-secret-key"));
 }
 
 #[tokio::test]
 async fn force_through_the_rust_api_and_its_errors() {
-    let env = Env::start().await;
-    assert_eq!(env.payout("forced", "77011230010").await.status, 200);
+    // A plain number that would stay processing for a minute: forcing settles it now and
+    // sends its callback.
+    let env = Env::start_with(|b| b.processing_delay(Duration::from_secs(60))).await;
+    assert_eq!(env.payout("forced", "77011234567").await.status, 200);
     let payment = env.sim.force("forced", Outcome::Success).unwrap();
     assert_eq!(payment.status, PaymentStatus::Success);
     let callbacks = env.rx.wait_for("forced", 1).await;

@@ -101,10 +101,26 @@ async fn no_callback_0010_until_forced() {
     .await;
     assert_eq!(forced.status, 200, "{:?}", forced.json);
     assert_eq!(forced.json["status"], "decline");
-    let callbacks = env.rx.wait_for(id, 1).await;
-    assert_eq!(callbacks[0]["payment"]["status"], "decline");
-    assert_eq!(callbacks[0]["operation"]["code"], "20206");
     env.wait_status(id, "decline").await;
+    let status = env.status(id).await;
+    assert_eq!(status.json["operations"][0]["code"], "20206");
+    // "No callback ever" holds for a forced result too.
+    tokio::time::sleep(PROCESSING * 4).await;
+    assert!(env.rx.callbacks_for(id).is_empty());
+    assert_eq!(env.sim.payment(id).unwrap().callbacks_sent, 0);
+}
+
+#[tokio::test]
+async fn lost_callback_0016_settles_without_a_callback() {
+    let env = Env::start().await;
+    let id = "magic-0016";
+    assert_eq!(env.payout(id, &number("0016")).await.status, 200);
+    env.wait_status(id, "success").await;
+    let status = env.status(id).await;
+    assert_eq!(status.json["operations"][0]["status"], "success");
+    tokio::time::sleep(PROCESSING * 4).await;
+    assert!(env.rx.callbacks_for(id).is_empty());
+    assert_eq!(env.sim.payment(id).unwrap().callbacks_sent, 0);
 }
 
 #[tokio::test]
