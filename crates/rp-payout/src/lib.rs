@@ -19,6 +19,8 @@
 //!   and lists those the platform does not have (or that ended in `error`):
 //!   [`Client::resume`] sends them again under the same payment ID.
 //!
+//! With the `axum` feature, [`axum::callback_router`] is that web handler, ready to mount.
+//!
 //! Also: [`Client::status`] and [`Client::operators`]; [`Config::from_env`] (`RP_PROJECT_ID`,
 //! `RP_SECRET_KEY`, `RP_BASE_URL`); an injectable [`Transport`](rp_transport::Transport),
 //! [`Clock`] and [`PaymentIdGenerator`] for tests. Logs carry the payment ID, never the secret
@@ -80,6 +82,8 @@
 //! # }).unwrap();
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod callback;
 mod client;
 mod clock;
