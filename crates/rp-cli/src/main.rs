@@ -1,28 +1,58 @@
 //! The `rp` command line: payouts to mobile phone balances in Kazakhstan through the Rocketpay
-//! Gate API, and tools around it.
+//! Gate API, and the tools around them.
 //!
-//! Each subcommand is one variant of [`Command`] and lives in its own module.
+//! Each subcommand is one variant of [`Command`] and lives in its own module; what they share
+//! (exit codes, one-line failures, the secret key, the Gate connection) is in `common`.
 
+mod common;
+mod demo;
+mod gate_cmd;
+mod listen;
 mod sign_cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Rocketpay Gate payouts to Kazakh mobile phone balances, and tools around them.
+/// Payouts to Kazakhstan mobile phone balances through the Rocketpay Gate API.
 #[derive(Debug, Parser)]
-#[command(name = "rp", version, about, long_about = None)]
-#[command(
-    after_help = "Exit status: 0 success, 1 invalid signature (rp verify), 2 usage or input error."
-)]
+#[command(name = "rp", version, long_about = None)]
+#[command(after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+const AFTER_HELP: &str = "\
+Configuration: RP_BASE_URL (default https://api.rocketpay.kz), RP_PROJECT_ID, and the secret key
+from RP_SECRET_KEY or --secret-file (never a flag value). Logs: RP_LOG=debug.
+
+Start here:
+  rp demo                     the whole job against the embedded simulator
+  rp sim                      run the simulator (magic values: rp sim --help)
+
+Exit status:
+  0  success
+  1  refused: the platform rejected the payout, the payment is unknown, or a signature is invalid
+  2  usage or input error: a phone number, an amount, missing configuration, an unreadable file
+  3  the Gate could not be reached, or the outcome of a payout is unknown (it will not be paid twice)
+  4  rp demo: an outcome was not the expected one";
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole job against the embedded simulator: payouts, callbacks, reconciliation.
+    Demo(demo::DemoArgs),
+    /// Run the local Gate simulator (state, signed callbacks, magic values).
+    Sim(rp_sim::SimArgs),
+    /// List the operators available for payouts.
+    Operators(gate_cmd::OperatorsArgs),
+    /// Pay out to a mobile phone balance.
+    Payout(gate_cmd::PayoutArgs),
+    /// Ask the status of a payment.
+    Status(gate_cmd::StatusArgs),
+    /// Receive callbacks: verify, print, answer as the platform expects.
+    Listen(listen::ListenArgs),
     /// Sign a JSON payload (key from `RP_SECRET_KEY` or `--secret-file`).
     Sign(sign_cmd::SignArgs),
     /// Verify the signature of a callback or signed response.
@@ -31,8 +61,31 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match cli.command {
+        Command::Demo(args) => common::finish("rp demo", demo::demo(&args)),
+        Command::Sim(args) => common::finish("rp sim", run_sim(args)),
+        Command::Operators(args) => common::finish("rp operators", gate_cmd::operators(&args)),
+        Command::Payout(args) => common::finish("rp payout", gate_cmd::payout(&args)),
+        Command::Status(args) => common::finish("rp status", gate_cmd::status(&args)),
+        Command::Listen(args) => common::finish("rp listen", listen::listen(&args)),
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => sign_cmd::verify(&args),
+    }
+}
+
+fn run_sim(args: rp_sim::SimArgs) -> Result<(), common::Failure> {
+    common::runtime()?
+        .block_on(rp_sim::run(args))
+        .map_err(|e| common::Failure::usage(e.to_string()))
+}
+
+/// Logs go to stderr when `RP_LOG` is set (e.g. `RP_LOG=debug`, `RP_LOG=rp_payout=trace`).
+fn init_logging() {
+    if let Ok(filter) = std::env::var("RP_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
     }
 }

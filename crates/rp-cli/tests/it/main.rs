@@ -1,6 +1,62 @@
-//! Integration tests of the `rp` binary, one module per subcommand group.
+//! Integration tests of the `rp` binary, one module per subcommand group. Each test runs the
+//! built binary, against a real simulator on loopback where it needs a Gate.
 
-// Test helpers outside `#[test]` functions may unwrap too: a panic is a failed test.
-#![allow(clippy::unwrap_used, clippy::panic)]
+// Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod demo;
+mod gate_cmd;
+mod listen;
 mod sign_cmd;
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `rp ARGS` with `key` in `RP_SECRET_KEY` (or none) and `stdin` as input.
+pub(crate) fn rp(args: &[&str], key: Option<&str>, stdin: &[u8]) -> Output {
+    let mut env = Vec::new();
+    if let Some(key) = key {
+        env.push(("RP_SECRET_KEY", key));
+    }
+    rp_with(args, &env, stdin)
+}
+
+/// Runs `rp ARGS` with exactly the `RP_*` variables in `env`, and `stdin` as input.
+pub(crate) fn rp_with(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rp"));
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("RP_") || name == "RUST_BACKTRACE" {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    let mut child = command.spawn().unwrap();
+    // `rp` may exit before reading its input (e.g. without a key): a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Asserts exit status `code` and exactly one line on stderr containing `needle`.
+pub(crate) fn assert_fails(output: &Output, code: i32, needle: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}

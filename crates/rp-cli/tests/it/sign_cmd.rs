@@ -1,10 +1,10 @@
 //! `rp sign` and `rp verify`, run as the built binary.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
+
+use crate::{assert_fails, rp, stderr, stdout};
 
 const KEY: &str = "secret";
 const PAYOUT_SIGNATURE: &str =
@@ -29,44 +29,6 @@ fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     path
 }
 
-/// Runs `rp ARGS` with `key` in `RP_SECRET_KEY` (or none) and `stdin` as input.
-fn rp(args: &[&str], key: Option<&str>, stdin: &[u8]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rp"));
-    command
-        .args(args)
-        .env_remove("RP_SECRET_KEY")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(key) = key {
-        command.env("RP_SECRET_KEY", key);
-    }
-    let mut child = command.spawn().unwrap();
-    // `rp` may exit before reading its input (e.g. without a key): a broken pipe is fine.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
-
-/// Asserts exit status `code` and exactly one line on stderr containing `needle`.
-fn assert_fails(output: &Output, code: i32, needle: &str) {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
-    assert!(err.contains(needle), "{needle:?} not in {err:?}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-}
 
 #[test]
 fn sign_prints_the_signature_from_a_file() {

@@ -1,0 +1,313 @@
+//! `rp operators`, `rp payout`, `rp status`: the Gate from the command line, against any Gate
+//! (the production host by default; `--base-url` for `rp sim`).
+
+use std::time::{Duration, Instant};
+
+use rp_model::{Currency, CustomerId, Money, Msisdn, Operator, PaymentId, PaymentStatus, Payout};
+use rp_payout::{Acceptance, Client, PayoutReceipt, PayoutState, StatusReport};
+use serde_json::json;
+
+use crate::common::{Failure, GateArgs, print_json, runtime};
+
+/// Arguments of `rp operators`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = OPERATORS_HELP)]
+pub(crate) struct OperatorsArgs {
+    #[command(flatten)]
+    gate: GateArgs,
+}
+
+const OPERATORS_HELP: &str = "\
+Examples:
+  RP_PROJECT_ID=1234 RP_SECRET_KEY=... rp operators
+  RP_SECRET_KEY=sim-secret-key rp operators --base-url http://127.0.0.1:8080 --project-id 1234 --json";
+
+/// Arguments of `rp payout`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = PAYOUT_HELP)]
+pub(crate) struct PayoutArgs {
+    /// The phone number to credit, in any common form: +7 701 123 45 67, 8 (701) 123-45-67, 7011234567.
+    #[arg(long, value_name = "NUMBER")]
+    phone: String,
+    /// The amount in tenge as people write it: 1500, 1 500,00, 1500.50 (KZT only).
+    #[arg(long, value_name = "TENGE")]
+    amount: String,
+    /// Your ID of the customer being paid.
+    #[arg(long, value_name = "ID")]
+    customer_id: String,
+    /// The payment ID: the idempotency key. Reuse it (never a new one) to retry this payout.
+    /// Default: a fresh random ID, printed.
+    #[arg(long, value_name = "ID")]
+    payment_id: Option<String>,
+    /// The operator (ACTIV, ALTEL, BEELINE, KCELL, TELE2), if you know it. The number's prefix is
+    /// only a hint: numbers move between operators.
+    #[arg(long, value_name = "ID")]
+    operator: Option<String>,
+    /// A description of the payout.
+    #[arg(long)]
+    description: Option<String>,
+    /// After acceptance, ask for the status until it is final or this many seconds have passed.
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
+    #[command(flatten)]
+    gate: GateArgs,
+}
+
+const PAYOUT_HELP: &str = "\
+The payout is signed and sent once. If the answer is lost (timeout, dropped connection, 5xx),
+the status endpoint is asked and the payout is resent only under the SAME payment ID, and only
+if the platform does not have it. Acceptance means the request was registered; the result comes
+later (see --wait, or `rp status`).
+
+Examples:
+  RP_PROJECT_ID=1234 RP_SECRET_KEY=... rp payout --phone '+7 701 123 45 67' --amount '1 500' --customer-id c-42
+  rp payout --phone 87051234567 --amount 1500.50 --customer-id c-42 --payment-id order-9 --wait 60
+  # against the local simulator (rp sim):
+  RP_SECRET_KEY=sim-secret-key rp payout --base-url http://127.0.0.1:8080 --project-id 1234 \\
+      --phone '+7 701 123 0001' --amount 1500 --customer-id c-1 --wait 10   # magic 0001: a decline";
+
+/// Arguments of `rp status`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = STATUS_HELP)]
+pub(crate) struct StatusArgs {
+    /// The payment ID.
+    payment_id: String,
+    #[command(flatten)]
+    gate: GateArgs,
+}
+
+const STATUS_HELP: &str = "\
+The status response is signed by the platform; its signature is verified when present.
+
+Examples:
+  RP_PROJECT_ID=1234 RP_SECRET_KEY=... rp status order-9
+  rp status order-9 --json";
+
+/// Runs `rp operators`.
+pub(crate) fn operators(args: &OperatorsArgs) -> Result<(), Failure> {
+    let client = args.gate.client()?;
+    let list = runtime()?.block_on(client.operators())?;
+    if args.gate.json {
+        let ids: Vec<&str> = list.operators.iter().map(Operator::id).collect();
+        print_json(&json!({ "operators": ids }));
+    } else {
+        println!("{} operators available for payouts:", list.operators.len());
+        for operator in &list.operators {
+            println!("  {:<8} {}", operator.id(), operator.name());
+        }
+    }
+    Ok(())
+}
+
+/// Runs `rp payout`.
+pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
+    let client = args.gate.client()?;
+    let payout = build_payout(args, &client)?;
+    let runtime = runtime()?;
+    let receipt = runtime.block_on(client.payout(&payout))?;
+    let report = match args.wait {
+        Some(seconds) => Some(runtime.block_on(wait_final(&client, &receipt, seconds))?),
+        None => None,
+    };
+    if args.gate.json {
+        let mut out = json!({
+            "payment_id": receipt.payment_id.as_str(),
+            "accepted": true,
+            "acceptance": acceptance_name(&receipt.acceptance),
+            "request_id": receipt.request_id,
+            "attempts": receipt.attempts,
+            "phone": payout.phone().masked(),
+            "amount": payout.amount().minor_units(),
+            "currency": payout.amount().currency().code(),
+        });
+        if let Some(report) = &report {
+            out["status"] = json!(report.status.as_str());
+            out["final"] = json!(report.status.is_final());
+            out["code"] = json!(report.last_code.as_ref().map(|c| c.as_str()));
+            out["message"] = json!(report.last_message);
+        }
+        print_json(&out);
+    } else {
+        println!(
+            "accepted: payout {} of {} to {} ({})",
+            receipt.payment_id,
+            payout.amount(),
+            payout.phone(),
+            acceptance_text(&receipt)
+        );
+        match &report {
+            Some(report) => print_status(report),
+            None => println!(
+                "the result comes in the callback, or ask: rp status {}",
+                receipt.payment_id
+            ),
+        }
+    }
+    match report {
+        Some(report) if report.status == PaymentStatus::Decline => Err(Failure::refused(format!(
+            "payout {} was declined{}",
+            report.payment_id,
+            code_suffix(&report)
+        ))),
+        Some(report) if !report.status.is_final() => Err(Failure::unreachable(format!(
+            "payout {} is still {} after {} s; ask again with: rp status {}",
+            report.payment_id,
+            report.status,
+            args.wait.unwrap_or_default(),
+            report.payment_id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `rp status`.
+pub(crate) fn status(args: &StatusArgs) -> Result<(), Failure> {
+    let client = args.gate.client()?;
+    let payment_id = PaymentId::new(args.payment_id.as_str())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let report = runtime()?.block_on(client.status(&payment_id))?;
+    if args.gate.json {
+        let raw = serde_json::to_value(&report.raw).unwrap_or_default();
+        print_json(&json!({
+            "payment_id": report.payment_id.as_str(),
+            "status": report.status.as_str(),
+            "final": report.status.is_final(),
+            "code": report.last_code.as_ref().map(|c| c.as_str()),
+            "message": report.last_message,
+            "signature_verified": report.signature_verified,
+            "response": raw,
+        }));
+    } else {
+        print_status(&report);
+    }
+    Ok(())
+}
+
+fn build_payout(args: &PayoutArgs, client: &Client) -> Result<Payout, Failure> {
+    let usage = |e: rp_model::Error| Failure::usage(e.to_string());
+    let payment_id = match &args.payment_id {
+        Some(id) => PaymentId::new(id.as_str()).map_err(usage)?,
+        None => client.new_payment_id()?,
+    };
+    let mut builder = Payout::builder()
+        .payment_id(payment_id)
+        .phone(Msisdn::parse(&args.phone).map_err(usage)?)
+        .amount(Money::parse(&args.amount, Currency::KZT).map_err(usage)?)
+        .customer_id(CustomerId::new(args.customer_id.as_str()).map_err(usage)?);
+    if let Some(operator) = &args.operator {
+        let operator = Operator::from_id(operator);
+        if !operator.is_known() {
+            return Err(Failure::usage(format!(
+                "unknown operator `{operator}`; use one of ACTIV, ALTEL, BEELINE, KCELL, TELE2"
+            )));
+        }
+        builder = builder.operator(operator);
+    }
+    if let Some(description) = &args.description {
+        builder = builder.description(description.as_str());
+    }
+    builder.build().map_err(usage)
+}
+
+/// Asks for the status until it is final or `seconds` have passed.
+async fn wait_final(
+    client: &Client,
+    receipt: &PayoutReceipt,
+    seconds: u64,
+) -> Result<StatusReport, Failure> {
+    if let PayoutState::Status(status) = &receipt.state
+        && status.is_final()
+    {
+        return client
+            .status(&receipt.payment_id)
+            .await
+            .map_err(Failure::from);
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut pause = Duration::from_millis(500);
+    loop {
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        match client.status(&receipt.payment_id).await {
+            Ok(report) if report.status.is_final() || Instant::now() >= deadline => {
+                return Ok(report);
+            }
+            // Right after acceptance the platform may not know the payment yet (spec §4).
+            Ok(_) | Err(rp_payout::Error::NotFound { .. }) if Instant::now() < deadline => {}
+            Ok(report) => return Ok(report),
+            Err(error) => return Err(error.into()),
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn acceptance_name(acceptance: &Acceptance) -> &'static str {
+    match acceptance {
+        Acceptance::Accepted => "accepted",
+        Acceptance::FirstAttemptGotThrough => "first_attempt_got_through",
+        Acceptance::FoundByStatus => "found_by_status",
+        Acceptance::AlreadyRecorded => "already_recorded",
+        _ => "other",
+    }
+}
+
+fn acceptance_text(receipt: &PayoutReceipt) -> String {
+    let how = match receipt.acceptance {
+        Acceptance::Accepted => "accepted for processing".to_owned(),
+        Acceptance::FirstAttemptGotThrough => {
+            "the answer was lost, and the resend showed the first request had got through".to_owned()
+        }
+        Acceptance::FoundByStatus => {
+            "the answer was lost; the status endpoint showed the platform has it".to_owned()
+        }
+        Acceptance::AlreadyRecorded => "already recorded; nothing was sent".to_owned(),
+        _ => "accepted".to_owned(),
+    };
+    match &receipt.request_id {
+        Some(request) => format!("{how}; request {request}, {} attempt(s)", receipt.attempts),
+        None => format!("{how}; {} attempt(s)", receipt.attempts),
+    }
+}
+
+fn code_suffix(report: &StatusReport) -> String {
+    match (&report.last_code, &report.last_message) {
+        (Some(code), Some(message)) => format!(": code {code} ({message})"),
+        (Some(code), None) => format!(": code {code}"),
+        _ => String::new(),
+    }
+}
+
+fn print_status(report: &StatusReport) {
+    let finality = if report.status.is_final() {
+        "final"
+    } else {
+        "not final yet"
+    };
+    println!("payment   {}", report.payment_id);
+    println!("status    {} ({finality})", report.status);
+    if let Some(code) = &report.last_code {
+        let message = report.last_message.as_deref().unwrap_or("");
+        match code.category() {
+            Some(category) => println!("code      {code} {message} [{category}]"),
+            None => println!("code      {code} {message}"),
+        }
+    }
+    if let Some(operator) = report.raw.account.as_ref().and_then(|a| a.operator.as_ref()) {
+        println!("operator  {}", operator.name());
+    }
+    for operation in &report.operations {
+        println!(
+            "operation {} {} {} code {} {}",
+            operation.id.map(|id| id.to_string()).unwrap_or_default(),
+            operation.kind.as_deref().unwrap_or("-"),
+            operation.status.as_ref().map(|s| s.as_str()).unwrap_or("-"),
+            operation.code.as_ref().map(|c| c.as_str()).unwrap_or("-"),
+            operation.date.as_ref().map(|d| d.as_str()).unwrap_or(""),
+        );
+    }
+    let signature = if report.signature_verified {
+        "verified"
+    } else {
+        "absent (response not signed)"
+    };
+    println!("signature {signature}");
+}

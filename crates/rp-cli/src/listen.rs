@@ -1,0 +1,178 @@
+//! `rp listen`: a callback receiver that verifies each callback, prints it, and answers as the
+//! platform expects (200 `OK` when valid; 401 / 403 / 400 otherwise, so the platform redelivers).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use rp_model::{ProjectId, mask_phone, wire};
+use rp_sign::Signer;
+
+use crate::common::{Failure, KeyArgs, runtime};
+
+const LISTEN_HELP: &str = "\
+Point the project's callback URL (or `rp sim --callback-url`) at http://HOST:PORT/ (any path).
+Each callback is verified with the key from RP_SECRET_KEY or --secret-file, and with
+--project-id when given, then printed on one line. Stop with Ctrl-C.
+
+Examples:
+  RP_SECRET_KEY=sim-secret-key rp listen --port 9000
+  rp sim --callback-url http://127.0.0.1:9000/ &   # in another terminal
+  rp listen --port 9000 --project-id 1234 --secret-file ~/.rp/key --json";
+
+/// Arguments of `rp listen`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = LISTEN_HELP)]
+pub(crate) struct ListenArgs {
+    /// The port to listen on (0: any free port, printed).
+    #[arg(long, value_name = "N")]
+    port: u16,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    host: IpAddr,
+    /// Accept callbacks of this project only.
+    #[arg(long, env = "RP_PROJECT_ID", value_name = "N")]
+    project_id: Option<ProjectId>,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Print each callback as one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Receiver {
+    signer: Signer,
+    project: Option<ProjectId>,
+    json: bool,
+}
+
+/// Runs `rp listen` until Ctrl-C.
+pub(crate) fn listen(args: &ListenArgs) -> Result<(), Failure> {
+    let receiver = Arc::new(Receiver {
+        signer: Signer::new(&args.key.load()?),
+        project: args.project_id,
+        json: args.json,
+    });
+    let addr = SocketAddr::new(args.host, args.port);
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Failure::usage(format!("cannot read the bound address: {e}")))?;
+        eprintln!("rp listen: waiting for callbacks on http://{local}/ (Ctrl-C to stop)");
+        let app = Router::new()
+            .fallback(post(callback))
+            .with_state(receiver);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| Failure::unreachable(format!("the receiver stopped: {e}")))
+    })
+}
+
+async fn callback(State(receiver): State<Arc<Receiver>>, body: Bytes) -> (StatusCode, String) {
+    let (status, line) = judge(&receiver, &body);
+    if receiver.json {
+        println!("{line}");
+    } else {
+        println!("{} {line}", status.as_u16());
+    }
+    let answer = if status == StatusCode::OK {
+        "OK".to_owned()
+    } else {
+        line
+    };
+    (status, answer)
+}
+
+/// Decides what to answer, and the line to print.
+fn judge(receiver: &Receiver, body: &[u8]) -> (StatusCode, String) {
+    let verified = match receiver.signer.verify_callback(body) {
+        Ok(verified) => verified,
+        Err(error) => {
+            let status = if matches!(error, rp_sign::Error::InvalidJson { .. }) {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            return (status, describe_rejection(receiver.json, &error.to_string()));
+        }
+    };
+    let callback: wire::Callback = match serde_json::from_slice(body) {
+        Ok(callback) => callback,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                describe_rejection(receiver.json, &format!("not a callback: {error}")),
+            );
+        }
+    };
+    if let Some(expected) = receiver.project
+        && callback.project_id != Some(expected.get())
+    {
+        let message = format!(
+            "signed, but for project {} (expected {expected})",
+            callback
+                .project_id
+                .map_or_else(|| "none".to_owned(), |p| p.to_string())
+        );
+        return (StatusCode::FORBIDDEN, describe_rejection(receiver.json, &message));
+    }
+    let operation = callback.operation.as_ref();
+    let code = operation.and_then(|o| o.code.as_ref());
+    let account = callback.account.as_ref();
+    if receiver.json {
+        let line = serde_json::json!({
+            "valid": true,
+            "variant": verified.variant().name(),
+            "project_id": callback.project_id,
+            "payment_id": callback.payment_id(),
+            "status": callback.payment_status().map(|s| s.as_str()),
+            "final": callback.payment_status().map(|s| s.is_final()),
+            "code": code.map(|c| c.as_str()),
+            "message": operation.and_then(|o| o.message.as_deref()),
+            "operator": account.and_then(|a| a.operator.as_ref()).map(|o| o.id()),
+            "phone": account.and_then(|a| a.number.as_deref()).map(mask_phone),
+        });
+        return (StatusCode::OK, line.to_string());
+    }
+    let mut line = format!(
+        "callback: payment {} is {}",
+        callback.payment_id().unwrap_or("(none)"),
+        callback
+            .payment_status()
+            .map_or("(no status)", |s| s.as_str())
+    );
+    if let Some(code) = code {
+        line.push_str(&format!(
+            ", code {code} {}",
+            operation.and_then(|o| o.message.as_deref()).unwrap_or("")
+        ));
+    }
+    if let Some(account) = account {
+        if let Some(number) = &account.number {
+            line.push_str(&format!(", to {}", mask_phone(number)));
+        }
+        if let Some(operator) = &account.operator {
+            line.push_str(&format!(" ({})", operator.name()));
+        }
+    }
+    line.push_str(&format!("; signature valid ({})", verified.variant().name()));
+    (StatusCode::OK, line)
+}
+
+fn describe_rejection(json: bool, reason: &str) -> String {
+    if json {
+        serde_json::json!({ "valid": false, "reason": reason }).to_string()
+    } else {
+        format!("rejected: {reason}")
+    }
+}

@@ -1,0 +1,168 @@
+//! `rp operators`, `rp payout`, `rp status` against a real simulator on loopback.
+
+use std::time::Duration;
+
+use rp_model::ProjectId;
+use rp_sign::SecretKey;
+use rp_sim::{RunningSimulator, Simulator};
+use serde_json::Value;
+
+use crate::{assert_fails, rp_with, stdout};
+
+const KEY: &str = "cli-test-key";
+
+/// A simulator on a runtime of its own (the binary under test blocks this thread).
+struct Sim {
+    sim: Option<RunningSimulator>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sim = runtime.block_on(async {
+            Simulator::builder()
+                .project(ProjectId::new(1234).unwrap(), SecretKey::from(KEY))
+                .processing_delay(Duration::from_millis(100))
+                .start()
+                .await
+                .unwrap()
+        });
+        Sim {
+            sim: Some(sim),
+            runtime,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.sim.as_ref().unwrap().base_url()
+    }
+
+    fn sim(&self) -> &RunningSimulator {
+        self.sim.as_ref().unwrap()
+    }
+
+    /// Runs `rp ARGS` against this simulator, configured through the environment.
+    fn rp(&self, args: &[&str]) -> std::process::Output {
+        let url = self.url();
+        rp_with(
+            args,
+            &[("RP_BASE_URL", &url), ("RP_PROJECT_ID", "1234"), ("RP_SECRET_KEY", KEY)],
+            b"",
+        )
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.runtime.block_on(sim.shutdown());
+        }
+    }
+}
+
+#[test]
+fn operators_for_people_and_for_scripts() {
+    let sim = Sim::start();
+    let text = sim.rp(&["operators"]);
+    assert_eq!(text.status.code(), Some(0));
+    assert!(stdout(&text).contains("BEELINE  Beeline"), "{}", stdout(&text));
+    let json = sim.rp(&["operators", "--json"]);
+    let value: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(value["operators"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn payout_then_status() {
+    let sim = Sim::start();
+    let output = sim.rp(&[
+        "payout", "--phone", "8 (701) 123-45-67", "--amount", "1 500,50", "--customer-id", "c-1",
+        "--payment-id", "cli-1",
+    ]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("accepted: payout cli-1 of 1\u{a0}500,50\u{a0}₸ to 7701***4567"), "{out}");
+    let recorded = sim.sim().payment("cli-1").unwrap();
+    assert_eq!(recorded.amount, 150_050);
+    assert_eq!(recorded.phone.as_str(), "77011234567");
+
+    // Once settled, `rp status` shows the verified final status.
+    std::thread::sleep(Duration::from_millis(400));
+    let status = sim.rp(&["status", "cli-1"]);
+    let out = stdout(&status);
+    assert_eq!(status.status.code(), Some(0), "{out}");
+    assert!(out.contains("status    success (final)"), "{out}");
+    assert!(out.contains("signature verified"), "{out}");
+    let json = sim.rp(&["status", "cli-1", "--json"]);
+    let value: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(value["status"], "success");
+    assert_eq!(value["signature_verified"], true);
+}
+
+#[test]
+fn payout_wait_reports_a_decline_with_exit_1() {
+    let sim = Sim::start();
+    let output = sim.rp(&[
+        "payout", "--phone", "+7 705 123 0001", "--amount", "10", "--customer-id", "c-2",
+        "--wait", "10", "--json",
+    ]);
+    assert_fails(&output, 1, "was declined: code 20000 (General decline)");
+    let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(value["status"], "decline");
+    assert_eq!(value["code"], "20000");
+    assert_eq!(value["phone"], "7705***0001");
+}
+
+#[test]
+fn bad_input_is_one_line_with_exit_2() {
+    let sim = Sim::start();
+    let base = ["payout", "--customer-id", "c-3"];
+    let cases: [(&[&str], &str); 4] = [
+        (&["--phone", "+7 912 345 67 89", "--amount", "10"], "is a Russian number"),
+        (&["--phone", "87011234567", "--amount", "10.005"], "more fraction digits than KZT allows"),
+        (&["--phone", "87011234567", "--amount", "0"], "the amount must be greater than zero"),
+        (&["--phone", "87011234567", "--amount", "5", "--operator", "IZI"], "unknown operator `IZI`"),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_fails(&sim.rp(&args), 2, needle);
+    }
+    assert!(sim.sim().payments().is_empty(), "nothing may be sent");
+}
+
+#[test]
+fn missing_configuration_is_named() {
+    let no_project = rp_with(&["operators"], &[("RP_SECRET_KEY", KEY)], b"");
+    assert_fails(&no_project, 2, "no project ID: set RP_PROJECT_ID or pass --project-id N");
+    let no_key = rp_with(&["operators", "--project-id", "1234"], &[], b"");
+    assert_fails(&no_key, 2, "no secret key: set RP_SECRET_KEY or pass --secret-file PATH");
+    let bad_project = rp_with(&["operators", "--project-id", "x1"], &[("RP_SECRET_KEY", KEY)], b"");
+    assert_fails(&bad_project, 2, "project ID \"x1\" is not a positive integer");
+}
+
+#[test]
+fn an_unreachable_gate_is_exit_3() {
+    // A port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let output = rp_with(
+        &["operators", "--base-url", &url, "--project-id", "1234"],
+        &[("RP_SECRET_KEY", KEY)],
+        b"",
+    );
+    assert_fails(&output, 3, "was not sent");
+}
+
+#[test]
+fn an_unknown_payment_is_exit_1() {
+    let sim = Sim::start();
+    assert_fails(&sim.rp(&["status", "never-paid"]), 1, "not known to the platform (code 3061)");
+}
