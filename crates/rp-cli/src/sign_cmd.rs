@@ -160,11 +160,11 @@ fn run_verify(args: &VerifyArgs) -> Result<(), Failure> {
     })?;
     println!(
         "valid: the signature in `{}` matches ({}, as {})",
-        verified.location,
-        verified.variant,
-        verified.variant.used_by()
+        verified.location(),
+        verified.variant(),
+        verified.variant().used_by()
     );
-    if verified.variant != SortVariant::PhpNatural {
+    if verified.variant() != SortVariant::PhpNatural {
         println!(
             "note: only a non-canonical sort order matched; this tells which rule the platform uses, please report it"
         );

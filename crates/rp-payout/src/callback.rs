@@ -174,11 +174,17 @@ impl Client {
                 });
             }
         };
-        let callback: wire::Callback = match serde_json::from_value(verified.value) {
+        // Straight from the verified bytes: no intermediate `Value`. `Callback::signature`
+        // receives the root signature (absent when it was `general.signature`).
+        let callback: wire::Callback = match verified.deserialize() {
             Ok(callback) => callback,
             Err(e) => {
+                let reason = match e {
+                    rp_sign::Error::Deserialize(e) => e.to_string(),
+                    other => other.to_string(),
+                };
                 return self.refuse(CallbackOutcome::Malformed {
-                    reason: format!("not a callback: {e}"),
+                    reason: format!("not a callback: {reason}"),
                 });
             }
         };

@@ -3,11 +3,15 @@
 //!
 //! All lines live in one buffer; each line is a range of it. Sorting permutes the small
 //! [`Entry`] records, never the text, so canonicalising a payload costs three allocations.
+//!
+//! There is one flattener for two kinds of tree, both seen through [`JsonTree`]: a parsed
+//! `serde_json::Value`, and the borrowed tree of [`crate::raw`] read from a callback's bytes.
 
 use serde_json::{Map, Number, Value};
 
 use crate::float::push_php_float;
 use crate::natural::natural_cmp;
+use crate::raw::{NumberKind, number_kind};
 
 /// The member skipped with its whole subtree at every depth (a Payment Page parameter).
 const FRAME_MODE: &str = "frame_mode";
@@ -68,6 +72,81 @@ impl std::fmt::Display for SortVariant {
     }
 }
 
+/// A read-only JSON tree as the flattener walks it: a cheap handle to one node.
+pub(crate) trait JsonTree<'s>: Copy {
+    /// The members of an object, in order, keys unique.
+    type Members: Iterator<Item = (&'s str, Self)>;
+    /// The elements of an array.
+    type Items: ExactSizeIterator<Item = Self>;
+
+    /// What this node is.
+    fn view(self) -> View<'s, Self>;
+}
+
+/// One node of a [`JsonTree`].
+pub(crate) enum View<'s, N: JsonTree<'s>> {
+    Object(N::Members),
+    Array(N::Items),
+    String(&'s str),
+    Number(Num<'s>),
+    Bool(bool),
+    Null,
+}
+
+impl<'s, N: JsonTree<'s>> View<'s, N> {
+    /// The JSON type name, for error messages.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            View::Object(_) => "object",
+            View::Array(_) => "array",
+            View::String(_) => "string",
+            View::Number(_) => "number",
+            View::Bool(_) => "boolean",
+            View::Null => "null",
+        }
+    }
+}
+
+/// A JSON number: as `serde_json` parsed it, or by its source text (read the PHP way).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Num<'s> {
+    Parsed(&'s Number),
+    Text(&'s str),
+}
+
+/// The members of a `serde_json` object, keys as `&str`.
+#[derive(Debug, Clone)]
+pub(crate) struct ValueMembers<'s>(serde_json::map::Iter<'s>);
+
+impl<'s> Iterator for ValueMembers<'s> {
+    type Item = (&'s str, &'s Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(key, value)| (key.as_str(), value))
+    }
+}
+
+/// The members of `map` as a [`JsonTree`] iterator.
+pub(crate) fn value_members(map: &Map<String, Value>) -> ValueMembers<'_> {
+    ValueMembers(map.iter())
+}
+
+impl<'s> JsonTree<'s> for &'s Value {
+    type Members = ValueMembers<'s>;
+    type Items = std::slice::Iter<'s, Value>;
+
+    fn view(self) -> View<'s, Self> {
+        match self {
+            Value::Object(map) => View::Object(value_members(map)),
+            Value::Array(items) => View::Array(items.iter()),
+            Value::String(s) => View::String(s),
+            Value::Number(n) => View::Number(Num::Parsed(n)),
+            Value::Bool(b) => View::Bool(*b),
+            Value::Null => View::Null,
+        }
+    }
+}
+
 /// Which `signature` member (if any) to leave out while flattening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Strip {
@@ -87,6 +166,30 @@ struct Entry {
     end: usize,
     /// The path has no ASCII digit and no whitespace, so its natural order is its byte order.
     plain: bool,
+    /// The first 16 bytes of the path, zero-padded, as two big-endian integers: comparing
+    /// them is byte order on those bytes, and decides most comparisons without `memcmp`.
+    prefix: [u64; 2],
+}
+
+impl Entry {
+    /// Byte order of the paths: by [`Entry::prefix`], then by the whole path on a tie.
+    fn cmp_path(&self, other: &Entry, bytes: &[u8]) -> std::cmp::Ordering {
+        self.prefix.cmp(&other.prefix).then_with(|| {
+            let path = |e: &Entry| bytes.get(e.start..e.path_end).unwrap_or_default();
+            path(self).cmp(path(other))
+        })
+    }
+}
+
+/// The first 16 bytes of `path`, zero-padded, as two big-endian integers.
+fn path_prefix(path: &[u8]) -> [u64; 2] {
+    let mut head = [0u8; 16];
+    for (slot, byte) in head.iter_mut().zip(path) {
+        *slot = *byte;
+    }
+    let (high, low) = head.split_at(8);
+    let word = |half: &[u8]| u64::from_be_bytes(<[u8; 8]>::try_from(half).unwrap_or_default());
+    [word(high), word(low)]
 }
 
 /// The flattened lines of a payload, in the order of the last sort.
@@ -97,8 +200,12 @@ pub(crate) struct Lines {
 }
 
 impl Lines {
-    /// Flattens `root` in document order (`spec/signature.md` §2 steps 2–3).
-    pub(crate) fn flatten(root: &Map<String, Value>, strip: Strip) -> Lines {
+    /// Flattens the members of the root object in document order
+    /// (`spec/signature.md` §2 steps 2–3).
+    pub(crate) fn flatten<'s, N: JsonTree<'s>>(
+        root: impl Iterator<Item = (&'s str, N)>,
+        strip: Strip,
+    ) -> Lines {
         let mut flattener = Flattener::new(None);
         flattener.root(root, strip);
         flattener.finish()
@@ -107,7 +214,7 @@ impl Lines {
     /// Flattens `root` and records the features on which vendor SDKs disagree.
     pub(crate) fn flatten_with_notes(root: &Map<String, Value>, notes: &mut Vec<String>) -> Lines {
         let mut flattener = Flattener::new(Some(notes));
-        flattener.root(root, Strip::Nothing);
+        flattener.root(value_members(root), Strip::Nothing);
         flattener.finish()
     }
 
@@ -117,15 +224,15 @@ impl Lines {
         let path = |e: &Entry| &bytes[e.start..e.path_end];
         let line = |e: &Entry| &bytes[e.start..e.end];
         match variant {
-            // Byte order is natural order for plain paths, and `<[u8]>::cmp` is much faster.
+            // Byte order is natural order for plain paths, and much faster.
             SortVariant::PhpNatural => self.entries.sort_by(|a, b| {
                 if a.plain && b.plain {
-                    path(a).cmp(path(b))
+                    a.cmp_path(b, bytes)
                 } else {
                     natural_cmp(path(a), path(b))
                 }
             }),
-            SortVariant::BytewiseByPath => self.entries.sort_by(|a, b| path(a).cmp(path(b))),
+            SortVariant::BytewiseByPath => self.entries.sort_by(|a, b| a.cmp_path(b, bytes)),
             SortVariant::BytewiseByLine => self.entries.sort_by(|a, b| line(a).cmp(line(b))),
         }
     }
@@ -208,16 +315,23 @@ impl<'n> Flattener<'n> {
         }
     }
 
-    fn root(&mut self, root: &Map<String, Value>, strip: Strip) {
+    fn root<'s, N: JsonTree<'s>>(
+        &mut self,
+        root: impl Iterator<Item = (&'s str, N)>,
+        strip: Strip,
+    ) {
         for (key, value) in root {
-            match (strip, key.as_str(), value) {
-                (Strip::Root, SIGNATURE, _) => {}
-                (Strip::General, GENERAL, Value::Object(general)) => {
-                    let mark = self.enter_key(key);
-                    self.object(general, Some(SIGNATURE));
-                    self.leave(mark);
-                }
-                _ => self.member(key, value),
+            match (strip, key) {
+                (Strip::Root, SIGNATURE) => {}
+                (Strip::General, GENERAL) => match value.view() {
+                    View::Object(general) => {
+                        let mark = self.enter_key(key);
+                        self.object::<N>(general, Some(SIGNATURE));
+                        self.leave(mark);
+                    }
+                    view => self.member(key, view),
+                },
+                _ => self.member(key, value.view()),
             }
         }
     }
@@ -262,7 +376,7 @@ impl<'n> Flattener<'n> {
         self.path.truncate(mark.len);
     }
 
-    fn member(&mut self, key: &str, value: &Value) {
+    fn member<'s, N: JsonTree<'s>>(&mut self, key: &str, value: View<'s, N>) {
         if key == FRAME_MODE {
             return;
         }
@@ -271,41 +385,41 @@ impl<'n> Flattener<'n> {
         self.leave(mark);
     }
 
-    fn object(&mut self, map: &Map<String, Value>, skip: Option<&str>) {
+    fn object<'s, N: JsonTree<'s>>(&mut self, members: N::Members, skip: Option<&str>) {
         self.depth += 1;
-        for (key, value) in map {
-            if skip != Some(key.as_str()) {
-                self.member(key, value);
+        for (key, value) in members {
+            if skip != Some(key) {
+                self.member(key, value.view());
             }
         }
         self.depth -= 1;
     }
 
-    fn value(&mut self, value: &Value) {
+    fn value<'s, N: JsonTree<'s>>(&mut self, value: View<'s, N>) {
         match value {
-            Value::Object(map) => self.object(map, None),
-            Value::Array(items) => {
+            View::Object(members) => self.object::<N>(members, None),
+            View::Array(items) => {
                 if items.len() > LONGEST_UNCONTESTED_ARRAY {
                     let len = items.len();
                     self.note(|path| format!("array `{path}` has {len} elements: PHP (used here) sorts index 9 before 10; the Python, Go and Java SDKs sort 10 before 2"));
                 }
                 self.depth += 1;
-                for (index, item) in items.iter().enumerate() {
+                for (index, item) in items.enumerate() {
                     let mark = self.enter_index(index);
-                    self.value(item);
+                    self.value(item.view());
                     self.leave(mark);
                 }
                 self.depth -= 1;
             }
-            Value::String(s) => self.leaf(s),
-            Value::Bool(true) => self.leaf("1"),
-            Value::Bool(false) => self.leaf("0"),
-            Value::Null => self.leaf(""),
-            Value::Number(n) => {
+            View::String(s) => self.leaf(s),
+            View::Bool(true) => self.leaf("1"),
+            View::Bool(false) => self.leaf("0"),
+            View::Null => self.leaf(""),
+            View::Number(n) => {
                 let (start, path_end) = self.start_line();
-                push_number(&mut self.buf, n);
+                let integer = push_number(&mut self.buf, n);
                 self.end_line(start, path_end);
-                if n.as_i64().is_none() {
+                if !integer {
                     let rendered = self.buf.get(path_end + 1..).unwrap_or_default().to_owned();
                     self.note(|path| format!("`{path}` is a float or an integer outside i64, rendered by PHP's 14-digit rule as `{rendered}` (the SDKs disagree on floats; requests should never carry them)"));
                 }
@@ -334,6 +448,7 @@ impl<'n> Flattener<'n> {
             path_end,
             end,
             plain: self.impure_segments == 0,
+            prefix: path_prefix(self.buf.as_bytes().get(start..path_end).unwrap_or_default()),
         });
     }
 
@@ -358,16 +473,41 @@ impl<'n> Flattener<'n> {
     }
 }
 
-/// Renders a JSON number: exact digits for an `i64`, PHP's float rule for anything else
-/// (a `u64` above `i64::MAX`, or a number `serde_json` parsed as `f64`).
-fn push_number(out: &mut String, n: &Number) {
-    if let Some(i) = n.as_i64() {
-        if i < 0 {
-            out.push('-');
+/// Renders a JSON number: exact digits for an `i64`, PHP's float rule for anything else.
+/// Returns whether it was an integer in `i64`.
+///
+/// A parsed `serde_json::Number` is an `i64`, a `u64` above `i64::MAX` or an `f64`
+/// (`serde_json` reads `-0` as the float `-0.0`). Source text is read the PHP way
+/// (`spec/signature.md` §2 step 1): with `.`, `e` or `E` a float, otherwise an integer if
+/// it fits in `i64` (so `-0` is the integer `0`), otherwise a float.
+fn push_number(out: &mut String, n: Num<'_>) -> bool {
+    let kind = match n {
+        Num::Parsed(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => NumberKind::Integer(i),
+            (None, Some(f)) => NumberKind::Float(f),
+            (None, None) => NumberKind::OutOfRange,
+        },
+        Num::Text(text) => number_kind(text),
+    };
+    match kind {
+        NumberKind::Integer(i) => {
+            if i < 0 {
+                out.push('-');
+            }
+            push_u64(out, i.unsigned_abs());
+            true
         }
-        push_u64(out, i.unsigned_abs());
-    } else if let Some(f) = n.as_f64() {
-        push_php_float(out, f);
+        NumberKind::Float(f) => {
+            push_php_float(out, f);
+            false
+        }
+        // The reader refuses such numbers; render the text rather than lose the line.
+        NumberKind::OutOfRange => {
+            if let Num::Text(text) = n {
+                out.push_str(text);
+            }
+            false
+        }
     }
 }
 
@@ -404,7 +544,7 @@ mod tests {
         let Value::Object(map) = value else {
             panic!("test payloads are objects")
         };
-        let mut lines = Lines::flatten(&map, Strip::Nothing);
+        let mut lines = Lines::flatten(value_members(&map), Strip::Nothing);
         lines.sort(SortVariant::PhpNatural);
         lines.joined()
     }
@@ -432,9 +572,9 @@ mod tests {
         let Value::Object(map) = value else {
             unreachable!()
         };
-        let general = Lines::flatten(&map, Strip::General).joined();
+        let general = Lines::flatten(value_members(&map), Strip::General).joined();
         assert_eq!(general, "general:project_id:1;signature:r");
-        let root = Lines::flatten(&map, Strip::Root).joined();
+        let root = Lines::flatten(value_members(&map), Strip::Root).joined();
         assert_eq!(root, "general:signature:s;general:project_id:1");
     }
 
@@ -444,7 +584,7 @@ mod tests {
         let Value::Object(map) = value else {
             unreachable!()
         };
-        let mut natural = Lines::flatten(&map, Strip::Nothing);
+        let mut natural = Lines::flatten(value_members(&map), Strip::Nothing);
         natural.sort(SortVariant::PhpNatural);
         let mut by_line = natural.clone();
         by_line.sort(SortVariant::BytewiseByLine);

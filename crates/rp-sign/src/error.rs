@@ -77,6 +77,10 @@ pub enum Error {
     /// The bytes are not valid JSON (including invalid UTF-8 and lone surrogates such as `\ud800`).
     #[error("the body is not valid JSON: {0}")]
     InvalidJson(#[source] serde_json::Error),
+    /// A verified message does not have the shape of the type it was read into
+    /// ([`crate::VerifiedCallback::deserialize`]).
+    #[error("the verified message does not have the expected shape: {0}")]
+    Deserialize(#[source] serde_json::Error),
     /// A value could not be turned into JSON (its `Serialize` implementation failed).
     #[error("the value could not be serialised to JSON: {0}")]
     Serialize(#[source] serde_json::Error),

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::canonical::{Lines, SortVariant, Strip};
+use crate::canonical::{Lines, SortVariant, Strip, value_members};
 use crate::error::Error;
 use crate::signer::as_object;
 
@@ -18,7 +18,7 @@ use crate::signer::as_object;
 ///
 /// [`Error::NotAnObject`] if `payload` is not a JSON object.
 pub fn string_to_sign(payload: &Value) -> Result<String, Error> {
-    let mut lines = Lines::flatten(as_object(payload)?, Strip::Nothing);
+    let mut lines = Lines::flatten(value_members(as_object(payload)?), Strip::Nothing);
     lines.sort(SortVariant::PhpNatural);
     Ok(lines.joined())
 }
@@ -113,7 +113,7 @@ pub(crate) fn string_to_sign_with(payload: &Value, variant: SortVariant) -> Stri
     let Value::Object(map) = payload else {
         return String::new();
     };
-    let mut lines = Lines::flatten(map, Strip::Nothing);
+    let mut lines = Lines::flatten(value_members(map), Strip::Nothing);
     lines.sort(SortVariant::PhpNatural);
     lines.sort(variant);
     lines.joined()

@@ -8,8 +8,11 @@
 //!
 //! - [`SecretKey`]: the project's secret; never printed, wiped on drop.
 //! - [`Signer`]: the keyed HMAC. [`Signer::sign_request_body`] signs a request into
-//!   `general.signature`; [`Signer::verify_callback`] checks a callback from its raw bytes;
-//!   [`Signer::verify_value`] checks an already parsed message (e.g. a signed status response).
+//!   `general.signature`; [`Signer::verify_callback`] checks a callback from its raw bytes
+//!   without building a `serde_json::Value`; [`Signer::verify_value`] checks an already
+//!   parsed message (e.g. a signed status response). Both return a [`VerifiedCallback`],
+//!   from which the message is read on demand ([`VerifiedCallback::deserialize`],
+//!   [`VerifiedCallback::value`]).
 //! - [`string_to_sign`] and [`explain`] show what is signed, without the key: the first thing
 //!   to look at when the platform answers "invalid signature" (code 3261).
 //! - [`testing`]: build signed callbacks in tests.
@@ -43,8 +46,15 @@
 //!     &SecretKey::from("secret"),
 //! )?;
 //! let verified = signer.verify_callback(&callback)?;
-//! assert_eq!(verified.variant, SortVariant::PhpNatural);
-//! assert_eq!(verified.value["payment"]["status"], "success"); // the signature is removed
+//! assert_eq!(verified.variant(), SortVariant::PhpNatural);
+//! assert_eq!(verified.value()?["payment"]["status"], "success"); // the signature is removed
+//!
+//! // Or deserialise a type straight from the verified bytes (here the signature is present).
+//! #[derive(serde::Deserialize)]
+//! struct Callback { project_id: u64, signature: String }
+//! let callback_struct: Callback = verified.deserialize()?;
+//! assert_eq!(callback_struct.project_id, 1234);
+//! assert_eq!(callback_struct.signature.len(), 88);
 //!
 //! // A tampered callback is rejected.
 //! let tampered = String::from_utf8(callback).unwrap().replace("success", "decline");
@@ -61,10 +71,14 @@
 //!   a member named `frame_mode` is skipped with its subtree at every depth.
 //! - Strings are used as is (UTF-8, unescaped); `true`/`false` are `1`/`0`; `null` and `""`
 //!   give an empty value; empty objects and arrays give no line at all.
-//! - Integers keep their exact digits. A number that does not fit in `i64` (a `u64` above
-//!   `i64::MAX`, or anything `serde_json` parsed as `f64`) is rendered by PHP's 14-digit
-//!   `(string)` rule (`1.5`, `1.0E+20`, `1.2345678901235E+19`). One consequence: the JSON
-//!   integer `-0` renders as `-0` (PHP: `0`), because `serde_json` reads it as the float `-0.0`.
+//! - Numbers are read as PHP reads them: a token with `.`, `e` or `E` is a float, any other
+//!   is an integer if it fits in `i64`. Integers keep their exact digits; floats and integers
+//!   outside `i64` are rendered by PHP's 14-digit `(string)` rule (`1.5`, `1.0E+20`,
+//!   `1.2345678901235E+19`). [`Signer::verify_callback`] reads the number tokens of the body
+//!   itself, so the JSON integer `-0` signs as `0`, as in PHP. An already parsed
+//!   `serde_json::Value` (signing, [`Signer::verify_value`], [`string_to_sign`]) can only
+//!   follow `serde_json`, which parses `-0` as the float `-0.0`: there it renders as `-0`.
+//!   No Gate message carries `-0`.
 //! - Lines are sorted by path in PHP's natural order (`strnatcmp_ex`: `items:2` before
 //!   `items:10`), stable, so ties keep document order.
 //! - **PHP bugs are not emulated.** The PHP SDK drops a top-level key `"0"` holding an object
@@ -86,6 +100,7 @@ mod explain;
 mod float;
 mod key;
 mod natural;
+mod raw;
 mod signer;
 pub mod testing;
 

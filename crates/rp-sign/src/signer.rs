@@ -5,13 +5,17 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::digest::Key;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha512};
 use zeroize::Zeroize as _;
 
-use crate::canonical::{GENERAL, Lines, SIGNATURE, SortVariant, Strip};
+use crate::canonical::{
+    GENERAL, JsonTree, Lines, SIGNATURE, SortVariant, Strip, View, value_members,
+};
 use crate::error::{Error, SignatureLocation, SignatureProblem, json_type};
 use crate::key::SecretKey;
+use crate::raw::Document;
 
 type HmacSha512 = Hmac<Sha512>;
 
@@ -60,19 +64,98 @@ impl std::fmt::Debug for Signature {
     }
 }
 
-/// A message whose signature checked out.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct VerifiedCallback {
-    /// The message without its signature member. If the signature was `general.signature` and
-    /// `general` is left empty, `general` is removed too, as the vendor's `WooCommerce` plugin
-    /// does (this does not change the string to sign: an empty object yields no line).
-    pub value: Value,
+/// A message whose signature checked out, borrowed from what was verified.
+///
+/// Verifying does not build a `serde_json::Value`: read the message with
+/// [`VerifiedCallback::deserialize`] (straight from the verified bytes) or
+/// [`VerifiedCallback::value`] (a `Value` without the signature) only when needed.
+#[derive(Clone, Copy)]
+pub struct VerifiedCallback<'a> {
+    message: Message<'a>,
+    variant: SortVariant,
+    location: SignatureLocation,
+}
+
+/// What was verified.
+#[derive(Clone, Copy)]
+enum Message<'a> {
+    /// A body, by [`Signer::verify_callback`].
+    Bytes(&'a [u8]),
+    /// A parsed message, by [`Signer::verify_value`].
+    Value(&'a Value),
+}
+
+impl<'a> VerifiedCallback<'a> {
     /// The sort order under which the signature matched; anything but
     /// [`SortVariant::PhpNatural`] is worth logging, it tells which rule the platform uses.
-    pub variant: SortVariant,
+    pub fn variant(&self) -> SortVariant {
+        self.variant
+    }
+
     /// Where the signature was found.
-    pub location: SignatureLocation,
+    pub fn location(&self) -> SignatureLocation {
+        self.location
+    }
+
+    /// The verified bytes, signature included, when verified by [`Signer::verify_callback`]
+    /// (`None` after [`Signer::verify_value`]).
+    pub fn body(&self) -> Option<&'a [u8]> {
+        match self.message {
+            Message::Bytes(body) => Some(body),
+            Message::Value(_) => None,
+        }
+    }
+
+    /// The message as a `Value` without its signature member. If the signature was
+    /// `general.signature` and `general` is left empty, `general` is removed too, as the
+    /// vendor's `WooCommerce` plugin does (this does not change the string to sign: an empty
+    /// object yields no line). Parses the body again (or clones the verified `Value`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidJson`] if `serde_json` refuses the verified bytes (never expected: the
+    /// verifier reads exactly the JSON that `serde_json` reads).
+    pub fn value(&self) -> Result<Value, Error> {
+        let mut value = match self.message {
+            Message::Bytes(body) => serde_json::from_slice(body).map_err(Error::InvalidJson)?,
+            Message::Value(value) => value.clone(),
+        };
+        remove_signature(&mut value, self.location);
+        Ok(value)
+    }
+
+    /// The message deserialised into `T`, straight from the verified bytes (or `Value`).
+    ///
+    /// The input is the whole message **with** its signature member, as received: give `T`
+    /// a `signature` field or let it ignore unknown fields. As with any
+    /// `serde_json::from_slice` into a struct, a key that appears twice in the body is an
+    /// error when it names a field of `T` (the signature covered the last value).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Deserialize`] if the message does not have the shape of `T`.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        match self.message {
+            Message::Bytes(body) => serde_json::from_slice(body),
+            Message::Value(value) => T::deserialize(value),
+        }
+        .map_err(Error::Deserialize)
+    }
+}
+
+impl std::fmt::Debug for VerifiedCallback<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, len) = match self.message {
+            Message::Bytes(body) => ("bytes", body.len()),
+            Message::Value(_) => ("value", 0),
+        };
+        f.debug_struct("VerifiedCallback")
+            .field("variant", &self.variant)
+            .field("location", &self.location)
+            .field("message", &kind)
+            .field("body_len", &len)
+            .finish()
+    }
 }
 
 impl Signer {
@@ -181,54 +264,72 @@ impl Signer {
 
     /// Verifies a callback from the raw bytes of its body.
     ///
-    /// The signature is the root `signature`, or else `general.signature`. It is removed, the
-    /// rest is canonicalised and the HMAC compared in constant time with the decoded
+    /// The signature is the root `signature`, or else `general.signature`. It is left out,
+    /// the rest is canonicalised and the HMAC compared in constant time with the decoded
     /// signature. If that fails and another vendor SDK's sort order gives a different string,
     /// that order is tried too (see [`SortVariant`]); all orders use the same key, so this
     /// does not let anyone without the key forge a callback.
+    ///
+    /// The body is read by a borrowed reader that accepts exactly the JSON `serde_json`
+    /// accepts, but reads numbers by their text as PHP does (the integer `-0` signs as `0`).
+    /// No `serde_json::Value` is built: see [`VerifiedCallback`] to read the message.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidJson`], [`Error::NotAnObject`], [`Error::MissingSignature`],
     /// [`Error::MalformedSignature`] or [`Error::InvalidSignature`]: each a distinct case.
-    pub fn verify_callback(&self, body: &[u8]) -> Result<VerifiedCallback, Error> {
-        let mut value: Value = serde_json::from_slice(body).map_err(Error::InvalidJson)?;
-        let (location, variant) = self.check(as_object(&value)?)?;
-        remove_signature(&mut value, location);
+    pub fn verify_callback<'a>(&self, body: &'a [u8]) -> Result<VerifiedCallback<'a>, Error> {
+        let document = Document::parse(body).map_err(|e| {
+            Error::InvalidJson(<serde_json::Error as serde::de::Error>::custom(
+                e.describe(body),
+            ))
+        })?;
+        let (location, variant) = self.check(document.root())?;
         Ok(VerifiedCallback {
-            value,
+            message: Message::Bytes(body),
             variant,
             location,
         })
     }
 
-    /// Verifies an already parsed message (a callback, or a signed status response); the
-    /// returned value is a copy without the signature. See [`Signer::verify_callback`].
+    /// Verifies an already parsed message (a callback, or a signed status response). See
+    /// [`Signer::verify_callback`]; here numbers are read as `serde_json` parsed them.
     ///
     /// # Errors
     ///
     /// As [`Signer::verify_callback`], except [`Error::InvalidJson`].
-    pub fn verify_value(&self, message: &Value) -> Result<VerifiedCallback, Error> {
-        let (location, variant) = self.check(as_object(message)?)?;
-        let mut value = message.clone();
-        remove_signature(&mut value, location);
+    pub fn verify_value<'a>(&self, message: &'a Value) -> Result<VerifiedCallback<'a>, Error> {
+        let (location, variant) = self.check(message)?;
         Ok(VerifiedCallback {
-            value,
+            message: Message::Value(message),
             variant,
             location,
         })
     }
 
-    /// Finds, decodes and checks the signature of `map`.
-    fn check(&self, map: &Map<String, Value>) -> Result<(SignatureLocation, SortVariant), Error> {
-        let (location, member) = find_signature(map).ok_or(Error::MissingSignature)?;
-        let expected = decode_signature(member)
+    /// Finds, decodes and checks the signature of the message `root`.
+    fn check<'s, N: JsonTree<'s>>(
+        &self,
+        root: N,
+    ) -> Result<(SignatureLocation, SortVariant), Error> {
+        let View::Object(members) = root.view() else {
+            return Err(Error::NotAnObject {
+                found: root.view().type_name(),
+            });
+        };
+        let (location, member) = find_signature::<N>(members).ok_or(Error::MissingSignature)?;
+        let expected = decode_signature(&member.view())
             .map_err(|problem| Error::MalformedSignature { location, problem })?;
         let strip = match location {
             SignatureLocation::Root => Strip::Root,
             SignatureLocation::General => Strip::General,
         };
-        let mut lines = Lines::flatten(map, strip);
+        let View::Object(members) = root.view() else {
+            return Err(Error::NotAnObject {
+                found: root.view().type_name(),
+            });
+        };
+        let mut lines = Lines::flatten(members, strip);
         lines.sort(SortVariant::PhpNatural);
         if self.matches(&lines, &expected) {
             return Ok((location, SortVariant::PhpNatural));
@@ -257,7 +358,7 @@ impl Signer {
     }
 
     fn sign_map(&self, map: &Map<String, Value>, strip: Strip) -> Signature {
-        let mut lines = Lines::flatten(map, strip);
+        let mut lines = Lines::flatten(value_members(map), strip);
         lines.sort(SortVariant::PhpNatural);
         Signature(self.mac(&lines).finalize().into_bytes().into())
     }
@@ -276,23 +377,33 @@ fn copy_prefix(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// The root `signature`, or else `general.signature`.
-fn find_signature(map: &Map<String, Value>) -> Option<(SignatureLocation, &Value)> {
-    if let Some(member) = map.get(SIGNATURE) {
-        return Some((SignatureLocation::Root, member));
+/// The root `signature`, or else `general.signature`, among the root `members`.
+fn find_signature<'s, N: JsonTree<'s>>(members: N::Members) -> Option<(SignatureLocation, N)> {
+    let mut general = None;
+    for (key, value) in members {
+        if key == SIGNATURE {
+            return Some((SignatureLocation::Root, value));
+        }
+        if key == GENERAL {
+            general = Some(value);
+        }
     }
-    match map.get(GENERAL) {
-        Some(Value::Object(general)) => general
-            .get(SIGNATURE)
-            .map(|member| (SignatureLocation::General, member)),
-        _ => None,
-    }
+    let View::Object(members) = general?.view() else {
+        return None;
+    };
+    members
+        .filter(|(key, _)| *key == SIGNATURE)
+        .map(|(_, value)| (SignatureLocation::General, value))
+        .next()
 }
 
-fn decode_signature(member: &Value) -> Result<[u8; SIGNATURE_LEN], SignatureProblem> {
-    let Value::String(text) = member else {
+/// The 64 bytes of a signature member (standard padded Base64 of an HMAC-SHA512).
+fn decode_signature<'s, N: JsonTree<'s>>(
+    member: &View<'s, N>,
+) -> Result<[u8; SIGNATURE_LEN], SignatureProblem> {
+    let &View::String(text) = member else {
         return Err(SignatureProblem::NotAString {
-            found: json_type(member),
+            found: member.type_name(),
         });
     };
     let bytes = STANDARD
@@ -393,7 +504,7 @@ mod tests {
             .unwrap();
         assert_eq!(signed["general"]["signature"], fresh.to_base64());
         assert_eq!(
-            signer().verify_value(&signed).unwrap().value,
+            signer().verify_value(&signed).unwrap().value().unwrap(),
             json!({"general": {"project_id": 1}, "x": "y"})
         );
     }
@@ -423,8 +534,14 @@ mod tests {
         let signature = signer().sign_value(&message).unwrap();
         message["general"]["signature"] = json!(signature.to_base64());
         let verified = signer().verify_value(&message).unwrap();
-        assert_eq!(verified.location, SignatureLocation::General);
-        assert_eq!(verified.value, json!({"payment": {"id": "p"}}));
+        assert_eq!(verified.location(), SignatureLocation::General);
+        assert_eq!(verified.value().unwrap(), json!({"payment": {"id": "p"}}));
+        // The same from bytes.
+        let body = serde_json::to_vec(&message).unwrap();
+        let verified = signer().verify_callback(&body).unwrap();
+        assert_eq!(verified.location(), SignatureLocation::General);
+        assert_eq!(verified.body(), Some(&body[..]));
+        assert_eq!(verified.value().unwrap(), json!({"payment": {"id": "p"}}));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! let key = SecretKey::from("secret");
 //! let body = testing::sign_callback(&json!({"payment": {"id": "p1", "status": "success"}}), &key)?;
 //! let verified = Signer::new(&key).verify_callback(&body)?;
-//! assert_eq!(verified.variant, SortVariant::PhpNatural);
+//! assert_eq!(verified.variant(), SortVariant::PhpNatural);
 //! # Ok::<(), rp_sign::Error>(())
 //! ```
 
@@ -49,7 +49,7 @@ mod tests {
         let key = SecretKey::from("k");
         let body = sign_callback_bytes(br#"{"a":1,"signature":"old"}"#, &key).unwrap();
         let verified = Signer::new(&key).verify_callback(&body).unwrap();
-        assert_eq!(verified.value, serde_json::json!({"a": 1}));
+        assert_eq!(verified.value().unwrap(), serde_json::json!({"a": 1}));
         assert!(matches!(
             sign_callback_bytes(b"{", &key),
             Err(Error::InvalidJson(_))

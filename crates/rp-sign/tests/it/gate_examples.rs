@@ -88,9 +88,9 @@ fn sdk_vectors_v1_to_v7() {
     // V4, PHP tests/data/callback.php: verified as a callback with its root signature.
     let callback = br#"{"payment":{"id":"000049","status":"success"},"signature":"/3TrhHVz9BHaLfgLyhoxO7dsQNzbzZa/TdO3pxQocXWwgVM6tGlzMLVfpOxFNTnkR9iiFVK/77ZedMcbkCjmng=="}"#;
     let verified = signer("secret").verify_callback(callback).unwrap();
-    assert_eq!(verified.variant, SortVariant::PhpNatural);
+    assert_eq!(verified.variant(), SortVariant::PhpNatural);
     assert_eq!(
-        string_to_sign(&verified.value).unwrap(),
+        string_to_sign(&verified.value().unwrap()).unwrap(),
         "payment:id:000049;payment:status:success"
     );
     // V5, Go test (string only).
@@ -186,5 +186,5 @@ fn natural_versus_byte_order_example_of_gate_api_md() {
         "ZNd/bZBTo7i6LyLGMUaI7QJpujcdppnOP63iMIlL0wLuS9SyvAVYO63659pFzHpr1m4kRIkx4iV3Wx3sxiizmA=="
     );
     let verified = signer("secret").verify_value(&callback).unwrap();
-    assert_eq!(verified.variant, SortVariant::BytewiseByPath);
+    assert_eq!(verified.variant(), SortVariant::BytewiseByPath);
 }

@@ -20,11 +20,12 @@ fn signed_callback() -> Vec<u8> {
 
 #[test]
 fn a_signed_callback_verifies_and_loses_its_signature() {
-    let verified = signer(KEY).verify_callback(&signed_callback()).unwrap();
-    assert_eq!(verified.variant, SortVariant::PhpNatural);
-    assert_eq!(verified.location, SignatureLocation::Root);
+    let body = signed_callback();
+    let verified = signer(KEY).verify_callback(&body).unwrap();
+    assert_eq!(verified.variant(), SortVariant::PhpNatural);
+    assert_eq!(verified.location(), SignatureLocation::Root);
     assert_eq!(
-        verified.value,
+        verified.value().unwrap(),
         json!({"project_id": 1234, "payment": {"id": "p1", "status": "success"}})
     );
 }
@@ -112,9 +113,9 @@ fn general_signature_is_used_when_there_is_no_root_one() {
         )
         .unwrap();
     let verified = s.verify_value(&request).unwrap();
-    assert_eq!(verified.location, SignatureLocation::General);
+    assert_eq!(verified.location(), SignatureLocation::General);
     assert_eq!(
-        verified.value,
+        verified.value().unwrap(),
         json!({"general": {"project_id": 1, "payment_id": "p"}, "payment": {"amount": 5}})
     );
     // A signed status response whose `general` only carried the signature.
@@ -123,7 +124,7 @@ fn general_signature_is_used_when_there_is_no_root_one() {
     response["general"]["signature"] = json!(signature.to_string());
     let verified = s.verify_value(&response).unwrap();
     assert_eq!(
-        verified.value,
+        verified.value().unwrap(),
         json!({"payment": {"id": "p", "status": "success"}})
     );
 }
@@ -136,9 +137,9 @@ fn the_root_signature_wins_over_general_signature() {
         .sign_callback_body(&json!({"general": {"signature": "inner"}, "a": 1}))
         .unwrap();
     let verified = s.verify_callback(&body).unwrap();
-    assert_eq!(verified.location, SignatureLocation::Root);
+    assert_eq!(verified.location(), SignatureLocation::Root);
     assert_eq!(
-        verified.value,
+        verified.value().unwrap(),
         json!({"general": {"signature": "inner"}, "a": 1})
     );
 }

@@ -19,7 +19,7 @@ async fn callbacks_are_signed_and_shaped_like_the_platform() {
     let verified = Signer::new(&SecretKey::from(DEFAULT_SECRET_KEY))
         .verify_callback(&body)
         .unwrap();
-    assert_eq!(verified.variant, SortVariant::PhpNatural);
+    assert_eq!(verified.variant(), SortVariant::PhpNatural);
     let callback: Callback = serde_json::from_slice(&body).unwrap();
     assert_eq!(callback.project_id, Some(1234));
     let payment = callback.payment.as_ref().unwrap();

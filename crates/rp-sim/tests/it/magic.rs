@@ -12,7 +12,8 @@ fn verify(body: &[u8]) -> Value {
     Signer::new(&SecretKey::from(DEFAULT_SECRET_KEY))
         .verify_callback(body)
         .expect("callback signature")
-        .value
+        .value()
+        .expect("callback JSON")
 }
 
 /// The magic numbers use prefix 701; the operator then is KCELL.
