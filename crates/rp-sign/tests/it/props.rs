@@ -254,3 +254,197 @@ proptest! {
         let _ = signer("k").verify_value(&value);
     }
 }
+
+/// Whitespace that JSON allows between tokens.
+fn ws() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["", "", "", " ", "\n", "\t", "\r\n  "])
+}
+
+/// A JSON string literal for `text`, each character written raw, with a short escape or
+/// with `\u` escapes (surrogate pairs above the BMP, upper or lower case hex).
+fn string_literal(text: String) -> impl Strategy<Value = String> {
+    let n = text.chars().count();
+    prop::collection::vec(0u8..4, n).prop_map(move |styles| {
+        let mut out = String::from("\"");
+        for (c, style) in text.chars().zip(styles) {
+            let must_escape = c == '"' || c == '\\' || c < ' ';
+            match (style, c) {
+                (1, '"') => out.push_str("\\\""),
+                (1, '\\') => out.push_str("\\\\"),
+                (1, '/') => out.push_str("\\/"),
+                (1, '\n') => out.push_str("\\n"),
+                (1, '\t') => out.push_str("\\t"),
+                (0, _) if !must_escape => out.push(c),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        if style == 3 {
+                            out.push_str(&format!("\\u{unit:04X}"));
+                        } else {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
+    })
+}
+
+/// Number tokens of every shape, never the integer `-0` (see `minus_zero_*`).
+fn number_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|i| i.to_string()),
+        any::<u64>().prop_map(|u| u.to_string()),
+        "-?[1-9][0-9]{18,30}",
+        "-?(0|[1-9][0-9]{0,5})(\\.[0-9]{1,8})?([eE][+-]?[0-9]{1,3})?",
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| f.to_string()),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| format!("{f:e}")),
+        prop::sample::select(vec![
+            "0",
+            "-0.0",
+            "0.0",
+            "1E2",
+            "1e-7",
+            "1.0",
+            "9007199254740993",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "1e308",
+            "2.5e-324",
+            "1e400",
+        ])
+        .prop_map(str::to_owned),
+    ]
+    // `f64::to_string` and the pattern can give `-0` too.
+    .prop_map(|t| if t == "-0" { "-0.0".to_owned() } else { t })
+}
+
+/// Object keys as text: a small pool (so duplicates are common, also spelled differently
+/// with escapes) and everything the canonicaliser treats specially.
+fn key_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-c]{1,2}",
+        1 => prop::sample::select(vec!["frame_mode", "general", "x:y", "a b", "a1", "a10", "", "é", "😀"])
+            .prop_map(str::to_owned),
+        1 => "\\PC{0,4}",
+    ]
+    .prop_flat_map(string_literal)
+}
+
+/// A JSON text: scalars, nested arrays and objects, with whitespace and duplicate keys.
+fn json_text() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+        number_text(),
+        "\\PC{0,8}".prop_flat_map(string_literal),
+        "[ -~]{0,6}".prop_flat_map(string_literal),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec((ws(), inner.clone(), ws()), 0..6).prop_map(|items| {
+                let items: Vec<String> = items
+                    .into_iter()
+                    .map(|(a, v, b)| format!("{a}{v}{b}"))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }),
+            prop::collection::vec((key_text(), ws(), inner), 0..6).prop_map(|members| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, w, v)| format!("{w}{k}{w}:{w}{v}"))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+/// A JSON object text (the root of a message).
+fn object_text() -> impl Strategy<Value = String> {
+    prop::collection::vec((key_text(), ws(), json_text()), 0..6).prop_map(|members| {
+        let members: Vec<String> = members
+            .into_iter()
+            .map(|(k, w, v)| format!("{w}{k}{w}:{w}{v}"))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    })
+}
+
+/// `object` (the text of a JSON object) with a root `"signature"` added as its first member.
+pub(crate) fn insert_root_signature(object: &str, signature: &str) -> Vec<u8> {
+    let rest = object.trim_start().strip_prefix('{').unwrap();
+    let separator = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    format!("{{\"signature\":\"{signature}\"{separator}{rest}").into_bytes()
+}
+
+/// A single-byte edit of `text`: truncate, delete, or insert or replace a byte.
+fn mutate(text: &str, at: prop::sample::Index, byte: u8, how: u8) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    let i = at.index(bytes.len() + 1);
+    match how {
+        0 => bytes.truncate(i),
+        1 if i < bytes.len() => {
+            bytes.remove(i);
+        }
+        2 if i < bytes.len() => bytes[i] = byte,
+        _ => bytes.insert(i, byte),
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The borrowed reader and the `Value` path build the same string to sign: a signature
+    /// made from the `serde_json` parse verifies from the raw text, under the canonical order.
+    #[test]
+    fn raw_bytes_and_value_paths_sign_the_same_string(text in object_text()) {
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            // Only out-of-range numbers make a generated text invalid; both must refuse it.
+            let body = insert_root_signature(&text, "x");
+            prop_assert!(matches!(signer("k").verify_callback(&body), Err(Error::InvalidJson(_))));
+            return Ok(());
+        };
+        prop_assume!(value.get("signature").is_none());
+        let signature = signer("k").sign_value(&value).unwrap().to_base64();
+        let body = insert_root_signature(&text, &signature);
+        let verified = signer("k").verify_callback(&body).map_err(|e| {
+            TestCaseError::fail(format!("{e}\ntext: {text}\nValue path: {}", string_to_sign(&value).unwrap()))
+        })?;
+        prop_assert_eq!(verified.variant(), SortVariant::PhpNatural);
+        prop_assert_eq!(verified.value().unwrap(), value);
+    }
+
+    /// Any one-byte edit of a JSON text: never a panic, and refused as `InvalidJson` exactly
+    /// when `serde_json` refuses it.
+    #[test]
+    fn raw_reader_accepts_exactly_what_serde_json_accepts(
+        text in json_text(),
+        at in any::<prop::sample::Index>(),
+        byte in prop_oneof![any::<u8>(), prop::sample::select(b"{}[],:\"\\u0-.eE \x00\xff".to_vec())],
+        how in 0u8..4,
+    ) {
+        for bytes in [text.clone().into_bytes(), mutate(&text, at, byte, how)] {
+            let serde_ok = serde_json::from_slice::<Value>(&bytes).is_ok();
+            let ours = signer("k").verify_callback(&bytes);
+            prop_assert_eq!(
+                serde_ok,
+                !matches!(ours, Err(Error::InvalidJson(_))),
+                "{:?}: serde_json {}, ours {:?}", String::from_utf8_lossy(&bytes), serde_ok, ours
+            );
+        }
+    }
+}

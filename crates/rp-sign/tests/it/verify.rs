@@ -162,3 +162,123 @@ fn empty_key_signs_like_the_platform() {
         "zEf9xBZObl92ezHUCy1TbVSzPKO1+Uax1iittyScxQJbbHkf8rICmNPlHZF3srdhJDJMLcSOHE4OuN3A+rCCAg=="
     );
 }
+
+#[test]
+fn malformed_bodies_are_invalid_json() {
+    let deep = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+    let cases: Vec<(String, Vec<u8>)> = vec![
+        ("truncated".into(), br#"{"a":"x","signature":"abc"#.to_vec()),
+        ("truncated escape".into(), br#"{"a":"\u00"#.to_vec()),
+        ("bad escape".into(), br#"{"a":"\q"}"#.to_vec()),
+        ("bad hex".into(), br#"{"a":"\u00zz"}"#.to_vec()),
+        ("lone high surrogate".into(), br#"{"a":"\ud800"}"#.to_vec()),
+        ("lone low surrogate".into(), br#"{"a":"\udc00"}"#.to_vec()),
+        (
+            "high then not low".into(),
+            br#"{"a":"\ud800\u0041"}"#.to_vec(),
+        ),
+        ("invalid UTF-8".into(), b"{\"a\":\"\xc3\x28\"}".to_vec()),
+        (
+            "UTF-8 surrogate".into(),
+            b"{\"a\":\"\xed\xa0\x80\"}".to_vec(),
+        ),
+        (
+            "raw control character".into(),
+            b"{\"a\":\"x\x01y\"}".to_vec(),
+        ),
+        ("trailing garbage".into(), br#"{"a":1} x"#.to_vec()),
+        ("two values".into(), br#"{"a":1}{}"#.to_vec()),
+        ("byte order mark".into(), b"\xef\xbb\xbf{\"a\":1}".to_vec()),
+        ("trailing comma".into(), br#"{"a":1,}"#.to_vec()),
+        ("leading zero".into(), br#"{"a":01}"#.to_vec()),
+        ("number out of range".into(), br#"{"a":1e400}"#.to_vec()),
+        ("single quotes".into(), b"{'a':1}".to_vec()),
+        ("empty".into(), Vec::new()),
+        (
+            "127 nested arrays in an object".into(),
+            deep(127).into_bytes(),
+        ),
+        (
+            "100000 nested arrays".into(),
+            "[".repeat(100_000).into_bytes(),
+        ),
+    ];
+    for (what, body) in cases {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&body).is_err(),
+            "{what}: serde_json accepts it"
+        );
+        let err = signer(KEY).verify_callback(&body).unwrap_err();
+        assert!(matches!(err, Error::InvalidJson(_)), "{what}: {err}");
+        assert!(err.to_string().contains("line"), "{what}: {err}");
+    }
+    // One level less is accepted (and then only lacks a signature).
+    let err = signer(KEY)
+        .verify_callback(deep(126).as_bytes())
+        .unwrap_err();
+    assert!(matches!(err, Error::MissingSignature), "{err}");
+}
+
+#[test]
+fn integer_minus_zero_signs_as_zero_from_bytes() {
+    let s = signer(KEY);
+    // PHP reads `-0` as the integer 0: the string to sign is `y:0`.
+    let signature = s.sign_value(&json!({"y": 0})).unwrap().to_base64();
+    let body = format!(r#"{{"signature":"{signature}","y":-0}}"#);
+    let verified = s.verify_callback(body.as_bytes()).unwrap();
+    assert_eq!(verified.variant(), SortVariant::PhpNatural);
+    // The float `-0.0` stays `-0`, as in PHP.
+    let signature = s.sign_value(&json!({"y": -0.0})).unwrap().to_base64();
+    let body = format!(r#"{{"signature":"{signature}","y":-0.0}}"#);
+    assert!(s.verify_callback(body.as_bytes()).is_ok());
+    // A parsed `Value` can only follow serde_json, which reads `-0` as `-0.0`.
+    let parsed: serde_json::Value = serde_json::from_str(r#"{"y":-0}"#).unwrap();
+    assert_eq!(rp_sign::string_to_sign(&parsed).unwrap(), "y:-0");
+}
+
+#[test]
+fn deserialize_reads_the_verified_bytes_with_the_signature() {
+    #[derive(serde::Deserialize)]
+    struct Callback {
+        project_id: u64,
+        payment: serde_json::Value,
+        signature: Option<String>,
+    }
+    let body = signed_callback();
+    let verified = signer(KEY).verify_callback(&body).unwrap();
+    let callback: Callback = verified.deserialize().unwrap();
+    assert_eq!(callback.project_id, 1234);
+    assert_eq!(callback.payment["status"], "success");
+    assert_eq!(callback.signature.as_deref().map(str::len), Some(88));
+    assert_eq!(verified.body(), Some(&body[..]));
+    // The wrong shape is its own error.
+    let err = verified.deserialize::<Vec<u8>>().unwrap_err();
+    assert!(matches!(err, Error::Deserialize(_)), "{err}");
+    // The same from a verified `Value`.
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let verified = signer(KEY).verify_value(&value).unwrap();
+    assert_eq!(verified.body(), None);
+    let callback: Callback = verified.deserialize().unwrap();
+    assert_eq!(callback.project_id, 1234);
+}
+
+#[test]
+fn duplicate_keys_last_wins_in_first_position_from_bytes() {
+    let s = signer(KEY);
+    // Last value wins; `frame_mode` and the signature are found after de-duplication.
+    let signature = s
+        .sign_value(&json!({"a": "second", "b": "x"}))
+        .unwrap()
+        .to_base64();
+    let body = format!(
+        r#"{{"a":"first","signature":"{signature}","b":"x","a":"second","frame_mode":1,"frame_mode":{{"z":1}}}}"#
+    );
+    let verified = s.verify_callback(body.as_bytes()).unwrap();
+    assert_eq!(
+        verified.value().unwrap(),
+        json!({"a": "second", "b": "x", "frame_mode": {"z": 1}})
+    );
+    // A later root `signature` replaces an earlier one.
+    let body = format!(r#"{{"signature":"bogus","a":"second","b":"x","signature":"{signature}"}}"#);
+    assert!(s.verify_callback(body.as_bytes()).is_ok());
+}
