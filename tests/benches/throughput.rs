@@ -1,1 +1,102 @@
-fn main() {}
+//! Throughput: N payouts through the real client to the real simulator on loopback, each one
+//! accepted, processed and settled by a verified callback. Reports payouts per second (median
+//! of several runs) and the process's peak memory.
+//!
+//! `cargo xtask bench` runs it; alone: `cargo bench -p rp-e2e --bench throughput`.
+//! Knobs: `RP_BENCH_PAYOUTS` (default 2000), `RP_BENCH_RUNS` (default 5),
+//! `RP_BENCH_CONCURRENCY` (default 64 payouts in flight).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rp_e2e::{Harness, Options};
+use rp_payout::CallbackOutcome;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
+
+/// Peak resident memory of this process (VmHWM), in KiB, where /proc tells it.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One run: a fresh simulator and client, `payouts` payouts with `concurrency` in flight;
+/// returns the time until every payout was settled by its callback.
+async fn run(payouts: usize, concurrency: usize) -> Duration {
+    let options = Options {
+        processing_delay: Duration::ZERO,
+        ..Options::default()
+    };
+    let h = Arc::new(Harness::start_with(options).await);
+    let all: Vec<_> = (0..payouts).map(|_| h.payout("0000")).collect();
+    let started = Instant::now();
+    let per_task = payouts.div_ceil(concurrency);
+    let mut tasks = Vec::new();
+    for chunk in all.chunks(per_task) {
+        let chunk = chunk.to_vec();
+        let h = Arc::clone(&h);
+        tasks.push(tokio::spawn(async move {
+            for payout in chunk {
+                h.client.payout(&payout).await.expect("payout accepted");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    loop {
+        let settled = h
+            .all_outcomes()
+            .iter()
+            .filter(|o| matches!(o, CallbackOutcome::Applied { .. }))
+            .count();
+        if settled >= payouts {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "only {settled} settled");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(h.sim.payments().len(), payouts, "every payout recorded once");
+    Arc::into_inner(h).expect("no other owner").shutdown().await;
+    elapsed
+}
+
+fn main() {
+    // `cargo bench` passes `--bench` (and criterion-style filters); nothing to read there.
+    let payouts = knob("RP_BENCH_PAYOUTS", 2000);
+    let runs = knob("RP_BENCH_RUNS", 5);
+    let concurrency = knob("RP_BENCH_CONCURRENCY", 64);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "throughput: {payouts} payouts per run, {concurrency} in flight, {runs} runs \
+         (client -> simulator -> signed callback -> client, loopback)"
+    );
+    let mut rates = Vec::new();
+    for index in 0..runs {
+        let elapsed = runtime.block_on(run(payouts, concurrency));
+        #[allow(clippy::cast_precision_loss)] // a rate for people to read, not money
+        let rate = payouts as f64 / elapsed.as_secs_f64();
+        println!("  run {}: {elapsed:.2?}, {rate:.0} payouts/s", index + 1);
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    println!("throughput median: {median:.0} payouts/s");
+    match peak_memory_kib() {
+        Some(kib) => println!("peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("peak memory: not available on this platform"),
+    }
+}

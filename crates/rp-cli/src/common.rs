@@ -149,7 +149,7 @@ pub(crate) fn read_input(path: &Path) -> Result<(String, Vec<u8>), Failure> {
 /// How to reach a Gate: the production host by default, or e.g. a local `rp sim`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct GateArgs {
-    /// The Gate's base URL (e.g. http://127.0.0.1:8080 for `rp sim`).
+    /// The Gate's base URL (e.g. `http://127.0.0.1:8080` for `rp sim`).
     #[arg(long, env = "RP_BASE_URL", default_value = rp_payout::DEFAULT_BASE_URL, value_name = "URL")]
     pub(crate) base_url: String,
     /// Your project ID.

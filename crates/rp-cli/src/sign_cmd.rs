@@ -5,19 +5,13 @@
 //! the process list. Every failure prints one line on stderr and exits with 1 (the signature
 //! is missing, malformed or wrong) or 2 (usage or input error).
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rp_sign::{Error, SecretKey, Signer, SortVariant};
+use rp_sign::{Error, Signer, SortVariant};
 use serde_json::Value;
 
-/// The environment variable holding the secret key.
-const KEY_VARIABLE: &str = "RP_SECRET_KEY";
-/// Exit status: the signature is missing, malformed or does not match.
-const EXIT_INVALID_SIGNATURE: u8 = 1;
-/// Exit status: bad usage or unreadable input.
-const EXIT_USAGE: u8 = 2;
+use crate::common::{EXIT_REFUSED, EXIT_USAGE, Failure, KeyArgs, finish, read_input};
 
 const SIGN_HELP: &str = "\
 The payload is signed as a Gate request: a `general.signature` already in it is removed first.
@@ -74,30 +68,6 @@ pub(crate) struct VerifyArgs {
     key: KeyArgs,
 }
 
-/// Where the secret key comes from.
-#[derive(Debug, clap::Args)]
-struct KeyArgs {
-    /// Read the secret key from this file instead of `RP_SECRET_KEY`.
-    #[arg(long, value_name = "PATH")]
-    secret_file: Option<PathBuf>,
-}
-
-/// A failure: the line to print and the exit status.
-#[derive(Debug)]
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-impl Failure {
-    fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            code: EXIT_USAGE,
-            message: message.into(),
-        }
-    }
-}
-
 /// Runs `rp sign`.
 pub(crate) fn sign(args: &SignArgs) -> ExitCode {
     finish("rp sign", run_sign(args))
@@ -108,18 +78,8 @@ pub(crate) fn verify(args: &VerifyArgs) -> ExitCode {
     finish("rp verify", run_verify(args))
 }
 
-fn finish(command: &str, outcome: Result<(), Failure>) -> ExitCode {
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("{command}: {}", failure.message);
-            ExitCode::from(failure.code)
-        }
-    }
-}
-
 fn run_sign(args: &SignArgs) -> Result<(), Failure> {
-    let signer = Signer::new(&load_key(&args.key)?);
+    let signer = Signer::new(&args.key.load()?);
     let (name, bytes) = read_input(&args.input)?;
     let mut payload: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::usage(format!("{name} is not valid JSON: {e}")))?;
@@ -144,13 +104,13 @@ fn run_sign(args: &SignArgs) -> Result<(), Failure> {
 }
 
 fn run_verify(args: &VerifyArgs) -> Result<(), Failure> {
-    let signer = Signer::new(&load_key(&args.key)?);
+    let signer = Signer::new(&args.key.load()?);
     let (name, bytes) = read_input(&args.input)?;
     let verified = signer.verify_callback(&bytes).map_err(|e| {
         let code = match e {
             Error::MissingSignature
             | Error::MalformedSignature { .. }
-            | Error::InvalidSignature { .. } => EXIT_INVALID_SIGNATURE,
+            | Error::InvalidSignature { .. } => EXIT_REFUSED,
             _ => EXIT_USAGE,
         };
         Failure {
@@ -172,55 +132,3 @@ fn run_verify(args: &VerifyArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The key from `--secret-file` or `RP_SECRET_KEY`.
-fn load_key(args: &KeyArgs) -> Result<SecretKey, Failure> {
-    let key = match &args.secret_file {
-        Some(path) => {
-            let mut text = std::fs::read_to_string(path).map_err(|e| {
-                Failure::usage(format!(
-                    "cannot read the secret file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            if text.ends_with('\n') {
-                text.pop();
-                if text.ends_with('\r') {
-                    text.pop();
-                }
-            }
-            SecretKey::from(text)
-        }
-        None => match std::env::var(KEY_VARIABLE) {
-            Ok(text) => SecretKey::from(text),
-            Err(std::env::VarError::NotPresent) => {
-                return Err(Failure::usage(format!(
-                    "no secret key: set {KEY_VARIABLE} or pass --secret-file PATH"
-                )));
-            }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(Failure::usage(format!("{KEY_VARIABLE} is not valid UTF-8")));
-            }
-        },
-    };
-    if key.is_empty() {
-        eprintln!(
-            "rp: warning: the secret key is empty (the platform allows it, but it is usually a mistake)"
-        );
-    }
-    Ok(key)
-}
-
-/// The bytes of `FILE`, or of standard input for `-`, with a name for messages.
-fn read_input(path: &Path) -> Result<(String, Vec<u8>), Failure> {
-    if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| Failure::usage(format!("cannot read standard input: {e}")))?;
-        return Ok(("standard input".to_owned(), bytes));
-    }
-    let name = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {name}: {e}")))?;
-    Ok((name, bytes))
-}

@@ -110,3 +110,8 @@ pub use retry::RetryPolicy;
 pub use store::{
     Inserted, MemoryStore, PayoutRecord, PayoutState, PayoutStore, StatusChange, Updated,
 };
+
+/// The workspace README's library example, compiled as a doctest so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExample;
