@@ -194,7 +194,11 @@ impl Harness {
     /// # Panics
     /// On timeout (test support).
     #[allow(clippy::panic)]
-    pub async fn wait_outcomes(&self, payment_id: &PaymentId, count: usize) -> Vec<CallbackOutcome> {
+    pub async fn wait_outcomes(
+        &self,
+        payment_id: &PaymentId,
+        count: usize,
+    ) -> Vec<CallbackOutcome> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found = self.outcomes_for(payment_id);
@@ -227,7 +231,10 @@ impl Harness {
 
     /// Every callback outcome so far.
     pub fn all_outcomes(&self) -> Vec<CallbackOutcome> {
-        self.outcomes.lock().map(|all| all.clone()).unwrap_or_default()
+        self.outcomes
+            .lock()
+            .map(|all| all.clone())
+            .unwrap_or_default()
     }
 
     /// Stops the simulator and the callback endpoint.

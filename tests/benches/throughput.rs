@@ -62,11 +62,18 @@ async fn run(payouts: usize, concurrency: usize) -> Duration {
         if settled >= payouts {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "only {settled} settled");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {settled} settled"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed();
-    assert_eq!(h.sim.payments().len(), payouts, "every payout recorded once");
+    assert_eq!(
+        h.sim.payments().len(),
+        payouts,
+        "every payout recorded once"
+    );
     Arc::into_inner(h).expect("no other owner").shutdown().await;
     elapsed
 }

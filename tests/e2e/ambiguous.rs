@@ -12,16 +12,26 @@ async fn exactly_once(h: &Harness, last4: &str) -> rp_payout::PayoutReceipt {
     let payout = h.payout(last4);
     let receipt = h.client.payout(&payout).await.unwrap();
     let record = h.wait_settled(payout.payment_id()).await;
-    assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success), "{last4}");
+    assert_eq!(
+        record.state,
+        PayoutState::Status(PaymentStatus::Success),
+        "{last4}"
+    );
     let payment = h.sim.payment(payout.payment_id().as_str()).unwrap();
-    assert_eq!(payment.accepted_requests, 1, "{last4}: the payout was accepted twice");
+    assert_eq!(
+        payment.accepted_requests, 1,
+        "{last4}: the payout was accepted twice"
+    );
     let recorded = h
         .sim
         .payments()
         .into_iter()
         .filter(|p| p.phone == payout.phone())
         .count();
-    assert_eq!(recorded, 1, "{last4}: the simulator recorded {recorded} payouts");
+    assert_eq!(
+        recorded, 1,
+        "{last4}: the simulator recorded {recorded} payouts"
+    );
     receipt
 }
 

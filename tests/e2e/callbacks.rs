@@ -12,8 +12,14 @@ async fn a_callback_sent_twice_is_applied_once() {
     let payout = h.payout("0011");
     h.client.payout(&payout).await.unwrap();
     let outcomes = h.wait_outcomes(payout.payment_id(), 2).await;
-    assert!(matches!(outcomes[0], CallbackOutcome::Applied { .. }), "{outcomes:?}");
-    assert!(matches!(outcomes[1], CallbackOutcome::Duplicate { .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], CallbackOutcome::Applied { .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], CallbackOutcome::Duplicate { .. }),
+        "{outcomes:?}"
+    );
     let record = h.record(payout.payment_id()).await;
     assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success));
     h.shutdown().await;
@@ -25,8 +31,14 @@ async fn a_stale_callback_after_the_final_one_does_not_move_the_state_back() {
     let payout = h.payout("0012");
     h.client.payout(&payout).await.unwrap();
     let outcomes = h.wait_outcomes(payout.payment_id(), 2).await;
-    assert!(matches!(outcomes[0], CallbackOutcome::Applied { .. }), "{outcomes:?}");
-    assert!(matches!(outcomes[1], CallbackOutcome::Stale { .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], CallbackOutcome::Applied { .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], CallbackOutcome::Stale { .. }),
+        "{outcomes:?}"
+    );
     let record = h.record(payout.payment_id()).await;
     assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success));
     h.shutdown().await;
@@ -43,10 +55,17 @@ async fn a_badly_signed_callback_is_refused_and_the_payout_reconciled() {
         assert!(std::time::Instant::now() < deadline, "no callback arrived");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(matches!(h.untrusted()[0], CallbackOutcome::InvalidSignature { .. }));
+    assert!(matches!(
+        h.untrusted()[0],
+        CallbackOutcome::InvalidSignature { .. }
+    ));
     assert_eq!(h.untrusted()[0].http_status(), 401);
     let record = h.record(payout.payment_id()).await;
-    assert_eq!(record.state, PayoutState::Accepted, "an untrusted callback changed the state");
+    assert_eq!(
+        record.state,
+        PayoutState::Accepted,
+        "an untrusted callback changed the state"
+    );
 
     // Reconciliation asks the status endpoint and learns the truth.
     let report = h.client.reconcile().await.unwrap();
@@ -56,7 +75,13 @@ async fn a_badly_signed_callback_is_refused_and_the_payout_reconciled() {
         .find(|e| &e.payment_id == payout.payment_id())
         .expect("the payout was reconciled");
     assert!(
-        matches!(&entry.result, ReconcileResult::Updated { state: PayoutState::Status(PaymentStatus::Success), .. }),
+        matches!(
+            &entry.result,
+            ReconcileResult::Updated {
+                state: PayoutState::Status(PaymentStatus::Success),
+                ..
+            }
+        ),
         "{entry:?}"
     );
     h.shutdown().await;
@@ -70,13 +95,21 @@ async fn a_lost_callback_is_resolved_by_reconcile() {
     // Still processing on the platform: reconcile leaves it unsettled.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let report = h.client.reconcile().await.unwrap();
-    assert!(report.entries.iter().any(|e| &e.payment_id == payout.payment_id()));
+    assert!(
+        report
+            .entries
+            .iter()
+            .any(|e| &e.payment_id == payout.payment_id())
+    );
     assert!(!h.record(payout.payment_id()).await.state.is_settled());
 
     // The platform settles it (forced in the simulator); with this magic value no callback
     // is ever sent, so only reconcile can learn the result, from the status endpoint.
     h.sim
-        .force(payout.payment_id().as_str(), Outcome::Decline { code: 20206.into() })
+        .force(
+            payout.payment_id().as_str(),
+            Outcome::Decline { code: 20206.into() },
+        )
         .unwrap();
     let report = h.client.reconcile().await.unwrap();
     let entry = report
@@ -85,13 +118,25 @@ async fn a_lost_callback_is_resolved_by_reconcile() {
         .find(|e| &e.payment_id == payout.payment_id())
         .expect("the payout was reconciled");
     assert!(
-        matches!(&entry.result, ReconcileResult::Updated { state: PayoutState::Status(PaymentStatus::Decline), .. }),
+        matches!(
+            &entry.result,
+            ReconcileResult::Updated {
+                state: PayoutState::Status(PaymentStatus::Decline),
+                ..
+            }
+        ),
         "{entry:?}"
     );
     let record = h.record(payout.payment_id()).await;
     assert_eq!(record.state, PayoutState::Status(PaymentStatus::Decline));
-    assert_eq!(record.last_code.map(|c| c.as_str().to_owned()).as_deref(), Some("20206"));
-    assert!(h.outcomes_for(payout.payment_id()).is_empty(), "a callback arrived after all");
+    assert_eq!(
+        record.last_code.map(|c| c.as_str().to_owned()).as_deref(),
+        Some("20206")
+    );
+    assert!(
+        h.outcomes_for(payout.payment_id()).is_empty(),
+        "a callback arrived after all"
+    );
     h.shutdown().await;
 }
 
@@ -110,9 +155,15 @@ async fn a_late_callback_after_reconcile_is_a_duplicate() {
         }
     };
     assert_eq!(settled.state, PayoutState::Status(PaymentStatus::Success));
-    assert!(h.outcomes_for(payout.payment_id()).is_empty(), "the callback was not late");
+    assert!(
+        h.outcomes_for(payout.payment_id()).is_empty(),
+        "the callback was not late"
+    );
     let outcomes = h.wait_outcomes(payout.payment_id(), 1).await;
-    assert!(matches!(outcomes[0], CallbackOutcome::Duplicate { .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], CallbackOutcome::Duplicate { .. }),
+        "{outcomes:?}"
+    );
     h.shutdown().await;
 }
 
@@ -122,8 +173,14 @@ async fn a_reversal_after_success_is_surfaced() {
     let payout = h.payout("0015");
     h.client.payout(&payout).await.unwrap();
     let outcomes = h.wait_outcomes(payout.payment_id(), 2).await;
-    assert!(matches!(outcomes[0], CallbackOutcome::Applied { .. }), "{outcomes:?}");
-    assert!(matches!(outcomes[1], CallbackOutcome::Reversed { .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], CallbackOutcome::Applied { .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], CallbackOutcome::Reversed { .. }),
+        "{outcomes:?}"
+    );
     let record = h.record(payout.payment_id()).await;
     assert_eq!(record.state, PayoutState::Status(PaymentStatus::Reversed));
     h.shutdown().await;
@@ -137,10 +194,16 @@ async fn a_settled_payout_whose_callback_is_lost_is_found_by_reconcile() {
     // Wait until the platform has settled it, then reconcile.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while h.sim.payment(payout.payment_id().as_str()).unwrap().status != PaymentStatus::Success {
-        assert!(std::time::Instant::now() < deadline, "the simulator never settled it");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the simulator never settled it"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(h.record(payout.payment_id()).await.state, PayoutState::Accepted);
+    assert_eq!(
+        h.record(payout.payment_id()).await.state,
+        PayoutState::Accepted
+    );
     let report = h.client.reconcile().await.unwrap();
     assert_eq!(report.updated(), 1, "{report:?}");
     let record = h.record(payout.payment_id()).await;

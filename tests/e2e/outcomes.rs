@@ -16,7 +16,10 @@ async fn success_is_accepted_then_settled_by_a_verified_callback() {
     let record = h.wait_settled(payout.payment_id()).await;
     assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success));
     let outcomes = h.wait_outcomes(payout.payment_id(), 1).await;
-    assert!(matches!(outcomes[0], CallbackOutcome::Applied { .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], CallbackOutcome::Applied { .. }),
+        "{outcomes:?}"
+    );
 
     let sim = h.sim.payment(payout.payment_id().as_str()).unwrap();
     assert_eq!(sim.status, PaymentStatus::Success);
@@ -48,7 +51,11 @@ async fn every_decline_code_reaches_the_record() {
         let payout = h.payout(last4);
         h.client.payout(&payout).await.unwrap();
         let record = h.wait_settled(payout.payment_id()).await;
-        assert_eq!(record.state, PayoutState::Status(PaymentStatus::Decline), "{last4}");
+        assert_eq!(
+            record.state,
+            PayoutState::Status(PaymentStatus::Decline),
+            "{last4}"
+        );
         let last_code = record.last_code.as_ref().map(|c| c.as_str().to_owned());
         assert_eq!(last_code, Some(code.to_string()), "{last4}");
         // The status endpoint agrees with the callback.
@@ -116,7 +123,11 @@ async fn a_synchronous_rejection_is_typed_and_recorded() {
         other => panic!("expected a 3104 rejection, got {other}"),
     }
     let record = h.record(big.payment_id()).await;
-    assert!(matches!(record.state, PayoutState::Rejected { .. }), "{:?}", record.state);
+    assert!(
+        matches!(record.state, PayoutState::Rejected { .. }),
+        "{:?}",
+        record.state
+    );
     h.shutdown().await;
 }
 
@@ -125,7 +136,10 @@ async fn the_operator_list_comes_from_the_simulator() {
     let h = Harness::start().await;
     let list = h.client.operators().await.unwrap();
     for operator in Operator::KNOWN {
-        assert!(list.operators.contains(&operator), "{operator} missing from {list:?}");
+        assert!(
+            list.operators.contains(&operator),
+            "{operator} missing from {list:?}"
+        );
     }
     h.shutdown().await;
 }

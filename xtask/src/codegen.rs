@@ -294,7 +294,14 @@ fn currencies(rows: &[Row]) -> Result<String, String> {
 
 fn rustfmt(root: &Path, source: &str) -> Result<String, String> {
     let mut child = Command::new("rustfmt")
-        .args(["--edition", "2024", "--emit", "stdout", "--quiet", "--config-path"])
+        .args([
+            "--edition",
+            "2024",
+            "--emit",
+            "stdout",
+            "--quiet",
+            "--config-path",
+        ])
         .arg(root.join("rustfmt.toml"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -98,7 +98,8 @@ async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let callback_addr = listener
         .local_addr()
         .map_err(|e| internal("read the bound address", &e))?;
-    let project = ProjectId::new(DEFAULT_PROJECT_ID).map_err(|e| internal("use the project", &e))?;
+    let project =
+        ProjectId::new(DEFAULT_PROJECT_ID).map_err(|e| internal("use the project", &e))?;
     let sim = Simulator::builder()
         .project(project, SecretKey::from(DEFAULT_SECRET_KEY))
         .callback_url(format!("http://{callback_addr}/"))
@@ -108,7 +109,10 @@ async fn run(args: &DemoArgs) -> Result<(), Failure> {
         .start()
         .await
         .map_err(|e| internal("start the simulator", &e))?;
-    println!("  simulator   {}  (project {project}, test key)", sim.base_url());
+    println!(
+        "  simulator   {}  (project {project}, test key)",
+        sim.base_url()
+    );
     println!("  callbacks   http://{callback_addr}/  (verified by the client)\n");
 
     // The client, exactly as a merchant builds it; only the waits are shortened.
@@ -171,7 +175,8 @@ async fn drive(
                         receipt.attempts
                     ),
                     Acceptance::FirstAttemptGotThrough => {
-                        "answer lost; the resend got 3041, so the first one had got through".to_owned()
+                        "answer lost; the resend got 3041, so the first one had got through"
+                            .to_owned()
                     }
                     _ => format!(
                         "accepted, request {}",
@@ -241,19 +246,32 @@ async fn drive(
     );
     let mut all_ok = true;
     for (case, payout) in CASES.iter().zip(&payouts) {
-        let record = client.record(payout.payment_id()).await.map_err(Failure::from)?;
+        let record = client
+            .record(payout.payment_id())
+            .await
+            .map_err(Failure::from)?;
         let state = record.as_ref().map(|r| r.state.clone());
-        let mut final_status =
-            state.as_ref().map_or_else(|| "(not recorded)".to_owned(), state_text);
-        if let Some(code) = record.as_ref().and_then(|r| r.last_code.as_ref()).filter(|c| !c.is(0)) {
+        let mut final_status = state
+            .as_ref()
+            .map_or_else(|| "(not recorded)".to_owned(), state_text);
+        if let Some(code) = record
+            .as_ref()
+            .and_then(|r| r.last_code.as_ref())
+            .filter(|c| !c.is(0))
+        {
             final_status = format!("{final_status} {code}");
         }
-        let via_callback = received
-            .iter()
-            .any(|o| o.payment_id() == Some(payout.payment_id()) && matches!(o, CallbackOutcome::Applied { .. }));
+        let via_callback = received.iter().any(|o| {
+            o.payment_id() == Some(payout.payment_id())
+                && matches!(o, CallbackOutcome::Applied { .. })
+        });
         let learned = if via_callback {
             "callback"
-        } else if report.entries.iter().any(|e| &e.payment_id == payout.payment_id()) {
+        } else if report
+            .entries
+            .iter()
+            .any(|e| &e.payment_id == payout.payment_id())
+        {
             "status endpoint (reconcile)"
         } else {
             "-"
@@ -270,7 +288,11 @@ async fn drive(
             case.expected.as_str(),
             final_status,
             learned,
-            if accepted_once { "paid once" } else { "NOT paid exactly once" },
+            if accepted_once {
+                "paid once"
+            } else {
+                "NOT paid exactly once"
+            },
             if ok { "ok" } else { "UNEXPECTED" },
         );
     }
@@ -307,16 +329,23 @@ fn describe_callback(outcome: &CallbackOutcome) -> String {
         .payment_id()
         .map_or_else(|| "(untrusted)".to_owned(), ToString::to_string);
     let what = match outcome {
-        CallbackOutcome::Applied { status, previous, .. } => {
+        CallbackOutcome::Applied {
+            status, previous, ..
+        } => {
             format!("{status}: applied (was {})", state_text(previous))
         }
         CallbackOutcome::Duplicate { status, .. } => format!("{status}: duplicate, ignored"),
-        CallbackOutcome::Stale { status, current, .. } => {
+        CallbackOutcome::Stale {
+            status, current, ..
+        } => {
             format!("{status}: stale after {current}, ignored")
         }
         other => format!("{other:?}"),
     };
-    format!("<- {id:<24} {what}; answered HTTP {}", outcome.http_status())
+    format!(
+        "<- {id:<24} {what}; answered HTTP {}",
+        outcome.http_status()
+    )
 }
 
 /// A payout state in a few words.

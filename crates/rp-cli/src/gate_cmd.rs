@@ -163,8 +163,8 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
 /// Runs `rp status`.
 pub(crate) fn status(args: &StatusArgs) -> Result<(), Failure> {
     let client = args.gate.client()?;
-    let payment_id = PaymentId::new(args.payment_id.as_str())
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let payment_id =
+        PaymentId::new(args.payment_id.as_str()).map_err(|e| Failure::usage(e.to_string()))?;
     let report = runtime()?.block_on(client.status(&payment_id))?;
     if args.gate.json {
         let raw = serde_json::to_value(&report.raw).unwrap_or_default();
@@ -254,7 +254,8 @@ fn acceptance_text(receipt: &PayoutReceipt) -> String {
     let how = match receipt.acceptance {
         Acceptance::Accepted => "accepted for processing".to_owned(),
         Acceptance::FirstAttemptGotThrough => {
-            "the answer was lost, and the resend showed the first request had got through".to_owned()
+            "the answer was lost, and the resend showed the first request had got through"
+                .to_owned()
         }
         Acceptance::FoundByStatus => {
             "the answer was lost; the status endpoint showed the platform has it".to_owned()
@@ -291,7 +292,12 @@ fn print_status(report: &StatusReport) {
             None => println!("code      {code} {message}"),
         }
     }
-    if let Some(operator) = report.raw.account.as_ref().and_then(|a| a.operator.as_ref()) {
+    if let Some(operator) = report
+        .raw
+        .account
+        .as_ref()
+        .and_then(|a| a.operator.as_ref())
+    {
         println!("operator  {}", operator.name());
     }
     for operation in &report.operations {

@@ -66,9 +66,7 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), Failure> {
             .local_addr()
             .map_err(|e| Failure::usage(format!("cannot read the bound address: {e}")))?;
         eprintln!("rp listen: waiting for callbacks on http://{local}/ (Ctrl-C to stop)");
-        let app = Router::new()
-            .fallback(post(callback))
-            .with_state(receiver);
+        let app = Router::new().fallback(post(callback)).with_state(receiver);
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -103,7 +101,10 @@ fn judge(receiver: &Receiver, body: &[u8]) -> (StatusCode, String) {
             } else {
                 StatusCode::UNAUTHORIZED
             };
-            return (status, describe_rejection(receiver.json, &error.to_string()));
+            return (
+                status,
+                describe_rejection(receiver.json, &error.to_string()),
+            );
         }
     };
     let callback: wire::Callback = match serde_json::from_slice(body) {
@@ -124,7 +125,10 @@ fn judge(receiver: &Receiver, body: &[u8]) -> (StatusCode, String) {
                 .project_id
                 .map_or_else(|| "none".to_owned(), |p| p.to_string())
         );
-        return (StatusCode::FORBIDDEN, describe_rejection(receiver.json, &message));
+        return (
+            StatusCode::FORBIDDEN,
+            describe_rejection(receiver.json, &message),
+        );
     }
     let operation = callback.operation.as_ref();
     let code = operation.and_then(|o| o.code.as_ref());
@@ -165,7 +169,10 @@ fn judge(receiver: &Receiver, body: &[u8]) -> (StatusCode, String) {
             line.push_str(&format!(" ({})", operator.name()));
         }
     }
-    line.push_str(&format!("; signature valid ({})", verified.variant().name()));
+    line.push_str(&format!(
+        "; signature valid ({})",
+        verified.variant().name()
+    ));
     (StatusCode::OK, line)
 }
 

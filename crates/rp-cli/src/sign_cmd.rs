@@ -131,4 +131,3 @@ fn run_verify(args: &VerifyArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
-

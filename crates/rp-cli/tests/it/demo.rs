@@ -6,7 +6,12 @@ use crate::{rp, stdout};
 fn the_demo_runs_the_whole_job_and_exits_0() {
     let output = rp(&["demo"], None, b"");
     let out = stdout(&output);
-    assert_eq!(output.status.code(), Some(0), "{out}\n{}", crate::stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{out}\n{}",
+        crate::stderr(&output)
+    );
     for needle in [
         "ACTIV, ALTEL, BEELINE, KCELL, TELE2",
         "demo-2-decline",

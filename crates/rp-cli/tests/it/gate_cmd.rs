@@ -51,7 +51,11 @@ impl Sim {
         let url = self.url();
         rp_with(
             args,
-            &[("RP_BASE_URL", &url), ("RP_PROJECT_ID", "1234"), ("RP_SECRET_KEY", KEY)],
+            &[
+                ("RP_BASE_URL", &url),
+                ("RP_PROJECT_ID", "1234"),
+                ("RP_SECRET_KEY", KEY),
+            ],
             b"",
         )
     }
@@ -70,7 +74,11 @@ fn operators_for_people_and_for_scripts() {
     let sim = Sim::start();
     let text = sim.rp(&["operators"]);
     assert_eq!(text.status.code(), Some(0));
-    assert!(stdout(&text).contains("BEELINE  Beeline"), "{}", stdout(&text));
+    assert!(
+        stdout(&text).contains("BEELINE  Beeline"),
+        "{}",
+        stdout(&text)
+    );
     let json = sim.rp(&["operators", "--json"]);
     let value: Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(value["operators"].as_array().unwrap().len(), 5);
@@ -80,12 +88,22 @@ fn operators_for_people_and_for_scripts() {
 fn payout_then_status() {
     let sim = Sim::start();
     let output = sim.rp(&[
-        "payout", "--phone", "8 (701) 123-45-67", "--amount", "1 500,50", "--customer-id", "c-1",
-        "--payment-id", "cli-1",
+        "payout",
+        "--phone",
+        "8 (701) 123-45-67",
+        "--amount",
+        "1 500,50",
+        "--customer-id",
+        "c-1",
+        "--payment-id",
+        "cli-1",
     ]);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{out}");
-    assert!(out.contains("accepted: payout cli-1 of 1\u{a0}500,50\u{a0}₸ to 7701***4567"), "{out}");
+    assert!(
+        out.contains("accepted: payout cli-1 of 1\u{a0}500,50\u{a0}₸ to 7701***4567"),
+        "{out}"
+    );
     let recorded = sim.sim().payment("cli-1").unwrap();
     assert_eq!(recorded.amount, 150_050);
     assert_eq!(recorded.phone.as_str(), "77011234567");
@@ -107,8 +125,16 @@ fn payout_then_status() {
 fn payout_wait_reports_a_decline_with_exit_1() {
     let sim = Sim::start();
     let output = sim.rp(&[
-        "payout", "--phone", "+7 705 123 0001", "--amount", "10", "--customer-id", "c-2",
-        "--wait", "10", "--json",
+        "payout",
+        "--phone",
+        "+7 705 123 0001",
+        "--amount",
+        "10",
+        "--customer-id",
+        "c-2",
+        "--wait",
+        "10",
+        "--json",
     ]);
     assert_fails(&output, 1, "was declined: code 20000 (General decline)");
     let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
@@ -122,10 +148,29 @@ fn bad_input_is_one_line_with_exit_2() {
     let sim = Sim::start();
     let base = ["payout", "--customer-id", "c-3"];
     let cases: [(&[&str], &str); 4] = [
-        (&["--phone", "+7 912 345 67 89", "--amount", "10"], "is a Russian number"),
-        (&["--phone", "87011234567", "--amount", "10.005"], "more fraction digits than KZT allows"),
-        (&["--phone", "87011234567", "--amount", "0"], "the amount must be greater than zero"),
-        (&["--phone", "87011234567", "--amount", "5", "--operator", "IZI"], "unknown operator `IZI`"),
+        (
+            &["--phone", "+7 912 345 67 89", "--amount", "10"],
+            "is a Russian number",
+        ),
+        (
+            &["--phone", "87011234567", "--amount", "10.005"],
+            "more fraction digits than KZT allows",
+        ),
+        (
+            &["--phone", "87011234567", "--amount", "0"],
+            "the amount must be greater than zero",
+        ),
+        (
+            &[
+                "--phone",
+                "87011234567",
+                "--amount",
+                "5",
+                "--operator",
+                "IZI",
+            ],
+            "unknown operator `IZI`",
+        ),
     ];
     for (extra, needle) in cases {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
@@ -137,11 +182,27 @@ fn bad_input_is_one_line_with_exit_2() {
 #[test]
 fn missing_configuration_is_named() {
     let no_project = rp_with(&["operators"], &[("RP_SECRET_KEY", KEY)], b"");
-    assert_fails(&no_project, 2, "no project ID: set RP_PROJECT_ID or pass --project-id N");
+    assert_fails(
+        &no_project,
+        2,
+        "no project ID: set RP_PROJECT_ID or pass --project-id N",
+    );
     let no_key = rp_with(&["operators", "--project-id", "1234"], &[], b"");
-    assert_fails(&no_key, 2, "no secret key: set RP_SECRET_KEY or pass --secret-file PATH");
-    let bad_project = rp_with(&["operators", "--project-id", "x1"], &[("RP_SECRET_KEY", KEY)], b"");
-    assert_fails(&bad_project, 2, "project ID \"x1\" is not a positive integer");
+    assert_fails(
+        &no_key,
+        2,
+        "no secret key: set RP_SECRET_KEY or pass --secret-file PATH",
+    );
+    let bad_project = rp_with(
+        &["operators", "--project-id", "x1"],
+        &[("RP_SECRET_KEY", KEY)],
+        b"",
+    );
+    assert_fails(
+        &bad_project,
+        2,
+        "project ID \"x1\" is not a positive integer",
+    );
 }
 
 #[test]
@@ -164,5 +225,9 @@ fn an_unreachable_gate_is_exit_3() {
 #[test]
 fn an_unknown_payment_is_exit_1() {
     let sim = Sim::start();
-    assert_fails(&sim.rp(&["status", "never-paid"]), 1, "not known to the platform (code 3061)");
+    assert_fails(
+        &sim.rp(&["status", "never-paid"]),
+        1,
+        "not known to the platform (code 3061)",
+    );
 }

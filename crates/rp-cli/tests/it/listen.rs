@@ -66,21 +66,33 @@ fn verifies_prints_and_answers() {
     let key = SecretKey::from(KEY);
     let good = rp_sign::testing::sign_callback(&callback(1234, "success"), &key).unwrap();
     assert_eq!(post(&addr, &good), 200);
-    let forged = rp_sign::testing::sign_callback(&callback(1234, "success"), &SecretKey::from("x")).unwrap();
+    let forged =
+        rp_sign::testing::sign_callback(&callback(1234, "success"), &SecretKey::from("x")).unwrap();
     assert_eq!(post(&addr, &forged), 401);
     let other = rp_sign::testing::sign_callback(&callback(99, "success"), &key).unwrap();
     assert_eq!(post(&addr, &other), 403);
     assert_eq!(post(&addr, b"{not json"), 400);
     child.kill().unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     assert!(lines[0].starts_with("200 callback: payment p-1 is success, code 0 Success, to 7701***4567 (Kcell); signature valid"), "{out}");
     assert!(lines[1].starts_with("401 rejected:"), "{out}");
-    assert!(lines[2].contains("403 rejected: signed, but for project 99 (expected 1234)"), "{out}");
+    assert!(
+        lines[2].contains("403 rejected: signed, but for project 99 (expected 1234)"),
+        "{out}"
+    );
     assert!(lines[3].starts_with("400 rejected:"), "{out}");
-    assert!(!out.contains("77011234567"), "phone numbers are masked: {out}");
+    assert!(
+        !out.contains("77011234567"),
+        "phone numbers are masked: {out}"
+    );
 }
 
 #[test]
@@ -91,7 +103,12 @@ fn json_lines_for_scripts() {
     assert_eq!(post(&addr, &good), 200);
     child.kill().unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(line["valid"], true);
     assert_eq!(line["status"], "decline");

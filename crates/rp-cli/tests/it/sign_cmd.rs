@@ -29,7 +29,6 @@ fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     path
 }
 
-
 #[test]
 fn sign_prints_the_signature_from_a_file() {
     let file = temp_file("payout.json", payout_request().to_string().as_bytes());
