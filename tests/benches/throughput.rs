@@ -22,7 +22,7 @@ fn knob(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Peak resident memory of this process (VmHWM), in KiB, where /proc tells it.
+/// Peak resident memory of this process (`VmHWM`), in KiB, where `/proc` tells it.
 fn peak_memory_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
