@@ -148,6 +148,12 @@ fn ci(root: &Path) -> Result<(), String> {
 const BENCHES: &[(&str, &str)] = &[("rp-sign", "sign"), ("rp-e2e", "throughput")];
 
 fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {
+    // `cargo xtask bench -- --measurement-time 3` and `cargo xtask bench --measurement-time 3`
+    // mean the same.
+    let extra = match extra {
+        ["--", rest @ ..] => rest,
+        _ => extra,
+    };
     for (package, target) in BENCHES {
         eprintln!("\n==> bench {package}/{target}");
         let status = cargo()
