@@ -403,7 +403,11 @@ fn status_answer(shared: &Shared, checked: &Checked<'_>) -> Result<Answer, Rejec
         payment: Some(payment_object(&payment, &date)),
         account: Some(account_object(&payment)),
         customer: Some(customer_object(&payment)),
-        operations: payment.operations.iter().map(operation_object).collect(),
+        operations: payment
+            .operations
+            .iter()
+            .map(|operation| lifecycle::operation_object(&payment, operation))
+            .collect(),
         errors: payment.errors(),
         ..StatusResponse::default()
     };
@@ -413,20 +417,6 @@ fn status_answer(shared: &Shared, checked: &Checked<'_>) -> Result<Answer, Rejec
         .sign_callback(&response)
         .unwrap_or_else(|_| to_value(&response));
     Ok(Answer::json(StatusCode::OK, None, signed))
-}
-
-fn operation_object(operation: &SimOperation) -> rp_model::wire::Operation {
-    rp_model::wire::Operation {
-        id: Some(operation.id),
-        kind: Some(operation.kind.clone()),
-        status: Some(operation.status.clone()),
-        date: Some(operation.date.clone()),
-        created_date: Some(operation.created_date.clone()),
-        request_id: Some(operation.request_id.clone()),
-        code: Some(operation.code.clone()),
-        message: Some(operation.message.clone()),
-        ..rp_model::wire::Operation::default()
-    }
 }
 
 /// A payout request that passed every check.

@@ -143,6 +143,21 @@ struct Job {
 
 /// The callback payload for one operation of a payment.
 fn callback_for(payment: &SimPayment, operation: &SimOperation) -> Callback {
+    Callback {
+        project_id: Some(payment.project_id),
+        payment: Some(payment_object(payment, &operation.date)),
+        account: Some(account_object(payment)),
+        customer: Some(customer_object(payment)),
+        operation: Some(operation_object(payment, operation)),
+        errors: payment.errors(),
+        signature: None,
+        extra: Extra::new(),
+    }
+}
+
+/// One operation as the platform shows it, in a callback's `operation` and in a status
+/// response's `operations[]` alike.
+pub(crate) fn operation_object(payment: &SimPayment, operation: &SimOperation) -> Operation {
     let sum = Sum {
         amount: payment.amount,
         currency: payment.currency.clone(),
@@ -160,27 +175,18 @@ fn callback_for(payment: &SimPayment, operation: &SimOperation) -> Callback {
     provider.insert("auth_code".to_owned(), Value::from(""));
     provider.insert("endpoint_id".to_owned(), Value::from(payment.project_id));
     provider.insert("date".to_owned(), Value::from(operation.date.as_str()));
-    Callback {
-        project_id: Some(payment.project_id),
-        payment: Some(payment_object(payment, &operation.date)),
-        account: Some(account_object(payment)),
-        customer: Some(customer_object(payment)),
-        operation: Some(Operation {
-            id: Some(operation.id),
-            kind: Some(operation.kind.clone()),
-            status: Some(operation.status.clone()),
-            date: Some(operation.date.clone()),
-            created_date: Some(operation.created_date.clone()),
-            request_id: Some(operation.request_id.clone()),
-            sum_initial: Some(sum.clone()),
-            sum_converted: Some(sum),
-            code: Some(operation.code.clone()),
-            message: Some(operation.message.clone()),
-            provider: Some(provider),
-            extra: Extra::new(),
-        }),
-        errors: payment.errors(),
-        signature: None,
+    Operation {
+        id: Some(operation.id),
+        kind: Some(operation.kind.clone()),
+        status: Some(operation.status.clone()),
+        date: Some(operation.date.clone()),
+        created_date: Some(operation.created_date.clone()),
+        request_id: Some(operation.request_id.clone()),
+        sum_initial: Some(sum.clone()),
+        sum_converted: Some(sum),
+        code: Some(operation.code.clone()),
+        message: Some(operation.message.clone()),
+        provider: Some(provider),
         extra: Extra::new(),
     }
 }

@@ -51,6 +51,20 @@ fn post(addr: &str, body: &[u8]) -> u16 {
         .unwrap_or_else(|| panic!("no status in {response:?}"))
 }
 
+/// Stops the receiver and returns everything it printed on stdout.
+fn stop_and_read(mut child: Child) -> String {
+    child.kill().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.wait();
+    out
+}
+
 fn callback(project: u64, status: &str) -> serde_json::Value {
     json!({
         "project_id": project,
@@ -62,7 +76,7 @@ fn callback(project: u64, status: &str) -> serde_json::Value {
 
 #[test]
 fn verifies_prints_and_answers() {
-    let (mut child, addr) = start_listener(&["--project-id", "1234"]);
+    let (child, addr) = start_listener(&["--project-id", "1234"]);
     let key = SecretKey::from(KEY);
     let good = rp_sign::testing::sign_callback(&callback(1234, "success"), &key).unwrap();
     assert_eq!(post(&addr, &good), 200);
@@ -72,14 +86,7 @@ fn verifies_prints_and_answers() {
     let other = rp_sign::testing::sign_callback(&callback(99, "success"), &key).unwrap();
     assert_eq!(post(&addr, &other), 403);
     assert_eq!(post(&addr, b"{not json"), 400);
-    child.kill().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = stop_and_read(child);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     assert!(lines[0].starts_with("200 callback: payment p-1 is success, code 0 Success, to 7701***4567 (Kcell); signature valid"), "{out}");
@@ -97,18 +104,11 @@ fn verifies_prints_and_answers() {
 
 #[test]
 fn json_lines_for_scripts() {
-    let (mut child, addr) = start_listener(&["--json"]);
+    let (child, addr) = start_listener(&["--json"]);
     let key = SecretKey::from(KEY);
     let good = rp_sign::testing::sign_callback(&callback(7, "decline"), &key).unwrap();
     assert_eq!(post(&addr, &good), 200);
-    child.kill().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = stop_and_read(child);
     let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(line["valid"], true);
     assert_eq!(line["status"], "decline");
