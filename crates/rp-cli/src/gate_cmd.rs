@@ -104,7 +104,9 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let client = args.gate.client()?;
     let payout = build_payout(args, &client)?;
     let runtime = runtime()?;
-    let receipt = runtime.block_on(client.payout(&payout))?;
+    let receipt = runtime
+        .block_on(client.payout(&payout))
+        .map_err(for_the_command_line)?;
     let report = match args.wait {
         Some(seconds) => Some(runtime.block_on(wait_final(&client, &receipt, seconds))?),
         None => None,
@@ -181,6 +183,31 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), Failure> {
         print_status(&report);
     }
     Ok(())
+}
+
+/// The library's advice assumes a long-running service whose store reconciles later; a command
+/// has no such store once it exits, so say what the operator must do, with the payment ID.
+fn for_the_command_line(error: rp_payout::Error) -> Failure {
+    match error {
+        rp_payout::Error::OutcomeUnknown {
+            payment_id,
+            attempts,
+            last,
+        } => Failure::unreachable(format!(
+            "the outcome of payout {payment_id} is unknown after {attempts} request(s) ({last}); \
+             it may have been paid. Ask `rp status {payment_id}` (wait 10 s or more), and retry \
+             only with --payment-id {payment_id}, never under a new ID"
+        )),
+        rp_payout::Error::NotSent {
+            payment_id,
+            attempts,
+            last,
+        } => Failure::unreachable(format!(
+            "payout {payment_id} was not sent after {attempts} attempt(s) ({last}); nothing was \
+             paid. Retry with --payment-id {payment_id}"
+        )),
+        other => other.into(),
+    }
 }
 
 fn build_payout(args: &PayoutArgs, client: &Client) -> Result<Payout, Failure> {
@@ -316,4 +343,47 @@ fn print_status(report: &StatusReport) {
         "absent (response not signed)"
     };
     println!("signature {signature}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_outcome_says_which_payment_id_to_reuse() {
+        let payment_id = PaymentId::new("order-9").unwrap();
+        let failure = for_the_command_line(rp_payout::Error::OutcomeUnknown {
+            payment_id: payment_id.clone(),
+            attempts: 1,
+            last: "timed out".to_owned(),
+        });
+        assert_eq!(failure.code, crate::common::EXIT_UNREACHABLE);
+        assert!(
+            failure.message.contains("rp status order-9"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure.message.contains("--payment-id order-9"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            !failure.message.contains("will be reconciled"),
+            "{}",
+            failure.message
+        );
+
+        let failure = for_the_command_line(rp_payout::Error::NotSent {
+            payment_id,
+            attempts: 4,
+            last: "connection refused".to_owned(),
+        });
+        assert_eq!(failure.code, crate::common::EXIT_UNREACHABLE);
+        assert!(
+            failure
+                .message
+                .contains("nothing was paid. Retry with --payment-id order-9")
+        );
+    }
 }
