@@ -9,6 +9,8 @@
 //! writing a message again loses nothing. Codes may arrive as strings or numbers, integer IDs as
 //! numbers or digit strings; statuses and operators this crate does not know are kept.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -75,8 +77,8 @@ pub struct Customer {
     pub extra: Extra,
 }
 
-/// Where a payout goes (`account` of a payout request).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Where a payout goes (`account` of a payout request). `Debug` masks the number.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct PayoutAccount {
     /// The phone number, 11 digits with country code 7 (`77011234567`).
     pub number: String,
@@ -294,8 +296,9 @@ pub struct Operation {
     pub extra: Extra,
 }
 
-/// `account` of a callback: the phone number and the operator that really holds it.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+/// `account` of a callback: the phone number and the operator that really holds it. `Debug`
+/// masks the number.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Account {
     /// The phone number as the platform sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -423,5 +426,25 @@ impl StatusResponse {
     /// The last operation (the newest), whose code and message explain the current status.
     pub fn last_operation(&self) -> Option<&Operation> {
         self.operations.last()
+    }
+}
+
+impl fmt::Debug for PayoutAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PayoutAccount")
+            .field("number", &crate::mask_phone(&self.number))
+            .field("service_provider", &self.service_provider)
+            .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("number", &self.number.as_deref().map(crate::mask_phone))
+            .field("operator", &self.operator)
+            .field("extra", &self.extra)
+            .finish()
     }
 }

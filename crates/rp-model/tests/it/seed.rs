@@ -138,3 +138,13 @@ fn status_response_with_operations() {
         Some(OperationStatus::Success)
     );
 }
+
+#[test]
+fn debug_of_messages_masks_phone_numbers() {
+    let request: PayoutRequest = serde_json::from_str(&vector("mc_payout_request")).unwrap();
+    let callback: Callback = serde_json::from_str(&vector("callback_success_payout")).unwrap();
+    for debug in [format!("{request:?}"), format!("{callback:?}")] {
+        assert!(!debug.contains("71234567890"), "{debug}");
+        assert!(debug.contains("7123***7890"), "{debug}");
+    }
+}
