@@ -2,7 +2,9 @@
 //! a dropped connection, or too slow. The client must resolve each through the status
 //! endpoint and the simulator must end with exactly one payout, never two.
 
-use rp_e2e::Harness;
+use std::time::Duration;
+
+use rp_e2e::{Harness, Options};
 use rp_model::PaymentStatus;
 use rp_payout::{Acceptance, PayoutState};
 
@@ -53,7 +55,12 @@ async fn a_dropped_connection_after_commit_is_found_by_status() {
 
 #[tokio::test]
 async fn a_response_slower_than_the_timeout_is_found_by_status() {
-    let h = Harness::start().await;
+    let h = Harness::start_with(Options {
+        slow_delay: Duration::from_millis(1500),
+        attempt_timeout: Duration::from_millis(500),
+        ..Options::default()
+    })
+    .await;
     let receipt = exactly_once(&h, "0023").await;
     assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
     h.shutdown().await;

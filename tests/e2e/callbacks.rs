@@ -116,7 +116,12 @@ async fn a_late_callback_after_reconcile_is_a_duplicate() {
     let payout = h.payout("0014");
     h.client.payout(&payout).await.unwrap();
     // Reconcile once the payment is final on the platform but before the late callback.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let settled = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reconcile never settled it"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         h.client.reconcile().await.unwrap();
         let record = h.record(payout.payment_id()).await;

@@ -60,8 +60,13 @@ impl From<rp_payout::Error> for Failure {
     fn from(error: rp_payout::Error) -> Failure {
         use rp_payout::Error as E;
         let code = match &error {
-            E::Config { .. } | E::InvalidRequest(_) | E::PaymentIdConflict { .. } => EXIT_USAGE,
-            E::Rejected { .. } | E::NotFound { .. } => EXIT_REFUSED,
+            E::Config { .. }
+            | E::InvalidRequest(_)
+            | E::PaymentIdConflict { .. }
+            | E::Sign { .. } => EXIT_USAGE,
+            E::Rejected { .. } | E::NotFound { .. } | E::InvalidResponseSignature { .. } => {
+                EXIT_REFUSED
+            }
             _ => EXIT_UNREACHABLE,
         };
         Failure {

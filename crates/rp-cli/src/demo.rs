@@ -28,15 +28,32 @@ test key. The payouts use the simulator's magic phone numbers (see `rp sim --hel
   +7 707 123 0020   HTTP 500 after the payout was recorded: resolved by a status request, not resent
   +7 777 123 0016   the callback is lost: reconciled through the status endpoint
 
+Examples:
+  cargo run -p rp-cli -- demo
+  rp demo --processing-ms 1000     # the simulator takes 1 s per payout
+  RP_LOG=rp_payout=debug rp demo   # with the client's logs on stderr
+
 Exit status: 0 every outcome as expected, 4 otherwise.";
 
 /// Arguments of `rp demo`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = DEMO_HELP)]
+#[command(after_long_help = DEMO_HELP, after_help = "Run with --help for what it does.")]
 pub(crate) struct DemoArgs {
     /// How long the simulator keeps a payout `processing`, in milliseconds.
     #[arg(long, default_value_t = 300, value_name = "MS")]
     processing_ms: u64,
+}
+
+/// How the client may learn a payout's result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Learned {
+    /// From the signed callback.
+    Callback,
+    /// From the callback or from the status request that resolved a lost answer, whichever
+    /// comes first (both are legitimate; on a loaded machine either may win).
+    CallbackOrStatus,
+    /// Only from reconciliation: the callback is lost.
+    Reconcile,
 }
 
 /// One payout of the demo and the outcome it must reach.
@@ -45,8 +62,7 @@ struct Case {
     phone: &'static str,
     tenge: u64,
     expected: PaymentStatus,
-    /// Whether the result must come from reconciliation (the callback is lost).
-    via_reconcile: bool,
+    learned: Learned,
 }
 
 const CASES: [Case; 4] = [
@@ -55,28 +71,28 @@ const CASES: [Case; 4] = [
         phone: "+7 701 123 45 67",
         tenge: 1_500,
         expected: PaymentStatus::Success,
-        via_reconcile: false,
+        learned: Learned::Callback,
     },
     Case {
         label: "decline",
         phone: "+7 705 123 0001",
         tenge: 2_000,
         expected: PaymentStatus::Decline,
-        via_reconcile: false,
+        learned: Learned::Callback,
     },
     Case {
         label: "answer-lost",
         phone: "+7 707 123 0020",
         tenge: 750,
         expected: PaymentStatus::Success,
-        via_reconcile: false,
+        learned: Learned::CallbackOrStatus,
     },
     Case {
         label: "callback-lost",
         phone: "+7 777 123 0016",
         tenge: 12_000,
         expected: PaymentStatus::Success,
-        via_reconcile: true,
+        learned: Learned::Reconcile,
     },
 ];
 
@@ -194,7 +210,7 @@ async fn drive(
     let expecting_callbacks: Vec<&Payout> = CASES
         .iter()
         .zip(&payouts)
-        .filter(|(case, _)| !case.via_reconcile)
+        .filter(|(case, _)| case.learned == Learned::Callback)
         .map(|(_, payout)| payout)
         .collect();
     wait_until(Duration::from_secs(10), || {
@@ -213,7 +229,7 @@ async fn drive(
     let lost: Vec<&Payout> = CASES
         .iter()
         .zip(&payouts)
-        .filter(|(case, _)| case.via_reconcile)
+        .filter(|(case, _)| case.learned == Learned::Reconcile)
         .map(|(_, payout)| payout)
         .collect();
     // Wait until the platform has settled them, as time would in production.
@@ -265,22 +281,27 @@ async fn drive(
             o.payment_id() == Some(payout.payment_id())
                 && matches!(o, CallbackOutcome::Applied { .. })
         });
+        let via_reconcile = report.entries.iter().any(|e| {
+            &e.payment_id == payout.payment_id()
+                && matches!(e.result, ReconcileResult::Updated { .. })
+        });
         let learned = if via_callback {
             "callback"
-        } else if report
-            .entries
-            .iter()
-            .any(|e| &e.payment_id == payout.payment_id())
-        {
+        } else if via_reconcile {
             "status endpoint (reconcile)"
         } else {
-            "-"
+            "status endpoint"
+        };
+        let learned_as_expected = match case.learned {
+            Learned::Callback => via_callback,
+            Learned::CallbackOrStatus => !via_reconcile,
+            Learned::Reconcile => via_reconcile && !via_callback,
         };
         let recorded = sim.payment(payout.payment_id().as_str());
         let accepted_once = recorded.as_ref().is_some_and(|p| p.accepted_requests == 1);
         let ok = state == Some(PayoutState::Status(case.expected.clone()))
             && accepted_once
-            && via_callback != case.via_reconcile;
+            && learned_as_expected;
         all_ok &= ok;
         println!(
             "   {:<24} {:<9} {:<15} {:<28} {} {}",

@@ -11,7 +11,7 @@ use crate::common::{Failure, GateArgs, print_json, runtime};
 
 /// Arguments of `rp operators`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = OPERATORS_HELP)]
+#[command(after_long_help = OPERATORS_HELP, after_help = "Run with --help for examples.")]
 pub(crate) struct OperatorsArgs {
     #[command(flatten)]
     gate: GateArgs,
@@ -24,7 +24,7 @@ Examples:
 
 /// Arguments of `rp payout`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = PAYOUT_HELP)]
+#[command(after_long_help = PAYOUT_HELP, after_help = "Run with --help for examples.")]
 pub(crate) struct PayoutArgs {
     /// The phone number to credit, in any common form: +7 701 123 45 67, 8 (701) 123-45-67, 7011234567.
     #[arg(long, value_name = "NUMBER")]
@@ -46,8 +46,9 @@ pub(crate) struct PayoutArgs {
     /// A description of the payout.
     #[arg(long)]
     description: Option<String>,
-    /// After acceptance, ask for the status until it is final or this many seconds have passed.
-    #[arg(long, value_name = "SECONDS")]
+    /// After acceptance, ask for the status until it is final or this many seconds have passed
+    /// (1 to 86400). Exit 0 only if the payout was paid.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     wait: Option<u64>,
     #[command(flatten)]
     gate: GateArgs,
@@ -68,7 +69,7 @@ Examples:
 
 /// Arguments of `rp status`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = STATUS_HELP)]
+#[command(after_long_help = STATUS_HELP, after_help = "Run with --help for examples.")]
 pub(crate) struct StatusArgs {
     /// The payment ID.
     payment_id: String,
@@ -107,13 +108,33 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let receipt = runtime
         .block_on(client.payout(&payout))
         .map_err(for_the_command_line)?;
+    let id = &receipt.payment_id;
+    if !args.gate.json {
+        // Printed before any waiting, so the payment ID is never lost.
+        println!(
+            "accepted: payout {id} of {} to {} ({})",
+            payout.amount(),
+            payout.phone(),
+            acceptance_text(&receipt)
+        );
+    }
     let report = match args.wait {
-        Some(seconds) => Some(runtime.block_on(wait_final(&client, &receipt, seconds))?),
+        Some(seconds) => Some(
+            runtime
+                .block_on(wait_final(&client, &receipt, seconds))
+                .map_err(|failure| {
+                    Failure::unreachable(format!(
+                        "payout {id} was accepted, but its status could not be read ({}); ask \
+                         again: rp status {id}",
+                        failure.message
+                    ))
+                })?,
+        ),
         None => None,
     };
     if args.gate.json {
         let mut out = json!({
-            "payment_id": receipt.payment_id.as_str(),
+            "payment_id": id.as_str(),
             "accepted": true,
             "acceptance": acceptance_name(&receipt.acceptance),
             "request_id": receipt.request_id,
@@ -130,35 +151,34 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
         }
         print_json(&out);
     } else {
-        println!(
-            "accepted: payout {} of {} to {} ({})",
-            receipt.payment_id,
-            payout.amount(),
-            payout.phone(),
-            acceptance_text(&receipt)
-        );
         match &report {
             Some(report) => print_status(report),
-            None => println!(
-                "the result comes in the callback, or ask: rp status {}",
-                receipt.payment_id
-            ),
+            None => println!("the result comes in the callback, or ask: rp status {id}"),
         }
     }
     match report {
-        Some(report) if report.status == PaymentStatus::Decline => Err(Failure::refused(format!(
-            "payout {} was declined{}",
-            report.payment_id,
-            code_suffix(&report)
+        Some(report) => verdict(&report, args.wait.unwrap_or_default()),
+        None => Ok(()),
+    }
+}
+
+/// The exit status of `rp payout --wait`: 0 only when money reached the customer.
+fn verdict(report: &StatusReport, waited: u64) -> Result<(), Failure> {
+    let id = &report.payment_id;
+    let code = code_suffix(report);
+    match &report.status {
+        status if status.is_paid() => Ok(()),
+        PaymentStatus::Decline => Err(Failure::refused(format!("payout {id} was declined{code}"))),
+        PaymentStatus::Error => Err(Failure::refused(format!(
+            "payout {id} ended in status error{code}: nothing was paid; send it again with \
+             --payment-id {id}"
         ))),
-        Some(report) if !report.status.is_final() => Err(Failure::unreachable(format!(
-            "payout {} is still {} after {} s; ask again with: rp status {}",
-            report.payment_id,
-            report.status,
-            args.wait.unwrap_or_default(),
-            report.payment_id
+        status if status.is_final() => Err(Failure::refused(format!(
+            "payout {id} ended in status {status}{code}"
         ))),
-        _ => Ok(()),
+        status => Err(Failure::unreachable(format!(
+            "payout {id} is still {status} after {waited} s; ask again with: rp status {id}"
+        ))),
     }
 }
 
@@ -169,7 +189,13 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), Failure> {
         PaymentId::new(args.payment_id.as_str()).map_err(|e| Failure::usage(e.to_string()))?;
     let report = runtime()?.block_on(client.status(&payment_id))?;
     if args.gate.json {
-        let raw = serde_json::to_value(&report.raw).unwrap_or_default();
+        let mut raw = serde_json::to_value(&report.raw).unwrap_or_default();
+        // The response is printed as received, but the phone number is personal data.
+        if let Some(number) = raw.pointer_mut("/account/number")
+            && let Some(text) = number.as_str()
+        {
+            *number = json!(rp_model::mask_phone(text));
+        }
         print_json(&json!({
             "payment_id": report.payment_id.as_str(),
             "status": report.status.as_str(),

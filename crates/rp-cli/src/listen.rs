@@ -26,7 +26,7 @@ Examples:
 
 /// Arguments of `rp listen`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = LISTEN_HELP)]
+#[command(after_long_help = LISTEN_HELP, after_help = "Run with --help for examples.")]
 pub(crate) struct ListenArgs {
     /// The port to listen on (0: any free port, printed).
     #[arg(long, value_name = "N")]
@@ -66,6 +66,11 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), Failure> {
             .local_addr()
             .map_err(|e| Failure::usage(format!("cannot read the bound address: {e}")))?;
         eprintln!("rp listen: waiting for callbacks on http://{local}/ (Ctrl-C to stop)");
+        if receiver.project.is_none() {
+            eprintln!(
+                "rp listen: warning: no --project-id, so callbacks of any project signed with this key are accepted"
+            );
+        }
         let app = Router::new().fallback(post(callback)).with_state(receiver);
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -96,7 +101,10 @@ fn judge(receiver: &Receiver, body: &[u8]) -> (StatusCode, String) {
     let verified = match receiver.signer.verify_callback(body) {
         Ok(verified) => verified,
         Err(error) => {
-            let status = if matches!(error, rp_sign::Error::InvalidJson { .. }) {
+            let status = if matches!(
+                error,
+                rp_sign::Error::InvalidJson { .. } | rp_sign::Error::NotAnObject { .. }
+            ) {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::UNAUTHORIZED

@@ -411,12 +411,19 @@ fn status_answer(shared: &Shared, checked: &Checked<'_>) -> Result<Answer, Rejec
         errors: payment.errors(),
         ..StatusResponse::default()
     };
-    let signed = checked
-        .project
-        .signer
-        .sign_callback(&response)
-        .unwrap_or_else(|_| to_value(&response));
-    Ok(Answer::json(StatusCode::OK, None, signed))
+    // A status response carries payment details, so the platform signs it; never send one
+    // unsigned (a client might trust it).
+    match checked.project.signer.sign_callback(&response) {
+        Ok(signed) => Ok(Answer::json(StatusCode::OK, None, signed)),
+        Err(error) => {
+            tracing::error!(%error, payment_id = %payment.payment_id, "rp-sim could not sign a status response");
+            Ok(Answer::json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                json!({"status": "error", "message": "Internal server error"}),
+            ))
+        }
+    }
 }
 
 /// A payout request that passed every check.

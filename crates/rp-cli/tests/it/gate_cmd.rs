@@ -109,7 +109,14 @@ fn payout_then_status() {
     assert_eq!(recorded.phone.as_str(), "77011234567");
 
     // Once settled, `rp status` shows the verified final status.
-    std::thread::sleep(Duration::from_millis(400));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sim.sim().payment("cli-1").unwrap().status.is_final() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the simulator never settled it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = sim.rp(&["status", "cli-1"]);
     let out = stdout(&status);
     assert_eq!(status.status.code(), Some(0), "{out}");

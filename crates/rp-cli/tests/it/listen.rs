@@ -29,6 +29,8 @@ fn start_listener(extra: &[&str]) -> (Child, String) {
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
+    // Keep reading stderr (warnings), so the receiver never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     (child, addr)
 }
 
