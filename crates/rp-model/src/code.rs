@@ -91,6 +91,9 @@ impl CodeInfo {
 /// assert_eq!(code.info().map(|i| i.message), Some("Payment ID already exists"));
 /// assert_eq!(code.category(), Some(CodeCategory::CorrectRequest));
 ///
+/// // Only canonical digits are a number: `+0` and `00` are not code 0.
+/// assert_eq!(ResponseCode::new("00").number(), None);
+///
 /// // A code the table does not know is kept as it came.
 /// let new = ResponseCode::new("77777");
 /// assert_eq!(new.as_str(), "77777");
@@ -144,6 +147,13 @@ impl ResponseCode {
 
     /// The code as a number, if it is one.
     pub fn number(&self) -> Option<u32> {
+        // Canonical digits only: `u32::from_str` would also take `+0` and `00`.
+        let canonical = !self.0.is_empty()
+            && self.0.bytes().all(|b| b.is_ascii_digit())
+            && (self.0.len() == 1 || !self.0.starts_with('0'));
+        if !canonical {
+            return None;
+        }
         self.0.parse().ok()
     }
 

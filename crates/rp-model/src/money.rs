@@ -113,7 +113,8 @@ impl Serialize for Currency {
 /// assert_eq!(format!("{m:#}"), "1000.50 KZT");
 ///
 /// assert_eq!(Money::parse("1000.00 KZT", Currency::KZT)?, Money::kzt(1000)?);
-/// assert!(Money::parse("10.005", Currency::KZT).is_err()); // tiyn have two digits
+/// assert!(Money::parse("10.0055", Currency::KZT).is_err()); // tiyn have two digits
+/// assert!(Money::parse("1,000", Currency::KZT).is_err()); // a thousand, or 1.000?
 ///
 /// // On the wire an amount is the integer of minor units.
 /// assert_eq!(serde_json::to_string(&m).unwrap(), "100050");
@@ -419,6 +420,13 @@ fn parse_number(input: &str, number: &str, currency: Currency) -> Result<Money, 
         }
     }
     let exponent = usize::from(currency.exponent);
+    if separators.len() == 1 && fraction.len() == 3 && exponent < 3 {
+        // `1,000` or `1.000`: a thousand, or one with a fraction? People write both.
+        return Err(invalid(
+            "one separator followed by three digits is ambiguous (a thousand, or a fraction?); \
+             group thousands with spaces, e.g. `1 000`, and write at most two decimals",
+        ));
+    }
     if fraction.len() > exponent {
         return Err(Error::TooManyFractionDigits {
             input: input.to_owned(),
@@ -481,8 +489,12 @@ mod tests {
                 "invalid amount \"+5\": write the amount without a sign",
             ),
             (
-                "10.005",
-                "amount \"10.005\" has more fraction digits than KZT allows (2)",
+                "10.0055",
+                "amount \"10.0055\" has more fraction digits than KZT allows (2)",
+            ),
+            (
+                "1,000",
+                "invalid amount \"1,000\": one separator followed by three digits is ambiguous (a thousand, or a fraction?); group thousands with spaces, e.g. `1 000`, and write at most two decimals",
             ),
             (
                 "1,000.50",

@@ -1,5 +1,6 @@
 //! A validated payout and the builder that makes one.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -30,7 +31,7 @@ use crate::{Currency, CustomerId, Error, Money, Msisdn, Operator, PaymentId, Pro
 /// assert_eq!(json["general"]["payment_id"], "payout-47");
 /// # Ok::<(), rp_model::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Payout {
     payment_id: PaymentId,
     phone: Msisdn,
@@ -41,7 +42,7 @@ pub struct Payout {
     params: Extra,
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, PartialEq, Default)]
 struct CustomerDetails {
     id: Option<CustomerId>,
     ip_address: Option<IpAddr>,
@@ -122,6 +123,7 @@ impl Payout {
 /// Builds a [`Payout`]; [`PayoutBuilder::build`] checks everything at once and names every
 /// missing or invalid field.
 #[derive(Clone, Debug, Default)]
+#[must_use = "a builder does nothing until build() is called"]
 pub struct PayoutBuilder {
     payment_id: Option<PaymentId>,
     phone: Option<Msisdn>,
@@ -132,6 +134,38 @@ pub struct PayoutBuilder {
     params: Extra,
     param_errors: Vec<Error>,
 }
+
+impl fmt::Debug for Payout {
+    /// The phone is masked and the customer's personal data redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payout")
+            .field("payment_id", &self.payment_id)
+            .field("phone", &self.phone)
+            .field("amount", &self.amount)
+            .field("customer", &self.customer)
+            .field("operator", &self.operator)
+            .field("description", &self.description)
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl fmt::Debug for CustomerDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |present: bool| if present { Some("***") } else { None };
+        f.debug_struct("CustomerDetails")
+            .field("id", &self.id)
+            .field("ip_address", &redacted(self.ip_address.is_some()))
+            .field("first_name", &redacted(self.first_name.is_some()))
+            .field("last_name", &redacted(self.last_name.is_some()))
+            .field("email", &redacted(self.email.is_some()))
+            .finish()
+    }
+}
+
+/// The largest integer every one of the platform's SDKs signs exactly (2^53 − 1): JavaScript
+/// and Go round integers beyond it (`spec/signature.md` §3).
+const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 
 /// Top-level members the builder fills itself; `param` may not set them.
 const RESERVED: [&str; 6] = [
@@ -202,8 +236,10 @@ impl PayoutBuilder {
 
     /// An optional top-level parameter the API allows, e.g. `callback` with
     /// `{"delay": 60}`. Keys the builder fills itself (`general`, `customer`, `account`,
-    /// `payment`), `signature` and `frame_mode` are refused, as are keys or values the signature
-    /// cannot represent unambiguously (`:` or `;` in a key, floating-point numbers).
+    /// `payment`), `signature` and `frame_mode` are refused, and so is anything the platform's
+    /// SDKs sign differently (`spec/signature.md` §0): keys other than `[a-z_]+` (digits,
+    /// upper case, `:`), `null`, floating-point numbers, integers beyond 2^53 − 1, arrays of
+    /// more than 10 items, and `signature` at any depth.
     pub fn param(mut self, key: impl Into<String>, value: Value) -> Self {
         let key = key.into();
         match check_param(&key, &value) {
@@ -241,6 +277,12 @@ impl PayoutBuilder {
                 });
             }
             Some(amount) if amount.is_zero() => problems.push(Error::ZeroAmount),
+            Some(amount) if amount.minor_units() > MAX_EXACT_INTEGER => {
+                problems.push(Error::InvalidAmount {
+                    input: format!("{amount:#}"),
+                    reason: "it is above 2^53 − 1 minor units, which the platform's SDKs do not sign exactly",
+                });
+            }
             Some(_) => {}
         }
         match (self.payment_id, self.phone, self.amount, problems.len()) {
@@ -274,19 +316,31 @@ fn check_key(key: &str) -> Result<(), &'static str> {
     if key.is_empty() {
         return Err("the key is empty");
     }
-    if key.contains(':') || key.contains(';') {
-        return Err("keys with `:` or `;` sign differently across the platform's SDKs");
+    if !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(
+            "keys other than lower-case letters and `_` (digits, `:`, upper case) sign differently across the platform's SDKs",
+        );
     }
-    if key == "frame_mode" {
-        return Err("`frame_mode` is never signed by the platform");
+    if key == "frame_mode" || key == "signature" {
+        return Err("`frame_mode` and `signature` are never signed as parameters");
     }
     Ok(())
 }
 
 fn check_value(value: &Value) -> Result<(), &'static str> {
     match value {
+        Value::Null => Err("null signs differently across the platform's SDKs; leave the key out"),
         Value::Number(n) if n.is_f64() => {
             Err("floating-point numbers sign differently across the platform's SDKs; send integers")
+        }
+        Value::Number(n)
+            if n.as_u64()
+                .or_else(|| n.as_i64().map(i64::unsigned_abs))
+                .is_none_or(|v| v > MAX_EXACT_INTEGER) =>
+        {
+            Err(
+                "integers beyond 2^53 − 1 sign differently across the platform's SDKs; send them as strings",
+            )
         }
         Value::Array(items) if items.len() > 10 => {
             Err("arrays longer than 10 items sign differently across the platform's SDKs")
@@ -348,6 +402,39 @@ mod tests {
     }
 
     #[test]
+    fn debug_redacts_personal_data() {
+        let payout = base()
+            .customer_ip("198.51.100.47".parse().unwrap())
+            .customer_name("John", "Doe")
+            .customer_email("johndoe@example.com")
+            .build()
+            .unwrap();
+        let debug = format!("{payout:?}");
+        for secret in ["77011234567", "198.51.100.47", "John", "Doe", "johndoe"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("7701***4567"), "{debug}");
+    }
+
+    #[test]
+    fn refuses_amounts_the_sdks_cannot_sign_exactly() {
+        let error = base()
+            .amount(Money::kzt_minor(MAX_EXACT_INTEGER + 1))
+            .build()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("above 2^53 − 1 minor units"),
+            "{error}"
+        );
+        assert!(
+            base()
+                .amount(Money::kzt_minor(MAX_EXACT_INTEGER))
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn refuses_zero_and_foreign_amounts() {
         let zero = base().amount(Money::kzt_minor(0)).build().unwrap_err();
         assert_eq!(zero.to_string(), "the amount must be greater than zero");
@@ -371,10 +458,35 @@ mod tests {
                 json!("x"),
                 "it is set by the builder or the signer",
             ),
-            ("a:b", json!(1), "keys with `:` or `;`"),
+            (
+                "a:b",
+                json!(1),
+                "keys other than lower-case letters and `_`",
+            ),
+            (
+                "line2",
+                json!(1),
+                "keys other than lower-case letters and `_`",
+            ),
+            (
+                "Upper",
+                json!(1),
+                "keys other than lower-case letters and `_`",
+            ),
+            ("x", json!(null), "null signs differently"),
+            (
+                "x",
+                json!({"y": 9_007_199_254_740_992_u64}),
+                "integers beyond 2^53",
+            ),
+            ("x", json!({"signature": "s"}), "never signed as parameters"),
             ("", json!(1), "the key is empty"),
             ("x", json!(1.5), "floating-point numbers"),
-            ("x", json!({"y": [1, {"z:w": 1}]}), "keys with `:` or `;`"),
+            (
+                "x",
+                json!({"y": [1, {"z:w": 1}]}),
+                "keys other than lower-case letters and `_`",
+            ),
             (
                 "x",
                 json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),

@@ -162,8 +162,10 @@ fn normalise(digits: &str, has_plus: bool) -> Result<String, Error> {
             prefix: digits.get(..1).unwrap_or_default().to_owned(),
             reason: "its country code is not 7 (Kazakhstan)",
         }),
-        // XXX XXX XX XX: the bare national number.
-        10 if !has_plus => Ok(format!("7{digits}")),
+        // XXX XXX XX XX: the bare national number (a 9xx one is Russian, reported as such).
+        10 if !has_plus && (digits.starts_with('7') || digits.starts_with('9')) => {
+            Ok(format!("7{digits}"))
+        }
         _ => Err(wrong_length()),
     }
 }

@@ -7,11 +7,13 @@
 //!
 //! Every object keeps the members this crate does not model in an `extra` map, so reading and
 //! writing a message again loses nothing. Codes may arrive as strings or numbers, integer IDs as
-//! numbers or digit strings; statuses and operators this crate does not know are kept.
+//! numbers or digit strings; statuses and operators this crate does not know are kept. PHP writes
+//! an empty object as `[]`: nested objects also accept `[]` and `null` as "absent".
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::lenient::{lenient_opt_u64, lenient_u64};
@@ -21,6 +23,19 @@ use crate::{
 
 /// Members of a JSON object that this crate does not model, kept in document order.
 pub type Extra = Map<String, Value>;
+
+/// A nested object that PHP may write as `[]` (its empty array) or `null`: both read as absent.
+fn lenient_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::Array(items) if items.is_empty() => Ok(None),
+        other => T::deserialize(other).map(Some).map_err(D::Error::custom),
+    }
+}
 
 /// The `general` object of every Gate request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,8 +70,8 @@ impl General {
     }
 }
 
-/// The customer being paid (`customer`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The customer being paid (`customer`). `Debug` shows the ID only; personal data is redacted.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
     /// The merchant's customer ID.
     pub id: String,
@@ -150,9 +165,9 @@ pub struct ErrorItem {
     /// The request field the error is about, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// More detail.
+    /// More detail: usually text, but the platform has sent arrays here too, so any JSON value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Value>,
     /// Other members.
     #[serde(flatten)]
     pub extra: Extra,
@@ -245,7 +260,11 @@ pub struct Payment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// The amount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sum: Option<Sum>,
     /// The description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,10 +296,18 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// The amount requested.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sum_initial: Option<Sum>,
     /// The amount after conversion.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sum_converted: Option<Sum>,
     /// The result code (`"0"` for success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,7 +316,11 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Provider details (`id`, `payment_id`, `auth_code`, …), kept as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider: Option<Extra>,
     /// Other members.
     #[serde(flatten)]
@@ -311,8 +342,9 @@ pub struct Account {
     pub extra: Extra,
 }
 
-/// `customer` of a callback or status response.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+/// `customer` of a callback or status response. `Debug` shows the ID and the names of the other
+/// members (a customised callback may carry the customer's phone or email).
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CustomerRef {
     /// The merchant's customer ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,16 +368,32 @@ pub struct Callback {
     )]
     pub project_id: Option<u64>,
     /// The payment and its status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment: Option<Payment>,
     /// The phone number and the operator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub account: Option<Account>,
     /// The customer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub customer: Option<CustomerRef>,
     /// The operation this callback reports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub operation: Option<Operation>,
     /// Errors, on declines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -384,13 +432,25 @@ pub struct StatusResponse {
     )]
     pub project_id: Option<u64>,
     /// The payment and its status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payment: Option<Payment>,
     /// The phone number and the operator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub account: Option<Account>,
     /// The customer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub customer: Option<CustomerRef>,
     /// Every operation of the payment, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -445,6 +505,33 @@ impl fmt::Debug for Account {
             .field("number", &self.number.as_deref().map(crate::mask_phone))
             .field("operator", &self.operator)
             .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+/// `Some("***")` for a present value: personal data in `Debug` output.
+fn redacted<T>(value: Option<&T>) -> Option<&'static str> {
+    value.map(|_| "***")
+}
+
+impl fmt::Debug for Customer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Customer")
+            .field("id", &self.id)
+            .field("ip_address", &redacted(self.ip_address.as_ref()))
+            .field("first_name", &redacted(self.first_name.as_ref()))
+            .field("last_name", &redacted(self.last_name.as_ref()))
+            .field("email", &redacted(self.email.as_ref()))
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl fmt::Debug for CustomerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomerRef")
+            .field("id", &self.id)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -40,11 +40,18 @@ proptest! {
     #[test]
     fn more_fraction_digits_than_the_currency_has_are_rejected(
         major in 0u64..1_000_000,
-        extra in "[0-9]{3,6}",
+        extra in "[0-9]{4,7}",
     ) {
         let text = format!("{major}.{extra}");
         let error = Money::parse(&text, Currency::KZT).unwrap_err();
         prop_assert!(error.to_string().contains("more fraction digits than KZT allows"));
+    }
+
+    #[test]
+    fn a_separator_and_three_digits_is_ambiguous(major in 0u64..1000, fraction in 0u64..1000, comma in any::<bool>()) {
+        let text = format!("{major}{}{fraction:03}", if comma { ',' } else { '.' });
+        let error = Money::parse(&text, Currency::KZT).unwrap_err();
+        prop_assert!(error.to_string().contains("ambiguous"), "{}", error);
     }
 
     #[test]

@@ -74,6 +74,17 @@ proptest! {
     }
 
     #[test]
+    fn phone_like_input_never_panics_and_successes_are_payable(text in "[0-9 +()\\-.]{0,20}") {
+        // Digits and separators: a good share of these parse, so the checks below do run.
+        if let Ok(n) = Msisdn::parse(&text) {
+            prop_assert!(PrefixInfo::lookup(n.prefix()).is_some());
+            prop_assert_eq!(n.as_str().len(), 11);
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            prop_assert!(digits.ends_with(n.national()), "{} from {:?}", n.as_str(), text);
+        }
+    }
+
+    #[test]
     fn no_input_panics_and_successes_are_payable(text in "\\PC{0,24}") {
         if let Ok(n) = Msisdn::parse(&text) {
             prop_assert!(PrefixInfo::lookup(n.prefix()).is_some());

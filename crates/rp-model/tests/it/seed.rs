@@ -72,8 +72,8 @@ fn seed_decline_callback_round_trips() {
     let code = callback.errors[0].code.as_ref().unwrap();
     assert_eq!(code.message(), Some("General decline"));
     assert_eq!(
-        callback.errors[0].description.as_deref(),
-        Some("Provider declined the payout")
+        callback.errors[0].description.as_ref(),
+        Some(&json!("Provider declined the payout"))
     );
 }
 
@@ -147,4 +147,51 @@ fn debug_of_messages_masks_phone_numbers() {
         assert!(!debug.contains("71234567890"), "{debug}");
         assert!(debug.contains("7123***7890"), "{debug}");
     }
+}
+
+#[test]
+fn php_empty_objects_and_array_descriptions_are_read() {
+    // PHP writes an empty object as `[]`; vector V3 of the spec has an array `description`.
+    let text = json!({
+        "project_id": 1234,
+        "payment": {"id": "p", "status": "decline", "sum": []},
+        "account": [],
+        "customer": null,
+        "operation": {"id": 1, "status": "decline", "provider": [], "sum_initial": []},
+        "errors": [{"code": "123", "message": "grand crash",
+                    "description": ["description-str", {"description1": 1}]}]
+    })
+    .to_string();
+    let callback: Callback = serde_json::from_str(&text).unwrap();
+    assert!(callback.account.is_none() && callback.customer.is_none());
+    let payment = callback.payment.as_ref().unwrap();
+    assert!(payment.sum.is_none());
+    let operation = callback.operation.as_ref().unwrap();
+    assert!(operation.provider.is_none() && operation.sum_initial.is_none());
+    assert_eq!(
+        callback.errors[0].description,
+        Some(json!(["description-str", {"description1": 1}]))
+    );
+    let status: StatusResponse =
+        serde_json::from_str(r#"{"project_id":1,"payment":[],"account":null,"operations":[]}"#)
+            .unwrap();
+    assert!(status.payment.is_none() && status.account.is_none());
+}
+
+#[test]
+fn debug_redacts_customer_data() {
+    let request: PayoutRequest = serde_json::from_str(&vector("mc_payout_request")).unwrap();
+    let debug = format!("{request:?}");
+    for secret in ["johndoe", "198.51.100.47", "John", "Doe"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    let callback: Callback =
+        serde_json::from_str(r#"{"customer":{"id":"c-1","phone":"491234567890","email":"a@b.c"}}"#)
+            .unwrap();
+    let debug = format!("{callback:?}");
+    assert!(
+        !debug.contains("491234567890") && !debug.contains("a@b.c"),
+        "{debug}"
+    );
+    assert!(debug.contains("c-1") && debug.contains("phone"), "{debug}");
 }
