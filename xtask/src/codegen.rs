@@ -193,6 +193,20 @@ fn operator_variant(id: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether a three-digit DEF code is in libphonenumber's KZ mobile pattern
+/// `7(?:0[0-25-8]|47|6[0-4]|7[15-8]|85)` (the header of `spec/kz-mobile-prefixes.tsv`).
+fn is_kz_mobile_def(prefix: &str) -> bool {
+    let b = prefix.as_bytes();
+    match (b.first(), b.get(1), b.get(2)) {
+        (Some(b'7'), Some(b'0'), Some(c)) => matches!(c, b'0'..=b'2' | b'5'..=b'8'),
+        (Some(b'7'), Some(b'4'), Some(b'7')) => true,
+        (Some(b'7'), Some(b'6'), Some(c)) => matches!(c, b'0'..=b'4'),
+        (Some(b'7'), Some(b'7'), Some(c)) => matches!(c, b'1' | b'5'..=b'8'),
+        (Some(b'7'), Some(b'8'), Some(b'5')) => true,
+        _ => false,
+    }
+}
+
 fn prefixes(rows: &[Row]) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(
@@ -218,6 +232,12 @@ fn prefixes(rows: &[Row]) -> Result<String, String> {
             ));
         }
         previous.clone_from(prefix);
+        if !is_kz_mobile_def(prefix) {
+            return Err(format!(
+                "spec/kz-mobile-prefixes.tsv:{line}: prefix {prefix} is outside the KZ mobile \
+                 pattern 7(?:0[0-25-8]|47|6[0-4]|7[15-8]|85)"
+            ));
+        }
         let mut operators = Vec::new();
         for id in fields[1]
             .split(',')
@@ -265,6 +285,16 @@ fn currencies(rows: &[Row]) -> Result<String, String> {
                 fields[2]
             )
         })?;
+        if fields[4]
+            .chars()
+            .any(|c| c.is_ascii_digit() || c.is_whitespace() || matches!(c, '.' | ',' | '-' | '+'))
+        {
+            return Err(format!(
+                "spec/currencies.tsv:{line}: symbol `{}` has digits, spaces, signs or separators, \
+                 which Money::parse could not tell from the amount",
+                fields[4]
+            ));
+        }
         let symbol = if fields[4].is_empty() {
             "None".to_owned()
         } else {
@@ -353,6 +383,18 @@ mod tests {
                 fields[2]
             );
         }
+    }
+
+    #[test]
+    fn the_kz_mobile_pattern_has_19_def_codes() {
+        let all: Vec<String> = (700..800)
+            .map(|n| n.to_string())
+            .filter(|p| is_kz_mobile_def(p))
+            .collect();
+        assert_eq!(
+            all.join(" "),
+            "700 701 702 705 706 707 708 747 760 761 762 763 764 771 775 776 777 778 785"
+        );
     }
 
     #[test]

@@ -139,7 +139,9 @@ pub enum Acceptance {
     Accepted,
     /// A resend was answered 3041 "payment ID already exists": an earlier attempt got through.
     FirstAttemptGotThrough,
-    /// After an unknown outcome, the status endpoint showed the payment.
+    /// The status endpoint showed the payment, with this payout's amount and currency: after
+    /// an unknown outcome, or after a 3041 "payment ID already exists" showed that an earlier
+    /// attempt (another call, process or store) got through.
     FoundByStatus,
     /// The same payout was submitted before; nothing was sent this time.
     AlreadyRecorded,
@@ -201,6 +203,25 @@ enum Start {
     CheckStatus,
 }
 
+/// The next request of a payout call, and how long to wait before it.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    Send(Duration),
+    CheckStatus(Duration),
+}
+
+/// The details of one answer that the final result of a payout call needs.
+enum Answer {
+    /// The payout request was accepted.
+    Accepted { request_id: Option<String> },
+    /// The payout request was refused ([`Error::Rejected`]).
+    Rejected(Error),
+    /// The status endpoint knows the payment.
+    Found(Box<StatusReport>),
+    /// Nothing the result needs.
+    Nothing,
+}
+
 /// What one payout request produced, with the details the final result needs.
 enum SendResult {
     Accepted {
@@ -208,7 +229,8 @@ enum SendResult {
     },
     Rejected {
         http_status: u16,
-        response: Box<wire::GateResponse>,
+        code: ResponseCode,
+        error: Error,
     },
     RateLimited {
         retry_after: Option<Duration>,
@@ -319,13 +341,16 @@ impl Client {
     ///    details → the recorded state, without sending (unless it is not registered on the
     ///    platform or ended in `error`: then it is resent under the same payment ID, and an
     ///    unknown outcome is first resolved through the status endpoint).
-    /// 2. Sends it, following the retry rules of [`crate::retry`].
+    /// 2. Sends it, following the retry rules of [`crate::retry`]. A `3041` "payment ID already
+    ///    exists" is resolved through the status endpoint: the payment found there is adopted
+    ///    ([`Acceptance::FoundByStatus`]) only if its amount and currency are this payout's.
     ///
     /// # Errors
     ///
     /// [`Error::Rejected`] (code and message; not registered), [`Error::OutcomeUnknown`]
-    /// (recorded; reconcile), [`Error::NotSent`], [`Error::PaymentIdConflict`],
-    /// [`Error::Store`], [`Error::Sign`].
+    /// (recorded; reconcile), [`Error::NotSent`], [`Error::PaymentIdConflict`] (a different
+    /// payout is recorded, or found on the platform, under this payment ID), [`Error::Store`],
+    /// [`Error::Sign`].
     pub async fn payout(&self, payout: &Payout) -> Result<PayoutReceipt, Error> {
         let payment_id = payout.payment_id().clone();
         let span = tracing::info_span!(
@@ -346,7 +371,10 @@ impl Client {
                 Inserted::Existing(existing) => {
                     if existing.request != payout.to_request(self.config.project_id) {
                         tracing::warn!("payment ID already recorded with different details");
-                        return Err(Error::PaymentIdConflict { payment_id });
+                        return Err(Error::PaymentIdConflict {
+                            payment_id,
+                            platform: None,
+                        });
                     }
                     self.resubmit(existing, body).await
                 }
@@ -394,6 +422,14 @@ impl Client {
                     field: None,
                 });
             }
+            PayoutState::PaymentIdTaken => {
+                return Err(Error::PaymentIdConflict {
+                    payment_id: existing.payment_id.clone(),
+                    platform: Some(existing.last_message.clone().unwrap_or_else(|| {
+                        "the platform has a different payout under it".to_owned()
+                    })),
+                });
+            }
             state if state.is_resendable() => Start::Send,
             PayoutState::Unknown => Start::CheckStatus,
             _ => {
@@ -431,93 +467,49 @@ impl Client {
             maybe_sent: start == Start::CheckStatus,
             ..RetryState::default()
         };
-        let mut step = match start {
-            Start::Send => Step::Send {
-                after: Duration::ZERO,
-            },
-            Start::CheckStatus => Step::CheckStatus {
-                after: Duration::ZERO,
-            },
+        let mut next = match start {
+            Start::Send => Next::Send(Duration::ZERO),
+            Start::CheckStatus => Next::CheckStatus(Duration::ZERO),
         };
         let mut last = String::from("no answer yet");
-        let mut request_id = None;
-        let mut rejected = None;
-        let mut found = None;
-        loop {
-            let observation = match step {
-                Step::Send { after } => {
+        let (step, answer) = loop {
+            let (observation, answer) = match next {
+                Next::Send(after) => {
                     self.clock.sleep(after).await;
                     state.attempts += 1;
                     tracing::debug!(attempt = state.attempts, "sending payout request");
-                    match self.send_payout(&body).await {
-                        SendResult::Accepted { request_id: id } => {
-                            request_id = id;
-                            Observation::Accepted
-                        }
-                        SendResult::Rejected {
-                            http_status,
-                            response,
-                        } => {
-                            let code = response
-                                .first_code()
-                                .cloned()
-                                .unwrap_or_else(|| ResponseCode::new(""));
-                            last = format!("HTTP {http_status}, code {code}");
-                            rejected = Some((http_status, *response));
-                            Observation::Rejected { code }
-                        }
-                        SendResult::RateLimited { retry_after } => {
-                            last = "HTTP 429 rate limited".to_owned();
-                            Observation::RateLimited { retry_after }
-                        }
-                        SendResult::NotSent(reason) => {
-                            last = reason;
-                            Observation::NotSent
-                        }
-                        SendResult::MaybeSent(reason) => {
-                            last = reason;
-                            Observation::MaybeSent
-                        }
-                    }
+                    self.attempt(&payment_id, &body, &mut last).await
                 }
-                Step::CheckStatus { after } => {
+                Next::CheckStatus(after) => {
                     self.clock.sleep(after).await;
                     state.status_checks += 1;
                     tracing::debug!(check = state.status_checks, "asking the status");
-                    match self.status(&payment_id).await {
-                        Ok(report) => {
-                            let status = report.status.clone();
-                            found = Some(report);
-                            Observation::StatusFound(status)
-                        }
-                        Err(Error::NotFound { .. }) => {
-                            last = "status: payment not found (3061)".to_owned();
-                            Observation::StatusNotFound
-                        }
-                        Err(error) => {
-                            last = format!("status request failed: {error}");
-                            Observation::StatusUnavailable
-                        }
-                    }
+                    self.check(&payment_id, &mut last).await
                 }
-                _ => break,
             };
             state.elapsed = elapsed(self.clock.now(), started);
             let jitter = Jitter::from_random(random_bits());
-            step = decide(policy, &state, &observation, jitter);
-            if observation == Observation::MaybeSent {
-                state.maybe_sent = true;
-            }
+            let step = decide(policy, &state, &observation, jitter);
+            state.observe(&observation);
             tracing::debug!(?observation, ?step, "retry decision");
-        }
+            next = match step {
+                Step::Send { after } => Next::Send(after),
+                Step::CheckStatus { after } => Next::CheckStatus(after),
+                done => break (done, answer),
+            };
+        };
 
         let attempts = state.attempts;
-        match step {
-            Step::Accepted | Step::FirstAttemptGotThrough => {
+        match (step, answer) {
+            (Step::Accepted | Step::FirstAttemptGotThrough, answer) => {
                 let acceptance = if step == Step::Accepted {
                     Acceptance::Accepted
                 } else {
                     Acceptance::FirstAttemptGotThrough
+                };
+                let request_id = match answer {
+                    Answer::Accepted { request_id } => request_id,
+                    _ => None,
                 };
                 tracing::info!(?acceptance, attempts, "payout accepted for processing");
                 let stored = self
@@ -540,23 +532,12 @@ impl Client {
                     .0;
                 Ok(receipt(&stored, acceptance, attempts))
             }
-            Step::Registered => {
-                let Some(report) = found else {
-                    return Err(self.unknown(&payment_id, attempts, last).await);
-                };
+            (Step::Registered, Answer::Found(report)) => {
                 tracing::info!(status = %report.status, attempts, "the platform has the payout");
-                let stored = self.apply_report(&payment_id, &report).await?.0;
+                let stored = self.apply_found(&payment_id, &report).await?.0;
                 Ok(receipt(&stored, Acceptance::FoundByStatus, attempts))
             }
-            Step::Rejected => {
-                let (http_status, response) = rejected.unwrap_or_default();
-                let error = rejection("payout", Some(&payment_id), http_status, &response)
-                    .unwrap_or_else(|| Error::UnexpectedResponse {
-                        what: "payout",
-                        http_status,
-                        reason: "a rejection without a code".to_owned(),
-                        body: String::new(),
-                    });
+            (Step::Rejected, Answer::Rejected(error)) => {
                 tracing::warn!(%error, "payout rejected");
                 if let Error::Rejected { code, message, .. } = &error {
                     let state = PayoutState::Rejected {
@@ -573,7 +554,7 @@ impl Client {
                 }
                 Err(error)
             }
-            Step::GiveUpNotSent => {
+            (Step::GiveUpNotSent, _) => {
                 tracing::warn!(attempts, %last, "payout not sent; budget exhausted");
                 self.settle_if_created(&payment_id, PayoutState::NotRegistered, None, None)
                     .await?;
@@ -585,6 +566,96 @@ impl Client {
             }
             _ => Err(self.unknown(&payment_id, attempts, last).await),
         }
+    }
+
+    /// Sends one payout request; returns what the retry policy observes and the details the
+    /// result needs, and describes a failure in `last`.
+    async fn attempt(
+        &self,
+        payment_id: &PaymentId,
+        body: &[u8],
+        last: &mut String,
+    ) -> (Observation, Answer) {
+        match self.send_payout(payment_id, body).await {
+            SendResult::Accepted { request_id } => {
+                (Observation::Accepted, Answer::Accepted { request_id })
+            }
+            SendResult::Rejected {
+                http_status,
+                code,
+                error,
+            } => {
+                *last = format!("HTTP {http_status}, code {code}");
+                (Observation::Rejected { code }, Answer::Rejected(error))
+            }
+            SendResult::RateLimited { retry_after } => {
+                "HTTP 429 rate limited".clone_into(last);
+                (Observation::RateLimited { retry_after }, Answer::Nothing)
+            }
+            SendResult::NotSent(reason) => {
+                *last = reason;
+                (Observation::NotSent, Answer::Nothing)
+            }
+            SendResult::MaybeSent(reason) => {
+                *last = reason;
+                (Observation::MaybeSent, Answer::Nothing)
+            }
+        }
+    }
+
+    /// Asks the status once; returns what the retry policy observes and the report, and
+    /// describes a failure in `last`.
+    async fn check(&self, payment_id: &PaymentId, last: &mut String) -> (Observation, Answer) {
+        match self.status(payment_id).await {
+            Ok(report) => {
+                let status = report.status.clone();
+                (
+                    Observation::StatusFound(status),
+                    Answer::Found(Box::new(report)),
+                )
+            }
+            Err(Error::NotFound { .. }) => {
+                "status: payment not found (3061)".clone_into(last);
+                (Observation::StatusNotFound, Answer::Nothing)
+            }
+            Err(error) => {
+                *last = format!("status request failed: {error}");
+                (Observation::StatusUnavailable, Answer::Nothing)
+            }
+        }
+    }
+
+    /// Applies the status of a payment the platform has, after checking it is this payout:
+    /// a different amount or currency under the same payment ID marks the record
+    /// [`PayoutState::PaymentIdTaken`] and is [`Error::PaymentIdConflict`].
+    pub(crate) async fn apply_found(
+        &self,
+        payment_id: &PaymentId,
+        report: &StatusReport,
+    ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
+        let record =
+            self.store.get(payment_id).await?.ok_or_else(|| {
+                Error::store(format!("update payout {payment_id}"), "not recorded")
+            })?;
+        if let Some(difference) = platform_difference(&record.request, report) {
+            tracing::warn!(%difference, "the platform has a different payout under this payment ID; not adopting it");
+            self.change(payment_id, |current| {
+                if current.state == PayoutState::PaymentIdTaken {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.state = PayoutState::PaymentIdTaken;
+                next.last_code = None;
+                next.last_message = Some(difference.clone());
+                (Some(next), ())
+            })
+            .await?;
+            return Err(Error::PaymentIdConflict {
+                payment_id: payment_id.clone(),
+                platform: Some(difference),
+            });
+        }
+        self.apply_report(payment_id, report).await
     }
 
     /// Records an unknown outcome and builds its error.
@@ -712,7 +783,7 @@ impl Client {
     }
 
     /// Sends one payout request and classifies the answer.
-    async fn send_payout(&self, body: &[u8]) -> SendResult {
+    async fn send_payout(&self, payment_id: &PaymentId, body: &[u8]) -> SendResult {
         let response = match self
             .transport
             .post(HttpRequest::new(PAYOUT_PATH, body.to_vec()))
@@ -739,18 +810,18 @@ impl Client {
                 excerpt(&response.body)
             ));
         };
-        match (&envelope.status, envelope.first_code()) {
-            (Some(RequestStatus::Success), _) if response.is_success() => SendResult::Accepted {
+        if envelope.status == Some(RequestStatus::Success) && response.is_success() {
+            return SendResult::Accepted {
                 request_id: envelope.request_id,
+            };
+        }
+        let refused = !response.is_success() || envelope.status == Some(RequestStatus::Error);
+        match envelope.first_code() {
+            Some(code) if refused => SendResult::Rejected {
+                http_status: status,
+                code: code.clone(),
+                error: coded_rejection("payout", Some(payment_id), status, code, &envelope),
             },
-            (_, Some(_))
-                if !response.is_success() || envelope.status == Some(RequestStatus::Error) =>
-            {
-                SendResult::Rejected {
-                    http_status: status,
-                    response: Box::new(envelope),
-                }
-            }
             _ => SendResult::MaybeSent(format!(
                 "HTTP {status} with an unexpected body: {}",
                 excerpt(&response.body)
@@ -889,21 +960,55 @@ fn rejection(
     http_status: u16,
     envelope: &wire::GateResponse,
 ) -> Option<Error> {
-    let code = envelope.first_code()?.clone();
+    let code = envelope.first_code()?;
+    Some(coded_rejection(
+        what,
+        payment_id,
+        http_status,
+        code,
+        envelope,
+    ))
+}
+
+/// [`Error::Rejected`] from an error envelope and its (first) code.
+fn coded_rejection(
+    what: &'static str,
+    payment_id: Option<&PaymentId>,
+    http_status: u16,
+    code: &ResponseCode,
+    envelope: &wire::GateResponse,
+) -> Error {
     let message = envelope
         .first_message()
         .map(str::to_owned)
         .or_else(|| code.message().map(str::to_owned))
         .unwrap_or_else(|| "no message".to_owned());
     let field = envelope.errors.iter().find_map(|e| e.field.clone());
-    Some(Error::Rejected {
+    Error::Rejected {
         what,
         payment_id: payment_id.cloned(),
         http_status: Some(http_status),
-        code,
+        code: code.clone(),
         message,
         field,
-    })
+    }
+}
+
+/// How the payment the platform reports under this payout's ID differs from it (amount or
+/// currency), if it does. Without `payment.sum` in the report there is nothing to compare.
+fn platform_difference(request: &wire::PayoutRequest, report: &StatusReport) -> Option<String> {
+    let sum = report.raw.payment.as_ref()?.sum.as_ref()?;
+    let expected = &request.payment;
+    if sum.amount == expected.amount && sum.currency.eq_ignore_ascii_case(&expected.currency) {
+        return None;
+    }
+    Some(format!(
+        "the platform has {} {} under it, this payout is {} {} (minor units)",
+        sum.amount,
+        excerpt(sum.currency.as_bytes()),
+        expected.amount,
+        expected.currency
+    ))
 }
 
 fn unexpected(what: &'static str, response: &HttpResponse, reason: &str) -> Error {

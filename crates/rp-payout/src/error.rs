@@ -25,13 +25,22 @@ pub enum Error {
     #[error("invalid request: {0}")]
     InvalidRequest(#[from] rp_model::Error),
 
-    /// The payment ID is already recorded for a payout with different details; nothing was sent.
+    /// The payment ID belongs to a different payout: recorded in the store with different
+    /// details (nothing was sent), or found on the platform with a different amount or currency
+    /// (this payout is not registered under it and is not sent again).
     #[error(
-        "payment ID {payment_id} is already recorded for a different payout (phone, amount, customer or parameters differ); nothing was sent. A new payout needs a new payment ID"
+        "payment ID {payment_id} {}",
+        match platform {
+            None => "is already recorded for a different payout (phone, amount, customer or parameters differ); nothing was sent. A new payout needs a new payment ID".to_owned(),
+            Some(found) => format!("is used on the platform by a different payout ({found}); this payout is not registered under it and will not be sent under it. Check that payment in the Dashboard; this payout needs a new payment ID"),
+        }
     )]
     PaymentIdConflict {
         /// The payment ID.
         payment_id: PaymentId,
+        /// `None` when the store holds the different payout; otherwise how the payment the
+        /// platform holds under this ID differs (amount, currency).
+        platform: Option<String>,
     },
 
     /// The platform refused the request with a code: it was **not** registered.

@@ -81,6 +81,8 @@ impl Client {
     /// [`Config::overdue_after`](crate::Config::overdue_after), and applies the answers by the
     /// same rules as callbacks. A payout the platform does not know (3061) that was never
     /// accepted becomes [`PayoutState::NotRegistered`]; see [`ReconcileReport::needs_resend`].
+    /// A payment the platform holds under the ID with another amount or currency is not
+    /// adopted: the payout becomes [`PayoutState::PaymentIdTaken`].
     /// Nothing is ever sent as a payout by this call.
     ///
     /// # Errors
@@ -97,16 +99,16 @@ impl Client {
                 continue;
             }
             let payment_id = record.payment_id.clone();
-            let result = self.reconcile_one(&payment_id).await;
+            let result = self.reconcile_one(&payment_id, &record.state).await;
             tracing::info!(payment_id = %payment_id, ?result, "reconciled");
             report.entries.push(ReconcileEntry { payment_id, result });
         }
         Ok(report)
     }
 
-    async fn reconcile_one(&self, payment_id: &PaymentId) -> ReconcileResult {
+    async fn reconcile_one(&self, payment_id: &PaymentId, listed: &PayoutState) -> ReconcileResult {
         match self.status(payment_id).await {
-            Ok(status) => match self.apply_report(payment_id, &status).await {
+            Ok(status) => match self.apply_found(payment_id, &status).await {
                 Ok((record, StatusChange::Apply | StatusChange::Reversal, previous)) => {
                     ReconcileResult::Updated {
                         previous,
@@ -114,6 +116,10 @@ impl Client {
                     }
                 }
                 Ok((record, _, _)) => ReconcileResult::Unchanged(record.state),
+                Err(Error::PaymentIdConflict { .. }) => ReconcileResult::Updated {
+                    previous: listed.clone(),
+                    state: PayoutState::PaymentIdTaken,
+                },
                 Err(error) => ReconcileResult::Failed(error.to_string()),
             },
             Err(Error::NotFound { .. }) => {

@@ -7,19 +7,25 @@
 //! | --- | --- |
 //! | payout accepted | [`Step::Accepted`] |
 //! | rejected with `3041` after an attempt that *may* have reached the platform | [`Step::FirstAttemptGotThrough`] |
-//! | rejected with any other code (or `3041` when nothing can have reached the platform) | [`Step::Rejected`]: never resent |
+//! | rejected with `3041` otherwise (an earlier call, process or store sent it) | ask the status at once; a later `3041` counts as got through |
+//! | rejected with any other code | [`Step::Rejected`]: never resent |
 //! | `429` | resend the same request after `Retry-After` (else backoff) |
 //! | not sent (connect failure) | resend the same request after backoff |
 //! | maybe sent (timeout, dropped connection, 5xx, unreadable answer) | ask the status after [`RetryPolicy::status_delay`] |
 //! | status: `3061` not found | resend the same request (same payment ID) after backoff |
 //! | status: `error` | resend the same request (same payment ID) after backoff |
-//! | status: any other status | [`Step::Registered`]: never resent, follow the status |
+//! | status: any other status | [`Step::Registered`]: never resent, follow the status (the caller checks it is this payout) |
 //! | status request failed | ask again after backoff |
 //!
 //! Every wait must fit the budget ([`RetryPolicy::max_attempts`],
 //! [`RetryPolicy::max_status_checks`], [`RetryPolicy::max_elapsed`]); when it does not, the
 //! result is [`Step::GiveUpUnknown`] if any attempt may have reached the platform, else
 //! [`Step::GiveUpNotSent`]. A new payment ID is never an option.
+//!
+//! `3041` "payment ID already exists" is never a plain rejection: it means the platform has a
+//! payment under this ID, which is this payout whenever an earlier attempt (in this call or
+//! before it) got through. After [`decide`], record the observation with
+//! [`RetryState::observe`].
 
 use std::time::Duration;
 
@@ -63,7 +69,8 @@ impl Default for RetryPolicy {
 pub enum Observation {
     /// The payout request was accepted for processing.
     Accepted,
-    /// The payout request was refused with a code (a definite answer: not registered).
+    /// The payout request was refused with a code (a definite answer: not registered, except
+    /// for `3041`, which says the payment ID is already registered).
     Rejected {
         /// The platform code.
         code: ResponseCode,
@@ -95,8 +102,33 @@ pub struct RetryState {
     pub status_checks: u32,
     /// Time since the call started.
     pub elapsed: Duration,
-    /// Whether an earlier payout request may have reached the platform.
+    /// Whether an earlier payout request may have reached the platform (or, after a `3041`,
+    /// did).
     pub maybe_sent: bool,
+}
+
+impl RetryState {
+    /// Records what `observation` says about the platform, after [`decide`] was called for
+    /// it: an answer that may have come from a registered request (a maybe-sent outcome, or
+    /// `3041` "payment ID already exists") sets [`RetryState::maybe_sent`], so a later `3041`
+    /// counts as [`Step::FirstAttemptGotThrough`] and running out of budget is
+    /// [`Step::GiveUpUnknown`].
+    pub fn observe(&mut self, observation: &Observation) {
+        if observation.may_be_registered() {
+            self.maybe_sent = true;
+        }
+    }
+}
+
+impl Observation {
+    /// Whether the observation says the payout may be registered on the platform.
+    fn may_be_registered(&self) -> bool {
+        match self {
+            Observation::MaybeSent => true,
+            Observation::Rejected { code } => code.is(ResponseCode::PAYMENT_ID_EXISTS),
+            _ => false,
+        }
+    }
 }
 
 /// What to do next.
@@ -168,7 +200,7 @@ pub fn decide(
     observation: &Observation,
     jitter: Jitter,
 ) -> Step {
-    let maybe_sent = state.maybe_sent || *observation == Observation::MaybeSent;
+    let maybe_sent = state.maybe_sent || observation.may_be_registered();
     let give_up = if maybe_sent {
         Step::GiveUpUnknown
     } else {
@@ -191,10 +223,13 @@ pub fn decide(
     };
     match observation {
         Observation::Accepted => Step::Accepted,
-        Observation::Rejected { code }
-            if code.is(ResponseCode::PAYMENT_ID_EXISTS) && maybe_sent =>
-        {
-            Step::FirstAttemptGotThrough
+        Observation::Rejected { code } if code.is(ResponseCode::PAYMENT_ID_EXISTS) => {
+            if state.maybe_sent {
+                Step::FirstAttemptGotThrough
+            } else {
+                // Sent before this call (another call, process or store): ask whose it is.
+                check(Duration::ZERO)
+            }
         }
         Observation::Rejected { .. } => Step::Rejected,
         Observation::RateLimited { retry_after } => {
@@ -260,12 +295,80 @@ mod tests {
         }
     }
 
-    #[test]
-    fn payment_id_exists_on_a_first_attempt_is_a_rejection() {
-        let observation = Observation::Rejected {
+    fn payment_id_exists() -> Observation {
+        Observation::Rejected {
             code: ResponseCode::new("3041"),
+        }
+    }
+
+    #[test]
+    fn payment_id_exists_on_a_first_attempt_asks_the_status_at_once() {
+        assert_eq!(
+            decide_now(after_first_send(), &payment_id_exists()),
+            Step::CheckStatus {
+                after: Duration::ZERO
+            }
+        );
+    }
+
+    #[test]
+    fn payment_id_exists_without_status_budget_is_unknown_never_not_sent() {
+        let spent = RetryState {
+            attempts: 1,
+            status_checks: 2,
+            ..RetryState::default()
         };
-        assert_eq!(decide_now(after_first_send(), &observation), Step::Rejected);
+        assert_eq!(decide_now(spent, &payment_id_exists()), Step::GiveUpUnknown);
+    }
+
+    #[test]
+    fn after_a_first_3041_a_later_3041_means_got_through() {
+        let mut state = after_first_send();
+        state.observe(&payment_id_exists());
+        assert!(state.maybe_sent);
+        state.status_checks = 1;
+        // The status check does not know it yet (the platform's 10 s): resend, same ID.
+        assert!(matches!(
+            decide_now(state, &Observation::StatusNotFound),
+            Step::Send { .. }
+        ));
+        state.attempts = 2;
+        assert_eq!(
+            decide_now(state, &payment_id_exists()),
+            Step::FirstAttemptGotThrough
+        );
+    }
+
+    #[test]
+    fn after_a_first_3041_a_found_status_is_registered() {
+        let mut state = after_first_send();
+        state.observe(&payment_id_exists());
+        state.status_checks = 1;
+        assert_eq!(
+            decide_now(state, &Observation::StatusFound(PaymentStatus::Processing)),
+            Step::Registered
+        );
+    }
+
+    #[test]
+    fn observe_marks_only_what_may_be_registered() {
+        for (observation, marks) in [
+            (Observation::MaybeSent, true),
+            (payment_id_exists(), true),
+            (Observation::NotSent, false),
+            (Observation::Accepted, false),
+            (Observation::StatusNotFound, false),
+            (
+                Observation::Rejected {
+                    code: ResponseCode::new("2004"),
+                },
+                false,
+            ),
+        ] {
+            let mut state = RetryState::default();
+            state.observe(&observation);
+            assert_eq!(state.maybe_sent, marks, "{observation:?}");
+        }
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub enum PayoutState {
     },
     /// The last payment status the platform reported (callback or status request).
     Status(PaymentStatus),
+    /// The platform holds a *different* payout (another amount or currency) under this payment
+    /// ID: this payout is not registered, is never sent under this ID, and callbacks and
+    /// statuses for the ID (the other payout's) are not applied to it. `last_message` says
+    /// what differs. Settled.
+    PaymentIdTaken,
 }
 
 impl PayoutState {
@@ -47,7 +52,7 @@ impl PayoutState {
     /// followed by `reversed`.
     pub fn is_settled(&self) -> bool {
         match self {
-            Self::Rejected { .. } => true,
+            Self::Rejected { .. } | Self::PaymentIdTaken => true,
             Self::Status(status) => status.is_final() && *status != PaymentStatus::Error,
             _ => false,
         }
@@ -63,8 +68,11 @@ impl PayoutState {
 
     /// How a reported payment status relates to this state (the callback and reconcile rules).
     pub fn on_status(&self, new: &PaymentStatus) -> StatusChange {
-        let Self::Status(current) = self else {
-            return StatusChange::Apply;
+        let current = match self {
+            Self::Status(current) => current,
+            // The status of the other payout that holds this payment ID.
+            Self::PaymentIdTaken => return StatusChange::Conflict,
+            _ => return StatusChange::Apply,
         };
         if current == new {
             StatusChange::Duplicate
@@ -91,6 +99,9 @@ impl fmt::Display for PayoutState {
             Self::NotRegistered => f.write_str("not registered"),
             Self::Rejected { code, message } => write!(f, "rejected ({code}: {message})"),
             Self::Status(status) => write!(f, "status {status}"),
+            Self::PaymentIdTaken => {
+                f.write_str("payment ID taken by a different payout on the platform")
+            }
         }
     }
 }
@@ -104,6 +115,7 @@ impl fmt::Display for PayoutState {
 /// | paid (`success`, `partially paid out`) | `reversed`, `refunded` | `Reversal` (applied) |
 /// | final | non-final | `Stale` (ignored: a final status never goes back) |
 /// | final | another final | `Conflict` (ignored and surfaced) |
+/// | payment ID taken by another payout | any | `Conflict` (it is the other payout's status) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StatusChange {
