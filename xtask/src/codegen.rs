@@ -196,13 +196,11 @@ fn operator_variant(id: &str) -> Option<&'static str> {
 /// Whether a three-digit DEF code is in libphonenumber's KZ mobile pattern
 /// `7(?:0[0-25-8]|47|6[0-4]|7[15-8]|85)` (the header of `spec/kz-mobile-prefixes.tsv`).
 fn is_kz_mobile_def(prefix: &str) -> bool {
-    let b = prefix.as_bytes();
-    match (b.first(), b.get(1), b.get(2)) {
-        (Some(b'7'), Some(b'0'), Some(c)) => matches!(c, b'0'..=b'2' | b'5'..=b'8'),
-        (Some(b'7'), Some(b'4'), Some(b'7')) => true,
-        (Some(b'7'), Some(b'6'), Some(c)) => matches!(c, b'0'..=b'4'),
-        (Some(b'7'), Some(b'7'), Some(c)) => matches!(c, b'1' | b'5'..=b'8'),
-        (Some(b'7'), Some(b'8'), Some(b'5')) => true,
+    match prefix.as_bytes() {
+        [b'7', b'0', c] => matches!(c, b'0'..=b'2' | b'5'..=b'8'),
+        [b'7', b'6', c] => matches!(c, b'0'..=b'4'),
+        [b'7', b'7', c] => matches!(c, b'1' | b'5'..=b'8'),
+        [b'7', b'4', b'7'] | [b'7', b'8', b'5'] => true,
         _ => false,
     }
 }
