@@ -78,6 +78,9 @@ impl fmt::Display for Explanation {
 
 /// Explains how `payload` is signed, without any key (see [`Explanation`]).
 ///
+/// The explanation holds the payload's values as they are signed (a phone number, names): show
+/// it to the person debugging, do not write it to logs.
+///
 /// # Errors
 ///
 /// [`Error::NotAnObject`] if `payload` is not a JSON object.
