@@ -700,7 +700,7 @@ impl Client {
     }
 
     /// Applies a status report to the record, by the state rules.
-    pub(crate) async fn apply_report(
+    async fn apply_report(
         &self,
         payment_id: &PaymentId,
         report: &StatusReport,

@@ -452,6 +452,8 @@ mod tests {
             (PayoutState::Status(P::Reversed), P::Success, C::Conflict),
             (PayoutState::Status(P::Error), P::Processing, C::Apply),
             (PayoutState::Status(P::Error), P::Success, C::Apply),
+            (PayoutState::PaymentIdTaken, P::Success, C::Conflict),
+            (PayoutState::PaymentIdTaken, P::Error, C::Conflict),
         ];
         for (state, new, expected) in cases {
             assert_eq!(state.on_status(&new), expected, "{state} + {new}");
@@ -473,5 +475,7 @@ mod tests {
         assert!(PayoutState::NotRegistered.is_resendable());
         assert!(!PayoutState::Unknown.is_settled());
         assert!(!PayoutState::Unknown.is_resendable());
+        assert!(PayoutState::PaymentIdTaken.is_settled());
+        assert!(!PayoutState::PaymentIdTaken.is_resendable());
     }
 }

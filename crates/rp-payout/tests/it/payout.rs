@@ -254,14 +254,166 @@ async fn payment_id_exists_on_a_resend_means_the_first_got_through() {
     assert_eq!(gate.calls(), ["payout", "status", "payout"]);
 }
 
+fn payment_id_exists() -> Reply {
+    envelope(409, "3041", "Payment ID already exists", None)
+}
+
+/// A signed status for `payment_id` whose `payment.sum.amount` is `amount`.
+fn status_with_amount(payment_id: &str, status: &str, amount: u64) -> Reply {
+    let mut body = status_body(payment_id, status);
+    body["payment"]["sum"]["amount"] = serde_json::json!(amount);
+    Reply::Signed(body)
+}
+
+/// 3041 on the first attempt of a fresh store (e.g. the CLI after an unknown outcome, run
+/// again with the same payment ID): an earlier attempt got through. Ask the status; the
+/// payment there with this payout's amount is this payout.
 #[tokio::test]
-async fn payment_id_exists_on_a_first_attempt_is_a_rejection() {
+async fn payment_id_exists_on_a_first_attempt_is_resolved_by_the_status() {
     let gate = Gate::start().await;
-    gate.on_payout(envelope(409, "3041", "Payment ID already exists", None));
-    let (client, _clock, _store) = gate.client();
-    let error = client.payout(&payout("p-used")).await.unwrap_err();
-    assert_eq!(error.code(), Some(ResponseCode::new("3041")));
-    assert_eq!(gate.calls(), ["payout"]);
+    gate.on_payout(payment_id_exists())
+        .on_status(status_reply("p-used", "processing"));
+    let (client, clock, store) = gate.client();
+    let receipt = client.payout(&payout("p-used")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(receipt.attempts, 1);
+    assert_eq!(gate.calls(), ["payout", "status"], "never resent");
+    assert_eq!(clock.sleeps()[1], Duration::ZERO, "asked at once");
+    assert_eq!(
+        state_of(&store, "p-used").await,
+        PayoutState::Status(PaymentStatus::Processing)
+    );
+}
+
+#[tokio::test]
+async fn payment_id_exists_with_a_different_amount_on_the_platform_is_a_conflict() {
+    let gate = Gate::start().await;
+    gate.on_payout(payment_id_exists())
+        .on_status(status_with_amount("p-other", "success", 999_900));
+    let (client, _clock, store) = gate.client();
+    let error = client.payout(&payout("p-other")).await.unwrap_err();
+    let Error::PaymentIdConflict { platform, .. } = &error else {
+        panic!("{error}");
+    };
+    assert!(platform.as_deref().unwrap().contains("999900"), "{error}");
+    assert!(error.to_string().contains("new payment ID"), "{error}");
+    let record = store.get(&pid("p-other")).await.unwrap().unwrap();
+    assert_eq!(record.state, PayoutState::PaymentIdTaken);
+    assert!(record.state.is_settled());
+
+    // Submitting it again sends nothing and says the same.
+    let again = client.payout(&payout("p-other")).await.unwrap_err();
+    assert!(
+        matches!(
+            again,
+            Error::PaymentIdConflict {
+                platform: Some(_),
+                ..
+            }
+        ),
+        "{again}"
+    );
+    assert_eq!(gate.calls(), ["payout", "status"]);
+}
+
+#[tokio::test]
+async fn payment_id_exists_then_not_found_then_3041_again_means_got_through() {
+    let gate = Gate::start().await;
+    gate.on_payout(payment_id_exists())
+        .on_status(not_found())
+        .on_payout(payment_id_exists());
+    let (client, _clock, store) = gate.client_with(fast_retry());
+    let receipt = client.payout(&payout("p-lag")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FirstAttemptGotThrough);
+    assert_eq!(state_of(&store, "p-lag").await, PayoutState::Accepted);
+    assert_eq!(gate.calls(), ["payout", "status", "payout"]);
+}
+
+#[tokio::test]
+async fn payment_id_exists_and_no_status_is_unknown_never_rejected() {
+    let gate = Gate::start().await;
+    gate.on_payout(payment_id_exists())
+        .on_status(server_error());
+    let (client, _clock, store) = gate.client_with(RetryPolicy {
+        max_status_checks: 1,
+        ..fast_retry()
+    });
+    let error = client.payout(&payout("p-dark")).await.unwrap_err();
+    assert!(error.is_outcome_unknown(), "{error}");
+    assert_eq!(state_of(&store, "p-dark").await, PayoutState::Unknown);
+}
+
+#[tokio::test]
+async fn payment_id_exists_on_a_resend_from_not_registered_is_resolved_by_the_status() {
+    let gate = Gate::start().await;
+    let (client, _clock, store) = gate.client();
+    // Recorded as not registered (e.g. reconcile saw 3061 while the first request was slow).
+    client.payout(&payout("p-nr")).await.unwrap_err();
+    set_state(&store, "p-nr", PayoutState::NotRegistered).await;
+    let before = gate.calls().len();
+
+    gate.on_payout(payment_id_exists())
+        .on_status(status_reply("p-nr", "success"));
+    let receipt = client.resume(&pid("p-nr")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(receipt.state, PayoutState::Status(PaymentStatus::Success));
+    assert_eq!(gate.calls()[before..], ["payout", "status"]);
+}
+
+#[tokio::test]
+async fn payment_id_exists_on_a_resend_after_error_is_resolved_by_the_status() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-err", "r-1"));
+    let (client, _clock, store) = gate.client();
+    client.payout(&payout("p-err")).await.unwrap();
+    set_state(&store, "p-err", PayoutState::Status(PaymentStatus::Error)).await;
+
+    // An earlier resend got through; its answer was lost.
+    gate.on_payout(payment_id_exists())
+        .on_status(status_reply("p-err", "processing"));
+    let receipt = client.payout(&payout("p-err")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(
+        state_of(&store, "p-err").await,
+        PayoutState::Status(PaymentStatus::Processing)
+    );
+    assert_eq!(gate.calls(), ["payout", "payout", "status"]);
+}
+
+#[tokio::test]
+async fn payment_id_exists_in_a_fresh_store_with_a_different_amount_is_a_conflict() {
+    // A fresh process and store (the CLI): another payout already uses the ID.
+    let script = ScriptedTransport::new()
+        .then_respond(
+            409,
+            r#"{"status":"error","code":"3041","message":"Payment ID already exists"}"#,
+        )
+        .then_respond(
+            200,
+            serde_json::to_vec(&signed(&{
+                let mut body = status_body("p-fresh", "processing");
+                body["payment"]["sum"]["amount"] = serde_json::json!(1);
+                body
+            }))
+            .unwrap(),
+        );
+    let (client, _clock, store) = scripted(&script, fast_retry());
+    let error = client.payout(&payout("p-fresh")).await.unwrap_err();
+    assert!(matches!(error, Error::PaymentIdConflict { .. }), "{error}");
+    assert_eq!(
+        state_of(&store, "p-fresh").await,
+        PayoutState::PaymentIdTaken
+    );
+}
+
+async fn set_state(store: &MemoryStore, id: &str, state: PayoutState) {
+    let mut record = store.get(&pid(id)).await.unwrap().unwrap();
+    let version = record.version;
+    record.state = state;
+    assert!(matches!(
+        store.update(version, record).await.unwrap(),
+        rp_payout::Updated::Done(_)
+    ));
 }
 
 #[tokio::test]

@@ -114,3 +114,33 @@ async fn a_failed_status_request_is_reported_and_changes_nothing() {
         PayoutState::Accepted
     );
 }
+
+#[tokio::test]
+async fn a_different_payout_under_the_payment_id_is_not_adopted() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error()).on_status(server_error());
+    let (client, clock, store) = gate.client_with(RetryPolicy {
+        max_status_checks: 1,
+        ..fast_retry()
+    });
+    client.payout(&payout("p-taken")).await.unwrap_err();
+
+    clock.advance(client.config().overdue_after);
+    let mut body = crate::gate::status_body("p-taken", "success");
+    body["payment"]["sum"]["currency"] = serde_json::json!("USD");
+    gate.on_status(crate::gate::Reply::Signed(body));
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(
+        report.entries[0].result,
+        ReconcileResult::Updated {
+            previous: PayoutState::Unknown,
+            state: PayoutState::PaymentIdTaken,
+        }
+    );
+    assert!(report.needs_resend().is_empty());
+    let record = store.get(&pid("p-taken")).await.unwrap().unwrap();
+    assert!(
+        record.last_message.as_deref().unwrap().contains("USD"),
+        "{record:?}"
+    );
+}
