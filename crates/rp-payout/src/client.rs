@@ -143,7 +143,9 @@ pub enum Acceptance {
     /// an unknown outcome, or after a 3041 "payment ID already exists" showed that an earlier
     /// attempt (another call, process or store) got through.
     FoundByStatus,
-    /// The same payout was submitted before; nothing was sent this time.
+    /// The same payout was submitted before; nothing was sent this time. Also the answer while
+    /// another call is still sending it (in flight: recorded as [`PayoutState::Created`] within
+    /// [`Config::in_flight_window`]); its result is in that call, a callback or the store.
     AlreadyRecorded,
 }
 
@@ -340,7 +342,10 @@ impl Client {
     ///    already recorded: with different details → [`Error::PaymentIdConflict`]; with the same
     ///    details → the recorded state, without sending (unless it is not registered on the
     ///    platform or ended in `error`: then it is resent under the same payment ID, and an
-    ///    unknown outcome is first resolved through the status endpoint).
+    ///    unknown outcome is first resolved through the status endpoint). A payout in
+    ///    [`PayoutState::Created`] is *in flight* (another call is sending it) for
+    ///    [`Config::in_flight_window`]: [`Acceptance::AlreadyRecorded`], nothing sent; older,
+    ///    its sender stopped, and it is resolved like an unknown outcome (status first).
     /// 2. Sends it, following the retry rules of [`crate::retry`]. A `3041` "payment ID already
     ///    exists" is resolved through the status endpoint: the payment found there is adopted
     ///    ([`Acceptance::FoundByStatus`]) only if its amount and currency are this payout's.
@@ -405,6 +410,13 @@ impl Client {
         .await
     }
 
+    /// Whether a call may still be sending this payout: recorded as `Created` and changed
+    /// within [`Config::in_flight_window`].
+    pub(crate) fn in_flight(&self, record: &PayoutRecord) -> bool {
+        let age = elapsed(self.clock.now(), record.updated_at);
+        record.state == PayoutState::Created && age < self.config.in_flight_window()
+    }
+
     /// The same payout again: send only what is safe to send.
     async fn resubmit(
         &self,
@@ -432,6 +444,17 @@ impl Client {
             }
             state if state.is_resendable() => Start::Send,
             PayoutState::Unknown => Start::CheckStatus,
+            PayoutState::Created if !self.in_flight(&existing) => {
+                tracing::warn!(
+                    since = ?existing.updated_at,
+                    "payout recorded but left unsent or unresolved (the sender stopped); asking the status first"
+                );
+                Start::CheckStatus
+            }
+            PayoutState::Created => {
+                tracing::info!("payout in flight (another call is sending it); not sending");
+                return Ok(receipt(&existing, Acceptance::AlreadyRecorded, 0));
+            }
             _ => {
                 tracing::info!(state = %existing.state, "payout already recorded; not sending");
                 return Ok(receipt(&existing, Acceptance::AlreadyRecorded, 0));

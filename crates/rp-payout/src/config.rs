@@ -155,6 +155,24 @@ impl Config {
         self
     }
 
+    /// How long a payout call can run: `retry.max_elapsed + 2 × (connect_timeout +
+    /// attempt_timeout)` (default 200 s). Every wait of a call fits `max_elapsed`, and the
+    /// request started last can take one connect and attempt timeout more; the second one is
+    /// margin (a status request after it, a slow store, clocks of different machines).
+    ///
+    /// A payout recorded as [`PayoutState::Created`](crate::PayoutState::Created) that last
+    /// changed less than this ago is *in flight*: a call is sending it, and the platform may
+    /// still answer 3061 for it, so [`Client::reconcile`](crate::Client::reconcile) does not
+    /// ask about it and [`Client::payout`](crate::Client::payout) /
+    /// [`Client::resume`](crate::Client::resume) do not send it again. Older, the call that
+    /// sent it is gone (e.g. the process crashed): it is resolved through the status endpoint.
+    pub fn in_flight_window(&self) -> Duration {
+        let per_request = self.connect_timeout.saturating_add(self.attempt_timeout);
+        self.retry
+            .max_elapsed
+            .saturating_add(per_request.saturating_mul(2))
+    }
+
     /// The secret key (its `Debug` prints `SecretKey(***)`).
     pub fn secret_key(&self) -> &SecretKey {
         &self.secret_key
@@ -215,6 +233,19 @@ mod tests {
         let shown = format!("{config:?} {config:#?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("SecretKey(***)"), "{shown}");
+    }
+
+    #[test]
+    fn the_in_flight_window_covers_a_whole_call() {
+        let config = Config::new(ProjectId::new(1).unwrap(), SecretKey::from("k"));
+        assert_eq!(config.in_flight_window(), Duration::from_secs(200));
+        let config = config
+            .with_timeouts(Duration::from_secs(1), Duration::from_secs(2))
+            .with_retry(RetryPolicy {
+                max_elapsed: Duration::from_secs(10),
+                ..RetryPolicy::default()
+            });
+        assert_eq!(config.in_flight_window(), Duration::from_secs(16));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub enum ReconcileResult {
         /// After.
         state: PayoutState,
     },
-    /// The platform reported nothing new (or something the state rules ignore).
+    /// The platform reported nothing new (or something the state rules ignore), or the payout
+    /// is in flight (`Created`: a call is sending it; not asked about).
     Unchanged(PayoutState),
     /// The status request failed; the payout is asked about again next time.
     Failed(String),
@@ -82,7 +83,9 @@ impl Client {
     /// same rules as callbacks. A payout the platform does not know (3061) that was never
     /// accepted becomes [`PayoutState::NotRegistered`]; see [`ReconcileReport::needs_resend`].
     /// A payment the platform holds under the ID with another amount or currency is not
-    /// adopted: the payout becomes [`PayoutState::PaymentIdTaken`].
+    /// adopted: the payout becomes [`PayoutState::PaymentIdTaken`]. A payout still in flight
+    /// ([`PayoutState::Created`] within [`Config::in_flight_window`](crate::Config::in_flight_window))
+    /// is not asked about: it is reported [`ReconcileResult::Unchanged`].
     /// Nothing is ever sent as a payout by this call.
     ///
     /// # Errors
@@ -99,7 +102,12 @@ impl Client {
                 continue;
             }
             let payment_id = record.payment_id.clone();
-            let result = self.reconcile_one(&payment_id, &record.state).await;
+            let result = if self.in_flight(&record) {
+                // A call is still sending it; the platform may answer 3061 for a while yet.
+                ReconcileResult::Unchanged(record.state)
+            } else {
+                self.reconcile_one(&payment_id, &record.state).await
+            };
             tracing::info!(payment_id = %payment_id, ?result, "reconciled");
             report.entries.push(ReconcileEntry { payment_id, result });
         }

@@ -20,7 +20,10 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PayoutState {
-    /// Recorded; the request is being sent (or the sender stopped: reconcile resolves it).
+    /// Recorded; a call is sending it. Within
+    /// [`Config::in_flight_window`](crate::Config::in_flight_window) of its last change it is
+    /// left alone; after that its sender stopped (e.g. crashed), and reconcile or submitting it
+    /// again resolves it through the status endpoint.
     Created,
     /// The platform accepted the request for processing; no status reported yet.
     Accepted,

@@ -168,10 +168,14 @@ impl Gate {
         &self,
         retry: RetryPolicy,
     ) -> (Client, ManualClock, Arc<MemoryStore>) {
-        let config = config()
+        self.client_from(config().with_retry(retry))
+    }
+
+    /// A client for this Gate with `config` (its base URL and timeouts are replaced).
+    pub(crate) fn client_from(&self, config: Config) -> (Client, ManualClock, Arc<MemoryStore>) {
+        let config = config
             .with_base_url(&self.url)
-            .with_timeouts(Duration::from_millis(200), Duration::from_millis(300))
-            .with_retry(retry);
+            .with_timeouts(Duration::from_millis(200), Duration::from_millis(300));
         let clock = ManualClock::new();
         let store = Arc::new(MemoryStore::new());
         let client = Client::builder(config)

@@ -1,0 +1,105 @@
+//! A payout recorded as `Created` is in flight for `Config::in_flight_window`: neither
+//! reconcile nor a second submission touches it; after that its sender is gone.
+
+use std::time::Duration;
+
+use rp_model::{PaymentStatus, ProjectId};
+use rp_payout::{
+    Acceptance, Client, Clock, ManualClock, MemoryStore, PayoutRecord, PayoutState, PayoutStore,
+    ReconcileResult,
+};
+
+use crate::gate::{Gate, PROJECT, accepted, config, not_found, payout, pid, status_reply};
+
+/// A client that finds reconciliation overdue after 1 s, and a store holding `id` as
+/// `Created` now, as another call (or a process that crashed) left it.
+async fn with_created(gate: &Gate, id: &str) -> (Client, ManualClock, std::sync::Arc<MemoryStore>) {
+    let (client, clock, store) =
+        gate.client_from(config().with_overdue_after(Duration::from_secs(1)));
+    let request = payout(id).to_request(ProjectId::new(PROJECT).unwrap());
+    store
+        .insert(PayoutRecord::new(pid(id), request, clock.now()))
+        .await
+        .unwrap();
+    (client, clock, store)
+}
+
+#[tokio::test]
+async fn reconcile_leaves_an_in_flight_payout_alone() {
+    let gate = Gate::start().await;
+    let (client, clock, store) = with_created(&gate, "p-fly").await;
+    let window = client.config().in_flight_window();
+
+    clock.advance(Duration::from_secs(30));
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(
+        report.entries[0].result,
+        ReconcileResult::Unchanged(PayoutState::Created)
+    );
+    assert!(report.needs_resend().is_empty());
+    assert!(
+        gate.calls().is_empty(),
+        "no status asked: {:?}",
+        gate.calls()
+    );
+
+    // The sender is gone: now the status decides.
+    clock.advance(window);
+    gate.on_status(not_found());
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(
+        report.entries[0].result,
+        ReconcileResult::Updated {
+            previous: PayoutState::Created,
+            state: PayoutState::NotRegistered,
+        }
+    );
+    assert_eq!(report.needs_resend(), [&pid("p-fly")]);
+    assert_eq!(
+        store.get(&pid("p-fly")).await.unwrap().unwrap().state,
+        PayoutState::NotRegistered
+    );
+}
+
+#[tokio::test]
+async fn submitting_an_in_flight_payout_sends_nothing() {
+    let gate = Gate::start().await;
+    let (client, clock, _store) = with_created(&gate, "p-twin").await;
+    clock.advance(Duration::from_secs(30));
+    let receipt = client.payout(&payout("p-twin")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::AlreadyRecorded);
+    assert_eq!(receipt.state, PayoutState::Created);
+    let receipt = client.resume(&pid("p-twin")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::AlreadyRecorded);
+    assert!(gate.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_payout_left_created_by_a_crash_is_resolved_by_the_status_first() {
+    let gate = Gate::start().await;
+    let (client, clock, _store) = with_created(&gate, "p-crash").await;
+    clock.advance(client.config().in_flight_window());
+
+    // It did get through before the crash: found, never sent again.
+    gate.on_status(status_reply("p-crash", "processing"));
+    let receipt = client.payout(&payout("p-crash")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(
+        receipt.state,
+        PayoutState::Status(PaymentStatus::Processing)
+    );
+    assert_eq!(gate.calls(), ["status"]);
+}
+
+#[tokio::test]
+async fn a_payout_left_created_and_unknown_to_the_platform_is_sent_by_resume() {
+    let gate = Gate::start().await;
+    let (client, clock, _store) = with_created(&gate, "p-never").await;
+    clock.advance(client.config().in_flight_window() + Duration::from_secs(1));
+
+    gate.on_status(not_found())
+        .on_payout(accepted("p-never", "r-1"));
+    let receipt = client.resume(&pid("p-never")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(gate.calls(), ["status", "payout"]);
+}
