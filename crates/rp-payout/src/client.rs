@@ -179,8 +179,9 @@ pub struct StatusReport {
     pub last_code: Option<ResponseCode>,
     /// The message that goes with `last_code`.
     pub last_message: Option<String>,
-    /// True when the response was signed and the signature verified (an invalid signature is
-    /// an error; an unsigned response is accepted).
+    /// True when the response was signed and the signature verified. An invalid signature is
+    /// an error; an unsigned response is returned (for display) but is not applied to the
+    /// store unless [`Config::with_unsigned_status`] allows it.
     pub signature_verified: bool,
     /// The whole response.
     pub raw: wire::StatusResponse,
@@ -557,7 +558,7 @@ impl Client {
             }
             (Step::Registered, Answer::Found(report)) => {
                 tracing::info!(status = %report.status, attempts, "the platform has the payout");
-                let stored = self.apply_found(&payment_id, &report).await?.0;
+                let stored = self.apply_found(&payment_id, *report).await?.0;
                 Ok(receipt(&stored, Acceptance::FoundByStatus, attempts))
             }
             (Step::Rejected, Answer::Rejected(error)) => {
@@ -629,7 +630,11 @@ impl Client {
     /// Asks the status once; returns what the retry policy observes and the report, and
     /// describes a failure in `last`.
     async fn check(&self, payment_id: &PaymentId, last: &mut String) -> (Observation, Answer) {
-        match self.status(payment_id).await {
+        match self
+            .status(payment_id)
+            .await
+            .and_then(|report| self.trusted(report))
+        {
             Ok(report) => {
                 let status = report.status.clone();
                 (
@@ -648,19 +653,34 @@ impl Client {
         }
     }
 
+    /// The report, if it may change a recorded payout: signed, or unsigned with
+    /// [`Config::with_unsigned_status`]; otherwise [`Error::UnsignedStatus`].
+    fn trusted(&self, report: StatusReport) -> Result<StatusReport, Error> {
+        if report.signature_verified || self.config.accept_unsigned_status {
+            Ok(report)
+        } else {
+            tracing::warn!("unsigned status response; not applied");
+            Err(Error::UnsignedStatus {
+                payment_id: report.payment_id,
+            })
+        }
+    }
+
     /// Applies the status of a payment the platform has, after checking it is this payout:
     /// a different amount or currency under the same payment ID marks the record
-    /// [`PayoutState::PaymentIdTaken`] and is [`Error::PaymentIdConflict`].
+    /// [`PayoutState::PaymentIdTaken`] and is [`Error::PaymentIdConflict`]. An unsigned report
+    /// is [`Error::UnsignedStatus`] unless the config accepts it.
     pub(crate) async fn apply_found(
         &self,
         payment_id: &PaymentId,
-        report: &StatusReport,
+        report: StatusReport,
     ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
+        let report = self.trusted(report)?;
         let record =
             self.store.get(payment_id).await?.ok_or_else(|| {
                 Error::store(format!("update payout {payment_id}"), "not recorded")
             })?;
-        if let Some(difference) = platform_difference(&record.request, report) {
+        if let Some(difference) = platform_difference(&record.request, &report) {
             tracing::warn!(%difference, "the platform has a different payout under this payment ID; not adopting it");
             self.change(payment_id, |current| {
                 if current.state == PayoutState::PaymentIdTaken {
@@ -678,7 +698,7 @@ impl Client {
                 platform: Some(difference),
             });
         }
-        self.apply_report(payment_id, report).await
+        self.apply_report(payment_id, &report).await
     }
 
     /// Records an unknown outcome and builds its error.
@@ -853,7 +873,9 @@ impl Client {
     }
 
     /// The status of a payment (`POST /v2/payment/status`), with the response signature
-    /// verified when present.
+    /// verified when present. An unsigned answer is returned with
+    /// [`StatusReport::signature_verified`] false; payout calls and reconcile do not apply it
+    /// unless [`Config::with_unsigned_status`] allows it.
     ///
     /// # Errors
     ///

@@ -52,6 +52,9 @@ pub struct Config {
     /// A payout without a final result this long after its last change is overdue, and
     /// [`Client::reconcile`](crate::Client::reconcile) asks the status for it. Default 10 min.
     pub overdue_after: Duration,
+    /// Whether a status response without a signature may change a recorded payout. Default
+    /// `false`; see [`Config::with_unsigned_status`].
+    pub accept_unsigned_status: bool,
 }
 
 /// The production Gate.
@@ -68,6 +71,7 @@ impl Config {
             attempt_timeout: rp_transport::DEFAULT_ATTEMPT_TIMEOUT,
             retry: RetryPolicy::default(),
             overdue_after: Duration::from_secs(600),
+            accept_unsigned_status: false,
         }
     }
 
@@ -155,6 +159,24 @@ impl Config {
         self
     }
 
+    /// Whether a status response **without a signature** may settle or resolve a payout
+    /// (default `false`).
+    ///
+    /// Status responses carry payment details, so per the platform's signature overview they
+    /// are signed (spec/gate-api.md §4, E1; this is **inferred**, not confirmed). By default an
+    /// unsigned one is still returned by [`Client::status`](crate::Client::status) (with
+    /// `signature_verified: false`) but is not applied to the store: a payout call does not
+    /// take it as "the platform has the payout" (it ends in an unknown outcome, to reconcile)
+    /// and [`Client::reconcile`](crate::Client::reconcile) reports it as failed. Enable this
+    /// only if your project's status responses are really unsigned. Error envelopes (e.g.
+    /// 3061 "not found") are usable unsigned either way. A signature that is present and wrong
+    /// is always refused.
+    #[must_use]
+    pub fn with_unsigned_status(mut self, accept: bool) -> Self {
+        self.accept_unsigned_status = accept;
+        self
+    }
+
     /// How long a payout call can run: `retry.max_elapsed + 2 × (connect_timeout +
     /// attempt_timeout)` (default 200 s). Every wait of a call fits `max_elapsed`, and the
     /// request started last can take one connect and attempt timeout more; the second one is
@@ -206,6 +228,7 @@ impl fmt::Debug for Config {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("retry", &self.retry)
             .field("overdue_after", &self.overdue_after)
+            .field("accept_unsigned_status", &self.accept_unsigned_status)
             .finish()
     }
 }

@@ -121,6 +121,16 @@ pub enum Error {
         source: rp_sign::Error,
     },
 
+    /// A status response without a signature was not applied to the recorded payout (see
+    /// [`Config::with_unsigned_status`](crate::Config::with_unsigned_status)).
+    #[error(
+        "unsigned status response; not applied (enable with_unsigned_status if your project's responses are unsigned); payment ID {payment_id}"
+    )]
+    UnsignedStatus {
+        /// The payment ID asked about.
+        payment_id: PaymentId,
+    },
+
     /// A response the client cannot interpret.
     #[error("unexpected {what} response: HTTP {http_status}: {reason}; body: {body:?}")]
     UnexpectedResponse {

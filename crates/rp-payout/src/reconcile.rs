@@ -40,7 +40,9 @@ pub enum ReconcileResult {
     /// The platform reported nothing new (or something the state rules ignore), or the payout
     /// is in flight (`Created`: a call is sending it; not asked about).
     Unchanged(PayoutState),
-    /// The status request failed; the payout is asked about again next time.
+    /// The status request failed, or its answer could not be applied (e.g. an unsigned
+    /// status response, see [`Config::with_unsigned_status`](crate::Config::with_unsigned_status));
+    /// the payout is asked about again next time.
     Failed(String),
 }
 
@@ -116,7 +118,7 @@ impl Client {
 
     async fn reconcile_one(&self, payment_id: &PaymentId, listed: &PayoutState) -> ReconcileResult {
         match self.status(payment_id).await {
-            Ok(status) => match self.apply_found(payment_id, &status).await {
+            Ok(status) => match self.apply_found(payment_id, status).await {
                 Ok((record, StatusChange::Apply | StatusChange::Reversal, previous)) => {
                     ReconcileResult::Updated {
                         previous,

@@ -688,3 +688,39 @@ async fn a_callback_during_the_request_is_never_overwritten() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unsigned_status_does_not_settle_a_payout_by_default() {
+    for accept in [false, true] {
+        let gate = Gate::start().await;
+        gate.on_payout(server_error())
+            .on_status(Reply::Json(200, status_body("p-unsigned", "processing")));
+        let (client, _clock, store) = gate.client_from(
+            config()
+                .with_retry(RetryPolicy {
+                    max_status_checks: 1,
+                    ..fast_retry()
+                })
+                .with_unsigned_status(accept),
+        );
+        let result = client.payout(&payout("p-unsigned")).await;
+        if accept {
+            assert_eq!(result.unwrap().acceptance, Acceptance::FoundByStatus);
+            assert_eq!(
+                state_of(&store, "p-unsigned").await,
+                PayoutState::Status(PaymentStatus::Processing)
+            );
+        } else {
+            let error = result.unwrap_err();
+            assert!(error.is_outcome_unknown(), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("unsigned status response; not applied"),
+                "{error}"
+            );
+            assert_eq!(state_of(&store, "p-unsigned").await, PayoutState::Unknown);
+        }
+        assert_eq!(gate.calls(), ["payout", "status"], "never resent");
+    }
+}

@@ -5,7 +5,10 @@ use std::time::Duration;
 use rp_model::PaymentStatus;
 use rp_payout::{Acceptance, PayoutState, PayoutStore, ReconcileResult, RetryPolicy};
 
-use crate::gate::{Gate, accepted, fast_retry, not_found, payout, pid, server_error, status_reply};
+use crate::gate::{
+    Gate, Reply, accepted, config, fast_retry, not_found, payout, pid, server_error, status_body,
+    status_reply,
+};
 
 #[tokio::test]
 async fn an_overdue_payout_is_resolved_through_the_status() {
@@ -126,9 +129,9 @@ async fn a_different_payout_under_the_payment_id_is_not_adopted() {
     client.payout(&payout("p-taken")).await.unwrap_err();
 
     clock.advance(client.config().overdue_after);
-    let mut body = crate::gate::status_body("p-taken", "success");
+    let mut body = status_body("p-taken", "success");
     body["payment"]["sum"]["currency"] = serde_json::json!("USD");
-    gate.on_status(crate::gate::Reply::Signed(body));
+    gate.on_status(Reply::Signed(body));
     let report = client.reconcile().await.unwrap();
     assert_eq!(
         report.entries[0].result,
@@ -143,4 +146,31 @@ async fn a_different_payout_under_the_payment_id_is_not_adopted() {
         record.last_message.as_deref().unwrap().contains("USD"),
         "{record:?}"
     );
+}
+
+#[tokio::test]
+async fn an_unsigned_status_is_not_applied_unless_enabled() {
+    for accept in [false, true] {
+        let gate = Gate::start().await;
+        gate.on_payout(accepted("p-uns", "r-1"))
+            .on_status(Reply::Json(200, status_body("p-uns", "success")));
+        let (client, clock, store) = gate.client_from(config().with_unsigned_status(accept));
+        client.payout(&payout("p-uns")).await.unwrap();
+        clock.advance(client.config().overdue_after);
+        let report = client.reconcile().await.unwrap();
+        let state = store.get(&pid("p-uns")).await.unwrap().unwrap().state;
+        if accept {
+            assert_eq!(state, PayoutState::Status(PaymentStatus::Success));
+            assert_eq!(report.updated(), 1, "{report:?}");
+        } else {
+            assert_eq!(state, PayoutState::Accepted, "not applied");
+            let ReconcileResult::Failed(reason) = &report.entries[0].result else {
+                panic!("{report:?}");
+            };
+            assert!(
+                reason.contains("unsigned status response; not applied (enable with_unsigned_status if your project's responses are unsigned)"),
+                "{reason}"
+            );
+        }
+    }
 }
