@@ -538,16 +538,26 @@ impl Client {
                 tracing::info!(?acceptance, attempts, "payout accepted for processing");
                 let stored = self
                     .change(&payment_id, |current| {
-                        let mut next = current.clone();
-                        if matches!(
-                            current.state,
+                        let newer_request =
+                            request_id.is_some() && current.request_id != request_id;
+                        let advance = match &current.state {
                             PayoutState::Created
-                                | PayoutState::Unknown
-                                | PayoutState::NotRegistered
-                        ) {
+                            | PayoutState::Unknown
+                            | PayoutState::NotRegistered => true,
+                            // An `error` reported for an earlier request: this resend was accepted.
+                            PayoutState::Status(PaymentStatus::Error) => newer_request,
+                            // A callback got there first: it is at least as advanced.
+                            _ => false,
+                        };
+                        let fill_request = current.request_id.is_none() && request_id.is_some();
+                        if !advance && !fill_request {
+                            return (None, ());
+                        }
+                        let mut next = current.clone();
+                        if advance {
                             next.state = PayoutState::Accepted;
                         }
-                        if next.request_id.is_none() {
+                        if request_id.is_some() {
                             next.request_id.clone_from(&request_id);
                         }
                         (Some(next), ())

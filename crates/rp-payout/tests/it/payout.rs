@@ -724,3 +724,86 @@ async fn an_unsigned_status_does_not_settle_a_payout_by_default() {
         assert_eq!(gate.calls(), ["payout", "status"], "never resent");
     }
 }
+
+/// A transport that plays a callback landing while the payout request is in flight: the
+/// record moves to `status` (with the request ID the answer will carry), then the script.
+#[derive(Debug)]
+struct StatusMidFlight {
+    store: Arc<MemoryStore>,
+    status: PaymentStatus,
+    inner: ScriptedTransport,
+}
+
+impl Transport for StatusMidFlight {
+    fn post(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        Box::pin(async move {
+            if request.path == rp_payout::PAYOUT_PATH {
+                let mut record = self.store.all().pop().unwrap();
+                let version = record.version;
+                record.state = PayoutState::Status(self.status.clone());
+                record.request_id = Some("r-mid".to_owned());
+                self.store.update(version, record).await.unwrap();
+            }
+            self.inner.post(request).await
+        })
+    }
+}
+
+fn mid_flight_client(status: PaymentStatus, store: &Arc<MemoryStore>) -> Client {
+    let inner = ScriptedTransport::new().then_respond(
+        200,
+        r#"{"status":"success","request_id":"r-mid","payment_id":"p-adv"}"#,
+    );
+    Client::builder(config())
+        .transport(Arc::new(StatusMidFlight {
+            store: store.clone(),
+            status,
+            inner,
+        }))
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn acceptance_after_a_more_advanced_callback_writes_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let client = mid_flight_client(PaymentStatus::Processing, &store);
+    let receipt = client.payout(&payout("p-adv")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(
+        receipt.state,
+        PayoutState::Status(PaymentStatus::Processing)
+    );
+    let record = store.get(&pid("p-adv")).await.unwrap().unwrap();
+    assert_eq!(
+        record.version, 1,
+        "only the callback wrote: no needless compare-and-set"
+    );
+}
+
+#[tokio::test]
+async fn acceptance_of_a_resend_replaces_an_error_of_the_earlier_request() {
+    let script = ScriptedTransport::new()
+        .then_respond(
+            200,
+            r#"{"status":"success","request_id":"r-first","payment_id":"p-re"}"#,
+        )
+        .then_respond(
+            200,
+            r#"{"status":"success","request_id":"r-second","payment_id":"p-re"}"#,
+        );
+    let (client, _clock, store) = scripted(&script, fast_retry());
+    client.payout(&payout("p-re")).await.unwrap();
+    set_state(&store, "p-re", PayoutState::Status(PaymentStatus::Error)).await;
+
+    let receipt = client.payout(&payout("p-re")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(receipt.state, PayoutState::Accepted);
+    assert_eq!(
+        receipt.request_id.as_deref(),
+        Some("r-second"),
+        "the record follows the newest request"
+    );
+}
