@@ -41,13 +41,15 @@ pub enum CallbackOutcome {
         /// The status.
         status: PaymentStatus,
     },
-    /// An older, non-final status after a final one (out of order): ignored.
+    /// An older status (out of order): a non-final status after a final one, or an `error`
+    /// for an earlier request (its `operation.request_id` is not the recorded one) after the
+    /// payout was resent. Ignored.
     Stale {
         /// The payment ID.
         payment_id: PaymentId,
         /// The status the callback reported.
         status: PaymentStatus,
-        /// The final status kept.
+        /// The status kept (`processing` for a resent payout with no reported status yet).
         current: PaymentStatus,
     },
     /// A final status contradicting the recorded final status: ignored, investigate.
@@ -257,7 +259,7 @@ impl Client {
             .and_then(|op| op.message.clone())
             .or_else(|| callback.errors.iter().find_map(|e| e.message.clone()));
         let applied = self
-            .apply_status(&payment_id, &status, request_id, code, message)
+            .apply_status(&payment_id, &status, request_id, code, message, true)
             .await;
         let (record, change, previous) = match applied {
             Ok(applied) => applied,
@@ -276,8 +278,12 @@ impl Client {
             StatusChange::Duplicate => CallbackOutcome::Duplicate { payment_id, status },
             StatusChange::Stale => CallbackOutcome::Stale {
                 payment_id,
+                current: match &record.state {
+                    PayoutState::Status(current) => current.clone(),
+                    // A resent payout without a reported status yet.
+                    _ => PaymentStatus::Processing,
+                },
                 status,
-                current,
             },
             StatusChange::Conflict => CallbackOutcome::Conflict {
                 payment_id,

@@ -765,12 +765,17 @@ impl Client {
             request_id,
             report.last_code.clone(),
             report.last_message.clone(),
+            false,
         )
         .await
     }
 
     /// Applies a reported payment status; returns the stored record, the change and the
     /// previous state.
+    ///
+    /// With `earlier_error_is_stale` (callbacks), an `error` reported for a request other than
+    /// the recorded one (both request IDs known) is [`StatusChange::Stale`]: the payout was
+    /// resent since, and a late or redelivered `error` of the earlier request must not undo it.
     pub(crate) async fn apply_status(
         &self,
         payment_id: &PaymentId,
@@ -778,10 +783,20 @@ impl Client {
         request_id: Option<String>,
         code: Option<ResponseCode>,
         message: Option<String>,
+        earlier_error_is_stale: bool,
     ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
         let (record, (change, previous)) = self
             .change(payment_id, |current| {
-                let change = current.state.on_status(status);
+                let earlier_error = earlier_error_is_stale
+                    && *status == PaymentStatus::Error
+                    && request_id.is_some()
+                    && current.request_id.is_some()
+                    && request_id != current.request_id;
+                let change = if earlier_error {
+                    StatusChange::Stale
+                } else {
+                    current.state.on_status(status)
+                };
                 let previous = current.state.clone();
                 if !matches!(change, StatusChange::Apply | StatusChange::Reversal) {
                     return (None, (change, previous));

@@ -36,21 +36,42 @@ fn sign(callback: &Value) -> Vec<u8> {
     testing::sign_callback(callback, &key()).unwrap()
 }
 
-/// A client whose store holds an accepted payout `payment_47` (the vectors' payment ID).
+/// The vectors' `operation.request_id`: the platform echoes the payout answer's request ID
+/// there (spec/gate-api.md §2).
+const VECTOR_REQUEST_ID: &str = "6f0d3c2a1b9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c-00000001";
+
+fn accepted_as(request_id: &str) -> String {
+    format!(r#"{{"status":"success","request_id":"{request_id}","payment_id":"payment_47"}}"#)
+}
+
+/// A client whose store holds an accepted payout `payment_47` (the vectors' payment ID and
+/// request ID).
 async fn client_with_payout() -> (Client, Arc<MemoryStore>) {
+    client_with_answers(&[VECTOR_REQUEST_ID]).await.0
+}
+
+/// A client over a transport that accepts one payout request per entry of `request_ids`,
+/// after the first one was sent.
+async fn client_with_answers(
+    request_ids: &[&str],
+) -> ((Client, Arc<MemoryStore>), ScriptedTransport) {
     let store = Arc::new(MemoryStore::new());
-    let gate = ScriptedTransport::new().then_respond(
-        200,
-        r#"{"status":"success","request_id":"r-1","payment_id":"payment_47"}"#,
-    );
+    let gate = ScriptedTransport::new();
+    for id in request_ids {
+        gate.push(Ok(rp_transport::HttpResponse::new(
+            200,
+            rp_transport::Headers::new(),
+            accepted_as(id),
+        )));
+    }
     let client = Client::builder(config())
-        .transport(Arc::new(gate))
+        .transport(Arc::new(gate.clone()))
         .store(store.clone())
         .clock(Arc::new(ManualClock::new()))
         .build()
         .unwrap();
     client.payout(&payout("payment_47")).await.unwrap();
-    (client, store)
+    ((client, store), gate)
 }
 
 async fn state(store: &MemoryStore) -> PayoutState {
@@ -331,4 +352,59 @@ async fn malformed_and_unrecorded_callbacks() {
         "{outcome:?}"
     );
     assert_eq!(outcome.http_status(), 200);
+}
+
+fn error_callback(request_id: Option<&str>) -> Value {
+    let mut callback = with_status(vector("callback_decline_payout"), "error", "decline");
+    match request_id {
+        Some(id) => callback["operation"]["request_id"] = json!(id),
+        None => {
+            callback["operation"]
+                .as_object_mut()
+                .unwrap()
+                .remove("request_id");
+        }
+    }
+    callback
+}
+
+#[tokio::test]
+async fn a_late_error_of_the_earlier_request_does_not_undo_a_resend() {
+    let ((client, store), _gate) = client_with_answers(&[VECTOR_REQUEST_ID, "r-resend"]).await;
+    let first_error = sign(&error_callback(Some(VECTOR_REQUEST_ID)));
+    assert!(client.handle_callback(&first_error).await.needs_resend());
+
+    // Resent under the same payment ID and accepted: the record follows the new request.
+    client.payout(&payout("payment_47")).await.unwrap();
+    let record = store.get(&pid("payment_47")).await.unwrap().unwrap();
+    assert_eq!(record.state, PayoutState::Accepted);
+    assert_eq!(record.request_id.as_deref(), Some("r-resend"));
+
+    // The platform redelivers the first request's error: stale, acknowledged, not applied.
+    let outcome = client.handle_callback(&first_error).await;
+    assert_eq!(
+        outcome,
+        CallbackOutcome::Stale {
+            payment_id: pid("payment_47"),
+            status: PaymentStatus::Error,
+            current: PaymentStatus::Processing,
+        }
+    );
+    assert_eq!(outcome.http_status(), 200);
+    assert!(!outcome.needs_resend());
+    assert_eq!(state(&store).await, PayoutState::Accepted);
+
+    // An error of the resend itself (or one that names no request) is applied.
+    let outcome = client
+        .handle_callback(&sign(&error_callback(Some("r-resend"))))
+        .await;
+    assert!(outcome.needs_resend(), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn an_error_without_a_request_id_is_applied() {
+    let (client, store) = client_with_payout().await;
+    let outcome = client.handle_callback(&sign(&error_callback(None))).await;
+    assert!(outcome.needs_resend(), "{outcome:?}");
+    assert!(state(&store).await.is_resendable());
 }
