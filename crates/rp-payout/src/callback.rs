@@ -4,6 +4,7 @@ use rp_model::{PaymentId, PaymentStatus, ProjectId, wire};
 use tracing::Instrument;
 
 use crate::Client;
+use crate::error::mask_phone_numbers;
 use crate::store::{PayoutState, StatusChange};
 
 /// What a callback did, and what the web handler must answer ([`CallbackOutcome::http_status`],
@@ -83,7 +84,7 @@ pub enum CallbackOutcome {
     },
     /// Not JSON, or without a usable `payment.id` / `payment.status`.
     Malformed {
-        /// What is wrong.
+        /// What is wrong (phone-number-like digit runs masked).
         reason: String,
     },
     /// The store failed; the platform should deliver the callback again.
@@ -307,6 +308,13 @@ impl Client {
     }
 
     fn refuse(&self, outcome: CallbackOutcome) -> CallbackOutcome {
+        // Parser messages can echo values of the body (a phone number in `account.number`).
+        let outcome = match outcome {
+            CallbackOutcome::Malformed { reason } => CallbackOutcome::Malformed {
+                reason: mask_phone_numbers(&reason),
+            },
+            other => other,
+        };
         tracing::warn!(
             http_status = outcome.http_status(),
             ?outcome,

@@ -199,6 +199,17 @@ impl Error {
 /// phone-number-like runs of 10 to 12 digits masked (a Gate body may hold `account.number`).
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    let start: String = text.chars().take(MAX_BODY_EXCERPT).collect();
+    let mut out = mask_phone_numbers(&start);
+    if text.chars().count() > MAX_BODY_EXCERPT {
+        out.push('…');
+    }
+    out
+}
+
+/// `text` with every phone-number-like run of 10 to 12 digits masked (`7701***4567`), for
+/// messages that may echo outside values (e.g. serde's `invalid type: integer …`).
+pub(crate) fn mask_phone_numbers(text: &str) -> String {
     let mut out = String::new();
     let mut digits = String::new();
     let flush = |digits: &mut String, out: &mut String| {
@@ -209,7 +220,7 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
         }
         digits.clear();
     };
-    for c in text.chars().take(MAX_BODY_EXCERPT) {
+    for c in text.chars() {
         if c.is_ascii_digit() {
             digits.push(c);
         } else {
@@ -218,9 +229,6 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
         }
     }
     flush(&mut digits, &mut out);
-    if text.chars().count() > MAX_BODY_EXCERPT {
-        out.push('…');
-    }
     out
 }
 
@@ -238,6 +246,16 @@ mod tests {
         let masked = excerpt(br#"{"number":"77011234567","id":1000000012345}"#);
         assert!(!masked.contains("77011234567"), "{masked}");
         assert!(masked.contains("1000000012345"), "{masked}");
+    }
+
+    #[test]
+    fn phone_numbers_are_masked_and_other_numbers_kept() {
+        assert_eq!(
+            mask_phone_numbers("invalid type: integer `77011234567`, expected a string"),
+            "invalid type: integer `7701***4567`, expected a string"
+        );
+        let kept = mask_phone_numbers("code 3041 at line 1 column 120, op 1000000012345");
+        assert_eq!(kept, "code 3041 at line 1 column 120, op 1000000012345");
     }
 
     #[test]

@@ -408,3 +408,17 @@ async fn an_error_without_a_request_id_is_applied() {
     assert!(outcome.needs_resend(), "{outcome:?}");
     assert!(state(&store).await.is_resendable());
 }
+
+#[tokio::test]
+async fn a_malformed_reason_never_shows_a_full_phone_number() {
+    let (client, _store) = client_with_payout().await;
+    let mut callback = vector("callback_success_payout");
+    callback["payment"]["id"] = json!(77_011_234_567u64);
+    let outcome = client.handle_callback(&sign(&callback)).await;
+    let CallbackOutcome::Malformed { reason } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(!reason.contains("77011234567"), "{reason}");
+    assert!(reason.contains("7701***4567"), "{reason}");
+    assert!(!format!("{outcome:?}").contains("77011234567"));
+}
