@@ -96,3 +96,29 @@ async fn resubmitting_after_an_ambiguous_outcome_sends_nothing_new() {
     assert_eq!(h.sim.payments().len(), 1);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_fresh_process_retrying_an_accepted_payment_id_does_not_pay_twice() {
+    // The first process sent the payout and forgot about it (crashed, or a CLI run); a second
+    // process with an empty store sends the same payout under the same payment ID. The platform
+    // answers 3041, and the client must learn from the status endpoint that it is already paid
+    // rather than report "rejected, not registered".
+    let h = Harness::start().await;
+    let payout = h.payout("0000");
+    h.client.payout(&payout).await.unwrap();
+    h.wait_settled(payout.payment_id()).await;
+
+    let config = rp_payout::Config::new(
+        rp_model::ProjectId::new(rp_e2e::PROJECT).unwrap(),
+        rp_sign::SecretKey::from(rp_e2e::SECRET),
+    )
+    .with_base_url(h.sim.base_url());
+    let fresh = rp_payout::Client::new(config).unwrap();
+    let receipt = fresh.payout(&payout).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(receipt.state, PayoutState::Status(PaymentStatus::Success));
+    let payments = h.sim.payments();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].accepted_requests, 1);
+    h.shutdown().await;
+}

@@ -160,7 +160,7 @@ fn bad_input_is_one_line_with_exit_2() {
             "is a Russian number",
         ),
         (
-            &["--phone", "87011234567", "--amount", "10.005"],
+            &["--phone", "87011234567", "--amount", "10.0055"],
             "more fraction digits than KZT allows",
         ),
         (
