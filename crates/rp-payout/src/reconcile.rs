@@ -5,7 +5,8 @@ use rp_model::PaymentId;
 use crate::store::{PayoutState, StatusChange};
 use crate::{Client, Error};
 
-/// Unsettled payouts looked at per [`Client::reconcile`] call, least recently changed first.
+/// Page size of [`Client::reconcile`]: it asks the store for this many unsettled payouts at a
+/// time, and walks every page.
 pub const RECONCILE_BATCH: usize = 500;
 
 /// What [`Client::reconcile`] did.
@@ -98,22 +99,32 @@ impl Client {
         let now = self.clock.now();
         let overdue_after = self.config.overdue_after;
         let mut report = ReconcileReport::default();
-        for record in self.store.unsettled(RECONCILE_BATCH).await? {
-            let age = now.duration_since(record.updated_at).unwrap_or_default();
-            if age < overdue_after {
-                continue;
+        // Every page: payouts that stay unsettled (in flight, waiting for a resend) must never
+        // hide the ones behind them.
+        let mut after = None;
+        loop {
+            let page = self.store.unsettled(after.take(), RECONCILE_BATCH).await?;
+            let full = page.len() == RECONCILE_BATCH;
+            after = page.last().map(|record| record.payment_id.clone());
+            for record in page {
+                let age = now.duration_since(record.updated_at).unwrap_or_default();
+                if age < overdue_after {
+                    continue;
+                }
+                let payment_id = record.payment_id.clone();
+                let result = if self.in_flight(&record) {
+                    // A call is still sending it; the platform may answer 3061 for a while yet.
+                    ReconcileResult::Unchanged(record.state)
+                } else {
+                    self.reconcile_one(&payment_id, &record.state).await
+                };
+                tracing::info!(payment_id = %payment_id, ?result, "reconciled");
+                report.entries.push(ReconcileEntry { payment_id, result });
             }
-            let payment_id = record.payment_id.clone();
-            let result = if self.in_flight(&record) {
-                // A call is still sending it; the platform may answer 3061 for a while yet.
-                ReconcileResult::Unchanged(record.state)
-            } else {
-                self.reconcile_one(&payment_id, &record.state).await
-            };
-            tracing::info!(payment_id = %payment_id, ?result, "reconciled");
-            report.entries.push(ReconcileEntry { payment_id, result });
+            if !full || after.is_none() {
+                return Ok(report);
+            }
         }
-        Ok(report)
     }
 
     async fn reconcile_one(&self, payment_id: &PaymentId, listed: &PayoutState) -> ReconcileResult {

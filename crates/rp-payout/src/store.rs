@@ -246,13 +246,19 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
         record: PayoutRecord,
     ) -> BoxFuture<'_, Result<Updated, Error>>;
 
-    /// Up to `limit` records that are not settled ([`PayoutState::is_settled`]), least
-    /// recently changed first.
+    /// Up to `limit` records that are not settled ([`PayoutState::is_settled`]), in payment-ID
+    /// order, starting after `after` (all of them from the start when `None`). Keyset
+    /// pagination, so a caller can walk every unsettled payout however many there are; in SQL:
+    /// `WHERE NOT settled AND payment_id > $after ORDER BY payment_id LIMIT $limit`.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] if the store fails.
-    fn unsettled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>>;
+    fn unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>>;
 }
 
 /// An in-memory [`PayoutStore`], for tests and single-process tools. Everything is lost when
@@ -321,15 +327,21 @@ impl PayoutStore for MemoryStore {
         Box::pin(std::future::ready(Ok(result)))
     }
 
-    fn unsettled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
-        let mut open: Vec<PayoutRecord> = self
+    fn unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let lower = after.map_or(Unbounded, Excluded);
+        let open: Vec<PayoutRecord> = self
             .lock()
-            .values()
+            .range((lower, Unbounded))
+            .map(|(_, record)| record)
             .filter(|r| !r.state.is_settled())
+            .take(limit)
             .cloned()
             .collect();
-        open.sort_by_key(|r| r.updated_at);
-        open.truncate(limit);
         Box::pin(std::future::ready(Ok(open)))
     }
 }
@@ -398,15 +410,15 @@ mod tests {
     }
 
     #[test]
-    fn unsettled_lists_open_payouts_oldest_first() {
+    fn unsettled_lists_open_payouts_page_by_page() {
         let store = MemoryStore::new();
         for (id, at, state) in [
-            ("new", 30, PayoutState::Created),
-            ("old", 10, PayoutState::Accepted),
-            ("paid", 5, PayoutState::Status(PaymentStatus::Success)),
-            ("error", 20, PayoutState::Status(PaymentStatus::Error)),
+            ("a-new", 30, PayoutState::Created),
+            ("b-old", 10, PayoutState::Accepted),
+            ("c-paid", 5, PayoutState::Status(PaymentStatus::Success)),
+            ("d-error", 20, PayoutState::Status(PaymentStatus::Error)),
             (
-                "refused",
+                "e-refused",
                 1,
                 PayoutState::Rejected {
                     code: ResponseCode::new("2004"),
@@ -418,13 +430,24 @@ mod tests {
             r.state = state;
             block_on(store.insert(r)).unwrap();
         }
-        let open: Vec<String> = block_on(store.unsettled(10))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.payment_id.into_string())
-            .collect();
-        assert_eq!(open, ["old", "error", "new"]);
-        assert_eq!(block_on(store.unsettled(1)).unwrap().len(), 1);
+        let ids = |page: Vec<PayoutRecord>| -> Vec<String> {
+            page.into_iter()
+                .map(|r| r.payment_id.into_string())
+                .collect()
+        };
+        assert_eq!(
+            ids(block_on(store.unsettled(None, 10)).unwrap()),
+            ["a-new", "b-old", "d-error"]
+        );
+        let first = ids(block_on(store.unsettled(None, 2)).unwrap());
+        assert_eq!(first, ["a-new", "b-old"]);
+        let after = PaymentId::new(first[1].as_str()).unwrap();
+        assert_eq!(
+            ids(block_on(store.unsettled(Some(after), 2)).unwrap()),
+            ["d-error"]
+        );
+        let last = PaymentId::new("d-error").unwrap();
+        assert!(block_on(store.unsettled(Some(last), 2)).unwrap().is_empty());
     }
 
     #[test]

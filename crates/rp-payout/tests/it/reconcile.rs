@@ -174,3 +174,39 @@ async fn an_unsigned_status_is_not_applied_unless_enabled() {
         }
     }
 }
+
+#[tokio::test]
+async fn reconcile_reaches_every_unsettled_payout_not_only_the_first_page() {
+    use rp_payout::{Clock, PayoutRecord, RECONCILE_BATCH};
+
+    let gate = Gate::start().await;
+    let (client, clock, store) =
+        gate.client_from(config().with_overdue_after(Duration::from_secs(1)));
+    // More than a page of payouts that stay unsettled without a status request: older than
+    // the overdue limit but still within the in-flight window (another process is sending).
+    for n in 0..=RECONCILE_BATCH {
+        let id = format!("a-{n:04}");
+        let request = payout(&id).to_request(client.project_id());
+        store
+            .insert(PayoutRecord::new(pid(&id), request, clock.now()))
+            .await
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(2));
+    gate.on_payout(accepted("z-last", "r-1"));
+    client.payout(&payout("z-last")).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    gate.on_status(status_reply("z-last", "success"));
+
+    let report = client.reconcile().await.unwrap();
+    let last = report
+        .entries
+        .iter()
+        .find(|e| e.payment_id == pid("z-last"))
+        .expect("the payout behind a full page was reconciled");
+    assert!(
+        matches!(last.result, ReconcileResult::Updated { .. }),
+        "{last:?}"
+    );
+    assert_eq!(report.entries.len(), RECONCILE_BATCH + 2);
+}
