@@ -194,6 +194,16 @@ impl TransportError {
         }
     }
 
+    /// Maybe sent: the response to `path` (HTTP `status`) was larger than `limit` bytes, so it
+    /// was not read. For other [`Transport`](crate::Transport) implementations.
+    pub fn maybe_sent_too_large(path: impl Into<String>, status: u16, limit: usize) -> Self {
+        Self::ResponseTooLarge {
+            path: path.into(),
+            status,
+            limit,
+        }
+    }
+
     /// Whether the request was not sent or may have been sent (never [`Delivery::Answered`]:
     /// an answer is an `Ok(HttpResponse)`).
     pub fn delivery(&self) -> Delivery {
@@ -283,6 +293,10 @@ mod tests {
             ),
             (
                 TransportError::maybe_sent_interrupted(p, "reset"),
+                Delivery::MaybeSent,
+            ),
+            (
+                TransportError::maybe_sent_too_large(p, 200, 1024),
                 Delivery::MaybeSent,
             ),
         ];
