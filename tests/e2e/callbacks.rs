@@ -6,42 +6,40 @@ use rp_model::PaymentStatus;
 use rp_payout::{CallbackOutcome, PayoutState, ReconcileResult};
 use rp_sim::Outcome;
 
-#[tokio::test]
-async fn a_callback_sent_twice_is_applied_once() {
+/// Pays out to a magic `last4` that makes the simulator send two callbacks; checks the first
+/// was applied, and returns the second's outcome and the payout's final state.
+async fn applied_then(last4: &str) -> (CallbackOutcome, PayoutState) {
     let h = Harness::start().await;
-    let payout = h.payout("0011");
+    let payout = h.payout(last4);
     h.client.payout(&payout).await.unwrap();
     let outcomes = h.wait_outcomes(payout.payment_id(), 2).await;
     assert!(
         matches!(outcomes[0], CallbackOutcome::Applied { .. }),
         "{outcomes:?}"
     );
-    assert!(
-        matches!(outcomes[1], CallbackOutcome::Duplicate { .. }),
-        "{outcomes:?}"
-    );
-    let record = h.record(payout.payment_id()).await;
-    assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success));
+    let state = h.record(payout.payment_id()).await.state;
     h.shutdown().await;
+    (outcomes[1].clone(), state)
+}
+
+#[tokio::test]
+async fn a_callback_sent_twice_is_applied_once() {
+    let (second, state) = applied_then("0011").await;
+    assert!(
+        matches!(second, CallbackOutcome::Duplicate { .. }),
+        "{second:?}"
+    );
+    assert_eq!(state, PayoutState::Status(PaymentStatus::Success));
 }
 
 #[tokio::test]
 async fn a_stale_callback_after_the_final_one_does_not_move_the_state_back() {
-    let h = Harness::start().await;
-    let payout = h.payout("0012");
-    h.client.payout(&payout).await.unwrap();
-    let outcomes = h.wait_outcomes(payout.payment_id(), 2).await;
+    let (second, state) = applied_then("0012").await;
     assert!(
-        matches!(outcomes[0], CallbackOutcome::Applied { .. }),
-        "{outcomes:?}"
+        matches!(second, CallbackOutcome::Stale { .. }),
+        "{second:?}"
     );
-    assert!(
-        matches!(outcomes[1], CallbackOutcome::Stale { .. }),
-        "{outcomes:?}"
-    );
-    let record = h.record(payout.payment_id()).await;
-    assert_eq!(record.state, PayoutState::Status(PaymentStatus::Success));
-    h.shutdown().await;
+    assert_eq!(state, PayoutState::Status(PaymentStatus::Success));
 }
 
 #[tokio::test]
@@ -144,21 +142,12 @@ async fn a_late_callback_after_reconcile_is_a_duplicate() {
 
 #[tokio::test]
 async fn a_reversal_after_success_is_surfaced() {
-    let h = Harness::start().await;
-    let payout = h.payout("0015");
-    h.client.payout(&payout).await.unwrap();
-    let outcomes = h.wait_outcomes(payout.payment_id(), 2).await;
+    let (second, state) = applied_then("0015").await;
     assert!(
-        matches!(outcomes[0], CallbackOutcome::Applied { .. }),
-        "{outcomes:?}"
+        matches!(second, CallbackOutcome::Reversed { .. }),
+        "{second:?}"
     );
-    assert!(
-        matches!(outcomes[1], CallbackOutcome::Reversed { .. }),
-        "{outcomes:?}"
-    );
-    let record = h.record(payout.payment_id()).await;
-    assert_eq!(record.state, PayoutState::Status(PaymentStatus::Reversed));
-    h.shutdown().await;
+    assert_eq!(state, PayoutState::Status(PaymentStatus::Reversed));
 }
 
 #[tokio::test]
