@@ -369,16 +369,12 @@ fn describe_callback(outcome: &CallbackOutcome) -> String {
     )
 }
 
-/// A payout state in a few words.
+/// A payout state for the summary: a status alone (`success`), anything else as `PayoutState`
+/// shows itself.
 fn state_text(state: &PayoutState) -> String {
     match state {
-        PayoutState::Created => "being sent".to_owned(),
-        PayoutState::Accepted => "accepted".to_owned(),
-        PayoutState::Unknown => "outcome unknown".to_owned(),
-        PayoutState::NotRegistered => "not registered".to_owned(),
-        PayoutState::Rejected { code, .. } => format!("rejected ({code})"),
-        PayoutState::Status(status) => status.as_str().to_owned(),
-        _ => "other".to_owned(),
+        PayoutState::Status(status) => status.to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -21,6 +21,13 @@ use crate::{
     GateTime, OperationId, OperationStatus, Operator, PaymentStatus, RequestStatus, ResponseCode,
 };
 
+/// `POST` path of the operator list ([`OperatorListRequest`]).
+pub const OPERATORS_PATH: &str = "/v2/info/mobile/payout/list";
+/// `POST` path of the mobile payout ([`PayoutRequest`]).
+pub const PAYOUT_PATH: &str = "/v2/payment/mobile/payout";
+/// `POST` path of the payment status ([`StatusRequest`]).
+pub const STATUS_PATH: &str = "/v2/payment/status";
+
 /// Members of a JSON object that this crate does not model, kept in document order.
 pub type Extra = Map<String, Value>;
 

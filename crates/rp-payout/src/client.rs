@@ -18,12 +18,7 @@ use crate::{
     SystemClock,
 };
 
-/// Path of the operator list.
-pub const OPERATORS_PATH: &str = "/v2/info/mobile/payout/list";
-/// Path of the payout request.
-pub const PAYOUT_PATH: &str = "/v2/payment/mobile/payout";
-/// Path of the status request.
-pub const STATUS_PATH: &str = "/v2/payment/status";
+pub use rp_model::wire::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};
 
 /// How many times a compare-and-set on a record is retried after a conflict.
 const MAX_CAS_TRIES: u32 = 8;

@@ -21,12 +21,7 @@ use crate::server::{ConnectionHandle, Shared};
 use crate::state::{Entry, RequestRecord, SimOperation, SimPayment, now};
 use crate::{Magic, control, lifecycle};
 
-/// The operator-list endpoint.
-pub const OPERATORS_PATH: &str = "/v2/info/mobile/payout/list";
-/// The mobile payout endpoint.
-pub const PAYOUT_PATH: &str = "/v2/payment/mobile/payout";
-/// The payment status endpoint.
-pub const STATUS_PATH: &str = "/v2/payment/status";
+pub use rp_model::wire::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};
 
 /// The longest `callback.delay` the platform accepts, in seconds.
 const MAX_CALLBACK_DELAY_SECONDS: u64 = 600;
