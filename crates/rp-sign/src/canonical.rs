@@ -147,6 +147,9 @@ impl<'s> JsonTree<'s> for &'s Value {
     }
 }
 
+/// The longest path an ambiguity report carries, in characters.
+pub(crate) const MAX_REPORTED_PATH: usize = 100;
+
 /// Which `signature` member (if any) to leave out while flattening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Strip {
@@ -197,6 +200,9 @@ fn path_prefix(path: &[u8]) -> [u64; 2] {
 pub(crate) struct Lines {
     buf: String,
     entries: Vec<Entry>,
+    /// The path of the first key or string value holding `;`, the line separator: such a
+    /// payload's string to sign can be re-split into other lines (see [`Lines::ambiguity`]).
+    ambiguous: Option<String>,
 }
 
 impl Lines {
@@ -216,6 +222,15 @@ impl Lines {
         let mut flattener = Flattener::new(Some(notes));
         flattener.root(value_members(root), Strip::Nothing);
         flattener.finish()
+    }
+
+    /// The path (at most [`MAX_REPORTED_PATH`] characters) of the first key or string value
+    /// that contains `;`, if any. The string to sign joins lines with `;` and escapes nothing,
+    /// so such a payload's lines can be regrouped into a *different* payload with the same
+    /// string and therefore the same signature: it is ambiguous, and neither signed nor
+    /// accepted (invariant 11).
+    pub(crate) fn ambiguity(&self) -> Option<&str> {
+        self.ambiguous.as_deref()
     }
 
     /// Sorts the lines (stable, so ties keep their current order).
@@ -294,6 +309,8 @@ struct Flattener<'n> {
     impure_segments: usize,
     /// Where to record contested features, when explaining.
     notes: Option<&'n mut Vec<String>>,
+    /// The path of the first key or string value holding `;`.
+    ambiguous: Option<String>,
 }
 
 impl<'n> Flattener<'n> {
@@ -305,6 +322,7 @@ impl<'n> Flattener<'n> {
             depth: 0,
             impure_segments: 0,
             notes,
+            ambiguous: None,
         }
     }
 
@@ -312,7 +330,16 @@ impl<'n> Flattener<'n> {
         Lines {
             buf: self.buf,
             entries: self.entries,
+            ambiguous: self.ambiguous,
         }
+    }
+
+    /// Records the current path as ambiguous (the first one only), and notes it.
+    fn separator_found(&mut self) {
+        if self.ambiguous.is_none() {
+            self.ambiguous = Some(self.path.chars().take(MAX_REPORTED_PATH).collect());
+        }
+        self.note(|path| format!("`{path}` contains `;`, the line separator: the string to sign is ambiguous (its lines can be regrouped into another message with the same signature), so it is never signed or accepted"));
     }
 
     fn root<'s, N: JsonTree<'s>>(
@@ -343,9 +370,10 @@ impl<'n> Flattener<'n> {
             self.path.push(':');
         }
         // One pass over the key: does it need escaping, does it leave byte order?
-        let (mut colon, mut impure) = (false, false);
+        let (mut colon, mut impure, mut separator) = (false, false, false);
         for &c in key.as_bytes() {
             colon |= c == b':';
+            separator |= c == b';';
             impure |= c.is_ascii_digit() || is_php_space(c);
         }
         if colon {
@@ -358,6 +386,9 @@ impl<'n> Flattener<'n> {
             self.note_key(key);
         }
         self.impure_segments += usize::from(impure);
+        if separator {
+            self.separator_found();
+        }
         Mark { len, impure }
     }
 
@@ -411,7 +442,12 @@ impl<'n> Flattener<'n> {
                 }
                 self.depth -= 1;
             }
-            View::String(s) => self.leaf(s),
+            View::String(s) => {
+                if s.contains(';') {
+                    self.separator_found();
+                }
+                self.leaf(s);
+            }
             View::Bool(true) => self.leaf("1"),
             View::Bool(false) => self.leaf("0"),
             View::Null => self.leaf(""),

@@ -95,6 +95,22 @@ pub enum Error {
         /// What is wrong with it.
         problem: SignatureProblem,
     },
+    /// A key or string value of the message contains `;`, the separator of the string to
+    /// sign. The platform escapes nothing, so the lines of such a message can be regrouped
+    /// into a different message with the same string to sign, and the same signature: whoever
+    /// saw one signed body could forge another. Such a message is never signed, and never
+    /// accepted even when its signature matches (invariant 11).
+    #[error(
+        "`{path}` contains `;`, the separator of the string to sign: the signature of such a message cannot tell it from a rearranged one, so it is refused{}",
+        if *signing { " (remove the `;` from the value, e.g. write `,` instead)" } else { " unchecked (a genuine platform message never needs one; ask the platform's support if this is one)" }
+    )]
+    AmbiguousValue {
+        /// The path of the first key or value holding `;` (keys joined with `:`; at most 100
+        /// characters). The value itself is not repeated: it may be personal data.
+        path: String,
+        /// Whether the message was being signed (`false`: verified).
+        signing: bool,
+    },
     /// The signature is well formed but does not match the message under this key.
     #[error(
         "the signature in `{location}` does not match the message: check the project's secret key, and that the body reached you unchanged (`rp_sign::explain` shows the string that was signed)"

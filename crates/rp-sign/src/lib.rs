@@ -88,6 +88,18 @@
 //! - Invalid Unicode (a lone surrogate such as `"\ud800"`) is rejected: `serde_json` refuses
 //!   to parse it ([`Error::InvalidJson`]).
 //! - The empty secret key is allowed, as on the platform.
+//! - **A `;` inside a key or string value is refused**, when signing and when verifying
+//!   ([`Error::AmbiguousValue`]). The string to sign joins lines with `;` and escapes
+//!   nothing, so the lines of such a message can be regrouped into another message, e.g. a
+//!   `description` of `x;payment:status:reversed` becomes a `payment.status`, with the same
+//!   signature. (The vendor vector `values_with_separators` is such a payload: its string
+//!   is reproduced by [`string_to_sign`], but it is neither signed nor accepted.)
+//!   A `:` inside a value is not refused: it can only move a value *below its own path*
+//!   (`payment:description:id:x` read as `payment.description.id`), never onto another
+//!   member's path, because every line's text starts with its real path and all the rest of
+//!   the platform's paths are fixed names without `:`; the members the client acts on
+//!   (`project_id`, `payment.id`, `payment.status`, `operation.*`, `payment.sum`,
+//!   `account.number`) cannot be reached. A `:` inside a key is escaped as `::`.
 //! - Verification takes the root `signature`, or else `general.signature`, and removes only
 //!   that member (if `general` is left empty it is dropped from the returned value, as the
 //!   vendor's `WooCommerce` plugin does). If the canonical order fails, the byte orders of the

@@ -182,9 +182,10 @@ impl Signer {
     ///
     /// # Errors
     ///
-    /// [`Error::NotAnObject`] if `payload` is not a JSON object.
+    /// [`Error::NotAnObject`] if `payload` is not a JSON object, [`Error::AmbiguousValue`] if a
+    /// key or string value contains `;`.
     pub fn sign_value(&self, payload: &Value) -> Result<Signature, Error> {
-        Ok(self.sign_map(as_object(payload)?, Strip::Nothing))
+        self.sign_map(as_object(payload)?, Strip::Nothing)
     }
 
     /// The signature of any serialisable payload (see [`Signer::sign_value`]).
@@ -192,7 +193,7 @@ impl Signer {
     /// # Errors
     ///
     /// [`Error::Serialize`] if serialisation fails, [`Error::NotAnObject`] if the payload is
-    /// not a JSON object.
+    /// not a JSON object, [`Error::AmbiguousValue`] if a key or string value contains `;`.
     pub fn sign<T: Serialize + ?Sized>(&self, payload: &T) -> Result<Signature, Error> {
         self.sign_value(&to_value(payload)?)
     }
@@ -203,8 +204,9 @@ impl Signer {
     ///
     /// # Errors
     ///
-    /// [`Error::Serialize`], [`Error::NotAnObject`], or [`Error::MissingGeneral`] if there is
-    /// no `general` object (a Gate request always has one).
+    /// [`Error::Serialize`], [`Error::NotAnObject`], [`Error::MissingGeneral`] if there is
+    /// no `general` object (a Gate request always has one), or [`Error::AmbiguousValue`] if a
+    /// key or string value contains `;`.
     pub fn sign_request<T: Serialize + ?Sized>(&self, request: &T) -> Result<Value, Error> {
         let mut value = to_value(request)?;
         let map = as_object_mut(&mut value)?;
@@ -219,7 +221,7 @@ impl Signer {
             }
             None => return Err(Error::MissingGeneral { found: "nothing" }),
         }
-        let signature = self.sign_map(map, Strip::Nothing);
+        let signature = self.sign_map(map, Strip::Nothing)?;
         if let Some(Value::Object(general)) = map.get_mut(GENERAL) {
             general.insert(SIGNATURE.to_owned(), Value::String(signature.to_base64()));
         }
@@ -240,12 +242,13 @@ impl Signer {
     ///
     /// # Errors
     ///
-    /// [`Error::Serialize`], or [`Error::NotAnObject`] if the payload is not a JSON object.
+    /// [`Error::Serialize`], [`Error::NotAnObject`] if the payload is not a JSON object, or
+    /// [`Error::AmbiguousValue`] if a key or string value contains `;`.
     pub fn sign_callback<T: Serialize + ?Sized>(&self, callback: &T) -> Result<Value, Error> {
         let mut value = to_value(callback)?;
         let map = as_object_mut(&mut value)?;
         map.shift_remove(SIGNATURE);
-        let signature = self.sign_map(map, Strip::Nothing);
+        let signature = self.sign_map(map, Strip::Nothing)?;
         map.insert(SIGNATURE.to_owned(), Value::String(signature.to_base64()));
         Ok(value)
     }
@@ -277,7 +280,9 @@ impl Signer {
     /// # Errors
     ///
     /// [`Error::InvalidJson`], [`Error::NotAnObject`], [`Error::MissingSignature`],
-    /// [`Error::MalformedSignature`] or [`Error::InvalidSignature`]: each a distinct case.
+    /// [`Error::MalformedSignature`], [`Error::AmbiguousValue`] (a key or string value holds
+    /// `;`: refused before the signature is even compared) or [`Error::InvalidSignature`]:
+    /// each a distinct case.
     pub fn verify_callback<'a>(&self, body: &'a [u8]) -> Result<VerifiedCallback<'a>, Error> {
         let document = Document::parse(body).map_err(|e| {
             Error::InvalidJson(<serde_json::Error as serde::de::Error>::custom(
@@ -330,6 +335,12 @@ impl Signer {
             });
         };
         let mut lines = Lines::flatten(members, strip);
+        if let Some(path) = lines.ambiguity() {
+            return Err(Error::AmbiguousValue {
+                path: path.to_owned(),
+                signing: false,
+            });
+        }
         lines.sort(SortVariant::PhpNatural);
         if self.matches(&lines, &expected) {
             return Ok((location, SortVariant::PhpNatural));
@@ -357,10 +368,16 @@ impl Signer {
         mac
     }
 
-    fn sign_map(&self, map: &Map<String, Value>, strip: Strip) -> Signature {
+    fn sign_map(&self, map: &Map<String, Value>, strip: Strip) -> Result<Signature, Error> {
         let mut lines = Lines::flatten(value_members(map), strip);
+        if let Some(path) = lines.ambiguity() {
+            return Err(Error::AmbiguousValue {
+                path: path.to_owned(),
+                signing: true,
+            });
+        }
         lines.sort(SortVariant::PhpNatural);
-        Signature(self.mac(&lines).finalize().into_bytes().into())
+        Ok(Signature(self.mac(&lines).finalize().into_bytes().into()))
     }
 }
 

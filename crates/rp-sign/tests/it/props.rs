@@ -24,9 +24,14 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<f64>()
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(Value::from),
-        "\\PC{0,8}".prop_map(Value::String),
-        "[a-z0-9 :;]{0,6}".prop_map(Value::String),
+        "\\PC{0,8}".prop_map(|s| Value::String(without_separator(&s))),
+        "[a-z0-9 :]{0,6}".prop_map(Value::String),
     ]
+}
+
+/// `text` with every `;` (the line separator, refused in signed values) written `,`.
+fn without_separator(text: &str) -> String {
+    text.replace(';', ",")
 }
 
 /// Any JSON value whose object keys come from `key`.
@@ -56,7 +61,7 @@ fn plain_key() -> BoxedStrategy<String> {
 fn wild_key() -> BoxedStrategy<String> {
     prop_oneof![
         "[a-z0-9: _]{0,5}",
-        "\\PC{0,4}",
+        "\\PC{0,4}".prop_map(|s| without_separator(&s)),
         Just("frame_mode".to_owned()),
         Just("signature".to_owned()),
         Just("general".to_owned()),
@@ -262,7 +267,10 @@ fn ws() -> impl Strategy<Value = &'static str> {
 
 /// A JSON string literal for `text`, each character written raw, with a short escape or
 /// with `\u` escapes (surrogate pairs above the BMP, upper or lower case hex).
+/// A `;` is written `,`: messages with one are refused as ambiguous (see
+/// `separator_anywhere_is_refused_both_ways`).
 fn string_literal(text: String) -> impl Strategy<Value = String> {
+    let text = without_separator(&text);
     let n = text.chars().count();
     prop::collection::vec(0u8..4, n).prop_map(move |styles| {
         let mut out = String::from("\"");
@@ -446,5 +454,66 @@ proptest! {
                 "{:?}: serde_json {}, ours {:?}", String::from_utf8_lossy(&bytes), serde_ok, ours
             );
         }
+    }
+}
+
+/// The HMAC-SHA512 of the string to sign, computed here from the canonical string alone: a
+/// signature the platform (or a forger replaying one) could have produced for `payload`.
+fn raw_signature(payload: &Value, key: &str) -> String {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(string_to_sign(payload).unwrap().as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A `;` in any key or string value, at any depth, raw or escaped as `\u003b`: signing is
+    /// refused, and a body carrying a signature that matches its string to sign is refused
+    /// as ambiguous before it could be accepted.
+    #[test]
+    fn separator_anywhere_is_refused_both_ways(
+        payload in object_with_keys(plain_key()),
+        pick in any::<prop::sample::Index>(),
+        in_key in any::<bool>(),
+        escaped in any::<bool>(),
+    ) {
+        let mut payload = payload;
+        let mut n = pick.index(count_objects(&payload));
+        let map = nth_object(&mut payload, &mut n).unwrap();
+        if in_key {
+            map.insert("zz;x".to_owned(), Value::from(1));
+        } else {
+            map.insert("zz".to_owned(), Value::from("a;payment:status:reversed"));
+        }
+        let signing_refused = matches!(
+            signer("k").sign_value(&payload),
+            Err(Error::AmbiguousValue { signing: true, .. })
+        );
+        prop_assert!(signing_refused);
+        let callback_refused = matches!(
+            signer("k").sign_callback(&payload),
+            Err(Error::AmbiguousValue { signing: true, .. })
+        );
+        prop_assert!(callback_refused);
+
+        let mut body = payload.clone();
+        body.as_object_mut().unwrap().insert("signature".into(), raw_signature(&payload, "k").into());
+        let mut text = serde_json::to_string(&body).unwrap();
+        if escaped {
+            text = text.replace(';', "\\u003b");
+        }
+        let verified = signer("k").verify_callback(text.as_bytes());
+        prop_assert!(
+            matches!(verified, Err(Error::AmbiguousValue { signing: false, .. })),
+            "{:?}", verified
+        );
+        let value_refused = matches!(
+            signer("k").verify_value(&body),
+            Err(Error::AmbiguousValue { signing: false, .. })
+        );
+        prop_assert!(value_refused);
     }
 }

@@ -282,3 +282,40 @@ fn duplicate_keys_last_wins_in_first_position_from_bytes() {
     let body = format!(r#"{{"signature":"bogus","a":"second","b":"x","signature":"{signature}"}}"#);
     assert!(s.verify_callback(body.as_bytes()).is_ok());
 }
+
+/// A forgery from one genuine signed body, without the key: the string to sign joins lines
+/// with `;` and escapes nothing, so a value holding `;` (here a customer's name, echoed by the
+/// platform) lets anyone regroup the lines into a callback saying `decline` for a paid payout.
+/// Both bodies have the same string to sign and so the same signature; both are refused.
+#[test]
+fn a_body_reshaped_around_a_separator_is_refused_not_accepted() {
+    use base64::Engine as _;
+    use hmac::{KeyInit as _, Mac as _};
+    let genuine = json!({
+        "customer": {"first_name": "x;payment:id:p1;payment:status:decline;project_id:1;zz:"},
+        "payment": {"id": "p1", "status": "success"},
+        "project_id": 1,
+    });
+    let forged = json!({
+        "customer": {"first_name": "x"},
+        "payment": {"id": "p1", "status": "decline"},
+        "project_id": 1,
+        "zz": ";payment:id:p1;payment:status:success;project_id:1",
+    });
+    let string = rp_sign::string_to_sign(&genuine).unwrap();
+    assert_eq!(rp_sign::string_to_sign(&forged).unwrap(), string);
+    // What the platform would have signed (it refuses nothing).
+    let mut mac = hmac::Hmac::<sha2::Sha512>::new_from_slice(b"k").unwrap();
+    mac.update(string.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    for (body, path) in [(genuine, "customer:first_name"), (forged, "zz")] {
+        let mut body = body;
+        body["signature"] = signature.clone().into();
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let err = signer("k").verify_callback(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, Error::AmbiguousValue { path: p, signing: false } if p == path),
+            "{err:?}"
+        );
+    }
+}
