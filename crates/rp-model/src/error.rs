@@ -134,6 +134,16 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// A text field of a payout holds `;`, which the platform's signature uses as its line
+    /// separator without escaping it: a signed value with `;` could be regrouped into another
+    /// message with the same signature, so it is never sent (invariant 11).
+    #[error(
+        "{field} contains `;`, which the platform's signature uses as its line separator; remove it or write `,` instead"
+    )]
+    SeparatorInValue {
+        /// The field (`description`, `customer.first_name`, a parameter's path, …).
+        field: String,
+    },
     /// Several problems at once.
     #[error("the payout is invalid: {}", Problems(problems))]
     Invalid {

@@ -255,7 +255,7 @@ impl PayoutBuilder {
     ///
     /// # Errors
     /// [`Error::Invalid`] listing every problem: missing fields, an amount that is zero or not
-    /// in KZT, refused parameters.
+    /// in KZT, refused parameters, a `;` in a text field ([`Error::SeparatorInValue`]).
     pub fn build(self) -> Result<Payout, Error> {
         let mut problems = self.param_errors;
         let missing = |field: &'static str| Error::MissingField { field };
@@ -284,6 +284,19 @@ impl PayoutBuilder {
                 });
             }
             Some(_) => {}
+        }
+        let texts = [
+            ("customer.first_name", &self.customer.first_name),
+            ("customer.last_name", &self.customer.last_name),
+            ("customer.email", &self.customer.email),
+            ("description", &self.description),
+        ];
+        for (field, text) in texts {
+            if text.as_deref().is_some_and(|t| t.contains(';')) {
+                problems.push(Error::SeparatorInValue {
+                    field: field.to_owned(),
+                });
+            }
         }
         match (self.payment_id, self.phone, self.amount, problems.len()) {
             (Some(payment_id), Some(phone), Some(amount), 0) => Ok(Payout {
@@ -350,6 +363,9 @@ fn check_value(value: &Value) -> Result<(), &'static str> {
             check_key(k)?;
             check_value(v)
         }),
+        Value::String(text) if text.contains(';') => Err(
+            "a `;` inside a value is the signature's line separator; remove it or write `,` instead",
+        ),
         _ => Ok(()),
     }
 }
@@ -446,6 +462,35 @@ mod tests {
     }
 
     #[test]
+    fn refuses_the_signature_separator_in_every_text_field() {
+        let error = base()
+            .description("refund; order 17")
+            .customer_name("A;B", "C")
+            .customer_email("x;y@example.com")
+            .build()
+            .unwrap_err()
+            .to_string();
+        for field in ["description", "customer.first_name", "customer.email"] {
+            assert!(
+                error.contains(&format!("{field} contains `;`")),
+                "{field}: {error}"
+            );
+        }
+        assert!(!error.contains("customer.last_name"), "{error}");
+        let error = base()
+            .customer_name("A", "B;")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "customer.last_name contains `;`, which the platform's signature uses as its line separator; remove it or write `,` instead"
+        );
+        // The same text with `,` is fine.
+        assert!(base().description("refund, order 17").build().is_ok());
+    }
+
+    #[test]
     fn refuses_params_the_signature_cannot_carry() {
         let cases = [
             (
@@ -492,6 +537,7 @@ mod tests {
                 json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
                 "arrays longer than 10 items",
             ),
+            ("x", json!({"y": ["a;b"]}), "the signature's line separator"),
         ];
         for (key, value, reason) in cases {
             let error = base().param(key, value).build().unwrap_err().to_string();
