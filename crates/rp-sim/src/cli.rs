@@ -76,6 +76,30 @@ pub struct SimArgs {
     /// Seed of the request and operation IDs.
     #[arg(long, env = "RP_SIM_SEED", default_value_t = 0)]
     pub seed: u64,
+
+    /// Milliseconds (real time) during which the status endpoint answers 3061 for a payment
+    /// just recorded, like the platform. Default: the platform's 10 s × --time-scale; 0 turns
+    /// it off.
+    #[arg(long, env = "RP_SIM_STATUS_LAG_MS", value_name = "MS")]
+    pub status_lag_ms: Option<u64>,
+
+    /// Answer 3061 (unknown payment) with HTTP 404 and the unsigned error envelope, instead of
+    /// the default HTTP 200 with a signed body carrying code 3061.
+    #[arg(long, env = "RP_SIM_NOT_FOUND_404")]
+    pub not_found_404: bool,
+
+    /// The largest request body in bytes; above it: HTTP 413, nothing applied.
+    #[arg(long, env = "RP_SIM_BODY_LIMIT", default_value_t = crate::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+
+    /// Milliseconds a client has for a request's headers (then the connection is closed; also
+    /// the idle keep-alive time) and, separately, for its body (then HTTP 408).
+    #[arg(long, env = "RP_SIM_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub read_timeout_ms: u64,
+
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "RP_SIM_MAX_CONNECTIONS", default_value_t = crate::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 impl SimArgs {
@@ -91,7 +115,16 @@ impl SimArgs {
             .processing_delay(Duration::from_millis(self.processing_delay_ms))
             .slow_delay(Duration::from_millis(self.slow_delay_ms))
             .time_scale(self.time_scale)
-            .seed(self.seed);
+            .seed(self.seed)
+            .not_found_404(self.not_found_404)
+            .body_limit(self.body_limit)
+            .header_read_timeout(Duration::from_millis(self.read_timeout_ms))
+            .body_read_timeout(Duration::from_millis(self.read_timeout_ms))
+            .max_connections(self.max_connections);
+        builder = match self.status_lag_ms {
+            Some(ms) => builder.status_lag(Duration::from_millis(ms)),
+            None => builder.platform_status_lag(),
+        };
         if let Some(url) = &self.callback_url {
             builder = builder.callback_url(url.clone());
         }
@@ -151,6 +184,15 @@ pub async fn run(args: SimArgs) -> Result<(), Error> {
         args.processing_delay_ms, args.time_scale, args.amount_limit
     );
     println!(
+        "  status lag:   {} ms (3061 until then); 3061 answered as {}",
+        sim.status_lag().as_millis(),
+        if args.not_found_404 {
+            "HTTP 404, unsigned"
+        } else {
+            "HTTP 200, signed"
+        }
+    );
+    println!(
         "  magic values: last 4 digits of the phone number (rp-sim --help); state: GET /_sim/payments"
     );
     if !args.listen.ip().is_loopback() {
@@ -174,7 +216,32 @@ mod tests {
         assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
         assert!(args.uses_default_project());
         assert_eq!(args.time_scale, TimeScale::REAL_TIME);
+        assert_eq!(args.status_lag_ms, None);
+        assert!(!args.not_found_404);
+        assert_eq!(args.body_limit, 64 * 1024);
         assert!(args.to_builder().is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_command_line_applies_the_platform_status_lag_scaled() {
+        let scaled =
+            SimArgs::try_parse_from(["rp-sim", "--listen", "127.0.0.1:0", "--time-scale", "0.01"])
+                .unwrap();
+        let sim = scaled.to_builder().unwrap().start().await.unwrap();
+        assert_eq!(sim.status_lag(), Duration::from_millis(100));
+        sim.shutdown().await;
+        let explicit = SimArgs::try_parse_from([
+            "rp-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--status-lag-ms",
+            "0",
+            "--not-found-404",
+        ])
+        .unwrap();
+        let sim = explicit.to_builder().unwrap().start().await.unwrap();
+        assert_eq!(sim.status_lag(), Duration::ZERO);
+        sim.shutdown().await;
     }
 
     #[test]

@@ -26,6 +26,29 @@ pub const DEFAULT_PROCESSING_DELAY: Duration = Duration::from_secs(1);
 /// The default delay of a slow response (magic value `0023`): longer than a client's timeout.
 pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(3);
 
+/// The platform's status lag: for this long after a payment is recorded, the status endpoint
+/// answers 3061 "Transaction not found" for it (spec §4: "wait at least 10 seconds"). It is
+/// platform time: multiplied by the time scale. The command line applies it by default; the
+/// library only when asked ([`SimulatorBuilder::platform_status_lag`](crate::SimulatorBuilder::platform_status_lag)).
+pub const PLATFORM_STATUS_LAG: Duration = Duration::from_secs(10);
+
+/// How long a payment stays `awaiting clarification` (magic `0008`) before it is declined:
+/// 30 minutes of platform time (multiplied by the time scale).
+pub const CLARIFICATION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The default largest request body the simulator reads: 64 KiB (a payout request is well
+/// under 2 KiB). Above it: HTTP 413, and nothing is applied.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The default time a client has to send a request's headers (and that an idle keep-alive
+/// connection stays open), and, separately, its body: 10 s each. Then the connection is closed
+/// (headers) or answered 408 (body).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default number of connections served at once; further ones wait in the listen backlog
+/// until one closes.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
 /// The default listen address of the library: loopback, any free port.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::server::Shared;
@@ -30,8 +31,52 @@ pub(crate) async fn config(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "slow_delay_ms": shared.slow_delay.as_millis(),
         "time_scale": shared.time_scale,
         "seed": shared.seed,
+        "status_lag_ms": shared.status_lag().as_millis(),
+        "not_found_404": shared.not_found_404(),
+        "body_limit": shared.body_limit,
+        "header_read_timeout_ms": shared.header_read_timeout.as_millis(),
+        "body_read_timeout_ms": shared.body_read_timeout.as_millis(),
+        "max_connections": shared.max_connections,
         "magic": magic,
     }))
+}
+
+/// What `POST /_sim/config` may change at run time.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// The status lag in milliseconds of real time.
+    status_lag_ms: Option<u64>,
+    /// Whether 3061 is the unsigned HTTP 404 envelope.
+    not_found_404: Option<bool>,
+}
+
+/// `POST /_sim/config` `{"status_lag_ms": N, "not_found_404": bool}` (either member may be
+/// left out): changes them from now on and answers the whole configuration.
+pub(crate) async fn set_config(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let settings: Settings = match serde_json::from_slice(&body) {
+        Ok(settings) => settings,
+        Err(error) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the body must be {{\"status_lag_ms\":N,\"not_found_404\":true|false}} (either may be left out): {error}"
+                ),
+            );
+        }
+    };
+    if let Some(ms) = settings.status_lag_ms {
+        shared.set_status_lag(std::time::Duration::from_millis(ms));
+    }
+    if let Some(on) = settings.not_found_404 {
+        shared.set_not_found_404(on);
+    }
+    tracing::info!(
+        status_lag_ms = settings.status_lag_ms,
+        not_found_404 = settings.not_found_404,
+        "rp-sim settings changed"
+    );
+    config(State(shared)).await.into_response()
 }
 
 /// `GET /_sim/payments`.

@@ -1,12 +1,14 @@
 //! The Gate endpoints: operator list, mobile payout, payment status; checked like the platform.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rp_model::wire::{ErrorItem, Extra, GateResponse, PayoutRequest, StatusResponse};
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::lifecycle::{account_object, code_message, customer_object, payment_object};
 use crate::server::{ConnectionHandle, Shared};
-use crate::state::{Entry, RequestRecord, SimOperation, SimPayment, now};
+use crate::state::{Entry, Key, RequestRecord, SimOperation, SimPayment, State as SimState, now};
 use crate::{Magic, control, lifecycle};
 
 pub use rp_model::wire::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};
@@ -31,7 +33,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(OPERATORS_PATH, post(operators))
         .route(PAYOUT_PATH, post(payout))
         .route(STATUS_PATH, post(status))
-        .route("/_sim/config", get(control::config))
+        .route(
+            "/_sim/config",
+            get(control::config).post(control::set_config),
+        )
         .route("/_sim/payments", get(control::payments))
         .route("/_sim/payments/{payment_id}", get(control::payment))
         .route("/_sim/payments/{payment_id}/force", post(control::force))
@@ -39,7 +44,73 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/callbacks", get(control::callbacks))
         .route("/_sim/reset", post(control::reset))
         .fallback(unknown_path)
+        // Bodies are read (within the limit and the timeout) before any handler runs.
+        .layer(DefaultBodyLimit::max(shared.body_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            read_body,
+        ))
         .with_state(shared)
+}
+
+/// Reads the whole request body before the handler: 413 when it is over the body limit
+/// (by `Content-Length` before reading, or while reading), 408 when it does not arrive within
+/// the body read timeout, 400 when the client breaks off. Nothing is applied in any of them.
+async fn read_body(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let limit = shared.body_limit;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let path = request.uri().path().to_owned();
+    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return body_problem(&path, StatusCode::PAYLOAD_TOO_LARGE, limit);
+    }
+    let (parts, mut body) = request.into_parts();
+    let read = async {
+        let mut buffer = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let Ok(frame) = frame else {
+                return Err(StatusCode::BAD_REQUEST);
+            };
+            if let Ok(data) = frame.into_data() {
+                if buffer.len().saturating_add(data.len()) > limit {
+                    return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                buffer.extend_from_slice(&data);
+            }
+        }
+        Ok(buffer)
+    };
+    match tokio::time::timeout(shared.body_read_timeout, read).await {
+        Ok(Ok(buffer)) => {
+            next.run(Request::from_parts(parts, Body::from(buffer)))
+                .await
+        }
+        Ok(Err(status)) => body_problem(&path, status, limit),
+        Err(_) => body_problem(&path, StatusCode::REQUEST_TIMEOUT, limit),
+    }
+}
+
+fn body_problem(path: &str, status: StatusCode, limit: usize) -> Response {
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("Request body over {limit} bytes"),
+        StatusCode::REQUEST_TIMEOUT => "Request body not received in time".to_owned(),
+        _ => "Request body broken off".to_owned(),
+    };
+    tracing::info!(path, http_status = status.as_u16(), %message, "rp-sim request refused");
+    let mut response = (
+        status,
+        axum::Json(json!({"status": "error", "message": message})),
+    )
+        .into_response();
+    // The rest of the body is not read: the connection cannot be reused.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn unknown_path(uri: Uri) -> Response {
@@ -385,11 +456,16 @@ async fn status(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 fn status_answer(shared: &Shared, checked: &Checked<'_>) -> Result<Answer, Reject> {
     let payment_id = required_str(&checked.value, "general.payment_id")?;
     let key = (checked.project_id, payment_id.to_owned());
-    let payment = shared
+    let lag = shared.status_lag();
+    // Within the status lag a recorded payment is not found yet, like on the platform.
+    let found = shared
         .state()
         .get(&key)
-        .map(|entry| entry.payment.clone())
-        .ok_or_else(|| Reject::code(ResponseCode::TRANSACTION_NOT_FOUND))?;
+        .filter(|entry| entry.recorded_at.elapsed() >= lag)
+        .map(|entry| entry.payment.clone());
+    let Some(payment) = found else {
+        return not_found(shared, checked, payment_id);
+    };
     let date = payment
         .last_operation()
         .map_or_else(|| payment.created_at.clone(), |op| op.date.clone());
@@ -418,6 +494,77 @@ fn status_answer(shared: &Shared, checked: &Checked<'_>) -> Result<Answer, Rejec
                 json!({"status": "error", "message": "Internal server error"}),
             ))
         }
+    }
+}
+
+/// 3061 for a payment the status endpoint does not know (yet): by default HTTP 200 with a
+/// signed body (`status`, `code`, `message`, `errors[]`), as the platform is seen to answer;
+/// with `not_found_404`, the unsigned HTTP 404 envelope.
+fn not_found(shared: &Shared, checked: &Checked<'_>, payment_id: &str) -> Result<Answer, Reject> {
+    let reject = Reject::code(ResponseCode::TRANSACTION_NOT_FOUND);
+    if shared.not_found_404() {
+        return Err(reject);
+    }
+    let code = ResponseCode::from_number(ResponseCode::TRANSACTION_NOT_FOUND);
+    let message = reject.message();
+    let mut extra = Extra::new();
+    extra.insert("payment_id".to_owned(), Value::from(payment_id));
+    let response = StatusResponse {
+        project_id: Some(checked.project_id),
+        status: Some(RequestStatus::Error),
+        code: Some(code.clone()),
+        message: Some(message.clone()),
+        errors: vec![ErrorItem {
+            code: Some(code.clone()),
+            message: Some(message),
+            field: None,
+            description: None,
+            extra: Extra::new(),
+        }],
+        extra,
+        ..StatusResponse::default()
+    };
+    match checked.project.signer.sign_callback(&response) {
+        Ok(signed) => Ok(Answer::json(StatusCode::OK, Some(code.to_string()), signed)),
+        Err(error) => {
+            tracing::error!(%error, "rp-sim could not sign a 3061 answer; answering 404");
+            Err(reject)
+        }
+    }
+}
+
+/// The refusal of a payout request for an existing payment ID whose status is not `error`:
+/// 3041, or the refusal code of its magic value (`0024`: 3028, `0025`: 3109).
+fn refuse_existing(state: &SimState, key: &Key) -> Option<Reject> {
+    let payment = &state.get(key)?.payment;
+    if payment.status == PaymentStatus::Error {
+        return None;
+    }
+    Some(match payment.magic.and_then(Magic::resend_refusal_code) {
+        Some(code) => Reject::code(code),
+        None => Reject::detail(
+            ResponseCode::PAYMENT_ID_EXISTS,
+            format!("{} (status {})", payment.payment_id, payment.status),
+        ),
+    })
+}
+
+/// 3041 is checked right after the signature, before the other fields: a resend of an
+/// existing payment ID is refused as a duplicate even when its body is broken.
+fn check_existing(shared: &Shared, checked: &Checked<'_>) -> Result<(), Reject> {
+    let Some(payment_id) = checked
+        .value
+        .get("general")
+        .and_then(|g| g.get("payment_id"))
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+    else {
+        return Ok(());
+    };
+    let key = (checked.project_id, payment_id.to_owned());
+    match refuse_existing(&shared.state(), &key) {
+        Some(reject) => Err(reject),
+        None => Ok(()),
     }
 }
 
@@ -567,7 +714,10 @@ async fn payout(
     body: Bytes,
 ) -> Response {
     let (context, checked) = check_common(&shared, &body);
-    let valid = checked.and_then(|checked| validate_payout(&shared, &checked));
+    let valid = checked.and_then(|checked| {
+        check_existing(&shared, &checked)?;
+        validate_payout(&shared, &checked)
+    });
     let answer = match valid {
         Ok(valid) => accept(&shared, valid, connection).await,
         Err(reject) => reject.into_answer(&context),
@@ -578,23 +728,22 @@ async fn payout(
 /// Records a valid payout (or answers 3041 / a magic HTTP behaviour).
 async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle) -> Answer {
     let key = (valid.project_id, valid.payment_id.clone());
-    let magic = Magic::from_number(valid.phone.as_str());
     let context = Context {
         project_id: Some(valid.project_id),
         payment_id: Some(valid.payment_id.clone()),
     };
-    let (request_id, operation_id, first_attempt) = {
+    let (request_id, operation_id, first_attempt, magic, phone, amount) = {
         let mut state = shared.state();
-        let existing = state.get(&key).map(|entry| entry.payment.status.clone());
-        if let Some(status) = &existing
-            && *status != PaymentStatus::Error
-        {
-            return Reject::detail(
-                ResponseCode::PAYMENT_ID_EXISTS,
-                format!("{} (status {status})", valid.payment_id),
-            )
-            .into_answer(&context);
+        // Checked again under the lock: a concurrent request may have recorded it meanwhile.
+        if let Some(reject) = refuse_existing(&state, &key) {
+            return reject.into_answer(&context);
         }
+        // A resend after `error` re-processes the recorded payment: its magic, amount and
+        // phone, not the new body's.
+        let magic = match state.get(&key) {
+            Some(entry) => entry.payment.magic,
+            None => Magic::from_number(valid.phone.as_str()),
+        };
         let attempts = state.attempts.entry(key.clone()).or_insert(0);
         *attempts = attempts.saturating_add(1);
         let first_attempt = *attempts == 1;
@@ -613,6 +762,7 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
             id: operation_id,
             kind: "payout".to_owned(),
             status: OperationStatus::Processing,
+            amount: valid.amount,
             code: ResponseCode::new("9999"),
             message: code_message(&ResponseCode::new("9999")),
             request_id: request_id.clone(),
@@ -620,20 +770,23 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
             date: at.clone(),
         };
         if let Some(entry) = state.get_mut(&key) {
-            // A resend after status `error`: processed again under the same payment ID.
+            // A resend after status `error`: the recorded payment is processed again under
+            // the same payment ID (a new operation); what the resend says about the amount,
+            // phone, customer or callbacks is not taken.
             let payment = &mut entry.payment;
             payment.status = PaymentStatus::Processing;
-            payment.amount = valid.amount;
-            payment.phone = valid.phone;
-            payment.operator = valid.operator;
-            payment.customer_id = valid.customer_id;
-            payment.description = valid.description;
-            payment.magic = magic;
             payment.accepted_requests = payment.accepted_requests.saturating_add(1);
+            let mut operation = operation;
+            operation.amount = payment.amount;
             payment.operations.push(operation);
-            entry.callback_url = valid.callback_url;
-            entry.callback_delay = valid.callback_delay;
-            entry.callbacks_disabled = valid.callbacks_disabled;
+            (
+                request_id,
+                operation_id,
+                first_attempt,
+                magic,
+                payment.phone,
+                payment.amount,
+            )
         } else {
             state.insert(Entry {
                 payment: SimPayment {
@@ -655,14 +808,22 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
                 callback_url: valid.callback_url,
                 callback_delay: valid.callback_delay,
                 callbacks_disabled: valid.callbacks_disabled,
+                recorded_at: Instant::now(),
             });
+            (
+                request_id,
+                operation_id,
+                first_attempt,
+                magic,
+                valid.phone,
+                valid.amount,
+            )
         }
-        (request_id, operation_id, first_attempt)
     };
     tracing::info!(
         payment_id = %valid.payment_id,
-        phone = %valid.phone,
-        amount = valid.amount,
+        phone = %phone,
+        amount,
         magic = magic.map(Magic::digits),
         "rp-sim payout recorded"
     );
@@ -675,7 +836,7 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
         ..GateResponse::default()
     };
     match magic {
-        Some(Magic::ServerErrorAfterRecord) if first_attempt => Answer::json(
+        Some(magic) if magic.server_error_after_record() && first_attempt => Answer::json(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
             json!({"status": "error", "message": "Internal server error"}),

@@ -16,11 +16,22 @@
 //! naming it), an unknown project (2442), an empty or invalid signature (3262, 3261), a
 //! duplicate payment ID (3041; a payment in status `error` may be resent), a currency other
 //! than KZT (3023), an amount over the limit (3104), a phone number that is not a payable
-//! Kazakhstan mobile number (20102); an unknown payment's status gives 3061.
+//! Kazakhstan mobile number (20102); an unknown payment's status gives 3061 (a signed HTTP 200
+//! body by default, or the HTTP 404 envelope with [`SimulatorBuilder::not_found_404`]). A
+//! resend of an existing payment ID gets 3041 before its other fields are checked. Like the
+//! platform, the status endpoint may not know a payment for a while after it was recorded
+//! ([`SimulatorBuilder::status_lag`]; `rp sim` applies the platform's 10 s × the time scale).
+//!
+//! The server reads no body over 64 KiB (413), gives a client 10 s for its headers and 10 s
+//! for its body (then closes, or answers 408), and serves at most 256 connections at once;
+//! see [`SimulatorBuilder::body_limit`], [`SimulatorBuilder::header_read_timeout`],
+//! [`SimulatorBuilder::body_read_timeout`] and [`SimulatorBuilder::max_connections`].
 //!
 //! **Magic values** (the last four digits of the phone number) trigger every other outcome:
-//! declines, `error`, no callback, duplicate, out-of-order, badly signed, late and reversed
-//! callbacks, HTTP 500 after recording, a dropped connection, 429 and a slow response. See
+//! declines, `error`, `partially paid out`, `awaiting clarification` then `decline`, no
+//! callback, duplicate, out-of-order, badly signed, late, reversed and partially reversed
+//! callbacks, HTTP 500 after recording (with a resend refused by 3028 or 3109 instead of 3041),
+//! a dropped connection, 429 and a slow response. See
 //! [`Magic`] and [`MAGIC_TABLE`].
 //!
 //! State is open to tests: [`RunningSimulator::payments`], [`RunningSimulator::requests`],
@@ -90,8 +101,9 @@ mod state;
 #[cfg(feature = "cli")]
 pub use cli::{SimArgs, run};
 pub use config::{
-    DEFAULT_AMOUNT_LIMIT, DEFAULT_LISTEN, DEFAULT_PROCESSING_DELAY, DEFAULT_PROJECT_ID,
-    DEFAULT_SECRET_KEY, DEFAULT_SLOW_DELAY, Project, TimeScale,
+    CLARIFICATION_TIMEOUT, DEFAULT_AMOUNT_LIMIT, DEFAULT_BODY_LIMIT, DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_PROCESSING_DELAY, DEFAULT_PROJECT_ID, DEFAULT_READ_TIMEOUT,
+    DEFAULT_SECRET_KEY, DEFAULT_SLOW_DELAY, PLATFORM_STATUS_LAG, Project, TimeScale,
 };
 pub use error::Error;
 pub use gate::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};

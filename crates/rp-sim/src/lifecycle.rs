@@ -9,6 +9,7 @@ use rp_sign::{SecretKey, Signer};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::CLARIFICATION_TIMEOUT;
 use crate::server::Shared;
 use crate::state::{CallbackRecord, Key, SimOperation, SimPayment, now};
 use crate::{Error, Magic};
@@ -53,6 +54,13 @@ pub fn callback_retry_delay(attempt: u32) -> Option<Duration> {
         _ => None,
     }
 }
+
+/// "Need clarification": the code of an `awaiting clarification` operation (magic `0008`) and of
+/// its decline when no clarification comes.
+const NEED_CLARIFICATION: u32 = 3191;
+
+/// The payment status after a partial reversal (magic `0017`; not a named `PaymentStatus`).
+const PARTIALLY_REVERSED: &str = "partially reversed";
 
 /// The final outcome forced through `/_sim/payments/{id}/force` or
 /// [`RunningSimulator::force`](crate::RunningSimulator::force).
@@ -159,7 +167,7 @@ fn callback_for(payment: &SimPayment, operation: &SimOperation) -> Callback {
 /// response's `operations[]` alike.
 pub(crate) fn operation_object(payment: &SimPayment, operation: &SimOperation) -> Operation {
     let sum = Sum {
-        amount: payment.amount,
+        amount: operation.amount,
         currency: payment.currency.clone(),
     };
     let mut provider = Extra::new();
@@ -241,11 +249,22 @@ fn finish(
     operation: rp_model::OperationId,
     outcome: &Final,
 ) -> Option<Job> {
+    conclude(shared, key, operation, &PaymentStatus::Processing, outcome)
+}
+
+/// Moves operation `operation` (the newest) and its payment from status `from` to `outcome`.
+fn conclude(
+    shared: &Shared,
+    key: &Key,
+    operation: rp_model::OperationId,
+    from: &PaymentStatus,
+    outcome: &Final,
+) -> Option<Job> {
     {
         let mut state = shared.state();
         let entry = state.get_mut(key)?;
         let payment = &mut entry.payment;
-        if payment.status != PaymentStatus::Processing {
+        if payment.status != *from {
             return None;
         }
         let last = payment.operations.last_mut()?;
@@ -291,14 +310,31 @@ async fn process(shared: Arc<Shared>, key: Key, operation: rp_model::OperationId
     }
     // The `processing` view, for the stale callback of magic 0012.
     let stale = snapshot(&shared, &key);
-    let Some(job) = finish(
-        &shared,
-        &key,
-        operation,
-        &Final::from_magic(magic, accepted),
-    ) else {
+    let finished = match magic {
+        Some(Magic::PartiallyPaidOut) => split(&shared, &key, operation),
+        Some(Magic::AwaitingClarification) => finish(
+            &shared,
+            &key,
+            operation,
+            &Final {
+                payment: PaymentStatus::AwaitingClarification,
+                operation: OperationStatus::AwaitingClarification,
+                code: ResponseCode::from_number(NEED_CLARIFICATION),
+            },
+        ),
+        _ => finish(
+            &shared,
+            &key,
+            operation,
+            &Final::from_magic(magic, accepted),
+        ),
+    };
+    let Some(job) = finished else {
         return;
     };
+    // No clarification ever comes: the platform declines it 30 minutes later.
+    let clarification_deadline =
+        tokio::time::Instant::now() + shared.time_scale.apply(CLARIFICATION_TIMEOUT);
     if magic == Some(Magic::LostCallback) {
         return;
     }
@@ -325,20 +361,80 @@ async fn process(shared: Arc<Shared>, key: Key, operation: rp_model::OperationId
                 deliver(&shared, &job, true).await;
             }
         }
-        Some(Magic::Reversed) => {
+        Some(Magic::Reversed | Magic::PartiallyReversed) => {
             deliver(&shared, &job, true).await;
+            let partial = magic == Some(Magic::PartiallyReversed);
             if shared.sleep(shared.processing_delay).await
-                && let Some(reversal) = reverse(&shared, &key)
+                && let Some(reversal) = reverse(&shared, &key, partial)
             {
                 deliver(&shared, &reversal, true).await;
+            }
+        }
+        Some(Magic::AwaitingClarification) => {
+            deliver(&shared, &job, true).await;
+            let left =
+                clarification_deadline.saturating_duration_since(tokio::time::Instant::now());
+            if shared.sleep(left).await
+                && let Some(decline) = conclude(
+                    &shared,
+                    &key,
+                    operation,
+                    &PaymentStatus::AwaitingClarification,
+                    &Final::decline(ResponseCode::from_number(NEED_CLARIFICATION)),
+                )
+            {
+                deliver(&shared, &decline, true).await;
             }
         }
         _ => deliver(&shared, &job, true).await,
     }
 }
 
-/// Reverses a successful payout (magic `0015`): a `reversal` operation, status `reversed`.
-fn reverse(shared: &Shared, key: &Key) -> Option<Job> {
+/// Splits a processing payout (magic `0007`): the first part (amount − amount/2) is paid by
+/// operation `operation`, a second `payout` operation for the rest (amount/2) is declined
+/// (code 20000), and the payment is `partially paid out`.
+fn split(shared: &Shared, key: &Key, operation: rp_model::OperationId) -> Option<Job> {
+    {
+        let mut state = shared.state();
+        let id = state.next_operation_id();
+        let entry = state.get_mut(key)?;
+        let payment = &mut entry.payment;
+        if payment.status != PaymentStatus::Processing {
+            return None;
+        }
+        let rest = payment.amount / 2;
+        let at = now();
+        let first = payment.operations.last_mut()?;
+        if first.id != operation {
+            return None;
+        }
+        first.status = OperationStatus::Success;
+        first.code = ResponseCode::from_number(0);
+        first.message = code_message(&first.code);
+        first.amount = payment.amount - rest;
+        first.date = at.clone();
+        let request_id = first.request_id.clone();
+        let declined = ResponseCode::from_number(20000);
+        payment.operations.push(SimOperation {
+            id,
+            kind: "payout".to_owned(),
+            status: OperationStatus::Decline,
+            amount: rest,
+            message: code_message(&declined),
+            code: declined,
+            request_id,
+            created_date: at.clone(),
+            date: at,
+        });
+        payment.status = PaymentStatus::PartiallyPaidOut;
+    }
+    tracing::info!(payment_id = %key.1, "rp-sim payment partially paid out");
+    snapshot(shared, key)
+}
+
+/// Reverses a successful payout: in full (magic `0015`, status `reversed`) or half of it
+/// (magic `0017`, status `partially reversed`), with a `reversal` operation.
+fn reverse(shared: &Shared, key: &Key, partial: bool) -> Option<Job> {
     {
         let mut state = shared.state();
         let request_id = state.next_request_id();
@@ -348,19 +444,29 @@ fn reverse(shared: &Shared, key: &Key) -> Option<Job> {
             return None;
         }
         let at = now();
+        let amount = if partial {
+            entry.payment.amount / 2
+        } else {
+            entry.payment.amount
+        };
         entry.payment.operations.push(SimOperation {
             id,
             kind: "reversal".to_owned(),
             status: OperationStatus::Success,
+            amount,
             code: ResponseCode::from_number(0),
             message: "Success".to_owned(),
             request_id,
             created_date: at.clone(),
             date: at,
         });
-        entry.payment.status = PaymentStatus::Reversed;
+        entry.payment.status = if partial {
+            PaymentStatus::parse(PARTIALLY_REVERSED)
+        } else {
+            PaymentStatus::Reversed
+        };
     }
-    tracing::info!(payment_id = %key.1, "rp-sim payment reversed");
+    tracing::info!(payment_id = %key.1, partial, "rp-sim payment reversed");
     snapshot(shared, key)
 }
 

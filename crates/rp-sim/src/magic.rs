@@ -31,6 +31,12 @@ pub enum Magic {
     Decline3028,
     /// `0006`: the payment ends in status `error` (code 3062); a resend with the same ID succeeds.
     Error3062,
+    /// `0007`: final status `partially paid out`: the amount is split into two payout
+    /// operations, the first part paid (`success`), the rest declined (code 20000).
+    PartiallyPaidOut,
+    /// `0008`: status `awaiting clarification` (code 3191, with a callback); no clarification
+    /// comes, so after 30 minutes (× the time scale) it ends in `decline` (a second callback).
+    AwaitingClarification,
     /// `0010`: no callback ever; the payment stays `processing` until forced.
     NoCallback,
     /// `0011`: the final callback is sent twice.
@@ -45,6 +51,9 @@ pub enum Magic {
     Reversed,
     /// `0016`: success after the processing delay, but the callback is lost (never sent).
     LostCallback,
+    /// `0017`: success, then a second callback with status `partially reversed` (half the
+    /// amount reversed).
+    PartiallyReversed,
     /// `0020`: HTTP 500 after the payout was recorded (first attempt only).
     ServerErrorAfterRecord,
     /// `0021`: the connection is dropped after recording (first attempt only).
@@ -53,17 +62,24 @@ pub enum Magic {
     RateLimited,
     /// `0023`: recorded, the response is delayed by the slow delay (first attempt only).
     SlowResponse,
+    /// `0024`: recorded, then HTTP 500 (first attempt); every later payout request with this
+    /// payment ID is refused with 3028 instead of 3041, while the payment goes on to succeed.
+    ResendRefused3028,
+    /// `0025`: like `0024`, but the resend is refused with the limit code 3109.
+    ResendRefused3109,
 }
 
 impl Magic {
     /// Every magic value, in table order.
-    pub const ALL: [Magic; 17] = [
+    pub const ALL: [Magic; 22] = [
         Magic::Decline20000,
         Magic::Decline20102,
         Magic::Decline20206,
         Magic::Decline504,
         Magic::Decline3028,
         Magic::Error3062,
+        Magic::PartiallyPaidOut,
+        Magic::AwaitingClarification,
         Magic::NoCallback,
         Magic::DuplicateCallback,
         Magic::OutOfOrderCallbacks,
@@ -71,10 +87,13 @@ impl Magic {
         Magic::LateCallback,
         Magic::Reversed,
         Magic::LostCallback,
+        Magic::PartiallyReversed,
         Magic::ServerErrorAfterRecord,
         Magic::DropConnection,
         Magic::RateLimited,
         Magic::SlowResponse,
+        Magic::ResendRefused3028,
+        Magic::ResendRefused3109,
     ];
 
     /// The four digits that trigger it, e.g. `"0001"`.
@@ -86,6 +105,8 @@ impl Magic {
             Magic::Decline504 => "0004",
             Magic::Decline3028 => "0005",
             Magic::Error3062 => "0006",
+            Magic::PartiallyPaidOut => "0007",
+            Magic::AwaitingClarification => "0008",
             Magic::NoCallback => "0010",
             Magic::DuplicateCallback => "0011",
             Magic::OutOfOrderCallbacks => "0012",
@@ -93,10 +114,13 @@ impl Magic {
             Magic::LateCallback => "0014",
             Magic::Reversed => "0015",
             Magic::LostCallback => "0016",
+            Magic::PartiallyReversed => "0017",
             Magic::ServerErrorAfterRecord => "0020",
             Magic::DropConnection => "0021",
             Magic::RateLimited => "0022",
             Magic::SlowResponse => "0023",
+            Magic::ResendRefused3028 => "0024",
+            Magic::ResendRefused3109 => "0025",
         }
     }
 
@@ -118,6 +142,16 @@ impl Magic {
         }
     }
 
+    /// The code that refuses a resend of an existing payment ID in place of 3041 (`0024`:
+    /// 3028, `0025`: 3109).
+    pub fn resend_refusal_code(self) -> Option<u32> {
+        match self {
+            Magic::ResendRefused3028 => Some(3028),
+            Magic::ResendRefused3109 => Some(3109),
+            _ => None,
+        }
+    }
+
     /// Whether the magic changes only the first payout request for a payment ID.
     pub fn first_attempt_only(self) -> bool {
         matches!(
@@ -127,6 +161,16 @@ impl Magic {
                 | Magic::DropConnection
                 | Magic::RateLimited
                 | Magic::SlowResponse
+                | Magic::ResendRefused3028
+                | Magic::ResendRefused3109
+        )
+    }
+
+    /// Whether the first payout request is recorded and then answered with HTTP 500.
+    pub fn server_error_after_record(self) -> bool {
+        matches!(
+            self,
+            Magic::ServerErrorAfterRecord | Magic::ResendRefused3028 | Magic::ResendRefused3109
         )
     }
 }
@@ -163,7 +207,12 @@ mod tests {
     fn numbers_map_by_their_last_four_digits() {
         assert_eq!(Magic::from_number("77011230006"), Some(Magic::Error3062));
         assert_eq!(Magic::from_number("77011230023"), Some(Magic::SlowResponse));
-        assert_eq!(Magic::from_number("77011230024"), None);
+        assert_eq!(
+            Magic::from_number("77011230024"),
+            Some(Magic::ResendRefused3028)
+        );
+        assert_eq!(Magic::from_number("77011230026"), None);
+        assert_eq!(Magic::from_number("77011230009"), None);
         assert_eq!(Magic::from_number("001"), None);
         assert_eq!(Magic::from_number("0001"), Some(Magic::Decline20000));
         assert_eq!(Magic::from_number("7701123000\u{e9}"), None);

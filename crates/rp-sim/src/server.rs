@@ -1,25 +1,32 @@
-//! Starting, inspecting and stopping a simulator; the listener that can drop a connection.
+//! Starting, inspecting and stopping a simulator; the serve loop (header read timeout,
+//! connection cap) and the connections that a handler can drop.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::Service as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use rp_model::ProjectId;
 use rp_sign::{SecretKey, Signer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{
-    DEFAULT_AMOUNT_LIMIT, DEFAULT_LISTEN, DEFAULT_PROCESSING_DELAY, DEFAULT_SLOW_DELAY,
+    DEFAULT_AMOUNT_LIMIT, DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PROCESSING_DELAY, DEFAULT_READ_TIMEOUT, DEFAULT_SLOW_DELAY, PLATFORM_STATUS_LAG,
     check_callback_url,
 };
 use crate::state::{CallbackRecord, RequestRecord, SimPayment, State};
@@ -42,6 +49,14 @@ pub(crate) struct Shared {
     pub(crate) time_scale: TimeScale,
     pub(crate) seed: u64,
     pub(crate) client: reqwest::Client,
+    /// The status lag in microseconds (changeable at run time through `/_sim/config`).
+    status_lag_micros: AtomicU64,
+    /// Whether 3061 is the unsigned HTTP 404 envelope instead of a signed HTTP 200 body.
+    not_found_404: AtomicBool,
+    pub(crate) body_limit: usize,
+    pub(crate) body_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) max_connections: usize,
     state: Mutex<State>,
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Receiver<bool>,
@@ -70,6 +85,25 @@ impl Shared {
             .abort_all();
     }
 
+    /// How long after recording a payment the status endpoint still answers 3061 for it.
+    pub(crate) fn status_lag(&self) -> Duration {
+        Duration::from_micros(self.status_lag_micros.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_status_lag(&self, lag: Duration) {
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        self.status_lag_micros.store(micros, Ordering::Relaxed);
+    }
+
+    /// Whether 3061 is answered as the unsigned HTTP 404 envelope.
+    pub(crate) fn not_found_404(&self) -> bool {
+        self.not_found_404.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_not_found_404(&self, on: bool) {
+        self.not_found_404.store(on, Ordering::Relaxed);
+    }
+
     /// Sleeps for `duration`; `false` if the simulator is shutting down first.
     pub(crate) async fn sleep(&self, duration: Duration) -> bool {
         let mut shutdown = self.shutdown.clone();
@@ -87,7 +121,9 @@ pub struct Simulator;
 impl Simulator {
     /// A builder with the defaults: `127.0.0.1:0`, project [`crate::DEFAULT_PROJECT_ID`] with
     /// [`crate::DEFAULT_SECRET_KEY`] (unless projects are added), no callback URL, 1 s
-    /// processing delay, 3 s slow delay, real time, seed 0.
+    /// processing delay, 3 s slow delay, real time, seed 0, no status lag, 3061 as a signed
+    /// HTTP 200 body, a 64 KiB body limit, 10 s header and body read timeouts, at most 256
+    /// connections.
     pub fn builder() -> SimulatorBuilder {
         SimulatorBuilder::default()
     }
@@ -105,6 +141,13 @@ pub struct SimulatorBuilder {
     slow_delay: Duration,
     time_scale: TimeScale,
     seed: u64,
+    /// `None`: the platform's lag, [`PLATFORM_STATUS_LAG`] × the time scale.
+    status_lag: Option<Duration>,
+    not_found_404: bool,
+    body_limit: usize,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Default for SimulatorBuilder {
@@ -118,6 +161,12 @@ impl Default for SimulatorBuilder {
             slow_delay: DEFAULT_SLOW_DELAY,
             time_scale: TimeScale::REAL_TIME,
             seed: 0,
+            status_lag: Some(Duration::ZERO),
+            not_found_404: false,
+            body_limit: DEFAULT_BODY_LIMIT,
+            header_read_timeout: DEFAULT_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -178,6 +227,58 @@ impl SimulatorBuilder {
         self
     }
 
+    /// The status lag, in real time (not scaled): for this long after a payment is first
+    /// recorded, `POST /v2/payment/status` answers 3061 "Transaction not found" for it, while a
+    /// resend of the payout still gets 3041. Default in the library: none (zero); see
+    /// [`SimulatorBuilder::platform_status_lag`] for the platform's.
+    pub fn status_lag(mut self, lag: Duration) -> Self {
+        self.status_lag = Some(lag);
+        self
+    }
+
+    /// The platform's status lag: [`PLATFORM_STATUS_LAG`] (10 s) × the time scale. This is
+    /// what `rp sim` and `rp-sim` use unless `--status-lag-ms` is given.
+    pub fn platform_status_lag(mut self) -> Self {
+        self.status_lag = None;
+        self
+    }
+
+    /// Answer 3061 (unknown payment, or within the status lag) the old way: HTTP 404 with the
+    /// unsigned error envelope. Default `false`: HTTP 200 with a signed body carrying
+    /// `code` and `errors[]` 3061, as the platform is seen to do.
+    pub fn not_found_404(mut self, on: bool) -> Self {
+        self.not_found_404 = on;
+        self
+    }
+
+    /// The largest request body read, in bytes (default 64 KiB). A larger one is answered
+    /// 413 and not applied.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept (default 10 s). Then the connection is closed.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a client has to send a request's body once its headers arrived (default
+    /// 10 s). Then it is answered 408 and the connection is closed; nothing is applied.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// How many connections are served at once (default 256, at least 1). Further
+    /// connections wait in the listen backlog until one closes.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
     /// Binds the listener and starts serving on the current tokio runtime.
     ///
     /// # Errors
@@ -227,6 +328,9 @@ impl SimulatorBuilder {
             source,
         })?;
         let (stop, shutdown) = watch::channel(false);
+        let status_lag = self
+            .status_lag
+            .unwrap_or_else(|| self.time_scale.apply(PLATFORM_STATUS_LAG));
         let shared = Arc::new(Shared {
             projects: entries,
             project_ids,
@@ -237,23 +341,24 @@ impl SimulatorBuilder {
             time_scale: self.time_scale,
             seed: self.seed,
             client,
+            status_lag_micros: AtomicU64::new(0),
+            not_found_404: AtomicBool::new(self.not_found_404),
+            body_limit: self.body_limit,
+            body_read_timeout: self.body_read_timeout,
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
             state: Mutex::new(State::new(self.seed)),
             tasks: Mutex::new(JoinSet::new()),
             shutdown: shutdown.clone(),
             runtime: tokio::runtime::Handle::current(),
         });
-        let app = gate::router(Arc::clone(&shared))
-            .into_make_service_with_connect_info::<ConnectionHandle>();
-        let mut server_shutdown = shutdown;
-        let server = tokio::spawn(async move {
-            let serve =
-                axum::serve(KillableListener(listener), app).with_graceful_shutdown(async move {
-                    let _ = server_shutdown.wait_for(|stopping| *stopping).await;
-                });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "rp-sim server stopped with an error");
-            }
-        });
+        shared.set_status_lag(status_lag);
+        let app = gate::router(Arc::clone(&shared));
+        let limits = ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+        };
+        let server = tokio::spawn(serve(listener, app, limits, shutdown));
         tracing::info!(%addr, "rp-sim listening");
         Ok(RunningSimulator {
             shared,
@@ -337,6 +442,23 @@ impl RunningSimulator {
         lifecycle::force(&self.shared, payment_id, outcome)
     }
 
+    /// The current status lag (real time).
+    pub fn status_lag(&self) -> Duration {
+        self.shared.status_lag()
+    }
+
+    /// Changes the status lag from now on (also `POST /_sim/config {"status_lag_ms": N}`).
+    /// It counts from when each payment was first recorded, also for payments recorded before.
+    pub fn set_status_lag(&self, lag: Duration) {
+        self.shared.set_status_lag(lag);
+    }
+
+    /// Switches 3061 between the unsigned HTTP 404 envelope (`true`) and the signed HTTP 200
+    /// body (`false`, the default); also `POST /_sim/config {"not_found_404": true}`.
+    pub fn set_not_found_404(&self, on: bool) {
+        self.shared.set_not_found_404(on);
+    }
+
     /// Forgets every payment, request and callback, and stops pending callbacks.
     pub fn reset(&self) {
         lifecycle::reset(&self.shared);
@@ -396,43 +518,89 @@ impl ConnectionHandle {
     }
 }
 
-impl Connected<IncomingStream<'_, KillableListener>> for ConnectionHandle {
-    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
-        stream.remote_addr().clone()
-    }
+/// Resolves once `shutdown` turns true (or its sender is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
 
-/// A TCP listener whose connections can be killed from a handler.
-pub(crate) struct KillableListener(TcpListener);
+/// The connection-level limits of the serve loop.
+#[derive(Clone, Copy, Debug)]
+struct ConnectionLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
 
-impl Listener for KillableListener {
-    type Io = KillableStream;
-    type Addr = ConnectionHandle;
-
-    async fn accept(&mut self) -> (KillableStream, ConnectionHandle) {
-        loop {
-            match self.0.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    let kill = Arc::new(AtomicBool::new(false));
-                    let handle = ConnectionHandle {
-                        kill: Arc::clone(&kill),
-                    };
-                    return (KillableStream { stream, kill }, handle);
-                }
+/// Serves `app` on `listener` until `shutdown` turns true: HTTP/1.1, a header read timeout
+/// (which also ends idle keep-alive connections), at most `max_connections` at once (further
+/// ones wait in the backlog), and a [`ConnectionHandle`] in every request's extensions
+/// (`ConnectInfo<ConnectionHandle>`) so that a handler can drop its connection. `axum::serve`
+/// has neither the timeout nor the cap.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = stopping(&mut shutdown) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
                 Err(error) => {
                     tracing::warn!(%error, "rp-sim could not accept a connection");
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopping(&mut shutdown) => break,
+        };
+        // Reap finished connections so a long-running simulator does not accumulate them.
+        while connections.try_join_next().is_some() {}
+        let _ = stream.set_nodelay(true);
+        let kill = Arc::new(AtomicBool::new(false));
+        let handle = ConnectionHandle {
+            kill: Arc::clone(&kill),
+        };
+        let io = TokioIo::new(KillableStream { stream, kill });
+        let service = TowerToHyperService::new(app.clone());
+        let mut connection_shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let hyper_service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(handle.clone()));
+                    service.call(request)
+                });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true);
+            let connection = builder.serve_connection(io, hyper_service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "rp-sim connection ended");
+                    }
+                }
+                () = stopping(&mut connection_shutdown) => {
+                    // In-flight requests finish; idle connections close now.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
                 }
             }
-        }
+        });
     }
-
-    fn local_addr(&self) -> io::Result<ConnectionHandle> {
-        self.0.local_addr().map(|_| ConnectionHandle {
-            kill: Arc::new(AtomicBool::new(false)),
-        })
-    }
+    while connections.join_next().await.is_some() {}
 }
 
 /// A TCP stream that fails once its connection was killed.

@@ -1,7 +1,7 @@
 //! What the simulator remembers: payments, the request log and the callback log.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rp_model::wire::{self, ErrorItem};
 use rp_model::{
@@ -54,18 +54,26 @@ impl SimPayment {
     }
 
     /// `errors[]` as the platform reports them: the code of the last operation when the
-    /// payment is declined or in `error`.
+    /// payment is declined or in `error`, or `partially paid out` with a declined last part.
     pub fn errors(&self) -> Vec<ErrorItem> {
-        match (&self.status, self.last_operation()) {
-            (PaymentStatus::Decline | PaymentStatus::Error, Some(operation)) => vec![ErrorItem {
-                code: Some(operation.code.clone()),
-                message: Some(operation.message.clone()),
-                field: None,
-                description: None,
-                extra: wire::Extra::new(),
-            }],
-            _ => Vec::new(),
+        let Some(operation) = self.last_operation() else {
+            return Vec::new();
+        };
+        let reported = match self.status {
+            PaymentStatus::Decline | PaymentStatus::Error => true,
+            PaymentStatus::PartiallyPaidOut => operation.status == OperationStatus::Decline,
+            _ => false,
+        };
+        if !reported {
+            return Vec::new();
         }
+        vec![ErrorItem {
+            code: Some(operation.code.clone()),
+            message: Some(operation.message.clone()),
+            field: None,
+            description: None,
+            extra: wire::Extra::new(),
+        }]
     }
 }
 
@@ -75,8 +83,11 @@ impl SimPayment {
 pub struct SimOperation {
     /// The operation ID (16 digits).
     pub id: OperationId,
-    /// `payout`, or `reversal` for the reversal of magic value `0015`.
+    /// `payout`, or `reversal` for the reversals of magic values `0015` and `0017`.
     pub kind: String,
+    /// The amount of this operation in minor units (the payment's amount, except for the
+    /// split parts of `0007` and the partial reversal of `0017`).
+    pub amount: u64,
     /// The operation status.
     pub status: OperationStatus,
     /// The result code (`"0"` on success; `"9999"`-style codes are not used).
@@ -149,6 +160,8 @@ pub(crate) struct Entry {
     pub(crate) callback_url: Option<String>,
     pub(crate) callback_delay: Duration,
     pub(crate) callbacks_disabled: bool,
+    /// When the payment was first recorded (the status lag counts from here).
+    pub(crate) recorded_at: Instant,
 }
 
 /// The key of a payment: project and payment ID.

@@ -7,6 +7,8 @@
 mod callbacks;
 mod concurrency;
 mod control;
+mod faults;
+mod limits;
 mod magic;
 mod validation;
 
@@ -45,10 +47,12 @@ pub(crate) struct Receiver {
 #[derive(Default)]
 struct ReceiverState {
     bodies: Mutex<Vec<Vec<u8>>>,
+    times: Mutex<Vec<Instant>>,
     script: Mutex<VecDeque<u16>>,
 }
 
 async fn receive(State(state): State<Arc<ReceiverState>>, body: Bytes) -> StatusCode {
+    state.times.lock().unwrap().push(Instant::now());
     state.bodies.lock().unwrap().push(body.to_vec());
     let code = state.script.lock().unwrap().pop_front().unwrap_or(200);
     StatusCode::from_u16(code).unwrap()
@@ -73,6 +77,11 @@ impl Receiver {
     /// The next answers, before the default 200.
     pub(crate) fn answer_next(&self, statuses: &[u16]) {
         self.inner.script.lock().unwrap().extend(statuses);
+    }
+
+    /// When each callback arrived.
+    pub(crate) fn times(&self) -> Vec<Instant> {
+        self.inner.times.lock().unwrap().clone()
     }
 
     pub(crate) fn bodies(&self) -> Vec<Vec<u8>> {

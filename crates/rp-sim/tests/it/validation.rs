@@ -219,9 +219,13 @@ async fn malformed_phone_numbers_are_20102() {
 #[tokio::test]
 async fn invalid_payment_id_is_3024() {
     let env = Env::start().await;
-    let answer = env.payout("semi;colon", "77011234567").await;
-    assert_rejected(&answer, 400, "3024");
-    assert_eq!(answer.json["errors"][0]["field"], "general.payment_id");
+    // (A `;` cannot be signed any more: rp-sign refuses it, so it is a signature matter.)
+    for bad in [" padded".to_owned(), "x".repeat(256)] {
+        let answer = env.payout(&bad, "77011234567").await;
+        assert_rejected(&answer, 400, "3024");
+        assert_eq!(answer.json["errors"][0]["field"], "general.payment_id");
+    }
+    assert!(env.sim.payments().is_empty());
 }
 
 #[tokio::test]
@@ -265,11 +269,43 @@ async fn a_payment_in_status_error_may_be_resent() {
 
 #[tokio::test]
 async fn status_of_an_unknown_payment_is_3061() {
+    // By default: HTTP 200 with a body signed like a status response, carrying the code.
     let env = Env::start().await;
+    let answer = env.status("never-sent").await;
+    assert_rejected(&answer, 200, "3061");
+    assert_eq!(answer.json["message"], "Transaction not found");
+    assert_eq!(answer.json["errors"][0]["message"], "Transaction not found");
+    assert_eq!(answer.json["payment_id"], "never-sent");
+    assert_eq!(answer.json["project_id"], DEFAULT_PROJECT_ID);
+    assert!(answer.json.get("payment").is_none());
+    Signer::new(&SecretKey::from(rp_sim::DEFAULT_SECRET_KEY))
+        .verify_value(&answer.json)
+        .expect("the 3061 answer is signed");
+    let logged = env.sim.requests().pop().unwrap();
+    assert_eq!(logged.http_status, Some(200));
+    assert_eq!(logged.code.as_deref(), Some("3061"));
+}
+
+#[tokio::test]
+async fn not_found_404_keeps_the_unsigned_404_form() {
+    let env = Env::start_with(|b| b.not_found_404(true)).await;
     let answer = env.status("never-sent").await;
     assert_rejected(&answer, 404, "3061");
     assert_eq!(answer.json["message"], "Transaction not found");
     assert_eq!(answer.json["payment_id"], "never-sent");
+    assert!(answer.json.get("signature").is_none());
+    // Switched at run time through /_sim/config, both ways.
+    let set = crate::send(
+        env.client
+            .post(env.url("/_sim/config"))
+            .body(r#"{"not_found_404":false}"#),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{:?}", set.json);
+    assert_eq!(set.json["not_found_404"], false);
+    assert_rejected(&env.status("never-sent").await, 200, "3061");
+    env.sim.set_not_found_404(true);
+    assert_rejected(&env.status("never-sent").await, 404, "3061");
 }
 
 #[tokio::test]
