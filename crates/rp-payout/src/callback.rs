@@ -4,7 +4,9 @@ use rp_model::{PaymentId, PaymentStatus, ProjectId, wire};
 use tracing::Instrument;
 
 use crate::Client;
+use crate::client::StatusUpdate;
 use crate::error::mask_phone_numbers;
+use crate::identity::{self, Reported};
 use crate::store::{PayoutState, StatusChange};
 
 /// What a callback did, and what the web handler must answer ([`CallbackOutcome::http_status`],
@@ -62,6 +64,28 @@ pub enum CallbackOutcome {
         /// The final status kept.
         current: PaymentStatus,
     },
+    /// A status this client does not know, after a final one (e.g. `partially reversed` after
+    /// `success`): it may move money, so it is not dropped. Not applied; the record is marked
+    /// as needing attention ([`PayoutRecord::attention`](crate::PayoutRecord::attention)).
+    Unrecognised {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The status the callback reported.
+        status: PaymentStatus,
+        /// The final status kept.
+        current: PaymentStatus,
+    },
+    /// Signed and ours, but it describes another payment than the recorded payout (amount,
+    /// currency, phone number or customer differ, or `payment.sum` is missing). Never applied;
+    /// the record is marked as needing attention, and reconcile asks the status.
+    IdentityMismatch {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// The status it reported.
+        status: PaymentStatus,
+        /// What differs (phone numbers masked).
+        difference: String,
+    },
     /// A valid callback for a payment the store does not have (e.g. a payout made in the
     /// Dashboard): acknowledged, nothing recorded.
     Unrecorded {
@@ -73,6 +97,13 @@ pub enum CallbackOutcome {
     /// The signature is missing, malformed or wrong: not trusted.
     InvalidSignature {
         /// Why.
+        reason: String,
+    },
+    /// A key or value holds `;`, the separator of the string to sign: such a body's signature
+    /// cannot tell it from a rearranged one (a forgery from a genuine body), so it is not
+    /// trusted, before anything is read from it. The payout is reconciled through the status.
+    Ambiguous {
+        /// Where the `;` is (the path, not the value).
         reason: String,
     },
     /// Signed, but for another project (or for none).
@@ -97,11 +128,12 @@ pub enum CallbackOutcome {
 }
 
 impl CallbackOutcome {
-    /// The HTTP status to answer: 200 when processed (including duplicates and ignored
-    /// callbacks), 400 malformed, 401 invalid signature, 403 wrong project, 500 store failure.
+    /// The HTTP status to answer: 200 when processed (including duplicates, ignored callbacks
+    /// and those marked for attention), 400 malformed or ambiguous, 401 invalid signature, 403
+    /// wrong project, 500 store failure.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::Malformed { .. } => 400,
+            Self::Malformed { .. } | Self::Ambiguous { .. } => 400,
             Self::InvalidSignature { .. } => 401,
             Self::WrongProject { .. } => 403,
             Self::StoreFailed { .. } => 500,
@@ -113,6 +145,7 @@ impl CallbackOutcome {
     pub fn body(&self) -> &'static str {
         match self {
             Self::Malformed { .. } => "malformed callback",
+            Self::Ambiguous { .. } => "ambiguous signed body",
             Self::InvalidSignature { .. } => "invalid signature",
             Self::WrongProject { .. } => "wrong project",
             Self::StoreFailed { .. } => "temporary failure",
@@ -123,6 +156,18 @@ impl CallbackOutcome {
     /// Whether the callback is acknowledged (HTTP 200).
     pub fn is_acknowledged(&self) -> bool {
         self.http_status() == 200
+    }
+
+    /// Whether a person should look at this payout: a reversal, a contradicting final status,
+    /// an unknown status after a final one, or a callback describing another payment.
+    pub fn needs_attention(&self) -> bool {
+        matches!(
+            self,
+            Self::Reversed { .. }
+                | Self::Conflict { .. }
+                | Self::Unrecognised { .. }
+                | Self::IdentityMismatch { .. }
+        )
     }
 
     /// Whether the payout ended in status `error` (the platform did not process it): submit
@@ -146,6 +191,8 @@ impl CallbackOutcome {
             | Self::Duplicate { payment_id, .. }
             | Self::Stale { payment_id, .. }
             | Self::Conflict { payment_id, .. }
+            | Self::Unrecognised { payment_id, .. }
+            | Self::IdentityMismatch { payment_id, .. }
             | Self::Unrecorded { payment_id, .. }
             | Self::StoreFailed { payment_id, .. } => Some(payment_id),
             _ => None,
@@ -169,6 +216,11 @@ impl Client {
             Err(rp_sign::Error::NotAnObject { found }) => {
                 return self.refuse(CallbackOutcome::Malformed {
                     reason: format!("a JSON {found}, not an object"),
+                });
+            }
+            Err(e @ rp_sign::Error::AmbiguousValue { .. }) => {
+                return self.refuse(CallbackOutcome::Ambiguous {
+                    reason: e.to_string(),
                 });
             }
             Err(e) => {
@@ -221,7 +273,7 @@ impl Client {
         async move {
             let outcome = self.apply_callback(payment_id, status, &callback).await;
             match &outcome {
-                CallbackOutcome::Reversed { .. } | CallbackOutcome::Conflict { .. } => {
+                outcome if outcome.needs_attention() => {
                     tracing::warn!(?outcome, "callback needs attention");
                 }
                 CallbackOutcome::StoreFailed { reason, .. } => {
@@ -241,35 +293,56 @@ impl Client {
         status: PaymentStatus,
         callback: &wire::Callback,
     ) -> CallbackOutcome {
-        match self.store.get(&payment_id).await {
-            Ok(Some(_)) => {}
+        let store_failed = |payment_id: PaymentId, e: crate::Error| CallbackOutcome::StoreFailed {
+            payment_id,
+            reason: e.to_string(),
+        };
+        let record = match self.store.get(&payment_id).await {
+            Ok(Some(record)) => record,
             Ok(None) => return CallbackOutcome::Unrecorded { payment_id, status },
-            Err(e) => {
-                return CallbackOutcome::StoreFailed {
+            Err(e) => return store_failed(payment_id, e),
+        };
+        // Invariant 10: only a callback about *this* payout is applied.
+        if let Some(difference) =
+            identity::difference(&record.request, Reported::from_callback(callback))
+        {
+            let attention = format!(
+                "a signed callback reported `{status}` for another payment under this payment ID: {difference}; not applied"
+            );
+            let marked = self
+                .change(&payment_id, |current| {
+                    if current.attention.as_deref() == Some(attention.as_str()) {
+                        return (None, ());
+                    }
+                    let mut next = current.clone();
+                    next.attention = Some(attention.clone());
+                    (Some(next), ())
+                })
+                .await;
+            return match marked {
+                Ok(_) => CallbackOutcome::IdentityMismatch {
                     payment_id,
-                    reason: e.to_string(),
-                };
-            }
+                    status,
+                    difference,
+                },
+                Err(e) => store_failed(payment_id, e),
+            };
         }
         let operation = callback.operation.as_ref();
-        let request_id = operation.and_then(|op| op.request_id.clone());
-        let code = operation
-            .and_then(|op| op.code.clone())
-            .or_else(|| callback.errors.iter().find_map(|e| e.code.clone()));
-        let message = operation
-            .and_then(|op| op.message.clone())
-            .or_else(|| callback.errors.iter().find_map(|e| e.message.clone()));
-        let applied = self
-            .apply_status(&payment_id, &status, request_id, code, message, true)
-            .await;
-        let (record, change, previous) = match applied {
+        let update = StatusUpdate {
+            status: status.clone(),
+            request_id: operation.and_then(|op| op.request_id.clone()),
+            code: operation
+                .and_then(|op| op.code.clone())
+                .or_else(|| callback.errors.iter().find_map(|e| e.code.clone())),
+            message: operation
+                .and_then(|op| op.message.clone())
+                .or_else(|| callback.errors.iter().find_map(|e| e.message.clone())),
+            earlier_error_is_stale: true,
+        };
+        let (record, change, previous) = match self.apply_status(&payment_id, &update).await {
             Ok(applied) => applied,
-            Err(e) => {
-                return CallbackOutcome::StoreFailed {
-                    payment_id,
-                    reason: e.to_string(),
-                };
-            }
+            Err(e) => return store_failed(payment_id, e),
         };
         let current = match &record.state {
             PayoutState::Status(current) => current.clone(),
@@ -287,6 +360,11 @@ impl Client {
                 status,
             },
             StatusChange::Conflict => CallbackOutcome::Conflict {
+                payment_id,
+                status,
+                current,
+            },
+            StatusChange::Unrecognised => CallbackOutcome::Unrecognised {
                 payment_id,
                 status,
                 current,

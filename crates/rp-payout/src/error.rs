@@ -86,6 +86,40 @@ pub enum Error {
         last: String,
     },
 
+    /// The payout is recorded and a call may be sending it right now (another task, process or
+    /// machine recorded it as being sent less than
+    /// [`Config::in_flight_window`](crate::Config::in_flight_window) ago), so this call sent
+    /// nothing and cannot know its outcome. Wait for that call, the callback or reconcile;
+    /// once the window has passed, submitting it again resolves it through the status
+    /// endpoint. Never pay it again under a new payment ID.
+    #[error(
+        "payout {payment_id} is being sent by another call (recorded {seconds_ago} s ago), so nothing was sent now and its outcome is not known here: wait for that call, its callback, or reconcile (after {window_seconds} s, submitting the same payout again resolves it); do NOT pay it again under a new payment ID"
+    )]
+    InFlight {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// How long ago the record last changed, in seconds.
+        seconds_ago: u64,
+        /// The in-flight window, in seconds.
+        window_seconds: u64,
+    },
+
+    /// The request may have reached the platform (or did, with the answer in `platform`), but
+    /// the store failed to record what happened. The payout may exist on the platform: never
+    /// pay it again under a new payment ID. Submit the same payout again (or reconcile) once
+    /// the store works: the status endpoint tells the truth.
+    #[error(
+        "payout {payment_id}: {platform}, but the payout store failed to record it ({reason}); the payout may exist on the platform: do NOT pay it again under a new payment ID; submit the same payout again or reconcile once the store works"
+    )]
+    RecordFailed {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// What the platform said (e.g. `the platform accepted it`).
+        platform: String,
+        /// The store error.
+        reason: String,
+    },
+
     /// The payout request never reached the platform, and the retry budget ran out.
     #[error(
         "payout {payment_id} was not sent after {attempts} attempt(s) ({last}); it is recorded as not registered: submit the same payout again to send it under the same payment ID"
@@ -187,6 +221,18 @@ impl Error {
     /// True when the outcome of a payout is unknown (it will be reconciled).
     pub fn is_outcome_unknown(&self) -> bool {
         matches!(self, Self::OutcomeUnknown { .. })
+    }
+
+    /// True when the payout may exist on the platform although this call did not see it
+    /// accepted: [`Error::OutcomeUnknown`], [`Error::InFlight`], [`Error::RecordFailed`].
+    /// Then the payout must **never** be paid again under a new payment ID; submit the same
+    /// payout again, or let reconcile resolve it. (Smithy-style: the error says whether the
+    /// request may have been sent.)
+    pub fn may_have_reached_platform(&self) -> bool {
+        matches!(
+            self,
+            Self::OutcomeUnknown { .. } | Self::InFlight { .. } | Self::RecordFailed { .. }
+        )
     }
 
     /// True when the platform refused the request (it was not registered).

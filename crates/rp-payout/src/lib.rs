@@ -8,16 +8,25 @@
 //!   have reached the platform (timeout, dropped connection, 5xx) is resolved by a status
 //!   request and, only if the platform does not have it, resent under the **same** payment
 //!   ID. It returns a [`PayoutReceipt`] (accepted), or an [`Error`]: [`Error::Rejected`] with
-//!   the platform code, or [`Error::OutcomeUnknown`] (recorded; reconcile resolves it). Submitting
-//!   the same payout again never pays twice; a different payout under a used payment ID is
-//!   refused.
+//!   the platform code (nothing reached the platform), or an error for which
+//!   [`Error::may_have_reached_platform`] is true ([`Error::OutcomeUnknown`],
+//!   [`Error::InFlight`], [`Error::RecordFailed`]): the payout may exist, so it is never paid
+//!   again under a new payment ID; reconcile resolves it. Once an attempt may have reached the
+//!   platform, a refused resend never ends the call as a rejection. Submitting the same payout
+//!   again never pays twice; a different payout under a used payment ID is refused.
 //! - [`Client::handle_callback`] takes the raw body of the platform's callback and returns a
-//!   [`CallbackOutcome`]: verified (signature and project), de-duplicated, applied by the state
-//!   rules (a final status never goes back; a reversal after success is its own event), with
-//!   the HTTP status and body the web handler must answer.
-//! - [`Client::reconcile`] asks the status endpoint about every payout whose result is overdue,
-//!   and lists those the platform does not have (or that ended in `error`):
-//!   [`Client::resume`] sends them again under the same payment ID.
+//!   [`CallbackOutcome`]: verified (signature and project; a body with a `;` in a value is
+//!   refused as ambiguous), checked to be about *this* payout (amount, currency, phone number,
+//!   customer), de-duplicated, applied by the state rules (a final status never goes back; a
+//!   reversal, a contradiction or an unknown status after a final one is kept and marked for
+//!   attention), with the HTTP status and body the web handler must answer.
+//! - [`Client::reconcile_and_resume`] asks the status endpoint about every payout whose result
+//!   is overdue and sends those the platform does not have (or that ended in `error`) again,
+//!   under the same payment ID. ([`Client::reconcile`] only asks; [`Client::resume`] sends one.)
+//!
+//! Whatever the platform reports under a payment ID (a status after an unknown outcome or a
+//! `3041`, a callback) is adopted only if it is the recorded payout; otherwise it is surfaced
+//! ([`PayoutState::PaymentIdTaken`], [`PayoutRecord::attention`]), never applied.
 //!
 //! With the `axum` feature, [`axum::callback_router`] is that web handler, ready to mount.
 //!
@@ -65,7 +74,10 @@
 //! let body = rp_sign::testing::sign_callback(
 //!     &serde_json::json!({
 //!         "project_id": 1234,
-//!         "payment": {"id": payout.payment_id().as_str(), "type": "payout", "status": "success"},
+//!         "payment": {"id": payout.payment_id().as_str(), "type": "payout", "status": "success",
+//!                     "sum": {"amount": 150000, "currency": "KZT"}},
+//!         "account": {"number": "77011234567"},
+//!         "customer": {"id": "customer-123"},
 //!         "operation": {"id": 17, "type": "payout", "status": "success", "code": "0", "message": "Success"}
 //!     }),
 //!     &SecretKey::from("project-secret"),
@@ -89,6 +101,7 @@ mod client;
 mod clock;
 mod config;
 mod error;
+mod identity;
 mod ids;
 mod operators;
 mod reconcile;
@@ -105,7 +118,9 @@ pub use config::{Config, DEFAULT_BASE_URL, ENV_BASE_URL, ENV_PROJECT_ID, ENV_SEC
 pub use error::Error;
 pub use ids::{PaymentIdGenerator, RandomPaymentIds, SequentialPaymentIds};
 pub use operators::OperatorList;
-pub use reconcile::{RECONCILE_BATCH, ReconcileEntry, ReconcileReport, ReconcileResult};
+pub use reconcile::{
+    RECONCILE_BATCH, ReconcileEntry, ReconcileReport, ReconcileResult, ResendEntry, ResendResult,
+};
 pub use retry::RetryPolicy;
 pub use store::{
     Inserted, MemoryStore, PayoutRecord, PayoutState, PayoutStore, StatusChange, Updated,

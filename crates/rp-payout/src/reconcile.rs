@@ -3,18 +3,47 @@
 use rp_model::PaymentId;
 
 use crate::store::{PayoutState, StatusChange};
-use crate::{Client, Error};
+use crate::{Client, Error, PayoutReceipt};
 
 /// Page size of [`Client::reconcile`]: it asks the store for this many unsettled payouts at a
 /// time, and walks every page.
 pub const RECONCILE_BATCH: usize = 500;
 
-/// What [`Client::reconcile`] did.
+/// What [`Client::reconcile`] (and [`Client::reconcile_and_resume`]) did.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ReconcileReport {
     /// One entry per overdue payout asked about.
     pub entries: Vec<ReconcileEntry>,
+    /// With [`Client::reconcile_and_resume`]: one entry per payout sent again.
+    pub resent: Vec<ResendEntry>,
+}
+
+/// A payout that [`Client::reconcile_and_resume`] sent again under its payment ID.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ResendEntry {
+    /// The payment ID.
+    pub payment_id: PaymentId,
+    /// What the resend did.
+    pub result: ResendResult,
+}
+
+/// The result of sending a payout again ([`Client::resume`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ResendResult {
+    /// The platform has it now (accepted, or found by status).
+    Sent(PayoutReceipt),
+    /// The resend failed; `may_have_reached_platform` as in
+    /// [`Error::may_have_reached_platform`]: when true the payout is recorded as unknown and
+    /// reconciled again, never to be paid under a new payment ID.
+    Failed {
+        /// The error, as text.
+        error: String,
+        /// Whether the payout may exist on the platform.
+        may_have_reached_platform: bool,
+    },
 }
 
 /// One payout asked about during reconciliation.
@@ -125,6 +154,31 @@ impl Client {
                 return Ok(report);
             }
         }
+    }
+
+    /// [`Client::reconcile`], then [`Client::resume`] for every payout it found not registered
+    /// on the platform or ended in `error` ([`ReconcileReport::needs_resend`]): each is sent
+    /// again under its **same** payment ID, one after the other (each may wait out the retry
+    /// policy), and the results are in [`ReconcileReport::resent`]. Call it periodically.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::reconcile`]; failures of single payouts are in the report.
+    pub async fn reconcile_and_resume(&self) -> Result<ReconcileReport, Error> {
+        let mut report = self.reconcile().await?;
+        let resend: Vec<PaymentId> = report.needs_resend().into_iter().cloned().collect();
+        for payment_id in resend {
+            let result = match self.resume(&payment_id).await {
+                Ok(receipt) => ResendResult::Sent(receipt),
+                Err(error) => ResendResult::Failed {
+                    may_have_reached_platform: error.may_have_reached_platform(),
+                    error: error.to_string(),
+                },
+            };
+            tracing::info!(payment_id = %payment_id, ?result, "resent after reconcile");
+            report.resent.push(ResendEntry { payment_id, result });
+        }
+        Ok(report)
     }
 
     async fn reconcile_one(&self, payment_id: &PaymentId, listed: &PayoutState) -> ReconcileResult {

@@ -1,18 +1,19 @@
 //! The retry policy as a pure function: [`decide`] maps what happened to what to do next.
 //!
 //! No I/O, no clock, no randomness: the caller passes the elapsed time and a jitter sample,
-//! so every branch is a plain unit test. The rules (invariant 5):
+//! so every branch is a plain unit test. The rules (invariants 5 and 9):
 //!
 //! | Observation | Next step |
 //! | --- | --- |
 //! | payout accepted | [`Step::Accepted`] |
-//! | rejected with `3041` after an attempt that *may* have reached the platform | [`Step::FirstAttemptGotThrough`] |
-//! | rejected with `3041` otherwise (an earlier call, process or store sent it) | ask the status at once; a later `3041` counts as got through |
-//! | rejected with any other code | [`Step::Rejected`]: never resent |
+//! | rejected with `3041` "payment ID already exists" | ask the status after [`RetryPolicy::status_delay`]: the platform has a payment under this ID, adopted only if a signed status shows it is this payout |
+//! | rejected with any other code, no attempt may have reached the platform | [`Step::Rejected`]: never resent |
+//! | rejected with any other code **after an attempt that may have reached the platform** | ask the status after [`RetryPolicy::status_delay`]: the refusal may be caused by that attempt (e.g. 3028, a limit), so it says nothing about this payment |
 //! | `429` | resend the same request after `Retry-After` (else backoff) |
 //! | not sent (connect failure) | resend the same request after backoff |
 //! | maybe sent (timeout, dropped connection, 5xx, unreadable answer) | ask the status after [`RetryPolicy::status_delay`] |
-//! | status: `3061` not found | resend the same request (same payment ID) after backoff |
+//! | status: `3061` not found, after a `3041` | ask again after [`RetryPolicy::status_delay`] (the status lags; resending would only get `3041` again) |
+//! | status: `3061` not found, otherwise | resend the same request (same payment ID) after backoff |
 //! | status: `error` | resend the same request (same payment ID) after backoff |
 //! | status: any other status | [`Step::Registered`]: never resent, follow the status (the caller checks it is this payout) |
 //! | status request failed | ask again after backoff |
@@ -22,9 +23,11 @@
 //! result is [`Step::GiveUpUnknown`] if any attempt may have reached the platform, else
 //! [`Step::GiveUpNotSent`]. A new payment ID is never an option.
 //!
-//! `3041` "payment ID already exists" is never a plain rejection: it means the platform has a
-//! payment under this ID, which is this payout whenever an earlier attempt (in this call or
-//! before it) got through. After [`decide`], record the observation with
+//! **Maybe-sent is sticky.** Once any attempt may have reached the platform
+//! ([`RetryState::maybe_sent`], also set by the caller when an earlier call left the outcome
+//! unknown), only a signed answer about *this* payment settles the call: a status found, or
+//! the budget running out as [`Step::GiveUpUnknown`]. A refusal of a later resend never ends
+//! it as [`Step::Rejected`]. After [`decide`], record the observation with
 //! [`RetryState::observe`].
 
 use std::time::Duration;
@@ -103,19 +106,23 @@ pub struct RetryState {
     /// Time since the call started.
     pub elapsed: Duration,
     /// Whether an earlier payout request may have reached the platform (or, after a `3041`,
-    /// did).
+    /// did). Set it when the call starts from an unknown outcome; never cleared.
     pub maybe_sent: bool,
+    /// Whether the platform answered `3041` "payment ID already exists" during this call.
+    pub payment_id_exists: bool,
 }
 
 impl RetryState {
     /// Records what `observation` says about the platform, after [`decide`] was called for
     /// it: an answer that may have come from a registered request (a maybe-sent outcome, or
-    /// `3041` "payment ID already exists") sets [`RetryState::maybe_sent`], so a later `3041`
-    /// counts as [`Step::FirstAttemptGotThrough`] and running out of budget is
-    /// [`Step::GiveUpUnknown`].
+    /// `3041` "payment ID already exists") sets [`RetryState::maybe_sent`], so a later refusal
+    /// is not taken as final and running out of budget is [`Step::GiveUpUnknown`].
     pub fn observe(&mut self, observation: &Observation) {
         if observation.may_be_registered() {
             self.maybe_sent = true;
+        }
+        if observation.is_payment_id_exists() {
+            self.payment_id_exists = true;
         }
     }
 }
@@ -123,11 +130,12 @@ impl RetryState {
 impl Observation {
     /// Whether the observation says the payout may be registered on the platform.
     fn may_be_registered(&self) -> bool {
-        match self {
-            Observation::MaybeSent => true,
-            Observation::Rejected { code } => code.is(ResponseCode::PAYMENT_ID_EXISTS),
-            _ => false,
-        }
+        matches!(self, Observation::MaybeSent) || self.is_payment_id_exists()
+    }
+
+    /// Whether it is the refusal `3041` "payment ID already exists".
+    fn is_payment_id_exists(&self) -> bool {
+        matches!(self, Observation::Rejected { code } if code.is(ResponseCode::PAYMENT_ID_EXISTS))
     }
 }
 
@@ -147,11 +155,10 @@ pub enum Step {
     },
     /// Done: the payout was accepted.
     Accepted,
-    /// Done: a resend was answered 3041, so an earlier attempt got through.
-    FirstAttemptGotThrough,
     /// Done: the status endpoint knows the payment; follow its status, do not resend.
     Registered,
-    /// Done: the platform refused the payout; it was not registered. Do not resend.
+    /// Done: the platform refused the payout and no attempt may have reached it: it was not
+    /// registered. Do not resend.
     Rejected,
     /// Done: the budget ran out and an attempt may have reached the platform; reconcile.
     GiveUpUnknown,
@@ -223,18 +230,20 @@ pub fn decide(
     };
     match observation {
         Observation::Accepted => Step::Accepted,
-        Observation::Rejected { code } if code.is(ResponseCode::PAYMENT_ID_EXISTS) => {
-            if state.maybe_sent {
-                Step::FirstAttemptGotThrough
-            } else {
-                // Sent before this call (another call, process or store): ask whose it is.
-                check(Duration::ZERO)
-            }
+        // The platform has a payment under this ID: whose it is, only a signed status tells,
+        // and not before the platform's delay.
+        Observation::Rejected { .. } if observation.is_payment_id_exists() => {
+            check(policy.status_delay)
         }
+        // Maybe-sent is sticky: a refused resend may be caused by the attempt that got
+        // through (3028 balance, a limit code), so it says nothing about this payment.
+        Observation::Rejected { .. } if state.maybe_sent => check(policy.status_delay),
         Observation::Rejected { .. } => Step::Rejected,
         Observation::RateLimited { retry_after } => {
             send(retry_after.unwrap_or_else(|| backoff(policy, state.attempts, jitter)))
         }
+        // The platform said the ID exists; its status endpoint lags behind (10 s and more).
+        Observation::StatusNotFound if state.payment_id_exists => check(policy.status_delay),
         Observation::NotSent | Observation::StatusNotFound => {
             send(backoff(policy, state.attempts, jitter))
         }
@@ -302,11 +311,26 @@ mod tests {
     }
 
     #[test]
-    fn payment_id_exists_on_a_first_attempt_asks_the_status_at_once() {
+    fn payment_id_exists_asks_the_status_after_the_platforms_delay() {
+        // Never at once: the platform may answer 3061 for 10 s and more.
         assert_eq!(
             decide_now(after_first_send(), &payment_id_exists()),
             Step::CheckStatus {
-                after: Duration::ZERO
+                after: Duration::from_secs(10)
+            }
+        );
+        // Also on a resend after an attempt that may have got through: never adopted
+        // without a signed status.
+        let resent = RetryState {
+            attempts: 2,
+            status_checks: 1,
+            maybe_sent: true,
+            ..RetryState::default()
+        };
+        assert_eq!(
+            decide_now(resent, &payment_id_exists()),
+            Step::CheckStatus {
+                after: Duration::from_secs(10)
             }
         );
     }
@@ -322,25 +346,29 @@ mod tests {
     }
 
     #[test]
-    fn after_a_first_3041_a_later_3041_means_got_through() {
+    fn after_a_3041_not_found_asks_again_and_a_second_3041_still_adopts_nothing() {
         let mut state = after_first_send();
         state.observe(&payment_id_exists());
-        assert!(state.maybe_sent);
+        assert!(state.maybe_sent && state.payment_id_exists);
         state.status_checks = 1;
-        // The status check does not know it yet (the platform's 10 s): resend, same ID.
-        assert!(matches!(
-            decide_now(state, &Observation::StatusNotFound),
-            Step::Send { .. }
-        ));
-        state.attempts = 2;
+        // The status does not know it yet (it lags): ask again later, do not resend.
         assert_eq!(
-            decide_now(state, &payment_id_exists()),
-            Step::FirstAttemptGotThrough
+            decide_now(state, &Observation::StatusNotFound),
+            Step::CheckStatus {
+                after: Duration::from_secs(10)
+            }
         );
+        // Out of status checks: unknown, never "got through" without a status.
+        state.status_checks = 2;
+        assert_eq!(
+            decide_now(state, &Observation::StatusNotFound),
+            Step::GiveUpUnknown
+        );
+        assert_eq!(decide_now(state, &payment_id_exists()), Step::GiveUpUnknown);
     }
 
     #[test]
-    fn after_a_first_3041_a_found_status_is_registered() {
+    fn after_a_3041_a_found_status_is_registered() {
         let mut state = after_first_send();
         state.observe(&payment_id_exists());
         state.status_checks = 1;
@@ -371,21 +399,38 @@ mod tests {
         }
     }
 
+    /// Defect: first attempt maybe sent, status 3061 (the platform's lag), resend refused
+    /// with 3028 (caused by the first attempt): it was recorded as a final rejection.
     #[test]
-    fn payment_id_exists_on_a_resend_means_the_first_got_through() {
+    fn a_refused_resend_after_a_maybe_sent_attempt_is_never_a_rejection() {
         let state = RetryState {
             attempts: 2,
             status_checks: 1,
             maybe_sent: true,
             ..RetryState::default()
         };
-        let observation = Observation::Rejected {
-            code: ResponseCode::new("3041"),
-        };
-        assert_eq!(
-            decide_now(state, &observation),
-            Step::FirstAttemptGotThrough
-        );
+        for code in ["3028", "3109", "3104", "2004"] {
+            let observation = Observation::Rejected {
+                code: ResponseCode::new(code),
+            };
+            assert_eq!(
+                decide_now(state, &observation),
+                Step::CheckStatus {
+                    after: Duration::from_secs(10)
+                },
+                "{code}"
+            );
+            // Out of budget it is unknown (reconcile keeps asking), never rejected.
+            let spent = RetryState {
+                status_checks: 2,
+                ..state
+            };
+            assert_eq!(
+                decide_now(spent, &observation),
+                Step::GiveUpUnknown,
+                "{code}"
+            );
+        }
     }
 
     #[test]

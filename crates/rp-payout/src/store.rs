@@ -79,12 +79,23 @@ impl PayoutState {
         };
         if current == new {
             StatusChange::Duplicate
-        } else if !current.is_final() || *current == PaymentStatus::Error {
+        } else if !current.is_final() {
             StatusChange::Apply
+        } else if *current == PaymentStatus::Error {
+            // `error` is final for its request; only a final status (of a resend) follows it.
+            // A non-final one is a late or redelivered status of the request that errored:
+            // applying it would hide the `error` and stop the payout from being resent.
+            if new.is_final() {
+                StatusChange::Apply
+            } else {
+                StatusChange::Stale
+            }
         } else if current.is_paid()
             && matches!(new, PaymentStatus::Reversed | PaymentStatus::Refunded)
         {
             StatusChange::Reversal
+        } else if matches!(new, PaymentStatus::Other(_)) {
+            StatusChange::Unrecognised
         } else if !new.is_final() {
             StatusChange::Stale
         } else {
@@ -113,11 +124,14 @@ impl fmt::Display for PayoutState {
 ///
 /// | Current | New | Change |
 /// | --- | --- | --- |
-/// | no status yet, or a non-final status, or `error` | any other | `Apply` |
+/// | no status yet, or a non-final status | any other | `Apply` |
 /// | `s` | the same `s` | `Duplicate` |
-/// | paid (`success`, `partially paid out`) | `reversed`, `refunded` | `Reversal` (applied) |
+/// | `error` | a final status | `Apply` (a resend's result) |
+/// | `error` | a non-final status | `Stale` (a late status of the request that errored) |
+/// | paid (`success`, `partially paid out`) | `reversed`, `refunded` | `Reversal` (applied, needs attention) |
+/// | final | a status this client does not know (e.g. `partially reversed`) | `Unrecognised` (kept, needs attention) |
 /// | final | non-final | `Stale` (ignored: a final status never goes back) |
-/// | final | another final | `Conflict` (ignored and surfaced) |
+/// | final | another final | `Conflict` (kept, needs attention) |
 /// | payment ID taken by another payout | any | `Conflict` (it is the other payout's status) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -130,8 +144,13 @@ pub enum StatusChange {
     Reversal,
     /// An older, non-final status after a final one (out of order): ignore.
     Stale,
-    /// A final status that contradicts the recorded final one: ignore and investigate.
+    /// A final status that contradicts the recorded final one: not applied; the record is
+    /// marked as needing attention ([`PayoutRecord::attention`]).
     Conflict,
+    /// A status this client does not know, after a final one: it may move money (e.g.
+    /// `partially reversed`), so it is never dropped: not applied, and the record is marked as
+    /// needing attention ([`PayoutRecord::attention`]).
+    Unrecognised,
 }
 
 /// A payout as recorded by the client.
@@ -158,6 +177,11 @@ pub struct PayoutRecord {
     pub last_code: Option<ResponseCode>,
     /// The message that goes with `last_code`.
     pub last_message: Option<String>,
+    /// Why a person should look at this payout, if one should: a reversal, a final status that
+    /// contradicts the recorded one, a status this client does not know after a final one, or
+    /// a callback or status describing another payment under this ID. Set by the client, kept
+    /// until a person deals with it; phone numbers in it are masked.
+    pub attention: Option<String>,
 }
 
 impl PayoutRecord {
@@ -173,6 +197,7 @@ impl PayoutRecord {
             request_id: None,
             last_code: None,
             last_message: None,
+            attention: None,
         }
     }
 }
@@ -191,6 +216,7 @@ impl fmt::Debug for PayoutRecord {
             .field("request_id", &self.request_id)
             .field("last_code", &self.last_code)
             .field("last_message", &self.last_message)
+            .field("attention", &self.attention)
             .finish_non_exhaustive()
     }
 }
@@ -476,8 +502,32 @@ mod tests {
             (PayoutState::Status(P::Success), P::Decline, C::Conflict),
             (PayoutState::Status(P::Decline), P::Success, C::Conflict),
             (PayoutState::Status(P::Reversed), P::Success, C::Conflict),
-            (PayoutState::Status(P::Error), P::Processing, C::Apply),
+            // A redelivered `processing` of the request that errored must not hide the error.
+            (PayoutState::Status(P::Error), P::Processing, C::Stale),
+            (PayoutState::Status(P::Error), P::AwaitingRetry, C::Stale),
             (PayoutState::Status(P::Error), P::Success, C::Apply),
+            (PayoutState::Status(P::Error), P::Decline, C::Apply),
+            // An unknown status after a final one may move money: never dropped as stale.
+            (
+                PayoutState::Status(P::Success),
+                P::Other("partially reversed".into()),
+                C::Unrecognised,
+            ),
+            (
+                PayoutState::Status(P::Decline),
+                P::Other("something new".into()),
+                C::Unrecognised,
+            ),
+            (
+                PayoutState::Status(P::Processing),
+                P::Other("something new".into()),
+                C::Apply,
+            ),
+            (
+                PayoutState::Status(P::Success),
+                P::PartiallyPaidOut,
+                C::Conflict,
+            ),
             (PayoutState::PaymentIdTaken, P::Success, C::Conflict),
             (PayoutState::PaymentIdTaken, P::Error, C::Conflict),
         ];

@@ -173,17 +173,24 @@ impl Gate {
 
     /// A client for this Gate with `config` (its base URL and timeouts are replaced).
     pub(crate) fn client_from(&self, config: Config) -> (Client, ManualClock, Arc<MemoryStore>) {
-        let config = config
-            .with_base_url(&self.url)
-            .with_timeouts(Duration::from_millis(200), Duration::from_millis(300));
         let clock = ManualClock::new();
         let store = Arc::new(MemoryStore::new());
-        let client = Client::builder(config)
+        let client = self
+            .client_builder(config)
             .clock(Arc::new(clock.clone()))
             .store(store.clone())
             .build()
             .unwrap();
         (client, clock, store)
+    }
+
+    /// A client builder for this Gate with `config` (its base URL and timeouts replaced) and
+    /// a manual clock; the store is the caller's.
+    pub(crate) fn client_builder(&self, config: Config) -> rp_payout::ClientBuilder {
+        let config = config
+            .with_base_url(&self.url)
+            .with_timeouts(Duration::from_millis(200), Duration::from_millis(300));
+        Client::builder(config).clock(Arc::new(ManualClock::new()))
     }
 }
 

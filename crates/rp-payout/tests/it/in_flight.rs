@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rp_model::{PaymentStatus, ProjectId};
 use rp_payout::{
-    Acceptance, Client, Clock, ManualClock, MemoryStore, PayoutRecord, PayoutState, PayoutStore,
-    ReconcileResult,
+    Acceptance, Client, Clock, Error, ManualClock, MemoryStore, PayoutRecord, PayoutState,
+    PayoutStore, ReconcileResult,
 };
 
 use crate::gate::{Gate, PROJECT, accepted, config, not_found, payout, pid, status_reply};
@@ -66,11 +66,24 @@ async fn submitting_an_in_flight_payout_sends_nothing() {
     let gate = Gate::start().await;
     let (client, clock, _store) = with_created(&gate, "p-twin").await;
     clock.advance(Duration::from_secs(30));
-    let receipt = client.payout(&payout("p-twin")).await.unwrap();
-    assert_eq!(receipt.acceptance, Acceptance::AlreadyRecorded);
-    assert_eq!(receipt.state, PayoutState::Created);
-    let receipt = client.resume(&pid("p-twin")).await.unwrap();
-    assert_eq!(receipt.acceptance, Acceptance::AlreadyRecorded);
+    // Defect 7 (review): this was `Ok(AlreadyRecorded)`, which a caller could read as "it is
+    // with the platform" although nothing may ever have been sent. Now it is an error the
+    // caller must handle, and it says the payout may exist.
+    let error = client.payout(&payout("p-twin")).await.unwrap_err();
+    let Error::InFlight {
+        seconds_ago,
+        window_seconds,
+        ..
+    } = &error
+    else {
+        panic!("{error}");
+    };
+    assert_eq!(*seconds_ago, 30);
+    assert!(*window_seconds > 30);
+    assert!(error.may_have_reached_platform());
+    assert!(error.to_string().contains("do NOT pay it again"), "{error}");
+    let error = client.resume(&pid("p-twin")).await.unwrap_err();
+    assert!(matches!(error, Error::InFlight { .. }), "{error}");
     assert!(gate.calls().is_empty());
 }
 

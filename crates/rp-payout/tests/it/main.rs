@@ -10,3 +10,4 @@ mod operators;
 mod payout;
 mod reconcile;
 mod status;
+mod store_failure;

@@ -240,18 +240,95 @@ async fn status_error_resends_with_the_same_payment_id() {
     assert_eq!(state_of(&store, "p-e").await, PayoutState::Accepted);
 }
 
+/// Defect (review): a second 3041 adopted the payment with no check. Now a 3041 on a resend
+/// is adopted only through a matching signed status, asked after the platform's delay.
 #[tokio::test]
-async fn payment_id_exists_on_a_resend_means_the_first_got_through() {
+async fn payment_id_exists_on_a_resend_is_adopted_only_through_a_matching_status() {
     let gate = Gate::start().await;
     gate.on_payout(server_error())
         .on_status(not_found())
-        .on_payout(envelope(409, "3041", "Payment ID already exists", None));
-    let (client, _clock, store) = gate.client_with(fast_retry());
+        .on_payout(envelope(409, "3041", "Payment ID already exists", None))
+        .on_status(not_found())
+        .on_status(status_reply("p-3041", "processing"));
+    let (client, clock, store) = gate.client_with(fast_retry());
 
     let receipt = client.payout(&payout("p-3041")).await.unwrap();
-    assert_eq!(receipt.acceptance, Acceptance::FirstAttemptGotThrough);
-    assert_eq!(state_of(&store, "p-3041").await, PayoutState::Accepted);
-    assert_eq!(gate.calls(), ["payout", "status", "payout"]);
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(
+        state_of(&store, "p-3041").await,
+        PayoutState::Status(PaymentStatus::Processing)
+    );
+    assert_eq!(
+        gate.calls(),
+        ["payout", "status", "payout", "status", "status"],
+        "after the 3041 only the status is asked, never a third payout"
+    );
+    let sleeps = clock.sleeps();
+    assert_eq!(sleeps[sleeps.len() - 1], Duration::from_secs(10));
+    assert_eq!(sleeps[sleeps.len() - 2], Duration::from_secs(10));
+}
+
+/// Defect 1 (review): first attempt maybe sent (500), the status lags (3061), the resend is
+/// refused with 3028 because the first attempt took the balance: it was recorded as a final
+/// rejection, never reconciled, and replayed on resubmission. Now the call asks the status
+/// and adopts the payment the first attempt made.
+#[tokio::test]
+async fn a_refused_resend_after_a_maybe_sent_attempt_asks_the_status_and_finds_it() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error())
+        .on_status(not_found())
+        .on_payout(envelope(
+            400,
+            "3028",
+            "Insufficient funds on merchant balance",
+            None,
+        ))
+        .on_status(status_reply("p-3028", "success"));
+    let (client, _clock, store) = gate.client_with(fast_retry());
+
+    let receipt = client.payout(&payout("p-3028")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(
+        state_of(&store, "p-3028").await,
+        PayoutState::Status(PaymentStatus::Success)
+    );
+    assert_eq!(gate.calls(), ["payout", "status", "payout", "status"]);
+}
+
+/// Defect 1, when the status never shows the payment within the call: unknown (reconcile keeps
+/// asking), never rejected; a resubmission asks the status instead of replaying a rejection.
+#[tokio::test]
+async fn a_refused_resend_after_a_maybe_sent_attempt_is_unknown_never_rejected() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error())
+        .on_status(not_found())
+        .on_payout(envelope(
+            400,
+            "3109",
+            "Payment Constraint Daily payout amount exceeded",
+            None,
+        ))
+        .on_status(not_found());
+    let (client, _clock, store) = gate.client_with(RetryPolicy {
+        max_attempts: 2,
+        max_status_checks: 2,
+        ..fast_retry()
+    });
+
+    let error = client.payout(&payout("p-lim")).await.unwrap_err();
+    assert!(error.is_outcome_unknown(), "{error}");
+    assert!(error.may_have_reached_platform());
+    assert!(error.to_string().contains("3109"), "{error}");
+    assert_eq!(state_of(&store, "p-lim").await, PayoutState::Unknown);
+
+    // Submitting it again resolves it through the status, which now knows it.
+    gate.on_status(status_reply("p-lim", "success"));
+    let receipt = client.payout(&payout("p-lim")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(
+        gate.calls(),
+        ["payout", "status", "payout", "status", "status"]
+    );
 }
 
 fn payment_id_exists() -> Reply {
@@ -278,7 +355,11 @@ async fn payment_id_exists_on_a_first_attempt_is_resolved_by_the_status() {
     assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
     assert_eq!(receipt.attempts, 1);
     assert_eq!(gate.calls(), ["payout", "status"], "never resent");
-    assert_eq!(clock.sleeps()[1], Duration::ZERO, "asked at once");
+    assert_eq!(
+        clock.sleeps()[1],
+        Duration::from_secs(10),
+        "asked after the platform's delay, not at once"
+    );
     assert_eq!(
         state_of(&store, "p-used").await,
         PayoutState::Status(PaymentStatus::Processing)
@@ -316,17 +397,73 @@ async fn payment_id_exists_with_a_different_amount_on_the_platform_is_a_conflict
     assert_eq!(gate.calls(), ["payout", "status"]);
 }
 
+/// Defect 5 (review): 3041, then 3061 from the lagging status, then a resend answered 3041
+/// adopted the payment without any check. Now the status is asked again (no resend) until
+/// it shows the payment, or the outcome stays unknown.
 #[tokio::test]
-async fn payment_id_exists_then_not_found_then_3041_again_means_got_through() {
+async fn payment_id_exists_then_not_found_waits_for_the_status_and_never_adopts_blindly() {
     let gate = Gate::start().await;
     gate.on_payout(payment_id_exists())
         .on_status(not_found())
-        .on_payout(payment_id_exists());
+        .on_status(not_found())
+        .on_status(not_found())
+        .on_status(not_found());
     let (client, _clock, store) = gate.client_with(fast_retry());
-    let receipt = client.payout(&payout("p-lag")).await.unwrap();
-    assert_eq!(receipt.acceptance, Acceptance::FirstAttemptGotThrough);
-    assert_eq!(state_of(&store, "p-lag").await, PayoutState::Accepted);
-    assert_eq!(gate.calls(), ["payout", "status", "payout"]);
+    let error = client.payout(&payout("p-lag")).await.unwrap_err();
+    assert!(error.is_outcome_unknown(), "{error}");
+    assert_eq!(state_of(&store, "p-lag").await, PayoutState::Unknown);
+    assert_eq!(
+        gate.calls(),
+        ["payout", "status", "status", "status", "status"],
+        "never resent, never adopted without a status"
+    );
+}
+
+/// Defect 5: after a 3041 the platform's payment is adopted only if it is this payout: a
+/// payment under the ID to another phone, or for another customer, is a conflict.
+#[tokio::test]
+async fn payment_id_exists_for_another_phone_or_customer_is_a_conflict() {
+    for (field, value, shown) in [
+        ("number", "77019999999", "7701***9999"),
+        ("customer", "customer-2", "customer-2"),
+    ] {
+        let gate = Gate::start().await;
+        let mut body = status_body("p-who", "success");
+        if field == "number" {
+            body["account"]["number"] = serde_json::json!(value);
+        } else {
+            body["customer"]["id"] = serde_json::json!(value);
+        }
+        gate.on_payout(payment_id_exists())
+            .on_status(Reply::Signed(body));
+        let (client, _clock, store) = gate.client();
+        let error = client.payout(&payout("p-who")).await.unwrap_err();
+        let Error::PaymentIdConflict { platform, .. } = &error else {
+            panic!("{field}: {error}");
+        };
+        assert!(platform.as_deref().unwrap().contains(shown), "{error}");
+        assert!(!error.to_string().contains("77019999999"), "{error}");
+        let record = store.get(&pid("p-who")).await.unwrap().unwrap();
+        assert_eq!(record.state, PayoutState::PaymentIdTaken, "{field}");
+        assert!(record.attention.is_some(), "{field}");
+    }
+}
+
+/// Defect 5: a status without `payment.sum` cannot be matched: never adopted.
+#[tokio::test]
+async fn a_status_without_a_sum_is_never_adopted() {
+    let gate = Gate::start().await;
+    let mut body = status_body("p-nosum", "success");
+    body["payment"].as_object_mut().unwrap().remove("sum");
+    gate.on_payout(payment_id_exists())
+        .on_status(Reply::Signed(body));
+    let (client, _clock, store) = gate.client();
+    let error = client.payout(&payout("p-nosum")).await.unwrap_err();
+    assert!(error.to_string().contains("no payment.sum"), "{error}");
+    assert_eq!(
+        state_of(&store, "p-nosum").await,
+        PayoutState::PaymentIdTaken
+    );
 }
 
 #[tokio::test]

@@ -210,3 +210,42 @@ async fn reconcile_reaches_every_unsettled_payout_not_only_the_first_page() {
     );
     assert_eq!(report.entries.len(), RECONCILE_BATCH + 2);
 }
+
+/// Defect 7 (review): resending what reconcile found not registered is one call.
+#[tokio::test]
+async fn reconcile_and_resume_resends_what_the_platform_does_not_have() {
+    let gate = Gate::start().await;
+    gate.on_payout(server_error()).on_status(server_error());
+    let (client, clock, store) = gate.client_with(RetryPolicy {
+        max_status_checks: 1,
+        ..fast_retry()
+    });
+    assert!(
+        client
+            .payout(&payout("p-rr"))
+            .await
+            .unwrap_err()
+            .is_outcome_unknown()
+    );
+
+    clock.advance(client.config().overdue_after);
+    gate.on_status(not_found())
+        .on_payout(accepted("p-rr", "r-9"));
+    let report = client.reconcile_and_resume().await.unwrap();
+    assert_eq!(report.needs_resend(), [&pid("p-rr")]);
+    assert_eq!(report.resent.len(), 1);
+    let rp_payout::ResendResult::Sent(receipt) = &report.resent[0].result else {
+        panic!("{report:?}");
+    };
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(gate.calls(), ["payout", "status", "status", "payout"]);
+    let received = gate.received();
+    assert_eq!(
+        received[0].body, received[3].body,
+        "same payment ID and body"
+    );
+    assert_eq!(
+        store.get(&pid("p-rr")).await.unwrap().unwrap().state,
+        PayoutState::Accepted
+    );
+}

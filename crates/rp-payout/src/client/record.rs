@@ -1,0 +1,279 @@
+//! Every change to a recorded payout: a compare-and-set on its version ([`Client::change`]),
+//! and the rules for what the platform reports: a status is adopted only after the identity
+//! check (`identity.rs`), applied by [`PayoutState::on_status`], and what needs a person is
+//! marked in [`PayoutRecord::attention`].
+
+use rp_model::{PaymentId, PaymentStatus, ResponseCode};
+
+use super::{Client, StatusReport};
+use crate::Error;
+use crate::identity::{self, Reported};
+use crate::store::{PayoutRecord, PayoutState, StatusChange, Updated};
+
+/// How many times a compare-and-set on a record is retried after a conflict.
+const MAX_CAS_TRIES: u32 = 8;
+
+/// A reported status, with what came with it, to apply to a record ([`Client::apply_status`]).
+#[derive(Debug, Clone)]
+pub(crate) struct StatusUpdate {
+    /// The payment status.
+    pub(crate) status: PaymentStatus,
+    /// The request the status is about (`operation.request_id`), when known.
+    pub(crate) request_id: Option<String>,
+    /// The code that came with it.
+    pub(crate) code: Option<ResponseCode>,
+    /// The message that came with it.
+    pub(crate) message: Option<String>,
+    /// With callbacks: an `error` reported for a request other than the recorded one (both
+    /// request IDs known) is stale: the payout was resent since, and a late or redelivered
+    /// `error` of the earlier request must not undo it.
+    pub(crate) earlier_error_is_stale: bool,
+}
+
+impl Client {
+    /// Records that the platform accepted the payout request (`request_id`, when it gave one).
+    /// A callback that got there first is at least as advanced and is kept.
+    pub(super) async fn record_accepted(
+        &self,
+        payment_id: &PaymentId,
+        request_id: Option<String>,
+    ) -> Result<PayoutRecord, Error> {
+        Ok(self
+            .change(payment_id, |current| {
+                let newer_request = request_id.is_some() && current.request_id != request_id;
+                let advance = match &current.state {
+                    PayoutState::Created | PayoutState::Unknown | PayoutState::NotRegistered => {
+                        true
+                    }
+                    // An `error` reported for an earlier request: this resend was accepted.
+                    PayoutState::Status(PaymentStatus::Error) => newer_request,
+                    // A callback got there first: it is at least as advanced.
+                    _ => false,
+                };
+                let fill_request = current.request_id.is_none() && request_id.is_some();
+                if !advance && !fill_request {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                if advance {
+                    next.state = PayoutState::Accepted;
+                }
+                if request_id.is_some() {
+                    next.request_id.clone_from(&request_id);
+                }
+                (Some(next), ())
+            })
+            .await?
+            .0)
+    }
+
+    /// Applies the status of a payment the platform has, after checking it is this payout
+    /// (invariant 10): amount and currency (`payment.sum`, required), phone number and
+    /// customer (when reported). A payment that differs marks the record
+    /// [`PayoutState::PaymentIdTaken`] (with what differs in `last_message` and
+    /// [`PayoutRecord::attention`]) and is [`Error::PaymentIdConflict`]. An unsigned report is
+    /// [`Error::UnsignedStatus`] unless the config accepts it.
+    pub(crate) async fn apply_found(
+        &self,
+        payment_id: &PaymentId,
+        report: StatusReport,
+    ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
+        let report = self.trusted(report)?;
+        let record =
+            self.store.get(payment_id).await?.ok_or_else(|| {
+                Error::store(format!("update payout {payment_id}"), "not recorded")
+            })?;
+        if let Some(difference) =
+            identity::difference(&record.request, Reported::from_status(&report.raw))
+        {
+            tracing::warn!(%difference, "the platform's payment under this payment ID is not this payout; not adopting it");
+            self.change(payment_id, |current| {
+                if current.state == PayoutState::PaymentIdTaken {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.state = PayoutState::PaymentIdTaken;
+                next.last_code = None;
+                next.last_message = Some(difference.clone());
+                next.attention = Some(format!(
+                    "the platform holds another payment under this payment ID: {difference}"
+                ));
+                (Some(next), ())
+            })
+            .await?;
+            return Err(Error::PaymentIdConflict {
+                payment_id: payment_id.clone(),
+                platform: Some(difference),
+            });
+        }
+        let reported = StatusUpdate {
+            status: report.status.clone(),
+            request_id: report.request_id().map(str::to_owned),
+            code: report.last_code.clone(),
+            message: report.last_message.clone(),
+            earlier_error_is_stale: false,
+        };
+        self.apply_status(payment_id, &reported).await
+    }
+
+    /// Records an unknown outcome and builds its error.
+    pub(super) async fn unknown(
+        &self,
+        payment_id: &PaymentId,
+        attempts: u32,
+        last: String,
+    ) -> Error {
+        tracing::warn!(attempts, %last, "payout outcome unknown; it will be reconciled");
+        if let Err(error) = self
+            .settle_if_created(payment_id, PayoutState::Unknown, None, None)
+            .await
+        {
+            tracing::error!(%error, "could not record the unknown outcome; the record stays `created` and reconcile will resolve it");
+        }
+        Error::OutcomeUnknown {
+            payment_id: payment_id.clone(),
+            attempts,
+            last,
+        }
+    }
+
+    /// Moves a payout still in `Created` to `state` (a callback may have moved it already).
+    pub(super) async fn settle_if_created(
+        &self,
+        payment_id: &PaymentId,
+        state: PayoutState,
+        code: Option<ResponseCode>,
+        message: Option<String>,
+    ) -> Result<PayoutRecord, Error> {
+        Ok(self
+            .change(payment_id, |current| {
+                if current.state != PayoutState::Created {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.state = state.clone();
+                if code.is_some() {
+                    next.last_code.clone_from(&code);
+                    next.last_message.clone_from(&message);
+                }
+                (Some(next), ())
+            })
+            .await?
+            .0)
+    }
+
+    /// Applies a reported payment status by the state rules ([`PayoutState::on_status`]);
+    /// returns the stored record, the change and the previous state. A reversal, a
+    /// contradicting final status and an unknown status after a final one mark the record as
+    /// needing attention ([`PayoutRecord::attention`]); the last two leave the state as it is.
+    pub(crate) async fn apply_status(
+        &self,
+        payment_id: &PaymentId,
+        reported: &StatusUpdate,
+    ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
+        let status = &reported.status;
+        let (record, (change, previous)) = self
+            .change(payment_id, |current| {
+                let earlier_error = reported.earlier_error_is_stale
+                    && *status == PaymentStatus::Error
+                    && reported.request_id.is_some()
+                    && current.request_id.is_some()
+                    && reported.request_id != current.request_id;
+                let change = if earlier_error {
+                    StatusChange::Stale
+                } else {
+                    current.state.on_status(status)
+                };
+                let previous = current.state.clone();
+                let attention = attention(&current.state, status, change);
+                let mut next = current.clone();
+                match change {
+                    StatusChange::Apply | StatusChange::Reversal => {
+                        next.state = PayoutState::Status(status.clone());
+                        if reported.request_id.is_some() {
+                            next.request_id.clone_from(&reported.request_id);
+                        }
+                        if reported.code.is_some() {
+                            next.last_code.clone_from(&reported.code);
+                            next.last_message.clone_from(&reported.message);
+                        }
+                    }
+                    StatusChange::Conflict | StatusChange::Unrecognised => {}
+                    _ => return (None, (change, previous)),
+                }
+                if attention.is_some() {
+                    next.attention = attention;
+                }
+                if next == *current {
+                    return (None, (change, previous));
+                }
+                (Some(next), (change, previous))
+            })
+            .await?;
+        Ok((record, change, previous))
+    }
+
+    /// Compare-and-set with retries: `f` maps the current record to the new one (or `None` to
+    /// leave it) and a value to return.
+    pub(crate) async fn change<T>(
+        &self,
+        payment_id: &PaymentId,
+        f: impl Fn(&PayoutRecord) -> (Option<PayoutRecord>, T),
+    ) -> Result<(PayoutRecord, T), Error> {
+        let mut current =
+            self.store.get(payment_id).await?.ok_or_else(|| {
+                Error::store(format!("update payout {payment_id}"), "not recorded")
+            })?;
+        for _ in 0..MAX_CAS_TRIES {
+            let (next, value) = f(&current);
+            let Some(mut next) = next else {
+                return Ok((current, value));
+            };
+            next.updated_at = self.clock.now();
+            match self.store.update(current.version, next).await? {
+                Updated::Done(stored) => return Ok((stored, value)),
+                Updated::Conflict(Some(fresh)) => current = fresh,
+                Updated::Conflict(None) => {
+                    return Err(Error::store(
+                        format!("update payout {payment_id}"),
+                        "the record disappeared",
+                    ));
+                }
+            }
+        }
+        Err(Error::store(
+            format!("update payout {payment_id}"),
+            format!("still conflicting after {MAX_CAS_TRIES} tries"),
+        ))
+    }
+}
+
+/// Why a reported status needs a person, if it does.
+fn attention(
+    current: &PayoutState,
+    status: &PaymentStatus,
+    change: StatusChange,
+) -> Option<String> {
+    match change {
+        StatusChange::Reversal => Some(format!(
+            "the platform reported `{status}` after `{}`: the money came back; check with the customer",
+            current_status(current)
+        )),
+        StatusChange::Conflict => Some(format!(
+            "the platform reported `{status}`, contradicting `{}`; not applied: check the payment in the Dashboard",
+            current_status(current)
+        )),
+        StatusChange::Unrecognised => Some(format!(
+            "the platform reported `{status}` after `{}`, a status this client does not know; not applied: check the payment in the Dashboard",
+            current_status(current)
+        )),
+        _ => None,
+    }
+}
+
+fn current_status(state: &PayoutState) -> String {
+    match state {
+        PayoutState::Status(status) => status.to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,197 @@
+//! Submitting a payout: record it before the first byte is sent, or, for a payout already
+//! recorded, decide what is safe to send ([`Client::payout`], [`Client::resume`]).
+
+use rp_model::{PaymentId, PaymentStatus, Payout};
+use tracing::Instrument;
+
+use super::attempts::Start;
+use super::{Acceptance, Client, PayoutReceipt, elapsed, receipt};
+use crate::Error;
+use crate::store::{Inserted, PayoutRecord, PayoutState, Updated};
+
+/// How many times a resubmission re-reads a record that changed under it before it gives up
+/// with [`Error::InFlight`].
+const MAX_CLAIM_TRIES: u32 = 3;
+
+impl Client {
+    /// Pays out, at most once, whatever the network does.
+    ///
+    /// 1. Records the payout in the store before the first byte is sent. If its payment ID is
+    ///    already recorded: with different details → [`Error::PaymentIdConflict`]; with the same
+    ///    details → the recorded state, without sending (unless it is not registered on the
+    ///    platform or ended in `error`: then it is resent under the same payment ID, and an
+    ///    unknown outcome is first resolved through the status endpoint). A payout in
+    ///    [`PayoutState::Created`] is *in flight* (another call is sending it) for
+    ///    [`Config::in_flight_window`](crate::Config::in_flight_window): [`Error::InFlight`],
+    ///    nothing sent; older, its sender stopped, and it is resolved like an unknown outcome
+    ///    (status first).
+    /// 2. Sends it, following the retry rules of [`crate::retry`]. A `3041` "payment ID already
+    ///    exists" is resolved through the status endpoint: the payment found there is adopted
+    ///    ([`Acceptance::FoundByStatus`]) only if a signed status shows it is this payout (amount,
+    ///    currency, phone number, customer). Once an attempt may have reached the platform, a
+    ///    refused resend never ends the call as a rejection: only the status does.
+    ///
+    /// # Errors
+    ///
+    /// - Nothing reached the platform: [`Error::Rejected`] (code and message; not
+    ///   registered), [`Error::NotSent`], [`Error::PaymentIdConflict`] (a different payout is
+    ///   recorded, or found on the platform, under this payment ID), [`Error::Sign`], and
+    ///   [`Error::Store`] when recording failed before anything was sent.
+    /// - The payout may exist on the platform ([`Error::may_have_reached_platform`]): never
+    ///   pay it again under a new payment ID. [`Error::OutcomeUnknown`] (recorded; reconcile),
+    ///   [`Error::InFlight`] (another call is sending it), [`Error::RecordFailed`] (the store
+    ///   failed after the request may have been sent).
+    pub async fn payout(&self, payout: &Payout) -> Result<PayoutReceipt, Error> {
+        let payment_id = payout.payment_id().clone();
+        let span = tracing::info_span!(
+            "rp_payout.payout",
+            payment_id = %payment_id,
+            phone = %payout.phone(),
+            amount = %payout.amount(),
+        );
+        async move {
+            let request = payout.to_request(self.config.project_id);
+            let body = self.sign("payout", &request)?;
+            let record = PayoutRecord::new(payment_id.clone(), request, self.clock.now());
+            match self.store.insert(record).await? {
+                Inserted::New(record) => {
+                    tracing::info!("payout recorded; sending");
+                    self.drive(record, body, Start::Send { maybe_sent: false })
+                        .await
+                }
+                Inserted::Existing(existing) => {
+                    if existing.request != payout.to_request(self.config.project_id) {
+                        tracing::warn!("payment ID already recorded with different details");
+                        return Err(Error::PaymentIdConflict {
+                            payment_id,
+                            platform: None,
+                        });
+                    }
+                    self.resubmit(existing, body).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Submits a recorded payout again by its payment ID (e.g. one that reconcile found not
+    /// registered): same rules as submitting the same [`Payout`] to [`Client::payout`] again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store has no such payout (nothing was sent), otherwise as
+    /// [`Client::payout`].
+    pub async fn resume(&self, payment_id: &PaymentId) -> Result<PayoutReceipt, Error> {
+        let span = tracing::info_span!("rp_payout.resume", payment_id = %payment_id);
+        async move {
+            let record =
+                self.store.get(payment_id).await?.ok_or_else(|| {
+                    Error::store(format!("find payout {payment_id}"), "not recorded")
+                })?;
+            let body = self.sign("payout", &record.request)?;
+            self.resubmit(record, body).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Whether a call may still be sending this payout: recorded as `Created` and changed
+    /// within [`Config::in_flight_window`](crate::Config::in_flight_window).
+    pub(crate) fn in_flight(&self, record: &PayoutRecord) -> bool {
+        let age = elapsed(self.clock.now(), record.updated_at);
+        record.state == PayoutState::Created && age < self.config.in_flight_window()
+    }
+
+    /// The same payout again: send only what is safe to send. When another call changes the
+    /// record between the read and the claim, the decision is taken again on what it wrote.
+    async fn resubmit(
+        &self,
+        mut existing: PayoutRecord,
+        body: Vec<u8>,
+    ) -> Result<PayoutReceipt, Error> {
+        for _ in 0..MAX_CLAIM_TRIES {
+            let start = match self.resubmit_start(&existing)? {
+                Ok(start) => start,
+                Err(receipt) => return Ok(receipt),
+            };
+            // Claim the payout (compare-and-set back to `Created`) so two callers cannot both
+            // send.
+            let mut claimed = existing.clone();
+            claimed.state = PayoutState::Created;
+            claimed.updated_at = self.clock.now();
+            match self.store.update(existing.version, claimed).await? {
+                Updated::Done(record) => {
+                    tracing::info!(previous = %existing.state, "sending the recorded payout again under the same payment ID");
+                    return self.drive(record, body, start).await;
+                }
+                Updated::Conflict(Some(current)) => existing = current,
+                Updated::Conflict(None) => {
+                    return Err(Error::store(
+                        format!("claim payout {}", existing.payment_id),
+                        "the record disappeared",
+                    ));
+                }
+            }
+        }
+        // Changed under us every time: someone is working on it right now.
+        Err(self.in_flight_error(&existing))
+    }
+
+    /// Where sending a recorded payout again starts, or the answer without sending
+    /// (`Ok(Err(receipt))`), or why not (`Err`).
+    fn resubmit_start(
+        &self,
+        existing: &PayoutRecord,
+    ) -> Result<Result<Start, PayoutReceipt>, Error> {
+        Ok(Ok(match &existing.state {
+            PayoutState::Rejected { code, message } => {
+                return Err(Error::Rejected {
+                    what: "payout",
+                    payment_id: Some(existing.payment_id.clone()),
+                    http_status: None,
+                    code: code.clone(),
+                    message: message.clone(),
+                    field: None,
+                });
+            }
+            PayoutState::PaymentIdTaken => {
+                return Err(Error::PaymentIdConflict {
+                    payment_id: existing.payment_id.clone(),
+                    platform: Some(existing.last_message.clone().unwrap_or_else(|| {
+                        "the platform has a different payout under it".to_owned()
+                    })),
+                });
+            }
+            // Not on the platform (3061 once the platform's delay had passed, or never sent).
+            PayoutState::NotRegistered => Start::Send { maybe_sent: false },
+            // The platform had it, and it ended in `error`: resent under the same ID; an
+            // earlier attempt was with the platform, so a refusal of the resend is not final.
+            PayoutState::Status(PaymentStatus::Error) => Start::Send { maybe_sent: true },
+            PayoutState::Unknown => Start::CheckStatus,
+            PayoutState::Created if !self.in_flight(existing) => {
+                tracing::warn!(
+                    since = ?existing.updated_at,
+                    "payout recorded but left unsent or unresolved (the sender stopped); asking the status first"
+                );
+                Start::CheckStatus
+            }
+            PayoutState::Created => {
+                tracing::info!("payout in flight (another call is sending it); not sending");
+                return Err(self.in_flight_error(existing));
+            }
+            _ => {
+                tracing::info!(state = %existing.state, "payout already recorded; not sending");
+                return Ok(Err(receipt(existing, Acceptance::AlreadyRecorded, 0)));
+            }
+        }))
+    }
+
+    fn in_flight_error(&self, record: &PayoutRecord) -> Error {
+        Error::InFlight {
+            payment_id: record.payment_id.clone(),
+            seconds_ago: elapsed(self.clock.now(), record.updated_at).as_secs(),
+            window_seconds: self.config.in_flight_window().as_secs(),
+        }
+    }
+}

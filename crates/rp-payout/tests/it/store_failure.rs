@@ -1,0 +1,127 @@
+//! Defect 4 (review): a store failure after the payout may have been sent came back as
+//! `Error::Store`, the same error as "nothing was sent", so a merchant retrying with a new
+//! payment ID paid twice. Now it is `Error::RecordFailed`, which carries what the platform said.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rp_model::PaymentId;
+use rp_payout::{Error, Inserted, MemoryStore, PayoutRecord, PayoutStore, Updated};
+use rp_transport::BoxFuture;
+
+use crate::gate::{Gate, accepted, envelope, fast_retry, payout, server_error, status_reply};
+
+/// A [`MemoryStore`] whose updates fail once `broken` is set (inserts and reads still work).
+#[derive(Debug, Default)]
+struct BreakingStore {
+    inner: MemoryStore,
+    broken: AtomicBool,
+}
+
+impl PayoutStore for BreakingStore {
+    fn insert(&self, record: PayoutRecord) -> BoxFuture<'_, Result<Inserted, Error>> {
+        self.inner.insert(record)
+    }
+
+    fn get<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Option<PayoutRecord>, Error>> {
+        self.inner.get(payment_id)
+    }
+
+    fn update(&self, version: u64, record: PayoutRecord) -> BoxFuture<'_, Result<Updated, Error>> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(Error::store(
+                "update payout",
+                "disk full",
+            ))));
+        }
+        self.inner.update(version, record)
+    }
+
+    fn unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
+        self.inner.unsettled(after, limit)
+    }
+}
+
+fn client(gate: &Gate, store: Arc<BreakingStore>) -> rp_payout::Client {
+    gate.client_builder(crate::gate::config().with_retry(fast_retry()))
+        .store(store)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_store_failure_after_acceptance_says_the_payout_may_exist() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-disk", "r-1"));
+    let store = Arc::new(BreakingStore::default());
+    store.broken.store(true, Ordering::SeqCst);
+    let error = client(&gate, store)
+        .payout(&payout("p-disk"))
+        .await
+        .unwrap_err();
+    let Error::RecordFailed {
+        platform, reason, ..
+    } = &error
+    else {
+        panic!("{error}");
+    };
+    assert_eq!(platform, "the platform accepted it");
+    assert!(reason.contains("disk full"), "{reason}");
+    assert!(error.may_have_reached_platform());
+    assert!(!error.is_rejected());
+    assert!(error.to_string().contains("do NOT pay it again"), "{error}");
+}
+
+#[tokio::test]
+async fn a_store_failure_after_a_status_or_a_refusal_is_never_a_plain_store_error() {
+    // Maybe sent, then found by the status.
+    let gate = Gate::start().await;
+    gate.on_payout(server_error())
+        .on_status(status_reply("p-found", "success"));
+    let store = Arc::new(BreakingStore::default());
+    store.broken.store(true, Ordering::SeqCst);
+    let error = client(&gate, store)
+        .payout(&payout("p-found"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::RecordFailed { platform, .. } if platform.contains("success")),
+        "{error}"
+    );
+
+    // Refused: not registered, but the refusal must still not read as a store error alone.
+    let gate = Gate::start().await;
+    gate.on_payout(envelope(400, "2004", "Required field not provided", None));
+    let store = Arc::new(BreakingStore::default());
+    store.broken.store(true, Ordering::SeqCst);
+    let error = client(&gate, store)
+        .payout(&payout("p-refused"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::RecordFailed { platform, .. } if platform.contains("2004")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_failure_before_sending_is_a_store_error_and_nothing_was_sent() {
+    let gate = Gate::start().await;
+    let store = Arc::new(BreakingStore::default());
+    let client = client(&gate, store.clone());
+    // Recorded, then left unknown by a dead network; the store breaks before the resend.
+    gate.on_payout(server_error()).on_status(server_error());
+    let _ = client.payout(&payout("p-claim")).await.unwrap_err();
+    let before = gate.calls().len();
+    store.broken.store(true, Ordering::SeqCst);
+    let error = client.payout(&payout("p-claim")).await.unwrap_err();
+    assert!(matches!(error, Error::Store { .. }), "{error}");
+    assert_eq!(gate.calls().len(), before, "nothing sent");
+}
