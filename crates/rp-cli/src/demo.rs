@@ -190,10 +190,6 @@ async fn drive(
                         "answer lost (HTTP 500); the status endpoint showed the platform has it, so it was NOT resent ({} attempt)",
                         receipt.attempts
                     ),
-                    Acceptance::FirstAttemptGotThrough => {
-                        "answer lost; the resend got 3041, so the first one had got through"
-                            .to_owned()
-                    }
                     _ => format!(
                         "accepted, request {}",
                         receipt.request_id.as_deref().unwrap_or("?")

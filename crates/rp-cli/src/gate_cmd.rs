@@ -105,8 +105,20 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let client = args.gate.client()?;
     let payout = build_payout(args, &client)?;
     let runtime = runtime()?;
+    let id = payout.payment_id();
+    // On stderr before the first byte is sent: a kill, a crash or a closed terminal never
+    // loses the ID that a rerun must reuse.
+    eprintln!(
+        "payout {id}: sending; if this command is interrupted, rerun it with --payment-id {id} (never a new ID)"
+    );
     let receipt = runtime
-        .block_on(client.payout(&payout))
+        .block_on(until_interrupted(client.payout(&payout)))
+        .ok_or_else(|| {
+            Failure::unreachable(format!(
+                "interrupted: the outcome of payout {id} is unknown (it may have been sent); \
+                 rerun with --payment-id {id}, never under a new ID"
+            ))
+        })?
         .map_err(for_the_command_line)?;
     let id = &receipt.payment_id;
     if !args.gate.json {
@@ -121,7 +133,13 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let report = match args.wait {
         Some(seconds) => Some(
             runtime
-                .block_on(wait_final(&client, &receipt, seconds))
+                .block_on(until_interrupted(wait_final(&client, &receipt, seconds)))
+                .ok_or_else(|| {
+                    Failure::unreachable(format!(
+                        "interrupted while waiting: payout {id} was accepted, its result is not \
+                         known yet; ask: rp status {id}"
+                    ))
+                })?
                 .map_err(|failure| {
                     Failure::unreachable(format!(
                         "payout {id} was accepted, but its status could not be read ({}); ask \
@@ -211,6 +229,34 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `work`, unless SIGINT (Ctrl-C) or SIGTERM comes first: then `None`, and `work` is dropped.
+async fn until_interrupted<F: Future>(work: F) -> Option<F::Output> {
+    tokio::select! {
+        output = work => Some(output),
+        () = interrupted() => None,
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM; never, if no handler can be installed.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => if result.is_err() {
+                    terminate.recv().await;
+                },
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The library's advice assumes a long-running service whose store reconciles later; a command
 /// has no such store once it exits, so say what the operator must do, with the payment ID.
 fn for_the_command_line(error: rp_payout::Error) -> Failure {
@@ -231,6 +277,11 @@ fn for_the_command_line(error: rp_payout::Error) -> Failure {
         } => Failure::unreachable(format!(
             "payout {payment_id} was not sent after {attempts} attempt(s) ({last}); nothing was \
              paid. Retry with --payment-id {payment_id}"
+        )),
+        rp_payout::Error::InFlight { payment_id, .. } => Failure::unreachable(format!(
+            "payout {payment_id} is being sent by another command or process right now; its \
+             outcome is not known here. Ask `rp status {payment_id}`, and retry only with \
+             --payment-id {payment_id}, never under a new ID"
         )),
         other => other.into(),
     }
@@ -296,7 +347,6 @@ async fn wait_final(
 fn acceptance_name(acceptance: &Acceptance) -> &'static str {
     match acceptance {
         Acceptance::Accepted => "accepted",
-        Acceptance::FirstAttemptGotThrough => "first_attempt_got_through",
         Acceptance::FoundByStatus => "found_by_status",
         Acceptance::AlreadyRecorded => "already_recorded",
         _ => "other",
@@ -306,12 +356,8 @@ fn acceptance_name(acceptance: &Acceptance) -> &'static str {
 fn acceptance_text(receipt: &PayoutReceipt) -> String {
     let how = match receipt.acceptance {
         Acceptance::Accepted => "accepted for processing".to_owned(),
-        Acceptance::FirstAttemptGotThrough => {
-            "the answer was lost, and the resend showed the first request had got through"
-                .to_owned()
-        }
         Acceptance::FoundByStatus => {
-            "the answer was lost; the status endpoint showed the platform has it".to_owned()
+            "the answer was lost or the ID was already used; the signed status showed the platform has this payout".to_owned()
         }
         Acceptance::AlreadyRecorded => "already recorded; nothing was sent".to_owned(),
         _ => "accepted".to_owned(),

@@ -7,7 +7,7 @@ use rp_sign::SecretKey;
 use rp_sim::{RunningSimulator, Simulator};
 use serde_json::Value;
 
-use crate::{assert_fails, rp_with, stdout};
+use crate::{assert_fails, assert_fails_after_sending, rp_with, stderr, stdout};
 
 const KEY: &str = "cli-test-key";
 
@@ -19,6 +19,11 @@ struct Sim {
 
 impl Sim {
     fn start() -> Sim {
+        Sim::start_with(Duration::from_secs(3))
+    }
+
+    /// A simulator whose magic `0023` holds the answer for `slow_delay`.
+    fn start_with(slow_delay: Duration) -> Sim {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -28,6 +33,7 @@ impl Sim {
             Simulator::builder()
                 .project(ProjectId::new(1234).unwrap(), SecretKey::from(KEY))
                 .processing_delay(Duration::from_millis(100))
+                .slow_delay(slow_delay)
                 .start()
                 .await
                 .unwrap()
@@ -143,7 +149,7 @@ fn payout_wait_reports_a_decline_with_exit_1() {
         "10",
         "--json",
     ]);
-    assert_fails(&output, 1, "was declined: code 20000 (General decline)");
+    assert_fails_after_sending(&output, 1, "was declined: code 20000 (General decline)");
     let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(value["status"], "decline");
     assert_eq!(value["code"], "20000");
@@ -237,4 +243,117 @@ fn an_unknown_payment_is_exit_1() {
         1,
         "not known to the platform (code 3061)",
     );
+}
+
+/// Defect 3 (review): the minted payment ID was printed only after the call returned (up to
+/// minutes), so a killed `rp payout` lost it and the rerun paid twice. Now the ID is on stderr
+/// before the first byte is sent; SIGINT and SIGTERM stop the wait, name the ID, exit 3; and
+/// the rerun with that ID learns the payout is paid instead of paying again.
+#[test]
+fn an_interrupted_payout_names_its_payment_id_and_the_rerun_pays_once() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    // 0023: recorded, then the answer is held for a minute.
+    let sim = Sim::start_with(Duration::from_secs(60));
+    for signal in ["INT", "TERM"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rp"))
+            .args([
+                "payout",
+                "--phone",
+                "+7 701 123 0023",
+                "--amount",
+                "100",
+                "--customer-id",
+                "c-kill",
+            ])
+            .env("RP_BASE_URL", sim.url())
+            .env("RP_PROJECT_ID", "1234")
+            .env("RP_SECRET_KEY", KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let payment_id = first
+            .strip_prefix("payout ")
+            .and_then(|rest| rest.split(':').next())
+            .unwrap_or_else(|| panic!("no payment ID first: {first:?}"))
+            .to_owned();
+        assert!(
+            first.contains(&format!("rerun it with --payment-id {payment_id}")),
+            "{first}"
+        );
+        // The request is with the simulator (recorded) and its answer is held.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sim.sim().payment(&payment_id).is_none() {
+            assert!(std::time::Instant::now() < deadline, "never sent");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(3), "SIG{signal}: {rest:?}");
+        assert_eq!(rest.len(), 1, "SIG{signal}: {rest:?}");
+        assert!(
+            rest[0].contains(&format!(
+                "the outcome of payout {payment_id} is unknown (it may have been sent); rerun with --payment-id {payment_id}"
+            )),
+            "SIG{signal}: {rest:?}"
+        );
+
+        if signal == "INT" {
+            // The rerun under the same ID: the platform has it (3041), the signed status
+            // shows it is this payout, and nothing is paid twice.
+            let rerun = sim.rp(&[
+                "payout",
+                "--phone",
+                "+7 701 123 0023",
+                "--amount",
+                "100",
+                "--customer-id",
+                "c-kill",
+                "--payment-id",
+                &payment_id,
+            ]);
+            assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+            assert!(
+                stdout(&rerun).contains("the signed status showed the platform has this payout"),
+                "{}",
+                stdout(&rerun)
+            );
+        }
+        // The held first request is logged when it is answered; the rerun's was answered
+        // "payment ID already exists".
+        let refused_as_existing = sim
+            .sim()
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.path == rp_model::wire::PAYOUT_PATH
+                    && r.payment_id.as_deref() == Some(payment_id.as_str())
+                    && r.code.as_deref() == Some("3041")
+            })
+            .count();
+        let expected = usize::from(signal == "INT");
+        assert_eq!(
+            refused_as_existing, expected,
+            "SIG{signal}: resends answered 3041"
+        );
+        assert_eq!(
+            sim.sim()
+                .payments()
+                .iter()
+                .filter(|p| p.payment_id == payment_id)
+                .count(),
+            1,
+            "one payment on the platform"
+        );
+    }
 }
