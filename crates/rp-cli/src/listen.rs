@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use rp_model::{ProjectId, mask_phone, wire};
+use rp_payout::axum::{ConnectionLimits, RequestLimits, limit_requests, serve_with_shutdown};
 use rp_sign::Signer;
 
 use crate::common::{Failure, KeyArgs, runtime};
@@ -18,6 +20,11 @@ const LISTEN_HELP: &str = "\
 Point the project's callback URL (or `rp sim --callback-url`) at http://HOST:PORT/ (any path).
 Each callback is verified with the key from RP_SECRET_KEY or --secret-file, and with
 --project-id when given, then printed on one line. Stop with Ctrl-C.
+
+Limits (a callback is a few KiB): a body over --body-limit is answered 413, a request head
+or body that does not arrive within --read-timeout-ms is cut off (connection closed, or 408),
+at most --max-connections connections are served at once (more wait) and 64 requests are
+handled at once (more get 503). Nothing refused this way is printed as a callback.
 
 Examples:
   RP_SECRET_KEY=sim-secret-key rp listen --port 9000
@@ -42,6 +49,16 @@ pub(crate) struct ListenArgs {
     /// Print each callback as one JSON object per line.
     #[arg(long)]
     json: bool,
+    /// The largest callback body in bytes; above it: 413.
+    #[arg(long, value_name = "BYTES", default_value_t = rp_payout::axum::DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+    /// Milliseconds a client has for a request head (then the connection is closed; also the
+    /// idle keep-alive time) and, separately, for its body (then 408).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    read_timeout_ms: u64,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = rp_payout::axum::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 struct Receiver {
@@ -71,13 +88,23 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), Failure> {
                 "rp listen: warning: no --project-id, so callbacks of any project signed with this key are accepted"
             );
         }
-        let app = Router::new().fallback(post(callback)).with_state(receiver);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| Failure::unreachable(format!("the receiver stopped: {e}")))
+        let read_timeout = Duration::from_millis(args.read_timeout_ms);
+        let request_limits = RequestLimits::default()
+            .with_body_limit(args.body_limit)
+            .with_body_read_timeout(read_timeout);
+        let connection_limits = ConnectionLimits::default()
+            .with_header_read_timeout(read_timeout)
+            .with_max_connections(args.max_connections);
+        let app = limit_requests(
+            Router::new().fallback(post(callback)).with_state(receiver),
+            request_limits,
+        );
+        // Not `axum::serve`: it has no header read timeout and no connection cap.
+        serve_with_shutdown(listener, app, connection_limits, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        Ok(())
     })
 }
 

@@ -7,6 +7,7 @@
 mod demo;
 mod gate_cmd;
 mod listen;
+mod listen_limits;
 mod sign_cmd;
 
 use std::io::Write as _;
@@ -47,6 +48,24 @@ pub(crate) fn stdout(output: &Output) -> String {
 
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Asserts exit status `code` and, on stderr, the payment ID line that `rp payout` prints
+/// before sending, then exactly one line containing `needle`.
+pub(crate) fn assert_fails_after_sending(output: &Output, code: i32, needle: &str) {
+    let err = stderr(output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the ID line and one failure line expected: {err:?}"
+    );
+    assert!(
+        lines[0].starts_with("payout ") && lines[0].contains("rerun it with --payment-id"),
+        "{err:?}"
+    );
+    assert!(lines[1].contains(needle), "{needle:?} not in {err:?}");
 }
 
 /// Asserts exit status `code` and exactly one line on stderr containing `needle`.
