@@ -40,6 +40,9 @@ pub struct Options {
     pub attempt_timeout: Duration,
     /// The client's wait before asking the status after an ambiguous outcome.
     pub status_delay: Duration,
+    /// How long the simulator answers 3061 to status requests for a payment it has just
+    /// recorded (the platform's lag); none by default.
+    pub status_lag: Option<Duration>,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             // the slow-response test sets its own, shorter than `slow_delay`.
             attempt_timeout: Duration::from_secs(5),
             status_delay: Duration::from_millis(100),
+            status_lag: None,
         }
     }
 }
@@ -86,16 +90,17 @@ impl Harness {
             .expect("bind the callback endpoint");
         let callback_addr = listener.local_addr().expect("callback address");
         let project = ProjectId::new(PROJECT).expect("project id");
-        let sim = Simulator::builder()
+        let mut builder = Simulator::builder()
             .project(project, SecretKey::from(SECRET))
             .callback_url(format!("http://{callback_addr}/"))
             .processing_delay(options.processing_delay)
             .slow_delay(options.slow_delay)
             .time_scale(TimeScale::per_million(1_000))
-            .seed(7)
-            .start()
-            .await
-            .expect("start the simulator");
+            .seed(7);
+        if let Some(lag) = options.status_lag {
+            builder = builder.status_lag(lag);
+        }
+        let sim = builder.start().await.expect("start the simulator");
         let retry = RetryPolicy {
             max_attempts: 4,
             max_status_checks: 6,

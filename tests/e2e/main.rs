@@ -8,4 +8,5 @@
 mod ambiguous;
 mod callbacks;
 mod concurrency;
+mod faults;
 mod outcomes;
