@@ -37,7 +37,8 @@ Examples:
 
 Exit status:
   0  the signature is valid
-  1  invalid signature: missing, malformed, or not matching this key and body
+  1  not trusted: the signature is missing, malformed, or not matching this key and body,
+     or a value holds `;` (the string to sign would be ambiguous: refused even if it matches)
   2  usage or input error: no key, unreadable file, not JSON, not a JSON object";
 
 /// Arguments of `rp sign`.
@@ -92,12 +93,14 @@ fn run_sign(args: &SignArgs) -> Result<(), Failure> {
         println!("{}", String::from_utf8_lossy(&body));
         return Ok(());
     }
-    let signature = signer.sign_value(&payload).map_err(input_error)?;
     if args.explain {
+        // The explanation first: it also says why a payload cannot be signed.
         let explanation = rp_sign::explain(&payload).map_err(input_error)?;
         println!("{explanation}");
+        let signature = signer.sign_value(&payload).map_err(input_error)?;
         println!("signature: {signature}");
     } else {
+        let signature = signer.sign_value(&payload).map_err(input_error)?;
         println!("{signature}");
     }
     Ok(())
@@ -110,6 +113,7 @@ fn run_verify(args: &VerifyArgs) -> Result<(), Failure> {
         let code = match e {
             Error::MissingSignature
             | Error::MalformedSignature { .. }
+            | Error::AmbiguousValue { .. }
             | Error::InvalidSignature { .. } => EXIT_REFUSED,
             _ => EXIT_USAGE,
         };

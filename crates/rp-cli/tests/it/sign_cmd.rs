@@ -198,6 +198,28 @@ fn verify_failures_have_distinct_exit_codes() {
         1,
         "malformed",
     );
+    // A `;` in a value makes the signature ambiguous: refused even if it would match.
+    let ambiguous = format!(
+        r#"{{"payment":{{"description":"x;payment:status:success"}},"signature":"{}"}}"#,
+        "A".repeat(86) + "=="
+    );
+    assert_fails(
+        &rp(&["verify"], Some(KEY), ambiguous.as_bytes()),
+        1,
+        "`payment:description` contains `;`",
+    );
+    let explained = rp(&["sign", "--explain"], Some(KEY), br#"{"a":"x;y"}"#);
+    assert_eq!(explained.status.code(), Some(2));
+    assert!(
+        stdout(&explained).contains("`a` contains `;`"),
+        "{}",
+        stdout(&explained)
+    );
+    assert!(
+        stderr(&explained).contains("`a` contains `;`"),
+        "{}",
+        stderr(&explained)
+    );
     assert_fails(&rp(&["verify"], Some(KEY), b"garbage"), 2, "not valid JSON");
     assert_fails(&rp(&["verify"], Some(KEY), b"42"), 2, "JSON object");
     assert_fails(
@@ -215,7 +237,7 @@ fn verify_help_documents_exit_codes() {
     for needle in [
         "Exit status:",
         "0  the signature is valid",
-        "1  invalid signature",
+        "1  not trusted",
         "2  usage",
         "Examples:",
     ] {
