@@ -540,7 +540,13 @@ mod tests {
 
     #[tokio::test]
     async fn stalled_connections_are_closed_and_a_callback_is_still_served() {
-        let (addr, handled) = start(limits(), connection_limits()).await;
+        // Long enough that the normal request is surely served before the stalled ones are cut.
+        let header_timeout = Duration::from_millis(500);
+        let (addr, handled) = start(
+            limits(),
+            connection_limits().with_header_read_timeout(header_timeout),
+        )
+        .await;
         let started = Instant::now();
         let stalled: Vec<TcpStream> = (0..20)
             .map(|_| {
@@ -553,7 +559,7 @@ mod tests {
             .collect();
         let (status, text, took) = exchange(addr, complete()).await;
         assert_ne!(status, 408, "{text}");
-        assert!(took < TIMEOUT, "served after {took:?}");
+        assert!(took < header_timeout, "served after {took:?}");
         assert_eq!(handled.load(Ordering::SeqCst), 1);
         let closed = tokio::task::spawn_blocking(move || {
             for mut stream in stalled {
@@ -583,10 +589,10 @@ mod tests {
         .await
         .unwrap();
         assert!(
-            closed >= TIMEOUT - Duration::from_millis(20),
+            closed >= header_timeout - Duration::from_millis(20),
             "closed after {closed:?}"
         );
-        assert!(closed < Duration::from_secs(2), "closed after {closed:?}");
+        assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
     }
 
     #[tokio::test]
