@@ -9,5 +9,6 @@ mod in_flight;
 mod operators;
 mod payout;
 mod reconcile;
+mod review;
 mod status;
 mod store_failure;

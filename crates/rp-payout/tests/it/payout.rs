@@ -878,6 +878,7 @@ impl Transport for StatusMidFlight {
                 let mut record = self.store.all().pop().unwrap();
                 let version = record.version;
                 record.state = PayoutState::Status(self.status.clone());
+                record.maybe_sent = true; // as a callback applied by the client sets it
                 record.request_id = Some("r-mid".to_owned());
                 self.store.update(version, record).await.unwrap();
             }
