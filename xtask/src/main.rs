@@ -4,9 +4,11 @@
 //!   from the data in `spec/`.
 //! - `cargo xtask codegen --check`: fail if those files are stale.
 //! - `cargo xtask ci`: the one gate (format, lints, codegen freshness, every test, docs).
+//! - `cargo xtask interop`: the vendor's Python and Node SDKs check our signatures.
 //! - `cargo xtask bench [FILTER]`: the benchmarks whose figures go into closing notes.
 
 mod codegen;
+mod interop;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,7 +20,11 @@ usage: cargo xtask <command>
 commands:
   codegen            regenerate crates/rp-model/src/generated/ from spec/
   codegen --check    fail if the generated files are stale
-  ci                 fmt check, clippy -D warnings, codegen check, all tests, docs (warnings denied)
+  ci                 fmt check, clippy -D warnings, codegen check, all tests, docs (warnings denied),
+                     interop, packaging, the verify-only consumer
+  interop            the vendor SDKs (PyPI ecommpay-sdk, npm ecommpay) check our signatures
+  package            cargo package the library crates in dependency order
+  verify-only        build examples/verify-only and check its dependency tree
   bench [ARGS...]    run the benchmarks (extra ARGS go to criterion, e.g. a name filter)
 ";
 
@@ -34,6 +40,12 @@ fn main() -> ExitCode {
         ["codegen"] => codegen::run(&root, codegen::Mode::Write),
         ["codegen", "--check"] => codegen::run(&root, codegen::Mode::Check),
         ["ci"] => ci(&root),
+        ["interop"] => interop::interop(&root),
+        ["verify-only"] => verify_only(&root),
+        ["package"] => CI_STEPS
+            .iter()
+            .find(|(name, _)| *name == "package")
+            .map_or(Ok(()), |(_, action)| run_action(&root, action)),
         ["bench", rest @ ..] => bench(&root, rest),
         ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
@@ -69,6 +81,11 @@ enum Action {
     ),
     /// `cargo xtask codegen --check`, in process.
     CodegenCheck,
+    /// `cargo xtask interop`, in process.
+    Interop,
+    /// `examples/verify-only`: built and run outside the workspace, its dependency tree
+    /// checked.
+    VerifyOnly,
 }
 
 /// The steps of `cargo xtask ci`, in order: cheap checks first.
@@ -97,6 +114,32 @@ const CI_STEPS: &[(&str, Action)] = &[
         "tests",
         Action::Cargo(&["test", "--workspace", "--all-features"], &[]),
     ),
+    ("interop (vendor SDKs)", Action::Interop),
+    (
+        // Dependency order; `--no-verify`: verifying would compile every dependency again
+        // (aws-lc-sys included) in a separate target directory, minutes on 2 cores, and the
+        // steps above already build these exact sources. Needs the crates.io index.
+        "package",
+        Action::Cargo(
+            &[
+                "package",
+                "--no-verify",
+                "--allow-dirty",
+                "-p",
+                "rp-model",
+                "-p",
+                "rp-sign",
+                "-p",
+                "rp-transport",
+                "-p",
+                "rp-payout",
+                "-p",
+                "rp-sim",
+            ],
+            &[],
+        ),
+    ),
+    ("verify-only consumer", Action::VerifyOnly),
     (
         "docs",
         Action::Cargo(
@@ -109,6 +152,8 @@ const CI_STEPS: &[(&str, Action)] = &[
 fn run_action(root: &Path, action: &Action) -> Result<(), String> {
     match action {
         Action::CodegenCheck => codegen::run(root, codegen::Mode::Check),
+        Action::Interop => interop::interop(root),
+        Action::VerifyOnly => verify_only(root),
         Action::Cargo(args, env) => {
             let status = cargo()
                 .current_dir(root)
@@ -138,6 +183,98 @@ fn ci(root: &Path) -> Result<(), String> {
     eprintln!(
         "\n==> ci passed: all {count} steps in {:.1?}",
         total.elapsed()
+    );
+    Ok(())
+}
+
+/// Crates that must not be in the tree of a consumer of rp-sign and rp-model alone.
+const HEAVY_CRATES: &[&str] = &[
+    "tokio",
+    "reqwest",
+    "axum",
+    "hyper",
+    "sqlx",
+    "diesel",
+    "rusqlite",
+    "postgres",
+    "tokio-postgres",
+    "mysql",
+    "redis",
+    "sled",
+    "mongodb",
+    "sea-orm",
+];
+
+/// Builds and runs `examples/verify-only` (its own workspace, its own target directory) and
+/// checks its dependency tree.
+fn verify_only(root: &Path) -> Result<(), String> {
+    let dir = root.join("examples").join("verify-only");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("verify-only");
+    let status = cargo()
+        .current_dir(&dir)
+        .args(["run", "--quiet"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RP_SECRET_KEY")
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("examples/verify-only failed: {status}"));
+    }
+    let tree = cargo()
+        .current_dir(&dir)
+        .args([
+            "tree",
+            "--prefix",
+            "none",
+            "-e",
+            "normal,build",
+            "--format",
+            "{p} {f}",
+        ])
+        .output()
+        .map_err(|e| format!("cannot start cargo tree: {e}"))?;
+    if !tree.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&tree.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    let mut found: Vec<String> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| HEAVY_CRATES.contains(name))
+        .map(str::to_owned)
+        .collect();
+    found.dedup();
+    if !found.is_empty() {
+        return Err(format!(
+            "examples/verify-only depends on {}",
+            found.join(", ")
+        ));
+    }
+    // serde_json's program-wide features must not be forced on the consumer either.
+    let forced: Vec<&str> = tree
+        .lines()
+        .filter(|line| line.starts_with("serde_json "))
+        .flat_map(|line| line.split(&[' ', ','][..]))
+        .filter(|f| {
+            matches!(
+                *f,
+                "preserve_order" | "float_roundtrip" | "arbitrary_precision"
+            )
+        })
+        .collect();
+    if !forced.is_empty() {
+        return Err(format!(
+            "examples/verify-only gets serde_json features {forced:?} forced on it"
+        ));
+    }
+    eprintln!(
+        "verify-only: {} crates, none async, no HTTP, no database, no serde_json feature forced",
+        tree.lines().count()
     );
     Ok(())
 }

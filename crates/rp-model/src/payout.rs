@@ -6,9 +6,11 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::wire::{self, Extra, General};
-use crate::{Currency, CustomerId, Error, Money, Msisdn, Operator, PaymentId, ProjectId};
+use crate::{CustomerId, Error, Money, Msisdn, Operator, PaymentId, ProjectId};
 
-/// A payout that is valid by construction: a payable KZ mobile number, a positive KZT amount,
+/// A payout that is valid by construction: a payable KZ mobile number, a positive amount in
+/// any currency of the table (`spec/currencies.tsv`; the platform converts to KZT and the
+/// callback then carries `operation.sum_initial` and `sum_converted`),
 /// a payment ID and a customer ID. Build one with [`Payout::builder`]; turn it into the wire
 /// request with [`Payout::to_request`].
 ///
@@ -67,7 +69,8 @@ impl Payout {
         self.phone
     }
 
-    /// The amount (always KZT, always positive).
+    /// The amount as requested (always positive). In a currency other than KZT the platform
+    /// converts it: the tenge paid out is `operation.sum_converted` of the callback.
     pub fn amount(&self) -> Money {
         self.amount
     }
@@ -190,7 +193,9 @@ impl PayoutBuilder {
         self
     }
 
-    /// The amount (required): positive, in KZT.
+    /// The amount (required): positive, in any currency of [`Currency`]'s table. KZT is paid
+    /// out as is; another currency is converted by the platform (its rate, its rounding), and
+    /// the project must have that currency enabled (else code 3023).
     pub fn amount(mut self, amount: Money) -> Self {
         self.amount = Some(amount);
         self
@@ -254,8 +259,8 @@ impl PayoutBuilder {
     /// Checks the payout.
     ///
     /// # Errors
-    /// [`Error::Invalid`] listing every problem: missing fields, an amount that is zero or not
-    /// in KZT, refused parameters, a `;` in a text field ([`Error::SeparatorInValue`]).
+    /// [`Error::Invalid`] listing every problem: missing fields, an amount that is zero or
+    /// above 2^53 − 1 minor units, refused parameters, a `;` in a text field ([`Error::SeparatorInValue`]).
     pub fn build(self) -> Result<Payout, Error> {
         let mut problems = self.param_errors;
         let missing = |field: &'static str| Error::MissingField { field };
@@ -270,12 +275,6 @@ impl PayoutBuilder {
         }
         match self.amount {
             None => problems.push(missing("amount")),
-            Some(amount) if amount.currency() != Currency::KZT => {
-                problems.push(Error::CurrencyMismatch {
-                    expected: Currency::KZT.code(),
-                    found: amount.currency().code().to_owned(),
-                });
-            }
             Some(amount) if amount.is_zero() => problems.push(Error::ZeroAmount),
             Some(amount) if amount.minor_units() > MAX_EXACT_INTEGER => {
                 problems.push(Error::InvalidAmount {
@@ -373,6 +372,7 @@ fn check_value(value: &Value) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Currency;
     use serde_json::json;
 
     fn base() -> PayoutBuilder {
@@ -451,14 +451,21 @@ mod tests {
     }
 
     #[test]
-    fn refuses_zero_and_foreign_amounts() {
+    fn refuses_zero_and_accepts_other_currencies_for_conversion() {
         let zero = base().amount(Money::kzt_minor(0)).build().unwrap_err();
         assert_eq!(zero.to_string(), "the amount must be greater than zero");
         let usd = base()
-            .amount(Money::from_minor(100, Currency::USD))
+            .amount(Money::from_minor(10_000, Currency::USD))
+            .build()
+            .unwrap();
+        let request = serde_json::to_value(usd.to_request(ProjectId::new(1).unwrap())).unwrap();
+        assert_eq!(request["payment"]["amount"], 10_000);
+        assert_eq!(request["payment"]["currency"], "USD");
+        let yen = base()
+            .amount(Money::from_minor(0, Currency::JPY))
             .build()
             .unwrap_err();
-        assert_eq!(usd.to_string(), "the currency is KZT, but USD was given");
+        assert_eq!(yen.to_string(), "the amount must be greater than zero");
     }
 
     #[test]

@@ -237,7 +237,7 @@ impl Signer {
         let map = as_object_mut(&mut value)?;
         match map.get_mut(GENERAL) {
             Some(Value::Object(general)) => {
-                general.shift_remove(SIGNATURE);
+                remove_member(general, SIGNATURE);
             }
             Some(other) => {
                 return Err(Error::MissingGeneral {
@@ -326,7 +326,7 @@ impl Signer {
     pub fn sign_callback<T: Serialize + ?Sized>(&self, callback: &T) -> Result<Value, Error> {
         let mut value = to_value(callback)?;
         let map = as_object_mut(&mut value)?;
-        map.shift_remove(SIGNATURE);
+        remove_member(map, SIGNATURE);
         let signature = self.sign_map(map, Strip::Nothing)?;
         map.insert(SIGNATURE.to_owned(), Value::String(signature.to_base64()));
         Ok(value)
@@ -528,20 +528,28 @@ fn remove_signature(value: &mut Value, location: SignatureLocation) {
     let Value::Object(map) = value else { return };
     match location {
         SignatureLocation::Root => {
-            map.shift_remove(SIGNATURE);
+            remove_member(map, SIGNATURE);
         }
         SignatureLocation::General => {
             let emptied = match map.get_mut(GENERAL) {
                 Some(Value::Object(general)) => {
-                    general.shift_remove(SIGNATURE);
+                    remove_member(general, SIGNATURE);
                     general.is_empty()
                 }
                 _ => false,
             };
             if emptied {
-                map.shift_remove(GENERAL);
+                remove_member(map, GENERAL);
             }
         }
+    }
+}
+
+/// Removes the member `key`, keeping the order of the others (whether or not the program
+/// enables `serde_json`'s `preserve_order`; `Map::remove` would swap the last member in).
+fn remove_member(map: &mut Map<String, Value>, key: &str) {
+    if map.contains_key(key) {
+        map.retain(|k, _| k != key);
     }
 }
 

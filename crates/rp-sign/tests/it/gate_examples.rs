@@ -133,7 +133,7 @@ fn self_computed_vectors() {
     unsigned["general"]
         .as_object_mut()
         .unwrap()
-        .shift_remove("signature");
+        .remove("signature");
     check(
         "secret",
         &unsigned,

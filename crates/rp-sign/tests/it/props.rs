@@ -169,7 +169,7 @@ proptest! {
         let verified = result.unwrap();
         prop_assert_eq!(verified.variant(), SortVariant::PhpNatural);
         let mut expected = payload;
-        expected.as_object_mut().unwrap().shift_remove("signature");
+        expected.as_object_mut().unwrap().remove("signature");
         prop_assert_eq!(verified.value().unwrap(), expected);
     }
 
@@ -214,7 +214,7 @@ proptest! {
         pick in any::<prop::sample::Index>(),
     ) {
         let mut changed = signed(&payload, "k");
-        let signature = changed.as_object_mut().unwrap().shift_remove("signature").unwrap();
+        let signature = changed.as_object_mut().unwrap().remove("signature").unwrap();
         // Remove one member holding a scalar, from an object that has one.
         let scalar = |v: &Value| !v.is_object() && !v.is_array();
         let total = count_objects(&changed);
@@ -224,7 +224,7 @@ proptest! {
             let mut n = (first + offset) % total;
             let map = nth_object(&mut changed, &mut n).unwrap();
             if let Some(key) = map.iter().find(|(_, v)| scalar(v)).map(|(k, _)| k.clone()) {
-                map.shift_remove(&key);
+                map.remove(&key);
                 removed = true;
                 break;
             }

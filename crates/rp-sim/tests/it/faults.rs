@@ -100,14 +100,11 @@ async fn a_resend_of_an_existing_payment_id_is_3041_before_its_fields_are_checke
     assert_eq!(env.payout("exists", "77011234567").await.status, 200);
     let broken: [(&str, Breaks); 4] = [
         ("no customer.id", |r| {
-            r["customer"].as_object_mut().unwrap().shift_remove("id");
+            r["customer"].as_object_mut().unwrap().remove("id");
         }),
         ("amount as text", |r| r["payment"]["amount"] = "1500".into()),
         ("no currency", |r| {
-            r["payment"]
-                .as_object_mut()
-                .unwrap()
-                .shift_remove("currency");
+            r["payment"].as_object_mut().unwrap().remove("currency");
         }),
         ("a bad phone", |r| r["account"]["number"] = "12345".into()),
     ];
@@ -175,10 +172,7 @@ async fn resend_refused(digits: &str, code: &str) {
     assert_eq!(resend.json["errors"][0]["code"], code);
     // Also before the field checks, like 3041.
     let mut broken = payout_request(&id, &number(digits));
-    broken["customer"]
-        .as_object_mut()
-        .unwrap()
-        .shift_remove("id");
+    broken["customer"].as_object_mut().unwrap().remove("id");
     assert_eq!(env.post_signed(PAYOUT_PATH, &broken).await.code(), code);
     // The payment exists and succeeds, with its callback.
     let callbacks = env.rx.wait_for(&id, 1).await;

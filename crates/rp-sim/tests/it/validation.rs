@@ -19,7 +19,7 @@ fn remove(request: &mut Value, path: &str) {
     for part in parent.split('.') {
         node = node.get_mut(part).unwrap();
     }
-    node.as_object_mut().unwrap().shift_remove(leaf).unwrap();
+    node.as_object_mut().unwrap().remove(leaf).unwrap();
 }
 
 #[tokio::test]
