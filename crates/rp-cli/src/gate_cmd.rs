@@ -376,6 +376,19 @@ fn code_suffix(report: &StatusReport) -> String {
     }
 }
 
+/// An amount from the platform: as money when its currency is in our table (`1 500,00 ₸`),
+/// else its minor units and code as sent.
+fn show_sum(sum: &rp_model::wire::Sum) -> String {
+    match Currency::from_code(&sum.currency) {
+        Some(currency) => Money::from_minor(sum.amount, currency).to_string(),
+        None => format!(
+            "{} {} (minor units)",
+            sum.amount,
+            sum.currency.chars().take(8).collect::<String>()
+        ),
+    }
+}
+
 fn print_status(report: &StatusReport) {
     let finality = if report.status.is_final() {
         "final"
@@ -399,6 +412,9 @@ fn print_status(report: &StatusReport) {
     {
         println!("operator  {}", operator.name());
     }
+    if let Some(sum) = report.raw.payment.as_ref().and_then(|p| p.sum.as_ref()) {
+        println!("amount    {}", show_sum(sum));
+    }
     for operation in &report.operations {
         println!(
             "operation {} {} {} code {} {}",
@@ -408,6 +424,17 @@ fn print_status(report: &StatusReport) {
             operation.code.as_ref().map(|c| c.as_str()).unwrap_or("-"),
             operation.date.as_ref().map(|d| d.as_str()).unwrap_or(""),
         );
+        // Both sums: what was asked and what was paid (they differ after a conversion).
+        match (&operation.sum_initial, &operation.sum_converted) {
+            (Some(initial), Some(converted)) => println!(
+                "          asked {}, paid {}",
+                show_sum(initial),
+                show_sum(converted)
+            ),
+            (Some(initial), None) => println!("          asked {}", show_sum(initial)),
+            (None, Some(converted)) => println!("          paid {}", show_sum(converted)),
+            (None, None) => {}
+        }
     }
     let signature = if report.signature_verified {
         "verified"

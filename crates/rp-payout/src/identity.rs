@@ -9,6 +9,14 @@
 //! merchant's key, but nothing stops the platform from holding another payment under it (made
 //! in the Dashboard, by another system, or by an earlier bug): a mismatch is never applied,
 //! it is surfaced.
+//!
+//! **Currency conversion on the platform side.** A payout asked in another currency is paid in
+//! tenge; every operation then reports `sum_initial` (what was asked) and `sum_converted` (what
+//! was paid). Identity is checked on what was asked: each reported `sum_initial` must be in the
+//! request's currency and not above the requested amount (an operation of a partial payout
+//! carries its own part). `payment.sum` must be the requested amount and currency, or, where
+//! the platform reports the payment in the converted currency, equal an operation's
+//! `sum_converted` whose `sum_initial` is exactly the request.
 
 use rp_model::{mask_phone, wire};
 
@@ -16,6 +24,8 @@ use rp_model::{mask_phone, wire};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reported<'a> {
     pub(crate) sum: Option<&'a wire::Sum>,
+    /// The operations reported with it (a callback's `operation`, a status's `operations`).
+    pub(crate) operations: &'a [wire::Operation],
     pub(crate) account: Option<&'a wire::Account>,
     pub(crate) customer: Option<&'a wire::CustomerRef>,
 }
@@ -24,6 +34,7 @@ impl<'a> Reported<'a> {
     pub(crate) fn from_callback(callback: &'a wire::Callback) -> Self {
         Reported {
             sum: callback.payment.as_ref().and_then(|p| p.sum.as_ref()),
+            operations: callback.operation.as_slice(),
             account: callback.account.as_ref(),
             customer: callback.customer.as_ref(),
         }
@@ -32,6 +43,7 @@ impl<'a> Reported<'a> {
     pub(crate) fn from_status(status: &'a wire::StatusResponse) -> Self {
         Reported {
             sum: status.payment.as_ref().and_then(|p| p.sum.as_ref()),
+            operations: &status.operations,
             account: status.account.as_ref(),
             customer: status.customer.as_ref(),
         }
@@ -43,14 +55,23 @@ impl<'a> Reported<'a> {
 pub(crate) fn difference(request: &wire::PayoutRequest, reported: Reported<'_>) -> Option<String> {
     let mut problems = Vec::new();
     let expected = &request.payment;
+    let is_request =
+        |sum: &wire::Sum| sum.amount == expected.amount && same_currency(sum, &expected.currency);
+    // `payment.sum` in the converted currency: the tenge paid for exactly this request.
+    let converted_from_request = |sum: &wire::Sum| {
+        reported.operations.iter().any(|op| {
+            op.sum_initial.as_ref().is_some_and(is_request)
+                && op
+                    .sum_converted
+                    .as_ref()
+                    .is_some_and(|c| c.amount == sum.amount && same_currency(c, &sum.currency))
+        })
+    };
     match reported.sum {
         None => problems.push(
             "the platform reports no payment.sum, so its amount cannot be matched".to_owned(),
         ),
-        Some(sum)
-            if sum.amount != expected.amount
-                || !sum.currency.eq_ignore_ascii_case(&expected.currency) =>
-        {
+        Some(sum) if !is_request(sum) && !converted_from_request(sum) => {
             problems.push(format!(
                 "the platform reports {} {}, this payout is {} {} (minor units)",
                 sum.amount,
@@ -60,6 +81,22 @@ pub(crate) fn difference(request: &wire::PayoutRequest, reported: Reported<'_>) 
             ));
         }
         Some(_) => {}
+    }
+    for initial in reported
+        .operations
+        .iter()
+        .filter_map(|op| op.sum_initial.as_ref())
+    {
+        if !same_currency(initial, &expected.currency) || initial.amount > expected.amount {
+            problems.push(format!(
+                "an operation was asked for {} {} (sum_initial), this payout is {} {} (minor units)",
+                initial.amount,
+                printable(&initial.currency),
+                expected.amount,
+                expected.currency
+            ));
+            break;
+        }
     }
     if let Some(number) = reported.account.and_then(|a| a.number.as_deref())
         && !same_phone(number, &request.account.number)
@@ -80,6 +117,11 @@ pub(crate) fn difference(request: &wire::PayoutRequest, reported: Reported<'_>) 
         ));
     }
     (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// Whether `sum` is in `currency` (codes compared without regard to case).
+fn same_currency(sum: &wire::Sum, currency: &str) -> bool {
+    sum.currency.eq_ignore_ascii_case(currency)
 }
 
 /// Whether a reported phone number is `ours` (11 digits). Separators (spaces, `-`, `(`, `)`,
@@ -141,6 +183,7 @@ mod tests {
             &request(),
             Reported {
                 sum,
+                operations: &[],
                 account: a,
                 customer: c,
             },
@@ -213,5 +256,78 @@ mod tests {
         )
         .unwrap();
         assert_eq!(all.matches("; ").count(), 2, "{all}");
+    }
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use super::*;
+    use rp_model::{Currency, CustomerId, Money, Msisdn, Payout, ProjectId};
+
+    /// 100.50 USD asked.
+    fn usd_request() -> wire::PayoutRequest {
+        Payout::builder()
+            .payment_id(rp_model::PaymentId::new("p-usd").unwrap())
+            .phone(Msisdn::parse("+7 701 123 45 67").unwrap())
+            .amount(Money::from_minor(10_050, Currency::USD))
+            .customer_id(CustomerId::new("c-1").unwrap())
+            .build()
+            .unwrap()
+            .to_request(ProjectId::new(1).unwrap())
+    }
+
+    fn sum(amount: u64, currency: &str) -> wire::Sum {
+        serde_json::from_value(serde_json::json!({"amount": amount, "currency": currency})).unwrap()
+    }
+
+    fn operation(initial: wire::Sum, converted: wire::Sum) -> wire::Operation {
+        wire::Operation {
+            sum_initial: Some(initial),
+            sum_converted: Some(converted),
+            ..Default::default()
+        }
+    }
+
+    fn check(payment_sum: &wire::Sum, operations: &[wire::Operation]) -> Option<String> {
+        difference(
+            &usd_request(),
+            Reported {
+                sum: Some(payment_sum),
+                operations,
+                account: None,
+                customer: None,
+            },
+        )
+    }
+
+    #[test]
+    fn a_converted_payout_is_ours_by_what_was_asked() {
+        let paid = operation(sum(10_050, "USD"), sum(4_829_025, "KZT"));
+        // payment.sum as asked (the simulator), or as paid (the converted currency).
+        assert_eq!(
+            check(&sum(10_050, "USD"), std::slice::from_ref(&paid)),
+            None
+        );
+        assert_eq!(
+            check(&sum(4_829_025, "KZT"), std::slice::from_ref(&paid)),
+            None
+        );
+        // A partial payout's operations each carry their part of what was asked.
+        let part = operation(sum(5_025, "USD"), sum(2_414_513, "KZT"));
+        assert_eq!(check(&sum(10_050, "USD"), &[part.clone(), part]), None);
+    }
+
+    #[test]
+    fn another_amount_or_currency_asked_is_not_ours() {
+        let other_currency = operation(sum(10_050, "EUR"), sum(5_000_000, "KZT"));
+        let text = check(&sum(10_050, "USD"), &[other_currency]).unwrap();
+        assert!(text.contains("10050 EUR (sum_initial)"), "{text}");
+        let more = operation(sum(10_051, "USD"), sum(4_829_505, "KZT"));
+        assert!(check(&sum(10_050, "USD"), &[more]).is_some());
+        // Tenge that no operation converted from this request.
+        let paid = operation(sum(10_050, "USD"), sum(4_829_025, "KZT"));
+        let text = check(&sum(4_829_026, "KZT"), &[paid]).unwrap();
+        assert!(text.contains("4829026 KZT"), "{text}");
+        assert!(check(&sum(4_829_025, "KZT"), &[]).is_some());
     }
 }

@@ -61,6 +61,11 @@ pub struct SimArgs {
     #[arg(long, env = "RP_SIM_AMOUNT_LIMIT", default_value_t = crate::DEFAULT_AMOUNT_LIMIT)]
     pub amount_limit: u64,
 
+    /// A conversion rate to KZT, `CODE=RATE` (exact decimal, e.g. `USD=480.50`); repeat it for
+    /// more currencies. A payout in a currency without a rate is refused with 3023.
+    #[arg(long = "rate", value_name = "CODE=RATE", value_parser = parse_rate)]
+    pub rates: Vec<(rp_model::Currency, crate::Rate)>,
+
     /// Milliseconds from acceptance to the final status.
     #[arg(long, env = "RP_SIM_PROCESSING_DELAY_MS", default_value_t = 1000)]
     pub processing_delay_ms: u64,
@@ -102,6 +107,11 @@ pub struct SimArgs {
     pub max_connections: usize,
 }
 
+/// `--rate CODE=RATE`, for clap.
+fn parse_rate(text: &str) -> Result<(rp_model::Currency, crate::Rate), String> {
+    crate::parse_rate_arg(text).map_err(|e| e.to_string())
+}
+
 impl SimArgs {
     /// A builder configured from these arguments.
     ///
@@ -109,7 +119,11 @@ impl SimArgs {
     ///
     /// [`Error::Config`] if the numbers of `--project-id` and `--secret-key` differ.
     pub fn to_builder(&self) -> Result<SimulatorBuilder, Error> {
-        let mut builder = Simulator::builder()
+        let mut builder = Simulator::builder();
+        for (currency, rate) in &self.rates {
+            builder = builder.rate(*currency, *rate);
+        }
+        let mut builder = builder
             .listen(self.listen)
             .amount_limit(self.amount_limit)
             .processing_delay(Duration::from_millis(self.processing_delay_ms))

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
-use rp_model::ProjectId;
+use rp_model::{Currency, ProjectId};
 use rp_sign::SecretKey;
 use serde::Serialize;
 
@@ -289,4 +289,114 @@ mod tests {
         assert_eq!(project.id.get(), DEFAULT_PROJECT_ID);
         assert!(!format!("{project:?}").contains(DEFAULT_SECRET_KEY));
     }
+}
+
+/// An exchange rate to KZT, held exactly: tenge per one major unit of another currency, as a
+/// decimal with at most nine decimal places (`480.50`). No floating point anywhere.
+///
+/// ```
+/// use rp_model::Currency;
+/// use rp_sim::Rate;
+///
+/// let rate: Rate = "480.50".parse()?;
+/// // 100.00 USD = 48 050.00 KZT: 10 000 cents → 4 805 000 tiyn.
+/// assert_eq!(rate.convert(10_000, Currency::USD), Some(4_805_000));
+/// // 1 yen (no minor unit) at 3.3115 KZT = 331.15 tiyn → 331 (half up).
+/// assert_eq!("3.3115".parse::<Rate>()?.convert(1, Currency::JPY), Some(331));
+/// assert_eq!(rate.to_string(), "480.50");
+/// # Ok::<(), rp_sim::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rate {
+    /// The digits without the decimal point.
+    mantissa: u64,
+    /// How many of them are decimals.
+    scale: u32,
+}
+
+/// The most decimal places a rate may have.
+const MAX_RATE_SCALE: u32 = 9;
+
+impl Rate {
+    /// `amount` minor units of `from` in tiyn (KZT minor units), rounded half up; `None` on
+    /// overflow. The platform's own rounding is undocumented; half up is this simulator's.
+    pub fn convert(self, amount: u64, from: Currency) -> Option<u64> {
+        // amount / 10^from_exp major units × mantissa / 10^scale KZT × 10^2 tiyn.
+        let kzt_exp = u32::from(Currency::KZT.exponent());
+        let from_exp = u32::from(from.exponent());
+        let numerator = u128::from(amount)
+            .checked_mul(u128::from(self.mantissa))?
+            .checked_mul(10u128.checked_pow(kzt_exp)?)?;
+        let denominator = 10u128.checked_pow(self.scale + from_exp)?;
+        let rounded = numerator.checked_add(denominator / 2)? / denominator;
+        u64::try_from(rounded).ok()
+    }
+}
+
+impl FromStr for Rate {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let bad = |why: &str| Error::Config {
+            problem: format!("rate {text:?}: {why}"),
+        };
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("write a positive decimal number such as 480.50"));
+        }
+        if !fraction.bytes().all(|b| b.is_ascii_digit())
+            || (text.contains('.') && fraction.is_empty())
+        {
+            return Err(bad("write a positive decimal number such as 480.50"));
+        }
+        let scale = u32::try_from(fraction.len()).unwrap_or(u32::MAX);
+        if scale > MAX_RATE_SCALE {
+            return Err(bad("at most 9 decimal places"));
+        }
+        let mantissa: u64 = format!("{whole}{fraction}")
+            .parse()
+            .map_err(|_| bad("too large"))?;
+        if mantissa == 0 {
+            return Err(bad("a rate must be greater than zero"));
+        }
+        Ok(Rate { mantissa, scale })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = format!("{:0width$}", self.mantissa, width = self.scale as usize + 1);
+        let (whole, fraction) = digits.split_at(digits.len() - self.scale as usize);
+        if fraction.is_empty() {
+            f.write_str(whole)
+        } else {
+            write!(f, "{whole}.{fraction}")
+        }
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// `CODE=RATE` as given to `--rate`: a currency of the table other than KZT and its rate.
+///
+/// # Errors
+///
+/// [`Error::Config`] naming what is wrong.
+pub fn parse_rate_arg(text: &str) -> Result<(Currency, Rate), Error> {
+    let (code, rate) = text.split_once('=').ok_or_else(|| Error::Config {
+        problem: format!("--rate {text:?}: write CODE=RATE, e.g. USD=480.50"),
+    })?;
+    let currency = Currency::from_code(code.trim()).ok_or_else(|| Error::Config {
+        problem: format!("--rate {text:?}: {code} is not a currency of spec/currencies.tsv"),
+    })?;
+    if currency == Currency::KZT {
+        return Err(Error::Config {
+            problem: "--rate KZT=…: KZT is paid out as is".to_owned(),
+        });
+    }
+    Ok((currency, rate.trim().parse()?))
 }

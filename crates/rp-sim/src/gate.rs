@@ -13,15 +13,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rp_model::wire::{ErrorItem, Extra, GateResponse, PayoutRequest, StatusResponse};
 use rp_model::{
-    Msisdn, OperationStatus, Operator, PaymentId, PaymentStatus, PrefixInfo, RequestStatus,
-    ResponseCode, mask_phone,
+    Currency, Msisdn, OperationStatus, Operator, PaymentId, PaymentStatus, PrefixInfo,
+    RequestStatus, ResponseCode, mask_phone,
 };
 use serde_json::{Value, json};
 
 use crate::lifecycle::{account_object, code_message, customer_object, payment_object};
 use crate::server::{ConnectionHandle, Shared};
 use crate::state::{Entry, Key, RequestRecord, SimOperation, SimPayment, State as SimState, now};
-use crate::{Magic, control, lifecycle};
+use crate::{Magic, Rate, control, lifecycle};
 
 pub use rp_model::wire::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};
 
@@ -576,6 +576,7 @@ struct Valid {
     operator: Operator,
     amount: u64,
     currency: String,
+    rate: Option<Rate>,
     customer_id: String,
     description: String,
     callback_url: Option<String>,
@@ -603,13 +604,28 @@ fn validate_payout(shared: &Shared, checked: &Checked<'_>) -> Result<Valid, Reje
         .map_err(|error| Reject::detail(ResponseCode::FIELD_MISSING, error.to_string()))?;
     PaymentId::new(payment_id)
         .map_err(|error| Reject::field(3024, "general.payment_id", error.to_string()))?;
-    if request.payment.currency != "KZT" {
-        return Err(Reject::field(
-            ResponseCode::CURRENCY_DISABLED,
-            "payment.currency",
-            format!("{} (only KZT is enabled)", request.payment.currency),
-        ));
-    }
+    let currency = request.payment.currency.as_str();
+    let rate = if currency == "KZT" {
+        None
+    } else {
+        match (Currency::from_code(currency), shared.rates.get(currency)) {
+            (Some(known), Some(rate)) => Some((known, *rate)),
+            _ => {
+                let enabled: Vec<&str> = std::iter::once("KZT")
+                    .chain(shared.rates.keys().map(String::as_str))
+                    .collect();
+                return Err(Reject::field(
+                    ResponseCode::CURRENCY_DISABLED,
+                    "payment.currency",
+                    format!(
+                        "{} (the project has no conversion rate for it; enabled: {})",
+                        currency.chars().take(8).collect::<String>(),
+                        enabled.join(", ")
+                    ),
+                ));
+            }
+        }
+    };
     let amount = request.payment.amount;
     if amount == 0 {
         return Err(Reject::field(
@@ -618,12 +634,25 @@ fn validate_payout(shared: &Shared, checked: &Checked<'_>) -> Result<Valid, Reje
             "the amount must be positive",
         ));
     }
-    if amount > shared.amount_limit {
+    // The limit is in the project's currency (KZT): a converted amount is checked after
+    // conversion.
+    let in_kzt = match rate {
+        None => Some(amount),
+        Some((from, rate)) => rate.convert(amount, from),
+    };
+    if in_kzt == Some(0) {
+        return Err(Reject::field(
+            3118,
+            "payment.amount",
+            "the amount is less than one tiyn after conversion",
+        ));
+    }
+    if in_kzt.is_none_or(|kzt| kzt > shared.amount_limit) {
         return Err(Reject::field(
             ResponseCode::PAYOUT_AMOUNT_LIMIT,
             "payment.amount",
             format!(
-                "{amount} exceeds the per-operation limit of {} minor units",
+                "{amount} {currency} exceeds the per-operation limit of {} KZT minor units",
                 shared.amount_limit
             ),
         ));
@@ -674,6 +703,7 @@ fn validate_payout(shared: &Shared, checked: &Checked<'_>) -> Result<Valid, Reje
         operator,
         amount,
         currency: request.payment.currency,
+        rate: rate.map(|(_, rate)| rate),
         customer_id: request.customer.id,
         description: request.payment.description.unwrap_or_default(),
         callback_url,
@@ -795,6 +825,7 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
                     status: PaymentStatus::Processing,
                     amount: valid.amount,
                     currency: valid.currency,
+                    rate: valid.rate,
                     phone: valid.phone,
                     operator: valid.operator,
                     customer_id: valid.customer_id,

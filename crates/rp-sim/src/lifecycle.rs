@@ -170,6 +170,17 @@ pub(crate) fn operation_object(payment: &SimPayment, operation: &SimOperation) -
         amount: operation.amount,
         currency: payment.currency.clone(),
     };
+    // Converted on the platform side: what was asked, and the tenge paid out.
+    let converted = match (
+        payment.rate,
+        rp_model::Currency::from_code(&payment.currency),
+    ) {
+        (Some(rate), Some(from)) => Sum {
+            amount: rate.convert(operation.amount, from).unwrap_or(0),
+            currency: rp_model::Currency::KZT.code().to_owned(),
+        },
+        _ => sum.clone(),
+    };
     let mut provider = Extra::new();
     provider.insert("id".to_owned(), Value::from(payment.project_id));
     provider.insert(
@@ -190,8 +201,8 @@ pub(crate) fn operation_object(payment: &SimPayment, operation: &SimOperation) -
         date: Some(operation.date.clone()),
         created_date: Some(operation.created_date.clone()),
         request_id: Some(operation.request_id.clone()),
-        sum_initial: Some(sum.clone()),
-        sum_converted: Some(sum),
+        sum_initial: Some(sum),
+        sum_converted: Some(converted),
         code: Some(operation.code.clone()),
         message: Some(operation.message.clone()),
         provider: Some(provider),

@@ -1,7 +1,7 @@
 //! Starting, inspecting and stopping a simulator; the serve loop (header read timeout,
 //! connection cap) and the connections that a handler can drop.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use rp_model::ProjectId;
+use rp_model::{Currency, ProjectId};
 use rp_sign::{SecretKey, Signer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,7 +26,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{
     DEFAULT_AMOUNT_LIMIT, DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_PROCESSING_DELAY, DEFAULT_READ_TIMEOUT, DEFAULT_SLOW_DELAY, PLATFORM_STATUS_LAG,
+    DEFAULT_PROCESSING_DELAY, DEFAULT_READ_TIMEOUT, DEFAULT_SLOW_DELAY, PLATFORM_STATUS_LAG, Rate,
     check_callback_url,
 };
 use crate::state::{CallbackRecord, RequestRecord, SimPayment, State};
@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) project_ids: Vec<u64>,
     pub(crate) default_callback_url: Option<String>,
     pub(crate) amount_limit: u64,
+    /// Conversion rates to KZT by currency code.
+    pub(crate) rates: BTreeMap<String, Rate>,
     pub(crate) processing_delay: Duration,
     pub(crate) slow_delay: Duration,
     pub(crate) time_scale: TimeScale,
@@ -137,6 +139,7 @@ pub struct SimulatorBuilder {
     projects: Vec<Project>,
     callback_url: Option<String>,
     amount_limit: u64,
+    rates: BTreeMap<String, Rate>,
     processing_delay: Duration,
     slow_delay: Duration,
     time_scale: TimeScale,
@@ -157,6 +160,7 @@ impl Default for SimulatorBuilder {
             projects: Vec::new(),
             callback_url: None,
             amount_limit: DEFAULT_AMOUNT_LIMIT,
+            rates: BTreeMap::new(),
             processing_delay: DEFAULT_PROCESSING_DELAY,
             slow_delay: DEFAULT_SLOW_DELAY,
             time_scale: TimeScale::REAL_TIME,
@@ -197,7 +201,17 @@ impl SimulatorBuilder {
         self
     }
 
-    /// The largest accepted amount per payout, in minor units (above it: code 3104).
+    /// A conversion rate to KZT for `currency` (`--rate USD=480.50`): a payout in it is
+    /// accepted, converted (half up) and reported with both sums. A payout in a currency
+    /// without a rate is refused with 3023, as the platform refuses a currency the project
+    /// does not have.
+    pub fn rate(mut self, currency: Currency, rate: Rate) -> Self {
+        self.rates.insert(currency.code().to_owned(), rate);
+        self
+    }
+
+    /// The largest amount in KZT minor units (after conversion for another currency); above
+    /// it: code 3104.
     pub fn amount_limit(mut self, minor_units: u64) -> Self {
         self.amount_limit = minor_units;
         self
@@ -336,6 +350,7 @@ impl SimulatorBuilder {
             project_ids,
             default_callback_url: self.callback_url,
             amount_limit: self.amount_limit,
+            rates: self.rates,
             processing_delay: self.processing_delay,
             slow_delay: self.slow_delay,
             time_scale: self.time_scale,

@@ -9,8 +9,8 @@ use rp_model::{
 };
 use serde::Serialize;
 
-use crate::Magic;
 use crate::rng::SplitMix64;
+use crate::{Magic, Rate};
 
 /// A payment as the simulator holds it (`GET /_sim/payments/{id}`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -24,8 +24,11 @@ pub struct SimPayment {
     pub status: PaymentStatus,
     /// The amount in minor units.
     pub amount: u64,
-    /// The currency code (always `KZT`: others are rejected).
+    /// The currency code as requested.
     pub currency: String,
+    /// The conversion rate to KZT when the currency is not KZT (operations then report
+    /// `sum_converted` in KZT).
+    pub rate: Option<Rate>,
     /// The phone number (the full digits when serialised; masked in `Debug`).
     pub phone: Msisdn,
     /// The operator reported in `account.type`.

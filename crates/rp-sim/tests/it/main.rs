@@ -7,6 +7,7 @@
 mod callbacks;
 mod concurrency;
 mod control;
+mod conversion;
 mod faults;
 mod limits;
 mod magic;
