@@ -99,6 +99,8 @@ pub mod axum;
 mod callback;
 mod client;
 mod clock;
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod config;
 mod error;
 mod identity;
@@ -123,7 +125,8 @@ pub use reconcile::{
 };
 pub use retry::RetryPolicy;
 pub use store::{
-    Inserted, MemoryStore, PayoutRecord, PayoutState, PayoutStore, StatusChange, Updated,
+    EventSource, Inserted, MAX_PAGE, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord,
+    PayoutState, PayoutStore, StateCount, StatusChange, Updated,
 };
 
 /// The workspace README's library example, compiled as a doctest so it cannot go stale.

@@ -2,7 +2,8 @@
 
 use rp_model::PaymentId;
 
-use crate::store::{PayoutState, StatusChange};
+use crate::client::Origin;
+use crate::store::{EventSource, PayoutState, StatusChange};
 use crate::{Client, Error, PayoutReceipt};
 
 /// Page size of [`Client::reconcile`]: it asks the store for this many unsettled payouts at a
@@ -199,7 +200,7 @@ impl Client {
             },
             Err(Error::NotFound { .. }) => {
                 let outcome = self
-                    .change(payment_id, |current| {
+                    .change(payment_id, &Origin::new(EventSource::Reconcile), |current| {
                         let never_accepted =
                             matches!(current.state, PayoutState::Created | PayoutState::Unknown);
                         if !never_accepted {

@@ -7,7 +7,9 @@ use tracing::Instrument;
 use super::attempts::Start;
 use super::{Acceptance, Client, PayoutReceipt, elapsed, receipt};
 use crate::Error;
-use crate::store::{Inserted, PayoutRecord, PayoutState, Updated};
+use crate::client::Origin;
+use crate::client::record::event_for;
+use crate::store::{EventSource, Inserted, PayoutEvent, PayoutRecord, PayoutState, Updated};
 
 /// How many times a resubmission re-reads a record that changed under it before it gives up
 /// with [`Error::InFlight`].
@@ -52,8 +54,10 @@ impl Client {
         async move {
             let request = payout.to_request(self.config.project_id);
             let body = self.sign("payout", &request)?;
-            let record = PayoutRecord::new(payment_id.clone(), request, self.clock.now());
-            match self.store.insert(record).await? {
+            let now = self.clock.now();
+            let record = PayoutRecord::new(payment_id.clone(), request, now);
+            let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
+            match self.store.insert(record, recorded).await? {
                 Inserted::New(record) => {
                     tracing::info!("payout recorded; sending");
                     self.drive(record, body, Start::Send { maybe_sent: false })
@@ -120,7 +124,9 @@ impl Client {
             let mut claimed = existing.clone();
             claimed.state = PayoutState::Created;
             claimed.updated_at = self.clock.now();
-            match self.store.update(existing.version, claimed).await? {
+            let event = event_for(&existing, &claimed, &Origin::new(EventSource::Call))
+                .with_note(Some("sending again under the same payment ID".to_owned()));
+            match self.store.update(existing.version, claimed, event).await? {
                 Updated::Done(record) => {
                     tracing::info!(previous = %existing.state, "sending the recorded payout again under the same payment ID");
                     return self.drive(record, body, start).await;
