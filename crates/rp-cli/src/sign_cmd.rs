@@ -8,8 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rp_sign::{Error, Signer, SortVariant};
-use serde_json::Value;
+use rp_sign::{Error, SignatureLocation, Signer, SortVariant};
 
 use crate::common::{EXIT_REFUSED, EXIT_USAGE, Failure, KeyArgs, finish, read_input};
 
@@ -82,25 +81,33 @@ pub(crate) fn verify(args: &VerifyArgs) -> ExitCode {
 fn run_sign(args: &SignArgs) -> Result<(), Failure> {
     let signer = Signer::new(&args.key.load()?);
     let (name, bytes) = read_input(&args.input)?;
-    let mut payload: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::usage(format!("{name} is not valid JSON: {e}")))?;
-    if let Some(Value::Object(general)) = payload.get_mut("general") {
-        general.shift_remove("signature");
-    }
-    let input_error = |e: Error| Failure::usage(format!("{name}: {e}"));
-    if args.body {
-        let body = signer.sign_request_body(&payload).map_err(input_error)?;
-        println!("{}", String::from_utf8_lossy(&body));
-        return Ok(());
-    }
+    // Signed from the text itself, numbers as written and read as PHP reads them (the
+    // integer `-0` signs as `0`), exactly as `rp verify` reads a body: the two always agree.
+    let input_error = |e: Error| match e {
+        Error::InvalidJson(e) => Failure::usage(format!("{name} is not valid JSON: {e}")),
+        e => Failure::usage(format!("{name}: {e}")),
+    };
     if args.explain {
         // The explanation first: it also says why a payload cannot be signed.
-        let explanation = rp_sign::explain(&payload).map_err(input_error)?;
+        let explanation =
+            rp_sign::explain_json(&bytes, Some(SignatureLocation::General)).map_err(input_error)?;
         println!("{explanation}");
-        let signature = signer.sign_value(&payload).map_err(input_error)?;
+    }
+    if args.body {
+        let signed = signer.sign_request_json(&bytes).map_err(input_error)?;
+        println!("{}", String::from_utf8_lossy(signed.body()));
+        return Ok(());
+    }
+    // A payload without a `general` object (not a Gate request, e.g. a callback for a test)
+    // is signed as it is, with nothing left out.
+    let signature = match signer.sign_request_json(&bytes) {
+        Ok(signed) => signed.signature(),
+        Err(Error::MissingGeneral { .. }) => signer.sign_json(&bytes).map_err(input_error)?,
+        Err(e) => return Err(input_error(e)),
+    };
+    if args.explain {
         println!("signature: {signature}");
     } else {
-        let signature = signer.sign_value(&payload).map_err(input_error)?;
         println!("{signature}");
     }
     Ok(())
@@ -114,6 +121,7 @@ fn run_verify(args: &VerifyArgs) -> Result<(), Failure> {
             Error::MissingSignature
             | Error::MalformedSignature { .. }
             | Error::AmbiguousValue { .. }
+            | Error::ExtraSignature { .. }
             | Error::InvalidSignature { .. } => EXIT_REFUSED,
             _ => EXIT_USAGE,
         };

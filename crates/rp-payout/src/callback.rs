@@ -28,12 +28,14 @@ pub enum CallbackOutcome {
         /// The new status.
         status: PaymentStatus,
     },
-    /// A paid payout was reversed (or refunded) afterwards: recorded, and worth an alert.
+    /// A payout was reversed (or refunded): recorded, and worth an alert. Also when no paid
+    /// status was recorded before (its callback was lost): the money came back all the same.
     Reversed {
         /// The payment ID.
         payment_id: PaymentId,
-        /// The paid status before (`success` or `partially paid out`).
-        previous: PaymentStatus,
+        /// The state before (`success`, `partially paid out`, or e.g. `accepted` when the
+        /// paid status was never recorded).
+        previous: PayoutState,
         /// The new status (`reversed` or `refunded`).
         status: PaymentStatus,
     },
@@ -342,12 +344,15 @@ impl Client {
             code: operation
                 .and_then(|op| op.code.clone())
                 .or_else(|| callback.errors.iter().find_map(|e| e.code.clone())),
+            // Platform messages may quote the phone number.
             message: operation
                 .and_then(|op| op.message.clone())
-                .or_else(|| callback.errors.iter().find_map(|e| e.message.clone())),
-            earlier_error_is_stale: true,
+                .or_else(|| callback.errors.iter().find_map(|e| e.message.clone()))
+                .map(|m| mask_phone_numbers(&m)),
+            from_callback: true,
         };
-        let (record, change, previous) = match self.apply_status(&payment_id, &update, origin).await {
+        let (record, change, previous) = match self.apply_status(&payment_id, &update, origin).await
+        {
             Ok(applied) => applied,
             Err(e) => return store_failed(payment_id, e),
         };
@@ -378,10 +383,7 @@ impl Client {
             },
             StatusChange::Reversal => CallbackOutcome::Reversed {
                 payment_id,
-                previous: match previous {
-                    PayoutState::Status(paid) => paid,
-                    _ => PaymentStatus::Success,
-                },
+                previous,
                 status,
             },
             _ => CallbackOutcome::Applied {

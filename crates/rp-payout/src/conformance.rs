@@ -25,7 +25,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rp_model::{CustomerId, Money, Msisdn, PaymentId, PaymentStatus, Payout, ProjectId, ResponseCode};
+use rp_model::{
+    CustomerId, Money, Msisdn, PaymentId, PaymentStatus, Payout, ProjectId, ResponseCode,
+};
 
 use crate::store::{
     EventSource, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutState, PayoutStore,
@@ -88,7 +90,12 @@ fn must<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
 
 /// The first event of a record.
 fn recorded(record: &PayoutRecord) -> PayoutEvent {
-    PayoutEvent::new(record.created_at, EventSource::Call, None, PayoutState::Created)
+    PayoutEvent::new(
+        record.created_at,
+        EventSource::Call,
+        None,
+        PayoutState::Created,
+    )
 }
 
 /// `record` moved to `state` at `at`, with its event.
@@ -106,15 +113,26 @@ fn moved(record: &PayoutRecord, state: PayoutState, at: u64) -> (PayoutRecord, P
 }
 
 async fn insert(store: &dyn PayoutStore, record: PayoutRecord) -> PayoutRecord {
-    match must(store.insert(record.clone(), recorded(&record)).await, "insert") {
+    match must(
+        store.insert(record.clone(), recorded(&record)).await,
+        "insert",
+    ) {
         Inserted::New(stored) => stored,
         Inserted::Existing(existing) => {
-            panic!("conformance: {} already recorded: {existing:?}", record.payment_id)
+            panic!(
+                "conformance: {} already recorded: {existing:?}",
+                record.payment_id
+            )
         }
     }
 }
 
-async fn update(store: &dyn PayoutStore, record: &PayoutRecord, state: PayoutState, at: u64) -> PayoutRecord {
+async fn update(
+    store: &dyn PayoutStore,
+    record: &PayoutRecord,
+    state: PayoutState,
+    at: u64,
+) -> PayoutRecord {
     let (next, event) = moved(record, state, at);
     match must(store.update(record.version, next, event).await, "update") {
         Updated::Done(stored) => stored,
@@ -123,23 +141,40 @@ async fn update(store: &dyn PayoutStore, record: &PayoutRecord, state: PayoutSta
 }
 
 async fn get(store: &dyn PayoutStore, id: &str) -> PayoutRecord {
-    must(store.get(&pid(id)).await, "get").unwrap_or_else(|| panic!("conformance: {id} is not recorded"))
+    must(store.get(&pid(id)).await, "get")
+        .unwrap_or_else(|| panic!("conformance: {id} is not recorded"))
 }
 
 /// A payment ID is recorded once: a second insert returns the first record and writes nothing.
 pub async fn insert_is_once_per_payment_id(store: &dyn PayoutStore) {
     let first = insert(store, record("once", "77011234567", 100, 1)).await;
-    assert_eq!(first.version, 0, "insert_is_once: a new record has version 0");
+    assert_eq!(
+        first.version, 0,
+        "insert_is_once: a new record has version 0"
+    );
     let mut again = record("once", "77021234567", 200, 2);
     again.state = PayoutState::Accepted;
-    match must(store.insert(again.clone(), recorded(&again)).await, "insert again") {
-        Inserted::Existing(existing) => assert_eq!(existing, first, "insert_is_once: the first record is returned unchanged"),
+    match must(
+        store.insert(again.clone(), recorded(&again)).await,
+        "insert again",
+    ) {
+        Inserted::Existing(existing) => assert_eq!(
+            existing, first,
+            "insert_is_once: the first record is returned unchanged"
+        ),
         Inserted::New(_) => panic!("insert_is_once: a payment ID was recorded twice"),
     }
     assert_eq!(get(store, "once").await, first, "insert_is_once: unchanged");
     let events = must(store.events(&pid("once")).await, "events");
-    assert_eq!(events.len(), 1, "insert_is_once: the second insert wrote no event");
-    assert!(must(store.get(&pid("never")).await, "get").is_none(), "insert_is_once: an unknown ID is None");
+    assert_eq!(
+        events.len(),
+        1,
+        "insert_is_once: the second insert wrote no event"
+    );
+    assert!(
+        must(store.get(&pid("never")).await, "get").is_none(),
+        "insert_is_once: an unknown ID is None"
+    );
 }
 
 /// An update applies only on the expected version and bumps it; a stale one writes nothing.
@@ -151,14 +186,24 @@ pub async fn update_is_compare_and_set(store: &dyn PayoutStore) {
     // Stale: still version 0.
     let (stale, event) = moved(&first, PayoutState::Unknown, 3);
     match must(store.update(0, stale, event).await, "stale update") {
-        Updated::Conflict(Some(current)) => assert_eq!(current, stored, "cas: the conflict returns the current record"),
+        Updated::Conflict(Some(current)) => assert_eq!(
+            current, stored,
+            "cas: the conflict returns the current record"
+        ),
         other => panic!("cas: a stale update was not refused: {other:?}"),
     }
     let events = must(store.events(&pid("cas")).await, "events");
     assert_eq!(events.len(), 2, "cas: a refused update writes no event");
-    let (missing, event) = moved(&record("nobody", "77011234567", 1, 1), PayoutState::Accepted, 1);
+    let (missing, event) = moved(
+        &record("nobody", "77011234567", 1, 1),
+        PayoutState::Accepted,
+        1,
+    );
     assert!(
-        matches!(must(store.update(0, missing, event).await, "update missing"), Updated::Conflict(None)),
+        matches!(
+            must(store.update(0, missing, event).await, "update missing"),
+            Updated::Conflict(None)
+        ),
         "cas: updating an unrecorded payout is Conflict(None)"
     );
 }
@@ -170,22 +215,39 @@ pub async fn events_are_written_with_their_change_in_order(store: &dyn PayoutSto
     let (mut next, event) = moved(&r, PayoutState::Status(PaymentStatus::Decline), 3);
     next.last_code = Some(ResponseCode::new("20000"));
     next.last_message = Some("General decline; «ұтыс»".to_owned());
-    let raw = r#"{"payment":{"id":"history","status":"decline"},"account":{"number":"77011234567"}}"#;
+    let raw =
+        r#"{"payment":{"id":"history","status":"decline"},"account":{"number":"77011234567"}}"#;
     let event = event
         .with_code(next.last_code.clone(), next.last_message.clone())
         .with_note(Some("a note".to_owned()))
         .with_raw(Some(raw.to_owned()));
-    let event = PayoutEvent { source: EventSource::Operator("Aigerim Ә.".to_owned()), ..event };
-    assert!(matches!(must(store.update(r.version, next, event.clone()).await, "update"), Updated::Done(_)));
+    let event = PayoutEvent {
+        source: EventSource::Operator("Aigerim Ә.".to_owned()),
+        ..event
+    };
+    assert!(matches!(
+        must(store.update(r.version, next, event.clone()).await, "update"),
+        Updated::Done(_)
+    ));
     let events = must(store.events(&pid("history")).await, "events");
     let states: Vec<&PayoutState> = events.iter().map(|e| &e.state).collect();
     assert_eq!(
         states,
-        [&PayoutState::Created, &PayoutState::Accepted, &PayoutState::Status(PaymentStatus::Decline)],
+        [
+            &PayoutState::Created,
+            &PayoutState::Accepted,
+            &PayoutState::Status(PaymentStatus::Decline)
+        ],
         "history: in order"
     );
-    assert_eq!(events[0].previous, None, "history: the first event has no previous state");
-    assert_eq!(events[2], event, "history: the event is kept whole (code, note, raw, source, time)");
+    assert_eq!(
+        events[0].previous, None,
+        "history: the first event has no previous state"
+    );
+    assert_eq!(
+        events[2], event,
+        "history: the event is kept whole (code, note, raw, source, time)"
+    );
     assert!(must(store.events(&pid("nothing")).await, "events").is_empty());
 }
 
@@ -194,7 +256,10 @@ pub async fn records_round_trip(store: &dyn PayoutStore) {
     let states = [
         PayoutState::Unknown,
         PayoutState::NotRegistered,
-        PayoutState::Rejected { code: ResponseCode::new("3028"), message: "Insufficient funds; «₸»".to_owned() },
+        PayoutState::Rejected {
+            code: ResponseCode::new("3028"),
+            message: "Insufficient funds; «₸»".to_owned(),
+        },
         PayoutState::Status(PaymentStatus::PartiallyPaidOut),
         PayoutState::Status(PaymentStatus::Other("partially reversed".to_owned())),
         PayoutState::PaymentIdTaken,
@@ -207,7 +272,8 @@ pub async fn records_round_trip(store: &dyn PayoutStore) {
         next.last_code = Some(ResponseCode::new("0"));
         next.last_message = Some("Success".to_owned());
         next.attention = Some("look: 7701***4567".to_owned());
-        let Updated::Done(stored) = must(store.update(0, next.clone(), event).await, "update") else {
+        let Updated::Done(stored) = must(store.update(0, next.clone(), event).await, "update")
+        else {
             panic!("round trip: conflict");
         };
         next.version = 1;
@@ -221,7 +287,13 @@ pub async fn unsettled_pages_walk_every_open_payout(store: &dyn PayoutStore) {
     for i in 0..25 {
         let r = insert(store, record(&format!("u-{i:03}"), "77011234567", 100, i)).await;
         if i % 5 == 0 {
-            update(store, &r, PayoutState::Status(PaymentStatus::Success), i + 1).await;
+            update(
+                store,
+                &r,
+                PayoutState::Status(PaymentStatus::Success),
+                i + 1,
+            )
+            .await;
         }
         if i % 5 == 1 {
             // `error` is final but not settled: it may be resent.
@@ -240,15 +312,25 @@ pub async fn unsettled_pages_walk_every_open_payout(store: &dyn PayoutStore) {
             break;
         }
     }
-    let expected: Vec<String> = (0..25).filter(|i| i % 5 != 0).map(|i| format!("u-{i:03}")).collect();
-    assert_eq!(seen, expected, "unsettled: every open payout once, in order");
+    let expected: Vec<String> = (0..25)
+        .filter(|i| i % 5 != 0)
+        .map(|i| format!("u-{i:03}"))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "unsettled: every open payout once, in order"
+    );
 }
 
 /// `list` filters by state, attention, time and phone, newest first, and its pages cover
 /// everything once.
 pub async fn list_filters_and_orders(store: &dyn PayoutStore) {
     for i in 0..30u64 {
-        let phone = if i % 3 == 0 { "77471112233" } else { "77011234567" };
+        let phone = if i % 3 == 0 {
+            "77471112233"
+        } else {
+            "77011234567"
+        };
         let r = insert(store, record(&format!("l-{i:02}"), phone, 100, i / 2)).await;
         if i % 4 == 0 {
             let (mut next, event) = moved(&r, PayoutState::Status(PaymentStatus::Success), 100);
@@ -258,9 +340,16 @@ pub async fn list_filters_and_orders(store: &dyn PayoutStore) {
             must(store.update(0, next, event).await, "update");
         }
     }
-    let ids = |page: Vec<PayoutRecord>| -> Vec<String> { page.into_iter().map(|r| r.payment_id.as_str().to_owned()).collect() };
+    let ids = |page: Vec<PayoutRecord>| -> Vec<String> {
+        page.into_iter()
+            .map(|r| r.payment_id.as_str().to_owned())
+            .collect()
+    };
     // Newest first; equal times by payment ID, descending.
-    let all = ids(must(store.list(&PayoutQuery::new().limit(1000)).await, "list"));
+    let all = ids(must(
+        store.list(&PayoutQuery::new().limit(1000)).await,
+        "list",
+    ));
     let mut expected: Vec<String> = (0..30).map(|i| format!("l-{i:02}")).collect();
     expected.sort_by(|a, b| {
         let at = |s: &str| s.get(2..).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) / 2;
@@ -272,20 +361,54 @@ pub async fn list_filters_and_orders(store: &dyn PayoutStore) {
     let mut query = PayoutQuery::new().limit(4);
     loop {
         let page = must(store.list(&query).await, "list page");
-        let Some(last) = page.last().cloned() else { break };
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
         paged.extend(ids(page));
         query = query.after(&last);
     }
     assert_eq!(paged, expected, "list: pages cover everything once");
-    let success = ids(must(store.list(&PayoutQuery::new().state("success")).await, "list success"));
+    let success = ids(must(
+        store.list(&PayoutQuery::new().state("success")).await,
+        "list success",
+    ));
     assert_eq!(success.len(), 8, "list: by state");
-    let attention = ids(must(store.list(&PayoutQuery::new().attention()).await, "list attention"));
-    assert_eq!(attention, ["l-24", "l-16", "l-08", "l-00"], "list: attention");
-    let phone = ids(must(store.list(&PayoutQuery::new().phone("77471112233")).await, "list phone"));
+    let attention = ids(must(
+        store.list(&PayoutQuery::new().attention()).await,
+        "list attention",
+    ));
+    assert_eq!(
+        attention,
+        ["l-24", "l-16", "l-08", "l-00"],
+        "list: attention"
+    );
+    let phone = ids(must(
+        store.list(&PayoutQuery::new().phone("77471112233")).await,
+        "list phone",
+    ));
     assert_eq!(phone.len(), 10, "list: by phone");
-    let window = ids(must(store.list(&PayoutQuery::new().between(Some(time(3)), Some(time(5)))).await, "list window"));
-    assert_eq!(window, ["l-09", "l-08", "l-07", "l-06"], "list: [since, until)");
-    let created = ids(must(store.list(&PayoutQuery::new().state("created").phone("77471112233").limit(2)).await, "list combined"));
+    let window = ids(must(
+        store
+            .list(&PayoutQuery::new().between(Some(time(3)), Some(time(5))))
+            .await,
+        "list window",
+    ));
+    assert_eq!(
+        window,
+        ["l-09", "l-08", "l-07", "l-06"],
+        "list: [since, until)"
+    );
+    let created = ids(must(
+        store
+            .list(
+                &PayoutQuery::new()
+                    .state("created")
+                    .phone("77471112233")
+                    .limit(2),
+            )
+            .await,
+        "list combined",
+    ));
     assert_eq!(created, ["l-27", "l-21"], "list: filters combine");
 }
 
@@ -314,7 +437,10 @@ pub async fn concurrent_inserts_make_one_record(store: Arc<dyn PayoutStore>) {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
             let r = record("twin", "77011234567", 100 + i, i);
-            matches!(store.insert(r.clone(), recorded(&r)).await, Ok(Inserted::New(_)))
+            matches!(
+                store.insert(r.clone(), recorded(&r)).await,
+                Ok(Inserted::New(_))
+            )
         }));
     }
     let mut new = 0;
@@ -336,7 +462,8 @@ pub async fn concurrent_updates_never_lose_a_change(store: Arc<dyn PayoutStore>)
             for step in 0..10u64 {
                 loop {
                     let current = get(store.as_ref(), "busy").await;
-                    let (mut next, event) = moved(&current, PayoutState::Accepted, 1 + task * 10 + step);
+                    let (mut next, event) =
+                        moved(&current, PayoutState::Accepted, 1 + task * 10 + step);
                     next.request_id = Some(format!("{task}-{step}"));
                     match must(store.update(current.version, next, event).await, "update") {
                         Updated::Done(_) => break,
@@ -350,8 +477,15 @@ pub async fn concurrent_updates_never_lose_a_change(store: Arc<dyn PayoutStore>)
         must(task.await, "join");
     }
     let last = get(store.as_ref(), "busy").await;
-    assert_eq!(last.version, 80, "concurrent updates: every change landed once");
-    assert_eq!(must(store.events(&pid("busy")).await, "events").len(), 81, "one event per version");
+    assert_eq!(
+        last.version, 80,
+        "concurrent updates: every change landed once"
+    );
+    assert_eq!(
+        must(store.events(&pid("busy")).await, "events").len(),
+        81,
+        "one event per version"
+    );
 }
 
 /// Two projects on one backend: the same payment ID in each, neither sees the other's.
@@ -362,7 +496,11 @@ pub async fn projects_are_apart(a: &dyn PayoutStore, b: &dyn PayoutStore) {
     assert_eq!(get(a, "shared-id").await, in_a, "projects: a sees its own");
     assert_eq!(get(b, "shared-id").await, in_b, "projects: b sees its own");
     update(a, &in_a, PayoutState::Accepted, 3).await;
-    assert_eq!(get(b, "shared-id").await.state, PayoutState::Created, "projects: b unchanged");
+    assert_eq!(
+        get(b, "shared-id").await.state,
+        PayoutState::Created,
+        "projects: b unchanged"
+    );
     assert_eq!(must(a.list(&PayoutQuery::new()).await, "list").len(), 1);
     assert_eq!(must(b.counts().await, "counts").get("accepted"), 0);
     assert_eq!(must(b.events(&pid("shared-id")).await, "events").len(), 1);
@@ -379,10 +517,16 @@ pub async fn pages_cover_everything_once(store: &dyn PayoutStore) {
     let mut pages = 0;
     loop {
         let page = must(store.list(&query).await, "list page");
-        let Some(last) = page.last().cloned() else { break };
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
         pages += 1;
         for r in page {
-            assert!(seen.insert(r.payment_id.clone()), "pages: {} twice", r.payment_id);
+            assert!(
+                seen.insert(r.payment_id.clone()),
+                "pages: {} twice",
+                r.payment_id
+            );
         }
         query = query.after(&last);
     }

@@ -71,6 +71,10 @@ pub enum Error {
     NotFound {
         /// The payment ID.
         payment_id: PaymentId,
+        /// Whether the answer was signed and its signature verified. Only a signed "not
+        /// found" changes a recorded payout (reconcile), unless
+        /// [`Config::with_unsigned_status`](crate::Config::with_unsigned_status) allows it.
+        signature_verified: bool,
     },
 
     /// The retry budget ran out and it is not known whether the platform has the payout.

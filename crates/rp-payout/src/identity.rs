@@ -82,13 +82,13 @@ pub(crate) fn difference(request: &wire::PayoutRequest, reported: Reported<'_>) 
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-/// Whether a reported phone number is `ours` (11 digits). Punctuation is ignored; a masked
-/// number (`*` or `x` in place of digits) matches when its length and every visible digit do.
+/// Whether a reported phone number is `ours` (11 digits). Separators (spaces, `-`, `(`, `)`,
+/// `+`, `.`) are ignored; any other character stands for a masked digit (`*`, `x`, `•`, `#`,
+/// …), and a masked number matches when its length and every visible digit (at least four)
+/// do.
 fn same_phone(reported: &str, ours: &str) -> bool {
-    let reported: Vec<char> = reported
-        .chars()
-        .filter(|c| c.is_ascii_digit() || matches!(c, '*' | 'x' | 'X'))
-        .collect();
+    let is_separator = |c: char| c.is_whitespace() || matches!(c, '-' | '(' | ')' | '+' | '.');
+    let reported: Vec<char> = reported.chars().filter(|c| !is_separator(*c)).collect();
     let ours: Vec<char> = ours.chars().filter(char::is_ascii_digit).collect();
     let visible = reported.iter().filter(|c| c.is_ascii_digit()).count();
     reported.len() == ours.len()

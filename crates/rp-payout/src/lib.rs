@@ -99,9 +99,9 @@ pub mod axum;
 mod callback;
 mod client;
 mod clock;
+mod config;
 #[cfg(feature = "test-util")]
 pub mod conformance;
-mod config;
 mod error;
 mod identity;
 mod ids;

@@ -3,7 +3,7 @@
 use rp_model::PaymentId;
 
 use crate::client::Origin;
-use crate::store::{EventSource, PayoutState, StatusChange};
+use crate::store::{EventSource, PayoutRecord, PayoutState, StatusChange};
 use crate::{Client, Error, PayoutReceipt};
 
 /// Page size of [`Client::reconcile`]: it asks the store for this many unsettled payouts at a
@@ -146,7 +146,7 @@ impl Client {
                     // A call is still sending it; the platform may answer 3061 for a while yet.
                     ReconcileResult::Unchanged(record.state)
                 } else {
-                    self.reconcile_one(&payment_id, &record.state).await
+                    self.reconcile_one(&record).await
                 };
                 tracing::info!(payment_id = %payment_id, ?result, "reconciled");
                 report.entries.push(ReconcileEntry { payment_id, result });
@@ -182,7 +182,8 @@ impl Client {
         Ok(report)
     }
 
-    async fn reconcile_one(&self, payment_id: &PaymentId, listed: &PayoutState) -> ReconcileResult {
+    async fn reconcile_one(&self, listed: &PayoutRecord) -> ReconcileResult {
+        let payment_id = &listed.payment_id;
         match self.status(payment_id).await {
             Ok(status) => match self.apply_found(payment_id, status).await {
                 Ok((record, StatusChange::Apply | StatusChange::Reversal, previous)) => {
@@ -193,23 +194,37 @@ impl Client {
                 }
                 Ok((record, _, _)) => ReconcileResult::Unchanged(record.state),
                 Err(Error::PaymentIdConflict { .. }) => ReconcileResult::Updated {
-                    previous: listed.clone(),
+                    previous: listed.state.clone(),
                     state: PayoutState::PaymentIdTaken,
                 },
                 Err(error) => ReconcileResult::Failed(error.to_string()),
             },
+            Err(Error::NotFound {
+                signature_verified: false,
+                ..
+            }) if !self.config.accept_unsigned_status => ReconcileResult::Failed(format!(
+                "the platform answered 3061 (not found) for payment {payment_id} without a signature; not applied (only a signed answer changes a payout)"
+            )),
             Err(Error::NotFound { .. }) => {
                 let outcome = self
-                    .change(payment_id, &Origin::new(EventSource::Reconcile), |current| {
-                        let never_accepted =
-                            matches!(current.state, PayoutState::Created | PayoutState::Unknown);
-                        if !never_accepted {
-                            return (None, current.state.clone());
-                        }
-                        let mut next = current.clone();
-                        next.state = PayoutState::NotRegistered;
-                        (Some(next), current.state.clone())
-                    })
+                    .change(
+                        payment_id,
+                        &Origin::new(EventSource::Reconcile),
+                        |current| {
+                            let never_accepted = matches!(
+                                current.state,
+                                PayoutState::Created | PayoutState::Unknown
+                            );
+                            // Changed since it was listed (e.g. claimed by a call that is sending
+                            // it now): this 3061 may predate that; the next pass decides.
+                            if !never_accepted || current.version != listed.version {
+                                return (None, current.state.clone());
+                            }
+                            let mut next = current.clone();
+                            next.state = PayoutState::NotRegistered;
+                            (Some(next), current.state.clone())
+                        },
+                    )
                     .await;
                 match outcome {
                     Ok((record, previous)) if record.state != previous => {
@@ -218,7 +233,10 @@ impl Client {
                             state: record.state,
                         }
                     }
-                    Ok((record, _)) if record.state == PayoutState::NotRegistered => {
+                    Ok((record, _))
+                        if record.state == PayoutState::NotRegistered
+                            || record.version != listed.version =>
+                    {
                         ReconcileResult::Unchanged(record.state)
                     }
                     Ok((record, _)) => ReconcileResult::Failed(format!(

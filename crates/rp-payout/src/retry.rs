@@ -15,7 +15,8 @@
 //! | status: `3061` not found, after a `3041` | ask again after [`RetryPolicy::status_delay`] (the status lags; resending would only get `3041` again) |
 //! | status: `3061` not found, otherwise | resend the same request (same payment ID) after backoff |
 //! | status: `error` | resend the same request (same payment ID) after backoff |
-//! | status: any other status | [`Step::Registered`]: never resent, follow the status (the caller checks it is this payout) |
+//! | status: any other status | [`Step::Registered`]: never resent, follow the status |
+//! | status: a payment that is not this payout (checked by the caller before [`decide`]) | [`Step::NotOurs`]: never resent, whatever its status (even `error`) |
 //! | status request failed | ask again after backoff |
 //!
 //! Every wait must fit the budget ([`RetryPolicy::max_attempts`],
@@ -90,8 +91,11 @@ pub enum Observation {
     MaybeSent,
     /// The status endpoint does not know the payment (3061).
     StatusNotFound,
-    /// The status endpoint knows the payment.
+    /// The status endpoint knows the payment, and it is this payout.
     StatusFound(PaymentStatus),
+    /// The status endpoint knows a payment under this ID that is **not** this payout (another
+    /// amount, currency, phone number or customer): never resent over, whatever its status.
+    StatusNotOurs,
     /// The status request failed (transport error, 5xx, unreadable answer).
     StatusUnavailable,
 }
@@ -157,6 +161,8 @@ pub enum Step {
     Accepted,
     /// Done: the status endpoint knows the payment; follow its status, do not resend.
     Registered,
+    /// Done: the platform holds another payout under this payment ID; do not resend.
+    NotOurs,
     /// Done: the platform refused the payout and no attempt may have reached it: it was not
     /// registered. Do not resend.
     Rejected,
@@ -251,6 +257,7 @@ pub fn decide(
             send(backoff(policy, state.attempts, jitter))
         }
         Observation::StatusFound(_) => Step::Registered,
+        Observation::StatusNotOurs => Step::NotOurs,
         Observation::MaybeSent => check(policy.status_delay),
         Observation::StatusUnavailable => check(backoff(policy, state.status_checks, jitter)),
     }
@@ -600,6 +607,21 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn a_payment_that_is_not_ours_is_never_resent_over() {
+        let state = RetryState {
+            attempts: 1,
+            status_checks: 1,
+            maybe_sent: true,
+            payment_id_exists: true,
+            ..RetryState::default()
+        };
+        assert_eq!(
+            decide_now(state, &Observation::StatusNotOurs),
+            Step::NotOurs
+        );
     }
 
     #[test]

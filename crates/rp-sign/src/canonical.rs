@@ -203,6 +203,9 @@ pub(crate) struct Lines {
     /// The path of the first key or string value holding `;`, the line separator: such a
     /// payload's string to sign can be re-split into other lines (see [`Lines::ambiguity`]).
     ambiguous: Option<String>,
+    /// The path of the first member named `signature` that was flattened (not the one left
+    /// out by [`Strip`]): see [`Lines::extra_signature`].
+    extra_signature: Option<String>,
 }
 
 impl Lines {
@@ -218,10 +221,23 @@ impl Lines {
     }
 
     /// Flattens `root` and records the features on which vendor SDKs disagree.
-    pub(crate) fn flatten_with_notes(root: &Map<String, Value>, notes: &mut Vec<String>) -> Lines {
+    pub(crate) fn flatten_with_notes<'s, N: JsonTree<'s>>(
+        root: impl Iterator<Item = (&'s str, N)>,
+        strip: Strip,
+        notes: &mut Vec<String>,
+    ) -> Lines {
         let mut flattener = Flattener::new(Some(notes));
-        flattener.root(value_members(root), Strip::Nothing);
+        flattener.root(root, strip);
         flattener.finish()
+    }
+
+    /// The path (at most [`MAX_REPORTED_PATH`] characters) of the first member named
+    /// `signature` that was flattened as data, i.e. not the one [`Strip`] left out. The
+    /// vendor SDKs' callback classes remove such members before checking, so they are not
+    /// covered by the signature the platform computed as the SDKs check it: a verified
+    /// message never carries one (`spec/signature.md` §2 step 0).
+    pub(crate) fn extra_signature(&self) -> Option<&str> {
+        self.extra_signature.as_deref()
     }
 
     /// The path (at most [`MAX_REPORTED_PATH`] characters) of the first key or string value
@@ -311,6 +327,8 @@ struct Flattener<'n> {
     notes: Option<&'n mut Vec<String>>,
     /// The path of the first key or string value holding `;`.
     ambiguous: Option<String>,
+    /// The path of the first member named `signature` flattened as data.
+    extra_signature: Option<String>,
 }
 
 impl<'n> Flattener<'n> {
@@ -323,6 +341,7 @@ impl<'n> Flattener<'n> {
             impure_segments: 0,
             notes,
             ambiguous: None,
+            extra_signature: None,
         }
     }
 
@@ -331,6 +350,7 @@ impl<'n> Flattener<'n> {
             buf: self.buf,
             entries: self.entries,
             ambiguous: self.ambiguous,
+            extra_signature: self.extra_signature,
         }
     }
 
@@ -412,6 +432,9 @@ impl<'n> Flattener<'n> {
             return;
         }
         let mark = self.enter_key(key);
+        if key == SIGNATURE && self.extra_signature.is_none() {
+            self.extra_signature = Some(self.path.chars().take(MAX_REPORTED_PATH).collect());
+        }
         self.value(value);
         self.leave(mark);
     }
@@ -513,7 +536,7 @@ impl<'n> Flattener<'n> {
 /// Returns whether it was an integer in `i64`.
 ///
 /// A parsed `serde_json::Number` is an `i64`, a `u64` above `i64::MAX` or an `f64`
-/// (`serde_json` reads `-0` as the float `-0.0`). Source text is read the PHP way
+/// (`serde_json` reads `-0` as the float `-0.0`, so a `Value` renders it PHP's float way, `-0`). Source text is read the PHP way
 /// (`spec/signature.md` §2 step 1): with `.`, `e` or `E` a float, otherwise an integer if
 /// it fits in `i64` (so `-0` is the integer `0`), otherwise a float.
 fn push_number(out: &mut String, n: Num<'_>) -> bool {

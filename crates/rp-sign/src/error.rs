@@ -111,6 +111,21 @@ pub enum Error {
         /// Whether the message was being signed (`false`: verified).
         signing: bool,
     },
+    /// The message carries a member named `signature` besides the one that was checked
+    /// (a nested one, or both a root `signature` and `general.signature`). The vendor SDKs'
+    /// callback classes delete every such member before checking, so its content would not be
+    /// covered by the signature; this crate never accepts a message with unsigned content, and
+    /// no Gate message carries two (`spec/signature.md` §2 step 0).
+    #[error(
+        "`{path}` is a second `signature` member: it is not covered by the signature in `{location}`, so the message is refused unchecked"
+    )]
+    ExtraSignature {
+        /// Where the checked signature was found.
+        location: SignatureLocation,
+        /// The path of the other `signature` member (keys joined with `:`, at most 100
+        /// characters).
+        path: String,
+    },
     /// The signature is well formed but does not match the message under this key.
     #[error(
         "the signature in `{location}` does not match the message: check the project's secret key, and that the body reached you unchanged (`rp_sign::explain` shows the string that was signed)"

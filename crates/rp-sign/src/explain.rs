@@ -4,9 +4,9 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::canonical::{Lines, SortVariant, Strip, value_members};
-use crate::error::Error;
-use crate::signer::as_object;
+use crate::canonical::{JsonTree as _, Lines, SortVariant, Strip, View, value_members};
+use crate::error::{Error, SignatureLocation};
+use crate::signer::{as_object, parse_document};
 
 /// The string to sign of `payload` (`spec/signature.md` §2): one `path:value` line per scalar
 /// leaf, sorted by path in PHP natural order, joined with `;`. No key is involved.
@@ -86,7 +86,43 @@ impl fmt::Display for Explanation {
 /// [`Error::NotAnObject`] if `payload` is not a JSON object.
 pub fn explain(payload: &Value) -> Result<Explanation, Error> {
     let mut notes = Vec::new();
-    let mut lines = Lines::flatten_with_notes(as_object(payload)?, &mut notes);
+    let lines = Lines::flatten_with_notes(
+        value_members(as_object(payload)?),
+        Strip::Nothing,
+        &mut notes,
+    );
+    Ok(explain_lines(lines, notes))
+}
+
+/// Explains how the JSON `text` is signed, numbers read from their text as
+/// [`crate::Signer::sign_json`] and [`crate::Signer::verify_callback`] read them. With
+/// `leave_out`, that signature member is not part of the string (as when a request is signed
+/// again, or a callback verified).
+///
+/// # Errors
+///
+/// [`Error::InvalidJson`], [`Error::NotAnObject`].
+pub fn explain_json(
+    text: &[u8],
+    leave_out: Option<SignatureLocation>,
+) -> Result<Explanation, Error> {
+    let document = parse_document(text)?;
+    let View::Object(members) = document.root().view() else {
+        return Err(Error::NotAnObject {
+            found: document.root().view().type_name(),
+        });
+    };
+    let strip = match leave_out {
+        None => Strip::Nothing,
+        Some(SignatureLocation::Root) => Strip::Root,
+        Some(SignatureLocation::General) => Strip::General,
+    };
+    let mut notes = Vec::new();
+    let lines = Lines::flatten_with_notes(members, strip, &mut notes);
+    Ok(explain_lines(lines, notes))
+}
+
+fn explain_lines(mut lines: Lines, mut notes: Vec<String>) -> Explanation {
     lines.sort(SortVariant::PhpNatural);
     let canonical = lines.clone();
     for variant in [SortVariant::BytewiseByPath, SortVariant::BytewiseByLine] {
@@ -103,11 +139,11 @@ pub fn explain(payload: &Value) -> Result<Explanation, Error> {
             ));
         }
     }
-    Ok(Explanation {
+    Explanation {
         string_to_sign: canonical.joined(),
         lines: canonical.iter().map(str::to_owned).collect(),
         notes,
-    })
+    }
 }
 
 /// The string to sign under a non-canonical sort order (for tests comparing with other SDKs).

@@ -74,11 +74,19 @@
 //! - Numbers are read as PHP reads them: a token with `.`, `e` or `E` is a float, any other
 //!   is an integer if it fits in `i64`. Integers keep their exact digits; floats and integers
 //!   outside `i64` are rendered by PHP's 14-digit `(string)` rule (`1.5`, `1.0E+20`,
-//!   `1.2345678901235E+19`). [`Signer::verify_callback`] reads the number tokens of the body
-//!   itself, so the JSON integer `-0` signs as `0`, as in PHP. An already parsed
-//!   `serde_json::Value` (signing, [`Signer::verify_value`], [`string_to_sign`]) can only
-//!   follow `serde_json`, which parses `-0` as the float `-0.0`: there it renders as `-0`.
-//!   No Gate message carries `-0`.
+//!   `1.2345678901235E+19`). [`Signer::verify_callback`], [`Signer::sign_json`],
+//!   [`Signer::sign_request_json`] and [`explain_json`] read the number tokens of the text
+//!   itself, so the JSON integer `-0` signs as `0`, as in every vendor SDK, and the float
+//!   `-0.0` as `-0`, as in PHP. An already parsed `serde_json::Value` (signing,
+//!   [`Signer::verify_value`], [`string_to_sign`]) cannot tell them apart (`serde_json`
+//!   parses `-0` as the float `-0.0`), so there both sign as PHP's float `-0`: sign and
+//!   verify from the text when it may hold `-0` (the `rp` command line does). No Gate
+//!   message carries either.
+//! - **A `signature` member other than the one checked is refused** when verifying
+//!   ([`Error::ExtraSignature`]): the vendor SDKs' callback classes delete every `signature`
+//!   member at any depth before checking, so such a member's content would not be covered by
+//!   the signature. Signing signs a nested `signature` like any other member, as the SDKs'
+//!   `sign()` does.
 //! - Lines are sorted by path in PHP's natural order (`strnatcmp_ex`: `items:2` before
 //!   `items:10`), stable, so ties keep document order.
 //! - **PHP bugs are not emulated.** The PHP SDK drops a top-level key `"0"` holding an object
@@ -115,10 +123,11 @@ mod natural;
 mod raw;
 mod signer;
 pub mod testing;
+mod write;
 
 pub use canonical::SortVariant;
 pub use error::{Error, SignatureLocation, SignatureProblem};
-pub use explain::{Explanation, explain, string_to_sign};
+pub use explain::{Explanation, explain, explain_json, string_to_sign};
 pub use key::SecretKey;
 pub use natural::natural_cmp;
-pub use signer::{Signature, Signer, VerifiedCallback};
+pub use signer::{Signature, SignedRequest, Signer, VerifiedCallback};

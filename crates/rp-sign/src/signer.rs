@@ -15,7 +15,8 @@ use crate::canonical::{
 };
 use crate::error::{Error, SignatureLocation, SignatureProblem, json_type};
 use crate::key::SecretKey;
-use crate::raw::Document;
+use crate::raw::{Document, RawRef};
+use crate::write::write_request;
 
 type HmacSha512 = Hmac<Sha512>;
 
@@ -61,6 +62,30 @@ impl std::fmt::Display for Signature {
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Signature({})", self.to_base64())
+    }
+}
+
+/// A request signed from its JSON text by [`Signer::sign_request_json`].
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    signature: Signature,
+    body: Vec<u8>,
+}
+
+impl SignedRequest {
+    /// The signature now in `general.signature`.
+    pub fn signature(&self) -> Signature {
+        self.signature
+    }
+
+    /// The body to POST.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body to POST, owned.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
     }
 }
 
@@ -237,6 +262,60 @@ impl Signer {
         to_vec(&self.sign_request(request)?)
     }
 
+    /// The signature of a JSON text exactly as given (see [`Signer::sign_value`]), with its
+    /// numbers read from their text as PHP reads them: the integer `-0` signs as `0` (as in
+    /// every vendor SDK), `-0.0` as `-0` (PHP), `1.0` as `1`. This is what [`Signer::verify_callback`]
+    /// computes for a body, so signing a text and verifying it always agree.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidJson`], [`Error::NotAnObject`], [`Error::AmbiguousValue`].
+    pub fn sign_json(&self, text: &[u8]) -> Result<Signature, Error> {
+        let document = parse_document(text)?;
+        let View::Object(members) = document.root().view() else {
+            return Err(Error::NotAnObject {
+                found: document.root().view().type_name(),
+            });
+        };
+        self.sign_lines(Lines::flatten(members, Strip::Nothing))
+    }
+
+    /// A Gate request signed from its JSON text: any old `general.signature` is left out,
+    /// the rest signed as [`Signer::sign_json`] signs it, and the body written back (compact,
+    /// numbers exactly as written, `general.signature` the last member of `general`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidJson`], [`Error::NotAnObject`], [`Error::MissingGeneral`],
+    /// [`Error::AmbiguousValue`].
+    pub fn sign_request_json(&self, text: &[u8]) -> Result<SignedRequest, Error> {
+        let document = parse_document(text)?;
+        let root = document.root();
+        let View::Object(members) = root.view() else {
+            return Err(Error::NotAnObject {
+                found: root.view().type_name(),
+            });
+        };
+        let general = members
+            .clone()
+            .filter(|(key, _)| *key == GENERAL)
+            .map(|(_, value)| value.view())
+            .next();
+        match general {
+            Some(View::Object(_)) => {}
+            Some(other) => {
+                return Err(Error::MissingGeneral {
+                    found: other.type_name(),
+                });
+            }
+            None => return Err(Error::MissingGeneral { found: "nothing" }),
+        }
+        let signature = self.sign_lines(Lines::flatten(members.clone(), Strip::General))?;
+        let mut body = Vec::with_capacity(text.len() + 110);
+        write_request::<RawRef<'_>>(members, &signature.to_base64(), &mut body)?;
+        Ok(SignedRequest { signature, body })
+    }
+
     /// A callback with a root `signature` (replacing any old one), as the platform sends it.
     /// For simulators and merchants' tests; see also [`crate::testing`].
     ///
@@ -284,11 +363,7 @@ impl Signer {
     /// `;`: refused before the signature is even compared) or [`Error::InvalidSignature`]:
     /// each a distinct case.
     pub fn verify_callback<'a>(&self, body: &'a [u8]) -> Result<VerifiedCallback<'a>, Error> {
-        let document = Document::parse(body).map_err(|e| {
-            Error::InvalidJson(<serde_json::Error as serde::de::Error>::custom(
-                e.describe(body),
-            ))
-        })?;
+        let document = parse_document(body)?;
         let (location, variant) = self.check(document.root())?;
         Ok(VerifiedCallback {
             message: Message::Bytes(body),
@@ -341,6 +416,12 @@ impl Signer {
                 signing: false,
             });
         }
+        if let Some(path) = lines.extra_signature() {
+            return Err(Error::ExtraSignature {
+                location,
+                path: path.to_owned(),
+            });
+        }
         lines.sort(SortVariant::PhpNatural);
         if self.matches(&lines, &expected) {
             return Ok((location, SortVariant::PhpNatural));
@@ -369,7 +450,10 @@ impl Signer {
     }
 
     fn sign_map(&self, map: &Map<String, Value>, strip: Strip) -> Result<Signature, Error> {
-        let mut lines = Lines::flatten(value_members(map), strip);
+        self.sign_lines(Lines::flatten(value_members(map), strip))
+    }
+
+    fn sign_lines(&self, mut lines: Lines) -> Result<Signature, Error> {
         if let Some(path) = lines.ambiguity() {
             return Err(Error::AmbiguousValue {
                 path: path.to_owned(),
@@ -385,6 +469,15 @@ impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Signer { key: *** }")
     }
+}
+
+/// Reads `text` with the borrowed reader (numbers kept as text).
+pub(crate) fn parse_document(text: &[u8]) -> Result<Document<'_>, Error> {
+    Document::parse(text).map_err(|e| {
+        Error::InvalidJson(<serde_json::Error as serde::de::Error>::custom(
+            e.describe(text),
+        ))
+    })
 }
 
 /// Copies `src` to the start of `dst` (`src` is never longer here).

@@ -11,8 +11,14 @@ use crate::{BoxFuture, Headers, HttpRequest, HttpResponse, Transport, TransportE
 /// records every request it receives.
 ///
 /// Clones share the script and the record, so a test can keep one clone and hand another to
-/// the code under test as an `Arc<dyn Transport>`. When the script runs out, a request gets a
-/// [`TransportError::InvalidRequest`] (not sent) whose reason says so.
+/// the code under test as an `Arc<dyn Transport>`.
+///
+/// **A request after the script has run out fails the test loudly**: `post` panics, naming
+/// the request's path and how many requests the script answered. It never invents an
+/// answer: a made-up "not sent" could let a retry test pass by accident. If the code under
+/// test swallows that panic (e.g. a spawned task whose `JoinError` is ignored), dropping the
+/// last clone of the transport panics again, so the test still fails. Check
+/// [`ScriptedTransport::overruns`] to assert on it without panicking first.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -41,6 +47,22 @@ pub struct ScriptedTransport {
 struct State {
     script: VecDeque<Result<HttpResponse, TransportError>>,
     requests: Vec<HttpRequest>,
+    /// Paths of the requests that arrived after the script ran out.
+    overruns: Vec<String>,
+}
+
+// A test double: failing the test is its job, so it may panic (never library code).
+#[allow(clippy::panic)]
+impl Drop for State {
+    fn drop(&mut self) {
+        if !self.overruns.is_empty() && !std::thread::panicking() {
+            panic!(
+                "ScriptedTransport: {} request(s) arrived after the script ran out ({}); the panic at the time may have been swallowed",
+                self.overruns.len(),
+                self.overruns.join(", ")
+            );
+        }
+    }
 }
 
 impl ScriptedTransport {
@@ -86,23 +108,37 @@ impl ScriptedTransport {
         self.lock().script.len()
     }
 
+    /// The paths of the requests that arrived after the script ran out (each one also
+    /// panicked in [`Transport::post`]).
+    pub fn overruns(&self) -> Vec<String> {
+        self.lock().overruns.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+// A test double: an exhausted script must fail the test, never answer for it.
+#[allow(clippy::panic)]
 impl Transport for ScriptedTransport {
     fn post(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         let outcome = {
             let mut state = self.lock();
             let path = request.path.clone();
             state.requests.push(request);
-            state.script.pop_front().unwrap_or_else(|| {
-                Err(TransportError::not_sent_invalid(
-                    path,
-                    "ScriptedTransport has no scripted outcome left for this request",
-                ))
-            })
+            match state.script.pop_front() {
+                Some(outcome) => outcome,
+                None => {
+                    let answered = state.requests.len() - 1;
+                    state.overruns.push(path.clone());
+                    drop(state);
+                    panic!(
+                        "ScriptedTransport: the script ran out: request {} to {path} has no scripted outcome ({answered} answered); script one more outcome, or the code under test sent a request it should not have",
+                        answered + 1
+                    );
+                }
+            }
         };
         Box::pin(async move { outcome })
     }

@@ -244,3 +244,37 @@ fn verify_help_documents_exit_codes() {
         assert!(help.contains(needle), "{needle:?} not in {help}");
     }
 }
+
+#[test]
+fn sign_and_verify_agree_on_minus_zero_and_keep_the_text() {
+    let text = br#"{"general":{"project_id":1234},"payment":{"amount":-0,"rate":-0.0}}"#;
+    let file = temp_file("minus-zero.json", text);
+    let zero = temp_file(
+        "zero.json",
+        br#"{"general":{"project_id":1234},"payment":{"amount":0,"rate":-0.0}}"#,
+    );
+    let signature = rp(&["sign", file.to_str().unwrap()], Some(KEY), b"");
+    assert!(signature.status.success(), "{}", stderr(&signature));
+    let of_zero = rp(&["sign", zero.to_str().unwrap()], Some(KEY), b"");
+    assert_eq!(stdout(&signature), stdout(&of_zero), "-0 signs as 0");
+
+    let body = rp(&["sign", "--body", file.to_str().unwrap()], Some(KEY), b"");
+    assert!(body.status.success(), "{}", stderr(&body));
+    let body_text = stdout(&body);
+    assert!(
+        body_text.contains(r#""amount":-0,"rate":-0.0"#),
+        "numbers kept as written: {body_text}"
+    );
+    let verify = rp(&["verify"], Some(KEY), body_text.trim().as_bytes());
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let explained = rp(
+        &["sign", "--explain", file.to_str().unwrap()],
+        Some(KEY),
+        b"",
+    );
+    assert!(
+        stdout(&explained).contains("payment:amount:0;payment:rate:-0"),
+        "{}",
+        stdout(&explained)
+    );
+}

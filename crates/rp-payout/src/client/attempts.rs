@@ -11,6 +11,7 @@ use super::{Acceptance, Client, PAYOUT_PATH, PayoutReceipt, StatusReport, coded_
 use super::{elapsed, receipt};
 use crate::Error;
 use crate::error::excerpt;
+use crate::identity::{self, Reported};
 use crate::retry::{Jitter, Observation, RetryState, Step, decide};
 use crate::store::{PayoutRecord, PayoutState};
 
@@ -102,7 +103,7 @@ impl Client {
                     self.clock.sleep(after).await;
                     state.status_checks += 1;
                     tracing::debug!(check = state.status_checks, "asking the status");
-                    self.check(&payment_id, &mut last).await
+                    self.check(&payment_id, &record.request, &mut last).await
                 }
             };
             state.elapsed = elapsed(self.clock.now(), started);
@@ -153,7 +154,9 @@ impl Client {
                     .map_err(|e| record_failed(payment_id, "the platform accepted it", e))?;
                 Ok(receipt(&stored, Acceptance::Accepted, attempts))
             }
-            (Step::Registered, Answer::Found(report)) => {
+            // `apply_found` checks the identity again: a payment that is not ours marks the
+            // record `PaymentIdTaken` and is `PaymentIdConflict`.
+            (Step::Registered | Step::NotOurs, Answer::Found(report)) => {
                 tracing::info!(status = %report.status, attempts, "the platform has the payout");
                 let said = format!("the platform reports status `{}`", report.status);
                 let stored = self
@@ -235,12 +238,25 @@ impl Client {
     /// Asks the status once; returns what the retry policy observes and the report, and
     /// describes a failure in `last`. Only a report that may change the record counts as
     /// found: signed (or unsigned where the config allows it).
-    async fn check(&self, payment_id: &PaymentId, last: &mut String) -> (Observation, Answer) {
+    async fn check(
+        &self,
+        payment_id: &PaymentId,
+        request: &wire::PayoutRequest,
+        last: &mut String,
+    ) -> (Observation, Answer) {
         match self
             .status(payment_id)
             .await
             .and_then(|report| self.trusted(report))
         {
+            // Identity first: a payment that is not this payout is never resent over, even in
+            // `error` (a resend would revive the other payout).
+            Ok(report)
+                if identity::difference(request, Reported::from_status(&report.raw)).is_some() =>
+            {
+                "status: the platform holds another payout under this payment ID".clone_into(last);
+                (Observation::StatusNotOurs, Answer::Found(Box::new(report)))
+            }
             Ok(report) => {
                 let status = report.status.clone();
                 (

@@ -22,7 +22,7 @@ use rp_model::{PaymentId, ProjectId, RequestStatus, ResponseCode, wire};
 use rp_sign::Signer;
 use rp_transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport};
 
-use crate::error::excerpt;
+use crate::error::{excerpt, mask_phone_numbers};
 use crate::store::{PayoutRecord, PayoutState, PayoutStore};
 use crate::{
     Clock, Config, Error, MemoryStore, OperatorList, PaymentIdGenerator, RandomPaymentIds,
@@ -315,9 +315,10 @@ fn coded_rejection(
     code: &ResponseCode,
     envelope: &wire::GateResponse,
 ) -> Error {
+    // The platform's message may quote the phone number (it is logged, stored and shown).
     let message = envelope
         .first_message()
-        .map(str::to_owned)
+        .map(mask_phone_numbers)
         .or_else(|| code.message().map(str::to_owned))
         .unwrap_or_else(|| "no message".to_owned());
     let field = envelope.errors.iter().find_map(|e| e.field.clone());
@@ -335,7 +336,8 @@ fn unexpected(what: &'static str, response: &HttpResponse, reason: &str) -> Erro
     Error::UnexpectedResponse {
         what,
         http_status: response.status,
-        reason: reason.to_owned(),
+        // A parser's reason can quote a value of the body, such as the phone number.
+        reason: mask_phone_numbers(reason),
         body: excerpt(&response.body),
     }
 }

@@ -42,10 +42,37 @@ pub(crate) struct StatusUpdate {
     pub(crate) code: Option<ResponseCode>,
     /// The message that came with it.
     pub(crate) message: Option<String>,
-    /// With callbacks: an `error` reported for a request other than the recorded one (both
-    /// request IDs known) is stale: the payout was resent since, and a late or redelivered
-    /// `error` of the earlier request must not undo it.
-    pub(crate) earlier_error_is_stale: bool,
+    /// Whether it came in a callback (which may be late or redelivered) rather than a status
+    /// response (the platform's view now).
+    pub(crate) from_callback: bool,
+}
+
+impl StatusUpdate {
+    /// Whether this status is of an older request than the record follows, and must not undo
+    /// what came after it:
+    /// - an `error` of the request the record is resending (the record is `Created` again
+    ///   with that request's ID): the resend is on its way;
+    /// - with callbacks, an `error` of a request other than the recorded one (both known):
+    ///   the payout was resent since.
+    fn is_of_an_earlier_request(&self, current: &PayoutRecord) -> bool {
+        if self.status != PaymentStatus::Error || self.request_id.is_none() {
+            return false;
+        }
+        let same_request = self.request_id == current.request_id;
+        (current.state == PayoutState::Created && same_request)
+            || (self.from_callback && current.request_id.is_some() && !same_request)
+    }
+
+    /// Whether it is the platform's view of a newer request than a recorded `error`: a status
+    /// response naming another request than the one that errored (a resend the record did not
+    /// see accepted, e.g. its answer was lost).
+    fn is_of_a_newer_request(&self, current: &PayoutRecord) -> bool {
+        !self.from_callback
+            && current.state == PayoutState::Status(PaymentStatus::Error)
+            && self.request_id.is_some()
+            && current.request_id.is_some()
+            && self.request_id != current.request_id
+    }
 }
 
 impl Client {
@@ -69,10 +96,11 @@ impl Client {
                     _ => false,
                 };
                 let fill_request = current.request_id.is_none() && request_id.is_some();
-                if !advance && !fill_request {
+                if !advance && !fill_request && current.maybe_sent {
                     return (None, ());
                 }
                 let mut next = current.clone();
+                next.maybe_sent = true;
                 if advance {
                     next.state = PayoutState::Accepted;
                 }
@@ -130,7 +158,7 @@ impl Client {
             request_id: report.request_id().map(str::to_owned),
             code: report.last_code.clone(),
             message: report.last_message.clone(),
-            earlier_error_is_stale: false,
+            from_callback: false,
         };
         self.apply_status(payment_id, &reported, &origin).await
     }
@@ -143,10 +171,20 @@ impl Client {
         last: String,
     ) -> Error {
         tracing::warn!(attempts, %last, "payout outcome unknown; it will be reconciled");
-        if let Err(error) = self
-            .settle_if_created(payment_id, PayoutState::Unknown, None, None)
-            .await
-        {
+        let marked = self
+            .change(payment_id, &Origin::new(EventSource::Answer), |current| {
+                if current.state != PayoutState::Created && current.maybe_sent {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.maybe_sent = true;
+                if current.state == PayoutState::Created {
+                    next.state = PayoutState::Unknown;
+                }
+                (Some(next), ())
+            })
+            .await;
+        if let Err(error) = marked {
             tracing::error!(%error, "could not record the unknown outcome; the record stays `created` and reconcile will resolve it");
         }
         Error::OutcomeUnknown {
@@ -194,13 +232,10 @@ impl Client {
         let status = &reported.status;
         let (record, (change, previous)) = self
             .change(payment_id, origin, |current| {
-                let earlier_error = reported.earlier_error_is_stale
-                    && *status == PaymentStatus::Error
-                    && reported.request_id.is_some()
-                    && current.request_id.is_some()
-                    && reported.request_id != current.request_id;
-                let change = if earlier_error {
+                let change = if reported.is_of_an_earlier_request(current) {
                     StatusChange::Stale
+                } else if reported.is_of_a_newer_request(current) {
+                    StatusChange::Apply
                 } else {
                     current.state.on_status(status)
                 };
@@ -210,6 +245,8 @@ impl Client {
                 match change {
                     StatusChange::Apply | StatusChange::Reversal => {
                         next.state = PayoutState::Status(status.clone());
+                        // The platform has it: any later refusal of a resend is not final.
+                        next.maybe_sent = true;
                         if reported.request_id.is_some() {
                             next.request_id.clone_from(&reported.request_id);
                         }
@@ -273,7 +310,11 @@ impl Client {
 }
 
 /// The event for a change from `current` to `next`.
-pub(crate) fn event_for(current: &PayoutRecord, next: &PayoutRecord, origin: &Origin) -> PayoutEvent {
+pub(crate) fn event_for(
+    current: &PayoutRecord,
+    next: &PayoutRecord,
+    origin: &Origin,
+) -> PayoutEvent {
     let coded = next.last_code != current.last_code || next.last_message != current.last_message;
     let noted = next.attention != current.attention;
     PayoutEvent::new(

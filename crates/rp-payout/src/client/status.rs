@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{Client, STATUS_PATH, rejection, unexpected};
 use crate::Error;
+use crate::error::mask_phone_numbers;
 
 /// The answer of the status endpoint for a payment it knows.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +102,7 @@ impl Client {
             {
                 return Err(Error::NotFound {
                     payment_id: payment_id.clone(),
+                    signature_verified: signed,
                 });
             }
             let envelope = wire::GateResponse {
@@ -136,9 +138,11 @@ impl Client {
         let last_code = last_operation
             .and_then(|op| op.code.clone())
             .or_else(|| raw.first_code().cloned());
+        // Platform messages may quote the phone number.
         let last_message = last_operation
             .and_then(|op| op.message.clone())
-            .or_else(|| raw.errors.iter().find_map(|e| e.message.clone()));
+            .or_else(|| raw.errors.iter().find_map(|e| e.message.clone()))
+            .map(|m| mask_phone_numbers(&m));
         Ok(StatusReport {
             payment_id: payment_id.clone(),
             status,

@@ -169,10 +169,13 @@ impl Client {
                     })),
                 });
             }
-            // Not on the platform (3061 once the platform's delay had passed, or never sent).
-            PayoutState::NotRegistered => Start::Send { maybe_sent: false },
-            // The platform had it, and it ended in `error`: resent under the same ID; an
-            // earlier attempt was with the platform, so a refusal of the resend is not final.
+            // Not on the platform (a signed 3061 once the platform's delay had passed, or never
+            // sent), or it ended in `error`: resent under the same ID. If an earlier attempt may
+            // have reached the platform, a refusal of the resend is not final. (`error` means
+            // the platform had it.)
+            PayoutState::NotRegistered => Start::Send {
+                maybe_sent: existing.maybe_sent,
+            },
             PayoutState::Status(PaymentStatus::Error) => Start::Send { maybe_sent: true },
             PayoutState::Unknown => Start::CheckStatus,
             PayoutState::Created if !self.in_flight(existing) => {

@@ -6,9 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rp_model::PaymentId;
 use rp_transport::BoxFuture;
 
-use super::{
-    Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
-};
+use super::{Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated};
 use crate::Error;
 
 /// An in-memory [`PayoutStore`], for tests and single-process tools. Everything is lost when
@@ -57,9 +55,7 @@ impl PayoutStore for MemoryStore {
                 inner
                     .records
                     .insert(record.payment_id.clone(), record.clone());
-                inner
-                    .events
-                    .insert(record.payment_id.clone(), vec![event]);
+                inner.events.insert(record.payment_id.clone(), vec![event]);
                 Inserted::New(record)
             }
         };
@@ -144,11 +140,7 @@ impl PayoutStore for MemoryStore {
                 .cmp(&a.created_at)
                 .then_with(|| b.payment_id.cmp(&a.payment_id))
         });
-        let page = found
-            .into_iter()
-            .take(query.page_size())
-            .cloned()
-            .collect();
+        let page = found.into_iter().take(query.page_size()).cloned().collect();
         ready(page)
     }
 

@@ -122,8 +122,10 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// [`Error::Store`] if the store fails.
-    fn list<'a>(&'a self, query: &'a PayoutQuery)
-    -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>>;
+    fn list<'a>(
+        &'a self,
+        query: &'a PayoutQuery,
+    ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>>;
 
     /// How many payouts are in each state ([`PayoutState::label`]), most first, and how many
     /// need attention.

@@ -82,14 +82,19 @@ impl PayoutState {
 
     /// How a reported payment status relates to this state (the callback and reconcile rules).
     pub fn on_status(&self, new: &PaymentStatus) -> StatusChange {
+        let money_back = matches!(new, PaymentStatus::Reversed | PaymentStatus::Refunded);
         let current = match self {
             Self::Status(current) => current,
             // The status of the other payout that holds this payment ID.
             Self::PaymentIdTaken => return StatusChange::Conflict,
+            // A reversal with no paid status recorded (its callback was lost): still an alert.
+            _ if money_back => return StatusChange::Reversal,
             _ => return StatusChange::Apply,
         };
         if current == new {
             StatusChange::Duplicate
+        } else if money_back && !current.is_final() {
+            StatusChange::Reversal
         } else if !current.is_final() {
             StatusChange::Apply
         } else if *current == PaymentStatus::Error {
@@ -135,6 +140,7 @@ impl fmt::Display for PayoutState {
 ///
 /// | Current | New | Change |
 /// | --- | --- | --- |
+/// | no status yet, or a non-final status | `reversed`, `refunded` | `Reversal` (applied, needs attention: the paid status was never recorded) |
 /// | no status yet, or a non-final status | any other | `Apply` |
 /// | `s` | the same `s` | `Duplicate` |
 /// | `error` | a final status | `Apply` (a resend's result) |
@@ -193,6 +199,10 @@ pub struct PayoutRecord {
     /// a callback or status describing another payment under this ID. Set by the client, kept
     /// until a person deals with it; phone numbers in it are masked.
     pub attention: Option<String>,
+    /// Whether an attempt of this payout may have reached the platform (an unknown outcome,
+    /// an acceptance, a status or callback about it). Sticky: once set, a refusal of a later
+    /// resend never ends the payout as rejected (invariant 9).
+    pub maybe_sent: bool,
 }
 
 impl PayoutRecord {
@@ -209,6 +219,7 @@ impl PayoutRecord {
             last_code: None,
             last_message: None,
             attention: None,
+            maybe_sent: false,
         }
     }
 }
@@ -228,6 +239,7 @@ impl fmt::Debug for PayoutRecord {
             .field("last_code", &self.last_code)
             .field("last_message", &self.last_message)
             .field("attention", &self.attention)
+            .field("maybe_sent", &self.maybe_sent)
             .finish_non_exhaustive()
     }
 }
@@ -259,7 +271,10 @@ mod tests {
             (PayoutState::Created, r#"{"kind":"created"}"#),
             (PayoutState::Unknown, r#"{"kind":"unknown"}"#),
             (PayoutState::NotRegistered, r#"{"kind":"not_registered"}"#),
-            (PayoutState::PaymentIdTaken, r#"{"kind":"payment_id_taken"}"#),
+            (
+                PayoutState::PaymentIdTaken,
+                r#"{"kind":"payment_id_taken"}"#,
+            ),
             (
                 PayoutState::Status(PaymentStatus::PartiallyPaidOut),
                 r#"{"kind":"status","value":"partially paid out"}"#,

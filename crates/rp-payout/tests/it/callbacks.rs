@@ -234,7 +234,7 @@ async fn reversed_after_success_is_its_own_event() {
         outcome,
         CallbackOutcome::Reversed {
             payment_id: pid("payment_47"),
-            previous: PaymentStatus::Success,
+            previous: PayoutState::Status(PaymentStatus::Success),
             status: PaymentStatus::Reversed,
         }
     );

@@ -53,7 +53,17 @@ pub(crate) fn envelope(http: u16, code: &str, message: &str, field: Option<&str>
     )
 }
 
+/// 3061 as the platform answers it: HTTP 200 with a signed body.
 pub(crate) fn not_found() -> Reply {
+    Reply::Signed(json!({
+        "status": "error", "project_id": PROJECT, "code": "3061",
+        "message": "Transaction not found",
+        "errors": [{"code": "3061", "message": "Transaction not found"}]
+    }))
+}
+
+/// 3061 as an unsigned 404 envelope (the simulator's `--not-found-404`).
+pub(crate) fn unsigned_not_found() -> Reply {
     envelope(404, "3061", "Transaction not found", None)
 }
 
@@ -255,6 +265,16 @@ pub(crate) fn payout(payment_id: &str) -> Payout {
         .customer_id(CustomerId::new("customer-1").unwrap())
         .build()
         .unwrap()
+}
+
+/// The event a test writes with a record it changes behind the client's back.
+pub(crate) fn test_event(record: &rp_payout::PayoutRecord) -> rp_payout::PayoutEvent {
+    rp_payout::PayoutEvent::new(
+        record.updated_at,
+        rp_payout::EventSource::Operator("test".to_owned()),
+        None,
+        record.state.clone(),
+    )
 }
 
 pub(crate) fn pid(id: &str) -> PaymentId {

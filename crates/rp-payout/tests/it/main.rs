@@ -5,9 +5,11 @@
 mod callbacks;
 mod config;
 mod gate;
+mod history;
 mod in_flight;
 mod operators;
 mod payout;
 mod reconcile;
+mod review;
 mod status;
 mod store_failure;

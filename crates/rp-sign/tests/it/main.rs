@@ -6,6 +6,7 @@
 
 mod gate_examples;
 mod props;
+mod text;
 mod vectors;
 mod verify;
 

@@ -130,17 +130,17 @@ fn general_signature_is_used_when_there_is_no_root_one() {
 }
 
 #[test]
-fn the_root_signature_wins_over_general_signature() {
-    // With both present, the root one is checked and `general.signature` is signed as data.
+fn both_a_root_signature_and_general_signature_are_refused() {
+    // The root one would be checked, and `general.signature` would be unsigned data for the
+    // vendor SDKs (which delete it): refused (spec/signature.md §2 step 0).
     let s = signer(KEY);
     let body = s
         .sign_callback_body(&json!({"general": {"signature": "inner"}, "a": 1}))
         .unwrap();
-    let verified = s.verify_callback(&body).unwrap();
-    assert_eq!(verified.location(), SignatureLocation::Root);
-    assert_eq!(
-        verified.value().unwrap(),
-        json!({"general": {"signature": "inner"}, "a": 1})
+    let error = s.verify_callback(&body).unwrap_err();
+    assert!(
+        matches!(&error, Error::ExtraSignature { location: SignatureLocation::Root, path } if path == "general:signature"),
+        "{error:?}"
     );
 }
 

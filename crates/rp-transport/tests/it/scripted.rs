@@ -56,19 +56,48 @@ async fn plays_the_script_in_order_and_records_requests() {
     assert_eq!(script.remaining(), 0);
 }
 
-#[tokio::test]
-async fn an_exhausted_script_fails_not_sent_and_says_why() {
-    let script = ScriptedTransport::new();
-    let error = script
-        .post(HttpRequest::new("/v2/payment/status", "{}"))
-        .await
-        .unwrap_err();
-    assert_eq!(error.delivery(), Delivery::NotSent);
+#[test]
+fn an_exhausted_script_panics_naming_the_request() {
+    let script = ScriptedTransport::new().then_respond(200, "{}");
+    let handle = script.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert!(script.post(HttpRequest::new("/a", "{}")).await.is_ok());
+    });
+    let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(script.post(HttpRequest::new("/v2/payment/status", "{}")))
+    }));
+    let message = second.unwrap_err();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(message.contains("the script ran out"), "{message}");
     assert!(
-        error.to_string().contains("no scripted outcome left"),
-        "{error}"
+        message.contains("request 2 to /v2/payment/status"),
+        "{message}"
     );
-    assert_eq!(script.requests().len(), 1);
+    assert_eq!(handle.overruns(), ["/v2/payment/status"]);
+    assert_eq!(handle.requests().len(), 2);
+
+    // A swallowed panic still fails the test: dropping the last clone panics again.
+    drop(script);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(handle)));
+    let message = dropped.unwrap_err();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(message.contains("after the script ran out"), "{message}");
+}
+
+#[tokio::test]
+async fn a_swallowed_overrun_in_a_spawned_task_is_still_seen() {
+    let script = ScriptedTransport::new();
+    let transport: Arc<dyn Transport> = Arc::new(script.clone());
+    let task = tokio::spawn(async move {
+        let _ = transport.post(HttpRequest::new("/p", "{}")).await;
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    assert_eq!(script.overruns(), ["/p"]);
+    // Forget the handle so the test itself does not panic on drop.
+    std::mem::forget(script);
 }
 
 #[tokio::test]
