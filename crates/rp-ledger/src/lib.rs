@@ -51,7 +51,7 @@ use rp_payout::PayoutStore;
 
 pub use error::LedgerError;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{MAX_GROUP, SCHEMA_VERSION, SqliteLedger};
+pub use sqlite::{LedgerStats, MAX_GROUP, SCHEMA_VERSION, SqliteLedger, SqliteStore};
 pub use url::LedgerUrl;
 
 /// An open ledger. Cheap to clone; every clone shares the same connections.
@@ -96,9 +96,7 @@ impl Ledger {
             #[cfg(feature = "sqlite")]
             LedgerUrl::SqliteFile(path) => {
                 let path = path.clone();
-                Backend::Sqlite(
-                    blocking(move || SqliteLedger::open_file(&path)).await?,
-                )
+                Backend::Sqlite(blocking(move || SqliteLedger::open_file(&path)).await?)
             }
             #[cfg(feature = "sqlite")]
             LedgerUrl::SqliteMemory => Backend::Sqlite(blocking(SqliteLedger::open_memory).await?),
@@ -117,6 +115,14 @@ impl Ledger {
         match &self.backend {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(ledger) => Arc::new(ledger.store(project)),
+        }
+    }
+
+    /// How much the ledger has committed since it was opened.
+    pub fn stats(&self) -> LedgerStats {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ledger) => ledger.stats(),
         }
     }
 

@@ -506,11 +506,25 @@ pub async fn projects_are_apart(a: &dyn PayoutStore, b: &dyn PayoutStore) {
     assert_eq!(must(b.events(&pid("shared-id")).await, "events").len(), 1);
 }
 
-/// [`MANY`] payouts listed 100 a page: every one once (slow on purpose; run it once per store).
-pub async fn pages_cover_everything_once(store: &dyn PayoutStore) {
-    for i in 0..MANY {
-        let at = u64::try_from(i / 7).unwrap_or(u64::MAX);
-        insert(store, record(&format!("m-{i:05}"), "77011234567", 100, at)).await;
+/// [`MANY`] payouts (recorded 100 at a time, concurrently) listed 100 a page: every one once.
+/// Slow on purpose; run it once per store.
+pub async fn pages_cover_everything_once(store: Arc<dyn PayoutStore>) {
+    for chunk in 0..MANY / 100 {
+        let mut tasks = Vec::with_capacity(100);
+        for i in chunk * 100..(chunk + 1) * 100 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let at = u64::try_from(i / 7).unwrap_or(u64::MAX);
+                insert(
+                    store.as_ref(),
+                    record(&format!("m-{i:05}"), "77011234567", 100, at),
+                )
+                .await;
+            }));
+        }
+        for task in tasks {
+            must(task.await, "join");
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut query = PayoutQuery::new().limit(100);
