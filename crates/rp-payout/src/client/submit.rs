@@ -100,6 +100,32 @@ impl Client {
         .await
     }
 
+    /// Records that the call sending this payout was abandoned (its future dropped: the
+    /// process is shutting down, the user pressed Ctrl-C): a payout still `Created` becomes
+    /// [`PayoutState::Unknown`], since its request may have been sent. Submitting it again, or
+    /// reconcile, then asks the status at once instead of waiting out
+    /// [`Config::in_flight_window`](crate::Config::in_flight_window). A payout that moved on
+    /// (accepted, a callback came) is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] (the payout then stays `Created` and is resolved after the window).
+    pub async fn abandon(&self, payment_id: &PaymentId) -> Result<PayoutRecord, Error> {
+        let origin = Origin::new(EventSource::Call);
+        Ok(self
+            .change(payment_id, &origin, |current| {
+                if current.state != PayoutState::Created {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.state = PayoutState::Unknown;
+                next.maybe_sent = true;
+                (Some(next), ())
+            })
+            .await?
+            .0)
+    }
+
     /// Whether a call may still be sending this payout: recorded as `Created` and changed
     /// within [`Config::in_flight_window`](crate::Config::in_flight_window).
     pub(crate) fn in_flight(&self, record: &PayoutRecord) -> bool {

@@ -1,0 +1,211 @@
+//! The ledger from the command line: `rp payout` records there, `rp payouts list|show` read
+//! it, `rp reconcile` settles what a lost callback left open, the default ledger is created
+//! (and said so) in the user's data directory.
+
+use serde_json::Value;
+
+use crate::gate_cmd::Sim;
+use crate::{assert_fails, fresh_ledger, rp_with, stderr, stdout};
+
+fn json(output: &std::process::Output) -> Value {
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
+    serde_json::from_str(&stdout(output)).unwrap()
+}
+
+#[test]
+fn a_payout_is_recorded_listed_and_shown_with_its_history() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", fresh_ledger().display());
+    let paid = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            "1 500",
+            "--customer-id",
+            "c-1",
+            "--payment-id",
+            "led-1",
+        ],
+    );
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+
+    let list = json(&sim.rp_in(&ledger, &["payouts", "list", "--json"]));
+    let items = list["payouts"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["payment_id"], "led-1");
+    assert_eq!(items[0]["state"], "accepted");
+    assert_eq!(items[0]["amount"], 150_000);
+    assert_eq!(items[0]["phone"], "7701***4567");
+
+    let text = sim.rp_in(&ledger, &["payouts", "list", "--state", "accepted"]);
+    assert!(stdout(&text).contains("led-1"), "{}", stdout(&text));
+    let none = sim.rp_in(&ledger, &["payouts", "list", "--state", "success"]);
+    assert!(
+        stdout(&none).contains("no payouts match"),
+        "{}",
+        stdout(&none)
+    );
+
+    let shown = json(&sim.rp_in(&ledger, &["payouts", "show", "led-1", "--json"]));
+    let sources: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["call", "answer"], "{shown}");
+    let text = stdout(&sim.rp_in(&ledger, &["payouts", "show", "led-1"]));
+    assert!(
+        text.contains("history") && text.contains("created → accepted"),
+        "{text}"
+    );
+    assert!(!text.contains("77011234567"), "{text}");
+
+    // The same payment ID again: resumed from the ledger, nothing sent.
+    let again = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            "1 500",
+            "--customer-id",
+            "c-1",
+            "--payment-id",
+            "led-1",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("already recorded"),
+        "{}",
+        stdout(&again)
+    );
+    // Different details under it: refused, nothing sent.
+    let other = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            "2 000",
+            "--customer-id",
+            "c-1",
+            "--payment-id",
+            "led-1",
+        ],
+    );
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("different payout"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(sim.sim().payments().len(), 1);
+    let unknown = sim.rp_in(&ledger, &["payouts", "show", "never"]);
+    assert_fails(&unknown, 1, "payout never is not in this ledger");
+}
+
+/// Magic 0016: the callback is lost (and `rp payout` receives none): `rp reconcile` learns the
+/// result from the status endpoint and records it.
+#[test]
+fn reconcile_records_what_a_lost_callback_left_open() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", fresh_ledger().display());
+    let paid = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 0016",
+            "--amount",
+            "100",
+            "--customer-id",
+            "c-2",
+            "--payment-id",
+            "led-lost",
+        ],
+    );
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sim.sim().payment("led-lost").unwrap().status.is_final() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let report = sim.rp_in(&ledger, &["reconcile", "--overdue-after", "0"]);
+    let out = stdout(&report);
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    assert!(
+        out.contains("1 updated") && out.contains("led-lost  accepted → success"),
+        "{out}"
+    );
+    let shown = json(&sim.rp_in(&ledger, &["payouts", "show", "led-lost", "--json", "--raw"]));
+    assert_eq!(shown["state"], "success");
+    let last = shown["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["source"], "status");
+    let raw = last["raw"].as_str().unwrap();
+    assert!(
+        raw.contains("signature") && !raw.contains("77011230016"),
+        "{raw}"
+    );
+    // Nothing overdue any more.
+    let again = sim.rp_in(&ledger, &["reconcile", "--overdue-after", "0", "--json"]);
+    let value = json(&again);
+    assert!(value["asked"].as_array().unwrap().is_empty(), "{value}");
+}
+
+#[test]
+fn the_default_ledger_is_created_in_the_data_directory_and_said_so() {
+    let home = fresh_ledger().with_extension("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home_text = home.display().to_string();
+    let env = [
+        ("RP_PROJECT_ID", "1234"),
+        ("RP_LEDGER", ""),
+        ("HOME", home_text.as_str()),
+        ("XDG_DATA_HOME", ""),
+    ];
+    // An empty RP_LEDGER counts as unset.
+    let first = rp_with(&["payouts", "list"], &env, b"");
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let path = home.join(".local/share/rp/ledger.db");
+    assert!(path.exists());
+    assert!(
+        stderr(&first).contains(&format!("created the ledger sqlite:{}", path.display())),
+        "{}",
+        stderr(&first)
+    );
+    let second = rp_with(&["payouts", "list"], &env, b"");
+    assert!(stderr(&second).is_empty(), "said once: {}", stderr(&second));
+}
+
+#[test]
+fn a_bad_ledger_is_one_line_with_exit_2() {
+    for (url, needle) in [
+        ("mysql://x/y", "unknown scheme `mysql`"),
+        ("sqlite:/nonexistent-dir-rp/ledger.db", "does not exist"),
+        (
+            "postgres://rp:hunter2@db/ledger",
+            "not available in this build",
+        ),
+    ] {
+        let output = rp_with(
+            &["payouts", "list"],
+            &[("RP_PROJECT_ID", "1234"), ("RP_LEDGER", url)],
+            b"",
+        );
+        assert_fails(&output, 2, needle);
+        assert!(!stderr(&output).contains("hunter2"));
+    }
+    let output = rp_with(
+        &["payouts", "list", "--since", "yesterday"],
+        &[("RP_PROJECT_ID", "1234")],
+        b"",
+    );
+    assert_fails(&output, 2, "invalid time \"yesterday\"");
+}
