@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::{assert_fails, assert_fails_after_sending, rp_with, stderr, stdout};
 
-const KEY: &str = "cli-test-key";
+pub(crate) const KEY: &str = "cli-test-key";
 
 /// A simulator on a runtime of its own (the binary under test blocks this thread).
 pub(crate) struct Sim {
