@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rp_model::{Currency, CustomerId, Money, Msisdn, PaymentId, Payout, ProjectId};
-use rp_payout::{CallbackOutcome, Client, Config, PayoutRecord, PayoutState, RetryPolicy};
+use rp_payout::{
+    CallbackOutcome, Client, Config, PayoutRecord, PayoutState, PayoutStore, RetryPolicy,
+};
 use rp_sign::SecretKey;
 use rp_sim::{RunningSimulator, Simulator, TimeScale};
 
@@ -29,7 +31,7 @@ pub const PROJECT: u64 = 4321;
 /// Its (test) secret key.
 pub const SECRET: &str = "e2e-secret-key";
 
-/// Timing knobs of a harness.
+/// Timing knobs of a harness, and the store.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// How long the simulator keeps a payment `processing`.
@@ -43,6 +45,8 @@ pub struct Options {
     /// How long the simulator answers 3061 to status requests for a payment it has just
     /// recorded (the platform's lag); none by default.
     pub status_lag: Option<Duration>,
+    /// Where the client records payouts (default: a `MemoryStore`).
+    pub store: Option<Arc<dyn PayoutStore>>,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             attempt_timeout: Duration::from_secs(5),
             status_delay: Duration::from_millis(100),
             status_lag: None,
+            store: None,
         }
     }
 }
@@ -117,7 +122,11 @@ impl Harness {
             )
             .with_retry(retry)
             .with_overdue_after(Duration::ZERO);
-        let client = Arc::new(Client::new(config).expect("build the client"));
+        let mut builder = Client::builder(config);
+        if let Some(store) = options.store {
+            builder = builder.store(store);
+        }
+        let client = Arc::new(builder.build().expect("build the client"));
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&outcomes);
         let router = rp_payout::axum::callback_router_with_observer(

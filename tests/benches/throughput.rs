@@ -1,6 +1,8 @@
 //! Throughput: N payouts through the real client to the real simulator on loopback, each one
-//! accepted, processed and settled by a verified callback. Reports payouts per second (median
-//! of several runs) and the process's peak memory.
+//! accepted, processed and settled by a verified callback, with the payouts recorded in memory
+//! (the reference) and in an SQLite ledger file (WAL, `synchronous=FULL`), in the same run.
+//! Reports payouts per second (median of several runs) for each, the ratio to memory, and the
+//! process's peak memory.
 //!
 //! `cargo xtask bench` runs it; alone: `cargo bench -p rp-e2e --bench throughput`.
 //! Knobs: `RP_BENCH_PAYOUTS` (default 2000), `RP_BENCH_RUNS` (default 5),
@@ -31,9 +33,23 @@ fn peak_memory_kib() -> Option<u64> {
 
 /// One run: a fresh simulator and client, `payouts` payouts with `concurrency` in flight;
 /// returns the time until every payout was settled by its callback.
-async fn run(payouts: usize, concurrency: usize) -> Duration {
+async fn run(payouts: usize, concurrency: usize, store: Store) -> Duration {
+    let store: Option<Arc<dyn rp_payout::PayoutStore>> = match store {
+        Store::Memory => None,
+        Store::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("rp-bench-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let ledger =
+                rp_ledger::Ledger::open(&format!("sqlite:{}", dir.join("ledger.db").display()))
+                    .await
+                    .unwrap();
+            Some(ledger.store(rp_model::ProjectId::new(rp_e2e::PROJECT).unwrap()))
+        }
+    };
     let options = Options {
         processing_delay: Duration::ZERO,
+        store,
         ..Options::default()
     };
     let h = Arc::new(Harness::start_with(options).await);
@@ -82,6 +98,13 @@ async fn run(payouts: usize, concurrency: usize) -> Duration {
     elapsed
 }
 
+/// Where the payouts are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Memory,
+    Sqlite,
+}
+
 fn main() {
     // `cargo bench` passes `--bench` (and criterion-style filters); nothing to read there.
     let payouts = knob("RP_BENCH_PAYOUTS", 2000);
@@ -95,17 +118,28 @@ fn main() {
         "throughput: {payouts} payouts per run, {concurrency} in flight, {runs} runs \
          (client -> simulator -> signed callback -> client, loopback)"
     );
-    let mut rates = Vec::new();
-    for index in 0..runs {
-        let elapsed = runtime.block_on(run(payouts, concurrency));
-        #[allow(clippy::cast_precision_loss)] // a rate for people to read, not money
-        let rate = payouts as f64 / elapsed.as_secs_f64();
-        println!("  run {}: {elapsed:.2?}, {rate:.0} payouts/s", index + 1);
-        rates.push(rate);
+    let mut medians = Vec::new();
+    for store in [Store::Memory, Store::Sqlite] {
+        let mut rates = Vec::new();
+        for index in 0..runs {
+            let elapsed = runtime.block_on(run(payouts, concurrency, store));
+            #[allow(clippy::cast_precision_loss)] // a rate for people to read, not money
+            let rate = payouts as f64 / elapsed.as_secs_f64();
+            println!(
+                "  {store:?} run {}: {elapsed:.2?}, {rate:.0} payouts/s",
+                index + 1
+            );
+            rates.push(rate);
+        }
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        medians.push(median);
+        println!("throughput median, {store:?}: {median:.0} payouts/s");
     }
-    rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
-    println!("throughput median: {median:.0} payouts/s");
+    println!(
+        "SQLite ledger / memory: {:.2} (target >= 0.5, synchronous=FULL)",
+        medians[1] / medians[0]
+    );
     match peak_memory_kib() {
         Some(kib) => println!("peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak memory: not available on this platform"),

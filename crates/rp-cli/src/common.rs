@@ -4,10 +4,11 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rp_model::ProjectId;
-use rp_payout::{Client, Config};
+use rp_payout::{Client, Config, PayoutStore};
 use rp_sign::SecretKey;
 
 /// Exit status: the platform (or the signature) said no: a rejected payout, an unknown payment,
@@ -170,27 +171,46 @@ pub(crate) struct GateArgs {
     pub(crate) json: bool,
 }
 
+/// The project ID from `--project-id` / `RP_PROJECT_ID`.
+pub(crate) fn project_id(text: Option<&str>) -> Result<ProjectId, Failure> {
+    match text {
+        Some(text) => text
+            .parse::<ProjectId>()
+            .map_err(|e| Failure::usage(e.to_string())),
+        None => Err(Failure::usage(
+            "no project ID: set RP_PROJECT_ID or pass --project-id N",
+        )),
+    }
+}
+
 impl GateArgs {
-    /// A client for this Gate, project and key.
+    /// A client for this Gate, project and key (payouts kept in memory only).
     pub(crate) fn client(&self) -> Result<Client, Failure> {
-        let project = match &self.project_id {
-            Some(text) => text
-                .parse::<ProjectId>()
-                .map_err(|e| Failure::usage(e.to_string()))?,
-            None => {
-                return Err(Failure::usage(
-                    "no project ID: set RP_PROJECT_ID or pass --project-id N",
-                ));
-            }
-        };
+        Client::new(self.config()?).map_err(Failure::from)
+    }
+
+    /// A client for this Gate, project and key, recording payouts in `store`; reconcile asks
+    /// about payouts unchanged for `overdue_after`.
+    pub(crate) fn client_with(
+        &self,
+        store: Arc<dyn PayoutStore>,
+        overdue_after: Duration,
+    ) -> Result<Client, Failure> {
+        Client::builder(self.config()?.with_overdue_after(overdue_after))
+            .store(store)
+            .build()
+            .map_err(Failure::from)
+    }
+
+    fn config(&self) -> Result<Config, Failure> {
+        let project = project_id(self.project_id.as_deref())?;
         if self.timeout == 0 {
             return Err(Failure::usage("--timeout must be at least 1 second"));
         }
         let attempt = Duration::from_secs(self.timeout);
-        let config = Config::new(project, self.key.load()?)
+        Ok(Config::new(project, self.key.load()?)
             .with_base_url(self.base_url.clone())
-            .with_timeouts(attempt.min(Duration::from_secs(10)), attempt);
-        Client::new(config).map_err(Failure::from)
+            .with_timeouts(attempt.min(Duration::from_secs(10)), attempt))
     }
 }
 

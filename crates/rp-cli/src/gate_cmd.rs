@@ -46,6 +46,8 @@ pub(crate) struct PayoutArgs {
     /// A description of the payout.
     #[arg(long)]
     description: Option<String>,
+    #[command(flatten)]
+    ledger: crate::ledger_cmd::LedgerArgs,
     /// After acceptance, ask for the status until it is final or this many seconds have passed
     /// (1 to 86400). Exit 0 only if the payout was paid.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -102,24 +104,32 @@ pub(crate) fn operators(args: &OperatorsArgs) -> Result<(), Failure> {
 
 /// Runs `rp payout`.
 pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
-    let client = args.gate.client()?;
-    let payout = build_payout(args, &client)?;
     let runtime = runtime()?;
+    // Every input checked before the ledger is opened (or created).
+    let payout = build_payout(args, &args.gate.client()?)?;
+    let project = crate::common::project_id(args.gate.project_id.as_deref())?;
+    let ledger = runtime.block_on(args.ledger.open())?;
+    let client = args
+        .gate
+        .client_with(ledger.store(project), Duration::from_secs(600))?;
     let id = payout.payment_id();
     // On stderr before the first byte is sent: a kill, a crash or a closed terminal never
     // loses the ID that a rerun must reuse.
     eprintln!(
         "payout {id}: sending; if this command is interrupted, rerun it with --payment-id {id} (never a new ID)"
     );
-    let receipt = runtime
-        .block_on(until_interrupted(client.payout(&payout)))
-        .ok_or_else(|| {
-            Failure::unreachable(format!(
-                "interrupted: the outcome of payout {id} is unknown (it may have been sent); \
-                 rerun with --payment-id {id}, never under a new ID"
-            ))
-        })?
-        .map_err(for_the_command_line)?;
+    let Some(result) = runtime.block_on(until_interrupted(client.payout(&payout))) else {
+        // Recorded as unknown, so that the rerun asks the status at once instead of taking
+        // the payout for one still being sent.
+        if let Err(error) = runtime.block_on(client.abandon(id)) {
+            eprintln!("rp payout: could not record the interruption in the ledger: {error}");
+        }
+        return Err(Failure::unreachable(format!(
+            "interrupted: the outcome of payout {id} is unknown (it may have been sent); \
+             rerun with --payment-id {id}, never under a new ID"
+        )));
+    };
+    let receipt = result.map_err(for_the_command_line)?;
     let id = &receipt.payment_id;
     if !args.gate.json {
         // Printed before any waiting, so the payment ID is never lost.
@@ -238,7 +248,7 @@ async fn until_interrupted<F: Future>(work: F) -> Option<F::Output> {
 }
 
 /// Resolves on SIGINT or SIGTERM; never, if no handler can be installed.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -59,23 +59,52 @@ pub(crate) struct ListenArgs {
     /// Connections served at once; more wait until one closes.
     #[arg(long, value_name = "N", default_value_t = rp_payout::axum::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Also apply each callback to the payouts in this ledger (`sqlite:PATH`), as a payout
+    /// service would: de-duplicated, checked against the recorded payout, and answered by what
+    /// was recorded. Needs --project-id.
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
 }
 
 struct Receiver {
     signer: Signer,
     project: Option<ProjectId>,
     json: bool,
+    /// With `--ledger`: the client that applies callbacks to it.
+    recorder: Option<rp_payout::Client>,
 }
 
 /// Runs `rp listen` until Ctrl-C.
 pub(crate) fn listen(args: &ListenArgs) -> Result<(), Failure> {
+    let key = args.key.load()?;
+    let runtime = runtime()?;
+    let recorder = match &args.ledger {
+        None => None,
+        Some(url) => {
+            let project = args.project_id.ok_or_else(|| {
+                Failure::usage("--ledger needs --project-id (or RP_PROJECT_ID): the ledger keeps each project's payouts apart")
+            })?;
+            let ledger = runtime.block_on(
+                crate::ledger_cmd::LedgerArgs {
+                    ledger: Some(url.clone()),
+                }
+                .open(),
+            )?;
+            let client = rp_payout::Client::builder(rp_payout::Config::new(project, key.clone()))
+                .store(ledger.store(project))
+                .build()
+                .map_err(Failure::from)?;
+            Some(client)
+        }
+    };
     let receiver = Arc::new(Receiver {
-        signer: Signer::new(&args.key.load()?),
+        signer: Signer::new(&key),
         project: args.project_id,
         json: args.json,
+        recorder,
     });
     let addr = SocketAddr::new(args.host, args.port);
-    runtime()?.block_on(async move {
+    runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?;
@@ -109,7 +138,22 @@ pub(crate) fn listen(args: &ListenArgs) -> Result<(), Failure> {
 }
 
 async fn callback(State(receiver): State<Arc<Receiver>>, body: Bytes) -> (StatusCode, String) {
-    let (status, line) = judge(&receiver, &body);
+    let (mut status, mut line) = judge(&receiver, &body);
+    if let Some(client) = &receiver.recorder {
+        // The ledger's verdict is the answer: verified, checked against the recorded payout,
+        // de-duplicated, applied.
+        let outcome = client.handle_callback(&body).await;
+        status = StatusCode::from_u16(outcome.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        line = if receiver.json {
+            let mut value: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
+            value["recorded"] = serde_json::json!(recorded(&outcome));
+            value.to_string()
+        } else {
+            format!("{line} → ledger: {}", recorded(&outcome))
+        };
+    }
     if receiver.json {
         println!("{line}");
     } else {
@@ -121,6 +165,31 @@ async fn callback(State(receiver): State<Arc<Receiver>>, body: Bytes) -> (Status
         line
     };
     (status, answer)
+}
+
+/// What applying a callback to the ledger did, in a few words (phone numbers masked).
+fn recorded(outcome: &rp_payout::CallbackOutcome) -> String {
+    use rp_payout::CallbackOutcome as O;
+    match outcome {
+        O::Applied {
+            previous, status, ..
+        } => format!("recorded {} → {status}", previous.label()),
+        O::Reversed { status, .. } => format!("recorded {status} (ATTENTION: the money came back)"),
+        O::Duplicate { .. } => "duplicate, nothing changed".to_owned(),
+        O::Stale { current, .. } => format!("stale, kept {current}"),
+        O::Conflict { current, .. } => format!("conflicts with {current}: kept, ATTENTION"),
+        O::Unrecognised { current, .. } => {
+            format!("unknown status after {current}: kept, ATTENTION")
+        }
+        O::IdentityMismatch { difference, .. } => {
+            format!("not this payout ({difference}): not applied, ATTENTION")
+        }
+        O::Unrecorded { .. } => "no such payout in the ledger".to_owned(),
+        O::StoreFailed { reason, .. } => {
+            format!("the ledger failed ({reason}); the platform will redeliver")
+        }
+        other => format!("refused ({})", other.body()),
+    }
 }
 
 /// Decides what to answer, and the line to print.

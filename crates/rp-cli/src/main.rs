@@ -7,6 +7,7 @@
 mod common;
 mod demo;
 mod gate_cmd;
+mod ledger_cmd;
 mod listen;
 mod sign_cmd;
 
@@ -51,6 +52,10 @@ enum Command {
     Payout(gate_cmd::PayoutArgs),
     /// Ask the status of a payment.
     Status(gate_cmd::StatusArgs),
+    /// The payouts in the ledger: list them, show one with its history.
+    Payouts(ledger_cmd::PayoutsArgs),
+    /// Ask about overdue payouts and send again (same payment ID) what the platform lacks.
+    Reconcile(ledger_cmd::ReconcileArgs),
     /// Receive callbacks: verify, print, answer as the platform expects.
     Listen(listen::ListenArgs),
     /// Sign a JSON payload (key from `RP_SECRET_KEY` or `--secret-file`).
@@ -68,6 +73,8 @@ fn main() -> ExitCode {
         Command::Operators(args) => common::finish("rp operators", gate_cmd::operators(&args)),
         Command::Payout(args) => common::finish("rp payout", gate_cmd::payout(&args)),
         Command::Status(args) => common::finish("rp status", gate_cmd::status(&args)),
+        Command::Payouts(args) => common::finish("rp payouts", ledger_cmd::payouts(&args)),
+        Command::Reconcile(args) => common::finish("rp reconcile", ledger_cmd::reconcile(&args)),
         Command::Listen(args) => common::finish("rp listen", listen::listen(&args)),
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => sign_cmd::verify(&args),

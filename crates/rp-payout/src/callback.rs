@@ -4,10 +4,10 @@ use rp_model::{PaymentId, PaymentStatus, ProjectId, wire};
 use tracing::Instrument;
 
 use crate::Client;
-use crate::client::StatusUpdate;
+use crate::client::{Origin, StatusUpdate};
 use crate::error::mask_phone_numbers;
 use crate::identity::{self, Reported};
-use crate::store::{PayoutState, StatusChange};
+use crate::store::{EventSource, PayoutState, StatusChange};
 
 /// What a callback did, and what the web handler must answer ([`CallbackOutcome::http_status`],
 /// [`CallbackOutcome::body`]).
@@ -273,7 +273,13 @@ impl Client {
         let span =
             tracing::info_span!("rp_payout.callback", payment_id = %payment_id, status = %status);
         async move {
-            let outcome = self.apply_callback(payment_id, status, &callback).await;
+            let origin = Origin::with_raw(
+                EventSource::Callback,
+                Some(String::from_utf8_lossy(raw_body).into_owned()),
+            );
+            let outcome = self
+                .apply_callback(payment_id, status, &callback, &origin)
+                .await;
             match &outcome {
                 outcome if outcome.needs_attention() => {
                     tracing::warn!(?outcome, "callback needs attention");
@@ -294,6 +300,7 @@ impl Client {
         payment_id: PaymentId,
         status: PaymentStatus,
         callback: &wire::Callback,
+        origin: &Origin,
     ) -> CallbackOutcome {
         let store_failed = |payment_id: PaymentId, e: crate::Error| CallbackOutcome::StoreFailed {
             payment_id,
@@ -312,7 +319,7 @@ impl Client {
                 "a signed callback reported `{status}` for another payment under this payment ID: {difference}; not applied"
             );
             let marked = self
-                .change(&payment_id, |current| {
+                .change(&payment_id, origin, |current| {
                     if current.attention.as_deref() == Some(attention.as_str()) {
                         return (None, ());
                     }
@@ -344,7 +351,8 @@ impl Client {
                 .map(|m| mask_phone_numbers(&m)),
             from_callback: true,
         };
-        let (record, change, previous) = match self.apply_status(&payment_id, &update).await {
+        let (record, change, previous) = match self.apply_status(&payment_id, &update, origin).await
+        {
             Ok(applied) => applied,
             Err(e) => return store_failed(payment_id, e),
         };

@@ -100,6 +100,8 @@ mod callback;
 mod client;
 mod clock;
 mod config;
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod error;
 mod identity;
 mod ids;
@@ -123,7 +125,8 @@ pub use reconcile::{
 };
 pub use retry::RetryPolicy;
 pub use store::{
-    Inserted, MemoryStore, PayoutRecord, PayoutState, PayoutStore, StatusChange, Updated,
+    EventSource, Inserted, MAX_PAGE, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord,
+    PayoutState, PayoutStore, StateCount, StatusChange, Updated,
 };
 
 /// The workspace README's library example, compiled as a doctest so it cannot go stale.

@@ -2,7 +2,8 @@
 
 use rp_model::PaymentId;
 
-use crate::store::{PayoutRecord, PayoutState, StatusChange};
+use crate::client::Origin;
+use crate::store::{EventSource, PayoutRecord, PayoutState, StatusChange};
 use crate::{Client, Error, PayoutReceipt};
 
 /// Page size of [`Client::reconcile`]: it asks the store for this many unsettled payouts at a
@@ -206,18 +207,24 @@ impl Client {
             )),
             Err(Error::NotFound { .. }) => {
                 let outcome = self
-                    .change(payment_id, |current| {
-                        let never_accepted =
-                            matches!(current.state, PayoutState::Created | PayoutState::Unknown);
-                        // Changed since it was listed (e.g. claimed by a call that is sending
-                        // it now): this 3061 may predate that; the next pass decides.
-                        if !never_accepted || current.version != listed.version {
-                            return (None, current.state.clone());
-                        }
-                        let mut next = current.clone();
-                        next.state = PayoutState::NotRegistered;
-                        (Some(next), current.state.clone())
-                    })
+                    .change(
+                        payment_id,
+                        &Origin::new(EventSource::Reconcile),
+                        |current| {
+                            let never_accepted = matches!(
+                                current.state,
+                                PayoutState::Created | PayoutState::Unknown
+                            );
+                            // Changed since it was listed (e.g. claimed by a call that is sending
+                            // it now): this 3061 may predate that; the next pass decides.
+                            if !never_accepted || current.version != listed.version {
+                                return (None, current.state.clone());
+                            }
+                            let mut next = current.clone();
+                            next.state = PayoutState::NotRegistered;
+                            (Some(next), current.state.clone())
+                        },
+                    )
                     .await;
                 match outcome {
                     Ok((record, previous)) if record.state != previous => {

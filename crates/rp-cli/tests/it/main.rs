@@ -6,6 +6,7 @@
 
 mod demo;
 mod gate_cmd;
+mod ledger_cmd;
 mod listen;
 mod listen_limits;
 mod sign_cmd;
@@ -35,11 +36,33 @@ pub(crate) fn rp_with(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Outp
             command.env_remove(name);
         }
     }
+    // Every run gets a ledger of its own unless the test names one (tests run in parallel,
+    // and the default ledger is in the user's home).
+    if !env.iter().any(|(name, _)| *name == "RP_LEDGER") {
+        command.env("RP_LEDGER", format!("sqlite:{}", fresh_ledger().display()));
+    }
     command.envs(env.iter().copied());
     let mut child = command.spawn().unwrap();
     // `rp` may exit before reading its input (e.g. without a key): a broken pipe is fine.
     let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
+}
+
+/// A path for a new ledger file under the target directory.
+pub(crate) fn fresh_ledger() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-ledgers");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!(
+        "{}-{}.db",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
 }
 
 pub(crate) fn stdout(output: &Output) -> String {

@@ -29,7 +29,7 @@ use crate::{
     SystemClock,
 };
 
-pub(crate) use record::StatusUpdate;
+pub(crate) use record::{Origin, StatusUpdate};
 pub use rp_model::wire::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};
 pub use status::StatusReport;
 

@@ -8,10 +8,28 @@ use rp_model::{PaymentId, PaymentStatus, ResponseCode};
 use super::{Client, StatusReport};
 use crate::Error;
 use crate::identity::{self, Reported};
-use crate::store::{PayoutRecord, PayoutState, StatusChange, Updated};
+use crate::store::{EventSource, PayoutEvent, PayoutRecord, PayoutState, StatusChange, Updated};
 
 /// How many times a compare-and-set on a record is retried after a conflict.
 const MAX_CAS_TRIES: u32 = 8;
+
+/// Where a change comes from, for its event: the source and, for a callback or status
+/// response, the raw signed body.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub(crate) source: EventSource,
+    pub(crate) raw: Option<String>,
+}
+
+impl Origin {
+    pub(crate) fn new(source: EventSource) -> Self {
+        Origin { source, raw: None }
+    }
+
+    pub(crate) fn with_raw(source: EventSource, raw: Option<String>) -> Self {
+        Origin { source, raw }
+    }
+}
 
 /// A reported status, with what came with it, to apply to a record ([`Client::apply_status`]).
 #[derive(Debug, Clone)]
@@ -66,7 +84,7 @@ impl Client {
         request_id: Option<String>,
     ) -> Result<PayoutRecord, Error> {
         Ok(self
-            .change(payment_id, |current| {
+            .change(payment_id, &Origin::new(EventSource::Answer), |current| {
                 let newer_request = request_id.is_some() && current.request_id != request_id;
                 let advance = match &current.state {
                     PayoutState::Created | PayoutState::Unknown | PayoutState::NotRegistered => {
@@ -107,6 +125,7 @@ impl Client {
         report: StatusReport,
     ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
         let report = self.trusted(report)?;
+        let origin = Origin::with_raw(EventSource::Status, serde_json::to_string(&report.raw).ok());
         let record =
             self.store.get(payment_id).await?.ok_or_else(|| {
                 Error::store(format!("update payout {payment_id}"), "not recorded")
@@ -115,7 +134,7 @@ impl Client {
             identity::difference(&record.request, Reported::from_status(&report.raw))
         {
             tracing::warn!(%difference, "the platform's payment under this payment ID is not this payout; not adopting it");
-            self.change(payment_id, |current| {
+            self.change(payment_id, &origin, |current| {
                 if current.state == PayoutState::PaymentIdTaken {
                     return (None, ());
                 }
@@ -141,7 +160,7 @@ impl Client {
             message: report.last_message.clone(),
             from_callback: false,
         };
-        self.apply_status(payment_id, &reported).await
+        self.apply_status(payment_id, &reported, &origin).await
     }
 
     /// Records an unknown outcome and builds its error.
@@ -153,7 +172,7 @@ impl Client {
     ) -> Error {
         tracing::warn!(attempts, %last, "payout outcome unknown; it will be reconciled");
         let marked = self
-            .change(payment_id, |current| {
+            .change(payment_id, &Origin::new(EventSource::Answer), |current| {
                 if current.state != PayoutState::Created && current.maybe_sent {
                     return (None, ());
                 }
@@ -184,7 +203,7 @@ impl Client {
         message: Option<String>,
     ) -> Result<PayoutRecord, Error> {
         Ok(self
-            .change(payment_id, |current| {
+            .change(payment_id, &Origin::new(EventSource::Call), |current| {
                 if current.state != PayoutState::Created {
                     return (None, ());
                 }
@@ -208,10 +227,11 @@ impl Client {
         &self,
         payment_id: &PaymentId,
         reported: &StatusUpdate,
+        origin: &Origin,
     ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
         let status = &reported.status;
         let (record, (change, previous)) = self
-            .change(payment_id, |current| {
+            .change(payment_id, origin, |current| {
                 let change = if reported.is_of_an_earlier_request(current) {
                     StatusChange::Stale
                 } else if reported.is_of_a_newer_request(current) {
@@ -251,10 +271,13 @@ impl Client {
     }
 
     /// Compare-and-set with retries: `f` maps the current record to the new one (or `None` to
-    /// leave it) and a value to return.
+    /// leave it) and a value to return. The event written with the change says where it came
+    /// from (`origin`), the state before and after, and what changed with it: a new code and
+    /// message, a new attention note.
     pub(crate) async fn change<T>(
         &self,
         payment_id: &PaymentId,
+        origin: &Origin,
         f: impl Fn(&PayoutRecord) -> (Option<PayoutRecord>, T),
     ) -> Result<(PayoutRecord, T), Error> {
         let mut current =
@@ -267,7 +290,8 @@ impl Client {
                 return Ok((current, value));
             };
             next.updated_at = self.clock.now();
-            match self.store.update(current.version, next).await? {
+            let event = event_for(&current, &next, origin);
+            match self.store.update(current.version, next, event).await? {
                 Updated::Done(stored) => return Ok((stored, value)),
                 Updated::Conflict(Some(fresh)) => current = fresh,
                 Updated::Conflict(None) => {
@@ -283,6 +307,28 @@ impl Client {
             format!("still conflicting after {MAX_CAS_TRIES} tries"),
         ))
     }
+}
+
+/// The event for a change from `current` to `next`.
+pub(crate) fn event_for(
+    current: &PayoutRecord,
+    next: &PayoutRecord,
+    origin: &Origin,
+) -> PayoutEvent {
+    let coded = next.last_code != current.last_code || next.last_message != current.last_message;
+    let noted = next.attention != current.attention;
+    PayoutEvent::new(
+        next.updated_at,
+        origin.source.clone(),
+        Some(current.state.clone()),
+        next.state.clone(),
+    )
+    .with_code(
+        next.last_code.clone().filter(|_| coded),
+        next.last_message.clone().filter(|_| coded),
+    )
+    .with_note(next.attention.clone().filter(|_| noted))
+    .with_raw(origin.raw.clone())
 }
 
 /// Why a reported status needs a person, if it does.

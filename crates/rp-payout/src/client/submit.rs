@@ -7,7 +7,9 @@ use tracing::Instrument;
 use super::attempts::Start;
 use super::{Acceptance, Client, PayoutReceipt, elapsed, receipt};
 use crate::Error;
-use crate::store::{Inserted, PayoutRecord, PayoutState, Updated};
+use crate::client::Origin;
+use crate::client::record::event_for;
+use crate::store::{EventSource, Inserted, PayoutEvent, PayoutRecord, PayoutState, Updated};
 
 /// How many times a resubmission re-reads a record that changed under it before it gives up
 /// with [`Error::InFlight`].
@@ -52,8 +54,10 @@ impl Client {
         async move {
             let request = payout.to_request(self.config.project_id);
             let body = self.sign("payout", &request)?;
-            let record = PayoutRecord::new(payment_id.clone(), request, self.clock.now());
-            match self.store.insert(record).await? {
+            let now = self.clock.now();
+            let record = PayoutRecord::new(payment_id.clone(), request, now);
+            let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
+            match self.store.insert(record, recorded).await? {
                 Inserted::New(record) => {
                     tracing::info!("payout recorded; sending");
                     self.drive(record, body, Start::Send { maybe_sent: false })
@@ -96,6 +100,32 @@ impl Client {
         .await
     }
 
+    /// Records that the call sending this payout was abandoned (its future dropped: the
+    /// process is shutting down, the user pressed Ctrl-C): a payout still `Created` becomes
+    /// [`PayoutState::Unknown`], since its request may have been sent. Submitting it again, or
+    /// reconcile, then asks the status at once instead of waiting out
+    /// [`Config::in_flight_window`](crate::Config::in_flight_window). A payout that moved on
+    /// (accepted, a callback came) is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] (the payout then stays `Created` and is resolved after the window).
+    pub async fn abandon(&self, payment_id: &PaymentId) -> Result<PayoutRecord, Error> {
+        let origin = Origin::new(EventSource::Call);
+        Ok(self
+            .change(payment_id, &origin, |current| {
+                if current.state != PayoutState::Created {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.state = PayoutState::Unknown;
+                next.maybe_sent = true;
+                (Some(next), ())
+            })
+            .await?
+            .0)
+    }
+
     /// Whether a call may still be sending this payout: recorded as `Created` and changed
     /// within [`Config::in_flight_window`](crate::Config::in_flight_window).
     pub(crate) fn in_flight(&self, record: &PayoutRecord) -> bool {
@@ -120,7 +150,9 @@ impl Client {
             let mut claimed = existing.clone();
             claimed.state = PayoutState::Created;
             claimed.updated_at = self.clock.now();
-            match self.store.update(existing.version, claimed).await? {
+            let event = event_for(&existing, &claimed, &Origin::new(EventSource::Call))
+                .with_note(Some("sending again under the same payment ID".to_owned()));
+            match self.store.update(existing.version, claimed, event).await? {
                 Updated::Done(record) => {
                     tracing::info!(previous = %existing.state, "sending the recorded payout again under the same payment ID");
                     return self.drive(record, body, start).await;

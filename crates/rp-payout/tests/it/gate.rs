@@ -267,6 +267,16 @@ pub(crate) fn payout(payment_id: &str) -> Payout {
         .unwrap()
 }
 
+/// The event a test writes with a record it changes behind the client's back.
+pub(crate) fn test_event(record: &rp_payout::PayoutRecord) -> rp_payout::PayoutEvent {
+    rp_payout::PayoutEvent::new(
+        record.updated_at,
+        rp_payout::EventSource::Operator("test".to_owned()),
+        None,
+        record.state.clone(),
+    )
+}
+
 pub(crate) fn pid(id: &str) -> PaymentId {
     PaymentId::new(id).unwrap()
 }

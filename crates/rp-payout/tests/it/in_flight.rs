@@ -17,8 +17,9 @@ async fn with_created(gate: &Gate, id: &str) -> (Client, ManualClock, std::sync:
     let (client, clock, store) =
         gate.client_from(config().with_overdue_after(Duration::from_secs(1)));
     let request = payout(id).to_request(ProjectId::new(PROJECT).unwrap());
+    let record = PayoutRecord::new(pid(id), request, clock.now());
     store
-        .insert(PayoutRecord::new(pid(id), request, clock.now()))
+        .insert(record.clone(), crate::gate::test_event(&record))
         .await
         .unwrap();
     (client, clock, store)

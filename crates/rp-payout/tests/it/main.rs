@@ -5,6 +5,7 @@
 mod callbacks;
 mod config;
 mod gate;
+mod history;
 mod in_flight;
 mod operators;
 mod payout;

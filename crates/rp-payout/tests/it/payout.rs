@@ -548,7 +548,10 @@ async fn set_state(store: &MemoryStore, id: &str, state: PayoutState) {
     let version = record.version;
     record.state = state;
     assert!(matches!(
-        store.update(version, record).await.unwrap(),
+        store
+            .update(version, record.clone(), crate::gate::test_event(&record))
+            .await
+            .unwrap(),
         rp_payout::Updated::Done(_)
     ));
 }
@@ -774,7 +777,8 @@ impl Transport for CallbackMidFlight {
                 let mut record = self.store.all().pop().unwrap();
                 let version = record.version;
                 record.state = PayoutState::Status(PaymentStatus::Success);
-                let updated = self.store.update(version, record).await.unwrap();
+                let event = crate::gate::test_event(&record);
+                let updated = self.store.update(version, record, event).await.unwrap();
                 assert!(matches!(updated, rp_payout::Updated::Done(_)));
             }
             self.inner.post(request).await
@@ -880,7 +884,8 @@ impl Transport for StatusMidFlight {
                 record.state = PayoutState::Status(self.status.clone());
                 record.maybe_sent = true; // as a callback applied by the client sets it
                 record.request_id = Some("r-mid".to_owned());
-                self.store.update(version, record).await.unwrap();
+                let event = crate::gate::test_event(&record);
+                self.store.update(version, record, event).await.unwrap();
             }
             self.inner.post(request).await
         })

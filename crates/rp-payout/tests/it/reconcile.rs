@@ -187,8 +187,9 @@ async fn reconcile_reaches_every_unsettled_payout_not_only_the_first_page() {
     for n in 0..=RECONCILE_BATCH {
         let id = format!("a-{n:04}");
         let request = payout(&id).to_request(client.project_id());
+        let record = PayoutRecord::new(pid(&id), request, clock.now());
         store
-            .insert(PayoutRecord::new(pid(&id), request, clock.now()))
+            .insert(record.clone(), crate::gate::test_event(&record))
             .await
             .unwrap();
     }

@@ -218,7 +218,8 @@ async fn review_reconcile_does_not_clear_a_claim_made_while_it_asked() {
         clock.now(),
     );
     record.state = PayoutState::Unknown;
-    store.insert(record).await.unwrap();
+    let event = crate::gate::test_event(&record);
+    store.insert(record, event).await.unwrap();
     clock.advance(client.config().overdue_after + Duration::from_secs(1));
 
     // Reconcile asks the status...

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rp_model::PaymentId;
-use rp_payout::{Error, Inserted, MemoryStore, PayoutRecord, PayoutStore, Updated};
+use rp_payout::{
+    Error, Inserted, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount,
+    Updated,
+};
 use rp_transport::BoxFuture;
 
 use crate::gate::{Gate, accepted, envelope, fast_retry, payout, server_error, status_reply};
@@ -19,8 +22,12 @@ struct BreakingStore {
 }
 
 impl PayoutStore for BreakingStore {
-    fn insert(&self, record: PayoutRecord) -> BoxFuture<'_, Result<Inserted, Error>> {
-        self.inner.insert(record)
+    fn insert(
+        &self,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Inserted, Error>> {
+        self.inner.insert(record, event)
     }
 
     fn get<'a>(
@@ -30,14 +37,19 @@ impl PayoutStore for BreakingStore {
         self.inner.get(payment_id)
     }
 
-    fn update(&self, version: u64, record: PayoutRecord) -> BoxFuture<'_, Result<Updated, Error>> {
+    fn update(
+        &self,
+        version: u64,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Updated, Error>> {
         if self.broken.load(Ordering::SeqCst) {
             return Box::pin(std::future::ready(Err(Error::store(
                 "update payout",
                 "disk full",
             ))));
         }
-        self.inner.update(version, record)
+        self.inner.update(version, record, event)
     }
 
     fn unsettled(
@@ -46,6 +58,24 @@ impl PayoutStore for BreakingStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
         self.inner.unsettled(after, limit)
+    }
+
+    fn events<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Vec<PayoutEvent>, Error>> {
+        self.inner.events(payment_id)
+    }
+
+    fn list<'a>(
+        &'a self,
+        query: &'a PayoutQuery,
+    ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>> {
+        self.inner.list(query)
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {
+        self.inner.counts()
     }
 }
 

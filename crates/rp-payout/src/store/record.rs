@@ -1,23 +1,19 @@
-//! The payout lifecycle: [`PayoutRecord`], [`PayoutState`], the [`PayoutStore`] trait and the
-//! in-memory [`MemoryStore`].
-//!
-//! A payout is recorded **before** its first byte is sent (invariant 5), then moves through
-//! states as answers, status requests and callbacks arrive. Every change is a compare-and-set on
-//! the record's `version`, so a database implementation needs nothing more than a unique key on
-//! the payment ID and `UPDATE … WHERE payment_id = ? AND version = ?`.
+//! [`PayoutRecord`] and [`PayoutState`]: where a payout stands, and the state rules
+//! ([`PayoutState::on_status`], [`StatusChange`]).
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use rp_model::{PaymentId, PaymentStatus, ResponseCode, wire};
-use rp_transport::BoxFuture;
-
-use crate::Error;
+use serde::{Deserialize, Serialize};
 
 /// Where a payout stands, as this client knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialised (for a ledger) in a stable, tagged form, never through `Display`:
+/// `{"kind":"status","value":"success"}`, `{"kind":"rejected","value":{"code":"2004","message":"…"}}`,
+/// `{"kind":"accepted"}`. [`PayoutState::label`] is the short name for queries and lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PayoutState {
     /// Recorded; a call is sending it. Within
@@ -50,6 +46,21 @@ pub enum PayoutState {
 }
 
 impl PayoutState {
+    /// The short name of the state, for queries, counts and lists: `created`, `accepted`,
+    /// `unknown`, `not_registered`, `rejected`, `payment_id_taken`, or the payment status as
+    /// the platform spells it (`success`, `partially paid out`, `decline`, …).
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Created => "created",
+            Self::Accepted => "accepted",
+            Self::Unknown => "unknown",
+            Self::NotRegistered => "not_registered",
+            Self::Rejected { .. } => "rejected",
+            Self::Status(status) => status.as_str(),
+            Self::PaymentIdTaken => "payment_id_taken",
+        }
+    }
+
     /// Whether nothing more is expected: refused, or a final status other than `error`
     /// (`error` may be resent with the same payment ID). A settled `success` can still be
     /// followed by `reversed`.
@@ -233,157 +244,6 @@ impl fmt::Debug for PayoutRecord {
     }
 }
 
-/// The answer to [`PayoutStore::insert`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Inserted {
-    /// The record was stored.
-    New(PayoutRecord),
-    /// A record with this payment ID already exists (returned, unchanged).
-    Existing(PayoutRecord),
-}
-
-/// The answer to [`PayoutStore::update`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Updated {
-    /// Stored; the record as stored (with its new version).
-    Done(PayoutRecord),
-    /// The version did not match: the current record (`None` if there is none).
-    Conflict(Option<PayoutRecord>),
-}
-
-/// Where payouts are recorded. Object-safe and async, so a database can implement it.
-///
-/// Each method is one atomic step per payout; nothing needs a transaction across payouts.
-pub trait PayoutStore: Send + Sync + fmt::Debug {
-    /// Stores `record` unless its payment ID is already recorded, atomically (a unique key).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`] if the store fails.
-    fn insert(&self, record: PayoutRecord) -> BoxFuture<'_, Result<Inserted, Error>>;
-
-    /// The record for `payment_id`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`] if the store fails.
-    fn get<'a>(
-        &'a self,
-        payment_id: &'a PaymentId,
-    ) -> BoxFuture<'a, Result<Option<PayoutRecord>, Error>>;
-
-    /// Replaces the record with `record.payment_id` if its version is `expected_version`; the
-    /// stored record gets version `expected_version + 1` (compare-and-set).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`] if the store fails (a version mismatch is [`Updated::Conflict`]).
-    fn update(
-        &self,
-        expected_version: u64,
-        record: PayoutRecord,
-    ) -> BoxFuture<'_, Result<Updated, Error>>;
-
-    /// Up to `limit` records that are not settled ([`PayoutState::is_settled`]), in payment-ID
-    /// order, starting after `after` (all of them from the start when `None`). Keyset
-    /// pagination, so a caller can walk every unsettled payout however many there are; in SQL:
-    /// `WHERE NOT settled AND payment_id > $after ORDER BY payment_id LIMIT $limit`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`] if the store fails.
-    fn unsettled(
-        &self,
-        after: Option<PaymentId>,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>>;
-}
-
-/// An in-memory [`PayoutStore`], for tests and single-process tools. Everything is lost when
-/// the process ends: use a database-backed store in production.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    records: Mutex<BTreeMap<PaymentId, PayoutRecord>>,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every record, ordered by payment ID.
-    pub fn all(&self) -> Vec<PayoutRecord> {
-        self.lock().values().cloned().collect()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<PaymentId, PayoutRecord>> {
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl PayoutStore for MemoryStore {
-    fn insert(&self, record: PayoutRecord) -> BoxFuture<'_, Result<Inserted, Error>> {
-        let result = {
-            let mut records = self.lock();
-            match records.get(&record.payment_id) {
-                Some(existing) => Inserted::Existing(existing.clone()),
-                None => {
-                    records.insert(record.payment_id.clone(), record.clone());
-                    Inserted::New(record)
-                }
-            }
-        };
-        Box::pin(std::future::ready(Ok(result)))
-    }
-
-    fn get<'a>(
-        &'a self,
-        payment_id: &'a PaymentId,
-    ) -> BoxFuture<'a, Result<Option<PayoutRecord>, Error>> {
-        let found = self.lock().get(payment_id).cloned();
-        Box::pin(std::future::ready(Ok(found)))
-    }
-
-    fn update(
-        &self,
-        expected_version: u64,
-        mut record: PayoutRecord,
-    ) -> BoxFuture<'_, Result<Updated, Error>> {
-        let result = {
-            let mut records = self.lock();
-            match records.get_mut(&record.payment_id) {
-                Some(current) if current.version == expected_version => {
-                    record.version = expected_version.saturating_add(1);
-                    *current = record.clone();
-                    Updated::Done(record)
-                }
-                Some(current) => Updated::Conflict(Some(current.clone())),
-                None => Updated::Conflict(None),
-            }
-        };
-        Box::pin(std::future::ready(Ok(result)))
-    }
-
-    fn unsettled(
-        &self,
-        after: Option<PaymentId>,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let lower = after.map_or(Unbounded, Excluded);
-        let open: Vec<PayoutRecord> = self
-            .lock()
-            .range((lower, Unbounded))
-            .map(|(_, record)| record)
-            .filter(|r| !r.state.is_settled())
-            .take(limit)
-            .cloned()
-            .collect();
-        Box::pin(std::future::ready(Ok(open)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,87 +265,41 @@ mod tests {
         )
     }
 
-    fn block_on<T>(future: BoxFuture<'_, T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(future)
-    }
-
     #[test]
-    fn insert_is_once_per_payment_id() {
-        let store = MemoryStore::new();
-        assert!(matches!(
-            block_on(store.insert(record("a", 1))).unwrap(),
-            Inserted::New(_)
-        ));
-        let mut again = record("a", 2);
-        again.state = PayoutState::Accepted;
-        match block_on(store.insert(again)).unwrap() {
-            Inserted::Existing(existing) => assert_eq!(existing.state, PayoutState::Created),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn update_is_compare_and_set() {
-        let store = MemoryStore::new();
-        block_on(store.insert(record("a", 1))).unwrap();
-        let mut next = record("a", 1);
-        next.state = PayoutState::Accepted;
-        let Updated::Done(stored) = block_on(store.update(0, next.clone())).unwrap() else {
-            panic!("first update must win");
-        };
-        assert_eq!(stored.version, 1);
-        match block_on(store.update(0, next)).unwrap() {
-            Updated::Conflict(Some(current)) => assert_eq!(current.version, 1),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            block_on(store.update(0, record("missing", 1))).unwrap(),
-            Updated::Conflict(None)
-        );
-    }
-
-    #[test]
-    fn unsettled_lists_open_payouts_page_by_page() {
-        let store = MemoryStore::new();
-        for (id, at, state) in [
-            ("a-new", 30, PayoutState::Created),
-            ("b-old", 10, PayoutState::Accepted),
-            ("c-paid", 5, PayoutState::Status(PaymentStatus::Success)),
-            ("d-error", 20, PayoutState::Status(PaymentStatus::Error)),
+    fn the_serialised_state_is_tagged_and_stable() {
+        let cases = [
+            (PayoutState::Created, r#"{"kind":"created"}"#),
+            (PayoutState::Unknown, r#"{"kind":"unknown"}"#),
+            (PayoutState::NotRegistered, r#"{"kind":"not_registered"}"#),
             (
-                "e-refused",
-                1,
+                PayoutState::PaymentIdTaken,
+                r#"{"kind":"payment_id_taken"}"#,
+            ),
+            (
+                PayoutState::Status(PaymentStatus::PartiallyPaidOut),
+                r#"{"kind":"status","value":"partially paid out"}"#,
+            ),
+            (
+                PayoutState::Status(PaymentStatus::Other("brand new".into())),
+                r#"{"kind":"status","value":"brand new"}"#,
+            ),
+            (
                 PayoutState::Rejected {
                     code: ResponseCode::new("2004"),
-                    message: "x".into(),
+                    message: "Required field".into(),
                 },
+                r#"{"kind":"rejected","value":{"code":"2004","message":"Required field"}}"#,
             ),
-        ] {
-            let mut r = record(id, at);
-            r.state = state;
-            block_on(store.insert(r)).unwrap();
+        ];
+        for (state, text) in cases {
+            assert_eq!(serde_json::to_string(&state).unwrap(), text);
+            assert_eq!(serde_json::from_str::<PayoutState>(text).unwrap(), state);
         }
-        let ids = |page: Vec<PayoutRecord>| -> Vec<String> {
-            page.into_iter()
-                .map(|r| r.payment_id.into_string())
-                .collect()
-        };
         assert_eq!(
-            ids(block_on(store.unsettled(None, 10)).unwrap()),
-            ["a-new", "b-old", "d-error"]
+            PayoutState::Status(PaymentStatus::Success).label(),
+            "success"
         );
-        let first = ids(block_on(store.unsettled(None, 2)).unwrap());
-        assert_eq!(first, ["a-new", "b-old"]);
-        let after = PaymentId::new(first[1].as_str()).unwrap();
-        assert_eq!(
-            ids(block_on(store.unsettled(Some(after), 2)).unwrap()),
-            ["d-error"]
-        );
-        let last = PaymentId::new("d-error").unwrap();
-        assert!(block_on(store.unsettled(Some(last), 2)).unwrap().is_empty());
+        assert_eq!(PayoutState::NotRegistered.label(), "not_registered");
     }
 
     #[test]

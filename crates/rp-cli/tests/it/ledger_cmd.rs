@@ -1,0 +1,314 @@
+//! The ledger from the command line: `rp payout` records there, `rp payouts list|show` read
+//! it, `rp reconcile` settles what a lost callback left open, the default ledger is created
+//! (and said so) in the user's data directory.
+
+use serde_json::Value;
+
+use crate::gate_cmd::Sim;
+use crate::{assert_fails, fresh_ledger, rp_with, stderr, stdout};
+
+fn json(output: &std::process::Output) -> Value {
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
+    serde_json::from_str(&stdout(output)).unwrap()
+}
+
+#[test]
+fn a_payout_is_recorded_listed_and_shown_with_its_history() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", fresh_ledger().display());
+    let paid = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            "1 500",
+            "--customer-id",
+            "c-1",
+            "--payment-id",
+            "led-1",
+        ],
+    );
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+
+    let list = json(&sim.rp_in(&ledger, &["payouts", "list", "--json"]));
+    let items = list["payouts"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["payment_id"], "led-1");
+    assert_eq!(items[0]["state"], "accepted");
+    assert_eq!(items[0]["amount"], 150_000);
+    assert_eq!(items[0]["phone"], "7701***4567");
+
+    let text = sim.rp_in(&ledger, &["payouts", "list", "--state", "accepted"]);
+    assert!(stdout(&text).contains("led-1"), "{}", stdout(&text));
+    let none = sim.rp_in(&ledger, &["payouts", "list", "--state", "success"]);
+    assert!(
+        stdout(&none).contains("no payouts match"),
+        "{}",
+        stdout(&none)
+    );
+
+    let shown = json(&sim.rp_in(&ledger, &["payouts", "show", "led-1", "--json"]));
+    let sources: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["call", "answer"], "{shown}");
+    let text = stdout(&sim.rp_in(&ledger, &["payouts", "show", "led-1"]));
+    assert!(
+        text.contains("history") && text.contains("created → accepted"),
+        "{text}"
+    );
+    assert!(!text.contains("77011234567"), "{text}");
+
+    // The same payment ID again: resumed from the ledger, nothing sent.
+    let again = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            "1 500",
+            "--customer-id",
+            "c-1",
+            "--payment-id",
+            "led-1",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("already recorded"),
+        "{}",
+        stdout(&again)
+    );
+    // Different details under it: refused, nothing sent.
+    let other = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            "2 000",
+            "--customer-id",
+            "c-1",
+            "--payment-id",
+            "led-1",
+        ],
+    );
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("different payout"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(sim.sim().payments().len(), 1);
+    let unknown = sim.rp_in(&ledger, &["payouts", "show", "never"]);
+    assert_fails(&unknown, 1, "payout never is not in this ledger");
+}
+
+/// Magic 0016: the callback is lost (and `rp payout` receives none): `rp reconcile` learns the
+/// result from the status endpoint and records it.
+#[test]
+fn reconcile_records_what_a_lost_callback_left_open() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", fresh_ledger().display());
+    let paid = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 0016",
+            "--amount",
+            "100",
+            "--customer-id",
+            "c-2",
+            "--payment-id",
+            "led-lost",
+        ],
+    );
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sim.sim().payment("led-lost").unwrap().status.is_final() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let report = sim.rp_in(&ledger, &["reconcile", "--overdue-after", "0"]);
+    let out = stdout(&report);
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    assert!(
+        out.contains("1 updated") && out.contains("led-lost  accepted → success"),
+        "{out}"
+    );
+    let shown = json(&sim.rp_in(&ledger, &["payouts", "show", "led-lost", "--json", "--raw"]));
+    assert_eq!(shown["state"], "success");
+    let last = shown["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["source"], "status");
+    let raw = last["raw"].as_str().unwrap();
+    assert!(
+        raw.contains("signature") && !raw.contains("77011230016"),
+        "{raw}"
+    );
+    // Nothing overdue any more.
+    let again = sim.rp_in(&ledger, &["reconcile", "--overdue-after", "0", "--json"]);
+    let value = json(&again);
+    assert!(value["asked"].as_array().unwrap().is_empty(), "{value}");
+}
+
+#[test]
+fn the_default_ledger_is_created_in_the_data_directory_and_said_so() {
+    let home = fresh_ledger().with_extension("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home_text = home.display().to_string();
+    let env = [
+        ("RP_PROJECT_ID", "1234"),
+        ("RP_LEDGER", ""),
+        ("HOME", home_text.as_str()),
+        ("XDG_DATA_HOME", ""),
+    ];
+    // An empty RP_LEDGER counts as unset.
+    let first = rp_with(&["payouts", "list"], &env, b"");
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let path = home.join(".local/share/rp/ledger.db");
+    assert!(path.exists());
+    assert!(
+        stderr(&first).contains(&format!("created the ledger sqlite:{}", path.display())),
+        "{}",
+        stderr(&first)
+    );
+    let second = rp_with(&["payouts", "list"], &env, b"");
+    assert!(stderr(&second).is_empty(), "said once: {}", stderr(&second));
+}
+
+#[test]
+fn a_bad_ledger_is_one_line_with_exit_2() {
+    for (url, needle) in [
+        ("mysql://x/y", "unknown scheme `mysql`"),
+        ("sqlite:/nonexistent-dir-rp/ledger.db", "does not exist"),
+        (
+            "postgres://rp:hunter2@db/ledger",
+            "not available in this build",
+        ),
+    ] {
+        let output = rp_with(
+            &["payouts", "list"],
+            &[("RP_PROJECT_ID", "1234"), ("RP_LEDGER", url)],
+            b"",
+        );
+        assert_fails(&output, 2, needle);
+        assert!(!stderr(&output).contains("hunter2"));
+    }
+    let output = rp_with(
+        &["payouts", "list", "--since", "yesterday"],
+        &[("RP_PROJECT_ID", "1234")],
+        b"",
+    );
+    assert_fails(&output, 2, "invalid time \"yesterday\"");
+}
+
+/// `rp listen --ledger` applies callbacks to the ledger as a payout service would: the matching
+/// callback is recorded, one about another payment under the ID is not.
+#[test]
+fn listen_with_a_ledger_records_callbacks_and_refuses_other_payments() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+    let sim = Sim::start();
+    let path = fresh_ledger();
+    let ledger = format!("sqlite:{}", path.display());
+    let paid = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            "1 500",
+            "--customer-id",
+            "c-9",
+            "--payment-id",
+            "led-cb",
+        ],
+    );
+    assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rp"))
+        .args([
+            "listen",
+            "--port",
+            "0",
+            "--project-id",
+            "1234",
+            "--ledger",
+            &ledger,
+        ])
+        .env("RP_SECRET_KEY", crate::gate_cmd::KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut errors = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    errors.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
+
+    let post = |amount: u64| -> u16 {
+        let body = rp_sign::testing::sign_callback(
+            &serde_json::json!({
+                "project_id": 1234,
+                "payment": {"id": "led-cb", "type": "payout", "status": "success",
+                            "sum": {"amount": amount, "currency": "KZT"}},
+                "account": {"number": "77011234567", "type": "KCELL"},
+                "customer": {"id": "c-9"},
+                "operation": {"id": 1, "status": "success", "code": "0", "message": "Success"}
+            }),
+            &rp_sign::SecretKey::from(crate::gate_cmd::KEY),
+        )
+        .unwrap();
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(&body).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    // Another amount under our payment ID: acknowledged, not applied.
+    assert_eq!(post(999_900), 200);
+    let shown = json(&sim.rp_in(&ledger, &["payouts", "show", "led-cb", "--json"]));
+    assert_eq!(shown["state"], "accepted", "{shown}");
+    assert!(
+        shown["attention"].as_str().unwrap().contains("999900"),
+        "{shown}"
+    );
+    // The real one: recorded.
+    assert_eq!(post(150_000), 200);
+    let shown = json(&sim.rp_in(&ledger, &["payouts", "show", "led-cb", "--json"]));
+    assert_eq!(shown["state"], "success", "{shown}");
+
+    child.kill().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.wait();
+    assert!(out.contains("ledger: not this payout"), "{out}");
+    assert!(out.contains("ledger: recorded accepted → success"), "{out}");
+    assert!(!out.contains("77011234567"), "{out}");
+}

@@ -1,0 +1,70 @@
+//! [`LedgerError`]: why a ledger could not be opened. Failures of single operations on an open
+//! ledger are [`rp_payout::Error::Store`], as the [`PayoutStore`](rp_payout::PayoutStore)
+//! trait says.
+
+/// Why a ledger could not be opened. Every message names the URL or file and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The URL is not one this crate reads.
+    #[error("invalid ledger URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given (a password in it is hidden).
+        url: String,
+        /// What is wrong, and what is expected.
+        reason: String,
+    },
+    /// The URL names a backend this build does not have.
+    #[error("ledger {url}: {reason}")]
+    Unsupported {
+        /// The URL (a password in it is hidden).
+        url: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+    /// The ledger file or its directory cannot be used.
+    #[error("ledger {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is read-only: a ledger must be written before any payout is sent.
+    #[error(
+        "ledger {path} is read-only: payouts are recorded before they are sent, so the ledger must be writable (check the file's and its directory's permissions)"
+    )]
+    ReadOnly {
+        /// The file.
+        path: String,
+    },
+    /// The file exists but is not a ledger (not an SQLite database, or another application's).
+    #[error("{path} is not an rp ledger: {reason}")]
+    NotALedger {
+        /// The file.
+        path: String,
+        /// What was found.
+        reason: String,
+    },
+    /// The ledger was written by a newer version of rp, whose schema this one does not know.
+    /// It is refused, never altered.
+    #[error(
+        "ledger {path} has schema version {found}, newer than this rp understands ({supported}): use the newer rp, or another ledger"
+    )]
+    NewerSchema {
+        /// The file.
+        path: String,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// The backend failed.
+    #[error("ledger: could not {operation}: {reason}")]
+    Backend {
+        /// What was being done.
+        operation: &'static str,
+        /// The backend's message.
+        reason: String,
+    },
+}

@@ -1,0 +1,426 @@
+//! The SQLite ledger: one writer thread with group commit, concurrent readers, one
+//! [`PayoutStore`] per project.
+//!
+//! Durability: WAL with `synchronous=FULL` (a commit is fsync'd before the writer answers, so a
+//! recorded payout survives a power cut), foreign keys on, a busy timeout for other processes
+//! on the same file. Writes never wait for each other's fsync: whatever is queued when the
+//! writer starts a transaction is committed together ([`MAX_GROUP`] at most), each write in
+//! its own savepoint, so a failed write is rolled back alone and the others commit.
+
+mod rows;
+mod schema;
+mod store;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
+
+use rp_model::ProjectId;
+use rp_payout::{Error, Inserted, PayoutEvent, PayoutRecord, Updated};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::LedgerError;
+
+pub use schema::SCHEMA_VERSION;
+pub use store::SqliteStore;
+
+/// The most writes one transaction commits together.
+pub const MAX_GROUP: usize = 256;
+
+/// How long a writer or reader waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+/// An open SQLite ledger. Cheap to clone: clones share the writer and the readers.
+#[derive(Clone)]
+pub struct SqliteLedger {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The file, or `None` for an in-memory ledger (whose reads go through the writer: an
+    /// in-memory database lives in one connection).
+    path: Option<PathBuf>,
+    /// The name used in messages.
+    name: String,
+    jobs: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    stats: Arc<Counters>,
+}
+
+/// What the writer has done, for [`SqliteLedger::stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// How much the writer has committed since the ledger was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LedgerStats {
+    /// Transactions committed (each one fsync with `synchronous=FULL`).
+    pub commits: u64,
+    /// Writes committed in them (inserts and updates). More writes than commits is group
+    /// commit at work.
+    pub writes: u64,
+}
+
+impl fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteLedger")
+            .field("ledger", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reply to a queued job.
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// What the writer thread does.
+enum Job {
+    Write(Write),
+    /// A read, for an in-memory ledger.
+    Read(Box<dyn FnOnce(&Connection) + Send>),
+}
+
+/// A write, committed with the others queued beside it.
+enum Write {
+    Insert {
+        project: i64,
+        record: Box<PayoutRecord>,
+        event: Box<PayoutEvent>,
+        reply: Reply<Inserted>,
+    },
+    Update {
+        project: i64,
+        expected: u64,
+        record: Box<PayoutRecord>,
+        event: Box<PayoutEvent>,
+        reply: Reply<Updated>,
+    },
+}
+
+impl SqliteLedger {
+    /// Opens (creating and migrating if needed) the ledger file at `path`. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError`]: a missing directory, a read-only file, not a ledger, a newer schema.
+    pub fn open_file(path: &Path) -> Result<SqliteLedger, LedgerError> {
+        let name = path.display().to_string();
+        let directory = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !directory.is_dir() {
+            return Err(LedgerError::File {
+                path: name,
+                reason: format!("its directory {} does not exist", directory.display()),
+            });
+        }
+        if path.is_dir() {
+            return Err(LedgerError::File {
+                path: name,
+                reason: "it is a directory; name a file in it, e.g. sqlite:DIR/ledger.db".into(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn =
+            Connection::open_with_flags(path, flags).map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => {
+                    LedgerError::ReadOnly { path: name.clone() }
+                }
+                _ => schema::classify(&name, &e, "open the ledger"),
+            })?;
+        configure(&conn, &name, true)?;
+        schema::migrate(&mut conn, &name)?;
+        Ok(Self::start(conn, Some(path.to_path_buf()), name))
+    }
+
+    /// Opens a new, empty in-memory ledger (gone when the last clone is dropped).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Backend`] if SQLite cannot create it.
+    pub fn open_memory() -> Result<SqliteLedger, LedgerError> {
+        let name = "sqlite::memory:".to_owned();
+        let mut conn = Connection::open_in_memory()
+            .map_err(|e| schema::classify(&name, &e, "open the ledger"))?;
+        configure(&conn, &name, false)?;
+        schema::migrate(&mut conn, &name)?;
+        Ok(Self::start(conn, None, name))
+    }
+
+    fn start(conn: Connection, path: Option<PathBuf>, name: String) -> SqliteLedger {
+        let (jobs, queue) = mpsc::channel();
+        let stats = Arc::new(Counters::default());
+        let counters = Arc::clone(&stats);
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
+        let n = WRITERS.fetch_add(1, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name(format!("rp-ledger-writer-{n}"))
+            .spawn(move || write_loop(conn, &queue, &counters));
+        if let Err(error) = spawned {
+            // Without a writer every write fails with a clear error (the queue is closed).
+            tracing::error!(%error, "cannot start the ledger writer thread");
+        }
+        SqliteLedger {
+            shared: Arc::new(Shared {
+                path,
+                name,
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                stats,
+            }),
+        }
+    }
+
+    /// How much the writer has committed since the ledger was opened.
+    pub fn stats(&self) -> LedgerStats {
+        LedgerStats {
+            commits: self.shared.stats.commits.load(Ordering::Relaxed),
+            writes: self.shared.stats.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The payouts of `project`.
+    pub fn store(&self, project: ProjectId) -> SqliteStore {
+        SqliteStore::new(self.clone(), project)
+    }
+
+    /// Queues a write and waits for its commit.
+    async fn write<T>(&self, job: impl FnOnce(Reply<T>) -> Job, what: &str) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .jobs
+            .send(job(reply))
+            .map_err(|_| Error::store(what, "the ledger writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::store(what, "the ledger writer stopped before answering"))?
+    }
+
+    /// Runs a read on a read connection (off the async threads), or through the writer for an
+    /// in-memory ledger.
+    async fn read<T: Send + 'static>(
+        &self,
+        what: String,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        let failed = |what: &str, e: &dyn fmt::Display| Error::store(what, e);
+        if self.shared.path.is_none() {
+            let (reply, answer) = oneshot::channel();
+            let job = Job::Read(Box::new(move |conn| {
+                let _ = reply.send(read(conn));
+            }));
+            self.shared
+                .jobs
+                .send(job)
+                .map_err(|_| Error::store(&what, "the ledger writer has stopped"))?;
+            return answer
+                .await
+                .map_err(|e| failed(&what, &e))?
+                .map_err(|e| failed(&what, &e));
+        }
+        let shared = Arc::clone(&self.shared);
+        let result = tokio::task::spawn_blocking(move || {
+            let conn = match shared.take_reader() {
+                Ok(conn) => conn,
+                Err(e) => return Err(e),
+            };
+            let result = read(&conn);
+            shared.put_reader(conn);
+            result
+        })
+        .await
+        .map_err(|e| failed(&what, &e))?;
+        result.map_err(|e| failed(&what, &e))
+    }
+}
+
+impl Shared {
+    fn take_reader(&self) -> rusqlite::Result<Connection> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let Some(path) = &self.path else {
+            return Err(rusqlite::Error::InvalidPath(PathBuf::from(&self.name)));
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    fn put_reader(&self, conn: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+/// WAL (files), `synchronous=FULL`, foreign keys, busy timeout.
+fn configure(conn: &Connection, name: &str, wal: bool) -> Result<(), LedgerError> {
+    let fail = |e: rusqlite::Error| schema::classify(name, &e, "configure the ledger");
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+    if wal {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(fail)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LedgerError::File {
+                path: name.to_owned(),
+                reason: format!(
+                    "SQLite refused WAL mode (journal mode {mode}): is it on a network file system?"
+                ),
+            });
+        }
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(fail)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// The writer thread: takes whatever is queued and commits it in one transaction.
+fn write_loop(mut conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
+    while let Ok(first) = queue.recv() {
+        let mut writes = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Read(read) => read(&conn),
+                Job::Write(write) => writes.push(write),
+            }
+            if writes.len() < MAX_GROUP {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !writes.is_empty() {
+            let count = u64::try_from(writes.len()).unwrap_or(u64::MAX);
+            if commit_group(&mut conn, writes) {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters.writes.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Write {
+    /// Answers that the write could not be done.
+    fn fail(self, reason: &str) {
+        let error = || Error::store("start a ledger transaction", reason);
+        match self {
+            Write::Insert { reply, .. } => drop(reply.send(Err(error()))),
+            Write::Update { reply, .. } => drop(reply.send(Err(error()))),
+        }
+    }
+}
+
+/// A write done inside the group's transaction, answered once the group commits.
+enum Done {
+    Insert(Reply<Inserted>, Result<Inserted, Error>),
+    Update(Reply<Updated>, Result<Updated, Error>),
+}
+
+impl Done {
+    /// Sends the result, or `failure` when the group did not commit. A receiver that went
+    /// away (a dropped call) needs no answer.
+    fn answer(self, failure: Option<&str>) {
+        let fail = |reason: &str| Error::store("commit to the ledger", reason);
+        match (self, failure) {
+            (Done::Insert(reply, result), None) => drop(reply.send(result)),
+            (Done::Insert(reply, _), Some(reason)) => drop(reply.send(Err(fail(reason)))),
+            (Done::Update(reply, result), None) => drop(reply.send(result)),
+            (Done::Update(reply, _), Some(reason)) => drop(reply.send(Err(fail(reason)))),
+        }
+    }
+}
+
+/// Commits a group; whether it committed.
+fn commit_group(conn: &mut Connection, writes: Vec<Write>) -> bool {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => {
+            let reason = error.to_string();
+            tracing::error!(%reason, "cannot start a ledger transaction");
+            for write in writes {
+                write.fail(&reason);
+            }
+            return false;
+        }
+    };
+    let mut done = Vec::with_capacity(writes.len());
+    for write in writes {
+        done.push(match write {
+            Write::Insert {
+                project,
+                record,
+                event,
+                reply,
+            } => Done::Insert(
+                reply,
+                in_savepoint(&tx, |c| store::insert(c, project, &record, &event)),
+            ),
+            Write::Update {
+                project,
+                expected,
+                record,
+                event,
+                reply,
+            } => Done::Update(
+                reply,
+                in_savepoint(&tx, |c| {
+                    store::update(c, project, expected, &record, &event)
+                }),
+            ),
+        });
+    }
+    let failure = tx.commit().err().map(|e| e.to_string());
+    if let Some(reason) = &failure {
+        tracing::error!(%reason, writes = done.len(), "ledger commit failed; nothing of this group was written");
+    }
+    let committed = failure.is_none();
+    for one in done {
+        one.answer(failure.as_deref());
+    }
+    committed
+}
+
+/// Runs one write in a savepoint: rolled back alone when it fails, so the rest of the group
+/// still commits.
+fn in_savepoint<T>(
+    conn: &Connection,
+    write: impl FnOnce(&Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let failed = |e: rusqlite::Error| Error::store("write to the ledger", e);
+    conn.execute_batch("SAVEPOINT one_write").map_err(failed)?;
+    match write(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE one_write").map_err(failed)?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = conn.execute_batch("ROLLBACK TO one_write; RELEASE one_write") {
+                tracing::error!(%rollback, "could not roll a failed ledger write back");
+            }
+            Err(error)
+        }
+    }
+}

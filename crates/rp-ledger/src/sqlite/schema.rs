@@ -1,0 +1,141 @@
+//! The SQLite schema, versioned: migrations embedded here, applied on open in one transaction
+//! each; `PRAGMA user_version` holds the version and `PRAGMA application_id` marks the file as
+//! an rp ledger.
+
+use rusqlite::{Connection, ErrorCode};
+
+use crate::LedgerError;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `PRAGMA application_id` of an rp ledger: "RPLG".
+const APPLICATION_ID: i64 = 0x5250_4C47;
+
+/// Version 1: payouts (one row per project and payment ID; the request immutable, with its
+/// hash) and their history.
+const V1: &str = "
+CREATE TABLE payouts (
+    project_id     INTEGER NOT NULL,
+    payment_id     TEXT    NOT NULL,
+    request        TEXT    NOT NULL,   -- wire::PayoutRequest as JSON; never changes
+    request_sha256 TEXT    NOT NULL,   -- hex SHA-256 of `request`
+    phone          TEXT    NOT NULL,   -- request.account.number, for queries
+    state          TEXT    NOT NULL,   -- PayoutState as tagged JSON
+    state_label    TEXT    NOT NULL,   -- PayoutState::label, for queries and counts
+    settled        INTEGER NOT NULL,   -- PayoutState::is_settled
+    version        INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
+    updated_at     INTEGER NOT NULL,
+    request_id     TEXT,
+    last_code      TEXT,
+    last_message   TEXT,
+    attention      TEXT,
+    maybe_sent     INTEGER NOT NULL,
+    PRIMARY KEY (project_id, payment_id)
+);
+CREATE INDEX payouts_by_time ON payouts (project_id, created_at DESC, payment_id DESC);
+CREATE INDEX payouts_by_state ON payouts (project_id, state_label, created_at DESC, payment_id DESC);
+CREATE INDEX payouts_by_phone ON payouts (project_id, phone, created_at DESC, payment_id DESC);
+CREATE INDEX payouts_open ON payouts (project_id, payment_id) WHERE settled = 0;
+CREATE INDEX payouts_attention ON payouts (project_id, created_at DESC, payment_id DESC)
+    WHERE attention IS NOT NULL;
+
+CREATE TABLE payout_events (
+    project_id INTEGER NOT NULL,
+    payment_id TEXT    NOT NULL,
+    version    INTEGER NOT NULL,   -- the payout's version this event produced (0: recorded)
+    at         INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
+    source     TEXT    NOT NULL,   -- EventSource::as_text
+    previous   TEXT,               -- PayoutState as tagged JSON
+    state      TEXT    NOT NULL,
+    code       TEXT,
+    message    TEXT,
+    note       TEXT,
+    raw        TEXT,               -- the raw signed body of a callback or status response
+    PRIMARY KEY (project_id, payment_id, version),
+    FOREIGN KEY (project_id, payment_id) REFERENCES payouts (project_id, payment_id)
+);
+";
+
+/// Every migration, oldest first: `(version it brings the schema to, SQL)`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+
+/// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot.
+pub(super) fn migrate(conn: &mut Connection, name: &str) -> Result<(), LedgerError> {
+    let pragma = |conn: &Connection, pragma: &str| -> Result<i64, LedgerError> {
+        conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+            .map_err(|e| classify(name, &e, "read the schema version"))
+    };
+    let application = pragma(conn, "application_id")?;
+    let found = pragma(conn, "user_version")?;
+    if application != 0 && application != APPLICATION_ID {
+        return Err(LedgerError::NotALedger {
+            path: name.to_owned(),
+            reason: format!(
+                "it is an SQLite database of another application (application_id {application:#x})"
+            ),
+        });
+    }
+    if found > SCHEMA_VERSION {
+        return Err(LedgerError::NewerSchema {
+            path: name.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == 0 {
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| classify(name, &e, "read the schema"))?;
+        if tables > 0 {
+            return Err(LedgerError::NotALedger {
+                path: name.to_owned(),
+                reason: format!("it is an SQLite database with {tables} table(s) of its own"),
+            });
+        }
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        let tx = conn
+            .transaction()
+            .map_err(|e| classify(name, &e, "start a migration"))?;
+        tx.execute_batch(sql)
+            .and_then(|()| tx.pragma_update(None, "application_id", APPLICATION_ID))
+            .and_then(|()| tx.pragma_update(None, "user_version", version))
+            .map_err(|e| classify(name, &e, "migrate the schema"))?;
+        tx.commit()
+            .map_err(|e| classify(name, &e, "commit a migration"))?;
+        tracing::info!(ledger = name, version, "ledger schema migrated");
+    }
+    Ok(())
+}
+
+/// A [`LedgerError`] for an SQLite error while opening: read-only files and non-databases
+/// get their own variants.
+pub(super) fn classify(
+    name: &str,
+    error: &rusqlite::Error,
+    operation: &'static str,
+) -> LedgerError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::ReadOnly) => LedgerError::ReadOnly {
+            path: name.to_owned(),
+        },
+        Some(ErrorCode::NotADatabase) => LedgerError::NotALedger {
+            path: name.to_owned(),
+            reason: "it is not an SQLite database".to_owned(),
+        },
+        Some(ErrorCode::CannotOpen) => LedgerError::File {
+            path: name.to_owned(),
+            reason: format!("cannot open it ({error})"),
+        },
+        _ => LedgerError::Backend {
+            operation,
+            reason: format!("{name}: {error}"),
+        },
+    }
+}

@@ -1,0 +1,332 @@
+//! [`SqliteStore`]: the payouts of one project in an SQLite ledger, as a [`PayoutStore`].
+
+use rp_model::{PaymentId, ProjectId};
+use rp_payout::{
+    Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
+};
+use rp_transport::BoxFuture;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
+
+use super::rows::{self, EVENT_COLUMNS, MUTABLE_COLUMNS, RECORD_COLUMNS};
+use super::{Job, SqliteLedger, Write};
+
+/// The payouts of one project in an [`SqliteLedger`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    ledger: SqliteLedger,
+    project: i64,
+}
+
+impl SqliteStore {
+    pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteStore {
+        SqliteStore {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+fn store_error(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::store(what, e)
+}
+
+/// Inserts a record and its first event, unless the payment ID is recorded (in the writer's
+/// transaction).
+pub(super) fn insert(
+    conn: &Connection,
+    project: i64,
+    record: &PayoutRecord,
+    event: &PayoutEvent,
+) -> Result<Inserted, Error> {
+    let what = format!("insert payout {}", record.payment_id);
+    let fail = store_error(&what);
+    let (request, hash) = rows::request_text(&record.request).map_err(&fail)?;
+    let mut values = vec![
+        Value::Integer(project),
+        Value::Text(record.payment_id.as_str().to_owned()),
+        Value::Text(request),
+        Value::Text(hash),
+        Value::Text(record.request.account.number.clone()),
+        Value::Integer(rows::version(record.version)),
+        Value::Integer(rows::nanos(record.created_at)),
+    ];
+    values.extend(rows::mutable_values(record).map_err(&fail)?);
+    let sql = format!(
+        "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, version, \
+         created_at, {}) VALUES ({}) ON CONFLICT (project_id, payment_id) DO NOTHING",
+        MUTABLE_COLUMNS.join(", "),
+        vec!["?"; values.len()].join(", ")
+    );
+    let inserted = conn
+        .execute(&sql, params_from_iter(values))
+        .map_err(&fail)?;
+    if inserted == 0 {
+        let existing = get(conn, project, &record.payment_id).map_err(&fail)?;
+        return existing
+            .map(Inserted::Existing)
+            .ok_or_else(|| Error::store(&what, "neither inserted nor found"));
+    }
+    insert_event(conn, project, &record.payment_id, record.version, event).map_err(&fail)?;
+    Ok(Inserted::New(record.clone()))
+}
+
+/// Compare-and-set of a record's mutable columns with its event (in the writer's
+/// transaction). The request is immutable: a record whose request differs is refused.
+pub(super) fn update(
+    conn: &Connection,
+    project: i64,
+    expected: u64,
+    record: &PayoutRecord,
+    event: &PayoutEvent,
+) -> Result<Updated, Error> {
+    let what = format!("update payout {}", record.payment_id);
+    let fail = store_error(&what);
+    let (_, hash) = rows::request_text(&record.request).map_err(&fail)?;
+    let mut values = rows::mutable_values(record).map_err(&fail)?;
+    values.extend([
+        Value::Integer(project),
+        Value::Text(record.payment_id.as_str().to_owned()),
+        Value::Integer(rows::version(expected)),
+        Value::Text(hash),
+    ]);
+    let assignments: Vec<String> = MUTABLE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
+    let sql = format!(
+        "UPDATE payouts SET {}, version = version + 1 \
+         WHERE project_id = ? AND payment_id = ? AND version = ? AND request_sha256 = ?",
+        assignments.join(", ")
+    );
+    let changed = conn
+        .execute(&sql, params_from_iter(values))
+        .map_err(&fail)?;
+    if changed == 0 {
+        let current = get(conn, project, &record.payment_id).map_err(&fail)?;
+        return match current {
+            Some(current) if current.version == expected => Err(Error::store(
+                &what,
+                "the recorded request is immutable, and this update carries a different one",
+            )),
+            current => Ok(Updated::Conflict(current)),
+        };
+    }
+    let version = expected.saturating_add(1);
+    insert_event(conn, project, &record.payment_id, version, event).map_err(&fail)?;
+    let mut stored = record.clone();
+    stored.version = version;
+    Ok(Updated::Done(stored))
+}
+
+fn insert_event(
+    conn: &Connection,
+    project: i64,
+    payment_id: &PaymentId,
+    version: u64,
+    event: &PayoutEvent,
+) -> rusqlite::Result<()> {
+    let mut values = vec![
+        Value::Integer(project),
+        Value::Text(payment_id.as_str().to_owned()),
+        Value::Integer(rows::version(version)),
+    ];
+    values.extend(rows::event_values(event)?);
+    conn.execute(
+        &format!(
+            "INSERT INTO payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        params_from_iter(values),
+    )?;
+    Ok(())
+}
+
+fn get(
+    conn: &Connection,
+    project: i64,
+    payment_id: &PaymentId,
+) -> rusqlite::Result<Option<PayoutRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ? AND payment_id = ?"
+    ))?
+    .query_row(params![project, payment_id.as_str()], rows::record)
+    .optional()
+}
+
+/// `list`'s SQL and its parameters.
+fn list_sql(project: i64, query: &PayoutQuery) -> (String, Vec<Value>) {
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ?");
+    let mut values = vec![Value::Integer(project)];
+    if let Some(label) = &query.state {
+        sql.push_str(" AND state_label = ?");
+        values.push(Value::Text(label.clone()));
+    }
+    if query.attention {
+        sql.push_str(" AND attention IS NOT NULL");
+    }
+    if let Some(since) = query.since {
+        sql.push_str(" AND created_at >= ?");
+        values.push(Value::Integer(rows::nanos(since)));
+    }
+    if let Some(until) = query.until {
+        sql.push_str(" AND created_at < ?");
+        values.push(Value::Integer(rows::nanos(until)));
+    }
+    if let Some(phone) = &query.phone {
+        sql.push_str(" AND phone = ?");
+        values.push(Value::Text(phone.clone()));
+    }
+    if let Some((at, id)) = &query.after {
+        sql.push_str(" AND (created_at < ? OR (created_at = ? AND payment_id < ?))");
+        let at = rows::nanos(*at);
+        values.extend([
+            Value::Integer(at),
+            Value::Integer(at),
+            Value::Text(id.as_str().to_owned()),
+        ]);
+    }
+    sql.push_str(" ORDER BY created_at DESC, payment_id DESC LIMIT ?");
+    values.push(Value::Integer(
+        i64::try_from(query.page_size()).unwrap_or(i64::MAX),
+    ));
+    (sql, values)
+}
+
+impl PayoutStore for SqliteStore {
+    fn insert(
+        &self,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Inserted, Error>> {
+        let what = format!("insert payout {}", record.payment_id);
+        Box::pin(async move {
+            let project = self.project;
+            self.ledger
+                .write(
+                    |reply| {
+                        Job::Write(Write::Insert {
+                            project,
+                            record: Box::new(record),
+                            event: Box::new(event),
+                            reply,
+                        })
+                    },
+                    &what,
+                )
+                .await
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Option<PayoutRecord>, Error>> {
+        let (project, id) = (self.project, payment_id.clone());
+        Box::pin(
+            self.ledger
+                .read(format!("read payout {payment_id}"), move |conn| {
+                    get(conn, project, &id)
+                }),
+        )
+    }
+
+    fn update(
+        &self,
+        expected_version: u64,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Updated, Error>> {
+        let what = format!("update payout {}", record.payment_id);
+        Box::pin(async move {
+            let project = self.project;
+            self.ledger
+                .write(
+                    |reply| {
+                        Job::Write(Write::Update {
+                            project,
+                            expected: expected_version,
+                            record: Box::new(record),
+                            event: Box::new(event),
+                            reply,
+                        })
+                    },
+                    &what,
+                )
+                .await
+        })
+    }
+
+    fn unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
+        let project = self.project;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = after.map(PaymentId::into_string).unwrap_or_default();
+        Box::pin(
+            self.ledger
+                .read("list unsettled payouts".to_owned(), move |conn| {
+                    let mut statement = conn.prepare_cached(&format!(
+                        "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ? AND settled = 0 \
+                 AND payment_id > ? ORDER BY payment_id LIMIT ?"
+                    ))?;
+
+                    statement
+                        .query_map(params![project, after, limit], rows::record)?
+                        .collect()
+                }),
+        )
+    }
+
+    fn events<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Vec<PayoutEvent>, Error>> {
+        let (project, id) = (self.project, payment_id.as_str().to_owned());
+        Box::pin(self.ledger.read(
+            format!("read the history of payout {payment_id}"),
+            move |conn| {
+                let mut statement = conn.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM payout_events \
+                         WHERE project_id = ? AND payment_id = ? ORDER BY version"
+                ))?;
+
+                statement
+                    .query_map(params![project, id], rows::event)?
+                    .collect()
+            },
+        ))
+    }
+
+    fn list<'a>(
+        &'a self,
+        query: &'a PayoutQuery,
+    ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>> {
+        let (sql, values) = list_sql(self.project, query);
+        Box::pin(self.ledger.read("list payouts".to_owned(), move |conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+
+            statement
+                .query_map(params_from_iter(values), rows::record)?
+                .collect()
+        }))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {
+        let project = self.project;
+        Box::pin(self.ledger.read("count payouts".to_owned(), move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT state_label, count(*), count(attention) FROM payouts \
+                 WHERE project_id = ? GROUP BY state_label",
+            )?;
+            let rows: rusqlite::Result<Vec<(String, u64, u64)>> = statement
+                .query_map(params![project], |row| {
+                    let count = |i: usize| -> rusqlite::Result<u64> {
+                        Ok(u64::try_from(row.get::<_, i64>(i)?).unwrap_or(0))
+                    };
+                    Ok((row.get(0)?, count(1)?, count(2)?))
+                })?
+                .collect();
+            Ok(StateCount::from_rows(rows?))
+        }))
+    }
+}

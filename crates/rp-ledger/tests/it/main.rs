@@ -1,0 +1,19 @@
+//! Integration tests of rp-ledger: the conformance suite of rp-payout against the memory store
+//! and the SQLite ledger side by side, then what only a ledger has: durability across a
+//! reopen, opening errors, schema versions, group commit, several handles on one file.
+
+// Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conformance;
+mod sqlite;
+
+/// A fresh directory under the target directory, removed first if it exists.
+pub(crate) fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("rp-ledger")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,549 @@
+//! The conformance suite every [`PayoutStore`] must pass (feature `test-util`): the same
+//! assertions for [`MemoryStore`](crate::MemoryStore), `rp-ledger`'s SQLite and PostgreSQL
+//! ledgers, and yours.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use rp_payout::{MemoryStore, PayoutStore};
+//!
+//! rp_payout::conformance::run_all(|| async {
+//!     let store: Arc<dyn PayoutStore> = Arc::new(MemoryStore::new());
+//!     store
+//! })
+//! .await;
+//! # });
+//! ```
+//!
+//! Each check panics with its name and what failed; [`run_all`] gives every check a fresh,
+//! empty store. [`projects_are_apart`] needs two stores of two projects on one backend.
+
+// Test support: a failed check panics, as a failed assertion does.
+#![allow(clippy::panic)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rp_model::{
+    CustomerId, Money, Msisdn, PaymentId, PaymentStatus, Payout, ProjectId, ResponseCode,
+};
+
+use crate::store::{
+    EventSource, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutState, PayoutStore,
+    Updated,
+};
+
+/// How many payouts [`pages_cover_everything_once`] records (the issue's 10,000).
+pub const MANY: usize = 10_000;
+
+/// Runs every check, each on a fresh store from `make`.
+///
+/// # Panics
+///
+/// When a check fails, with its name and what it saw.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn PayoutStore>>,
+{
+    insert_is_once_per_payment_id(make().await.as_ref()).await;
+    update_is_compare_and_set(make().await.as_ref()).await;
+    events_are_written_with_their_change_in_order(make().await.as_ref()).await;
+    records_round_trip(make().await.as_ref()).await;
+    unsettled_pages_walk_every_open_payout(make().await.as_ref()).await;
+    list_filters_and_orders(make().await.as_ref()).await;
+    counts_by_state(make().await.as_ref()).await;
+    concurrent_inserts_make_one_record(make().await).await;
+    concurrent_updates_never_lose_a_change(make().await).await;
+}
+
+/// A payout record `id` to `phone` (11 digits) of `tenge`, recorded at `at` seconds.
+pub fn record(id: &str, phone: &str, tenge: u64, at: u64) -> PayoutRecord {
+    let payout = Payout::builder()
+        .payment_id(pid(id))
+        .phone(must(Msisdn::parse(phone), "phone"))
+        .amount(must(Money::kzt(tenge), "amount"))
+        .customer_id(must(CustomerId::new(format!("customer-{id}")), "customer"))
+        .description("Выплата выигрыша — ұтыс")
+        .build();
+    let payout = must(payout, "payout");
+    PayoutRecord::new(
+        payout.payment_id().clone(),
+        payout.to_request(must(ProjectId::new(1234), "project")),
+        time(at),
+    )
+}
+
+fn pid(id: &str) -> PaymentId {
+    must(PaymentId::new(id), "payment id")
+}
+
+fn time(seconds: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
+}
+
+#[allow(clippy::panic)]
+fn must<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
+    result.unwrap_or_else(|e| panic!("conformance: {what}: {e}"))
+}
+
+/// The first event of a record.
+fn recorded(record: &PayoutRecord) -> PayoutEvent {
+    PayoutEvent::new(
+        record.created_at,
+        EventSource::Call,
+        None,
+        PayoutState::Created,
+    )
+}
+
+/// `record` moved to `state` at `at`, with its event.
+fn moved(record: &PayoutRecord, state: PayoutState, at: u64) -> (PayoutRecord, PayoutEvent) {
+    let mut next = record.clone();
+    next.state = state.clone();
+    next.updated_at = time(at);
+    let event = PayoutEvent::new(
+        time(at),
+        EventSource::Callback,
+        Some(record.state.clone()),
+        state,
+    );
+    (next, event)
+}
+
+async fn insert(store: &dyn PayoutStore, record: PayoutRecord) -> PayoutRecord {
+    match must(
+        store.insert(record.clone(), recorded(&record)).await,
+        "insert",
+    ) {
+        Inserted::New(stored) => stored,
+        Inserted::Existing(existing) => {
+            panic!(
+                "conformance: {} already recorded: {existing:?}",
+                record.payment_id
+            )
+        }
+    }
+}
+
+async fn update(
+    store: &dyn PayoutStore,
+    record: &PayoutRecord,
+    state: PayoutState,
+    at: u64,
+) -> PayoutRecord {
+    let (next, event) = moved(record, state, at);
+    match must(store.update(record.version, next, event).await, "update") {
+        Updated::Done(stored) => stored,
+        Updated::Conflict(current) => panic!("conformance: unexpected conflict: {current:?}"),
+    }
+}
+
+async fn get(store: &dyn PayoutStore, id: &str) -> PayoutRecord {
+    must(store.get(&pid(id)).await, "get")
+        .unwrap_or_else(|| panic!("conformance: {id} is not recorded"))
+}
+
+/// A payment ID is recorded once: a second insert returns the first record and writes nothing.
+pub async fn insert_is_once_per_payment_id(store: &dyn PayoutStore) {
+    let first = insert(store, record("once", "77011234567", 100, 1)).await;
+    assert_eq!(
+        first.version, 0,
+        "insert_is_once: a new record has version 0"
+    );
+    let mut again = record("once", "77021234567", 200, 2);
+    again.state = PayoutState::Accepted;
+    match must(
+        store.insert(again.clone(), recorded(&again)).await,
+        "insert again",
+    ) {
+        Inserted::Existing(existing) => assert_eq!(
+            existing, first,
+            "insert_is_once: the first record is returned unchanged"
+        ),
+        Inserted::New(_) => panic!("insert_is_once: a payment ID was recorded twice"),
+    }
+    assert_eq!(get(store, "once").await, first, "insert_is_once: unchanged");
+    let events = must(store.events(&pid("once")).await, "events");
+    assert_eq!(
+        events.len(),
+        1,
+        "insert_is_once: the second insert wrote no event"
+    );
+    assert!(
+        must(store.get(&pid("never")).await, "get").is_none(),
+        "insert_is_once: an unknown ID is None"
+    );
+}
+
+/// An update applies only on the expected version and bumps it; a stale one writes nothing.
+pub async fn update_is_compare_and_set(store: &dyn PayoutStore) {
+    let first = insert(store, record("cas", "77011234567", 100, 1)).await;
+    let stored = update(store, &first, PayoutState::Accepted, 2).await;
+    assert_eq!(stored.version, 1, "cas: version bumped");
+    assert_eq!(stored.state, PayoutState::Accepted);
+    // Stale: still version 0.
+    let (stale, event) = moved(&first, PayoutState::Unknown, 3);
+    match must(store.update(0, stale, event).await, "stale update") {
+        Updated::Conflict(Some(current)) => assert_eq!(
+            current, stored,
+            "cas: the conflict returns the current record"
+        ),
+        other => panic!("cas: a stale update was not refused: {other:?}"),
+    }
+    let events = must(store.events(&pid("cas")).await, "events");
+    assert_eq!(events.len(), 2, "cas: a refused update writes no event");
+    let (missing, event) = moved(
+        &record("nobody", "77011234567", 1, 1),
+        PayoutState::Accepted,
+        1,
+    );
+    assert!(
+        matches!(
+            must(store.update(0, missing, event).await, "update missing"),
+            Updated::Conflict(None)
+        ),
+        "cas: updating an unrecorded payout is Conflict(None)"
+    );
+}
+
+/// Every change appends its event, in order, with everything it carried.
+pub async fn events_are_written_with_their_change_in_order(store: &dyn PayoutStore) {
+    let r = insert(store, record("history", "77011234567", 100, 1)).await;
+    let r = update(store, &r, PayoutState::Accepted, 2).await;
+    let (mut next, event) = moved(&r, PayoutState::Status(PaymentStatus::Decline), 3);
+    next.last_code = Some(ResponseCode::new("20000"));
+    next.last_message = Some("General decline; «ұтыс»".to_owned());
+    let raw =
+        r#"{"payment":{"id":"history","status":"decline"},"account":{"number":"77011234567"}}"#;
+    let event = event
+        .with_code(next.last_code.clone(), next.last_message.clone())
+        .with_note(Some("a note".to_owned()))
+        .with_raw(Some(raw.to_owned()));
+    let event = PayoutEvent {
+        source: EventSource::Operator("Aigerim Ә.".to_owned()),
+        ..event
+    };
+    assert!(matches!(
+        must(store.update(r.version, next, event.clone()).await, "update"),
+        Updated::Done(_)
+    ));
+    let events = must(store.events(&pid("history")).await, "events");
+    let states: Vec<&PayoutState> = events.iter().map(|e| &e.state).collect();
+    assert_eq!(
+        states,
+        [
+            &PayoutState::Created,
+            &PayoutState::Accepted,
+            &PayoutState::Status(PaymentStatus::Decline)
+        ],
+        "history: in order"
+    );
+    assert_eq!(
+        events[0].previous, None,
+        "history: the first event has no previous state"
+    );
+    assert_eq!(
+        events[2], event,
+        "history: the event is kept whole (code, note, raw, source, time)"
+    );
+    assert!(must(store.events(&pid("nothing")).await, "events").is_empty());
+}
+
+/// A record comes back exactly as written, in every state.
+pub async fn records_round_trip(store: &dyn PayoutStore) {
+    let states = [
+        PayoutState::Unknown,
+        PayoutState::NotRegistered,
+        PayoutState::Rejected {
+            code: ResponseCode::new("3028"),
+            message: "Insufficient funds; «₸»".to_owned(),
+        },
+        PayoutState::Status(PaymentStatus::PartiallyPaidOut),
+        PayoutState::Status(PaymentStatus::Other("partially reversed".to_owned())),
+        PayoutState::PaymentIdTaken,
+    ];
+    for (i, state) in states.into_iter().enumerate() {
+        let id = format!("round-{i}");
+        let first = insert(store, record(&id, "77471234567", 1_500, 10)).await;
+        let (mut next, event) = moved(&first, state, 11);
+        next.request_id = Some("r-ü".to_owned());
+        next.last_code = Some(ResponseCode::new("0"));
+        next.last_message = Some("Success".to_owned());
+        next.attention = Some("look: 7701***4567".to_owned());
+        let Updated::Done(stored) = must(store.update(0, next.clone(), event).await, "update")
+        else {
+            panic!("round trip: conflict");
+        };
+        next.version = 1;
+        assert_eq!(stored, next, "round trip: as returned");
+        assert_eq!(get(store, &id).await, next, "round trip: as read back");
+    }
+}
+
+/// `unsettled` walks every open payout, a page at a time, in payment-ID order.
+pub async fn unsettled_pages_walk_every_open_payout(store: &dyn PayoutStore) {
+    for i in 0..25 {
+        let r = insert(store, record(&format!("u-{i:03}"), "77011234567", 100, i)).await;
+        if i % 5 == 0 {
+            update(
+                store,
+                &r,
+                PayoutState::Status(PaymentStatus::Success),
+                i + 1,
+            )
+            .await;
+        }
+        if i % 5 == 1 {
+            // `error` is final but not settled: it may be resent.
+            update(store, &r, PayoutState::Status(PaymentStatus::Error), i + 1).await;
+        }
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = must(store.unsettled(after.take(), 7).await, "unsettled");
+        assert!(page.len() <= 7, "unsettled: the limit holds");
+        after = page.last().map(|r| r.payment_id.clone());
+        let full = page.len() == 7;
+        seen.extend(page.into_iter().map(|r| r.payment_id.as_str().to_owned()));
+        if !full {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..25)
+        .filter(|i| i % 5 != 0)
+        .map(|i| format!("u-{i:03}"))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "unsettled: every open payout once, in order"
+    );
+}
+
+/// `list` filters by state, attention, time and phone, newest first, and its pages cover
+/// everything once.
+pub async fn list_filters_and_orders(store: &dyn PayoutStore) {
+    for i in 0..30u64 {
+        let phone = if i % 3 == 0 {
+            "77471112233"
+        } else {
+            "77011234567"
+        };
+        let r = insert(store, record(&format!("l-{i:02}"), phone, 100, i / 2)).await;
+        if i % 4 == 0 {
+            let (mut next, event) = moved(&r, PayoutState::Status(PaymentStatus::Success), 100);
+            if i % 8 == 0 {
+                next.attention = Some("reversed".to_owned());
+            }
+            must(store.update(0, next, event).await, "update");
+        }
+    }
+    let ids = |page: Vec<PayoutRecord>| -> Vec<String> {
+        page.into_iter()
+            .map(|r| r.payment_id.as_str().to_owned())
+            .collect()
+    };
+    // Newest first; equal times by payment ID, descending.
+    let all = ids(must(
+        store.list(&PayoutQuery::new().limit(1000)).await,
+        "list",
+    ));
+    let mut expected: Vec<String> = (0..30).map(|i| format!("l-{i:02}")).collect();
+    expected.sort_by(|a, b| {
+        let at = |s: &str| s.get(2..).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) / 2;
+        at(b).cmp(&at(a)).then_with(|| b.cmp(a))
+    });
+    assert_eq!(all, expected, "list: newest first");
+    // Keyset pages of 4 cover the same, once.
+    let mut paged = Vec::new();
+    let mut query = PayoutQuery::new().limit(4);
+    loop {
+        let page = must(store.list(&query).await, "list page");
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        paged.extend(ids(page));
+        query = query.after(&last);
+    }
+    assert_eq!(paged, expected, "list: pages cover everything once");
+    let success = ids(must(
+        store.list(&PayoutQuery::new().state("success")).await,
+        "list success",
+    ));
+    assert_eq!(success.len(), 8, "list: by state");
+    let attention = ids(must(
+        store.list(&PayoutQuery::new().attention()).await,
+        "list attention",
+    ));
+    assert_eq!(
+        attention,
+        ["l-24", "l-16", "l-08", "l-00"],
+        "list: attention"
+    );
+    let phone = ids(must(
+        store.list(&PayoutQuery::new().phone("77471112233")).await,
+        "list phone",
+    ));
+    assert_eq!(phone.len(), 10, "list: by phone");
+    let window = ids(must(
+        store
+            .list(&PayoutQuery::new().between(Some(time(3)), Some(time(5))))
+            .await,
+        "list window",
+    ));
+    assert_eq!(
+        window,
+        ["l-09", "l-08", "l-07", "l-06"],
+        "list: [since, until)"
+    );
+    let created = ids(must(
+        store
+            .list(
+                &PayoutQuery::new()
+                    .state("created")
+                    .phone("77471112233")
+                    .limit(2),
+            )
+            .await,
+        "list combined",
+    ));
+    assert_eq!(created, ["l-27", "l-21"], "list: filters combine");
+}
+
+/// Counts by state label, with attention and total.
+pub async fn counts_by_state(store: &dyn PayoutStore) {
+    for i in 0..6u64 {
+        let r = insert(store, record(&format!("c-{i}"), "77011234567", 100, i)).await;
+        if i < 3 {
+            let (mut next, event) = moved(&r, PayoutState::Status(PaymentStatus::Decline), 10);
+            next.attention = (i == 0).then(|| "look".to_owned());
+            must(store.update(0, next, event).await, "update");
+        }
+    }
+    let counts = must(store.counts().await, "counts");
+    assert_eq!(counts.total, 6, "counts: total");
+    assert_eq!(counts.attention, 1, "counts: attention");
+    assert_eq!(counts.get("decline"), 3, "counts: decline");
+    assert_eq!(counts.get("created"), 3, "counts: created");
+    assert_eq!(counts.by_state.len(), 2);
+}
+
+/// Many tasks inserting the same payment ID at once: one record, one `New`.
+pub async fn concurrent_inserts_make_one_record(store: Arc<dyn PayoutStore>) {
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let r = record("twin", "77011234567", 100 + i, i);
+            matches!(
+                store.insert(r.clone(), recorded(&r)).await,
+                Ok(Inserted::New(_))
+            )
+        }));
+    }
+    let mut new = 0;
+    for task in tasks {
+        new += usize::from(must(task.await, "join"));
+    }
+    assert_eq!(new, 1, "concurrent inserts: exactly one New");
+    assert_eq!(must(store.events(&pid("twin")).await, "events").len(), 1);
+}
+
+/// Many tasks updating one record with compare-and-set retries: every change lands once, and
+/// the history has one event per version.
+pub async fn concurrent_updates_never_lose_a_change(store: Arc<dyn PayoutStore>) {
+    insert(store.as_ref(), record("busy", "77011234567", 100, 0)).await;
+    let mut tasks = Vec::new();
+    for task in 0..8u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for step in 0..10u64 {
+                loop {
+                    let current = get(store.as_ref(), "busy").await;
+                    let (mut next, event) =
+                        moved(&current, PayoutState::Accepted, 1 + task * 10 + step);
+                    next.request_id = Some(format!("{task}-{step}"));
+                    match must(store.update(current.version, next, event).await, "update") {
+                        Updated::Done(_) => break,
+                        Updated::Conflict(_) => tokio::task::yield_now().await,
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        must(task.await, "join");
+    }
+    let last = get(store.as_ref(), "busy").await;
+    assert_eq!(
+        last.version, 80,
+        "concurrent updates: every change landed once"
+    );
+    assert_eq!(
+        must(store.events(&pid("busy")).await, "events").len(),
+        81,
+        "one event per version"
+    );
+}
+
+/// Two projects on one backend: the same payment ID in each, neither sees the other's.
+pub async fn projects_are_apart(a: &dyn PayoutStore, b: &dyn PayoutStore) {
+    let in_a = insert(a, record("shared-id", "77011234567", 100, 1)).await;
+    let in_b = insert(b, record("shared-id", "77471112233", 900, 2)).await;
+    assert_ne!(in_a, in_b);
+    assert_eq!(get(a, "shared-id").await, in_a, "projects: a sees its own");
+    assert_eq!(get(b, "shared-id").await, in_b, "projects: b sees its own");
+    update(a, &in_a, PayoutState::Accepted, 3).await;
+    assert_eq!(
+        get(b, "shared-id").await.state,
+        PayoutState::Created,
+        "projects: b unchanged"
+    );
+    assert_eq!(must(a.list(&PayoutQuery::new()).await, "list").len(), 1);
+    assert_eq!(must(b.counts().await, "counts").get("accepted"), 0);
+    assert_eq!(must(b.events(&pid("shared-id")).await, "events").len(), 1);
+}
+
+/// [`MANY`] payouts (recorded 100 at a time, concurrently) listed 100 a page: every one once.
+/// Slow on purpose; run it once per store.
+pub async fn pages_cover_everything_once(store: Arc<dyn PayoutStore>) {
+    for chunk in 0..MANY / 100 {
+        let mut tasks = Vec::with_capacity(100);
+        for i in chunk * 100..(chunk + 1) * 100 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let at = u64::try_from(i / 7).unwrap_or(u64::MAX);
+                insert(
+                    store.as_ref(),
+                    record(&format!("m-{i:05}"), "77011234567", 100, at),
+                )
+                .await;
+            }));
+        }
+        for task in tasks {
+            must(task.await, "join");
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut query = PayoutQuery::new().limit(100);
+    let mut pages = 0;
+    loop {
+        let page = must(store.list(&query).await, "list page");
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        pages += 1;
+        for r in page {
+            assert!(
+                seen.insert(r.payment_id.clone()),
+                "pages: {} twice",
+                r.payment_id
+            );
+        }
+        query = query.after(&last);
+    }
+    assert_eq!(seen.len(), MANY, "pages: every payout once");
+    assert_eq!(pages, MANY / 100);
+}

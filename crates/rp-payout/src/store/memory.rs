@@ -1,0 +1,158 @@
+//! [`MemoryStore`]: the in-memory [`PayoutStore`], for tests and single-process tools.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rp_model::PaymentId;
+use rp_transport::BoxFuture;
+
+use super::{Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated};
+use crate::Error;
+
+/// An in-memory [`PayoutStore`], for tests and single-process tools. Everything is lost when
+/// the process ends: use a durable ledger (`rp-ledger`) in production.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: BTreeMap<PaymentId, PayoutRecord>,
+    events: BTreeMap<PaymentId, Vec<PayoutEvent>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every record, ordered by payment ID.
+    pub fn all(&self) -> Vec<PayoutRecord> {
+        self.lock().records.values().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, Result<T, Error>> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
+impl PayoutStore for MemoryStore {
+    fn insert(
+        &self,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Inserted, Error>> {
+        let mut inner = self.lock();
+        let result = match inner.records.get(&record.payment_id) {
+            Some(existing) => Inserted::Existing(existing.clone()),
+            None => {
+                inner
+                    .records
+                    .insert(record.payment_id.clone(), record.clone());
+                inner.events.insert(record.payment_id.clone(), vec![event]);
+                Inserted::New(record)
+            }
+        };
+        ready(result)
+    }
+
+    fn get<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Option<PayoutRecord>, Error>> {
+        ready(self.lock().records.get(payment_id).cloned())
+    }
+
+    fn update(
+        &self,
+        expected_version: u64,
+        mut record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Updated, Error>> {
+        let mut inner = self.lock();
+        let result = match inner.records.get_mut(&record.payment_id) {
+            Some(current) if current.version == expected_version => {
+                record.version = expected_version.saturating_add(1);
+                *current = record.clone();
+                inner
+                    .events
+                    .entry(record.payment_id.clone())
+                    .or_default()
+                    .push(event);
+                Updated::Done(record)
+            }
+            Some(current) => Updated::Conflict(Some(current.clone())),
+            None => Updated::Conflict(None),
+        };
+        ready(result)
+    }
+
+    fn unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let lower = after.map_or(Unbounded, Excluded);
+        let open: Vec<PayoutRecord> = self
+            .lock()
+            .records
+            .range((lower, Unbounded))
+            .map(|(_, record)| record)
+            .filter(|r| !r.state.is_settled())
+            .take(limit)
+            .cloned()
+            .collect();
+        ready(open)
+    }
+
+    fn events<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Vec<PayoutEvent>, Error>> {
+        ready(
+            self.lock()
+                .events
+                .get(payment_id)
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    fn list<'a>(
+        &'a self,
+        query: &'a PayoutQuery,
+    ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>> {
+        let inner = self.lock();
+        let mut found: Vec<&PayoutRecord> = inner
+            .records
+            .values()
+            .filter(|r| query.matches(r) && query.is_after_cursor(r))
+            .collect();
+        found.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.payment_id.cmp(&a.payment_id))
+        });
+        let page = found.into_iter().take(query.page_size()).cloned().collect();
+        ready(page)
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {
+        let inner = self.lock();
+        let rows = inner.records.values().map(|r| {
+            (
+                r.state.label().to_owned(),
+                1,
+                u64::from(r.attention.is_some()),
+            )
+        });
+        ready(StateCount::from_rows(rows))
+    }
+}

@@ -1,0 +1,137 @@
+//! The payout lifecycle and where it is kept: [`PayoutRecord`], [`PayoutState`], the
+//! [`PayoutStore`] trait, its history ([`PayoutEvent`]) and queries ([`PayoutQuery`]), and the
+//! in-memory [`MemoryStore`].
+//!
+//! A payout is recorded **before** its first byte is sent (invariant 5), then moves through
+//! states as answers, status requests and callbacks arrive. Every change is a compare-and-set on
+//! the record's `version` **with the event that explains it**, written in the same atomic step:
+//! a database implementation needs a unique key on the payment ID, `UPDATE … WHERE payment_id
+//! = ? AND version = ?` and an `INSERT` into the history, in one transaction.
+//!
+//! A store holds the payouts of **one project** (the platform's payment IDs are unique per
+//! project); a ledger shared by several projects hands out one store per project, as
+//! `rp-ledger` does.
+
+mod event;
+mod memory;
+mod query;
+mod record;
+
+use std::fmt;
+
+use rp_model::PaymentId;
+use rp_transport::BoxFuture;
+
+use crate::Error;
+
+pub use event::{EventSource, PayoutEvent};
+pub use memory::MemoryStore;
+pub use query::{MAX_PAGE, PayoutQuery, StateCount};
+pub use record::{PayoutRecord, PayoutState, StatusChange};
+
+/// The answer to [`PayoutStore::insert`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// The record was stored.
+    New(PayoutRecord),
+    /// A record with this payment ID already exists (returned, unchanged).
+    Existing(PayoutRecord),
+}
+
+/// The answer to [`PayoutStore::update`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Updated {
+    /// Stored; the record as stored (with its new version).
+    Done(PayoutRecord),
+    /// The version did not match: the current record (`None` if there is none).
+    Conflict(Option<PayoutRecord>),
+}
+
+/// Where the payouts of one project are recorded. Object-safe and async, so a database can
+/// implement it.
+///
+/// Each method is one atomic step per payout; nothing needs a transaction across payouts. A
+/// write ([`PayoutStore::insert`], [`PayoutStore::update`]) is durable when it returns: the
+/// client sends nothing before the insert has returned.
+pub trait PayoutStore: Send + Sync + fmt::Debug {
+    /// Stores `record` and its first `event` unless its payment ID is already recorded,
+    /// atomically (a unique key). An existing record is returned unchanged, and the event is
+    /// not written.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    fn insert(
+        &self,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Inserted, Error>>;
+
+    /// The record for `payment_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    fn get<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Option<PayoutRecord>, Error>>;
+
+    /// Replaces the record with `record.payment_id` if its version is `expected_version`, and
+    /// appends `event` to its history, atomically; the stored record gets version
+    /// `expected_version + 1` (compare-and-set). On a conflict nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails (a version mismatch is [`Updated::Conflict`]).
+    fn update(
+        &self,
+        expected_version: u64,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Updated, Error>>;
+
+    /// Up to `limit` records that are not settled ([`PayoutState::is_settled`]), in payment-ID
+    /// order, starting after `after` (all of them from the start when `None`). Keyset
+    /// pagination, so a caller can walk every unsettled payout however many there are; in SQL:
+    /// `WHERE NOT settled AND payment_id > $after ORDER BY payment_id LIMIT $limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    fn unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>>;
+
+    /// The history of a payout, oldest first (empty when it is not recorded).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    fn events<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Vec<PayoutEvent>, Error>>;
+
+    /// One page of payouts matching `query`, newest first (by `created_at`, then payment ID),
+    /// at most `query.limit` (capped at [`MAX_PAGE`]). The next page starts after the last
+    /// record of this one ([`PayoutQuery::after`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    fn list<'a>(
+        &'a self,
+        query: &'a PayoutQuery,
+    ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>>;
+
+    /// How many payouts are in each state ([`PayoutState::label`]), most first, and how many
+    /// need attention.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>>;
+}
