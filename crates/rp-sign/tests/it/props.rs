@@ -289,6 +289,7 @@ fn ws() -> impl Strategy<Value = &'static str> {
 /// with `\u` escapes (surrogate pairs above the BMP, upper or lower case hex).
 /// A `;` is written `,`: messages with one are refused as ambiguous (see
 /// `separator_anywhere_is_refused_both_ways`).
+#[allow(clippy::needless_pass_by_value)] // `prop_flat_map` hands over an owned `String`
 fn string_literal(text: String) -> impl Strategy<Value = String> {
     let text = without_separator(&text);
     let n = text.chars().count();
