@@ -313,11 +313,7 @@ fn write_loop(mut conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Coun
             }
         }
         if !writes.is_empty() {
-            let count = u64::try_from(writes.len()).unwrap_or(u64::MAX);
-            if commit_group(&mut conn, writes) {
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                counters.writes.fetch_add(count, Ordering::Relaxed);
-            }
+            commit_group(&mut conn, writes, counters);
         }
     }
 }
@@ -353,8 +349,8 @@ impl Done {
     }
 }
 
-/// Commits a group; whether it committed.
-fn commit_group(conn: &mut Connection, writes: Vec<Write>) -> bool {
+/// Commits a group, counts it, then answers every write in it.
+fn commit_group(conn: &mut Connection, writes: Vec<Write>, counters: &Counters) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
@@ -363,7 +359,7 @@ fn commit_group(conn: &mut Connection, writes: Vec<Write>) -> bool {
             for write in writes {
                 write.fail(&reason);
             }
-            return false;
+            return;
         }
     };
     let mut done = Vec::with_capacity(writes.len());
@@ -396,11 +392,15 @@ fn commit_group(conn: &mut Connection, writes: Vec<Write>) -> bool {
     if let Some(reason) = &failure {
         tracing::error!(%reason, writes = done.len(), "ledger commit failed; nothing of this group was written");
     }
-    let committed = failure.is_none();
+    if failure.is_none() {
+        // Counted before anyone hears of it, so a caller never sees its write uncounted.
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        let count = u64::try_from(done.len()).unwrap_or(u64::MAX);
+        counters.writes.fetch_add(count, Ordering::Relaxed);
+    }
     for one in done {
         one.answer(failure.as_deref());
     }
-    committed
 }
 
 /// Runs one write in a savepoint: rolled back alone when it fails, so the rest of the group
