@@ -1,7 +1,7 @@
 //! A durable payout ledger for [`rp_payout`]: every payout recorded before its first byte is
 //! sent, and every change with the event that explains it, in one transaction.
 //!
-//! [`Ledger::open`] takes a URL and hands out one [`PayoutStore`](rp_payout::PayoutStore) per
+//! [`Ledger::open`] takes a URL and hands out one [`PayoutStore`] per
 //! project ([`Ledger::store`]): the platform's payment IDs are unique per project, so a test
 //! project and a production project share one ledger without seeing each other's payouts.
 //!

@@ -193,7 +193,7 @@ impl PayoutBuilder {
         self
     }
 
-    /// The amount (required): positive, in any currency of [`Currency`]'s table. KZT is paid
+    /// The amount (required): positive, in any currency of [`Currency`](crate::Currency)'s table. KZT is paid
     /// out as is; another currency is converted by the platform (its rate, its rounding), and
     /// the project must have that currency enabled (else code 3023).
     pub fn amount(mut self, amount: Money) -> Self {
