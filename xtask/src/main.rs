@@ -6,9 +6,16 @@
 //! - `cargo xtask ci`: the one gate (format, lints, codegen freshness, every test, docs).
 //! - `cargo xtask interop`: the vendor's Python and Node SDKs check our signatures.
 //! - `cargo xtask bench [FILTER]`: the benchmarks whose figures go into closing notes.
+//! - `cargo xtask test-postgres [ARGS]`: rp-ledger's tests with a throwaway PostgreSQL.
+//!
+//! The tests step of `ci` (and `test-postgres`) gets PostgreSQL for rp-ledger's PostgreSQL
+//! tests: `RP_TEST_POSTGRES_URL` when it is set, else a throwaway cluster (`postgres.rs`)
+//! that is stopped afterwards, pass or fail. When none can be had it says so loudly and runs
+//! the tests anyway: they fail under `CI=true` and skip loudly elsewhere.
 
 mod codegen;
 mod interop;
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -26,6 +33,9 @@ commands:
   package            cargo package the library crates in dependency order
   verify-only        build examples/verify-only and check its dependency tree
   bench [ARGS...]    run the benchmarks (extra ARGS go to criterion, e.g. a name filter)
+  test-postgres [ARGS...]
+                     rp-ledger's tests (all features) with a throwaway PostgreSQL cluster, or the
+                     server of RP_TEST_POSTGRES_URL (extra ARGS go to cargo test, e.g. a filter)
 ";
 
 fn main() -> ExitCode {
@@ -47,6 +57,11 @@ fn main() -> ExitCode {
             .find(|(name, _)| *name == "package")
             .map_or(Ok(()), |(_, action)| run_action(&root, action)),
         ["bench", rest @ ..] => bench(&root, rest),
+        ["test-postgres", rest @ ..] => {
+            let mut args = vec!["test", "-p", "rp-ledger", "--all-features"];
+            args.extend(rest.iter().copied());
+            cargo_with_postgres(&root, &args)
+        }
         ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
             Ok(())
@@ -86,6 +101,9 @@ enum Action {
     /// `examples/verify-only`: built and run outside the workspace, its dependency tree
     /// checked.
     VerifyOnly,
+    /// `cargo ARGS` with `RP_TEST_POSTGRES_URL` pointing at a PostgreSQL server (see
+    /// [`cargo_with_postgres`]).
+    CargoWithPostgres(&'static [&'static str]),
 }
 
 /// The steps of `cargo xtask ci`, in order: cheap checks first.
@@ -112,7 +130,7 @@ const CI_STEPS: &[(&str, Action)] = &[
     ("codegen freshness", Action::CodegenCheck),
     (
         "tests",
-        Action::Cargo(&["test", "--workspace", "--all-features"], &[]),
+        Action::CargoWithPostgres(&["test", "--workspace", "--all-features"]),
     ),
     ("interop (vendor SDKs)", Action::Interop),
     (
@@ -154,6 +172,7 @@ fn run_action(root: &Path, action: &Action) -> Result<(), String> {
         Action::CodegenCheck => codegen::run(root, codegen::Mode::Check),
         Action::Interop => interop::interop(root),
         Action::VerifyOnly => verify_only(root),
+        Action::CargoWithPostgres(args) => cargo_with_postgres(root, args),
         Action::Cargo(args, env) => {
             let status = cargo()
                 .current_dir(root)
@@ -167,6 +186,52 @@ fn run_action(root: &Path, action: &Action) -> Result<(), String> {
                 Err(format!("`cargo {}` exited with {status}", args.join(" ")))
             }
         }
+    }
+}
+
+/// Runs `cargo ARGS` with `RP_TEST_POSTGRES_URL` set: kept when the caller set it, else the
+/// URL of a throwaway cluster, stopped afterwards whatever the tests did. When no cluster can
+/// be started, says why loudly and runs the tests without one (rp-ledger's PostgreSQL tests
+/// then fail under `CI=true` and skip loudly elsewhere).
+fn cargo_with_postgres(root: &Path, args: &[&str]) -> Result<(), String> {
+    let given = std::env::var("RP_TEST_POSTGRES_URL").is_ok_and(|url| !url.trim().is_empty());
+    let cluster = if given {
+        eprintln!("xtask: PostgreSQL tests use the server of RP_TEST_POSTGRES_URL");
+        None
+    } else {
+        let started = Instant::now();
+        match postgres::Cluster::start(root) {
+            Ok(cluster) => {
+                eprintln!(
+                    "xtask: started a throwaway PostgreSQL at {} in {:.1?}",
+                    cluster.url(),
+                    started.elapsed()
+                );
+                Some(cluster)
+            }
+            Err(why) => {
+                eprintln!(
+                    "\n!!! xtask: NO PostgreSQL for the tests: {why}\n\
+                     !!! rp-ledger's PostgreSQL tests will FAIL under CI=true and be SKIPPED otherwise.\n\
+                     !!! Install the server binaries (apt-get install postgresql-15) or set\n\
+                     !!! RP_TEST_POSTGRES_URL=postgres://USER:PASSWORD@HOST:PORT/postgres (a server where the tests may create databases).\n"
+                );
+                None
+            }
+        }
+    };
+    let mut command = cargo();
+    command.current_dir(root).args(args);
+    if let Some(cluster) = &cluster {
+        command.env("RP_TEST_POSTGRES_URL", cluster.url());
+    }
+    let status = command.status();
+    drop(cluster);
+    let status = status.map_err(|e| format!("cannot start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` exited with {status}", args.join(" ")))
     }
 }
 

@@ -2,7 +2,8 @@
 //! ledger are [`rp_payout::Error::Store`], as the [`PayoutStore`](rp_payout::PayoutStore)
 //! trait says.
 
-/// Why a ledger could not be opened. Every message names the URL or file and what to do.
+/// Why a ledger could not be opened. Every message names the URL or file and what to do; a
+/// password is never shown.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LedgerError {
@@ -58,6 +59,51 @@ pub enum LedgerError {
         found: i64,
         /// The newest this build knows.
         supported: i64,
+    },
+    /// The database server cannot be reached (PostgreSQL): refused, unknown host, timed out.
+    #[error("ledger {url}: cannot connect to {server}: {reason}")]
+    Unreachable {
+        /// The URL (its password hidden).
+        url: String,
+        /// The server(s) tried, `host:port`.
+        server: String,
+        /// What happened, and what to check.
+        reason: String,
+    },
+    /// The server refused the user name or password (PostgreSQL).
+    #[error(
+        "ledger {url}: the server refused user {user:?}: {reason} (check the user name and password of the URL, and the server's pg_hba.conf)"
+    )]
+    Authentication {
+        /// The URL (its password hidden).
+        url: String,
+        /// The user name that was refused.
+        user: String,
+        /// The server's message (it never contains the password).
+        reason: String,
+    },
+    /// The database named in the URL does not exist on the server (PostgreSQL).
+    #[error(
+        "ledger {url}: database {database:?} does not exist on {server}; create it first, e.g. `createdb -h HOST -p PORT -U USER {database}` or `CREATE DATABASE \"{database}\";` in psql"
+    )]
+    MissingDatabase {
+        /// The URL (its password hidden).
+        url: String,
+        /// The database that is missing.
+        database: String,
+        /// The server, `host:port`.
+        server: String,
+    },
+    /// The server accepts no writes (PostgreSQL): a standby, or read-only transactions by
+    /// default.
+    #[error(
+        "ledger {url} is read-only: {reason}; payouts are recorded before they are sent, so the ledger must be writable (connect to the primary)"
+    )]
+    ReadOnlyServer {
+        /// The URL (its password hidden).
+        url: String,
+        /// Why the server is read-only.
+        reason: String,
     },
     /// The backend failed.
     #[error("ledger: could not {operation}: {reason}")]

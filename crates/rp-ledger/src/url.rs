@@ -74,10 +74,11 @@ impl LedgerUrl {
     }
 
     /// Why this build cannot open the ledger, for [`LedgerError::Unsupported`].
+    #[cfg_attr(all(feature = "sqlite", feature = "postgres"), allow(dead_code))]
     pub(crate) fn unsupported_reason(&self) -> String {
         match self {
             LedgerUrl::Postgres(_) => {
-                "the PostgreSQL ledger is not available in this build yet; use an SQLite ledger (sqlite:PATH)".to_owned()
+                "the PostgreSQL ledger is not available in this build (build rp-ledger with the `postgres` feature); use an SQLite ledger (sqlite:PATH)".to_owned()
             }
             _ => "this build has no SQLite ledger (the `sqlite` feature is off)".to_owned(),
         }

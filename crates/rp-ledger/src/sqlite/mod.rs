@@ -22,7 +22,7 @@ use rp_payout::{Error, Inserted, PayoutEvent, PayoutRecord, Updated};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::LedgerError;
+use crate::{LedgerError, LedgerStats};
 
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
@@ -58,17 +58,6 @@ struct Shared {
 struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
-}
-
-/// How much the writer has committed since the ledger was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LedgerStats {
-    /// Transactions committed (each one fsync with `synchronous=FULL`).
-    pub commits: u64,
-    /// Writes committed in them (inserts and updates). More writes than commits is group
-    /// commit at work.
-    pub writes: u64,
 }
 
 impl fmt::Debug for SqliteLedger {

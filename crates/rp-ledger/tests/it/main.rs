@@ -1,11 +1,14 @@
 //! Integration tests of rp-ledger: the conformance suite of rp-payout against the memory store
 //! and the SQLite ledger side by side, then what only a ledger has: durability across a
-//! reopen, opening errors, schema versions, group commit, several handles on one file.
+//! reopen, opening errors, schema versions, group commit, several handles on one file; with
+//! the `postgres` feature, the same against PostgreSQL (`postgres.rs`: `RP_TEST_POSTGRES_URL`).
 
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conformance;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 /// A fresh directory under the target directory, removed first if it exists.

@@ -1,0 +1,191 @@
+//! The PostgreSQL ledger (feature `postgres`): a pool of connections (deadpool), one
+//! [`PayoutStore`](rp_payout::PayoutStore) per project, the same semantics as the SQLite
+//! ledger, for many instances on many machines.
+//!
+//! - **Where it writes**: only in its own schema, [`POSTGRES_SCHEMA`] (`rp_ledger`): the
+//!   tables `schema_version`, `payouts` and `payout_events`. The rest of the database is
+//!   never read or altered, so the ledger can live beside other applications' tables. A
+//!   schema `rp_ledger` that exists but was not made by rp (it has tables, but no
+//!   `schema_version`) is refused ([`LedgerError::NotALedger`]), never altered. The user
+//!   needs the right to create that schema (`CREATE` on the database), or an empty
+//!   `rp_ledger` schema it owns.
+//! - **Durability**: every write is one transaction (the record and its event), committed
+//!   with `synchronous_commit` at least `on`: a server or role default of `off` or `local`
+//!   is raised to `on` for the ledger's sessions; a stronger one (`remote_write`,
+//!   `remote_apply`) is kept. A write returns only after its commit.
+//! - **Isolation**: `READ COMMITTED` whatever the server's default: the insert is
+//!   `INSERT … ON CONFLICT DO NOTHING` on the primary key `(project_id, payment_id)`, the
+//!   update a compare-and-set `UPDATE … WHERE version = $expected`.
+//! - **Stored forms**: as in SQLite: times as nanoseconds since the Unix epoch (`BIGINT`,
+//!   exact), states as tagged JSON, the request as JSON with its SHA-256, so a record reads
+//!   back equal. Text that is compared (payment IDs, phone numbers, state labels) uses the
+//!   `"C"` collation, so pages are in byte order whatever the database's locale.
+//! - **TLS**: this build connects without TLS. `sslmode=disable` and `sslmode=prefer` (the
+//!   default, as in libpq: TLS if available, which it is not here) connect in plain text;
+//!   `sslmode=require`, `verify-ca` and `verify-full` are refused with
+//!   [`LedgerError::Unsupported`] rather than silently downgraded. Use a local socket, a
+//!   trusted network, or a TLS proxy on the same host.
+//! - **Opening**: the URL is parsed as libpq does (`postgres://USER:PASSWORD@HOST:PORT/DB?…`;
+//!   a missing database name defaults to the user name), a connection is made and checked
+//!   (reachable, authenticated, the database exists, writable, not a standby), then the
+//!   schema is migrated under an advisory lock, so instances opening at once migrate once.
+//!   Unless the URL sets them, `connect_timeout` is [`CONNECT_TIMEOUT`] and
+//!   `application_name` is `rp-ledger`.
+
+mod connect;
+mod rows;
+mod schema;
+mod store;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, Pool, PoolError, Runtime};
+use rp_model::ProjectId;
+use rp_payout::Error;
+use tokio_postgres::NoTls;
+
+use crate::{LedgerError, LedgerStats};
+
+pub use schema::{POSTGRES_SCHEMA, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
+pub use store::PostgresStore;
+
+/// Connections the pool of one [`PostgresLedger`] keeps at most.
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// How long opening a connection may take, unless the URL sets `connect_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an operation waits for a free connection of the pool.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An open PostgreSQL ledger. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct PostgresLedger {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pool: Pool,
+    /// The URL without its password, for messages.
+    name: String,
+    commits: AtomicU64,
+}
+
+impl fmt::Debug for PostgresLedger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresLedger")
+            .field("ledger", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresLedger {
+    /// Opens the ledger at `url` (`postgres://…` or `postgresql://…`): connects, checks that
+    /// the server can be written, migrates the schema, and keeps a pool of connections.
+    /// `name` is the URL as shown in messages (without its password).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError`] naming what is wrong: a malformed URL, TLS asked for, a refused or
+    /// unreachable server (`host:port`), a refused user or password, a missing database, a
+    /// read-only server or standby, a schema `rp_ledger` that is not a ledger, a ledger written
+    /// by a newer version.
+    pub async fn open(url: &str, name: &str) -> Result<PostgresLedger, LedgerError> {
+        let mut config = connect::config(url, name)?;
+        let session = connect::check(&config, name).await?;
+        schema::migrate(session.client, name).await?;
+        if session.raise_synchronous_commit {
+            let options = config.get_options().unwrap_or_default();
+            let options = format!("{options} -c synchronous_commit=on");
+            config.options(options.trim_start());
+        }
+        let pool = Pool::builder(Manager::new(config, NoTls))
+            .max_size(MAX_CONNECTIONS)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .build()
+            .map_err(|e| LedgerError::Backend {
+                operation: "build the connection pool",
+                reason: format!("{name}: {e}"),
+            })?;
+        let ledger = PostgresLedger {
+            shared: Arc::new(Shared {
+                pool,
+                name: name.to_owned(),
+                commits: AtomicU64::new(0),
+            }),
+        };
+        ledger.check_pool().await?;
+        Ok(ledger)
+    }
+
+    /// Checks one pooled connection: it commits at least with `synchronous_commit=on`.
+    async fn check_pool(&self) -> Result<(), LedgerError> {
+        let name = &self.shared.name;
+        let failed = |reason: String| LedgerError::Backend {
+            operation: "check a pooled connection",
+            reason: format!("{name}: {reason}"),
+        };
+        let client = self
+            .shared
+            .pool
+            .get()
+            .await
+            .map_err(|e| failed(pool_error(&e)))?;
+        let row = client
+            .query_one("SELECT current_setting('synchronous_commit')", &[])
+            .await
+            .map_err(|e| failed(connect::describe(&e)))?;
+        let level: String = row.try_get(0).map_err(|e| failed(connect::describe(&e)))?;
+        if connect::weak_commit(&level) {
+            return Err(failed(format!(
+                "synchronous_commit is {level} on the ledger's connections even after asking for on; \
+                 a payout must not be sent before its record is durable"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The payouts of `project`.
+    pub fn store(&self, project: ProjectId) -> PostgresStore {
+        PostgresStore::new(self.clone(), project)
+    }
+
+    /// How much the ledger has committed since it was opened (every write is its own
+    /// transaction: PostgreSQL shares WAL flushes between concurrent commits by itself).
+    pub fn stats(&self) -> LedgerStats {
+        let commits = self.shared.commits.load(Ordering::Relaxed);
+        LedgerStats {
+            commits,
+            writes: commits,
+        }
+    }
+
+    /// A connection of the pool, for `what`.
+    async fn client(&self, what: &str) -> Result<deadpool_postgres::Client, Error> {
+        self.shared
+            .pool
+            .get()
+            .await
+            .map_err(|e| Error::store(what, format!("{}: {}", self.shared.name, pool_error(&e))))
+    }
+
+    /// Counts a committed write.
+    fn committed(&self) {
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A pool error in words (a connection error with the server's message).
+fn pool_error(error: &PoolError) -> String {
+    match error {
+        PoolError::Backend(e) => connect::describe(e),
+        PoolError::Timeout(_) => format!(
+            "no connection of the pool came free within {WAIT_TIMEOUT:?} ({MAX_CONNECTIONS} at most); is the server slow or unreachable?"
+        ),
+        other => other.to_string(),
+    }
+}

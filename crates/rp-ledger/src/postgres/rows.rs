@@ -1,0 +1,203 @@
+//! Records and events to PostgreSQL rows and back, in the SQLite ledger's stored forms: times
+//! as nanoseconds since the Unix epoch (`BIGINT`, exact), versions as `BIGINT`, states as
+//! tagged JSON (never `Display`), the request as JSON with its SHA-256 in hex.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rp_model::{PaymentId, ResponseCode, wire};
+use rp_payout::{EventSource, PayoutEvent, PayoutRecord, PayoutState};
+use sha2::{Digest as _, Sha256};
+use tokio_postgres::Row;
+
+/// The columns [`record`] reads, in order.
+pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
+     updated_at, request_id, last_code, last_message, attention, maybe_sent";
+
+/// The columns [`event`] reads, in order.
+pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
+
+/// Nanoseconds since the Unix epoch (0 before it, `i64::MAX` after 2262).
+pub(super) fn nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn time(nanos: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+}
+
+/// A version as stored.
+pub(super) fn version(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
+/// The request as stored, and its SHA-256 in hex.
+pub(super) fn request_text(request: &wire::PayoutRequest) -> Result<(String, String), String> {
+    let text = serde_json::to_string(request).map_err(|e| format!("the request as JSON: {e}"))?;
+    let digest = Sha256::digest(text.as_bytes());
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok((text, hex))
+}
+
+/// A state as stored.
+pub(super) fn state_text(state: &PayoutState) -> Result<String, String> {
+    serde_json::to_string(state).map_err(|e| format!("the state as JSON: {e}"))
+}
+
+/// The mutable columns of a record, in the order of [`MUTABLE_COLUMNS`].
+#[derive(Debug)]
+pub(super) struct Mutable {
+    pub(super) state: String,
+    pub(super) state_label: String,
+    pub(super) settled: bool,
+    pub(super) updated_at: i64,
+    pub(super) request_id: Option<String>,
+    pub(super) last_code: Option<String>,
+    pub(super) last_message: Option<String>,
+    pub(super) attention: Option<String>,
+    pub(super) maybe_sent: bool,
+}
+
+/// The columns [`Mutable`] fills, in order.
+pub(super) const MUTABLE_COLUMNS: [&str; 9] = [
+    "state",
+    "state_label",
+    "settled",
+    "updated_at",
+    "request_id",
+    "last_code",
+    "last_message",
+    "attention",
+    "maybe_sent",
+];
+
+impl Mutable {
+    /// The mutable columns of `record`.
+    pub(super) fn of(record: &PayoutRecord) -> Result<Mutable, String> {
+        Ok(Mutable {
+            state: state_text(&record.state)?,
+            state_label: record.state.label().to_owned(),
+            settled: record.state.is_settled(),
+            updated_at: nanos(record.updated_at),
+            request_id: record.request_id.clone(),
+            last_code: record.last_code.as_ref().map(|c| c.as_str().to_owned()),
+            last_message: record.last_message.clone(),
+            attention: record.attention.clone(),
+            maybe_sent: record.maybe_sent,
+        })
+    }
+
+    /// The values as query parameters, in the order of [`MUTABLE_COLUMNS`].
+    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
+        [
+            &self.state,
+            &self.state_label,
+            &self.settled,
+            &self.updated_at,
+            &self.request_id,
+            &self.last_code,
+            &self.last_message,
+            &self.attention,
+            &self.maybe_sent,
+        ]
+    }
+}
+
+/// The columns of an event row after its key, in the order of [`EVENT_COLUMNS`].
+#[derive(Debug)]
+pub(super) struct EventRow {
+    at: i64,
+    source: String,
+    previous: Option<String>,
+    state: String,
+    code: Option<String>,
+    message: Option<String>,
+    note: Option<String>,
+    raw: Option<String>,
+}
+
+impl EventRow {
+    /// The row of `event`.
+    pub(super) fn of(event: &PayoutEvent) -> Result<EventRow, String> {
+        Ok(EventRow {
+            at: nanos(event.at),
+            source: event.source.as_text(),
+            previous: event.previous.as_ref().map(state_text).transpose()?,
+            state: state_text(&event.state)?,
+            code: event.code.as_ref().map(|c| c.as_str().to_owned()),
+            message: event.message.clone(),
+            note: event.note.clone(),
+            raw: event.raw.clone(),
+        })
+    }
+
+    /// The values as query parameters, in the order of [`EVENT_COLUMNS`].
+    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 8] {
+        [
+            &self.at,
+            &self.source,
+            &self.previous,
+            &self.state,
+            &self.code,
+            &self.message,
+            &self.note,
+            &self.raw,
+        ]
+    }
+}
+
+/// A record from a row of [`RECORD_COLUMNS`].
+pub(super) fn record(row: &Row) -> Result<PayoutRecord, String> {
+    let payment_id: String = column(row, 0)?;
+    let payment_id = PaymentId::new(payment_id).map_err(|e| format!("column payment_id: {e}"))?;
+    let request: String = column(row, 1)?;
+    let request: wire::PayoutRequest =
+        serde_json::from_str(&request).map_err(|e| format!("column request: {e}"))?;
+    let state: String = column(row, 2)?;
+    let state: PayoutState =
+        serde_json::from_str(&state).map_err(|e| format!("column state: {e}"))?;
+    let mut record = PayoutRecord::new(payment_id, request, time(column(row, 4)?));
+    record.state = state;
+    record.version = u64::try_from(column::<i64>(row, 3)?).unwrap_or(0);
+    record.updated_at = time(column(row, 5)?);
+    record.request_id = column(row, 6)?;
+    record.last_code = column::<Option<String>>(row, 7)?.map(ResponseCode::new);
+    record.last_message = column(row, 8)?;
+    record.attention = column(row, 9)?;
+    record.maybe_sent = column(row, 10)?;
+    Ok(record)
+}
+
+/// An event from a row of [`EVENT_COLUMNS`].
+pub(super) fn event(row: &Row) -> Result<PayoutEvent, String> {
+    let source: String = column(row, 1)?;
+    let source = EventSource::from_text(&source)
+        .ok_or_else(|| format!("column source: unknown event source {source:?}"))?;
+    let state_at = |index: usize| -> Result<Option<PayoutState>, String> {
+        column::<Option<String>>(row, index)?
+            .map(|text| serde_json::from_str(&text).map_err(|e| format!("column {index}: {e}")))
+            .transpose()
+    };
+    let previous = state_at(2)?;
+    let state = state_at(3)?.ok_or_else(|| "column state: no state".to_owned())?;
+    Ok(
+        PayoutEvent::new(time(column(row, 0)?), source, previous, state)
+            .with_code(
+                column::<Option<String>>(row, 4)?.map(ResponseCode::new),
+                column(row, 5)?,
+            )
+            .with_note(column(row, 6)?)
+            .with_raw(column(row, 7)?),
+    )
+}
+
+/// Column `index` of `row`, or what is wrong with it.
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+) -> Result<T, String> {
+    row.try_get(index).map_err(|e| {
+        let name = row.columns().get(index).map_or("?", |c| c.name());
+        format!("column {name}: {e}")
+    })
+}

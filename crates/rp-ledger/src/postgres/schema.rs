@@ -1,0 +1,177 @@
+//! The PostgreSQL schema, versioned: migrations embedded here, applied on open in one
+//! transaction under an advisory lock (instances opening at once migrate once), all in the
+//! schema [`POSTGRES_SCHEMA`]; `rp_ledger.schema_version` holds the version.
+
+use tokio_postgres::Client;
+
+use super::connect::describe;
+use crate::LedgerError;
+
+/// The PostgreSQL schema (namespace) that holds the ledger's tables. Nothing outside it is
+/// read or altered.
+pub const POSTGRES_SCHEMA: &str = "rp_ledger";
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
+const MIGRATION_LOCK: i64 = 0x5250_4C47;
+
+/// Version 1: payouts (one row per project and payment ID; the request immutable, with its
+/// hash) and their history. The same columns as the SQLite ledger; text that is compared or
+/// ordered uses the "C" collation (byte order, as Rust compares strings).
+const V1: &str = r#"
+CREATE TABLE rp_ledger.payouts (
+    project_id     BIGINT  NOT NULL,
+    payment_id     TEXT    COLLATE "C" NOT NULL,
+    request        TEXT    NOT NULL,   -- wire::PayoutRequest as JSON; never changes
+    request_sha256 TEXT    NOT NULL,   -- hex SHA-256 of `request`
+    phone          TEXT    COLLATE "C" NOT NULL,   -- request.account.number, for queries
+    state          TEXT    NOT NULL,   -- PayoutState as tagged JSON
+    state_label    TEXT    COLLATE "C" NOT NULL,   -- PayoutState::label
+    settled        BOOLEAN NOT NULL,   -- PayoutState::is_settled
+    version        BIGINT  NOT NULL,
+    created_at     BIGINT  NOT NULL,   -- nanoseconds since the Unix epoch
+    updated_at     BIGINT  NOT NULL,
+    request_id     TEXT,
+    last_code      TEXT,
+    last_message   TEXT,
+    attention      TEXT,
+    maybe_sent     BOOLEAN NOT NULL,
+    PRIMARY KEY (project_id, payment_id)
+);
+CREATE INDEX payouts_by_time ON rp_ledger.payouts (project_id, created_at DESC, payment_id DESC);
+CREATE INDEX payouts_by_state ON rp_ledger.payouts
+    (project_id, state_label, created_at DESC, payment_id DESC);
+CREATE INDEX payouts_by_phone ON rp_ledger.payouts
+    (project_id, phone, created_at DESC, payment_id DESC);
+CREATE INDEX payouts_open ON rp_ledger.payouts (project_id, payment_id) WHERE NOT settled;
+CREATE INDEX payouts_attention ON rp_ledger.payouts (project_id, created_at DESC, payment_id DESC)
+    WHERE attention IS NOT NULL;
+
+CREATE TABLE rp_ledger.payout_events (
+    project_id BIGINT NOT NULL,
+    payment_id TEXT   COLLATE "C" NOT NULL,
+    version    BIGINT NOT NULL,   -- the payout's version this event produced (0: recorded)
+    at         BIGINT NOT NULL,   -- nanoseconds since the Unix epoch
+    source     TEXT   NOT NULL,   -- EventSource::as_text
+    previous   TEXT,              -- PayoutState as tagged JSON
+    state      TEXT   NOT NULL,
+    code       TEXT,
+    message    TEXT,
+    note       TEXT,
+    raw        TEXT,              -- the raw signed body of a callback or status response
+    PRIMARY KEY (project_id, payment_id, version),
+    FOREIGN KEY (project_id, payment_id) REFERENCES rp_ledger.payouts (project_id, payment_id)
+);
+"#;
+
+/// Every migration, oldest first: `(version it brings the schema to, SQL)`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+
+/// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is
+/// dropped afterwards.
+pub(super) async fn migrate(mut client: Client, name: &str) -> Result<(), LedgerError> {
+    let failed =
+        |operation: &'static str| move |e: tokio_postgres::Error| classify(name, operation, &e);
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(failed("start a migration"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(failed("lock the schema for a migration"))?;
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), \
+                    to_regclass($2) IS NOT NULL, \
+                    (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                      WHERE n.nspname = $1)",
+            &[
+                &POSTGRES_SCHEMA,
+                &format!("{POSTGRES_SCHEMA}.schema_version"),
+            ],
+        )
+        .await
+        .map_err(failed("read the schema"))?;
+    let schema_exists: bool = row.try_get(0).map_err(failed("read the schema"))?;
+    let versioned: bool = row.try_get(1).map_err(failed("read the schema"))?;
+    let relations: i64 = row.try_get(2).map_err(failed("read the schema"))?;
+    if schema_exists && !versioned && relations > 0 {
+        return Err(LedgerError::NotALedger {
+            path: name.to_owned(),
+            reason: format!(
+                "its schema {POSTGRES_SCHEMA} holds {relations} table(s) or other relation(s) \
+                 but no schema_version table: it was not made by rp, and is left alone"
+            ),
+        });
+    }
+    if !schema_exists {
+        tx.batch_execute(&format!("CREATE SCHEMA {POSTGRES_SCHEMA}"))
+            .await
+            .map_err(failed("create the ledger's schema"))?;
+    }
+    if !versioned {
+        tx.batch_execute(&format!(
+            "CREATE TABLE {POSTGRES_SCHEMA}.schema_version (version BIGINT NOT NULL); \
+             INSERT INTO {POSTGRES_SCHEMA}.schema_version (version) VALUES (0)"
+        ))
+        .await
+        .map_err(failed("create the schema version table"))?;
+    }
+    let versions = tx
+        .query(
+            &format!("SELECT version FROM {POSTGRES_SCHEMA}.schema_version"),
+            &[],
+        )
+        .await
+        .map_err(failed("read the schema version"))?;
+    let [row] = versions.as_slice() else {
+        return Err(LedgerError::NotALedger {
+            path: name.to_owned(),
+            reason: format!(
+                "{POSTGRES_SCHEMA}.schema_version has {} rows instead of one",
+                versions.len()
+            ),
+        });
+    };
+    let found: i64 = row.try_get(0).map_err(failed("read the schema version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(LedgerError::NewerSchema {
+            path: name.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(sql)
+            .await
+            .map_err(failed("migrate the schema"))?;
+        tx.execute(
+            &format!("UPDATE {POSTGRES_SCHEMA}.schema_version SET version = $1"),
+            &[version],
+        )
+        .await
+        .map_err(failed("record the schema version"))?;
+        tracing::info!(ledger = name, version, "ledger schema migrated");
+    }
+    tx.commit().await.map_err(failed("commit a migration"))?;
+    Ok(())
+}
+
+/// A [`LedgerError`] for a failure while migrating: a missing right gets a hint.
+fn classify(name: &str, operation: &'static str, error: &tokio_postgres::Error) -> LedgerError {
+    let insufficient = error
+        .code()
+        .is_some_and(|c| *c == tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
+    let mut reason = format!("{name}: {}", describe(error));
+    if insufficient {
+        reason.push_str(&format!(
+            "; the ledger's user needs CREATE on the database (GRANT CREATE ON DATABASE … TO …), \
+             or an empty schema {POSTGRES_SCHEMA} it owns (CREATE SCHEMA {POSTGRES_SCHEMA} AUTHORIZATION …)"
+        ));
+    }
+    LedgerError::Backend { operation, reason }
+}

@@ -1,0 +1,461 @@
+//! [`PostgresStore`]: the payouts of one project in a PostgreSQL ledger, as a
+//! [`PayoutStore`]. Each write is one `READ COMMITTED` transaction: the record and its event.
+
+use std::sync::LazyLock;
+
+use deadpool_postgres::{Client, Transaction};
+use rp_model::{PaymentId, ProjectId};
+use rp_payout::{
+    Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
+};
+use rp_transport::BoxFuture;
+use tokio_postgres::IsolationLevel;
+use tokio_postgres::types::ToSql;
+
+use super::PostgresLedger;
+use super::connect::describe;
+use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
+
+/// The payouts of one project in a [`PostgresLedger`].
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    ledger: PostgresLedger,
+    project: i64,
+}
+
+/// `INSERT` of a record, unless its payment ID is recorded: `$1` project, `$2` payment ID,
+/// `$3` request, `$4` its hash, `$5` phone, `$6` version, `$7` created at, then the mutable
+/// columns.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO rp_ledger.payouts (project_id, payment_id, request, request_sha256, phone, \
+         version, created_at, {}) VALUES ({}) ON CONFLICT (project_id, payment_id) DO NOTHING",
+        MUTABLE_COLUMNS.join(", "),
+        placeholders(1, 7 + MUTABLE_COLUMNS.len())
+    )
+});
+
+/// Compare-and-set of the mutable columns (`$1`…`$9`), then `$10` project, `$11` payment ID,
+/// `$12` expected version, `$13` request hash (the request is immutable).
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let assignments: Vec<String> = MUTABLE_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    let n = MUTABLE_COLUMNS.len();
+    format!(
+        "UPDATE rp_ledger.payouts SET {}, version = version + 1 \
+         WHERE project_id = ${} AND payment_id = ${} AND version = ${} AND request_sha256 = ${}",
+        assignments.join(", "),
+        n + 1,
+        n + 2,
+        n + 3,
+        n + 4
+    )
+});
+
+/// `INSERT` of an event: `$1` project, `$2` payment ID, `$3` version, then the event's
+/// columns.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
+         VALUES ({})",
+        placeholders(1, 11)
+    )
+});
+
+static GET: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLUMNS} FROM rp_ledger.payouts WHERE project_id = $1 AND payment_id = $2"
+    )
+});
+
+static UNSETTLED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLUMNS} FROM rp_ledger.payouts WHERE project_id = $1 AND NOT settled \
+         AND payment_id > $2 ORDER BY payment_id LIMIT $3"
+    )
+});
+
+static EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM rp_ledger.payout_events \
+         WHERE project_id = $1 AND payment_id = $2 ORDER BY version"
+    )
+});
+
+const COUNTS: &str = "SELECT state_label, count(*), count(attention) FROM rp_ledger.payouts \
+     WHERE project_id = $1 GROUP BY state_label";
+
+/// `$first, $first+1, …` up to `$last`.
+fn placeholders(first: usize, last: usize) -> String {
+    (first..=last)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl PostgresStore {
+    pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresStore {
+        PostgresStore {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
+    }
+
+    async fn insert_record(
+        &self,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> Result<Inserted, Error> {
+        let what = format!("insert payout {}", record.payment_id);
+        let fail = |e: tokio_postgres::Error| Error::store(&what, describe(&e));
+        let (request, hash) =
+            rows::request_text(&record.request).map_err(|e| Error::store(&what, e))?;
+        let mutable = Mutable::of(&record).map_err(|e| Error::store(&what, e))?;
+        let event = EventRow::of(&event).map_err(|e| Error::store(&what, e))?;
+        let (payment_id, version, created_at) = (
+            record.payment_id.as_str(),
+            rows::version(record.version),
+            rows::nanos(record.created_at),
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.project,
+            &payment_id,
+            &request,
+            &hash,
+            &record.request.account.number,
+            &version,
+            &created_at,
+        ];
+        params.extend(mutable.params());
+
+        let mut client = self.ledger.client(&what).await?;
+        let tx = begin(&mut client).await.map_err(fail)?;
+        let statement = tx.prepare_cached(&INSERT).await.map_err(fail)?;
+        let inserted = tx.execute(&statement, &params).await.map_err(fail)?;
+        if inserted == 0 {
+            // READ COMMITTED: the conflicting row is committed, and this statement sees it.
+            let existing = get(&tx, self.project, payment_id)
+                .await
+                .map_err(|e| Error::store(&what, e))?;
+            tx.rollback().await.map_err(fail)?;
+            return existing
+                .map(Inserted::Existing)
+                .ok_or_else(|| Error::store(&what, "neither inserted nor found"));
+        }
+        insert_event(&tx, self.project, payment_id, version, &event)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        self.ledger.committed();
+        Ok(Inserted::New(record))
+    }
+
+    async fn update_record(
+        &self,
+        expected: u64,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> Result<Updated, Error> {
+        let what = format!("update payout {}", record.payment_id);
+        let fail = |e: tokio_postgres::Error| Error::store(&what, describe(&e));
+        let (_, hash) = rows::request_text(&record.request).map_err(|e| Error::store(&what, e))?;
+        let mutable = Mutable::of(&record).map_err(|e| Error::store(&what, e))?;
+        let event = EventRow::of(&event).map_err(|e| Error::store(&what, e))?;
+        let (payment_id, expected_stored) = (record.payment_id.as_str(), rows::version(expected));
+        let mut params: Vec<&(dyn ToSql + Sync)> = mutable.params().to_vec();
+        params.extend::<[&(dyn ToSql + Sync); 4]>([
+            &self.project,
+            &payment_id,
+            &expected_stored,
+            &hash,
+        ]);
+
+        let mut client = self.ledger.client(&what).await?;
+        let tx = begin(&mut client).await.map_err(fail)?;
+        let statement = tx.prepare_cached(&UPDATE).await.map_err(fail)?;
+        let changed = tx.execute(&statement, &params).await.map_err(fail)?;
+        if changed == 0 {
+            let current = get(&tx, self.project, payment_id)
+                .await
+                .map_err(|e| Error::store(&what, e))?;
+            tx.rollback().await.map_err(fail)?;
+            return match current {
+                Some(current) if current.version == expected => Err(Error::store(
+                    &what,
+                    "the recorded request is immutable, and this update carries a different one",
+                )),
+                current => Ok(Updated::Conflict(current)),
+            };
+        }
+        let version = expected.saturating_add(1);
+        insert_event(
+            &tx,
+            self.project,
+            payment_id,
+            rows::version(version),
+            &event,
+        )
+        .await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        self.ledger.committed();
+        let mut stored = record;
+        stored.version = version;
+        Ok(Updated::Done(stored))
+    }
+
+    async fn read_record(&self, payment_id: &PaymentId) -> Result<Option<PayoutRecord>, Error> {
+        let what = format!("read payout {payment_id}");
+        let client = self.ledger.client(&what).await?;
+        let statement = client
+            .prepare_cached(&GET)
+            .await
+            .map_err(|e| Error::store(&what, describe(&e)))?;
+        let row = client
+            .query_opt(&statement, &[&self.project, &payment_id.as_str()])
+            .await
+            .map_err(|e| Error::store(&what, describe(&e)))?;
+        row.as_ref()
+            .map(rows::record)
+            .transpose()
+            .map_err(|e| Error::store(&what, e))
+    }
+
+    async fn read_unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> Result<Vec<PayoutRecord>, Error> {
+        let what = "list unsettled payouts";
+        let after = after.map(PaymentId::into_string).unwrap_or_default();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(what, &UNSETTLED, &[&self.project, &after, &limit])
+            .await?;
+        rows.iter()
+            .map(rows::record)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::store(what, e))
+    }
+
+    async fn read_events(&self, payment_id: &PaymentId) -> Result<Vec<PayoutEvent>, Error> {
+        let what = format!("read the history of payout {payment_id}");
+        let rows = self
+            .query(&what, &EVENTS, &[&self.project, &payment_id.as_str()])
+            .await?;
+        rows.iter()
+            .map(rows::event)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::store(&what, e))
+    }
+
+    async fn read_list(&self, query: &PayoutQuery) -> Result<Vec<PayoutRecord>, Error> {
+        let what = "list payouts";
+        let filter = ListFilter::of(self.project, query);
+        let (sql, params) = filter.sql();
+        let rows = self.query(what, &sql, &params).await?;
+        rows.iter()
+            .map(rows::record)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::store(what, e))
+    }
+
+    async fn read_counts(&self) -> Result<StateCount, Error> {
+        let what = "count payouts";
+        let rows = self.query(what, COUNTS, &[&self.project]).await?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let column = |i: usize| -> Result<i64, Error> {
+                row.try_get(i).map_err(|e| Error::store(what, describe(&e)))
+            };
+            let label: String = row
+                .try_get(0)
+                .map_err(|e| Error::store(what, describe(&e)))?;
+            let count = u64::try_from(column(1)?).unwrap_or(0);
+            let attention = u64::try_from(column(2)?).unwrap_or(0);
+            counts.push((label, count, attention));
+        }
+        Ok(StateCount::from_rows(counts))
+    }
+
+    /// Runs a read (a prepared, cached statement) on a pooled connection.
+    async fn query(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Error> {
+        let client: Client = self.ledger.client(what).await?;
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| Error::store(what, describe(&e)))?;
+        client
+            .query(&statement, params)
+            .await
+            .map_err(|e| Error::store(what, describe(&e)))
+    }
+}
+
+/// A `READ COMMITTED` transaction, whatever the server's default isolation.
+async fn begin(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await
+}
+
+/// The record of `payment_id`, read inside a write's transaction.
+async fn get(
+    tx: &Transaction<'_>,
+    project: i64,
+    payment_id: &str,
+) -> Result<Option<PayoutRecord>, String> {
+    let statement = tx.prepare_cached(&GET).await.map_err(|e| describe(&e))?;
+    let row = tx
+        .query_opt(&statement, &[&project, &payment_id])
+        .await
+        .map_err(|e| describe(&e))?;
+    row.as_ref().map(rows::record).transpose()
+}
+
+async fn insert_event(
+    tx: &Transaction<'_>,
+    project: i64,
+    payment_id: &str,
+    version: i64,
+    event: &EventRow,
+) -> Result<(), tokio_postgres::Error> {
+    let statement = tx.prepare_cached(&INSERT_EVENT).await?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&project, &payment_id, &version];
+    params.extend(event.params());
+    tx.execute(&statement, &params).await?;
+    Ok(())
+}
+
+/// The values of a [`PayoutQuery`] as SQL parameters.
+struct ListFilter {
+    project: i64,
+    state: Option<String>,
+    attention: bool,
+    since: Option<i64>,
+    until: Option<i64>,
+    phone: Option<String>,
+    after: Option<(i64, String)>,
+    limit: i64,
+}
+
+impl ListFilter {
+    fn of(project: i64, query: &PayoutQuery) -> ListFilter {
+        ListFilter {
+            project,
+            state: query.state.clone(),
+            attention: query.attention,
+            since: query.since.map(rows::nanos),
+            until: query.until.map(rows::nanos),
+            phone: query.phone.clone(),
+            after: query
+                .after
+                .as_ref()
+                .map(|(at, id)| (rows::nanos(*at), id.as_str().to_owned())),
+            limit: i64::try_from(query.page_size()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// `list`'s SQL and its parameters (borrowed from `self`).
+    fn sql(&self) -> (String, Vec<&(dyn ToSql + Sync)>) {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let project = bind(&mut params, &self.project);
+        let mut sql =
+            format!("SELECT {RECORD_COLUMNS} FROM rp_ledger.payouts WHERE project_id = {project}");
+        if let Some(label) = &self.state {
+            sql.push_str(&format!(" AND state_label = {}", bind(&mut params, label)));
+        }
+        if self.attention {
+            sql.push_str(" AND attention IS NOT NULL");
+        }
+        if let Some(since) = &self.since {
+            sql.push_str(&format!(" AND created_at >= {}", bind(&mut params, since)));
+        }
+        if let Some(until) = &self.until {
+            sql.push_str(&format!(" AND created_at < {}", bind(&mut params, until)));
+        }
+        if let Some(phone) = &self.phone {
+            sql.push_str(&format!(" AND phone = {}", bind(&mut params, phone)));
+        }
+        if let Some((at, id)) = &self.after {
+            let at = bind(&mut params, at);
+            let id = bind(&mut params, id);
+            sql.push_str(&format!(
+                " AND (created_at < {at} OR (created_at = {at} AND payment_id < {id}))"
+            ));
+        }
+        let limit = bind(&mut params, &self.limit);
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, payment_id DESC LIMIT {limit}"
+        ));
+        (sql, params)
+    }
+}
+
+/// Adds a parameter; its placeholder (`$n`).
+fn bind<'a>(params: &mut Vec<&'a (dyn ToSql + Sync)>, value: &'a (dyn ToSql + Sync)) -> String {
+    params.push(value);
+    format!("${}", params.len())
+}
+
+impl PayoutStore for PostgresStore {
+    fn insert(
+        &self,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Inserted, Error>> {
+        Box::pin(self.insert_record(record, event))
+    }
+
+    fn get<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Option<PayoutRecord>, Error>> {
+        Box::pin(self.read_record(payment_id))
+    }
+
+    fn update(
+        &self,
+        expected_version: u64,
+        record: PayoutRecord,
+        event: PayoutEvent,
+    ) -> BoxFuture<'_, Result<Updated, Error>> {
+        Box::pin(self.update_record(expected_version, record, event))
+    }
+
+    fn unsettled(
+        &self,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
+        Box::pin(self.read_unsettled(after, limit))
+    }
+
+    fn events<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Vec<PayoutEvent>, Error>> {
+        Box::pin(self.read_events(payment_id))
+    }
+
+    fn list<'a>(
+        &'a self,
+        query: &'a PayoutQuery,
+    ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>> {
+        Box::pin(self.read_list(query))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {
+        Box::pin(self.read_counts())
+    }
+}

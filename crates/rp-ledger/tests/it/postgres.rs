@@ -1,0 +1,578 @@
+//! The PostgreSQL ledger against a real server: the conformance suite with the same
+//! assertions as the memory store and SQLite, then what only a ledger has (a reopen, two
+//! instances on one database, schema versions, opening errors).
+//!
+//! The server is `RP_TEST_POSTGRES_URL` (`cargo xtask ci` and `cargo xtask test-postgres`
+//! start a throwaway one and set it). Each test makes its own database there
+//! (`rp_test_<name>`, dropped first if a failed run left it), so tests run in parallel.
+//! Without a server: every test here fails under `CI=true`, and elsewhere says loudly that
+//! it was skipped.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rp_ledger::{Ledger, LedgerError, POSTGRES_SCHEMA_VERSION};
+use rp_model::ProjectId;
+use rp_payout::conformance::{self, record};
+use rp_payout::{
+    EventSource, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutState, Updated,
+};
+use tokio_postgres::NoTls;
+
+const HOW: &str = "run `cargo xtask test-postgres` (or `cargo xtask ci`), which starts a throwaway \
+     PostgreSQL (needs Debian's postgresql-15 server binaries: apt-get install postgresql-15), \
+     or set RP_TEST_POSTGRES_URL=postgres://USER:PASSWORD@HOST:PORT/postgres \
+     (a server where these tests may create and drop databases named rp_test_*)";
+
+/// The server's URL, or `None` after saying loudly that `test` is skipped. Under `CI=true`
+/// a missing server fails the test.
+fn server(test: &str) -> Option<String> {
+    match std::env::var("RP_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!(
+                    "{test}: no PostgreSQL (RP_TEST_POSTGRES_URL is not set) under CI=true: {HOW}"
+                );
+            }
+            // Straight to the terminal in one write: libtest hides what a passing test prints.
+            static HOW_SHOWN: std::sync::Once = std::sync::Once::new();
+            let mut message = format!(
+                "\n!!! SKIPPED rp-ledger PostgreSQL test `{test}`: RP_TEST_POSTGRES_URL is not set\n"
+            );
+            HOW_SHOWN.call_once(|| message.push_str(&format!("!!! To run these tests: {HOW}\n")));
+            let _ = std::io::stderr().lock().write_all(message.as_bytes());
+            None
+        }
+    }
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}://{authority}/{database}{query}")
+}
+
+/// A connection to `url` for the test's own SQL.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh, empty database of its own.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn fresh(admin: &str, name: &str) -> Database {
+        let name = format!("rp_test_{name}");
+        let client = connect(admin).await;
+        // Two statements: neither may run inside a transaction block.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{name}\""),
+        ] {
+            client
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("cannot create database {name}: {e:?}"));
+        }
+        Database {
+            admin: admin.to_owned(),
+            url: with_database(admin, &name),
+            name,
+        }
+    }
+
+    /// A connection to this database, for the test's own SQL.
+    async fn sql(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+
+    async fn open(&self) -> Ledger {
+        Ledger::open(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the ledger in {}: {e}", self.name))
+    }
+
+    async fn remove(self) {
+        let client = connect(&self.admin).await;
+        let _ = client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+fn project(id: u64) -> ProjectId {
+    ProjectId::new(id).unwrap()
+}
+
+fn first_event(r: &PayoutRecord) -> PayoutEvent {
+    PayoutEvent::new(r.created_at, EventSource::Call, None, PayoutState::Created)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_ledger_conforms() {
+    let Some(admin) = server("the_postgres_ledger_conforms") else {
+        return;
+    };
+    let n = AtomicU64::new(0);
+    let made = std::sync::Mutex::new(Vec::new());
+    conformance::run_all(|| {
+        let name = format!("conforms_{}", n.fetch_add(1, Ordering::Relaxed));
+        let admin = admin.clone();
+        let made = &made;
+        async move {
+            let db = Database::fresh(&admin, &name).await;
+            let store = db.open().await.store(project(1234));
+            made.lock().unwrap().push(db);
+            store
+        }
+    })
+    .await;
+    let made = std::mem::take(&mut *made.lock().unwrap());
+    for db in made {
+        db.remove().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_projects_are_apart() {
+    let Some(admin) = server("postgres_projects_are_apart") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "projects").await;
+    let ledger = db.open().await;
+    conformance::projects_are_apart(
+        ledger.store(project(1234)).as_ref(),
+        ledger.store(project(77)).as_ref(),
+    )
+    .await;
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pages_cover_everything_once() {
+    let Some(admin) = server("postgres_pages_cover_everything_once") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "many").await;
+    let ledger = db.open().await;
+    conformance::pages_cover_everything_once(ledger.store(project(1234))).await;
+    assert_eq!(ledger.stats().writes, conformance::MANY as u64);
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_payout_and_its_history_survive_a_reopen() {
+    let Some(admin) = server("a_recorded_payout_and_its_history_survive_a_reopen") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "reopen").await;
+    let r = record("kept", "77011234567", 1500, 1);
+    let stored = {
+        let ledger = db.open().await;
+        let store = ledger.store(project(1234));
+        assert!(matches!(
+            store.insert(r.clone(), first_event(&r)).await.unwrap(),
+            Inserted::New(_)
+        ));
+        let mut next = r.clone();
+        next.state = PayoutState::Unknown;
+        next.maybe_sent = true;
+        next.last_message = Some("тайм-аут — ұтыс".to_owned());
+        let event = PayoutEvent::new(
+            r.created_at,
+            EventSource::Answer,
+            Some(PayoutState::Created),
+            PayoutState::Unknown,
+        )
+        .with_raw(Some("{\"status\":\"processing\"}".to_owned()));
+        match store.update(0, next, event).await.unwrap() {
+            Updated::Done(stored) => stored,
+            other => panic!("update: {other:?}"),
+        }
+    };
+    let ledger = db.open().await;
+    let store = ledger.store(project(1234));
+    let back = store.get(&r.payment_id).await.unwrap().unwrap();
+    assert_eq!(
+        back, stored,
+        "the record reads back equal, times to the nanosecond"
+    );
+    let events = store.events(&r.payment_id).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[1].raw.as_deref(),
+        Some("{\"status\":\"processing\"}")
+    );
+    assert_eq!(store.unsettled(None, 10).await.unwrap().len(), 1);
+    db.remove().await;
+}
+
+/// Two ledgers on one database (as two instances on two machines): one payment ID, one
+/// record, and a change through one is seen through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_record_a_payment_id_once() {
+    let Some(admin) = server("two_instances_record_a_payment_id_once") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "two_instances").await;
+    // Opened at once: the migration runs once, under its advisory lock.
+    let (a, b) = tokio::join!(db.open(), db.open());
+    let (a, b) = (a.store(project(1234)), b.store(project(1234)));
+    let mut tasks = Vec::new();
+    for (i, store) in [a.clone(), b.clone()]
+        .into_iter()
+        .cycle()
+        .take(20)
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let r = record("same", "77011234567", 100 + i as u64, 1);
+            matches!(
+                store.insert(r.clone(), first_event(&r)).await.unwrap(),
+                Inserted::New(_)
+            )
+        }));
+    }
+    let mut new = 0;
+    for task in tasks {
+        new += usize::from(task.await.unwrap());
+    }
+    assert_eq!(new, 1, "exactly one New");
+    let id = record("same", "77011234567", 1, 1).payment_id;
+    assert_eq!(b.events(&id).await.unwrap().len(), 1);
+    let current = a.get(&id).await.unwrap().unwrap();
+    let mut next = current.clone();
+    next.state = PayoutState::Accepted;
+    let event = PayoutEvent::new(
+        current.created_at,
+        EventSource::Answer,
+        Some(PayoutState::Created),
+        PayoutState::Accepted,
+    );
+    assert!(matches!(
+        a.update(current.version, next.clone(), event.clone())
+            .await
+            .unwrap(),
+        Updated::Done(_)
+    ));
+    // The other instance's stale version is a conflict, not a lost change.
+    assert!(matches!(
+        b.update(current.version, next, event).await.unwrap(),
+        Updated::Conflict(Some(_))
+    ));
+    let seen = b.list(&PayoutQuery::new().state("accepted")).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    db.remove().await;
+}
+
+/// The recorded request never changes: an update carrying another request is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_request_is_immutable() {
+    let Some(admin) = server("the_recorded_request_is_immutable") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "immutable").await;
+    let store = db.open().await.store(project(1234));
+    let r = record("fixed", "77011234567", 100, 1);
+    store.insert(r.clone(), first_event(&r)).await.unwrap();
+    let mut other = record("fixed", "77011234567", 999, 1);
+    other.state = PayoutState::Accepted;
+    let error = store
+        .update(0, other, first_event(&r))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("immutable"), "{error}");
+    assert_eq!(store.get(&r.payment_id).await.unwrap().unwrap(), r);
+    assert_eq!(store.events(&r.payment_id).await.unwrap().len(), 1);
+    db.remove().await;
+}
+
+/// The version and relations of the ledger's schema, to see that a refused open changed
+/// nothing.
+async fn schema_snapshot(client: &tokio_postgres::Client) -> (i64, Vec<String>) {
+    let version: i64 = client
+        .query_one("SELECT version FROM rp_ledger.schema_version", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let relations = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'rp_ledger' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    (version, relations)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_from_a_newer_version_is_refused_and_left_alone() {
+    let Some(admin) = server("a_ledger_from_a_newer_version_is_refused_and_left_alone") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "newer").await;
+    drop(db.open().await);
+    let sql = db.sql().await;
+    sql.execute(
+        "UPDATE rp_ledger.schema_version SET version = $1",
+        &[&(POSTGRES_SCHEMA_VERSION + 1)],
+    )
+    .await
+    .unwrap();
+    let before = schema_snapshot(&sql).await;
+    let error = Ledger::open(&db.url).await.unwrap_err();
+    assert!(
+        matches!(error, LedgerError::NewerSchema { found, supported, .. }
+            if found == POSTGRES_SCHEMA_VERSION + 1 && supported == POSTGRES_SCHEMA_VERSION),
+        "{error}"
+    );
+    assert_eq!(schema_snapshot(&sql).await, before, "not altered");
+    db.remove().await;
+}
+
+/// Other applications' tables are never touched; a schema `rp_ledger` that rp did not make
+/// is refused and left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_tables_are_left_alone_and_a_foreign_rp_ledger_schema_is_refused() {
+    let Some(admin) =
+        server("other_tables_are_left_alone_and_a_foreign_rp_ledger_schema_is_refused")
+    else {
+        return;
+    };
+    let shared = Database::fresh(&admin, "shared").await;
+    let sql = shared.sql().await;
+    sql.batch_execute(
+        "CREATE TABLE orders (id BIGINT PRIMARY KEY, total BIGINT); \
+         INSERT INTO orders VALUES (1, 500)",
+    )
+    .await
+    .unwrap();
+    let ledger = shared.open().await;
+    let r = record("beside", "77011234567", 100, 1);
+    ledger
+        .store(project(1234))
+        .insert(r.clone(), first_event(&r))
+        .await
+        .unwrap();
+    let total: i64 = sql
+        .query_one("SELECT total FROM orders WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 500);
+    let public: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(public, 1, "nothing added to the public schema");
+    drop(ledger);
+    shared.remove().await;
+
+    let foreign = Database::fresh(&admin, "foreign_schema").await;
+    let sql = foreign.sql().await;
+    sql.batch_execute("CREATE SCHEMA rp_ledger; CREATE TABLE rp_ledger.payouts (id BIGINT)")
+        .await
+        .unwrap();
+    let error = Ledger::open(&foreign.url).await.unwrap_err();
+    assert!(
+        matches!(&error, LedgerError::NotALedger { reason, .. } if reason.contains("not made by rp")),
+        "{error}"
+    );
+    let tables: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'rp_ledger'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1, "the foreign schema is left alone");
+    foreign.remove().await;
+}
+
+/// A database whose default is `synchronous_commit=off` still gets durable commits: the
+/// ledger raises it for its sessions (and its open checks a pooled session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_commit_off_is_raised_to_on() {
+    let Some(admin) = server("synchronous_commit_off_is_raised_to_on") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "sync_off").await;
+    db.sql()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET synchronous_commit = off",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let ledger = db.open().await;
+    let r = record("durable", "77011234567", 100, 1);
+    ledger
+        .store(project(1234))
+        .insert(r.clone(), first_event(&r))
+        .await
+        .unwrap();
+    drop(ledger);
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_errors_name_what_is_wrong() {
+    let Some(admin) = server("opening_errors_name_what_is_wrong") else {
+        return;
+    };
+    let no_secret = |error: &LedgerError| {
+        let text = format!("{error} {error:?}");
+        assert!(!text.contains("hunter2"), "a password is shown: {text}");
+    };
+
+    // A malformed URL.
+    let error = Ledger::open("postgres://rp:hunter2@localhost:notaport/ledger")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LedgerError::InvalidUrl { .. }), "{error}");
+    assert!(error.to_string().contains("port"), "{error}");
+    no_secret(&error);
+
+    // TLS asked for: this build has none, and says so rather than connecting in plain text.
+    for mode in ["require", "verify-full"] {
+        let url = format!("postgres://rp:hunter2@127.0.0.1:1/ledger?sslmode={mode}");
+        let error = Ledger::open(&url).await.unwrap_err();
+        assert!(
+            matches!(&error, LedgerError::Unsupported { reason, .. } if reason.contains("without TLS")),
+            "{error}"
+        );
+        no_secret(&error);
+    }
+
+    // Nothing listens there: the host and port are named.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let error = Ledger::open(&format!("postgres://rp:hunter2@127.0.0.1:{port}/ledger"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, LedgerError::Unreachable { server, .. } if *server == format!("127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{error}"
+    );
+    no_secret(&error);
+
+    // A database that does not exist: named, with how to create it.
+    let missing = with_database(&admin, "rp_test_no_such_database");
+    let error = Ledger::open(&missing).await.unwrap_err();
+    assert!(
+        matches!(&error, LedgerError::MissingDatabase { database, .. } if database == "rp_test_no_such_database"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("createdb"), "{error}");
+
+    // A refused password (the user exists, the password is wrong).
+    let admin_sql = connect(&admin).await;
+    admin_sql
+        .batch_execute(
+            "DROP ROLE IF EXISTS rp_test_auth; \
+             CREATE ROLE rp_test_auth LOGIN PASSWORD 'the-right-one'",
+        )
+        .await
+        .unwrap();
+    let wrong = with_user(
+        &with_database(&admin, "postgres"),
+        "rp_test_auth",
+        "hunter2",
+    );
+    match Ledger::open(&wrong).await {
+        Err(error) => {
+            assert!(
+                matches!(&error, LedgerError::Authentication { user, .. } if user == "rp_test_auth"),
+                "{error}"
+            );
+            no_secret(&error);
+        }
+        Ok(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "the test server accepted a wrong password: cargo xtask's cluster asks for one"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! opening_errors_name_what_is_wrong: the server of RP_TEST_POSTGRES_URL trusts rp_test_auth \
+                 without a password; the wrong-password check was SKIPPED\n"
+            );
+        }
+    }
+    // A user that does not exist.
+    let nobody = with_user(
+        &with_database(&admin, "postgres"),
+        "rp_test_nobody",
+        "hunter2",
+    );
+    let error = Ledger::open(&nobody).await.unwrap_err();
+    assert!(
+        matches!(&error, LedgerError::Authentication { user, .. } if user == "rp_test_nobody"),
+        "{error}"
+    );
+    no_secret(&error);
+    admin_sql
+        .batch_execute("DROP ROLE IF EXISTS rp_test_auth")
+        .await
+        .unwrap();
+
+    // A server (here: a database) that starts every transaction read-only.
+    let db = Database::fresh(&admin, "read_only").await;
+    admin_sql
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_read_only = on",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let error = Ledger::open(&db.url).await.unwrap_err();
+    assert!(
+        matches!(error, LedgerError::ReadOnlyServer { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("read-only"), "{error}");
+    db.remove().await;
+}
+
+/// `url` with `user:password` as its user info.
+fn with_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}{tail}")
+}
