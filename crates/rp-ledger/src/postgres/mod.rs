@@ -1,36 +1,4 @@
-//! The PostgreSQL ledger (feature `postgres`): a pool of connections (deadpool), one
-//! [`PayoutStore`](rp_payout::PayoutStore) per project, the same semantics as the SQLite
-//! ledger, for many instances on many machines.
-//!
-//! - **Where it writes**: only in its own schema, [`POSTGRES_SCHEMA`] (`rp_ledger`): the
-//!   tables `schema_version`, `payouts` and `payout_events`. The rest of the database is
-//!   never read or altered, so the ledger can live beside other applications' tables. A
-//!   schema `rp_ledger` that exists but was not made by rp (it has tables, but no
-//!   `schema_version`) is refused ([`LedgerError::NotALedger`]), never altered. The user
-//!   needs the right to create that schema (`CREATE` on the database), or an empty
-//!   `rp_ledger` schema it owns.
-//! - **Durability**: every write is one transaction (the record and its event), committed
-//!   with `synchronous_commit` at least `on`: a server or role default of `off` or `local`
-//!   is raised to `on` for the ledger's sessions; a stronger one (`remote_write`,
-//!   `remote_apply`) is kept. A write returns only after its commit.
-//! - **Isolation**: `READ COMMITTED` whatever the server's default: the insert is
-//!   `INSERT … ON CONFLICT DO NOTHING` on the primary key `(project_id, payment_id)`, the
-//!   update a compare-and-set `UPDATE … WHERE version = $expected`.
-//! - **Stored forms**: as in SQLite: times as nanoseconds since the Unix epoch (`BIGINT`,
-//!   exact), states as tagged JSON, the request as JSON with its SHA-256, so a record reads
-//!   back equal. Text that is compared (payment IDs, phone numbers, state labels) uses the
-//!   `"C"` collation, so pages are in byte order whatever the database's locale.
-//! - **TLS**: this build connects without TLS. `sslmode=disable` and `sslmode=prefer` (the
-//!   default, as in libpq: TLS if available, which it is not here) connect in plain text;
-//!   `sslmode=require`, `verify-ca` and `verify-full` are refused with
-//!   [`LedgerError::Unsupported`] rather than silently downgraded. Use a local socket, a
-//!   trusted network, or a TLS proxy on the same host.
-//! - **Opening**: the URL is parsed as libpq does (`postgres://USER:PASSWORD@HOST:PORT/DB?…`;
-//!   a missing database name defaults to the user name), a connection is made and checked
-//!   (reachable, authenticated, the database exists, writable, not a standby), then the
-//!   schema is migrated under an advisory lock, so instances opening at once migrate once.
-//!   Unless the URL sets them, `connect_timeout` is [`CONNECT_TIMEOUT`] and
-//!   `application_name` is `rp-ledger`.
+//! The PostgreSQL ledger (feature `postgres`): see [`PostgresLedger`].
 
 mod connect;
 mod rows;
@@ -61,7 +29,39 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an operation waits for a free connection of the pool.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An open PostgreSQL ledger. Cheap to clone: clones share the pool.
+/// An open PostgreSQL ledger (feature `postgres`): a pool of connections (deadpool), one
+/// [`PostgresStore`] per project, the same semantics as the SQLite ledger, for many
+/// instances on many machines. Cheap to clone: clones share the pool.
+///
+/// - **Where it writes**: only in its own schema, [`POSTGRES_SCHEMA`] (`rp_ledger`): the
+///   tables `schema_version`, `payouts` and `payout_events`. The rest of the database is
+///   never read or altered, so the ledger can live beside other applications' tables. A
+///   schema `rp_ledger` that exists but was not made by rp (it has tables, but no
+///   `schema_version`) is refused ([`LedgerError::NotALedger`]), never altered. The user
+///   needs the right to create that schema (`CREATE` on the database), or an empty
+///   `rp_ledger` schema it owns.
+/// - **Durability**: every write is one transaction (the record and its event), committed
+///   with `synchronous_commit` at least `on`: a server or role default of `off` or `local`
+///   is raised to `on` for the ledger's sessions; a stronger one (`remote_write`,
+///   `remote_apply`) is kept. A write returns only after its commit.
+/// - **Isolation**: `READ COMMITTED` whatever the server's default: the insert is
+///   `INSERT … ON CONFLICT DO NOTHING` on the primary key `(project_id, payment_id)`, the
+///   update a compare-and-set `UPDATE … WHERE version = $expected`.
+/// - **Stored forms**: as in SQLite: times as nanoseconds since the Unix epoch (`BIGINT`,
+///   exact), states as tagged JSON, the request as JSON with its SHA-256, so a record reads
+///   back equal. Text that is compared (payment IDs, phone numbers, state labels) uses the
+///   `"C"` collation, so pages are in byte order whatever the database's locale.
+/// - **TLS**: this build connects without TLS. `sslmode=disable` and `sslmode=prefer` (the
+///   default, as in libpq: TLS if available, which it is not here) connect in plain text;
+///   `sslmode=require`, `verify-ca` and `verify-full` are refused with
+///   [`LedgerError::Unsupported`] rather than silently downgraded. Use a local socket, a
+///   trusted network, or a TLS proxy on the same host.
+/// - **Opening**: the URL is parsed as libpq does (`postgres://USER:PASSWORD@HOST:PORT/DB?…`;
+///   a missing database name defaults to the user name), a connection is made and checked
+///   (reachable, authenticated, the database exists, writable, not a standby), then the
+///   schema is migrated under an advisory lock, so instances opening at once migrate once.
+///   Unless the URL sets them, `connect_timeout` is [`CONNECT_TIMEOUT`] and
+///   `application_name` is `rp-ledger`.
 #[derive(Clone)]
 pub struct PostgresLedger {
     shared: Arc<Shared>,
