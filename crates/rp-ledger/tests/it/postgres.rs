@@ -576,3 +576,87 @@ fn with_user(url: &str, user: &str, password: &str) -> String {
         .map_or(authority, |(_, host)| host);
     format!("{scheme}://{user}:{password}@{host}{tail}")
 }
+
+/// Pages are in byte order (as Rust compares payment IDs, and as the memory store and SQLite
+/// list them) even in a database whose locale sorts otherwise: an ICU `en-US` database puts
+/// `a` before `B`, byte order puts `B` first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_in_byte_order_whatever_the_locale() {
+    let Some(admin) = server("pages_are_in_byte_order_whatever_the_locale") else {
+        return;
+    };
+    let name = "rp_test_icu";
+    let client = connect(&admin).await;
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    let icu = client
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+             LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        ))
+        .await;
+    if let Err(error) = icu {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the test server cannot make an ICU database: {error:?}"
+        );
+        let _ = std::io::stderr().lock().write_all(
+            format!(
+                "\n!!! pages_are_in_byte_order_whatever_the_locale: SKIPPED, the server cannot make an ICU database: {error}\n"
+            )
+            .as_bytes(),
+        );
+        return;
+    }
+    let db = Database {
+        admin: admin.clone(),
+        name: name.to_owned(),
+        url: with_database(&admin, name),
+    };
+    let store = db.open().await.store(project(1234));
+    let memory = rp_payout::MemoryStore::new();
+    for id in ["a-1", "B-1", "b-2", "A-2", "Ä-3", "z", "Z"] {
+        let r = record(id, "77011234567", 100, 5);
+        store.insert(r.clone(), first_event(&r)).await.unwrap();
+        rp_payout::PayoutStore::insert(&memory, r.clone(), first_event(&r))
+            .await
+            .unwrap();
+    }
+    let ids = |records: Vec<PayoutRecord>| -> Vec<String> {
+        records
+            .into_iter()
+            .map(|r| r.payment_id.as_str().to_owned())
+            .collect()
+    };
+    let query = PayoutQuery::new();
+    let expected = ids(rp_payout::PayoutStore::list(&memory, &query).await.unwrap());
+    assert_eq!(ids(store.list(&query).await.unwrap()), expected, "list");
+    let expected = ids(rp_payout::PayoutStore::unsettled(&memory, None, 100)
+        .await
+        .unwrap());
+    assert_eq!(
+        ids(store.unsettled(None, 100).await.unwrap()),
+        expected,
+        "unsettled"
+    );
+    // Keyset pages of 2 walk the same order.
+    let mut walked = Vec::new();
+    let mut query = PayoutQuery::new().limit(2);
+    loop {
+        let page = store.list(&query).await.unwrap();
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        walked.extend(ids(page));
+        query = query.after(&last);
+    }
+    assert_eq!(
+        walked,
+        ids(rp_payout::PayoutStore::list(&memory, &PayoutQuery::new())
+            .await
+            .unwrap())
+    );
+    db.remove().await;
+}
