@@ -106,6 +106,7 @@ mod error;
 mod identity;
 mod ids;
 mod operators;
+mod owner;
 mod reconcile;
 pub mod retry;
 mod store;

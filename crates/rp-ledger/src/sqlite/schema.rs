@@ -32,6 +32,7 @@ CREATE TABLE payouts (
     last_message   TEXT,
     attention      TEXT,
     maybe_sent     INTEGER NOT NULL,
+    claimed_by     TEXT,               -- host/pid/start of the process that claimed it last
     PRIMARY KEY (project_id, payment_id)
 );
 CREATE INDEX payouts_by_time ON payouts (project_id, created_at DESC, payment_id DESC);

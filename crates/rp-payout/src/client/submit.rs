@@ -9,6 +9,7 @@ use super::{Acceptance, Client, PayoutReceipt, elapsed, receipt};
 use crate::Error;
 use crate::client::Origin;
 use crate::client::record::event_for;
+use crate::owner::{Liveness, Owner};
 use crate::store::{EventSource, Inserted, PayoutEvent, PayoutRecord, PayoutState, Updated};
 
 /// How many times a resubmission re-reads a record that changed under it before it gives up
@@ -55,7 +56,8 @@ impl Client {
             let request = payout.to_request(self.config.project_id);
             let body = self.sign("payout", &request)?;
             let now = self.clock.now();
-            let record = PayoutRecord::new(payment_id.clone(), request, now);
+            let mut record = PayoutRecord::new(payment_id.clone(), request, now);
+            record.claimed_by = Some(self.owner.token().to_owned());
             let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
             match self.store.insert(record, recorded).await? {
                 Inserted::New(record) => {
@@ -128,9 +130,15 @@ impl Client {
 
     /// Whether a call may still be sending this payout: recorded as `Created` and changed
     /// within [`Config::in_flight_window`](crate::Config::in_flight_window).
+    /// A claim by a process on this host that no longer exists is not in flight: its sender
+    /// died (a crash, a kill), and the payout is resolved at once.
     pub(crate) fn in_flight(&self, record: &PayoutRecord) -> bool {
         let age = elapsed(self.clock.now(), record.updated_at);
-        record.state == PayoutState::Created && age < self.config.in_flight_window()
+        let sender_dead = record
+            .claimed_by
+            .as_deref()
+            .is_some_and(|owner| Owner::liveness_of(owner) == Liveness::Dead);
+        record.state == PayoutState::Created && age < self.config.in_flight_window() && !sender_dead
     }
 
     /// The same payout again: send only what is safe to send. When another call changes the
@@ -150,6 +158,7 @@ impl Client {
             let mut claimed = existing.clone();
             claimed.state = PayoutState::Created;
             claimed.updated_at = self.clock.now();
+            claimed.claimed_by = Some(self.owner.token().to_owned());
             let event = event_for(&existing, &claimed, &Origin::new(EventSource::Call))
                 .with_note(Some("sending again under the same payment ID".to_owned()));
             match self.store.update(existing.version, claimed, event).await? {

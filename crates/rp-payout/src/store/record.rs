@@ -203,6 +203,10 @@ pub struct PayoutRecord {
     /// an acceptance, a status or callback about it). Sticky: once set, a refusal of a later
     /// resend never ends the payout as rejected (invariant 9).
     pub maybe_sent: bool,
+    /// Which process last claimed the payout to send it (`host/pid/start`): while the payout
+    /// is `Created`, a claim by a process on this host that no longer exists is taken over at
+    /// once, instead of after the in-flight window.
+    pub claimed_by: Option<String>,
 }
 
 impl PayoutRecord {
@@ -220,6 +224,7 @@ impl PayoutRecord {
             last_message: None,
             attention: None,
             maybe_sent: false,
+            claimed_by: None,
         }
     }
 }
@@ -240,6 +245,7 @@ impl fmt::Debug for PayoutRecord {
             .field("last_message", &self.last_message)
             .field("attention", &self.attention)
             .field("maybe_sent", &self.maybe_sent)
+            .field("claimed_by", &self.claimed_by)
             .finish_non_exhaustive()
     }
 }

@@ -117,3 +117,49 @@ async fn a_payout_left_created_and_unknown_to_the_platform_is_sent_by_resume() {
     assert_eq!(receipt.acceptance, Acceptance::Accepted);
     assert_eq!(gate.calls(), ["status", "payout"]);
 }
+
+/// A payout claimed by a process of this host that has died (a crash, SIGKILL) is not in
+/// flight: a rerun resolves it at once, without waiting out the window.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_payout_claimed_by_a_dead_process_is_taken_over_at_once() {
+    let gate = Gate::start().await;
+    let (client, clock, store) = with_created(&gate, "p-dead").await;
+    // A process that has come and gone.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut record = store.get(&pid("p-dead")).await.unwrap().unwrap();
+    record.claimed_by = Some(format!("{}/{gone}/1", host.trim()));
+    let event = crate::gate::test_event(&record);
+    store.update(0, record, event).await.unwrap();
+
+    clock.advance(Duration::from_secs(2));
+    gate.on_status(status_reply("p-dead", "success"));
+    let receipt = client.payout(&payout("p-dead")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(gate.calls(), ["status"], "the status first, at once");
+
+    // A live claim (this very process) is still in flight.
+    let (client, clock, store) = with_created(&gate, "p-alive").await;
+    let mut record = store.get(&pid("p-alive")).await.unwrap().unwrap();
+    record.claimed_by = Some(format!(
+        "{}/{}/{}",
+        host.trim(),
+        std::process::id(),
+        std::fs::read_to_string(format!("/proc/{}/stat", std::process::id()))
+            .unwrap()
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+    ));
+    let event = crate::gate::test_event(&record);
+    store.update(0, record, event).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    let error = client.payout(&payout("p-alive")).await.unwrap_err();
+    assert!(matches!(error, Error::InFlight { .. }), "{error}");
+}
