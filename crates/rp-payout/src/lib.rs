@@ -103,6 +103,7 @@ mod config;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod error;
+mod failpoint;
 mod identity;
 mod ids;
 mod operators;

@@ -184,7 +184,9 @@ impl Client {
 
     async fn reconcile_one(&self, listed: &PayoutRecord) -> ReconcileResult {
         let payment_id = &listed.payment_id;
-        match self.status(payment_id).await {
+        let asked = self.status(payment_id).await;
+        crate::failpoint::hit("reconcile-asked");
+        match asked {
             Ok(status) => match self.apply_found(payment_id, status).await {
                 Ok((record, StatusChange::Apply | StatusChange::Reversal, previous)) => {
                     ReconcileResult::Updated {

@@ -97,7 +97,9 @@ impl Client {
                     self.clock.sleep(after).await;
                     state.attempts += 1;
                     tracing::debug!(attempt = state.attempts, "sending payout request");
-                    self.attempt(&payment_id, &body, &mut last).await
+                    let answered = self.attempt(&payment_id, &body, &mut last).await;
+                    crate::failpoint::hit("payout-answered");
+                    answered
                 }
                 Next::CheckStatus(after) => {
                     self.clock.sleep(after).await;

@@ -61,6 +61,7 @@ impl Client {
             let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
             match self.store.insert(record, recorded).await? {
                 Inserted::New(record) => {
+                    crate::failpoint::hit("payout-recorded");
                     tracing::info!("payout recorded; sending");
                     self.drive(record, body, Start::Send { maybe_sent: false })
                         .await
