@@ -2,13 +2,15 @@
 //! ([`PayoutRecord::claimed_by`](crate::PayoutRecord::claimed_by)), so that another process can
 //! tell a payout being sent from one whose sender died.
 //!
-//! The token is `host/pid/start`, where `start` is the process's start time in clock ticks
-//! since boot (Linux `/proc/PID/stat`): a process ID reused by a later process does not pass
-//! for the sender. A claim by a process **on this host** that no longer exists is dead at
+//! The token is `host/pid/start/client`, where `start` is the process's start time in clock
+//! ticks since boot (Linux `/proc/PID/stat`), so that a process ID reused by a later process does
+//! not pass for the sender, and `client` numbers the [`Client`](crate::Client)s of the process,
+//! so that one client cannot abandon a payout that another is sending. A claim by a process **on this host** that no longer exists is dead at
 //! once; a claim from another host, or one this platform cannot check, is trusted for the
 //! in-flight window ([`Config::in_flight_window`](crate::Config::in_flight_window)).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// This process, as it claims payouts.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,12 +33,14 @@ pub(crate) enum Liveness {
 }
 
 impl Owner {
-    /// This process.
-    pub(crate) fn current() -> Owner {
+    /// A new client of this process.
+    pub(crate) fn new_client() -> Owner {
+        static CLIENTS: AtomicU64 = AtomicU64::new(0);
+        let client = CLIENTS.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let start = start_time(pid).map_or_else(|| "?".to_owned(), |t| t.to_string());
         Owner {
-            token: format!("{}/{pid}/{start}", hostname()),
+            token: format!("{}/{pid}/{start}/{client}", hostname()),
         }
     }
 
@@ -48,15 +52,17 @@ impl Owner {
     /// Whether the process behind `token` (another claim) is alive, as far as this host can
     /// tell.
     pub(crate) fn liveness_of(token: &str) -> Liveness {
-        let mut parts = token.rsplitn(3, '/');
-        let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let parts: Vec<&str> = token.split('/').collect();
+        let [host, pid, start, ..] = parts.as_slice() else {
             return Liveness::Unknown;
         };
+        if parts.len() > 4 {
+            return Liveness::Unknown;
+        }
         let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
             return Liveness::Unknown;
         };
-        if host != hostname() || !cfg!(target_os = "linux") {
+        if *host != hostname() || !cfg!(target_os = "linux") {
             return Liveness::Unknown;
         }
         match start_time(pid) {
@@ -94,8 +100,9 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn this_process_is_alive_and_a_finished_one_is_dead() {
-        let me = Owner::current();
+        let me = Owner::new_client();
         assert_eq!(Owner::liveness_of(me.token()), Liveness::Alive);
+        assert_ne!(me, Owner::new_client(), "each client its own token");
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         let start = start_time(pid);

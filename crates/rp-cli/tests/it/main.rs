@@ -10,6 +10,7 @@ mod gate_cmd;
 mod ledger_cmd;
 mod listen;
 mod listen_limits;
+mod review;
 mod sign_cmd;
 
 use std::io::Write as _;

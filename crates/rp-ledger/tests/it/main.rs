@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conformance;
+mod review;
 mod sqlite;
 
 /// A fresh directory under the target directory, removed first if it exists.

@@ -135,7 +135,7 @@ impl ClientBuilder {
             ids: self
                 .ids
                 .unwrap_or_else(|| Arc::new(RandomPaymentIds::default())),
-            owner: Owner::current(),
+            owner: Owner::new_client(),
         })
     }
 }

@@ -108,7 +108,8 @@ impl Client {
     /// [`PayoutState::Unknown`], since its request may have been sent. Submitting it again, or
     /// reconcile, then asks the status at once instead of waiting out
     /// [`Config::in_flight_window`](crate::Config::in_flight_window). A payout that moved on
-    /// (accepted, a callback came) is left as it is.
+    /// (accepted, a callback came) is left as it is, and so is one claimed by another process
+    /// (its sender is alive and will record its outcome): only the claimant abandons.
     ///
     /// # Errors
     ///
@@ -117,7 +118,8 @@ impl Client {
         let origin = Origin::new(EventSource::Call);
         Ok(self
             .change(payment_id, &origin, |current| {
-                if current.state != PayoutState::Created {
+                let ours = current.claimed_by.as_deref() == Some(self.owner.token());
+                if current.state != PayoutState::Created || !ours {
                     return (None, ());
                 }
                 let mut next = current.clone();
