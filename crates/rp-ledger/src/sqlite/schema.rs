@@ -32,7 +32,8 @@ CREATE TABLE payouts (
     last_message   TEXT,
     attention      TEXT,
     maybe_sent     INTEGER NOT NULL,
-    claimed_by     TEXT,               -- host/pid/start of the process that claimed it last
+    claimed_by     TEXT,               -- host/pid/start/client of the claim that sends it
+    attempts       INTEGER NOT NULL,   -- payout requests counted before each was sent
     PRIMARY KEY (project_id, payment_id)
 );
 CREATE INDEX payouts_by_time ON payouts (project_id, created_at DESC, payment_id DESC);

@@ -216,10 +216,17 @@ impl Client {
             },
             PayoutState::Status(PaymentStatus::Error) => Start::Send { maybe_sent: true },
             PayoutState::Unknown => Start::CheckStatus,
+            // Its sender stopped before sending anything (the attempt log is empty): send it.
+            PayoutState::Created if !self.in_flight(existing) && existing.attempts == 0 => {
+                tracing::warn!("payout recorded but never sent (the sender stopped); sending it");
+                Start::Send {
+                    maybe_sent: existing.maybe_sent,
+                }
+            }
             PayoutState::Created if !self.in_flight(existing) => {
                 tracing::warn!(
                     since = ?existing.updated_at,
-                    "payout recorded but left unsent or unresolved (the sender stopped); asking the status first"
+                    "payout recorded and maybe sent, but unresolved (the sender stopped); asking the status first"
                 );
                 Start::CheckStatus
             }

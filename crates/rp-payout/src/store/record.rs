@@ -207,6 +207,9 @@ pub struct PayoutRecord {
     /// is `Created`, a claim by a process on this host that no longer exists is taken over at
     /// once, instead of after the in-flight window.
     pub claimed_by: Option<String>,
+    /// Payout requests counted before they were sent (the attempt log): 0 means this payout was
+    /// never sent, so it can be sent without asking the status first.
+    pub attempts: u32,
 }
 
 impl PayoutRecord {
@@ -225,6 +228,7 @@ impl PayoutRecord {
             attention: None,
             maybe_sent: false,
             claimed_by: None,
+            attempts: 0,
         }
     }
 }
@@ -246,6 +250,7 @@ impl fmt::Debug for PayoutRecord {
             .field("attention", &self.attention)
             .field("maybe_sent", &self.maybe_sent)
             .field("claimed_by", &self.claimed_by)
+            .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
 }
