@@ -337,6 +337,7 @@ impl Client {
                 Err(e) => store_failed(payment_id, e),
             };
         }
+        crate::failpoint::hit("callback-verified");
         let operation = callback.operation.as_ref();
         let update = StatusUpdate {
             status: status.clone(),

@@ -272,6 +272,9 @@ pub async fn records_round_trip(store: &dyn PayoutStore) {
         next.last_code = Some(ResponseCode::new("0"));
         next.last_message = Some("Success".to_owned());
         next.attention = Some("look: 7701***4567".to_owned());
+        next.maybe_sent = i % 2 == 0;
+        next.claimed_by = Some(format!("host-{i}/123/456"));
+        next.attempts = u32::try_from(i).unwrap_or(0) + 1;
         let Updated::Done(stored) = must(store.update(0, next.clone(), event).await, "update")
         else {
             panic!("round trip: conflict");

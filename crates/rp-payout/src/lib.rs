@@ -103,9 +103,11 @@ mod config;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod error;
+mod failpoint;
 mod identity;
 mod ids;
 mod operators;
+mod owner;
 mod reconcile;
 pub mod retry;
 mod store;

@@ -145,6 +145,9 @@ impl Client {
                 let result = if self.in_flight(&record) {
                     // A call is still sending it; the platform may answer 3061 for a while yet.
                     ReconcileResult::Unchanged(record.state)
+                } else if record.state == PayoutState::Created && record.attempts == 0 {
+                    // Its sender stopped before sending anything: nothing to ask.
+                    self.never_sent(&record).await
                 } else {
                     self.reconcile_one(&record).await
                 };
@@ -182,9 +185,41 @@ impl Client {
         Ok(report)
     }
 
+    /// A payout whose sender stopped before its first attempt (the attempt log is empty) is
+    /// not on the platform: [`PayoutState::NotRegistered`], to be sent under its payment ID.
+    async fn never_sent(&self, listed: &PayoutRecord) -> ReconcileResult {
+        let origin = Origin::new(EventSource::Reconcile)
+            .noted("never sent: its sender stopped before the first attempt".to_owned());
+        let outcome = self
+            .change(&listed.payment_id, &origin, |current| {
+                if current.version != listed.version {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.state = PayoutState::NotRegistered;
+                (Some(next), ())
+            })
+            .await;
+        match outcome {
+            Ok((record, ()))
+                if record.version != listed.version
+                    && record.state == PayoutState::NotRegistered =>
+            {
+                ReconcileResult::Updated {
+                    previous: listed.state.clone(),
+                    state: record.state,
+                }
+            }
+            Ok((record, ())) => ReconcileResult::Unchanged(record.state),
+            Err(error) => ReconcileResult::Failed(error.to_string()),
+        }
+    }
+
     async fn reconcile_one(&self, listed: &PayoutRecord) -> ReconcileResult {
         let payment_id = &listed.payment_id;
-        match self.status(payment_id).await {
+        let asked = self.status(payment_id).await;
+        crate::failpoint::hit("reconcile-asked");
+        match asked {
             Ok(status) => match self.apply_found(payment_id, status).await {
                 Ok((record, StatusChange::Apply | StatusChange::Reversal, previous)) => {
                     ReconcileResult::Updated {

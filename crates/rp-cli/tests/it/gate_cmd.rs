@@ -44,7 +44,7 @@ impl Sim {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.sim.as_ref().unwrap().base_url()
     }
 

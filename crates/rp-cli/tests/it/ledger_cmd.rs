@@ -56,7 +56,8 @@ fn a_payout_is_recorded_listed_and_shown_with_its_history() {
         .iter()
         .map(|e| e["source"].as_str().unwrap())
         .collect();
-    assert_eq!(sources, ["call", "answer"], "{shown}");
+    // Recorded, the attempt logged before it was sent, the answer.
+    assert_eq!(sources, ["call", "call", "answer"], "{shown}");
     let text = stdout(&sim.rp_in(&ledger, &["payouts", "show", "led-1"]));
     assert!(
         text.contains("history") && text.contains("created → accepted"),

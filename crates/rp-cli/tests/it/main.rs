@@ -4,11 +4,13 @@
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod crash;
 mod demo;
 mod gate_cmd;
 mod ledger_cmd;
 mod listen;
 mod listen_limits;
+mod review;
 mod sign_cmd;
 
 use std::io::Write as _;

@@ -129,8 +129,10 @@ impl SqliteLedger {
                 }
                 _ => schema::classify(&name, &e, "open the ledger"),
             })?;
-        configure(&conn, &name, true)?;
+        configure(&conn, &name)?;
+        // The schema check first: another application's database is refused untouched.
         schema::migrate(&mut conn, &name)?;
+        use_wal(&conn, &name)?;
         Ok(Self::start(conn, Some(path.to_path_buf()), name))
     }
 
@@ -143,7 +145,7 @@ impl SqliteLedger {
         let name = "sqlite::memory:".to_owned();
         let mut conn = Connection::open_in_memory()
             .map_err(|e| schema::classify(&name, &e, "open the ledger"))?;
-        configure(&conn, &name, false)?;
+        configure(&conn, &name)?;
         schema::migrate(&mut conn, &name)?;
         Ok(Self::start(conn, None, name))
     }
@@ -263,28 +265,32 @@ impl Shared {
     }
 }
 
-/// WAL (files), `synchronous=FULL`, foreign keys, busy timeout.
-fn configure(conn: &Connection, name: &str, wal: bool) -> Result<(), LedgerError> {
+/// `synchronous=FULL`, foreign keys, busy timeout: settings of the connection, not the file.
+fn configure(conn: &Connection, name: &str) -> Result<(), LedgerError> {
     let fail = |e: rusqlite::Error| schema::classify(name, &e, "configure the ledger");
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-    if wal {
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(fail)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(LedgerError::File {
-                path: name.to_owned(),
-                reason: format!(
-                    "SQLite refused WAL mode (journal mode {mode}): is it on a network file system?"
-                ),
-            });
-        }
-    }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(fail)?;
     Ok(())
+}
+
+/// WAL mode (a setting of the file: only once it is known to be a ledger).
+fn use_wal(conn: &Connection, name: &str) -> Result<(), LedgerError> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| schema::classify(name, &e, "configure the ledger"))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(LedgerError::File {
+            path: name.to_owned(),
+            reason: format!(
+                "SQLite refused WAL mode (journal mode {mode}): is it on a network file system?"
+            ),
+        })
+    }
 }
 
 /// The writer thread: takes whatever is queued and commits it in one transaction.
@@ -352,36 +358,36 @@ fn commit_group(conn: &mut Connection, writes: Vec<Write>, counters: &Counters) 
         }
     };
     let mut done = Vec::with_capacity(writes.len());
-    for write in writes {
-        done.push(match write {
-            Write::Insert {
-                project,
-                record,
-                event,
-                reply,
-            } => Done::Insert(
-                reply,
-                in_savepoint(&tx, |c| store::insert(c, project, &record, &event)),
-            ),
-            Write::Update {
-                project,
-                expected,
-                record,
-                event,
-                reply,
-            } => Done::Update(
-                reply,
-                in_savepoint(&tx, |c| {
-                    store::update(c, project, expected, &record, &event)
-                }),
-            ),
-        });
+    let mut pending = writes.into_iter();
+    let mut aborted = None;
+    for write in pending.by_ref() {
+        let (one, fatal) = run(&tx, write);
+        done.push(one);
+        // SQLite may roll the whole transaction back (disk full, I/O error, out of memory):
+        // then nothing of this group is written, and nothing may be answered as written.
+        let gone = tx
+            .is_autocommit()
+            .then(|| "SQLite rolled the transaction back".to_owned());
+        if let Some(reason) = fatal.or(gone) {
+            aborted = Some(reason);
+            break;
+        }
+    }
+    if let Some(reason) = aborted {
+        tracing::error!(%reason, "ledger transaction abandoned; nothing of this group was written");
+        drop(tx); // rolls back what is left of it
+        for one in done {
+            one.answer(Some(&reason));
+        }
+        for write in pending {
+            write.fail(&reason);
+        }
+        return;
     }
     let failure = tx.commit().err().map(|e| e.to_string());
     if let Some(reason) = &failure {
         tracing::error!(%reason, writes = done.len(), "ledger commit failed; nothing of this group was written");
-    }
-    if failure.is_none() {
+    } else {
         // Counted before anyone hears of it, so a caller never sees its write uncounted.
         counters.commits.fetch_add(1, Ordering::Relaxed);
         let count = u64::try_from(done.len()).unwrap_or(u64::MAX);
@@ -392,24 +398,59 @@ fn commit_group(conn: &mut Connection, writes: Vec<Write>, counters: &Counters) 
     }
 }
 
+/// Runs one write of a group in its savepoint; also says why the group cannot go on, if the
+/// failed write could not be rolled back alone.
+fn run(tx: &Connection, write: Write) -> (Done, Option<String>) {
+    match write {
+        Write::Insert {
+            project,
+            record,
+            event,
+            reply,
+        } => {
+            let (result, fatal) = in_savepoint(tx, |c| store::insert(c, project, &record, &event));
+            (Done::Insert(reply, result), fatal)
+        }
+        Write::Update {
+            project,
+            expected,
+            record,
+            event,
+            reply,
+        } => {
+            let (result, fatal) =
+                in_savepoint(tx, |c| store::update(c, project, expected, &record, &event));
+            (Done::Update(reply, result), fatal)
+        }
+    }
+}
+
 /// Runs one write in a savepoint: rolled back alone when it fails, so the rest of the group
-/// still commits.
+/// still commits. The second value says why the group must be abandoned: the failed write
+/// could not be rolled back alone (its effects may be in the transaction).
 fn in_savepoint<T>(
     conn: &Connection,
     write: impl FnOnce(&Connection) -> Result<T, Error>,
-) -> Result<T, Error> {
+) -> (Result<T, Error>, Option<String>) {
     let failed = |e: rusqlite::Error| Error::store("write to the ledger", e);
-    conn.execute_batch("SAVEPOINT one_write").map_err(failed)?;
+    if let Err(error) = conn.execute_batch("SAVEPOINT one_write") {
+        let reason = error.to_string();
+        return (Err(failed(error)), Some(reason));
+    }
     match write(conn) {
-        Ok(value) => {
-            conn.execute_batch("RELEASE one_write").map_err(failed)?;
-            Ok(value)
-        }
-        Err(error) => {
-            if let Err(rollback) = conn.execute_batch("ROLLBACK TO one_write; RELEASE one_write") {
-                tracing::error!(%rollback, "could not roll a failed ledger write back");
+        Ok(value) => match conn.execute_batch("RELEASE one_write") {
+            Ok(()) => (Ok(value), None),
+            Err(error) => {
+                let reason = error.to_string();
+                (Err(failed(error)), Some(reason))
             }
-            Err(error)
-        }
+        },
+        Err(error) => match conn.execute_batch("ROLLBACK TO one_write; RELEASE one_write") {
+            Ok(()) => (Err(error), None),
+            Err(rollback) => {
+                let reason = format!("a failed write could not be rolled back alone ({rollback})");
+                (Err(error), Some(reason))
+            }
+        },
     }
 }

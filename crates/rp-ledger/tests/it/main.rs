@@ -9,6 +9,7 @@
 mod conformance;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod review;
 mod sqlite;
 
 /// A fresh directory under the target directory, removed first if it exists.

@@ -95,9 +95,25 @@ impl Client {
             let (observation, answer) = match next {
                 Next::Send(after) => {
                     self.clock.sleep(after).await;
+                    // Counted before it is sent: a crash from here on leaves a record that
+                    // says this request may have gone.
+                    if let Err(error) = self.log_attempt(&payment_id).await {
+                        tracing::error!(%error, "cannot log the attempt; not sending");
+                        return Err(if state.maybe_sent {
+                            record_failed(
+                                &payment_id,
+                                "an earlier attempt may have reached the platform",
+                                error,
+                            )
+                        } else {
+                            error
+                        });
+                    }
                     state.attempts += 1;
                     tracing::debug!(attempt = state.attempts, "sending payout request");
-                    self.attempt(&payment_id, &body, &mut last).await
+                    let answered = self.attempt(&payment_id, &body, &mut last).await;
+                    crate::failpoint::hit("payout-answered");
+                    answered
                 }
                 Next::CheckStatus(after) => {
                     self.clock.sleep(after).await;

@@ -23,6 +23,7 @@ use rp_sign::Signer;
 use rp_transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport};
 
 use crate::error::{excerpt, mask_phone_numbers};
+use crate::owner::Owner;
 use crate::store::{PayoutRecord, PayoutState, PayoutStore};
 use crate::{
     Clock, Config, Error, MemoryStore, OperatorList, PaymentIdGenerator, RandomPaymentIds,
@@ -44,6 +45,8 @@ pub struct Client {
     pub(crate) store: Arc<dyn PayoutStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn PaymentIdGenerator>,
+    /// This process, as it claims payouts to send them.
+    pub(crate) owner: Owner,
 }
 
 impl fmt::Debug for Client {
@@ -132,6 +135,7 @@ impl ClientBuilder {
             ids: self
                 .ids
                 .unwrap_or_else(|| Arc::new(RandomPaymentIds::default())),
+            owner: Owner::new_client(),
         })
     }
 }

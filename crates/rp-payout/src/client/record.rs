@@ -19,15 +19,30 @@ const MAX_CAS_TRIES: u32 = 8;
 pub(crate) struct Origin {
     pub(crate) source: EventSource,
     pub(crate) raw: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 impl Origin {
     pub(crate) fn new(source: EventSource) -> Self {
-        Origin { source, raw: None }
+        Origin {
+            source,
+            raw: None,
+            note: None,
+        }
     }
 
     pub(crate) fn with_raw(source: EventSource, raw: Option<String>) -> Self {
-        Origin { source, raw }
+        Origin {
+            source,
+            raw,
+            note: None,
+        }
+    }
+
+    /// With a note for the event (e.g. what a call is about to do).
+    pub(crate) fn noted(mut self, note: String) -> Self {
+        self.note = Some(note);
+        self
     }
 }
 
@@ -76,6 +91,24 @@ impl StatusUpdate {
 }
 
 impl Client {
+    /// The attempt log: counts a payout request in the record **before** it is sent, with its
+    /// event. A payout whose record counts no attempt was never sent, whatever happened to the
+    /// process; one that counts attempts may have been.
+    pub(super) async fn log_attempt(&self, payment_id: &PaymentId) -> Result<PayoutRecord, Error> {
+        let current = self.store.get(payment_id).await?;
+        let number = current.map_or(1, |r| r.attempts.saturating_add(1));
+        let origin = Origin::new(EventSource::Call)
+            .noted(format!("attempt {number}: sending the payout request"));
+        Ok(self
+            .change(payment_id, &origin, |current| {
+                let mut next = current.clone();
+                next.attempts = current.attempts.saturating_add(1);
+                (Some(next), ())
+            })
+            .await?
+            .0)
+    }
+
     /// Records that the platform accepted the payout request (`request_id`, when it gave one).
     /// A callback that got there first is at least as advanced and is kept.
     pub(super) async fn record_accepted(
@@ -327,7 +360,12 @@ pub(crate) fn event_for(
         next.last_code.clone().filter(|_| coded),
         next.last_message.clone().filter(|_| coded),
     )
-    .with_note(next.attention.clone().filter(|_| noted))
+    .with_note(
+        origin
+            .note
+            .clone()
+            .or_else(|| next.attention.clone().filter(|_| noted)),
+    )
     .with_raw(origin.raw.clone())
 }
 

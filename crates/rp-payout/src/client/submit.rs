@@ -9,6 +9,7 @@ use super::{Acceptance, Client, PayoutReceipt, elapsed, receipt};
 use crate::Error;
 use crate::client::Origin;
 use crate::client::record::event_for;
+use crate::owner::{Liveness, Owner};
 use crate::store::{EventSource, Inserted, PayoutEvent, PayoutRecord, PayoutState, Updated};
 
 /// How many times a resubmission re-reads a record that changed under it before it gives up
@@ -55,10 +56,12 @@ impl Client {
             let request = payout.to_request(self.config.project_id);
             let body = self.sign("payout", &request)?;
             let now = self.clock.now();
-            let record = PayoutRecord::new(payment_id.clone(), request, now);
+            let mut record = PayoutRecord::new(payment_id.clone(), request, now);
+            record.claimed_by = Some(self.owner.token().to_owned());
             let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
             match self.store.insert(record, recorded).await? {
                 Inserted::New(record) => {
+                    crate::failpoint::hit("payout-recorded");
                     tracing::info!("payout recorded; sending");
                     self.drive(record, body, Start::Send { maybe_sent: false })
                         .await
@@ -105,7 +108,8 @@ impl Client {
     /// [`PayoutState::Unknown`], since its request may have been sent. Submitting it again, or
     /// reconcile, then asks the status at once instead of waiting out
     /// [`Config::in_flight_window`](crate::Config::in_flight_window). A payout that moved on
-    /// (accepted, a callback came) is left as it is.
+    /// (accepted, a callback came) is left as it is, and so is one claimed by another process
+    /// (its sender is alive and will record its outcome): only the claimant abandons.
     ///
     /// # Errors
     ///
@@ -114,7 +118,8 @@ impl Client {
         let origin = Origin::new(EventSource::Call);
         Ok(self
             .change(payment_id, &origin, |current| {
-                if current.state != PayoutState::Created {
+                let ours = current.claimed_by.as_deref() == Some(self.owner.token());
+                if current.state != PayoutState::Created || !ours {
                     return (None, ());
                 }
                 let mut next = current.clone();
@@ -128,9 +133,15 @@ impl Client {
 
     /// Whether a call may still be sending this payout: recorded as `Created` and changed
     /// within [`Config::in_flight_window`](crate::Config::in_flight_window).
+    /// A claim by a process on this host that no longer exists is not in flight: its sender
+    /// died (a crash, a kill), and the payout is resolved at once.
     pub(crate) fn in_flight(&self, record: &PayoutRecord) -> bool {
         let age = elapsed(self.clock.now(), record.updated_at);
-        record.state == PayoutState::Created && age < self.config.in_flight_window()
+        let sender_dead = record
+            .claimed_by
+            .as_deref()
+            .is_some_and(|owner| Owner::liveness_of(owner) == Liveness::Dead);
+        record.state == PayoutState::Created && age < self.config.in_flight_window() && !sender_dead
     }
 
     /// The same payout again: send only what is safe to send. When another call changes the
@@ -150,6 +161,7 @@ impl Client {
             let mut claimed = existing.clone();
             claimed.state = PayoutState::Created;
             claimed.updated_at = self.clock.now();
+            claimed.claimed_by = Some(self.owner.token().to_owned());
             let event = event_for(&existing, &claimed, &Origin::new(EventSource::Call))
                 .with_note(Some("sending again under the same payment ID".to_owned()));
             match self.store.update(existing.version, claimed, event).await? {
@@ -204,10 +216,17 @@ impl Client {
             },
             PayoutState::Status(PaymentStatus::Error) => Start::Send { maybe_sent: true },
             PayoutState::Unknown => Start::CheckStatus,
+            // Its sender stopped before sending anything (the attempt log is empty): send it.
+            PayoutState::Created if !self.in_flight(existing) && existing.attempts == 0 => {
+                tracing::warn!("payout recorded but never sent (the sender stopped); sending it");
+                Start::Send {
+                    maybe_sent: existing.maybe_sent,
+                }
+            }
             PayoutState::Created if !self.in_flight(existing) => {
                 tracing::warn!(
                     since = ?existing.updated_at,
-                    "payout recorded but left unsent or unresolved (the sender stopped); asking the status first"
+                    "payout recorded and maybe sent, but unresolved (the sender stopped); asking the status first"
                 );
                 Start::CheckStatus
             }

@@ -203,6 +203,13 @@ pub struct PayoutRecord {
     /// an acceptance, a status or callback about it). Sticky: once set, a refusal of a later
     /// resend never ends the payout as rejected (invariant 9).
     pub maybe_sent: bool,
+    /// Which process last claimed the payout to send it (`host/pid/start`): while the payout
+    /// is `Created`, a claim by a process on this host that no longer exists is taken over at
+    /// once, instead of after the in-flight window.
+    pub claimed_by: Option<String>,
+    /// Payout requests counted before they were sent (the attempt log): 0 means this payout was
+    /// never sent, so it can be sent without asking the status first.
+    pub attempts: u32,
 }
 
 impl PayoutRecord {
@@ -220,6 +227,8 @@ impl PayoutRecord {
             last_message: None,
             attention: None,
             maybe_sent: false,
+            claimed_by: None,
+            attempts: 0,
         }
     }
 }
@@ -240,6 +249,8 @@ impl fmt::Debug for PayoutRecord {
             .field("last_message", &self.last_message)
             .field("attention", &self.attention)
             .field("maybe_sent", &self.maybe_sent)
+            .field("claimed_by", &self.claimed_by)
+            .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
 }

@@ -38,6 +38,8 @@ async fn a_payout_its_answer_and_its_callback_each_leave_an_event() {
         trail,
         [
             (EventSource::Call, PayoutState::Created),
+            // The attempt log: counted before it was sent.
+            (EventSource::Call, PayoutState::Created),
             (EventSource::Answer, PayoutState::Accepted),
             (
                 EventSource::Callback,
@@ -45,7 +47,11 @@ async fn a_payout_its_answer_and_its_callback_each_leave_an_event() {
             ),
         ]
     );
-    let callback = &events[2];
+    assert_eq!(
+        events[1].note.as_deref(),
+        Some("attempt 1: sending the payout request")
+    );
+    let callback = &events[3];
     assert_eq!(callback.previous, Some(PayoutState::Accepted));
     assert_eq!(callback.code.as_ref().map(|c| c.as_str()), Some("0"));
     assert_eq!(

@@ -12,12 +12,14 @@ use rp_payout::{
 use crate::gate::{Gate, PROJECT, accepted, config, not_found, payout, pid, status_reply};
 
 /// A client that finds reconciliation overdue after 1 s, and a store holding `id` as
-/// `Created` now, as another call (or a process that crashed) left it.
+/// `Created` now, with one attempt logged, as another call (or a process that crashed after
+/// it started sending) left it.
 async fn with_created(gate: &Gate, id: &str) -> (Client, ManualClock, std::sync::Arc<MemoryStore>) {
     let (client, clock, store) =
         gate.client_from(config().with_overdue_after(Duration::from_secs(1)));
     let request = payout(id).to_request(ProjectId::new(PROJECT).unwrap());
-    let record = PayoutRecord::new(pid(id), request, clock.now());
+    let mut record = PayoutRecord::new(pid(id), request, clock.now());
+    record.attempts = 1;
     store
         .insert(record.clone(), crate::gate::test_event(&record))
         .await
@@ -116,4 +118,83 @@ async fn a_payout_left_created_and_unknown_to_the_platform_is_sent_by_resume() {
     let receipt = client.resume(&pid("p-never")).await.unwrap();
     assert_eq!(receipt.acceptance, Acceptance::Accepted);
     assert_eq!(gate.calls(), ["status", "payout"]);
+}
+
+/// A payout claimed by a process of this host that has died (a crash, SIGKILL) is not in
+/// flight: a rerun resolves it at once, without waiting out the window.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_payout_claimed_by_a_dead_process_is_taken_over_at_once() {
+    let gate = Gate::start().await;
+    let (client, clock, store) = with_created(&gate, "p-dead").await;
+    // A process that has come and gone.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut record = store.get(&pid("p-dead")).await.unwrap().unwrap();
+    record.claimed_by = Some(format!("{}/{gone}/1", host.trim()));
+    let event = crate::gate::test_event(&record);
+    store.update(0, record, event).await.unwrap();
+
+    clock.advance(Duration::from_secs(2));
+    gate.on_status(status_reply("p-dead", "success"));
+    let receipt = client.payout(&payout("p-dead")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(gate.calls(), ["status"], "the status first, at once");
+
+    // A live claim (this very process) is still in flight.
+    let (client, clock, store) = with_created(&gate, "p-alive").await;
+    let mut record = store.get(&pid("p-alive")).await.unwrap().unwrap();
+    record.claimed_by = Some(format!(
+        "{}/{}/{}",
+        host.trim(),
+        std::process::id(),
+        std::fs::read_to_string(format!("/proc/{}/stat", std::process::id()))
+            .unwrap()
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+    ));
+    let event = crate::gate::test_event(&record);
+    store.update(0, record, event).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    let error = client.payout(&payout("p-alive")).await.unwrap_err();
+    assert!(matches!(error, Error::InFlight { .. }), "{error}");
+}
+
+/// The attempt log: a payout whose sender stopped before its first attempt was never sent, so
+/// it is sent at once (no status asked), and reconcile marks it not registered without asking.
+#[tokio::test]
+async fn a_payout_never_attempted_is_sent_without_asking_the_status() {
+    let gate = Gate::start().await;
+    let (client, clock, store) = with_created(&gate, "p-unsent").await;
+    let mut record = store.get(&pid("p-unsent")).await.unwrap().unwrap();
+    record.attempts = 0;
+    let event = crate::gate::test_event(&record);
+    store.update(0, record, event).await.unwrap();
+    clock.advance(client.config().in_flight_window() + Duration::from_secs(1));
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(
+        report.entries[0].result,
+        ReconcileResult::Updated {
+            previous: PayoutState::Created,
+            state: PayoutState::NotRegistered,
+        }
+    );
+    assert!(gate.calls().is_empty(), "nothing asked: it was never sent");
+    gate.on_payout(accepted("p-unsent", "r-1"));
+    let receipt = client.payout(&payout("p-unsent")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::Accepted);
+    assert_eq!(gate.calls(), ["payout"]);
+    let events = store.events(&pid("p-unsent")).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.note.as_deref() == Some("attempt 1: sending the payout request")),
+        "{events:?}"
+    );
 }

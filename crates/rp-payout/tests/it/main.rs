@@ -11,5 +11,6 @@ mod operators;
 mod payout;
 mod reconcile;
 mod review;
+mod review_ledger;
 mod status;
 mod store_failure;

@@ -921,8 +921,8 @@ async fn acceptance_after_a_more_advanced_callback_writes_nothing() {
     );
     let record = store.get(&pid("p-adv")).await.unwrap().unwrap();
     assert_eq!(
-        record.version, 1,
-        "only the callback wrote: no needless compare-and-set"
+        record.version, 2,
+        "the attempt log and the callback wrote; the acceptance wrote nothing"
     );
 }
 

@@ -14,11 +14,13 @@ use rp_transport::BoxFuture;
 
 use crate::gate::{Gate, accepted, envelope, fast_retry, payout, server_error, status_reply};
 
-/// A [`MemoryStore`] whose updates fail once `broken` is set (inserts and reads still work).
+/// A [`MemoryStore`] whose updates fail once `broken` is set, after `spared` more updates
+/// (inserts and reads still work).
 #[derive(Debug, Default)]
 struct BreakingStore {
     inner: MemoryStore,
     broken: AtomicBool,
+    spared: std::sync::atomic::AtomicU32,
 }
 
 impl PayoutStore for BreakingStore {
@@ -43,7 +45,11 @@ impl PayoutStore for BreakingStore {
         record: PayoutRecord,
         event: PayoutEvent,
     ) -> BoxFuture<'_, Result<Updated, Error>> {
-        if self.broken.load(Ordering::SeqCst) {
+        let spared = self
+            .spared
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if self.broken.load(Ordering::SeqCst) && !spared {
             return Box::pin(std::future::ready(Err(Error::store(
                 "update payout",
                 "disk full",
@@ -92,6 +98,7 @@ async fn a_store_failure_after_acceptance_says_the_payout_may_exist() {
     gate.on_payout(accepted("p-disk", "r-1"));
     let store = Arc::new(BreakingStore::default());
     store.broken.store(true, Ordering::SeqCst);
+    store.spared.store(1, Ordering::SeqCst); // the attempt log is written, then the disk fills
     let error = client(&gate, store)
         .payout(&payout("p-disk"))
         .await
@@ -117,6 +124,7 @@ async fn a_store_failure_after_a_status_or_a_refusal_is_never_a_plain_store_erro
         .on_status(status_reply("p-found", "success"));
     let store = Arc::new(BreakingStore::default());
     store.broken.store(true, Ordering::SeqCst);
+    store.spared.store(1, Ordering::SeqCst); // the attempt log is written, then the disk fills
     let error = client(&gate, store)
         .payout(&payout("p-found"))
         .await
@@ -131,6 +139,7 @@ async fn a_store_failure_after_a_status_or_a_refusal_is_never_a_plain_store_erro
     gate.on_payout(envelope(400, "2004", "Required field not provided", None));
     let store = Arc::new(BreakingStore::default());
     store.broken.store(true, Ordering::SeqCst);
+    store.spared.store(1, Ordering::SeqCst); // the attempt log is written, then the disk fills
     let error = client(&gate, store)
         .payout(&payout("p-refused"))
         .await
@@ -154,4 +163,20 @@ async fn a_store_failure_before_sending_is_a_store_error_and_nothing_was_sent() 
     let error = client.payout(&payout("p-claim")).await.unwrap_err();
     assert!(matches!(error, Error::Store { .. }), "{error}");
     assert_eq!(gate.calls().len(), before, "nothing sent");
+}
+
+/// The attempt log cannot be written: the request is not sent (nothing may go out that the
+/// ledger does not count), and the error says the store failed.
+#[tokio::test]
+async fn an_attempt_that_cannot_be_logged_is_not_sent() {
+    let gate = Gate::start().await;
+    let store = Arc::new(BreakingStore::default());
+    store.broken.store(true, Ordering::SeqCst);
+    let error = client(&gate, store)
+        .payout(&payout("p-nolog"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Store { .. }), "{error}");
+    assert!(!error.may_have_reached_platform());
+    assert!(gate.calls().is_empty(), "nothing sent");
 }
