@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 
 /// The columns [`record`] reads, in order.
 pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
-     updated_at, request_id, last_code, last_message, attention, maybe_sent";
+     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts";
 
 /// The columns [`event`] reads, in order.
 pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
@@ -56,10 +56,12 @@ pub(super) struct Mutable {
     pub(super) last_message: Option<String>,
     pub(super) attention: Option<String>,
     pub(super) maybe_sent: bool,
+    pub(super) claimed_by: Option<String>,
+    pub(super) attempts: i64,
 }
 
 /// The columns [`Mutable`] fills, in order.
-pub(super) const MUTABLE_COLUMNS: [&str; 9] = [
+pub(super) const MUTABLE_COLUMNS: [&str; 11] = [
     "state",
     "state_label",
     "settled",
@@ -69,6 +71,8 @@ pub(super) const MUTABLE_COLUMNS: [&str; 9] = [
     "last_message",
     "attention",
     "maybe_sent",
+    "claimed_by",
+    "attempts",
 ];
 
 impl Mutable {
@@ -84,11 +88,13 @@ impl Mutable {
             last_message: record.last_message.clone(),
             attention: record.attention.clone(),
             maybe_sent: record.maybe_sent,
+            claimed_by: record.claimed_by.clone(),
+            attempts: i64::from(record.attempts),
         })
     }
 
     /// The values as query parameters, in the order of [`MUTABLE_COLUMNS`].
-    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
+    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
         [
             &self.state,
             &self.state_label,
@@ -99,6 +105,8 @@ impl Mutable {
             &self.last_message,
             &self.attention,
             &self.maybe_sent,
+            &self.claimed_by,
+            &self.attempts,
         ]
     }
 }
@@ -165,6 +173,8 @@ pub(super) fn record(row: &Row) -> Result<PayoutRecord, String> {
     record.last_message = column(row, 8)?;
     record.attention = column(row, 9)?;
     record.maybe_sent = column(row, 10)?;
+    record.claimed_by = column(row, 11)?;
+    record.attempts = u32::try_from(column::<i64>(row, 12)?).unwrap_or(u32::MAX);
     Ok(record)
 }
 

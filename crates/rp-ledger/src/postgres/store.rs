@@ -390,9 +390,8 @@ impl ListFilter {
         if let Some((at, id)) = &self.after {
             let at = bind(&mut params, at);
             let id = bind(&mut params, id);
-            sql.push_str(&format!(
-                " AND (created_at < {at} OR (created_at = {at} AND payment_id < {id}))"
-            ));
+            // A row value: the (created_at, payment_id) index is sought, not scanned.
+            sql.push_str(&format!(" AND (created_at, payment_id) < ({at}, {id})"));
         }
         let limit = bind(&mut params, &self.limit);
         sql.push_str(&format!(
