@@ -1,6 +1,7 @@
 //! Crashes, proven: a real `rp` process against the real simulator, aborted at each named
 //! point (`RP_FAILPOINT`, feature `failpoints`) and killed with SIGKILL at random moments, then
-//! `rp reconcile` on the same ledger. Every payout the platform has is paid exactly once, none
+//! `rp reconcile` on the same ledger: an SQLite file, and a PostgreSQL database when the test
+//! server is there (`RP_TEST_POSTGRES_URL`, which `cargo xtask ci` provides). Every payout the platform has is paid exactly once, none
 //! is left unsettled, and none is unknown to the ledger. Also: two processes paying the same
 //! payment ID at once send one request.
 
@@ -21,6 +22,54 @@ mod with_failpoints {
 
     use crate::gate_cmd::{KEY, Sim};
     use crate::{fresh_ledger, stderr, stdout};
+
+    /// The ledgers to crash on: a fresh SQLite file, and a fresh PostgreSQL database when
+    /// `RP_TEST_POSTGRES_URL` names a server (loudly skipped without, failing under `CI=true`).
+    fn ledgers(name: &str) -> Vec<String> {
+        let mut ledgers = vec![format!("sqlite:{}", fresh_ledger().display())];
+        match std::env::var("RP_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(admin) => ledgers.push(fresh_postgres(&admin, name)),
+            None => {
+                let message = "crash tests on PostgreSQL skipped: RP_TEST_POSTGRES_URL is not set (cargo xtask ci sets it)";
+                assert!(std::env::var_os("CI").is_none(), "{message}");
+                eprintln!("\n!!! {message}\n");
+            }
+        }
+        ledgers
+    }
+
+    /// A new, empty database on the test server, as a ledger URL.
+    fn fresh_postgres(admin: &str, name: &str) -> String {
+        let database = format!("rp_crash_{}_{}", name, std::process::id());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+            let connection = tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {database}"))
+                .await
+                .unwrap();
+            client
+                .batch_execute(&format!("CREATE DATABASE {database}"))
+                .await
+                .unwrap();
+            drop(client);
+            let _ = connection.await;
+        });
+        let (scheme, rest) = admin.split_once("://").unwrap();
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let query = tail.find('?').map_or("", |i| &tail[i..]);
+        format!("{scheme}://{authority}/{database}{query}")
+    }
 
     /// `rp ARGS` against `sim` with `ledger`, and `failpoint` armed (if any).
     fn rp(sim: &Sim, ledger: &str, failpoint: Option<&str>, args: &[&str]) -> std::process::Output {
@@ -133,199 +182,203 @@ mod with_failpoints {
 
     #[test]
     fn a_crash_at_every_named_point_ends_paid_exactly_once() {
-        let sim = Sim::start();
-        let ledger = format!("sqlite:{}", fresh_ledger().display());
-        for point in ["payout-recorded", "payout-answered"] {
-            let id = format!("crash-{point}");
-            let out = rp(&sim, &ledger, Some(point), &as_strs(&payout_args(&id)));
+        for ledger in ledgers("points") {
+            let sim = Sim::start();
+            for point in ["payout-recorded", "payout-answered"] {
+                let id = format!("crash-{point}");
+                let out = rp(&sim, &ledger, Some(point), &as_strs(&payout_args(&id)));
+                assert_eq!(
+                    out.status.code(),
+                    None,
+                    "{point}: aborted by the failpoint: {}",
+                    stderr(&out)
+                );
+                assert!(
+                    stderr(&out).contains(&format!("failpoint {point}")),
+                    "{}",
+                    stderr(&out)
+                );
+            }
+            // A payout accepted normally, then reconcile aborted after asking about it.
+            let out = rp(
+                &sim,
+                &ledger,
+                None,
+                &as_strs(&payout_args("crash-reconcile")),
+            );
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            let out = rp(
+                &sim,
+                &ledger,
+                Some("reconcile-asked"),
+                &["reconcile", "--overdue-after", "0"],
+            );
             assert_eq!(
                 out.status.code(),
                 None,
-                "{point}: aborted by the failpoint: {}",
+                "reconcile aborted: {}",
                 stderr(&out)
             );
-            assert!(
-                stderr(&out).contains(&format!("failpoint {point}")),
-                "{}",
-                stderr(&out)
-            );
-        }
-        // A payout accepted normally, then reconcile aborted after asking about it.
-        let out = rp(
-            &sim,
-            &ledger,
-            None,
-            &as_strs(&payout_args("crash-reconcile")),
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let out = rp(
-            &sim,
-            &ledger,
-            Some("reconcile-asked"),
-            &["reconcile", "--overdue-after", "0"],
-        );
-        assert_eq!(
-            out.status.code(),
-            None,
-            "reconcile aborted: {}",
-            stderr(&out)
-        );
 
-        let states = reconcile_until_settled(&sim, &ledger);
-        assert_eq!(states.len(), 3, "{states:?}");
-        assert_paid_exactly_once(&sim, &states);
+            let states = reconcile_until_settled(&sim, &ledger);
+            assert_eq!(states.len(), 3, "{states:?}");
+            assert_paid_exactly_once(&sim, &states);
+        }
     }
 
     #[test]
     fn a_crash_after_a_callback_is_verified_loses_nothing() {
         use std::io::{BufRead as _, BufReader, Write as _};
 
-        let sim = Sim::start();
-        let ledger = format!("sqlite:{}", fresh_ledger().display());
-        let out = rp(&sim, &ledger, None, &as_strs(&payout_args("crash-cb")));
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let mut listener = Command::new(env!("CARGO_BIN_EXE_rp"))
-            .args([
-                "listen",
-                "--port",
-                "0",
-                "--project-id",
-                "1234",
-                "--ledger",
-                &ledger,
-            ])
-            .env("RP_SECRET_KEY", KEY)
-            .env("RP_FAILPOINT", "callback-verified")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
+        for ledger in ledgers("callback") {
+            let sim = Sim::start();
+            let out = rp(&sim, &ledger, None, &as_strs(&payout_args("crash-cb")));
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            let mut listener = Command::new(env!("CARGO_BIN_EXE_rp"))
+                .args([
+                    "listen",
+                    "--port",
+                    "0",
+                    "--project-id",
+                    "1234",
+                    "--ledger",
+                    &ledger,
+                ])
+                .env("RP_SECRET_KEY", KEY)
+                .env("RP_FAILPOINT", "callback-verified")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut errors = BufReader::new(listener.stderr.take().unwrap());
+            let mut line = String::new();
+            errors.read_line(&mut line).unwrap();
+            let addr = line
+                .split("http://")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .unwrap()
+                .to_owned();
+            let body = rp_sign::testing::sign_callback(
+                &serde_json::json!({
+                    "project_id": 1234,
+                    "payment": {"id": "crash-cb", "type": "payout", "status": "success",
+                                "sum": {"amount": 150_000, "currency": "KZT"}},
+                    "account": {"number": "77011234567"},
+                    "customer": {"id": "c-crash"},
+                    "operation": {"id": 1, "status": "success", "code": "0", "message": "Success"}
+                }),
+                &rp_sign::SecretKey::from(KEY),
+            )
             .unwrap();
-        let mut errors = BufReader::new(listener.stderr.take().unwrap());
-        let mut line = String::new();
-        errors.read_line(&mut line).unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .unwrap()
-            .to_owned();
-        let body = rp_sign::testing::sign_callback(
-            &serde_json::json!({
-                "project_id": 1234,
-                "payment": {"id": "crash-cb", "type": "payout", "status": "success",
-                            "sum": {"amount": 150_000, "currency": "KZT"}},
-                "account": {"number": "77011234567"},
-                "customer": {"id": "c-crash"},
-                "operation": {"id": 1, "status": "success", "code": "0", "message": "Success"}
-            }),
-            &rp_sign::SecretKey::from(KEY),
-        )
-        .unwrap();
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        let _ = write!(
-            stream,
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(&body);
-        let status = listener.wait().unwrap();
-        assert_eq!(status.code(), None, "the listener aborted at the failpoint");
-        // Nothing of the callback was recorded; the platform would redeliver it, and reconcile
-        // learns the result meanwhile.
-        assert_eq!(
-            ledger_states(&sim, &ledger),
-            [("crash-cb".to_owned(), "accepted".to_owned())]
-        );
-        let states = reconcile_until_settled(&sim, &ledger);
-        assert_paid_exactly_once(&sim, &states);
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            let _ = write!(
+                stream,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+            let status = listener.wait().unwrap();
+            assert_eq!(status.code(), None, "the listener aborted at the failpoint");
+            // Nothing of the callback was recorded; the platform would redeliver it, and reconcile
+            // learns the result meanwhile.
+            assert_eq!(
+                ledger_states(&sim, &ledger),
+                [("crash-cb".to_owned(), "accepted".to_owned())]
+            );
+            let states = reconcile_until_settled(&sim, &ledger);
+            assert_paid_exactly_once(&sim, &states);
+        }
     }
 
     /// SIGKILL at random moments of `rp payout`, many times; then reconcile.
     #[test]
     fn sigkill_at_random_moments_ends_paid_exactly_once() {
-        let sim = Sim::start();
-        let ledger = format!("sqlite:{}", fresh_ledger().display());
-        // A small deterministic generator: the moments differ, the run is repeatable.
-        let mut seed: u64 = 0x5eed_1234_abcd_0001;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            seed >> 33
-        };
-        for run in 0..16 {
-            let id = format!("kill-{run:02}");
-            let mut child = Command::new(env!("CARGO_BIN_EXE_rp"))
-                .args(as_strs(&payout_args(&id)))
-                .env("RP_BASE_URL", sim.url())
-                .env("RP_PROJECT_ID", "1234")
-                .env("RP_SECRET_KEY", KEY)
-                .env("RP_LEDGER", &ledger)
-                .env_remove("RP_FAILPOINT")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(next() % 120));
-            let _ = Command::new("kill")
-                .args(["-KILL", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
+        for ledger in ledgers("sigkill") {
+            let sim = Sim::start();
+            // A small deterministic generator: the moments differ, the run is repeatable.
+            let mut seed: u64 = 0x5eed_1234_abcd_0001;
+            let mut next = || {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                seed >> 33
+            };
+            for run in 0..16 {
+                let id = format!("kill-{run:02}");
+                let mut child = Command::new(env!("CARGO_BIN_EXE_rp"))
+                    .args(as_strs(&payout_args(&id)))
+                    .env("RP_BASE_URL", sim.url())
+                    .env("RP_PROJECT_ID", "1234")
+                    .env("RP_SECRET_KEY", KEY)
+                    .env("RP_LEDGER", &ledger)
+                    .env_remove("RP_FAILPOINT")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(next() % 120));
+                let _ = Command::new("kill")
+                    .args(["-KILL", &child.id().to_string()])
+                    .status();
+                let _ = child.wait();
+            }
+            let states = reconcile_until_settled(&sim, &ledger);
+            assert_paid_exactly_once(&sim, &states);
+            eprintln!(
+                "sigkill: {} of 16 payouts reached the ledger, {} the platform; all settled once",
+                states.len(),
+                sim.sim().payments().len()
+            );
         }
-        let states = reconcile_until_settled(&sim, &ledger);
-        assert_paid_exactly_once(&sim, &states);
-        eprintln!(
-            "sigkill: {} of 16 payouts reached the ledger, {} the platform; all settled once",
-            states.len(),
-            sim.sim().payments().len()
-        );
     }
 
     /// Two processes paying the same payment ID at the same moment on one ledger: one request.
     #[test]
     fn two_processes_with_one_payment_id_send_one_request() {
-        let sim = Sim::start();
-        let ledger = format!("sqlite:{}", fresh_ledger().display());
-        // The ledger exists first, so both processes open it, not create it.
-        let _ = rp(&sim, &ledger, None, &["payouts", "list"]);
-        let spawn = || {
-            Command::new(env!("CARGO_BIN_EXE_rp"))
-                .args(as_strs(&payout_args("twin")))
-                .env("RP_BASE_URL", sim.url())
-                .env("RP_PROJECT_ID", "1234")
-                .env("RP_SECRET_KEY", KEY)
-                .env("RP_LEDGER", &ledger)
-                .env_remove("RP_FAILPOINT")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let (a, b) = (spawn(), spawn());
-        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-        let codes = [a.status.code(), b.status.code()];
-        assert!(
-            codes.contains(&Some(0)),
-            "one of them paid: {codes:?}\n{}\n{}",
-            stderr(&a),
-            stderr(&b)
-        );
-        let requests = sim
-            .sim()
-            .requests()
-            .iter()
-            .filter(|r| {
-                r.path == rp_model::wire::PAYOUT_PATH && r.payment_id.as_deref() == Some("twin")
-            })
-            .count();
-        assert_eq!(
-            requests,
-            1,
-            "one request to pay\n{}\n{}",
-            stderr(&a),
-            stderr(&b)
-        );
+        for ledger in ledgers("twins") {
+            let sim = Sim::start();
+            // The ledger exists first, so both processes open it, not create it.
+            let _ = rp(&sim, &ledger, None, &["payouts", "list"]);
+            let spawn = || {
+                Command::new(env!("CARGO_BIN_EXE_rp"))
+                    .args(as_strs(&payout_args("twin")))
+                    .env("RP_BASE_URL", sim.url())
+                    .env("RP_PROJECT_ID", "1234")
+                    .env("RP_SECRET_KEY", KEY)
+                    .env("RP_LEDGER", &ledger)
+                    .env_remove("RP_FAILPOINT")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let (a, b) = (spawn(), spawn());
+            let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+            let codes = [a.status.code(), b.status.code()];
+            assert!(
+                codes.contains(&Some(0)),
+                "one of them paid: {codes:?}\n{}\n{}",
+                stderr(&a),
+                stderr(&b)
+            );
+            let requests = sim
+                .sim()
+                .requests()
+                .iter()
+                .filter(|r| {
+                    r.path == rp_model::wire::PAYOUT_PATH && r.payment_id.as_deref() == Some("twin")
+                })
+                .count();
+            assert_eq!(
+                requests,
+                1,
+                "one request to pay\n{}\n{}",
+                stderr(&a),
+                stderr(&b)
+            );
+        }
     }
 }
