@@ -122,6 +122,7 @@ mod key;
 mod natural;
 mod raw;
 mod signer;
+mod stream;
 pub mod testing;
 mod write;
 

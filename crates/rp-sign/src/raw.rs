@@ -69,17 +69,9 @@ pub(crate) struct RawRef<'s> {
 impl<'a> Document<'a> {
     /// Parses `body` (see the module documentation for what is accepted).
     pub(crate) fn parse(body: &'a [u8]) -> Result<Document<'a>, SyntaxError> {
-        let text = std::str::from_utf8(body).map_err(|e| SyntaxError {
-            what: "invalid UTF-8",
-            offset: e.valid_up_to(),
-        })?;
-        let mut parser = Parser {
-            text,
-            bytes: body,
-            pos: 0,
-            pending: Vec::with_capacity(32),
-            children: Vec::with_capacity(64),
-        };
+        let mut parser = Parser::new(body)?;
+        parser.pending.reserve(32);
+        parser.children.reserve(64);
         parser.skip_whitespace();
         parser.value(Cow::Borrowed(""), 0)?;
         parser.skip_whitespace();
@@ -128,7 +120,10 @@ impl SyntaxError {
     }
 }
 
-struct Parser<'a> {
+/// The reader: a cursor over the text, and the tree being built by [`Document::parse`]. The
+/// one-pass reader of [`crate::stream`] uses only the token methods (`pub(crate)`), which
+/// check exactly the same grammar, and builds no tree.
+pub(crate) struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
@@ -139,6 +134,33 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// A reader at the start of `body`, which must be UTF-8 (as for `serde_json`).
+    pub(crate) fn new(body: &'a [u8]) -> Result<Parser<'a>, SyntaxError> {
+        let text = std::str::from_utf8(body).map_err(|e| SyntaxError {
+            what: "invalid UTF-8",
+            offset: e.valid_up_to(),
+        })?;
+        Ok(Parser {
+            text,
+            bytes: body,
+            pos: 0,
+            pending: Vec::new(),
+            children: Vec::new(),
+        })
+    }
+
+    /// Whether the whole text has been read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    /// Steps over `byte` if it is next; says whether it was.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.pos += usize::from(found);
+        found
+    }
+
     fn error(&self, what: &'static str) -> SyntaxError {
         SyntaxError {
             what,
@@ -146,11 +168,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn skip_whitespace(&mut self) {
+    pub(crate) fn skip_whitespace(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.pos += 1;
         }
@@ -164,10 +186,10 @@ impl<'a> Parser<'a> {
             Some(b'{') => return self.container(key, depth, b'}'),
             Some(b'[') => return self.container(key, depth, b']'),
             Some(b'"') => Node::String(self.string()?),
-            Some(b't') => self.literal(b"true", Node::Bool(true))?,
-            Some(b'f') => self.literal(b"false", Node::Bool(false))?,
-            Some(b'n') => self.literal(b"null", Node::Null)?,
-            Some(b'-' | b'0'..=b'9') => self.number()?,
+            Some(b't') => self.literal(b"true").map(|()| Node::Bool(true))?,
+            Some(b'f') => self.literal(b"false").map(|()| Node::Bool(false))?,
+            Some(b'n') => self.literal(b"null").map(|()| Node::Null)?,
+            Some(b'-' | b'0'..=b'9') => Node::Number(self.number()?),
             Some(_) => return Err(self.error("expected a value")),
             None => return Err(self.error("EOF while parsing a value")),
         };
@@ -175,11 +197,12 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn literal(&mut self, word: &[u8], node: Node<'a>) -> Result<Node<'a>, SyntaxError> {
+    /// Reads `word` (`true`, `false` or `null`).
+    pub(crate) fn literal(&mut self, word: &[u8]) -> Result<(), SyntaxError> {
         let end = self.pos + word.len();
         if self.bytes.get(self.pos..end) == Some(word) {
             self.pos = end;
-            Ok(node)
+            Ok(())
         } else {
             Err(self.error("expected `true`, `false` or `null`"))
         }
@@ -241,7 +264,7 @@ impl<'a> Parser<'a> {
     }
 
     /// After an element or member: `Ok(true)` on `,`, `Ok(false)` on `close`.
-    fn separator(&mut self, close: u8) -> Result<bool, SyntaxError> {
+    pub(crate) fn separator(&mut self, close: u8) -> Result<bool, SyntaxError> {
         self.skip_whitespace();
         match self.peek() {
             Some(b',') => {
@@ -291,7 +314,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads a string at the opening `"`: borrowed unless it holds escapes.
-    fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
         self.pos += 1;
         let start = self.pos;
         loop {
@@ -335,10 +358,22 @@ impl<'a> Parser<'a> {
     /// Skips the bytes of a string that stand for themselves (not `"`, `\\` or a control).
     fn skip_plain_string_bytes(&mut self) {
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        self.pos += rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            .unwrap_or(rest.len());
+        // Eight bytes at a time up to the first word holding a byte that ends the run, then
+        // byte by byte (about three times faster on the strings of a callback).
+        let words = rest
+            .chunks_exact(8)
+            .take_while(|chunk| {
+                <[u8; 8]>::try_from(*chunk)
+                    .is_ok_and(|word| !ends_plain_run(u64::from_le_bytes(word)))
+            })
+            .count();
+        let skipped = words * 8;
+        let tail = rest.get(skipped..).unwrap_or_default();
+        self.pos += skipped
+            + tail
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(tail.len());
     }
 
     /// `text[start..pos]`; both ends are next to ASCII bytes, so always char boundaries.
@@ -408,7 +443,8 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads a number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    fn number(&mut self) -> Result<Node<'a>, SyntaxError> {
+    /// Returns the token's text.
+    pub(crate) fn number(&mut self) -> Result<&'a str, SyntaxError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -440,7 +476,7 @@ impl<'a> Parser<'a> {
                 offset: start,
             });
         }
-        Ok(Node::Number(text))
+        Ok(text)
     }
 
     fn digits(&mut self) {
@@ -456,6 +492,20 @@ impl<'a> Parser<'a> {
         self.digits();
         Ok(())
     }
+}
+
+/// Whether any of the eight bytes of `word` is `"`, `\\` or below 0x20 (exact, no false
+/// positives or negatives: the classic "has a zero byte" / "has a byte less than" tests).
+const fn ends_plain_run(word: u64) -> bool {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+    const fn has_zero_byte(v: u64) -> u64 {
+        v.wrapping_sub(ONES) & !v & HIGH_BITS
+    }
+    let quote = has_zero_byte(word ^ (ONES * b'"' as u64));
+    let backslash = has_zero_byte(word ^ (ONES * b'\\' as u64));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+    quote | backslash | control != 0
 }
 
 /// How a number token is read (`spec/signature.md` §2 step 1, PHP's reading).

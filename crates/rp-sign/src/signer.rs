@@ -16,6 +16,7 @@ use crate::canonical::{
 use crate::error::{Error, SignatureLocation, SignatureProblem, json_type};
 use crate::key::SecretKey;
 use crate::raw::{Document, RawRef};
+use crate::stream;
 use crate::write::write_request;
 
 type HmacSha512 = Hmac<Sha512>;
@@ -363,6 +364,13 @@ impl Signer {
     /// `;`: refused before the signature is even compared) or [`Error::InvalidSignature`]:
     /// each a distinct case.
     pub fn verify_callback<'a>(&self, body: &'a [u8]) -> Result<VerifiedCallback<'a>, Error> {
+        if let Some(location) = self.verify_in_one_pass(body) {
+            return Ok(VerifiedCallback {
+                message: Message::Bytes(body),
+                variant: SortVariant::PhpNatural,
+                location,
+            });
+        }
         let document = parse_document(body)?;
         let (location, variant) = self.check(document.root())?;
         Ok(VerifiedCallback {
@@ -385,6 +393,17 @@ impl Signer {
             variant,
             location,
         })
+    }
+
+    /// The fast path of [`Signer::verify_callback`] (see [`crate::stream`]): the usual
+    /// callback, read and flattened in one pass, whose signature matches in the canonical
+    /// order. `None` for anything else, which the general path then checks (and explains).
+    fn verify_in_one_pass(&self, body: &[u8]) -> Option<SignatureLocation> {
+        let mut streamed = stream::read_callback(body)?;
+        let expected = decode_signature_text(&streamed.signature).ok()?;
+        streamed.lines.sort(SortVariant::PhpNatural);
+        self.matches(&streamed.lines, &expected)
+            .then_some(streamed.location)
     }
 
     /// Finds, decodes and checks the signature of the message `root`.
@@ -488,7 +507,9 @@ fn copy_prefix(dst: &mut [u8], src: &[u8]) {
 }
 
 /// The root `signature`, or else `general.signature`, among the root `members`.
-fn find_signature<'s, N: JsonTree<'s>>(members: N::Members) -> Option<(SignatureLocation, N)> {
+pub(crate) fn find_signature<'s, N: JsonTree<'s>>(
+    members: N::Members,
+) -> Option<(SignatureLocation, N)> {
     let mut general = None;
     for (key, value) in members {
         if key == SIGNATURE {
@@ -516,6 +537,21 @@ fn decode_signature<'s, N: JsonTree<'s>>(
             found: member.type_name(),
         });
     };
+    decode_signature_text(text)
+}
+
+/// The 64 bytes of a signature's text (standard padded Base64 of an HMAC-SHA512).
+fn decode_signature_text(text: &str) -> Result<[u8; SIGNATURE_LEN], SignatureProblem> {
+    // The usual 88 characters decode into a buffer on the stack (room for 66 bytes, what
+    // `decode_slice` asks for 88 characters); anything else, or any error, is decoded again
+    // below to say what is wrong.
+    let mut decoded = [0u8; SIGNATURE_LEN + 2];
+    if text.len() == 88
+        && let Ok(SIGNATURE_LEN) = STANDARD.decode_slice(text, &mut decoded)
+        && let Some(bytes) = decoded.first_chunk::<SIGNATURE_LEN>()
+    {
+        return Ok(*bytes);
+    }
     let bytes = STANDARD
         .decode(text)
         .map_err(|_| SignatureProblem::NotBase64)?;

@@ -457,6 +457,52 @@ proptest! {
         prop_assert_eq!(verified.value().unwrap(), value);
     }
 
+    /// `verify_callback` reads the usual callback in one pass, and anything else through the
+    /// general path: from the bytes it answers exactly what `verify_value` answers on the
+    /// `serde_json` parse (location, order, or which error), signature at the root or in
+    /// `general`, right or wrong.
+    #[test]
+    fn verify_callback_agrees_with_verify_value(
+        text in object_text(),
+        in_general in any::<bool>(),
+        right in prop::bool::weighted(0.8),
+    ) {
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            return Ok(());
+        };
+        prop_assume!(value.get("signature").is_none() && value.get("general").is_none());
+        let signature = if right {
+            signer("k").sign_value(&value).unwrap().to_base64()
+        } else {
+            format!("{}==", "A".repeat(86))
+        };
+        let body = if in_general {
+            let rest = text.trim_start().strip_prefix('{').unwrap();
+            let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+            format!("{{\"general\":{{\"signature\":\"{signature}\"}}{separator}{rest}").into_bytes()
+        } else {
+            insert_root_signature(&text, &signature)
+        };
+        let parsed: Value = serde_json::from_slice(&body).unwrap();
+        match (signer("k").verify_callback(&body), signer("k").verify_value(&parsed)) {
+            (Ok(bytes), Ok(value)) => {
+                prop_assert_eq!(bytes.location(), value.location());
+                prop_assert_eq!(bytes.variant(), value.variant());
+                prop_assert_eq!(bytes.value().unwrap(), value.value().unwrap());
+            }
+            (Err(bytes), Err(value)) => {
+                prop_assert_eq!(std::mem::discriminant(&bytes), std::mem::discriminant(&value));
+            }
+            (bytes, value) => prop_assert!(
+                false,
+                "{}: from bytes {:?}, from the value {:?}",
+                String::from_utf8_lossy(&body),
+                bytes.map(|v| v.location()),
+                value.map(|v| v.location())
+            ),
+        }
+    }
+
     /// Any one-byte edit of a JSON text: never a panic, and refused as `InvalidJson` exactly
     /// when `serde_json` refuses it.
     #[test]
