@@ -49,6 +49,21 @@ pub enum Error {
         /// Why it is not one.
         reason: &'static str,
     },
+    /// A number in a range that no payout operator serves (e.g. 760, Kulan), without an
+    /// operator named explicitly.
+    #[error(
+        "phone number {masked} is in the {prefix} range of {company}, which no payout operator \
+         serves; if the number was moved to one, name that operator (ACTIV, ALTEL, BEELINE, \
+         KCELL, TELE2)"
+    )]
+    PhoneNoPayoutOperator {
+        /// The number, masked.
+        masked: String,
+        /// The three-digit prefix.
+        prefix: String,
+        /// Who holds the range, e.g. `Kulan`.
+        company: String,
+    },
     /// The amount is not a number this crate can read.
     #[error("invalid amount {input:?}: {reason}")]
     InvalidAmount {
@@ -58,13 +73,18 @@ pub enum Error {
         reason: &'static str,
     },
     /// The amount is negative.
-    #[error("amount {input:?} is negative")]
+    #[error(
+        "amount {input:?} is negative; write a positive amount in tenge, e.g. `1500` or `1 500,50`"
+    )]
     NegativeAmount {
         /// The input or the operation.
         input: String,
     },
     /// More fraction digits than the currency has (e.g. `10.005` KZT).
-    #[error("amount {input:?} has more fraction digits than {currency} allows ({allowed})")]
+    #[error(
+        "amount {input:?} has more digits after the decimal separator than {currency} allows \
+         ({allowed}); write at most {allowed}, e.g. `1500.50` or `1 500,50`"
+    )]
     TooManyFractionDigits {
         /// The input.
         input: String,
@@ -83,7 +103,9 @@ pub enum Error {
     #[error("the amount must be greater than zero")]
     ZeroAmount,
     /// A currency code or symbol this crate does not know.
-    #[error("unknown currency {code:?}")]
+    #[error(
+        "unknown currency {code:?}; write the amount alone (e.g. `1500`), or with `KZT`, `₸` or `тг`"
+    )]
     UnknownCurrency {
         /// The code or symbol.
         code: String,
@@ -97,7 +119,10 @@ pub enum Error {
         found: String,
     },
     /// A project ID that is not a positive integer.
-    #[error("project ID {input:?} is not a positive integer")]
+    #[error(
+        "project ID {input:?} is not a positive integer; write your project's number as the \
+         Dashboard shows it, e.g. 1234"
+    )]
     InvalidProjectId {
         /// The input.
         input: String,

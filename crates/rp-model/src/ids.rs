@@ -262,7 +262,10 @@ mod tests {
             let error = bad.parse::<ProjectId>().unwrap_err();
             assert_eq!(
                 error.to_string(),
-                format!("project ID {bad:?} is not a positive integer")
+                format!(
+                    "project ID {bad:?} is not a positive integer; write your project's number \
+                     as the Dashboard shows it, e.g. 1234"
+                )
             );
         }
         assert_eq!(

@@ -329,11 +329,70 @@ fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\u{2009}')
 }
 
+/// How people in Kazakhstan write the tenge after an amount (`spec/kz.md` §4.1): `тг`, `тг.`,
+/// `тңг`, `тенге`, `теңге`, in any case, with or without a space before.
+const TENGE_WORDS: [&str; 6] = ["теңге", "тенге", "тңг.", "тңг", "тг.", "тг"];
+
+/// `text` without a tenge word at its end, if it has one.
+fn strip_tenge_word(text: &str) -> Option<&str> {
+    let lower = text.to_lowercase();
+    if lower.len() != text.len() {
+        return None;
+    }
+    TENGE_WORDS.iter().find_map(|word| {
+        // Lowercasing Cyrillic keeps each letter's UTF-8 length, so byte offsets agree.
+        lower
+            .strip_suffix(word)
+            .filter(|rest| rest.len() + word.len() == text.len())
+            .and_then(|rest| text.get(..rest.len()))
+            .filter(|rest| rest.ends_with(|c: char| c.is_ascii_digit() || is_space(c)))
+    })
+}
+
+/// Whether `c` is a minus sign people type or paste: `-`, U+2212 MINUS SIGN, the dashes
+/// U+2010–2015, U+FE63, U+FF0D.
+fn is_minus(c: char) -> bool {
+    matches!(
+        c,
+        '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{fe63}' | '\u{ff0d}'
+    )
+}
+
+/// Whether `text` is a number in exponent notation (`1e3`, `1.5E3`, `2e-1`).
+fn is_exponent_notation(text: &str) -> bool {
+    let Some((mantissa, exponent)) = text.split_once(['e', 'E']) else {
+        return false;
+    };
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    !mantissa.is_empty()
+        && mantissa
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        && mantissa.chars().any(|c| c.is_ascii_digit())
+        && !exponent.is_empty()
+        && exponent.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Splits an optional currency code or symbol off either end of `text`.
 fn split_currency(text: &str) -> Result<(&str, Option<Currency>), Error> {
     let trimmed = text.trim_matches(is_space).trim();
-    let is_currency_char =
-        |c: char| !(c.is_ascii_digit() || is_space(c) || matches!(c, '.' | ',' | '-' | '+'));
+    if let Some(number) = strip_tenge_word(trimmed) {
+        return Ok((number.trim_matches(is_space), Some(Currency::KZT)));
+    }
+    if trimmed.starts_with(is_minus) {
+        return Err(Error::NegativeAmount {
+            input: text.to_owned(),
+        });
+    }
+    if is_exponent_notation(trimmed) {
+        return Err(Error::InvalidAmount {
+            input: text.to_owned(),
+            reason: "exponent notation is not accepted; write the digits out, e.g. `1500` or `1 500,00`",
+        });
+    }
+    let is_currency_char = |c: char| {
+        !(c.is_ascii_digit() || is_space(c) || is_minus(c) || matches!(c, '.' | ',' | '+'))
+    };
     let head_len: usize = trimmed
         .chars()
         .take_while(|c| is_currency_char(*c))
@@ -372,7 +431,7 @@ fn parse_number(input: &str, number: &str, currency: Currency) -> Result<Money, 
     if !number.chars().any(|c| c.is_ascii_digit()) {
         return Err(invalid("there is no number"));
     }
-    if number.starts_with('-') {
+    if number.starts_with(is_minus) {
         return Err(Error::NegativeAmount {
             input: input.to_owned(),
         });
@@ -420,8 +479,11 @@ fn parse_number(input: &str, number: &str, currency: Currency) -> Result<Money, 
         }
     }
     let exponent = usize::from(currency.exponent);
-    if separators.len() == 1 && fraction.len() == 3 && exponent < 3 {
-        // `1,000` or `1.000`: a thousand, or one with a fraction? People write both.
+    // `1,000` or `1.500`: a thousand, or one with a fraction? People write both. Only when the
+    // separator could group thousands: one to three digits before it, not `0`, no spaces.
+    let could_group_thousands =
+        groups.len() == 1 && (1..=3).contains(&integer.len()) && !integer.starts_with('0');
+    if separators.len() == 1 && fraction.len() == 3 && exponent < 3 && could_group_thousands {
         return Err(invalid(
             "one separator followed by three digits is ambiguous (a thousand, or a fraction?); \
              group thousands with spaces, e.g. `1 000`, and write at most two decimals",
@@ -480,17 +542,76 @@ mod tests {
     }
 
     #[test]
+    fn parses_tenge_as_people_in_kazakhstan_write_it() {
+        for (input, minor) in [
+            ("1 500 тг", 150_000),
+            ("1500тг.", 150_000),
+            ("1500 тенге", 150_000),
+            ("1 500,50 теңге", 150_050),
+            ("1500 тңг", 150_000),
+            ("1500 ТГ", 150_000),
+            ("1500 Тенге", 150_000),
+            ("1\u{a0}500\u{a0}тг", 150_000),
+        ] {
+            assert_eq!(kzt(input).unwrap(), minor, "{input}");
+            assert_eq!(
+                input.parse::<Money>().unwrap(),
+                Money::kzt_minor(minor),
+                "{input}"
+            );
+        }
+        // A tenge word is KZT: never another currency's amount.
+        assert_eq!(
+            Money::parse("15 тг", Currency::USD)
+                .unwrap_err()
+                .to_string(),
+            "the currency is USD, but KZT was given"
+        );
+    }
+
+    #[test]
     fn rejects_with_a_reason() {
         let cases = [
             ("", "invalid amount \"\": there is no number"),
-            ("-5", "amount \"-5\" is negative"),
+            (
+                "-5",
+                "amount \"-5\" is negative; write a positive amount in tenge, e.g. `1500` or `1 500,50`",
+            ),
+            (
+                "\u{2212}3,00",
+                "amount \"\u{2212}3,00\" is negative; write a positive amount in tenge, e.g. `1500` or `1 500,50`",
+            ),
+            (
+                "\u{2013}3 тг",
+                "amount \"\u{2013}3 тг\" is negative; write a positive amount in tenge, e.g. `1500` or `1 500,50`",
+            ),
+            (
+                "1e3",
+                "invalid amount \"1e3\": exponent notation is not accepted; write the digits out, e.g. `1500` or `1 500,00`",
+            ),
+            (
+                "1.5E3",
+                "invalid amount \"1.5E3\": exponent notation is not accepted; write the digits out, e.g. `1500` or `1 500,00`",
+            ),
+            (
+                "1500.000",
+                "amount \"1500.000\" has more digits after the decimal separator than KZT allows (2); write at most 2, e.g. `1500.50` or `1 500,50`",
+            ),
+            (
+                "0.500",
+                "amount \"0.500\" has more digits after the decimal separator than KZT allows (2); write at most 2, e.g. `1500.50` or `1 500,50`",
+            ),
+            (
+                "1 000,000",
+                "amount \"1 000,000\" has more digits after the decimal separator than KZT allows (2); write at most 2, e.g. `1500.50` or `1 500,50`",
+            ),
             (
                 "+5",
                 "invalid amount \"+5\": write the amount without a sign",
             ),
             (
                 "10.0055",
-                "amount \"10.0055\" has more fraction digits than KZT allows (2)",
+                "amount \"10.0055\" has more digits after the decimal separator than KZT allows (2); write at most 2, e.g. `1500.50` or `1 500,50`",
             ),
             (
                 "1,000",
@@ -500,7 +621,10 @@ mod tests {
                 "1,000.50",
                 "invalid amount \"1,000.50\": it has more than one decimal separator; group thousands with spaces, e.g. `1 000,50`",
             ),
-            ("12a", "unknown currency \"a\""),
+            (
+                "12a",
+                "unknown currency \"a\"; write the amount alone (e.g. `1500`), or with `KZT`, `₸` or `тг`",
+            ),
             (
                 "1 2a3",
                 "invalid amount \"1 2a3\": it contains characters that are not digits",
@@ -534,7 +658,10 @@ mod tests {
                 "amount \"99999999999999999999\" does not fit in 64-bit minor units",
             ),
             ("10 USD", "the currency is KZT, but USD was given"),
-            ("10 XYZ", "unknown currency \"XYZ\""),
+            (
+                "10 XYZ",
+                "unknown currency \"XYZ\"; write the amount alone (e.g. `1500`), or with `KZT`, `₸` or `тг`",
+            ),
             ("KZT", "invalid amount \"KZT\": there is no number"),
         ];
         for (input, message) in cases {

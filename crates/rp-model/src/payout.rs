@@ -267,8 +267,23 @@ impl PayoutBuilder {
         if self.payment_id.is_none() {
             problems.push(missing("payment_id"));
         }
-        if self.phone.is_none() {
-            problems.push(missing("phone"));
+        match (&self.phone, &self.operator) {
+            (None, _) => problems.push(missing("phone")),
+            // A range no payout operator serves (760 Kulan, 762 Nursat, …): refused here,
+            // unless the merchant names the operator the number was moved to.
+            (Some(phone), None) => {
+                if let Some(info) = phone.operator_hint().filter(|i| i.operators.is_empty()) {
+                    problems.push(Error::PhoneNoPayoutOperator {
+                        masked: phone.masked(),
+                        prefix: info.prefix.to_owned(),
+                        company: info
+                            .company
+                            .trim_end_matches(" (not a payout operator)")
+                            .to_owned(),
+                    });
+                }
+            }
+            (Some(_), Some(_)) => {}
         }
         if self.customer.id.is_none() {
             problems.push(missing("customer_id"));
@@ -279,7 +294,7 @@ impl PayoutBuilder {
             Some(amount) if amount.minor_units() > MAX_EXACT_INTEGER => {
                 problems.push(Error::InvalidAmount {
                     input: format!("{amount:#}"),
-                    reason: "it is above 2^53 − 1 minor units, which the platform's SDKs do not sign exactly",
+                    reason: "it is above 90 071 992 547 409,91 tenge (2^53 − 1 tiyn), which the platform's SDKs do not sign exactly",
                 });
             }
             Some(_) => {}
@@ -433,13 +448,64 @@ mod tests {
     }
 
     #[test]
+    fn refuses_ranges_no_payout_operator_serves_unless_an_operator_is_named() {
+        for prefix in ["760", "762", "763", "764", "785"] {
+            let phone = Msisdn::parse(&format!("+7 {prefix} 123 45 67")).unwrap();
+            let error = base().phone(phone).build().unwrap_err();
+            let message = error.to_string();
+            assert!(
+                matches!(error, Error::PhoneNoPayoutOperator { .. }),
+                "{prefix}: {message}"
+            );
+            assert!(
+                message.starts_with(&format!(
+                    "phone number 7{prefix}***4567 is in the {prefix} range of "
+                )),
+                "{message}"
+            );
+            assert!(message.contains("name that operator (ACTIV"), "{message}");
+            assert!(!message.contains("1234567"), "{message}");
+            // Named explicitly (a number moved to a payout operator): sent as asked.
+            assert!(
+                base()
+                    .phone(phone)
+                    .operator(Operator::Tele2)
+                    .build()
+                    .is_ok()
+            );
+        }
+        let kulan = base()
+            .phone(Msisdn::parse("87601234567").unwrap())
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            kulan.to_string(),
+            "phone number 7760***4567 is in the 760 range of Kulan, which no payout operator \
+             serves; if the number was moved to one, name that operator (ACTIV, ALTEL, BEELINE, \
+             KCELL, TELE2)"
+        );
+        // Every other range of the table has a payout operator.
+        for info in crate::PrefixInfo::all() {
+            let phone = Msisdn::parse(&format!("7{}1234567", info.prefix)).unwrap();
+            assert_eq!(
+                base().phone(phone).build().is_ok(),
+                !info.operators.is_empty(),
+                "{}",
+                info.prefix
+            );
+        }
+    }
+
+    #[test]
     fn refuses_amounts_the_sdks_cannot_sign_exactly() {
         let error = base()
             .amount(Money::kzt_minor(MAX_EXACT_INTEGER + 1))
             .build()
             .unwrap_err();
         assert!(
-            error.to_string().contains("above 2^53 − 1 minor units"),
+            error
+                .to_string()
+                .contains("above 90 071 992 547 409,91 tenge (2^53 − 1 tiyn)"),
             "{error}"
         );
         assert!(

@@ -44,7 +44,9 @@ impl Msisdn {
     /// [`Error::PhoneEmpty`], [`Error::PhoneInvalidCharacter`], [`Error::PhoneWrongLength`],
     /// [`Error::PhoneRussian`] or [`Error::PhoneNotKzMobile`].
     pub fn parse(input: &str) -> Result<Msisdn, Error> {
-        let trimmed = input.trim();
+        let trimmed = input.trim_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
+        });
         if trimmed.is_empty() {
             return Err(Error::PhoneEmpty);
         }
@@ -54,7 +56,7 @@ impl Msisdn {
             match character {
                 '0'..='9' => digits.push(character),
                 '+' if position == 0 => {}
-                ' ' | '-' | '(' | ')' | '.' | '\u{a0}' | '\u{202f}' | '\u{2009}' | '\t' => {}
+                c if is_separator(c) => {}
                 _ => {
                     return Err(Error::PhoneInvalidCharacter {
                         character,
@@ -131,6 +133,30 @@ impl Msisdn {
     pub fn operator_hint(&self) -> Option<&'static PrefixInfo> {
         PrefixInfo::lookup(self.prefix())
     }
+}
+
+/// Whether `c` may separate the digits of a written number: spaces (also no-break and thin),
+/// brackets, dots, the dash family (`-`, U+2010–2015, U+2212 MINUS SIGN, U+FF0D) and the
+/// invisible format characters that copying from chats and documents leaves in (U+200B–200D,
+/// U+2060, U+FEFF).
+fn is_separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t'
+            | '('
+            | ')'
+            | '.'
+            | '-'
+            | '\u{a0}'
+            | '\u{202f}'
+            | '\u{2009}'
+            | '\u{2010}'..='\u{2015}'
+            | '\u{2212}'
+            | '\u{ff0d}'
+            | '\u{200b}'..='\u{200d}'
+            | '\u{2060}'
+            | '\u{feff}'
+    )
 }
 
 /// Masks a string of digits for logs: the first and last four stay, the middle becomes `***`.
@@ -226,6 +252,11 @@ mod tests {
             "8 10 7 701 123 45 67",
             "810 7 701 1234567",
             " \u{a0}+7\u{202f}701.123.45.67 ",
+            // The dash family and invisible characters, as pasted from chats and documents.
+            "8 (701) 123\u{2013}45\u{2014}67",
+            "+7\u{2011}701\u{2010}123\u{2012}45\u{2015}67",
+            "8\u{2212}701\u{ff0d}1234567",
+            "\u{feff}+7 701\u{200b}123\u{200c}45\u{200d}6\u{2060}7",
         ] {
             assert_eq!(
                 Msisdn::parse(input).unwrap().as_str(),

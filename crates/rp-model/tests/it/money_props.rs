@@ -44,14 +44,25 @@ proptest! {
     ) {
         let text = format!("{major}.{extra}");
         let error = Money::parse(&text, Currency::KZT).unwrap_err();
-        prop_assert!(error.to_string().contains("more fraction digits than KZT allows"));
+        prop_assert!(error.to_string().contains("more digits after the decimal separator than KZT allows (2); write at most 2"));
     }
 
     #[test]
-    fn a_separator_and_three_digits_is_ambiguous(major in 0u64..1000, fraction in 0u64..1000, comma in any::<bool>()) {
+    fn a_separator_and_three_digits_is_ambiguous(major in 1u64..1000, fraction in 0u64..1000, comma in any::<bool>()) {
         let text = format!("{major}{}{fraction:03}", if comma { ',' } else { '.' });
         let error = Money::parse(&text, Currency::KZT).unwrap_err();
         prop_assert!(error.to_string().contains("ambiguous"), "{}", error);
+    }
+
+    /// `0.500`, `1500.000`, `1 000,000`: the separator cannot group thousands there, so the
+    /// three digits are decimals, one too many.
+    #[test]
+    fn three_decimals_where_no_thousands_can_be_are_too_many(major in 1000u64..1_000_000, fraction in 0u64..1000, comma in any::<bool>()) {
+        let separator = if comma { ',' } else { '.' };
+        for text in [format!("{major}{separator}{fraction:03}"), format!("0{separator}{fraction:03}")] {
+            let error = Money::parse(&text, Currency::KZT).unwrap_err();
+            prop_assert!(error.to_string().contains("more digits after the decimal separator"), "{}", error);
+        }
     }
 
     #[test]
