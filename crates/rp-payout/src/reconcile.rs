@@ -133,6 +133,7 @@ impl Client {
         // hide the ones behind them.
         let mut after = None;
         loop {
+            let lease_now = self.lease_clock().await;
             let page = self.store.unsettled(after.take(), RECONCILE_BATCH).await?;
             let full = page.len() == RECONCILE_BATCH;
             after = page.last().map(|record| record.payment_id.clone());
@@ -142,7 +143,7 @@ impl Client {
                     continue;
                 }
                 let payment_id = record.payment_id.clone();
-                let result = if self.in_flight(&record) {
+                let result = if self.in_flight(&record, lease_now) {
                     // A call is still sending it; the platform may answer 3061 for a while yet.
                     ReconcileResult::Unchanged(record.state)
                 } else if record.state == PayoutState::Created && record.attempts == 0 {

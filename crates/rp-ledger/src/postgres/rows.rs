@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 
 /// The columns [`record`] reads, in order.
 pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
-     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts";
+     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until";
 
 /// The columns [`event`] reads, in order.
 pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
@@ -58,10 +58,11 @@ pub(super) struct Mutable {
     pub(super) maybe_sent: bool,
     pub(super) claimed_by: Option<String>,
     pub(super) attempts: i64,
+    pub(super) lease_until: Option<i64>,
 }
 
 /// The columns [`Mutable`] fills, in order.
-pub(super) const MUTABLE_COLUMNS: [&str; 11] = [
+pub(super) const MUTABLE_COLUMNS: [&str; 12] = [
     "state",
     "state_label",
     "settled",
@@ -73,6 +74,7 @@ pub(super) const MUTABLE_COLUMNS: [&str; 11] = [
     "maybe_sent",
     "claimed_by",
     "attempts",
+    "lease_until",
 ];
 
 impl Mutable {
@@ -90,11 +92,12 @@ impl Mutable {
             maybe_sent: record.maybe_sent,
             claimed_by: record.claimed_by.clone(),
             attempts: i64::from(record.attempts),
+            lease_until: record.lease_until.map(nanos),
         })
     }
 
     /// The values as query parameters, in the order of [`MUTABLE_COLUMNS`].
-    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
+    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 12] {
         [
             &self.state,
             &self.state_label,
@@ -107,6 +110,7 @@ impl Mutable {
             &self.maybe_sent,
             &self.claimed_by,
             &self.attempts,
+            &self.lease_until,
         ]
     }
 }
@@ -175,6 +179,7 @@ pub(super) fn record(row: &Row) -> Result<PayoutRecord, String> {
     record.maybe_sent = column(row, 10)?;
     record.claimed_by = column(row, 11)?;
     record.attempts = u32::try_from(column::<i64>(row, 12)?).unwrap_or(u32::MAX);
+    record.lease_until = column::<Option<i64>>(row, 13)?.map(time);
     Ok(record)
 }
 

@@ -2,6 +2,7 @@
 //! [`PayoutStore`]. Each write is one `READ COMMITTED` transaction: the record and its event.
 
 use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Client, Transaction};
 use rp_model::{PaymentId, ProjectId};
@@ -281,6 +282,26 @@ impl PostgresStore {
         Ok(StateCount::from_rows(counts))
     }
 
+    /// The server's clock: leases of several instances on several machines are all measured
+    /// on it.
+    async fn read_now(&self) -> Result<Option<SystemTime>, Error> {
+        let what = "read the server's clock";
+        let rows = self
+            .query(
+                what,
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+                &[],
+            )
+            .await?;
+        let micros: i64 = rows
+            .first()
+            .ok_or_else(|| Error::store(what, "no row"))?
+            .try_get(0)
+            .map_err(|e| Error::store(what, describe(&e)))?;
+        let micros = u64::try_from(micros).map_err(|_| Error::store(what, "a time before 1970"))?;
+        Ok(Some(UNIX_EPOCH + Duration::from_micros(micros)))
+    }
+
     /// Runs a read (a prepared, cached statement) on a pooled connection.
     async fn query(
         &self,
@@ -456,5 +477,9 @@ impl PayoutStore for PostgresStore {
 
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {
         Box::pin(self.read_counts())
+    }
+
+    fn now(&self) -> BoxFuture<'_, Result<Option<SystemTime>, Error>> {
+        Box::pin(self.read_now())
     }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 /// The columns [`record`] reads, in order.
 pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
-     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts";
+     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until";
 
 /// The columns [`event`] reads, in order.
 pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
@@ -46,7 +46,7 @@ pub(super) fn state_text(state: &PayoutState) -> rusqlite::Result<String> {
 
 /// The values of the mutable columns of `record`, in the order of [`MUTABLE_COLUMNS`]:
 /// `state, state_label, settled, updated_at, request_id, last_code, last_message, attention,
-/// maybe_sent, claimed_by, attempts`.
+/// maybe_sent, claimed_by, attempts, lease_until`.
 pub(super) fn mutable_values(record: &PayoutRecord) -> rusqlite::Result<Vec<Value>> {
     Ok(vec![
         Value::Text(state_text(&record.state)?),
@@ -60,11 +60,14 @@ pub(super) fn mutable_values(record: &PayoutRecord) -> rusqlite::Result<Vec<Valu
         Value::Integer(i64::from(record.maybe_sent)),
         optional(record.claimed_by.as_deref()),
         Value::Integer(i64::from(record.attempts)),
+        record
+            .lease_until
+            .map_or(Value::Null, |until| Value::Integer(nanos(until))),
     ])
 }
 
 /// The columns [`mutable_values`] fills, in order.
-pub(super) const MUTABLE_COLUMNS: [&str; 11] = [
+pub(super) const MUTABLE_COLUMNS: [&str; 12] = [
     "state",
     "state_label",
     "settled",
@@ -76,6 +79,7 @@ pub(super) const MUTABLE_COLUMNS: [&str; 11] = [
     "maybe_sent",
     "claimed_by",
     "attempts",
+    "lease_until",
 ];
 
 /// The values of an event row after its key: `at, source, previous, state, code, message,
@@ -120,6 +124,7 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<PayoutRecord> {
     record.maybe_sent = row.get::<_, i64>(10)? != 0;
     record.claimed_by = row.get(11)?;
     record.attempts = u32::try_from(row.get::<_, i64>(12)?).unwrap_or(u32::MAX);
+    record.lease_until = row.get::<_, Option<i64>>(13)?.map(time);
     Ok(record)
 }
 

@@ -34,6 +34,7 @@ CREATE TABLE payouts (
     maybe_sent     INTEGER NOT NULL,
     claimed_by     TEXT,               -- host/pid/start/client of the claim that sends it
     attempts       INTEGER NOT NULL,   -- payout requests counted before each was sent
+    lease_until    INTEGER,            -- nanoseconds: until when the claim holds
     PRIMARY KEY (project_id, payment_id)
 );
 CREATE INDEX payouts_by_time ON payouts (project_id, created_at DESC, payment_id DESC);

@@ -308,6 +308,24 @@ async fn the_recorded_request_is_immutable() {
     db.remove().await;
 }
 
+/// Leases of instances on several machines are measured on one clock: the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_measured_on_the_servers_clock() {
+    let Some(admin) = server("leases_are_measured_on_the_servers_clock") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "clock").await;
+    let store = db.open().await.store(project(1234));
+    let first = store.now().await.unwrap().expect("the server's clock");
+    let second = store.now().await.unwrap().expect("the server's clock");
+    assert!(second >= first, "the server's clock moves forward");
+    // The test server runs on this machine: the clocks agree to within seconds.
+    let local = std::time::SystemTime::now();
+    let skew = local.duration_since(first).unwrap_or_else(|e| e.duration());
+    assert!(skew < std::time::Duration::from_secs(5), "{skew:?}");
+    db.remove().await;
+}
+
 /// The version and relations of the ledger's schema, to see that a refused open changed
 /// nothing.
 async fn schema_snapshot(client: &tokio_postgres::Client) -> (i64, Vec<String>) {

@@ -94,19 +94,53 @@ impl Client {
     /// The attempt log: counts a payout request in the record **before** it is sent, with its
     /// event. A payout whose record counts no attempt was never sent, whatever happened to the
     /// process; one that counts attempts may have been.
+    ///
+    /// It is also the fence of the claim: the lease is renewed in the same write, and when
+    /// another call has taken the payout over (its claim replaced this one's, after the lease
+    /// ran out) nothing is written and [`Error::InFlight`] says so: this call sends nothing
+    /// more.
     pub(super) async fn log_attempt(&self, payment_id: &PaymentId) -> Result<PayoutRecord, Error> {
         let current = self.store.get(payment_id).await?;
         let number = current.map_or(1, |r| r.attempts.saturating_add(1));
         let origin = Origin::new(EventSource::Call)
             .noted(format!("attempt {number}: sending the payout request"));
-        Ok(self
+        let lease_until = self.lease_clock().await + self.config.in_flight_window();
+        let token = self.owner.token();
+        let (record, ours) = self
             .change(payment_id, &origin, |current| {
+                if current
+                    .claimed_by
+                    .as_deref()
+                    .is_some_and(|owner| owner != token)
+                {
+                    return (None, false);
+                }
                 let mut next = current.clone();
                 next.attempts = current.attempts.saturating_add(1);
-                (Some(next), ())
+                next.claimed_by = Some(token.to_owned());
+                next.lease_until = Some(lease_until);
+                (Some(next), true)
             })
-            .await?
-            .0)
+            .await?;
+        if ours {
+            Ok(record)
+        } else {
+            tracing::warn!(by = ?record.claimed_by, "another call took the payout over; this one sends nothing more");
+            Err(self.in_flight_error(&record))
+        }
+    }
+
+    /// Now, on the store's clock when it has one ([`PayoutStore::now`](crate::PayoutStore::now)),
+    /// else on the client's: the clock of leases.
+    pub(crate) async fn lease_clock(&self) -> std::time::SystemTime {
+        match self.store.now().await {
+            Ok(Some(now)) => now,
+            Ok(None) => self.clock.now(),
+            Err(error) => {
+                tracing::warn!(%error, "the store cannot tell the time; using this machine's clock");
+                self.clock.now()
+            }
+        }
     }
 
     /// Records that the platform accepted the payout request (`request_id`, when it gave one).

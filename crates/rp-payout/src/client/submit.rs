@@ -1,6 +1,8 @@
 //! Submitting a payout: record it before the first byte is sent, or, for a payout already
 //! recorded, decide what is safe to send ([`Client::payout`], [`Client::resume`]).
 
+use std::time::SystemTime;
+
 use rp_model::{PaymentId, PaymentStatus, Payout};
 use tracing::Instrument;
 
@@ -58,6 +60,7 @@ impl Client {
             let now = self.clock.now();
             let mut record = PayoutRecord::new(payment_id.clone(), request, now);
             record.claimed_by = Some(self.owner.token().to_owned());
+            record.lease_until = Some(self.lease_clock().await + self.config.in_flight_window());
             let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
             match self.store.insert(record, recorded).await? {
                 Inserted::New(record) => {
@@ -131,17 +134,22 @@ impl Client {
             .0)
     }
 
-    /// Whether a call may still be sending this payout: recorded as `Created` and changed
-    /// within [`Config::in_flight_window`](crate::Config::in_flight_window).
-    /// A claim by a process on this host that no longer exists is not in flight: its sender
-    /// died (a crash, a kill), and the payout is resolved at once.
-    pub(crate) fn in_flight(&self, record: &PayoutRecord) -> bool {
-        let age = elapsed(self.clock.now(), record.updated_at);
+    /// Whether a call may still be sending this payout: recorded as `Created`, its claim's
+    /// lease not run out at `lease_now` (the store's clock,
+    /// [`PayoutRecord::lease_until`]; a record without a lease: changed within
+    /// [`Config::in_flight_window`](crate::Config::in_flight_window) on this client's clock),
+    /// and its claimant not known to be dead: a claim by a process on this host that no longer
+    /// exists is taken over at once (a crash, a kill).
+    pub(crate) fn in_flight(&self, record: &PayoutRecord, lease_now: SystemTime) -> bool {
+        let held = match record.lease_until {
+            Some(until) => until > lease_now,
+            None => elapsed(self.clock.now(), record.updated_at) < self.config.in_flight_window(),
+        };
         let sender_dead = record
             .claimed_by
             .as_deref()
             .is_some_and(|owner| Owner::liveness_of(owner) == Liveness::Dead);
-        record.state == PayoutState::Created && age < self.config.in_flight_window() && !sender_dead
+        record.state == PayoutState::Created && held && !sender_dead
     }
 
     /// The same payout again: send only what is safe to send. When another call changes the
@@ -152,7 +160,8 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<PayoutReceipt, Error> {
         for _ in 0..MAX_CLAIM_TRIES {
-            let start = match self.resubmit_start(&existing)? {
+            let lease_now = self.lease_clock().await;
+            let start = match self.resubmit_start(&existing, lease_now)? {
                 Ok(start) => start,
                 Err(receipt) => return Ok(receipt),
             };
@@ -162,6 +171,7 @@ impl Client {
             claimed.state = PayoutState::Created;
             claimed.updated_at = self.clock.now();
             claimed.claimed_by = Some(self.owner.token().to_owned());
+            claimed.lease_until = Some(lease_now + self.config.in_flight_window());
             let event = event_for(&existing, &claimed, &Origin::new(EventSource::Call))
                 .with_note(Some("sending again under the same payment ID".to_owned()));
             match self.store.update(existing.version, claimed, event).await? {
@@ -187,6 +197,7 @@ impl Client {
     fn resubmit_start(
         &self,
         existing: &PayoutRecord,
+        lease_now: SystemTime,
     ) -> Result<Result<Start, PayoutReceipt>, Error> {
         Ok(Ok(match &existing.state {
             PayoutState::Rejected { code, message } => {
@@ -217,13 +228,15 @@ impl Client {
             PayoutState::Status(PaymentStatus::Error) => Start::Send { maybe_sent: true },
             PayoutState::Unknown => Start::CheckStatus,
             // Its sender stopped before sending anything (the attempt log is empty): send it.
-            PayoutState::Created if !self.in_flight(existing) && existing.attempts == 0 => {
+            PayoutState::Created
+                if !self.in_flight(existing, lease_now) && existing.attempts == 0 =>
+            {
                 tracing::warn!("payout recorded but never sent (the sender stopped); sending it");
                 Start::Send {
                     maybe_sent: existing.maybe_sent,
                 }
             }
-            PayoutState::Created if !self.in_flight(existing) => {
+            PayoutState::Created if !self.in_flight(existing, lease_now) => {
                 tracing::warn!(
                     since = ?existing.updated_at,
                     "payout recorded and maybe sent, but unresolved (the sender stopped); asking the status first"
@@ -241,7 +254,7 @@ impl Client {
         }))
     }
 
-    fn in_flight_error(&self, record: &PayoutRecord) -> Error {
+    pub(crate) fn in_flight_error(&self, record: &PayoutRecord) -> Error {
         Error::InFlight {
             payment_id: record.payment_id.clone(),
             seconds_ago: elapsed(self.clock.now(), record.updated_at).as_secs(),

@@ -18,6 +18,7 @@ mod query;
 mod record;
 
 use std::fmt;
+use std::time::SystemTime;
 
 use rp_model::PaymentId;
 use rp_transport::BoxFuture;
@@ -134,4 +135,15 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
     ///
     /// [`Error::Store`] if the store fails.
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>>;
+
+    /// The store's own clock, for claims and their leases
+    /// ([`PayoutRecord::lease_until`]), when it is shared by machines whose clocks may differ
+    /// (a database server); `None` (the default): the client's clock is the store's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store cannot tell.
+    fn now(&self) -> BoxFuture<'_, Result<Option<SystemTime>, Error>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }

@@ -210,6 +210,10 @@ pub struct PayoutRecord {
     /// Payout requests counted before they were sent (the attempt log): 0 means this payout was
     /// never sent, so it can be sent without asking the status first.
     pub attempts: u32,
+    /// Until when the claim holds, on the store's clock ([`PayoutStore::now`](crate::PayoutStore::now)):
+    /// a `Created` payout is in flight until then, unless its claimant is known to be dead. The
+    /// sender renews it before every attempt, and sends nothing more once another took over.
+    pub lease_until: Option<SystemTime>,
 }
 
 impl PayoutRecord {
@@ -229,6 +233,7 @@ impl PayoutRecord {
             maybe_sent: false,
             claimed_by: None,
             attempts: 0,
+            lease_until: None,
         }
     }
 }
@@ -251,6 +256,7 @@ impl fmt::Debug for PayoutRecord {
             .field("maybe_sent", &self.maybe_sent)
             .field("claimed_by", &self.claimed_by)
             .field("attempts", &self.attempts)
+            .field("lease_until", &self.lease_until)
             .finish_non_exhaustive()
     }
 }

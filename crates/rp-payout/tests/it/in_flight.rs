@@ -198,3 +198,92 @@ async fn a_payout_never_attempted_is_sent_without_asking_the_status() {
         "{events:?}"
     );
 }
+
+/// Claims are leases: held until `lease_until` (renewed before every attempt), and a call
+/// whose claim another took over sends nothing more (the attempt log is the fence).
+#[tokio::test]
+async fn a_call_whose_claim_was_taken_over_sends_nothing_more() {
+    use std::sync::Arc;
+
+    /// After the first payout request (answered 500: maybe sent), another client takes the
+    /// payout over, as one would after this call's lease ran out.
+    #[derive(Debug)]
+    struct TakeOver {
+        store: Arc<MemoryStore>,
+        inner: rp_transport::ScriptedTransport,
+    }
+    impl rp_transport::Transport for TakeOver {
+        fn post(
+            &self,
+            request: rp_transport::HttpRequest,
+        ) -> rp_transport::BoxFuture<
+            '_,
+            Result<rp_transport::HttpResponse, rp_transport::TransportError>,
+        > {
+            Box::pin(async move {
+                let answer = self.inner.post(request.clone()).await;
+                if request.path == rp_payout::PAYOUT_PATH {
+                    let mut record = self.store.all().pop().unwrap();
+                    let version = record.version;
+                    record.claimed_by = Some("elsewhere/1/1/0".to_owned());
+                    let event = crate::gate::test_event(&record);
+                    self.store.update(version, record, event).await.unwrap();
+                }
+                answer
+            })
+        }
+    }
+
+    let script = rp_transport::ScriptedTransport::new()
+        .then_respond(500, r#"{"status":"error","message":"Internal server error"}"#)
+        .then_respond(
+            200,
+            r#"{"status":"error","code":"3061","message":"Transaction not found","errors":[{"code":"3061","message":"Transaction not found"}]}"#,
+        );
+    let store = Arc::new(MemoryStore::new());
+    let client = Client::builder(config().with_retry(crate::gate::fast_retry()))
+        .transport(Arc::new(TakeOver {
+            store: store.clone(),
+            inner: script.clone(),
+        }))
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new()))
+        .build()
+        .unwrap();
+    let error = client.payout(&payout("p-fenced")).await.unwrap_err();
+    assert!(matches!(error, Error::InFlight { .. }), "{error}");
+    assert!(error.may_have_reached_platform());
+    let paths: Vec<String> = script.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [rp_payout::PAYOUT_PATH, rp_payout::STATUS_PATH],
+        "the status said 3061, but the claim is not ours any more: no second request"
+    );
+    let record = store.get(&pid("p-fenced")).await.unwrap().unwrap();
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.claimed_by.as_deref(), Some("elsewhere/1/1/0"));
+}
+
+/// A claim of another (live) client holds until its lease runs out on the store's clock,
+/// then the payout is taken over (the status first: an attempt was logged).
+#[tokio::test]
+async fn a_claim_holds_until_its_lease_runs_out() {
+    let gate = Gate::start().await;
+    let (client, clock, store) = with_created(&gate, "p-lease").await;
+    let mut record = store.get(&pid("p-lease")).await.unwrap().unwrap();
+    record.claimed_by = Some("elsewhere/1/1/0".to_owned());
+    record.lease_until = Some(clock.now() + Duration::from_secs(30));
+    let event = crate::gate::test_event(&record);
+    store.update(0, record, event).await.unwrap();
+
+    clock.advance(Duration::from_secs(29));
+    let error = client.payout(&payout("p-lease")).await.unwrap_err();
+    assert!(matches!(error, Error::InFlight { .. }), "{error}");
+    assert!(gate.calls().is_empty());
+
+    clock.advance(Duration::from_secs(2));
+    gate.on_status(status_reply("p-lease", "success"));
+    let receipt = client.payout(&payout("p-lease")).await.unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::FoundByStatus);
+    assert_eq!(gate.calls(), ["status"]);
+}
