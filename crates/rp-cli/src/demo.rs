@@ -103,7 +103,7 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<(), Failure> {
 
 async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let internal = |what: &str, e: &dyn std::fmt::Display| {
-        Failure::unreachable(format!("demo: cannot {what}: {e}"))
+        Failure::new(EXIT_DEMO_MISMATCH, format!("demo: cannot {what}: {e}"))
     };
     println!("rp demo: the real rp-payout client against the embedded Rocketpay Gate simulator\n");
 
@@ -322,15 +322,15 @@ async fn drive(
         println!("\nEvery outcome was the expected one.");
         Ok(())
     } else {
-        Err(Failure {
-            code: EXIT_DEMO_MISMATCH,
-            message: "some outcomes were not the expected ones (see the summary above)".to_owned(),
-        })
+        Err(Failure::new(
+            EXIT_DEMO_MISMATCH,
+            "some outcomes were not the expected ones (see the summary above)",
+        ))
     }
 }
 
 fn build(case: &Case, index: usize) -> Result<Payout, Failure> {
-    let invalid = |e: rp_model::Error| Failure::unreachable(format!("demo: {e}"));
+    let invalid = |e: rp_model::Error| Failure::new(EXIT_DEMO_MISMATCH, format!("demo: {e}"));
     Payout::builder()
         .payment_id(PaymentId::new(format!("demo-{}-{}", index + 1, case.label)).map_err(invalid)?)
         .phone(Msisdn::parse(case.phone).map_err(invalid)?)

@@ -7,7 +7,10 @@ use rp_model::{Currency, CustomerId, Money, Msisdn, Operator, PaymentId, Payment
 use rp_payout::{Acceptance, Client, PayoutReceipt, PayoutState, StatusReport};
 use serde_json::json;
 
-use crate::common::{Failure, GateArgs, print_json, runtime};
+use crate::common::{
+    EXIT_DECLINED, EXIT_NOT_SENT, EXIT_OUTCOME_UNKNOWN, EXIT_SIGNATURE_OR_PROJECT, Failure,
+    GateArgs, outcome_class, print_json, runtime,
+};
 
 /// Arguments of `rp operators`.
 #[derive(Debug, clap::Args)]
@@ -29,8 +32,8 @@ pub(crate) struct PayoutArgs {
     /// The phone number to credit, in any common form: +7 701 123 45 67, 8 (701) 123-45-67, 7011234567.
     #[arg(long, value_name = "NUMBER")]
     phone: String,
-    /// The amount in tenge as people write it: 1500, 1 500,00, 1500.50 (KZT only).
-    #[arg(long, value_name = "TENGE")]
+    /// The amount in tenge as people write it: 1500, 1 500,00, 1500.50, 1 500 тг (KZT only).
+    #[arg(long, value_name = "TENGE", allow_hyphen_values = true)]
     amount: String,
     /// Your ID of the customer being paid.
     #[arg(long, value_name = "ID")]
@@ -89,7 +92,9 @@ Examples:
 /// Runs `rp operators`.
 pub(crate) fn operators(args: &OperatorsArgs) -> Result<(), Failure> {
     let client = args.gate.client()?;
-    let list = runtime()?.block_on(client.operators())?;
+    let list = runtime()?
+        .block_on(client.operators())
+        .map_err(|e| at_gate(e, client.config().base_url.as_str()))?;
     if args.gate.json {
         let ids: Vec<&str> = list.operators.iter().map(Operator::id).collect();
         print_json(&json!({ "operators": ids }));
@@ -111,12 +116,16 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let ledger = runtime.block_on(args.ledger.open())?;
     let client = args
         .gate
-        .client_with(ledger.store(project), Duration::from_secs(600))?;
+        .quiet_client_with(ledger.store(project), Duration::from_secs(600))?;
     let id = payout.payment_id();
     // On stderr before the first byte is sent: a kill, a crash or a closed terminal never
     // loses the ID that a rerun must reuse.
+    // The destination in the same line: a forgotten --base-url with a test key shows here.
     eprintln!(
-        "payout {id}: sending; if this command is interrupted, rerun it with --payment-id {id} (never a new ID)"
+        "payout {id}: sending {} to {} {}; if this command is interrupted, rerun it with --payment-id {id} (never a new ID)",
+        payout.amount(),
+        payout.phone(),
+        crate::common::destination(&client.config().base_url, client.config().project_id),
     );
     let Some(result) = runtime.block_on(until_interrupted(client.payout(&payout))) else {
         // Recorded as unknown, so that the rerun asks the status at once instead of taking
@@ -127,9 +136,23 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
         return Err(Failure::unreachable(format!(
             "interrupted: the outcome of payout {id} is unknown (it may have been sent); \
              rerun with --payment-id {id}, never under a new ID"
-        )));
+        ))
+        .about(id));
     };
-    let receipt = result.map_err(for_the_command_line)?;
+    let receipt = match result {
+        Ok(receipt) => receipt,
+        Err(error) => {
+            let base_url = client.config().base_url.clone();
+            let not_a_gate = error.is_outcome_unknown()
+                && runtime.block_on(answers_not_found_everywhere(&client, id));
+            let failure = for_the_command_line(error, &base_url).about(id);
+            return Err(if not_a_gate {
+                not_a_gate_failure(&base_url, id)
+            } else {
+                failure
+            });
+        }
+    };
     let id = &receipt.payment_id;
     if !args.gate.json {
         // Printed before any waiting, so the payment ID is never lost.
@@ -149,6 +172,7 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
                         "interrupted while waiting: payout {id} was accepted, its result is not \
                          known yet; ask: rp status {id}"
                     ))
+                    .about(id)
                 })?
                 .map_err(|failure| {
                     Failure::unreachable(format!(
@@ -156,12 +180,19 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
                          again: rp status {id}",
                         failure.message
                     ))
+                    .about(id)
                 })?,
         ),
         None => None,
     };
+    let verdict = match &report {
+        Some(report) => verdict(report, args.wait.unwrap_or_default()),
+        None => Ok(()),
+    };
     if args.gate.json {
         let mut out = json!({
+            "ok": verdict.is_ok(),
+            "outcome": outcome_class(verdict.as_ref().err().map_or(0, |f| f.code)),
             "payment_id": id.as_str(),
             "accepted": true,
             "acceptance": acceptance_name(&receipt.acceptance),
@@ -184,10 +215,10 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
             None => println!("the result comes in the callback, or ask: rp status {id}"),
         }
     }
-    match report {
-        Some(report) => verdict(&report, args.wait.unwrap_or_default()),
-        None => Ok(()),
-    }
+    verdict.map_err(|mut failure| {
+        failure.json_printed = args.gate.json;
+        failure.about(id)
+    })
 }
 
 /// The exit status of `rp payout --wait`: 0 only when money reached the customer.
@@ -196,14 +227,24 @@ fn verdict(report: &StatusReport, waited: u64) -> Result<(), Failure> {
     let code = code_suffix(report);
     match &report.status {
         status if status.is_paid() => Ok(()),
-        PaymentStatus::Decline => Err(Failure::refused(format!("payout {id} was declined{code}"))),
-        PaymentStatus::Error => Err(Failure::refused(format!(
-            "payout {id} ended in status error{code}: nothing was paid; send it again with \
-             --payment-id {id}"
-        ))),
-        status if status.is_final() => Err(Failure::refused(format!(
-            "payout {id} ended in status {status}{code}"
-        ))),
+        PaymentStatus::Decline => Err(Failure::new(
+            EXIT_DECLINED,
+            format!(
+                "payout {id} was declined{code}; nothing was paid: another try needs a new \
+                 payment ID"
+            ),
+        )),
+        PaymentStatus::Error => Err(Failure::new(
+            EXIT_NOT_SENT,
+            format!(
+                "payout {id} ended in status error{code}: nothing was paid; send it again with \
+                 --payment-id {id} (rp reconcile does it too)"
+            ),
+        )),
+        status if status.is_final() => Err(Failure::new(
+            EXIT_DECLINED,
+            format!("payout {id} ended in status {status}{code}"),
+        )),
         status => Err(Failure::unreachable(format!(
             "payout {id} is still {status} after {waited} s; ask again with: rp status {id}"
         ))),
@@ -215,7 +256,9 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), Failure> {
     let client = args.gate.client()?;
     let payment_id =
         PaymentId::new(args.payment_id.as_str()).map_err(|e| Failure::usage(e.to_string()))?;
-    let report = runtime()?.block_on(client.status(&payment_id))?;
+    let report = runtime()?
+        .block_on(client.status(&payment_id))
+        .map_err(|e| at_gate(e, client.config().base_url.as_str()).about(&payment_id))?;
     if args.gate.json {
         let mut raw = serde_json::to_value(&report.raw).unwrap_or_default();
         // The response is printed as received, but the phone number is personal data.
@@ -267,33 +310,87 @@ pub(crate) async fn interrupted() {
     }
 }
 
+/// A failure of a request to the Gate at `base_url`, naming the Gate when the request did not
+/// complete (a connection, a timeout, an answer that is not the Gate's).
+fn at_gate(error: rp_payout::Error, base_url: &str) -> Failure {
+    let names_the_gate = matches!(
+        error,
+        rp_payout::Error::Transport { .. } | rp_payout::Error::UnexpectedResponse { .. }
+    );
+    let mut failure = Failure::from(error);
+    if names_the_gate {
+        failure.message = format!("{} (Gate {base_url})", failure.message);
+    }
+    failure
+}
+
+/// Whether the Gate answers the status request for `id` with HTTP 404 and a body that is not
+/// the Gate's: then the base URL serves no Gate, and nothing there took the payout.
+async fn answers_not_found_everywhere(client: &Client, id: &PaymentId) -> bool {
+    matches!(
+        client.status(id).await,
+        Err(rp_payout::Error::UnexpectedResponse {
+            http_status: 404,
+            ..
+        })
+    )
+}
+
+/// A payout sent to a base URL that answers 404 to the Gate's paths: a configuration error.
+fn not_a_gate_failure(base_url: &str, id: &PaymentId) -> Failure {
+    Failure::new(
+        EXIT_SIGNATURE_OR_PROJECT,
+        format!(
+            "{base_url} answers HTTP 404 to the Gate's payout and status paths: it is not a \
+             Rocketpay Gate, so the payout was not taken there. Check --base-url or RP_BASE_URL \
+             (production: {}). The ledger keeps payout {id} as unknown: once the URL is right, \
+             rerun with --payment-id {id} (the status is asked first; it is never paid twice)",
+            rp_payout::DEFAULT_BASE_URL
+        ),
+    )
+    .about(id)
+}
+
 /// The library's advice assumes a long-running service whose store reconciles later; a command
-/// has no such store once it exits, so say what the operator must do, with the payment ID.
-fn for_the_command_line(error: rp_payout::Error) -> Failure {
+/// has no such store once it exits, so say what the operator must do, with the payment ID and
+/// the Gate (`base_url`).
+fn for_the_command_line(error: rp_payout::Error, base_url: &str) -> Failure {
     match error {
         rp_payout::Error::OutcomeUnknown {
             payment_id,
             attempts,
             last,
-        } => Failure::unreachable(format!(
-            "the outcome of payout {payment_id} is unknown after {attempts} request(s) ({last}); \
-             it may have been paid. Ask `rp status {payment_id}` (wait 10 s or more), and retry \
-             only with --payment-id {payment_id}, never under a new ID"
-        )),
+        } => Failure::new(
+            EXIT_OUTCOME_UNKNOWN,
+            format!(
+                "the outcome of payout {payment_id} is unknown after {attempts} request(s) to \
+                 {base_url} ({last}); it may have been paid. Ask `rp status {payment_id}` (wait \
+                 10 s or more), and retry only with --payment-id {payment_id}, never under a new ID"
+            ),
+        )
+        .about(&payment_id),
         rp_payout::Error::NotSent {
             payment_id,
             attempts,
             last,
-        } => Failure::unreachable(format!(
-            "payout {payment_id} was not sent after {attempts} attempt(s) ({last}); nothing was \
-             paid. Retry with --payment-id {payment_id}"
-        )),
-        rp_payout::Error::InFlight { payment_id, .. } => Failure::unreachable(format!(
-            "payout {payment_id} is being sent by another command or process right now; its \
-             outcome is not known here. Ask `rp status {payment_id}`, and retry only with \
-             --payment-id {payment_id}, never under a new ID"
-        )),
-        other => other.into(),
+        } => Failure::new(
+            EXIT_NOT_SENT,
+            format!(
+                "payout {payment_id} was not sent to {base_url} after {attempts} attempt(s) \
+                 ({last}); nothing was paid. Retry with --payment-id {payment_id}"
+            ),
+        )
+        .about(&payment_id),
+        rp_payout::Error::InFlight { payment_id, .. } => Failure::new(
+            EXIT_OUTCOME_UNKNOWN,
+            format!(
+                "payout {payment_id} is being sent by another command or process right now; its \
+                 outcome is not known here. Ask `rp status {payment_id}`, and retry only with \
+                 --payment-id {payment_id}, never under a new ID"
+            ),
+        )
+        .about(&payment_id),
+        other => at_gate(other, base_url),
     }
 }
 
@@ -461,12 +558,23 @@ mod tests {
     #[test]
     fn an_unknown_outcome_says_which_payment_id_to_reuse() {
         let payment_id = PaymentId::new("order-9").unwrap();
-        let failure = for_the_command_line(rp_payout::Error::OutcomeUnknown {
-            payment_id: payment_id.clone(),
-            attempts: 1,
-            last: "timed out".to_owned(),
-        });
-        assert_eq!(failure.code, crate::common::EXIT_UNREACHABLE);
+        let failure = for_the_command_line(
+            rp_payout::Error::OutcomeUnknown {
+                payment_id: payment_id.clone(),
+                attempts: 1,
+                last: "timed out".to_owned(),
+            },
+            "https://gate.example",
+        );
+        assert_eq!(failure.code, EXIT_OUTCOME_UNKNOWN);
+        assert_eq!(failure.payment_id.as_deref(), Some("order-9"));
+        assert!(
+            failure
+                .message
+                .contains("request(s) to https://gate.example"),
+            "{}",
+            failure.message
+        );
         assert!(
             failure.message.contains("rp status order-9"),
             "{}",
@@ -483,12 +591,15 @@ mod tests {
             failure.message
         );
 
-        let failure = for_the_command_line(rp_payout::Error::NotSent {
-            payment_id,
-            attempts: 4,
-            last: "connection refused".to_owned(),
-        });
-        assert_eq!(failure.code, crate::common::EXIT_UNREACHABLE);
+        let failure = for_the_command_line(
+            rp_payout::Error::NotSent {
+                payment_id,
+                attempts: 4,
+                last: "connection refused".to_owned(),
+            },
+            "https://gate.example",
+        );
+        assert_eq!(failure.code, EXIT_NOT_SENT);
         assert!(
             failure
                 .message

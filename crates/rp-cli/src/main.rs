@@ -32,12 +32,19 @@ Start here:
   rp demo                     the whole job against the embedded simulator
   rp sim                      run the simulator (magic values: rp sim --help)
 
-Exit status:
-  0  success
-  1  refused: the platform rejected the payout, the payment is unknown, or a signature is invalid
-  2  usage or input error: a phone number, an amount, missing configuration, an unreadable file
-  3  the Gate could not be reached, or the outcome of a payout is unknown (it will not be paid twice)
-  4  rp demo: an outcome was not the expected one";
+Exit status (with --json, a failure is also one JSON object on stdout: outcome, exit_code,
+payment_id, message):
+  0  success (rp payout --wait: paid)
+  1  declined: the platform refused or declined the payout; another try needs a NEW payment ID
+  2  input error: usage, a phone number, an amount, configuration, a file; nothing was sent
+  3  outcome unknown: it may have been paid; NEVER resend under a new payment ID: rerun with
+     the same --payment-id, or ask rp status ID / rp reconcile
+  4  not sent: nothing reached the platform (or the payout ended in status error, unpaid);
+     safe to run again with the same --payment-id
+  5  payment unknown: the platform (code 3061) or the ledger has no payment under this ID
+  6  signature or project problem: wrong key, project ID or base URL (codes 3261, 3262, 2442,
+     310, 3193; a signature that does not verify; a URL that is not a Gate)
+  7  rp demo: an outcome was not the expected one";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -67,15 +74,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // Every subcommand's `--json` means the same: failures too are printed as JSON.
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    let finish = |command: &str, outcome: Result<(), common::Failure>| {
+        common::finish(command, json, outcome)
+    };
     match cli.command {
-        Command::Demo(args) => common::finish("rp demo", demo::demo(&args)),
-        Command::Sim(args) => common::finish("rp sim", run_sim(args)),
-        Command::Operators(args) => common::finish("rp operators", gate_cmd::operators(&args)),
-        Command::Payout(args) => common::finish("rp payout", gate_cmd::payout(&args)),
-        Command::Status(args) => common::finish("rp status", gate_cmd::status(&args)),
-        Command::Payouts(args) => common::finish("rp payouts", ledger_cmd::payouts(&args)),
-        Command::Reconcile(args) => common::finish("rp reconcile", ledger_cmd::reconcile(&args)),
-        Command::Listen(args) => common::finish("rp listen", listen::listen(&args)),
+        Command::Demo(args) => finish("rp demo", demo::demo(&args)),
+        Command::Sim(args) => finish("rp sim", run_sim(args)),
+        Command::Operators(args) => finish("rp operators", gate_cmd::operators(&args)),
+        Command::Payout(args) => finish("rp payout", gate_cmd::payout(&args)),
+        Command::Status(args) => finish("rp status", gate_cmd::status(&args)),
+        Command::Payouts(args) => finish("rp payouts", ledger_cmd::payouts(&args)),
+        Command::Reconcile(args) => finish("rp reconcile", ledger_cmd::reconcile(&args)),
+        Command::Listen(args) => finish("rp listen", listen::listen(&args)),
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => sign_cmd::verify(&args),
     }

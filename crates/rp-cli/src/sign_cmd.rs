@@ -2,15 +2,16 @@
 //!
 //! The secret key comes from the `RP_SECRET_KEY` environment variable or from a file given
 //! with `--secret-file`; never from a flag value, which would end up in shell history and in
-//! the process list. Every failure prints one line on stderr and exits with 1 (the signature
-//! is missing, malformed or wrong) or 2 (usage or input error).
+//! the process list. Every failure prints one line on stderr and exits with 6 (the signature
+//! is missing, malformed or wrong: a signature problem, as everywhere in `rp`) or 2 (usage or
+//! input error).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rp_sign::{Error, SignatureLocation, Signer, SortVariant};
 
-use crate::common::{EXIT_REFUSED, EXIT_USAGE, Failure, KeyArgs, finish, read_input};
+use crate::common::{EXIT_SIGNATURE_OR_PROJECT, EXIT_USAGE, Failure, KeyArgs, finish, read_input};
 
 const SIGN_HELP: &str = "\
 The payload is signed as a Gate request: a `general.signature` already in it is removed first.
@@ -36,7 +37,7 @@ Examples:
 
 Exit status:
   0  the signature is valid
-  1  not trusted: the signature is missing, malformed, or not matching this key and body,
+  6  not trusted: the signature is missing, malformed, or not matching this key and body,
      or a value holds `;` (the string to sign would be ambiguous: refused even if it matches)
   2  usage or input error: no key, unreadable file, not JSON, not a JSON object";
 
@@ -70,12 +71,12 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `rp sign`.
 pub(crate) fn sign(args: &SignArgs) -> ExitCode {
-    finish("rp sign", run_sign(args))
+    finish("rp sign", false, run_sign(args))
 }
 
 /// Runs `rp verify`.
 pub(crate) fn verify(args: &VerifyArgs) -> ExitCode {
-    finish("rp verify", run_verify(args))
+    finish("rp verify", false, run_verify(args))
 }
 
 fn run_sign(args: &SignArgs) -> Result<(), Failure> {
@@ -122,13 +123,10 @@ fn run_verify(args: &VerifyArgs) -> Result<(), Failure> {
             | Error::MalformedSignature { .. }
             | Error::AmbiguousValue { .. }
             | Error::ExtraSignature { .. }
-            | Error::InvalidSignature { .. } => EXIT_REFUSED,
+            | Error::InvalidSignature { .. } => EXIT_SIGNATURE_OR_PROJECT,
             _ => EXIT_USAGE,
         };
-        Failure {
-            code,
-            message: format!("{name}: {e}"),
-        }
+        Failure::new(code, format!("{name}: {e}"))
     })?;
     println!(
         "valid: the signature in `{}` matches ({}, as {})",

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use crate::{assert_fails, assert_fails_after_sending, rp_with, stderr, stdout};
 
+mod operator_safety;
+
 pub(crate) const KEY: &str = "cli-test-key";
 
 /// A simulator on a runtime of its own (the binary under test blocks this thread).
@@ -158,7 +160,15 @@ fn payout_wait_reports_a_decline_with_exit_1() {
         "--json",
     ]);
     assert_fails_after_sending(&output, 1, "was declined: code 20000 (General decline)");
+    assert!(
+        stderr(&output).contains("another try needs a new payment ID"),
+        "{}",
+        stderr(&output)
+    );
+    // One JSON object: the result, with the outcome class of the exit status.
     let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["outcome"], "declined");
     assert_eq!(value["status"], "decline");
     assert_eq!(value["code"], "20000");
     assert_eq!(value["phone"], "7705***0001");
@@ -175,7 +185,7 @@ fn bad_input_is_one_line_with_exit_2() {
         ),
         (
             &["--phone", "87011234567", "--amount", "10.0055"],
-            "more fraction digits than KZT allows",
+            "more digits after the decimal separator than KZT allows (2); write at most 2",
         ),
         (
             &["--phone", "87011234567", "--amount", "0"],
@@ -222,12 +232,12 @@ fn missing_configuration_is_named() {
     assert_fails(
         &bad_project,
         2,
-        "project ID \"x1\" is not a positive integer",
+        "project ID \"x1\" is not a positive integer; write your project's number",
     );
 }
 
 #[test]
-fn an_unreachable_gate_is_exit_3() {
+fn an_unreachable_gate_is_exit_4_not_sent() {
     // A port with nothing listening.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -240,15 +250,20 @@ fn an_unreachable_gate_is_exit_3() {
         &[("RP_SECRET_KEY", KEY)],
         b"",
     );
-    assert_fails(&output, 3, "was not sent");
+    assert_fails(&output, 4, "was not sent");
+    assert!(
+        stderr(&output).contains(&format!("(Gate {url})")),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
-fn an_unknown_payment_is_exit_1() {
+fn an_unknown_payment_is_exit_5() {
     let sim = Sim::start();
     assert_fails(
         &sim.rp(&["status", "never-paid"]),
-        1,
+        5,
         "not known to the platform (code 3061)",
     );
 }
@@ -287,6 +302,10 @@ fn an_interrupted_payout_names_its_payment_id_and_the_rerun_pays_once() {
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
+        assert!(
+            first.contains(&format!("→ NOT production {}, project 1234", sim.url())),
+            "the destination before sending: {first}"
+        );
         let payment_id = first
             .strip_prefix("payout ")
             .and_then(|rest| rest.split(':').next())

@@ -87,7 +87,9 @@ pub(crate) fn assert_fails_after_sending(output: &Output, code: i32, needle: &st
         "the ID line and one failure line expected: {err:?}"
     );
     assert!(
-        lines[0].starts_with("payout ") && lines[0].contains("rerun it with --payment-id"),
+        lines[0].starts_with("payout ")
+            && lines[0].contains("rerun it with --payment-id")
+            && lines[0].contains(", project "),
         "{err:?}"
     );
     assert!(lines[1].contains(needle), "{needle:?} not in {err:?}");

@@ -180,22 +180,22 @@ fn verify_failures_have_distinct_exit_codes() {
         .replace("success", "decline");
     assert_fails(
         &rp(&["verify"], Some(KEY), tampered.as_bytes()),
-        1,
+        6,
         "does not match",
     );
     assert_fails(
         &rp(&["verify"], Some("wrong"), &signed_callback()),
-        1,
+        6,
         "does not match",
     );
     assert_fails(
         &rp(&["verify"], Some(KEY), br#"{"payment":{}}"#),
-        1,
+        6,
         "not signed",
     );
     assert_fails(
         &rp(&["verify"], Some(KEY), br#"{"a":1,"signature":"abc"}"#),
-        1,
+        6,
         "malformed",
     );
     // A `;` in a value makes the signature ambiguous: refused even if it would match.
@@ -205,7 +205,7 @@ fn verify_failures_have_distinct_exit_codes() {
     );
     assert_fails(
         &rp(&["verify"], Some(KEY), ambiguous.as_bytes()),
-        1,
+        6,
         "`payment:description` contains `;`",
     );
     let explained = rp(&["sign", "--explain"], Some(KEY), br#"{"a":"x;y"}"#);
@@ -237,7 +237,7 @@ fn verify_help_documents_exit_codes() {
     for needle in [
         "Exit status:",
         "0  the signature is valid",
-        "1  not trusted",
+        "6  not trusted",
         "2  usage",
         "Examples:",
     ] {
