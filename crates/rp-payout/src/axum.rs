@@ -1,9 +1,16 @@
 //! A ready-made, hardened callback endpoint for [axum](https://docs.rs/axum) (feature `axum`).
 //!
-//! [`callback_router`] answers `POST` on the router's root with the decision of
+//! The feature uses **axum 0.8** (and hyper 1): the [`Router`](axum::Router) these functions take
+//! and return is axum 0.8's, so a merchant's crate must depend on axum 0.8 to mount it.
+//!
+//! [`callback_router`] answers `POST` on the router's root (mounted with
+//! `Router::nest_service` at a path, with or without a trailing slash: `/rocketpay/callback`
+//! and `/rocketpay/callback/`) with the decision of
 //! [`Client::handle_callback`]: 200 `OK` when processed (or a duplicate), an error status when
 //! the callback is not trusted, so the platform delivers it again while the payout is
-//! reconciled through the status endpoint.
+//! reconciled through the status endpoint. Every other request that reaches the router is
+//! logged (a `warn` event with the method and path) and answered 404, or 405 for another
+//! method than `POST`: a misconfigured callback URL shows in the logs.
 //!
 //! The endpoint faces the internet, so it is limited by default ([`RequestLimits`]):
 //!
@@ -25,7 +32,9 @@
 //! use rp_payout::axum::{ConnectionLimits, callback_router, serve};
 //!
 //! # async fn run(client: std::sync::Arc<rp_payout::Client>) -> std::io::Result<()> {
-//! let app = axum::Router::new().nest("/rocketpay/callback", callback_router(client));
+//! // `nest_service` answers both `/rocketpay/callback` and `/rocketpay/callback/`; axum 0.8's
+//! // `nest` would route the first only, and answer 404 to the second before the router sees it.
+//! let app = axum::Router::new().nest_service("/rocketpay/callback", callback_router(client));
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
 //! serve(listener, app, ConnectionLimits::default()).await;
 //! # Ok(())
@@ -44,7 +53,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -221,10 +230,43 @@ pub fn callback_router_with_limits(
     limits: RequestLimits,
     observer: Option<Observer>,
 ) -> Router {
+    // `POST /`. Mounted with `nest_service`, both `…/callback` and `…/callback/` arrive as `/`;
+    // a root reached as `//` (a proxy's join) is the callback too (see `fallback`).
     let router = Router::new()
-        .route("/", post(handle))
+        .route("/", post(handle).fallback(unmatched))
+        .fallback(fallback)
         .with_state(Endpoint { client, observer });
     limit_requests(router, limits)
+}
+
+/// What reaches the router but no route: `POST` to a path of slashes only is the callback;
+/// anything else is logged (method and path, never the body or the
+/// query) and answered 404, or 405 for another method on the callback path.
+async fn fallback(
+    State(endpoint): State<Endpoint>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if method == Method::POST && uri.path().trim_matches('/').is_empty() {
+        return handle(State(endpoint), body).await.into_response();
+    }
+    tracing::warn!(%method, path = uri.path(), "callback router: no route for this request; answered 404");
+    (StatusCode::NOT_FOUND, "no callback endpoint here").into_response()
+}
+
+/// Another method than `POST` on the callback path: logged, answered 405.
+async fn unmatched(method: Method, uri: Uri) -> Response {
+    tracing::warn!(%method, path = uri.path(), "callback router: only POST is accepted; answered 405");
+    let mut response = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        "callbacks are POST requests",
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 /// Puts `limits` on any router: each request takes one of
@@ -451,7 +493,7 @@ mod tests {
         let observer: Observer = Arc::new(move |_: &CallbackOutcome| {
             seen.fetch_add(1, Ordering::SeqCst);
         });
-        let app = Router::new().nest(
+        let app = Router::new().nest_service(
             "/callback",
             callback_router_with_limits(client, limits, Some(observer)),
         );
@@ -608,6 +650,36 @@ mod tests {
             "served after {took:?} while the only connection was taken"
         );
         assert_eq!(handled.load(Ordering::SeqCst), 1);
+    }
+
+    /// `request` for `method path` with the complete test body, on a closed connection.
+    fn request_to(method: &str, path: &str) -> Vec<u8> {
+        String::from_utf8(complete())
+            .unwrap()
+            .replacen("POST /callback ", &format!("{method} {path} "), 1)
+            .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_callback_path_with_a_trailing_slash_is_the_callback_and_other_paths_are_404() {
+        let (addr, handled) = start(limits(), connection_limits()).await;
+        // Both forms of the mount path reach the client (an unsigned body: refused by it, but
+        // handled, not 404).
+        for path in ["/callback", "/callback/"] {
+            let before = handled.load(Ordering::SeqCst);
+            let (status, text, _) = exchange(addr, request_to("POST", path)).await;
+            assert_ne!(status, 404, "{path}: {text}");
+            assert_eq!(handled.load(Ordering::SeqCst), before + 1, "{path}: {text}");
+        }
+        // Anything else is answered (and logged), never handled.
+        let before = handled.load(Ordering::SeqCst);
+        let (status, text, _) = exchange(addr, request_to("GET", "/callback")).await;
+        assert_eq!(status, 405, "{text}");
+        assert!(text.contains("callbacks are POST requests"), "{text}");
+        let (status, text, _) = exchange(addr, request_to("POST", "/callback/other")).await;
+        assert_eq!(status, 404, "{text}");
+        assert!(text.contains("no callback endpoint here"), "{text}");
+        assert_eq!(handled.load(Ordering::SeqCst), before);
     }
 
     #[tokio::test]
