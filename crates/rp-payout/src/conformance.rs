@@ -276,6 +276,7 @@ pub async fn records_round_trip(store: &dyn PayoutStore) {
         next.claimed_by = Some(format!("host-{i}/123/456"));
         next.attempts = u32::try_from(i).unwrap_or(0) + 1;
         next.lease_until = Some(time(12 + u64::try_from(i).unwrap_or(0)));
+        next.next_check_at = Some(time(100 + u64::try_from(i).unwrap_or(0)));
         let Updated::Done(stored) = must(store.update(0, next.clone(), event).await, "update")
         else {
             panic!("round trip: conflict");

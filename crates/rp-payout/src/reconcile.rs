@@ -1,5 +1,7 @@
 //! Reconciliation: ask the status endpoint about every overdue payout ([`Client::reconcile`]).
 
+use std::time::{Duration, SystemTime};
+
 use rp_model::PaymentId;
 
 use crate::client::Origin;
@@ -139,18 +141,27 @@ impl Client {
             after = page.last().map(|record| record.payment_id.clone());
             for record in page {
                 let age = now.duration_since(record.updated_at).unwrap_or_default();
-                if age < overdue_after {
+                let later = record.next_check_at.is_some_and(|at| at > now);
+                if age < overdue_after || later {
                     continue;
                 }
                 let payment_id = record.payment_id.clone();
                 let result = if self.in_flight(&record, lease_now) {
                     // A call is still sending it; the platform may answer 3061 for a while yet.
-                    ReconcileResult::Unchanged(record.state)
+                    ReconcileResult::Unchanged(record.state.clone())
                 } else if record.state == PayoutState::Created && record.attempts == 0 {
                     // Its sender stopped before sending anything: nothing to ask.
                     self.never_sent(&record).await
                 } else {
-                    self.reconcile_one(&record).await
+                    let result = self.reconcile_one(&record).await;
+                    // Asked, and nothing moved: ask again later, and later each time.
+                    if matches!(
+                        result,
+                        ReconcileResult::Unchanged(_) | ReconcileResult::Failed(_)
+                    ) {
+                        self.check_later(&record, now).await;
+                    }
+                    result
                 };
                 tracing::info!(payment_id = %payment_id, ?result, "reconciled");
                 report.entries.push(ReconcileEntry { payment_id, result });
@@ -184,6 +195,33 @@ impl Client {
             report.resent.push(ResendEntry { payment_id, result });
         }
         Ok(report)
+    }
+
+    /// Backs off: the next check of a payout that nothing changed waits a quarter of its age,
+    /// between `overdue_after` (10 s at least) and an hour. A record that changed meanwhile is
+    /// left for the next pass.
+    async fn check_later(&self, listed: &PayoutRecord, now: SystemTime) {
+        let age = now.duration_since(listed.created_at).unwrap_or_default();
+        let floor = self.config.overdue_after.max(Duration::from_secs(10));
+        let wait = (age / 4).clamp(floor, Duration::from_secs(3600).max(floor));
+        let at = now + wait;
+        let origin = Origin::new(EventSource::Reconcile).noted(format!(
+            "nothing new from the platform; asked again in {} s",
+            wait.as_secs()
+        ));
+        let scheduled = self
+            .change(&listed.payment_id, &origin, |current| {
+                if current.version != listed.version {
+                    return (None, ());
+                }
+                let mut next = current.clone();
+                next.next_check_at = Some(at);
+                (Some(next), ())
+            })
+            .await;
+        if let Err(error) = scheduled {
+            tracing::warn!(payment_id = %listed.payment_id, %error, "could not schedule the next check; it is asked again next pass");
+        }
     }
 
     /// A payout whose sender stopped before its first attempt (the attempt log is empty) is

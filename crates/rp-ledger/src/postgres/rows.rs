@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 
 /// The columns [`record`] reads, in order.
 pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
-     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until";
+     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until, next_check_at";
 
 /// The columns [`event`] reads, in order.
 pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
@@ -59,10 +59,11 @@ pub(super) struct Mutable {
     pub(super) claimed_by: Option<String>,
     pub(super) attempts: i64,
     pub(super) lease_until: Option<i64>,
+    pub(super) next_check_at: Option<i64>,
 }
 
 /// The columns [`Mutable`] fills, in order.
-pub(super) const MUTABLE_COLUMNS: [&str; 12] = [
+pub(super) const MUTABLE_COLUMNS: [&str; 13] = [
     "state",
     "state_label",
     "settled",
@@ -75,6 +76,7 @@ pub(super) const MUTABLE_COLUMNS: [&str; 12] = [
     "claimed_by",
     "attempts",
     "lease_until",
+    "next_check_at",
 ];
 
 impl Mutable {
@@ -93,11 +95,12 @@ impl Mutable {
             claimed_by: record.claimed_by.clone(),
             attempts: i64::from(record.attempts),
             lease_until: record.lease_until.map(nanos),
+            next_check_at: record.next_check_at.map(nanos),
         })
     }
 
     /// The values as query parameters, in the order of [`MUTABLE_COLUMNS`].
-    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 12] {
+    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 13] {
         [
             &self.state,
             &self.state_label,
@@ -111,6 +114,7 @@ impl Mutable {
             &self.claimed_by,
             &self.attempts,
             &self.lease_until,
+            &self.next_check_at,
         ]
     }
 }
@@ -180,6 +184,7 @@ pub(super) fn record(row: &Row) -> Result<PayoutRecord, String> {
     record.claimed_by = column(row, 11)?;
     record.attempts = u32::try_from(column::<i64>(row, 12)?).unwrap_or(u32::MAX);
     record.lease_until = column::<Option<i64>>(row, 13)?.map(time);
+    record.next_check_at = column::<Option<i64>>(row, 14)?.map(time);
     Ok(record)
 }
 

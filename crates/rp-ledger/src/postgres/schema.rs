@@ -41,6 +41,7 @@ CREATE TABLE rp_ledger.payouts (
     claimed_by     TEXT,               -- host/pid/start/client of the claim that sends it
     attempts       BIGINT  NOT NULL,   -- payout requests counted before each was sent
     lease_until    BIGINT,             -- nanoseconds, server clock: until when the claim holds
+    next_check_at  BIGINT,             -- nanoseconds: when reconcile asks about it next
     PRIMARY KEY (project_id, payment_id)
 );
 CREATE INDEX payouts_by_time ON rp_ledger.payouts (project_id, created_at DESC, payment_id DESC);

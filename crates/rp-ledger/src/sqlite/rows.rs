@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 /// The columns [`record`] reads, in order.
 pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
-     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until";
+     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until, next_check_at";
 
 /// The columns [`event`] reads, in order.
 pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
@@ -46,7 +46,7 @@ pub(super) fn state_text(state: &PayoutState) -> rusqlite::Result<String> {
 
 /// The values of the mutable columns of `record`, in the order of [`MUTABLE_COLUMNS`]:
 /// `state, state_label, settled, updated_at, request_id, last_code, last_message, attention,
-/// maybe_sent, claimed_by, attempts, lease_until`.
+/// maybe_sent, claimed_by, attempts, lease_until, next_check_at`.
 pub(super) fn mutable_values(record: &PayoutRecord) -> rusqlite::Result<Vec<Value>> {
     Ok(vec![
         Value::Text(state_text(&record.state)?),
@@ -63,11 +63,14 @@ pub(super) fn mutable_values(record: &PayoutRecord) -> rusqlite::Result<Vec<Valu
         record
             .lease_until
             .map_or(Value::Null, |until| Value::Integer(nanos(until))),
+        record
+            .next_check_at
+            .map_or(Value::Null, |at| Value::Integer(nanos(at))),
     ])
 }
 
 /// The columns [`mutable_values`] fills, in order.
-pub(super) const MUTABLE_COLUMNS: [&str; 12] = [
+pub(super) const MUTABLE_COLUMNS: [&str; 13] = [
     "state",
     "state_label",
     "settled",
@@ -80,6 +83,7 @@ pub(super) const MUTABLE_COLUMNS: [&str; 12] = [
     "claimed_by",
     "attempts",
     "lease_until",
+    "next_check_at",
 ];
 
 /// The values of an event row after its key: `at, source, previous, state, code, message,
@@ -125,6 +129,7 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<PayoutRecord> {
     record.claimed_by = row.get(11)?;
     record.attempts = u32::try_from(row.get::<_, i64>(12)?).unwrap_or(u32::MAX);
     record.lease_until = row.get::<_, Option<i64>>(13)?.map(time);
+    record.next_check_at = row.get::<_, Option<i64>>(14)?.map(time);
     Ok(record)
 }
 

@@ -35,6 +35,7 @@ CREATE TABLE payouts (
     claimed_by     TEXT,               -- host/pid/start/client of the claim that sends it
     attempts       INTEGER NOT NULL,   -- payout requests counted before each was sent
     lease_until    INTEGER,            -- nanoseconds: until when the claim holds
+    next_check_at  INTEGER,            -- nanoseconds: when reconcile asks about it next
     PRIMARY KEY (project_id, payment_id)
 );
 CREATE INDEX payouts_by_time ON payouts (project_id, created_at DESC, payment_id DESC);

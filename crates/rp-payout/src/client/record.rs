@@ -357,6 +357,10 @@ impl Client {
                 return Ok((current, value));
             };
             next.updated_at = self.clock.now();
+            if next.state != current.state {
+                // Something happened: overdue again only from now, checked as soon as it is.
+                next.next_check_at = None;
+            }
             let event = event_for(&current, &next, origin);
             match self.store.update(current.version, next, event).await? {
                 Updated::Done(stored) => return Ok((stored, value)),

@@ -214,6 +214,11 @@ pub struct PayoutRecord {
     /// a `Created` payout is in flight until then, unless its claimant is known to be dead. The
     /// sender renews it before every attempt, and sends nothing more once another took over.
     pub lease_until: Option<SystemTime>,
+    /// When reconcile asks about it next: after an answer that changed nothing (or a failed
+    /// status request) it waits longer each time (a quarter of the payout's age, between
+    /// [`Config::overdue_after`](crate::Config::overdue_after) and an hour). `None`: as soon as it
+    /// is overdue.
+    pub next_check_at: Option<SystemTime>,
 }
 
 impl PayoutRecord {
@@ -234,6 +239,7 @@ impl PayoutRecord {
             claimed_by: None,
             attempts: 0,
             lease_until: None,
+            next_check_at: None,
         }
     }
 }
@@ -257,6 +263,7 @@ impl fmt::Debug for PayoutRecord {
             .field("claimed_by", &self.claimed_by)
             .field("attempts", &self.attempts)
             .field("lease_until", &self.lease_until)
+            .field("next_check_at", &self.next_check_at)
             .finish_non_exhaustive()
     }
 }

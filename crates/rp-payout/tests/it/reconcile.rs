@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rp_model::PaymentStatus;
-use rp_payout::{Acceptance, PayoutState, PayoutStore, ReconcileResult, RetryPolicy};
+use rp_payout::{Acceptance, Clock, PayoutState, PayoutStore, ReconcileResult, RetryPolicy};
 
 use crate::gate::{
     Gate, Reply, accepted, config, fast_retry, not_found, payout, pid, server_error, status_body,
@@ -249,4 +249,75 @@ async fn reconcile_and_resume_resends_what_the_platform_does_not_have() {
         store.get(&pid("p-rr")).await.unwrap().unwrap().state,
         PayoutState::Accepted
     );
+}
+
+/// Reconcile backs off: a payout the platform says nothing new about is asked again later each
+/// time (a quarter of its age, from `overdue_after` up to an hour), not on every pass.
+#[tokio::test]
+async fn an_unchanged_payout_is_asked_about_later_each_time() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-slow", "r-1"));
+    let (client, clock, store) = gate.client();
+    client.payout(&payout("p-slow")).await.unwrap();
+    let overdue = client.config().overdue_after;
+
+    // First pass: `processing` is news (it was `accepted`).
+    clock.advance(overdue * 4);
+    gate.on_status(status_reply("p-slow", "processing"));
+    let report = client.reconcile().await.unwrap();
+    assert!(matches!(
+        report.entries[0].result,
+        ReconcileResult::Updated { .. }
+    ));
+    let record = store.get(&pid("p-slow")).await.unwrap().unwrap();
+    assert_eq!(record.next_check_at, None);
+
+    // Second pass, 8 × overdue after it was recorded: nothing new, asked again in a quarter
+    // of its age.
+    clock.advance(overdue * 4);
+    gate.on_status(status_reply("p-slow", "processing"));
+    let report = client.reconcile().await.unwrap();
+    assert!(matches!(
+        report.entries[0].result,
+        ReconcileResult::Unchanged(_)
+    ));
+    let record = store.get(&pid("p-slow")).await.unwrap().unwrap();
+    let first_wait = record
+        .next_check_at
+        .unwrap()
+        .duration_since(clock.now())
+        .unwrap();
+    assert_eq!(first_wait, overdue * 2, "a quarter of its age");
+
+    // Not yet due: nothing asked.
+    clock.advance(first_wait / 2);
+    assert!(client.reconcile().await.unwrap().entries.is_empty());
+    assert_eq!(gate.calls(), ["payout", "status", "status"]);
+
+    // Much older now: the wait grows, capped at an hour.
+    clock.advance(Duration::from_secs(100 * 3600));
+    gate.on_status(status_reply("p-slow", "processing"));
+    assert_eq!(client.reconcile().await.unwrap().entries.len(), 1);
+    let record = store.get(&pid("p-slow")).await.unwrap().unwrap();
+    let wait = record
+        .next_check_at
+        .unwrap()
+        .duration_since(clock.now())
+        .unwrap();
+    assert_eq!(wait, Duration::from_secs(3600));
+
+    // Something happens (a callback): checked as soon as it is overdue again.
+    clock.advance(Duration::from_secs(60));
+    gate.on_status(status_reply("p-slow", "success"));
+    clock.advance(Duration::from_secs(3600));
+    let report = client.reconcile().await.unwrap();
+    assert_eq!(
+        report.entries[0].result,
+        ReconcileResult::Updated {
+            previous: PayoutState::Status(PaymentStatus::Processing),
+            state: PayoutState::Status(PaymentStatus::Success),
+        }
+    );
+    let record = store.get(&pid("p-slow")).await.unwrap().unwrap();
+    assert_eq!(record.next_check_at, None, "a change resets the schedule");
 }
