@@ -82,7 +82,13 @@ pub(crate) struct PayoutsArgs {
     #[command(subcommand)]
     command: PayoutsCommand,
     /// Your project ID (the ledger keeps each project's payouts apart).
-    #[arg(long, env = "RP_PROJECT_ID", value_name = "N", global = true)]
+    #[arg(
+        long,
+        env = "RP_PROJECT_ID",
+        value_name = "N",
+        global = true,
+        allow_hyphen_values = true
+    )]
     project_id: Option<String>,
     #[command(flatten)]
     ledger: LedgerArgs,

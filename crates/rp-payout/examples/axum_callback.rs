@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })),
     );
-    let app = Router::new().nest("/rocketpay/callback", callbacks);
+    let app = Router::new().nest_service("/rocketpay/callback", callbacks);
     let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
     // Not `axum::serve`: it has no header read timeout and no connection cap.
     serve(listener, app, ConnectionLimits::default()).await;

@@ -1,6 +1,6 @@
 //! A ready-made, hardened callback endpoint for [axum](https://docs.rs/axum) (feature `axum`).
 //!
-//! The feature uses **axum 0.8** (and hyper 1): the [`Router`](axum::Router) these functions take
+//! The feature uses **axum 0.8** (and hyper 1): the [`Router`] these functions take
 //! and return is axum 0.8's, so a merchant's crate must depend on axum 0.8 to mount it.
 //!
 //! [`callback_router`] answers `POST` on the router's root (mounted with

@@ -28,7 +28,8 @@
 //! `3041`, a callback) is adopted only if it is the recorded payout; otherwise it is surfaced
 //! ([`PayoutState::PaymentIdTaken`], [`PayoutRecord::attention`]), never applied.
 //!
-//! With the `axum` feature, [`axum::callback_router`] is that web handler, ready to mount.
+//! With the `axum` feature, `rp_payout::axum::callback_router` is that web handler, ready to
+//! mount (with a body limit, read timeouts and a concurrency cap).
 //!
 //! Also: [`Client::status`] and [`Client::operators`]; [`Config::from_env`] (`RP_PROJECT_ID`,
 //! `RP_SECRET_KEY`, `RP_BASE_URL`); an injectable [`Transport`](rp_transport::Transport),
@@ -46,7 +47,8 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! // In production: `Client::from_env()?` or `Client::new(config)?` (HTTPS to the Gate).
-//! // Here a scripted transport plays the Gate.
+//! // Here a scripted transport plays the Gate (rp-transport's `test-util` feature: add
+//! // `rp-transport = { version = "0.1", features = ["test-util"] }` to your dev-dependencies).
 //! let gate = ScriptedTransport::new().then_respond(
 //!     200,
 //!     r#"{"status":"success","request_id":"r-1","project_id":1234,"payment_id":"order-47"}"#,
@@ -126,6 +128,8 @@ pub use reconcile::{
     RECONCILE_BATCH, ReconcileEntry, ReconcileReport, ReconcileResult, ResendEntry, ResendResult,
 };
 pub use retry::RetryPolicy;
+/// The boxed future [`PayoutStore`] methods return: what an implementation of the trait names.
+pub use rp_transport::BoxFuture;
 pub use store::{
     EventSource, Inserted, MAX_PAGE, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord,
     PayoutState, PayoutStore, StateCount, StatusChange, Updated,

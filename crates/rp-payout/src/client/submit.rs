@@ -86,7 +86,7 @@ impl Client {
     }
 
     /// Submits a recorded payout again by its payment ID (e.g. one that reconcile found not
-    /// registered): same rules as submitting the same [`Payout`] to [`Client::payout`] again.
+    /// registered): same rules as submitting the same [`Payout`](rp_model::Payout) to [`Client::payout`] again.
     ///
     /// # Errors
     ///
