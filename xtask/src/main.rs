@@ -31,7 +31,8 @@ commands:
                      interop, packaging, the verify-only consumer
   interop            the vendor SDKs (PyPI ecommpay-sdk, npm ecommpay) check our signatures
   package            cargo package the library crates in dependency order
-  verify-only        build examples/verify-only and check its dependency tree
+  verify-only        build examples/verify-only and check its dependency tree; build, test and
+                     document examples/payout-default (rp-payout, default features)
   bench [ARGS...]    run the benchmarks (extra ARGS go to criterion, e.g. a name filter)
   test-postgres [ARGS...]
                      rp-ledger's tests (all features) with a throwaway PostgreSQL cluster, or the
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
         ["codegen", "--check"] => codegen::run(&root, codegen::Mode::Check),
         ["ci"] => ci(&root),
         ["interop"] => interop::interop(&root),
-        ["verify-only"] => verify_only(&root),
+        ["verify-only"] => verify_only(&root).and_then(|()| payout_default(&root)),
         ["package"] => CI_STEPS
             .iter()
             .find(|(name, _)| *name == "package")
@@ -99,8 +100,11 @@ enum Action {
     /// `cargo xtask interop`, in process.
     Interop,
     /// `examples/verify-only`: built and run outside the workspace, its dependency tree
-    /// checked.
+    /// checked; and `examples/payout-default`, rp-payout with default features, built with
+    /// its docs.
     VerifyOnly,
+    /// `cargo doc --no-deps` per crate and feature (see [`DOC_RUNS`]).
+    Docs,
     /// `cargo ARGS` with `RP_TEST_POSTGRES_URL` pointing at a PostgreSQL server (see
     /// [`cargo_with_postgres`]).
     CargoWithPostgres(&'static [&'static str]),
@@ -158,20 +162,77 @@ const CI_STEPS: &[(&str, Action)] = &[
         ),
     ),
     ("verify-only consumer", Action::VerifyOnly),
-    (
-        "docs",
-        Action::Cargo(
-            &["doc", "--workspace", "--no-deps", "--all-features"],
-            &[("RUSTDOCFLAGS", "-D warnings")],
-        ),
-    ),
+    ("docs", Action::Docs),
 ];
+
+/// The `cargo doc --no-deps` runs of the docs step, warnings denied: the whole workspace with
+/// every feature, then each library crate with its default features and with each feature on
+/// its own (a merchant's crate builds our docs with the features it enables, and an intra-doc
+/// link to a feature-gated item breaks the others). Cheap: no dependency is documented.
+const DOC_RUNS: &[&[&str]] = &[
+    &["--workspace", "--all-features"],
+    &["-p", "rp-payout"],
+    &[
+        "-p",
+        "rp-payout",
+        "--no-default-features",
+        "--features",
+        "axum",
+    ],
+    &[
+        "-p",
+        "rp-payout",
+        "--no-default-features",
+        "--features",
+        "test-util",
+    ],
+    &[
+        "-p",
+        "rp-payout",
+        "--no-default-features",
+        "--features",
+        "failpoints",
+    ],
+    &["-p", "rp-transport"],
+    &["-p", "rp-transport", "--features", "test-util"],
+    &["-p", "rp-ledger"],
+    &[
+        "-p",
+        "rp-ledger",
+        "--no-default-features",
+        "--features",
+        "postgres",
+    ],
+    &["-p", "rp-sim", "--no-default-features"],
+];
+
+/// Runs every [`DOC_RUNS`] entry with `RUSTDOCFLAGS=-D warnings`; names the run that failed.
+fn docs(root: &Path) -> Result<(), String> {
+    for run in DOC_RUNS {
+        eprintln!("docs: cargo doc --no-deps {}", run.join(" "));
+        let status = cargo()
+            .current_dir(root)
+            .args(["doc", "--no-deps"])
+            .args(*run)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .status()
+            .map_err(|e| format!("cannot start cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "`cargo doc --no-deps {}` exited with {status}",
+                run.join(" ")
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn run_action(root: &Path, action: &Action) -> Result<(), String> {
     match action {
         Action::CodegenCheck => codegen::run(root, codegen::Mode::Check),
         Action::Interop => interop::interop(root),
-        Action::VerifyOnly => verify_only(root),
+        Action::VerifyOnly => verify_only(root).and_then(|()| payout_default(root)),
+        Action::Docs => docs(root),
         Action::CargoWithPostgres(args) => cargo_with_postgres(root, args),
         Action::Cargo(args, env) => {
             let status = cargo()
@@ -341,6 +402,50 @@ fn verify_only(root: &Path) -> Result<(), String> {
         "verify-only: {} crates, none async, no HTTP, no database, no serde_json feature forced",
         tree.lines().count()
     );
+    Ok(())
+}
+
+/// Builds `examples/payout-default` (its own workspace, rp-payout with default features), runs
+/// its tests, and documents it and our crates as it enables them (default features), warnings
+/// denied: what a merchant's crate does first.
+fn payout_default(root: &Path) -> Result<(), String> {
+    let dir = root.join("examples").join("payout-default");
+    // The workspace's target directory: the dependencies it shares with the tests step are
+    // not built again.
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let doc = [
+        "doc",
+        "--quiet",
+        "--no-deps",
+        "-p",
+        "payout-default",
+        "-p",
+        "rp-payout",
+        "-p",
+        "rp-transport",
+        "-p",
+        "rp-model",
+        "-p",
+        "rp-sign",
+    ];
+    for args in [&["test", "--quiet"][..], &doc[..]] {
+        let status = cargo()
+            .current_dir(&dir)
+            .args(args)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .env_remove("RP_SECRET_KEY")
+            .status()
+            .map_err(|e| format!("cannot start cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "examples/payout-default: `cargo {}` failed: {status}",
+                args.join(" ")
+            ));
+        }
+    }
+    eprintln!("payout-default: built, tested and documented against rp-payout's default features");
     Ok(())
 }
 

@@ -120,6 +120,7 @@ mod explain;
 mod float;
 mod key;
 mod natural;
+mod plain;
 mod raw;
 mod signer;
 mod stream;

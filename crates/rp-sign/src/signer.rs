@@ -15,6 +15,7 @@ use crate::canonical::{
 };
 use crate::error::{Error, SignatureLocation, SignatureProblem, json_type};
 use crate::key::SecretKey;
+use crate::plain;
 use crate::raw::{Document, RawRef};
 use crate::stream;
 use crate::write::write_request;
@@ -469,6 +470,17 @@ impl Signer {
     }
 
     fn sign_map(&self, map: &Map<String, Value>, strip: Strip) -> Result<Signature, Error> {
+        // The fast path for plain payloads (see `crate::plain`); anything else, and every
+        // error, through the general one.
+        if strip == Strip::Nothing
+            && let Some(signature) = plain::with_string_to_sign(map, |text| {
+                let mut mac = self.keyed.clone();
+                mac.update(text.as_bytes());
+                Signature(mac.finalize().into_bytes().into())
+            })
+        {
+            return Ok(signature);
+        }
         self.sign_lines(Lines::flatten(value_members(map), strip))
     }
 
