@@ -50,6 +50,7 @@ mod error;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod stored;
 mod url;
 
 use std::fmt;

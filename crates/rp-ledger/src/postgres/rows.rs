@@ -2,11 +2,8 @@
 //! as nanoseconds since the Unix epoch (`BIGINT`, exact), versions as `BIGINT`, states as
 //! tagged JSON (never `Display`), the request as JSON with its SHA-256 in hex.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use rp_model::{PaymentId, ResponseCode, wire};
 use rp_payout::{EventSource, PayoutEvent, PayoutRecord, PayoutState};
-use sha2::{Digest as _, Sha256};
 use tokio_postgres::Row;
 
 /// The columns [`record`] reads, in order.
@@ -16,32 +13,17 @@ pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, cr
 /// The columns [`event`] reads, in order.
 pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
 
-/// Nanoseconds since the Unix epoch (0 before it, `i64::MAX` after 2262).
-pub(super) fn nanos(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-fn time(nanos: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
-}
-
-/// A version as stored.
-pub(super) fn version(version: u64) -> i64 {
-    i64::try_from(version).unwrap_or(i64::MAX)
-}
+use crate::stored::time;
+pub(super) use crate::stored::{nanos, version};
 
 /// The request as stored, and its SHA-256 in hex.
 pub(super) fn request_text(request: &wire::PayoutRequest) -> Result<(String, String), String> {
-    let text = serde_json::to_string(request).map_err(|e| format!("the request as JSON: {e}"))?;
-    let digest = Sha256::digest(text.as_bytes());
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok((text, hex))
+    crate::stored::request_text(request).map_err(|e| format!("the request as JSON: {e}"))
 }
 
 /// A state as stored.
 pub(super) fn state_text(state: &PayoutState) -> Result<String, String> {
-    serde_json::to_string(state).map_err(|e| format!("the state as JSON: {e}"))
+    crate::stored::state_text(state).map_err(|e| format!("the state as JSON: {e}"))
 }
 
 /// The mutable columns of a record, in the order of [`MUTABLE_COLUMNS`].

@@ -1,13 +1,10 @@
 //! Records and events to SQLite rows and back. Times are nanoseconds since the Unix epoch;
 //! states are tagged JSON (never `Display`); the request is JSON with its SHA-256.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use rp_model::{PaymentId, ResponseCode, wire};
 use rp_payout::{EventSource, PayoutEvent, PayoutRecord, PayoutState};
 use rusqlite::Row;
 use rusqlite::types::{Type, Value};
-use sha2::{Digest as _, Sha256};
 
 /// The columns [`record`] reads, in order.
 pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
@@ -16,32 +13,17 @@ pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, cr
 /// The columns [`event`] reads, in order.
 pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
 
-/// Nanoseconds since the Unix epoch (0 before it, `i64::MAX` after 2262).
-pub(super) fn nanos(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-fn time(nanos: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
-}
-
-/// A version as SQLite stores it.
-pub(super) fn version(version: u64) -> i64 {
-    i64::try_from(version).unwrap_or(i64::MAX)
-}
+use crate::stored::time;
+pub(super) use crate::stored::{nanos, version};
 
 /// The request as stored, and its SHA-256 in hex.
 pub(super) fn request_text(request: &wire::PayoutRequest) -> rusqlite::Result<(String, String)> {
-    let text = serde_json::to_string(request).map_err(to_sql_error)?;
-    let digest = Sha256::digest(text.as_bytes());
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok((text, hex))
+    crate::stored::request_text(request).map_err(to_sql_error)
 }
 
 /// A state as stored.
 pub(super) fn state_text(state: &PayoutState) -> rusqlite::Result<String> {
-    serde_json::to_string(state).map_err(to_sql_error)
+    crate::stored::state_text(state).map_err(to_sql_error)
 }
 
 /// The values of the mutable columns of `record`, in the order of [`MUTABLE_COLUMNS`]:

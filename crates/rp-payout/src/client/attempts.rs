@@ -89,6 +89,8 @@ impl Client {
             ),
         };
         let mut last = String::from("no answer yet");
+        // The record as this call last wrote it: the next write starts from it.
+        let mut known = Some(record.clone());
         // A refused resend after a maybe-sent attempt, kept for the final message.
         let mut refusal = None;
         let (step, answer) = loop {
@@ -97,7 +99,11 @@ impl Client {
                     self.clock.sleep(after).await;
                     // Counted before it is sent: a crash from here on leaves a record that
                     // says this request may have gone.
-                    if let Err(error) = self.log_attempt(&payment_id).await {
+                    let logged = self.log_attempt(&payment_id, known.take()).await;
+                    if let Ok(record) = &logged {
+                        known = Some(record.clone());
+                    }
+                    if let Err(error) = logged {
                         tracing::error!(%error, "cannot log the attempt; not sending");
                         return Err(if state.maybe_sent {
                             record_failed(
@@ -144,7 +150,7 @@ impl Client {
         if let (Step::GiveUpUnknown, Some(refusal)) = (step, refusal) {
             last = format!("{last}; {refusal}");
         }
-        self.finish(&payment_id, step, answer, state.attempts, last)
+        self.finish(&payment_id, known, step, answer, state.attempts, last)
             .await
     }
 
@@ -152,6 +158,7 @@ impl Client {
     async fn finish(
         &self,
         payment_id: &PaymentId,
+        known: Option<PayoutRecord>,
         step: Step,
         answer: Answer,
         attempts: u32,
@@ -165,7 +172,7 @@ impl Client {
                 };
                 tracing::info!(attempts, "payout accepted for processing");
                 let stored = self
-                    .record_accepted(payment_id, request_id)
+                    .record_accepted(payment_id, known, request_id)
                     .await
                     .map_err(|e| record_failed(payment_id, "the platform accepted it", e))?;
                 Ok(receipt(&stored, Acceptance::Accepted, attempts))

@@ -99,15 +99,17 @@ impl Client {
     /// another call has taken the payout over (its claim replaced this one's, after the lease
     /// ran out) nothing is written and [`Error::InFlight`] says so: this call sends nothing
     /// more.
-    pub(super) async fn log_attempt(&self, payment_id: &PaymentId) -> Result<PayoutRecord, Error> {
-        let current = self.store.get(payment_id).await?;
-        let number = current.map_or(1, |r| r.attempts.saturating_add(1));
-        let origin = Origin::new(EventSource::Call)
-            .noted(format!("attempt {number}: sending the payout request"));
+    pub(super) async fn log_attempt(
+        &self,
+        payment_id: &PaymentId,
+        known: Option<PayoutRecord>,
+    ) -> Result<PayoutRecord, Error> {
+        // The event's note names the attempt (see `event_for`).
+        let origin = Origin::new(EventSource::Call);
         let lease_until = self.lease_clock().await + self.config.in_flight_window();
         let token = self.owner.token();
         let (record, ours) = self
-            .change(payment_id, &origin, |current| {
+            .change_from(payment_id, known, &origin, |current| {
                 if current
                     .claimed_by
                     .as_deref()
@@ -148,10 +150,12 @@ impl Client {
     pub(super) async fn record_accepted(
         &self,
         payment_id: &PaymentId,
+        known: Option<PayoutRecord>,
         request_id: Option<String>,
     ) -> Result<PayoutRecord, Error> {
+        let origin = Origin::new(EventSource::Answer);
         Ok(self
-            .change(payment_id, &Origin::new(EventSource::Answer), |current| {
+            .change_from(payment_id, known, &origin, |current| {
                 let newer_request = request_id.is_some() && current.request_id != request_id;
                 let advance = match &current.state {
                     PayoutState::Created | PayoutState::Unknown | PayoutState::NotRegistered => {
@@ -347,14 +351,39 @@ impl Client {
         origin: &Origin,
         f: impl Fn(&PayoutRecord) -> (Option<PayoutRecord>, T),
     ) -> Result<(PayoutRecord, T), Error> {
-        let mut current =
-            self.store.get(payment_id).await?.ok_or_else(|| {
-                Error::store(format!("update payout {payment_id}"), "not recorded")
-            })?;
+        self.change_from(payment_id, None, origin, f).await
+    }
+
+    /// [`Client::change`] starting from `known`, the record as this call last wrote or read
+    /// it, instead of reading it first: the compare-and-set catches a stale one. A decision
+    /// not to write is only ever taken on a record read from the store.
+    pub(crate) async fn change_from<T>(
+        &self,
+        payment_id: &PaymentId,
+        known: Option<PayoutRecord>,
+        origin: &Origin,
+        f: impl Fn(&PayoutRecord) -> (Option<PayoutRecord>, T),
+    ) -> Result<(PayoutRecord, T), Error> {
+        let read = || async {
+            self.store
+                .get(payment_id)
+                .await?
+                .ok_or_else(|| Error::store(format!("update payout {payment_id}"), "not recorded"))
+        };
+        let mut fresh = known.is_none();
+        let mut current = match known {
+            Some(known) => known,
+            None => read().await?,
+        };
         for _ in 0..MAX_CAS_TRIES {
             let (next, value) = f(&current);
             let Some(mut next) = next else {
-                return Ok((current, value));
+                if fresh {
+                    return Ok((current, value));
+                }
+                current = read().await?;
+                fresh = true;
+                continue;
             };
             next.updated_at = self.clock.now();
             if next.state != current.state {
@@ -364,7 +393,10 @@ impl Client {
             let event = event_for(&current, &next, origin);
             match self.store.update(current.version, next, event).await? {
                 Updated::Done(stored) => return Ok((stored, value)),
-                Updated::Conflict(Some(fresh)) => current = fresh,
+                Updated::Conflict(Some(latest)) => {
+                    current = latest;
+                    fresh = true;
+                }
                 Updated::Conflict(None) => {
                     return Err(Error::store(
                         format!("update payout {payment_id}"),
@@ -402,6 +434,10 @@ pub(crate) fn event_for(
         origin
             .note
             .clone()
+            .or_else(|| {
+                (next.attempts != current.attempts)
+                    .then(|| format!("attempt {}: sending the payout request", next.attempts))
+            })
             .or_else(|| next.attention.clone().filter(|_| noted)),
     )
     .with_raw(origin.raw.clone())

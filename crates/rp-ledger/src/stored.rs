@@ -1,0 +1,41 @@
+//! The stored forms every backend shares: times as nanoseconds since the Unix epoch (exact, so
+//! a record reads back equal), versions as signed 64-bit integers, states as tagged JSON (never
+//! `Display`), the request as JSON with its SHA-256 in hex (the request of a record never
+//! changes, and an update carrying another is refused by comparing the hashes).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rp_model::wire;
+use rp_payout::PayoutState;
+use sha2::{Digest as _, Sha256};
+
+/// Nanoseconds since the Unix epoch (0 before it, `i64::MAX` after 2262).
+pub(crate) fn nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The time of [`nanos`].
+pub(crate) fn time(nanos: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+}
+
+/// A version as stored.
+pub(crate) fn version(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
+/// The request as stored, and its SHA-256 in hex.
+pub(crate) fn request_text(
+    request: &wire::PayoutRequest,
+) -> Result<(String, String), serde_json::Error> {
+    let text = serde_json::to_string(request)?;
+    let digest = Sha256::digest(text.as_bytes());
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok((text, hex))
+}
+
+/// A state as stored.
+pub(crate) fn state_text(state: &PayoutState) -> Result<String, serde_json::Error> {
+    serde_json::to_string(state)
+}
