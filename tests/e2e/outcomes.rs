@@ -26,13 +26,21 @@ async fn success_is_accepted_then_settled_by_a_verified_callback() {
     assert_eq!(sim.accepted_requests, 1);
     assert_eq!(sim.amount, Money::kzt(1500).unwrap().minor_units());
     assert_eq!(sim.phone, payout.phone());
-    // The callback the simulator sent was signed and delivered once.
-    let delivered: Vec<_> = h
-        .sim
-        .callbacks()
-        .into_iter()
-        .filter(|c| c.payment_id == payout.payment_id().as_str())
-        .collect();
+    // The callback the simulator sent was signed and delivered once. The simulator logs a
+    // delivery when the answer is back, which can be after the endpoint has handled it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let delivered = loop {
+        let delivered: Vec<_> = h
+            .sim
+            .callbacks()
+            .into_iter()
+            .filter(|c| c.payment_id == payout.payment_id().as_str())
+            .collect();
+        if !delivered.is_empty() || std::time::Instant::now() > deadline {
+            break delivered;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     assert_eq!(delivered.len(), 1);
     assert!(delivered[0].delivered() && delivered[0].signature_valid);
     h.shutdown().await;
