@@ -51,6 +51,28 @@ struct Shared {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     stats: Arc<Counters>,
+    /// The writer thread, joined when the last handle goes.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Shared {
+    /// The last handle closes the ledger: the writer finishes what is queued, commits it and
+    /// closes its connection (checkpointing the WAL) before this returns, so nothing is left
+    /// half-closed behind the caller.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.jobs, closed));
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            tracing::error!(ledger = %self.name, "the ledger writer thread panicked");
+        }
+    }
 }
 
 /// What the writer has done, for [`SqliteLedger::stats`].
@@ -159,10 +181,14 @@ impl SqliteLedger {
         let spawned = std::thread::Builder::new()
             .name(format!("rp-ledger-writer-{n}"))
             .spawn(move || write_loop(conn, &queue, &counters));
-        if let Err(error) = spawned {
-            // Without a writer every write fails with a clear error (the queue is closed).
-            tracing::error!(%error, "cannot start the ledger writer thread");
-        }
+        let writer = match spawned {
+            Ok(writer) => Some(writer),
+            Err(error) => {
+                // Without a writer every write fails with a clear error (the queue is closed).
+                tracing::error!(%error, "cannot start the ledger writer thread");
+                None
+            }
+        };
         SqliteLedger {
             shared: Arc::new(Shared {
                 path,
@@ -170,6 +196,7 @@ impl SqliteLedger {
                 jobs,
                 readers: Mutex::new(Vec::new()),
                 stats,
+                writer: Mutex::new(writer),
             }),
         }
     }
