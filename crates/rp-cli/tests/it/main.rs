@@ -10,6 +10,7 @@ mod gate_cmd;
 mod ledger_cmd;
 mod listen;
 mod listen_limits;
+mod readme;
 mod review;
 mod sign_cmd;
 
