@@ -199,7 +199,9 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
             "request_id": receipt.request_id,
             "attempts": receipt.attempts,
             "phone": payout.phone().masked(),
-            "amount": payout.amount().minor_units(),
+            // In tenge as a decimal string (exact); minor units beside it for programs.
+            "amount": format!("{:#}", payout.amount()).split(' ').next().unwrap_or_default(),
+            "amount_minor": payout.amount().minor_units(),
             "currency": payout.amount().currency().code(),
         });
         if let Some(report) = &report {

@@ -433,7 +433,8 @@ fn summary_json(record: &PayoutRecord) -> Value {
         "payment_id": record.payment_id.as_str(),
         "state": record.state.label(),
         "settled": record.state.is_settled(),
-        "amount": record.request.payment.amount,
+        "amount": decimal_amount(record),
+        "amount_minor": record.request.payment.amount,
         "currency": record.request.payment.currency,
         "phone": mask_phone(&record.request.account.number),
         "created_at": utc(record.created_at),
@@ -465,6 +466,22 @@ fn amount(record: &PayoutRecord) -> String {
     rp_model::Currency::from_code(&payment.currency)
         .map(|currency| rp_model::Money::from_minor(payment.amount, currency).to_string())
         .unwrap_or_else(|| format!("{} {} (minor units)", payment.amount, payment.currency))
+}
+
+/// The amount as a decimal string in major units (`1500.00`), exact; minor units for a
+/// currency we do not know.
+fn decimal_amount(record: &PayoutRecord) -> String {
+    let payment = &record.request.payment;
+    rp_model::Currency::from_code(&payment.currency).map_or_else(
+        || payment.amount.to_string(),
+        |currency| {
+            let text = format!(
+                "{:#}",
+                rp_model::Money::from_minor(payment.amount, currency)
+            );
+            text.split(' ').next().unwrap_or_default().to_owned()
+        },
+    )
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.

@@ -37,7 +37,8 @@ fn a_payout_is_recorded_listed_and_shown_with_its_history() {
     assert_eq!(items.len(), 1, "{list}");
     assert_eq!(items[0]["payment_id"], "led-1");
     assert_eq!(items[0]["state"], "accepted");
-    assert_eq!(items[0]["amount"], 150_000);
+    assert_eq!(items[0]["amount"], "1500.00", "in tenge, never in tiyn");
+    assert_eq!(items[0]["amount_minor"], 150_000);
     assert_eq!(items[0]["phone"], "7701***4567");
 
     let text = sim.rp_in(&ledger, &["payouts", "list", "--state", "accepted"]);
