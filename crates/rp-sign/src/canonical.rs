@@ -10,6 +10,7 @@
 //! `serde_json::Value`, and the borrowed tree of [`crate::raw`] read from a callback's bytes.
 
 use std::cell::Cell;
+use std::cmp::Ordering;
 
 use serde_json::{Map, Number, Value};
 
@@ -175,12 +176,13 @@ struct Entry {
     plain: bool,
     /// The first 16 bytes of the path, zero-padded, as two big-endian integers: comparing
     /// them is byte order on those bytes, and decides most comparisons without `memcmp`.
+    /// Set by [`Lines::sort`] (lines already in order never need it).
     prefix: [u64; 2],
 }
 
 impl Entry {
     /// Byte order of the paths: by [`Entry::prefix`], then by the whole path on a tie.
-    fn cmp_path(&self, other: &Entry, bytes: &[u8]) -> std::cmp::Ordering {
+    fn cmp_path(&self, other: &Entry, bytes: &[u8]) -> Ordering {
         self.prefix.cmp(&other.prefix).then_with(|| {
             let path = |e: &Entry| bytes.get(e.start..e.path_end).unwrap_or_default();
             path(self).cmp(path(other))
@@ -210,6 +212,8 @@ struct Buffers {
     buf: String,
     entries: Vec<Entry>,
     path: String,
+    /// Room to move lines around in ([`Flattener::reorder`]).
+    scratch: Vec<Entry>,
 }
 
 thread_local! {
@@ -231,6 +235,7 @@ impl Buffers {
                 buf: String::with_capacity(1024),
                 entries: Vec::with_capacity(32),
                 path: String::with_capacity(64),
+                scratch: Vec::new(),
             })
     }
 
@@ -245,7 +250,7 @@ impl Buffers {
     /// Empties the buffers and keeps them for this thread's next [`Buffers::take`].
     fn recycle(mut self) {
         let bytes = self.buf.capacity()
-            + self.entries.capacity() * size_of::<Entry>()
+            + (self.entries.capacity() + self.scratch.capacity()) * size_of::<Entry>()
             + self.path.capacity();
         if bytes == 0 || bytes > Self::KEPT_BYTES {
             return;
@@ -253,6 +258,7 @@ impl Buffers {
         self.buf.clear();
         self.entries.clear();
         self.path.clear();
+        self.scratch.clear();
         // Fails only while the thread is being torn down: then the buffers are just freed.
         let _ = SPARE.try_with(|spare| spare.set(Some(self)));
     }
@@ -263,8 +269,9 @@ impl Buffers {
 pub(crate) struct Lines {
     buf: String,
     entries: Vec<Entry>,
-    /// The flattener's path buffer, kept only to be reused (see [`Buffers`]).
+    /// The flattener's path and scratch buffers, kept only to be reused (see [`Buffers`]).
     path: String,
+    scratch: Vec<Entry>,
     /// The path of the first key or string value holding `;`, the line separator: such a
     /// payload's string to sign can be re-split into other lines (see [`Lines::ambiguity`]).
     ambiguous: Option<String>,
@@ -279,6 +286,7 @@ impl Drop for Lines {
             buf: std::mem::take(&mut self.buf),
             entries: std::mem::take(&mut self.entries),
             path: std::mem::take(&mut self.path),
+            scratch: std::mem::take(&mut self.scratch),
         }
         .recycle();
     }
@@ -333,6 +341,9 @@ impl Lines {
     /// whatever the order before.
     pub(crate) fn sort(&mut self, variant: SortVariant) {
         let bytes = self.buf.as_bytes();
+        for e in &mut self.entries {
+            e.prefix = path_prefix(bytes.get(e.start..e.path_end).unwrap_or_default());
+        }
         let path = |e: &Entry| &bytes[e.start..e.path_end];
         let line = |e: &Entry| &bytes[e.start..e.end];
         let in_document_order = |a: &Entry, b: &Entry| a.start.cmp(&b.start);
@@ -355,6 +366,12 @@ impl Lines {
         }
     }
 
+    /// The number of lines.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Whether `other` holds the same lines in the same order (so the same string).
     pub(crate) fn same_order(&self, other: &Lines) -> bool {
         self.entries == other.entries
@@ -371,10 +388,9 @@ impl Lines {
     pub(crate) fn for_each_piece(&self, mut sink: impl FnMut(&[u8])) {
         let bytes = self.buf.as_bytes();
         for (i, e) in self.entries.iter().enumerate() {
-            if i > 0 {
-                sink(b";");
-            }
-            sink(&bytes[e.start..e.end]);
+            // Every line is preceded by `;` in the buffer (see `Flattener::start_line`).
+            let from = if i > 0 { e.start - 1 } else { e.start };
+            sink(&bytes[from..e.end]);
         }
     }
 
@@ -398,6 +414,8 @@ pub(crate) struct Mark {
     len: usize,
     /// Whether the segment holds a digit or whitespace.
     impure: bool,
+    /// Whether the segment is a plain key (see [`key_is_plain`]).
+    pub(crate) plain: bool,
 }
 
 /// Walks a JSON tree depth-first and appends one line per scalar leaf.
@@ -410,6 +428,8 @@ pub(crate) struct Flattener<'n> {
     path: String,
     /// How many containers below the root the walk is.
     depth: usize,
+    /// Room to move lines around in ([`Flattener::reorder`]).
+    scratch: Vec<Entry>,
     /// How many segments of the current path hold a digit or whitespace (array indices do).
     impure_segments: usize,
     /// Where to record contested features, when explaining.
@@ -422,11 +442,17 @@ pub(crate) struct Flattener<'n> {
 
 impl<'n> Flattener<'n> {
     pub(crate) fn new(notes: Option<&'n mut Vec<String>>) -> Self {
-        let Buffers { buf, entries, path } = Buffers::take();
+        let Buffers {
+            buf,
+            entries,
+            path,
+            scratch,
+        } = Buffers::take();
         Flattener {
             buf,
             entries,
             path,
+            scratch,
             depth: 0,
             impure_segments: 0,
             notes,
@@ -440,6 +466,7 @@ impl<'n> Flattener<'n> {
             buf: self.buf,
             entries: self.entries,
             path: self.path,
+            scratch: self.scratch,
             ambiguous: self.ambiguous,
             extra_signature: self.extra_signature,
         }
@@ -501,7 +528,11 @@ impl<'n> Flattener<'n> {
         if separator {
             self.separator_found();
         }
-        Mark { len, impure }
+        Mark {
+            len,
+            impure,
+            plain: class == 0,
+        }
     }
 
     /// Pushes `:` and an array index; [`Flattener::leave`] undoes it.
@@ -510,7 +541,11 @@ impl<'n> Flattener<'n> {
         self.path.push(':');
         push_u64(&mut self.path, u64::try_from(index).unwrap_or(u64::MAX));
         self.impure_segments += 1;
-        Mark { len, impure: true }
+        Mark {
+            len,
+            impure: true,
+            plain: false,
+        }
     }
 
     /// Pops the segment pushed by [`Flattener::enter_key`] or [`Flattener::enter_index`].
@@ -529,6 +564,27 @@ impl<'n> Flattener<'n> {
         }
         self.value(value);
         self.leave(mark);
+    }
+
+    /// The number of lines so far.
+    pub(crate) fn line_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Rewrites the lines from `from` on as the concatenation of the line ranges `blocks`
+    /// (which must cover `from..` exactly once, in another order).
+    pub(crate) fn reorder(&mut self, from: usize, blocks: impl Iterator<Item = (usize, usize)>) {
+        self.scratch.clear();
+        for (start, end) in blocks {
+            if let Some(lines) = self.entries.get(start..end) {
+                self.scratch.extend_from_slice(lines);
+            }
+        }
+        if let Some(lines) = self.entries.get_mut(from..)
+            && lines.len() == self.scratch.len()
+        {
+            lines.copy_from_slice(&self.scratch);
+        }
     }
 
     /// Steps into a container below the root (its members' segments get a `:` prefix).
@@ -602,6 +658,9 @@ impl<'n> Flattener<'n> {
     }
 
     fn start_line(&mut self) -> (usize, usize) {
+        // Each line is preceded by `;` in the buffer, so that a line and the separator before
+        // it feed the HMAC in one piece ([`Lines::for_each_piece`]).
+        self.buf.push(';');
         let start = self.buf.len();
         self.buf.push_str(&self.path);
         let path_end = self.buf.len();
@@ -616,7 +675,7 @@ impl<'n> Flattener<'n> {
             path_end,
             end,
             plain: self.impure_segments == 0,
-            prefix: path_prefix(self.buf.as_bytes().get(start..path_end).unwrap_or_default()),
+            prefix: [0; 2],
         });
     }
 
@@ -649,6 +708,12 @@ impl<'n> Flattener<'n> {
 /// (`spec/signature.md` §2 step 1): with `.`, `e` or `E` a float, otherwise an integer if
 /// it fits in `i64` (so `-0` is the integer `0`), otherwise a float.
 pub(crate) fn push_number(out: &mut String, n: Num<'_>) -> bool {
+    if let Num::Text(text) = n
+        && let Some(digits) = short_integer(text)
+    {
+        out.push_str(digits);
+        return true;
+    }
     let kind = match n {
         Num::Parsed(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => NumberKind::Integer(i),
@@ -677,6 +742,65 @@ pub(crate) fn push_number(out: &mut String, n: Num<'_>) -> bool {
             false
         }
     }
+}
+
+/// The rendering of an integer token of at most 18 digits (always in `i64`): the token
+/// itself, which JSON writes without `+` or leading zeros, except `-0`, which is `0`. Saves
+/// parsing and printing it again; `None` for any other token.
+fn short_integer(text: &str) -> Option<&str> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let canonical = !digits.is_empty()
+        && digits.len() <= 18
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.len() == 1 || !digits.starts_with('0'));
+    match digits {
+        _ if !canonical => None,
+        "0" => Some("0"),
+        _ => Some(text),
+    }
+}
+
+/// The order of the lines of two members of one object whose keys are plain (see
+/// [`key_is_plain`]), when every path of the payload is plain: all lines of member `a` start
+/// with `P:a` followed by the end of the path (a scalar) or by `:` (a container), and
+/// likewise for `b`. So any line of `a` compares with any line of `b` at the first byte where
+/// the keys differ, or, if `a` is a prefix of `b`, at the byte after `a`: the end or `:` on
+/// `a`'s side, a byte of `b` (never `:`) on the other. The lines of two members never
+/// interleave, and sorting each object's members by this order and walking the tree gives
+/// the lines sorted by path (see [`crate::plain`] and [`crate::stream`]).
+pub(crate) fn sibling_order(a: &[u8], a_container: bool, b: &[u8], b_container: bool) -> Ordering {
+    // The first byte where the keys differ, or the end of the shorter one (a byte loop:
+    // keys are short, and calling `memcmp` cost more).
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    // The byte after the first `at` bytes of a member's paths.
+    let after = |key: &[u8], container: bool| match key.get(at) {
+        Some(&byte) => Some(byte),
+        None if container => Some(b':'),
+        None => None,
+    };
+    after(a, a_container).cmp(&after(b, b_container))
+}
+
+/// A quick key for [`sibling_order`]: the first eight bytes of the member's key followed by
+/// `:` for a container, zero-padded, big-endian. Where two members' words differ, they are
+/// in the order of their words (that is [`sibling_order`] on those bytes); where they are
+/// equal, [`sibling_order`] decides.
+pub(crate) fn sibling_word(key: &[u8], container: bool) -> u64 {
+    if let Some(head) = key.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
+    }
+    let mut head = [0u8; 8];
+    for (slot, byte) in head.iter_mut().zip(key) {
+        *slot = *byte;
+    }
+    if container && let Some(slot) = head.get_mut(key.len()) {
+        *slot = b':';
+    }
+    u64::from_be_bytes(head)
 }
 
 /// Appends the decimal digits of `n` (faster than `write!` on this hot path).
@@ -794,6 +918,40 @@ mod tests {
         for byte in [b':', b'<', b'{', b'\x7b'] {
             let text = String::from_utf8(vec![byte; 17]).unwrap();
             assert!(!has_separator(&text));
+        }
+    }
+
+    #[test]
+    fn sibling_words_agree_with_sibling_order() {
+        let keys = [
+            "",
+            "a",
+            "a-",
+            "a_",
+            "ab",
+            "a-b",
+            "abcdefg",
+            "abcdefg-",
+            "abcdefgh",
+            "abcdefgh_",
+            "b",
+            "\u{0}",
+            "a\u{0}",
+            "é",
+        ];
+        for a in keys {
+            for b in keys {
+                for (ca, cb) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let (wa, wb) = (
+                        sibling_word(a.as_bytes(), ca),
+                        sibling_word(b.as_bytes(), cb),
+                    );
+                    let order = sibling_order(a.as_bytes(), ca, b.as_bytes(), cb);
+                    if wa != wb {
+                        assert_eq!(wa.cmp(&wb), order, "{a:?} {ca} / {b:?} {cb}");
+                    }
+                }
+            }
         }
     }
 

@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use crate::canonical::{
-    FRAME_MODE, Num, has_separator, key_is_plain, push_number, with_text_buffers,
+    FRAME_MODE, Num, has_separator, key_is_plain, push_number, sibling_order, with_text_buffers,
 };
 
 /// Objects with more members than this take the general path (their members are sorted on
@@ -48,27 +48,23 @@ pub(crate) fn with_string_to_sign<R>(
     })
 }
 
-/// The order of the lines of two members of one object (see the module documentation).
-fn member_order(a: &(&str, &Value), b: &(&str, &Value)) -> Ordering {
-    let (ka, kb) = (a.0.as_bytes(), b.0.as_bytes());
-    // The first byte where the keys differ, or the end of the shorter one (a byte loop:
-    // keys are short, and calling `memcmp` cost more).
-    let at = ka
-        .iter()
-        .zip(kb)
-        .position(|(x, y)| x != y)
-        .unwrap_or(ka.len().min(kb.len()));
-    after(ka, a.1, at).cmp(&after(kb, b.1, at))
+/// A member of an object: its key and value.
+type Member<'v> = (&'v str, &'v Value);
+
+/// Whether `value` is a container.
+fn is_container(value: &Value) -> bool {
+    matches!(value, Value::Object(_) | Value::Array(_))
 }
 
-/// The byte after the first `at` bytes of the member `key`'s paths: the key's own byte,
-/// else `:` for a container and nothing (`None`, first) for a scalar.
-fn after(key: &[u8], value: &Value, at: usize) -> Option<u8> {
-    match (key.get(at), value) {
-        (Some(&byte), _) => Some(byte),
-        (None, Value::Object(_) | Value::Array(_)) => Some(b':'),
-        (None, _) => None,
-    }
+/// The order of two members of one object (see [`sibling_order`]; few members, and
+/// comparing them directly measured faster than precomputing a [`crate::canonical::sibling_word`]).
+fn member_order(a: &Member<'_>, b: &Member<'_>) -> Ordering {
+    sibling_order(
+        a.0.as_bytes(),
+        is_container(a.1),
+        b.0.as_bytes(),
+        is_container(b.1),
+    )
 }
 
 struct Writer<'b> {
@@ -94,7 +90,7 @@ impl Writer<'_> {
 
     /// [`Writer::object`] for at most `N` members.
     fn members<const N: usize>(&mut self, map: &Map<String, Value>, depth: usize) -> Option<()> {
-        let mut members = [("", &NULL); N];
+        let mut members: [Member<'_>; N] = [("", &NULL); N];
         let mut len = 0;
         for (key, value) in map {
             if key == FRAME_MODE {

@@ -149,6 +149,11 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// The offset of the next byte to read.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Whether the whole text has been read.
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.bytes.len()
@@ -357,23 +362,25 @@ impl<'a> Parser<'a> {
 
     /// Skips the bytes of a string that stand for themselves (not `"`, `\\` or a control).
     fn skip_plain_string_bytes(&mut self) {
-        let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        // Eight bytes at a time up to the first word holding a byte that ends the run, then
-        // byte by byte (about three times faster on the strings of a callback).
-        let words = rest
-            .chunks_exact(8)
-            .take_while(|chunk| {
-                <[u8; 8]>::try_from(*chunk)
-                    .is_ok_and(|word| !ends_plain_run(u64::from_le_bytes(word)))
-            })
-            .count();
-        let skipped = words * 8;
-        let tail = rest.get(skipped..).unwrap_or_default();
-        self.pos += skipped
-            + tail
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .unwrap_or(tail.len());
+        // Eight bytes at a time: the lowest flagged byte of a word is the first one that
+        // ends the run (about three times faster on the strings of a callback).
+        while let Some(word) = self
+            .bytes
+            .get(self.pos..self.pos + 8)
+            .and_then(|chunk| <[u8; 8]>::try_from(chunk).ok())
+        {
+            let flags = ends_plain_run(u64::from_le_bytes(word));
+            if flags != 0 {
+                self.pos += usize::try_from(flags.trailing_zeros() / 8).unwrap_or(0);
+                return;
+            }
+            self.pos += 8;
+        }
+        let tail = self.bytes.get(self.pos..).unwrap_or_default();
+        self.pos += tail
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .unwrap_or(tail.len());
     }
 
     /// `text[start..pos]`; both ends are next to ASCII bytes, so always char boundaries.
@@ -494,18 +501,19 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Whether any of the eight bytes of `word` is `"`, `\\` or below 0x20 (exact, no false
-/// positives or negatives: the classic "has a zero byte" / "has a byte less than" tests).
-const fn ends_plain_run(word: u64) -> bool {
+/// The bytes of `word` (little-endian) that are `"`, `\\` or below 0x20, as their high bits,
+/// exact up to the first such byte (bytes after it may be flagged too: the classic "has a
+/// zero byte" / "has a byte less than" tests, whose borrows only run upwards).
+const fn ends_plain_run(word: u64) -> u64 {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
-    const fn has_zero_byte(v: u64) -> u64 {
+    const fn zero_bytes(v: u64) -> u64 {
         v.wrapping_sub(ONES) & !v & HIGH_BITS
     }
-    let quote = has_zero_byte(word ^ (ONES * b'"' as u64));
-    let backslash = has_zero_byte(word ^ (ONES * b'\\' as u64));
+    let quote = zero_bytes(word ^ (ONES * b'"' as u64));
+    let backslash = zero_bytes(word ^ (ONES * b'\\' as u64));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
-    quote | backslash | control != 0
+    quote | backslash | control
 }
 
 /// How a number token is read (`spec/signature.md` §2 step 1, PHP's reading).
@@ -655,6 +663,26 @@ mod tests {
         assert_eq!(members.len(), 40);
         assert_eq!(members[0], ("k0", Node::String(Cow::Borrowed("last"))));
         assert_eq!(members[39], ("k39", Node::Number("79")));
+    }
+
+    #[test]
+    fn plain_string_bytes_end_at_the_first_quote_backslash_or_control() {
+        let filler = " !#[]\u{7f}é~";
+        for len in 0..24 {
+            let plain: String = filler.chars().cycle().take(len).collect();
+            for stop in ["\"", "\\", "\n", "\u{1f}", ""] {
+                for at in (0..=plain.len()).filter(|&at| plain.is_char_boundary(at)) {
+                    let text = format!("{}{stop}{}\"", &plain[..at], &plain[at..]);
+                    let mut parser = Parser::new(text.as_bytes()).unwrap();
+                    parser.skip_plain_string_bytes();
+                    let expected = text
+                        .bytes()
+                        .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+                        .unwrap();
+                    assert_eq!(parser.pos, expected, "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

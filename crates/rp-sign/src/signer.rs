@@ -402,7 +402,9 @@ impl Signer {
     fn verify_in_one_pass(&self, body: &[u8]) -> Option<SignatureLocation> {
         let mut streamed = stream::read_callback(body)?;
         let expected = decode_signature_text(&streamed.signature).ok()?;
-        streamed.lines.sort(SortVariant::PhpNatural);
+        if !streamed.sorted {
+            streamed.lines.sort(SortVariant::PhpNatural);
+        }
         self.matches(&streamed.lines, &expected)
             .then_some(streamed.location)
     }

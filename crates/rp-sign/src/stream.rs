@@ -12,8 +12,7 @@
 //!
 //! - a syntax error of any kind;
 //! - a key written with an escape, or a key repeated in one object (the general path keeps
-//!   the last value at the first position), or an object with more keys open at once than
-//!   [`OPEN_KEYS`];
+//!   the last value at the first position);
 //! - a member named `frame_mode` (skipped with its subtree by the general path);
 //! - no signature, a signature that is not a string, both a root `signature` and a
 //!   `general.signature`, or a `signature` member anywhere else (an error in the general
@@ -22,25 +21,61 @@
 //!
 //! What it answers otherwise is what the general path would flatten, with the signature
 //! member left out the same way: the unit tests below and `tests/it/props.rs` compare them.
+//!
+//! When every path is plain (no key with a digit, whitespace or `:`, no non-empty array, as
+//! in Gate callbacks), the members of each object are sorted when it closes, by
+//! [`sibling_order`]: the lines come out sorted, with no sort of all the lines.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
-use crate::canonical::{Flattener, GENERAL, Lines, Num, SIGNATURE};
+use crate::canonical::{
+    FRAME_MODE, Flattener, GENERAL, Lines, Num, SIGNATURE, sibling_order, sibling_word,
+};
 use crate::error::SignatureLocation;
 use crate::raw::{MAX_DEPTH, Parser};
 
-/// The member skipped by the general path: not handled here.
-const FRAME_MODE: &str = "frame_mode";
+/// A member of an object still open: where its key is in the body, whether its value is a
+/// container, and its lines.
+///
+/// Offsets are `u32` to keep blocks small (they are sorted): a body or line count that does
+/// not fit takes the general path.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    /// [`sibling_word`] of the key.
+    word: u64,
+    key_start: u32,
+    key_end: u32,
+    /// Its lines are `first_line..end_line` (`end_line` set when the object closes).
+    first_line: u32,
+    end_line: u32,
+    container: bool,
+}
 
-/// How many keys of the open objects are remembered to find a repeated key; a message with
-/// more (far more than any Gate message) takes the general path.
-const OPEN_KEYS: usize = 64;
+impl Block {
+    /// The key's bytes in `body`.
+    fn key<'b>(&self, body: &'b [u8]) -> &'b [u8] {
+        body.get(self.key_start as usize..self.key_end as usize)
+            .unwrap_or_default()
+    }
+}
+
+thread_local! {
+    /// The block stack of the last read on this thread, kept for the next (as the line
+    /// buffers are, see [`crate::canonical`]).
+    static SPARE_BLOCKS: Cell<Vec<Block>> = const { Cell::new(Vec::new()) };
+}
+
+/// Blocks kept for reuse at most (a few KiB).
+const KEPT_BLOCKS: usize = 256;
 
 /// A callback read in one pass.
 pub(crate) struct Streamed<'a> {
-    /// Every line but the signature's, in document order, with no `;` and no other
-    /// `signature` member in them.
+    /// Every line but the signature's, with no `;` and no other `signature` member in them:
+    /// sorted in the canonical order if `sorted`, else in document order.
     pub(crate) lines: Lines,
+    /// Whether `lines` are already in the canonical order.
+    pub(crate) sorted: bool,
     /// Where the signature was.
     pub(crate) location: SignatureLocation,
     /// The signature member's (unescaped) text.
@@ -51,21 +86,21 @@ pub(crate) struct Streamed<'a> {
 pub(crate) fn read_callback(body: &[u8]) -> Option<Streamed<'_>> {
     let mut reader = Reader {
         parser: Parser::new(body).ok()?,
+        body,
         flattener: Flattener::new(None),
-        keys: [""; OPEN_KEYS],
-        open_keys: 0,
+        blocks: SPARE_BLOCKS.try_with(Cell::take).unwrap_or_default(),
+        plain: true,
         root_signature: None,
         general_signature: None,
     };
-    reader.parser.skip_whitespace();
-    if reader.parser.peek() != Some(b'{') {
-        return None;
+    let read = reader.root();
+    let mut blocks = std::mem::take(&mut reader.blocks);
+    if blocks.capacity() <= KEPT_BLOCKS {
+        blocks.clear();
+        // Fails only while the thread is being torn down: then the blocks are just freed.
+        let _ = SPARE_BLOCKS.try_with(|spare| spare.set(blocks));
     }
-    reader.object(0, Place::Root)?;
-    reader.parser.skip_whitespace();
-    if !reader.parser.at_end() {
-        return None;
-    }
+    read?;
     let (location, signature) = match (reader.root_signature, reader.general_signature) {
         (Some(signature), None) => (SignatureLocation::Root, signature),
         (None, Some(signature)) => (SignatureLocation::General, signature),
@@ -77,6 +112,7 @@ pub(crate) fn read_callback(body: &[u8]) -> Option<Streamed<'_>> {
     }
     Some(Streamed {
         lines,
+        sorted: reader.plain,
         location,
         signature,
     })
@@ -95,15 +131,28 @@ enum Place {
 
 struct Reader<'a, 'n> {
     parser: Parser<'a>,
+    body: &'a [u8],
     flattener: Flattener<'n>,
-    /// The keys of the objects still open, innermost last: `keys[..open_keys]`.
-    keys: [&'a str; OPEN_KEYS],
-    open_keys: usize,
+    /// The members of the objects still open, innermost last.
+    blocks: Vec<Block>,
+    /// Whether every path so far is plain (see the module documentation).
+    plain: bool,
     root_signature: Option<Cow<'a, str>>,
     general_signature: Option<Cow<'a, str>>,
 }
 
 impl<'a> Reader<'a, '_> {
+    /// Reads the whole body: an object, and nothing after it but whitespace.
+    fn root(&mut self) -> Option<()> {
+        self.parser.skip_whitespace();
+        if self.parser.peek() != Some(b'{') {
+            return None;
+        }
+        self.object(0, Place::Root)?;
+        self.parser.skip_whitespace();
+        self.parser.at_end().then_some(())
+    }
+
     /// Reads a value, and flattens it under the current path; `depth` is the number of
     /// containers it is inside (as in [`Parser`]).
     fn value(&mut self, depth: usize, place: Place) -> Option<()> {
@@ -153,26 +202,40 @@ impl<'a> Reader<'a, '_> {
         if self.parser.eat(b'}') {
             return Some(());
         }
-        let first_key = self.open_keys;
+        let first_block = self.blocks.len();
         loop {
             if self.parser.peek() != Some(b'"') {
                 return None;
             }
+            let key_start = self.parser.position() + 1;
             let Cow::Borrowed(key) = self.parser.string().ok()? else {
                 return None; // an escaped key
             };
-            self.remember(first_key, key)?;
+            let key_end = key_start + key.len();
             self.parser.skip_whitespace();
             if !self.parser.eat(b':') {
                 return None;
             }
             self.parser.skip_whitespace();
+            let container = matches!(self.parser.peek(), Some(b'{' | b'['));
+            self.remember(
+                first_block,
+                Block {
+                    word: sibling_word(key.as_bytes(), container),
+                    key_start: u32::try_from(key_start).ok()?,
+                    key_end: u32::try_from(key_end).ok()?,
+                    first_line: u32::try_from(self.flattener.line_count()).ok()?,
+                    end_line: 0,
+                    container,
+                },
+            )?;
             if key == SIGNATURE {
                 self.signature(place)?;
             } else if key == FRAME_MODE {
                 return None;
             } else {
                 let mark = self.flattener.enter_key(key);
+                self.plain &= mark.plain;
                 let inner = if place == Place::Root && key == GENERAL {
                     Place::General
                 } else {
@@ -186,8 +249,45 @@ impl<'a> Reader<'a, '_> {
             }
         }
         self.parser.eat(b'}');
-        self.open_keys = first_key;
+        if self.plain {
+            self.sort_members(first_block);
+        }
+        self.blocks.truncate(first_block);
         Some(())
+    }
+
+    /// Puts the lines of the members `blocks[first_block..]` of the object just closed in
+    /// [`sibling_order`] (nothing to do when they already are).
+    fn sort_members(&mut self, first_block: usize) {
+        // Fits: every block's `first_line` did, and no line has been added since.
+        let end = u32::try_from(self.flattener.line_count()).unwrap_or(u32::MAX);
+        let Some(members) = self.blocks.get_mut(first_block..) else {
+            return;
+        };
+        let Some(from) = members.first().map(|b| b.first_line) else {
+            return;
+        };
+        let mut next = end;
+        for block in members.iter_mut().rev() {
+            block.end_line = next;
+            next = block.first_line;
+        }
+        let body = self.body;
+        let order = |a: &Block, b: &Block| {
+            a.word
+                .cmp(&b.word)
+                .then_with(|| sibling_order(a.key(body), a.container, b.key(body), b.container))
+        };
+        if members.is_sorted_by(|a, b| order(a, b).is_le()) {
+            return;
+        }
+        members.sort_unstable_by(order);
+        self.flattener.reorder(
+            from as usize,
+            members
+                .iter()
+                .map(|b| (b.first_line as usize, b.end_line as usize)),
+        );
     }
 
     /// Reads an array at its `[`.
@@ -200,6 +300,8 @@ impl<'a> Reader<'a, '_> {
         if self.parser.eat(b']') {
             return Some(());
         }
+        // Array indices are digits: natural order is not byte order.
+        self.plain = false;
         let mut index = 0;
         loop {
             let mark = self.flattener.enter_index(index);
@@ -214,15 +316,19 @@ impl<'a> Reader<'a, '_> {
         Some(())
     }
 
-    /// Adds `key` to the keys of the object whose keys start at `keys[first_key]`; `None` if
-    /// it is already there (or there is no room left).
-    fn remember(&mut self, first_key: usize, key: &'a str) -> Option<()> {
-        let earlier = self.keys.get(first_key..self.open_keys)?;
-        if earlier.contains(&key) {
+    /// Adds a member to the object whose members start at `blocks[first_block]`; `None` if
+    /// its key is already there.
+    fn remember(&mut self, first_block: usize, member: Block) -> Option<()> {
+        let new = member.key(self.body);
+        let earlier = self.blocks.get(first_block..).unwrap_or_default();
+        // Lengths first: most keys differ there, without calling `memcmp`. (Not the words:
+        // they also say whether the value is a container.)
+        if earlier.iter().any(|b| {
+            b.key_end - b.key_start == member.key_end - member.key_start && b.key(self.body) == new
+        }) {
             return None;
         }
-        *self.keys.get_mut(self.open_keys)? = key;
-        self.open_keys += 1;
+        self.blocks.push(member);
         Some(())
     }
 
@@ -281,13 +387,25 @@ mod tests {
         Some((orders, location, signature.to_owned()))
     }
 
-    /// The same from the one-pass reader.
+    /// The same from the one-pass reader (and, when it says its lines are sorted, they are
+    /// in the canonical order as they come).
     fn streamed(body: &[u8]) -> Option<(Vec<String>, SignatureLocation, String)> {
         let Streamed {
             mut lines,
+            sorted,
             location,
             signature,
         } = read_callback(body)?;
+        if sorted {
+            let mut canonical = lines.clone();
+            canonical.sort(SortVariant::PhpNatural);
+            assert_eq!(
+                lines.joined(),
+                canonical.joined(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         let mut orders = Vec::new();
         for variant in SortVariant::ALL {
             lines.sort(variant);
@@ -358,19 +476,36 @@ mod tests {
             "]".repeat(MAX_DEPTH)
         );
         assert!(read_callback(too_deep.as_bytes()).is_none());
-        let many: Vec<String> = (0..OPEN_KEYS + 1)
-            .map(|i| format!("\"k{i}\":{i}"))
+        let many: Vec<String> = (0..300)
+            .rev()
+            .map(|i| format!("\"k{i}\":{{\"v\":{i}}}"))
             .collect();
         let many = format!("{{\"signature\":\"x\",{}}}", many.join(","));
-        assert!(read_callback(many.as_bytes()).is_none());
+        agrees(many.as_bytes()).unwrap();
+        assert_eq!(read_callback(many.as_bytes()).unwrap().lines.len(), 300);
+    }
+
+    #[test]
+    fn plain_callbacks_come_out_sorted() {
+        let body = br#"{"z":1,"general":{"signature":"x","b":2,"a":{"y":"3","x-":4,"x":{"q":5}}},"a-b":6,"a":{"b":7},"":{"":8}}"#;
+        let streamed = read_callback(body).unwrap();
+        assert!(streamed.sorted);
+        assert_eq!(
+            streamed.lines.joined(),
+            "::8;a-b:6;a:b:7;general:a:x-:4;general:a:x:q:5;general:a:y:3;general:b:2;z:1"
+        );
+        agrees(body).unwrap();
+        let body = br#"{"signature":"x","b":[{"d":1,"c":2}],"a1":{"z":1,"y":2}}"#;
+        assert!(!read_callback(body).unwrap().sorted);
+        agrees(body).unwrap();
     }
 
     /// Object keys, mostly what the fast path handles, sometimes what makes it decline.
     fn key() -> impl Strategy<Value = &'static str> + Clone {
         prop_oneof![
             30 => prop::sample::select(vec![
-                "\"a\"", "\"b\"", "\"a1\"", "\"a10\"", "\"x:y\"", "\"a b\"", "\"\"", "\"general\"",
-                "\"é\"",
+                "\"a\"", "\"b\"", "\"a-\"", "\"a_\"", "\"-\"", "\"a.b\"", "\"a1\"", "\"a10\"",
+                "\"x:y\"", "\"a b\"", "\"\"", "\"general\"", "\"é\"",
             ]),
             1 => prop::sample::select(vec!["\"\\u0061\"", "\"signature\"", "\"frame_mode\""]),
         ]
@@ -412,8 +547,35 @@ mod tests {
         })
     }
 
+    /// A plain object text (what Gate callbacks are): keys that are prefixes of each other on
+    /// both sides of `:` in byte order, objects and scalars, no arrays.
+    fn plain_object() -> impl Strategy<Value = String> {
+        let key =
+            prop::sample::select(vec!["\"a\"", "\"a-\"", "\"a_\"", "\"ab\"", "\"\"", "\"b\""]);
+        let leaf = prop::sample::select(vec!["1", "-0", "\"s\"", "null", "{}", "true"])
+            .prop_map(str::to_owned);
+        leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop::collection::vec((key.clone(), inner), 0..6).prop_map(|members| {
+                let members: Vec<String> =
+                    members.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                object(members)
+            })
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// Plain messages come out sorted, in the general path's order.
+        #[test]
+        fn plain_messages_agree_with_the_general_path(body in plain_object()) {
+            let body = match body.strip_prefix('{') {
+                Some("}") => "{\"signature\":\"c2ln\"}".to_owned(),
+                Some(rest) => format!("{{\"signature\":\"c2ln\",{rest}"),
+                None => format!("{{\"signature\":\"c2ln\",\"v\":{body}}}"),
+            };
+            agrees(body.as_bytes())?;
+        }
 
         /// Whatever the one-pass reader answers is what the general path flattens.
         #[test]
