@@ -1,6 +1,8 @@
 //! Throughput: N payouts through the real client to the real simulator on loopback, each one
 //! accepted, processed and settled by a verified callback, with the payouts recorded in memory
-//! (the reference) and in an SQLite ledger file (WAL, `synchronous=FULL`), in the same run.
+//! (the reference), in an SQLite ledger file (WAL, `synchronous=FULL`) and, when
+//! `RP_TEST_POSTGRES_URL` names a server (`cargo xtask bench` starts one), in a PostgreSQL
+//! ledger (`synchronous_commit=on`), in the same run.
 //! Reports payouts per second (median of several runs) for each, the ratio to memory, and the
 //! process's peak memory.
 //!
@@ -44,6 +46,11 @@ async fn run(payouts: usize, concurrency: usize, store: Store) -> Duration {
                 rp_ledger::Ledger::open(&format!("sqlite:{}", dir.join("ledger.db").display()))
                     .await
                     .unwrap();
+            Some(ledger.store(rp_model::ProjectId::new(rp_e2e::PROJECT).unwrap()))
+        }
+        Store::Postgres => {
+            let url = fresh_postgres().await;
+            let ledger = rp_ledger::Ledger::open(&url).await.unwrap();
             Some(ledger.store(rp_model::ProjectId::new(rp_e2e::PROJECT).unwrap()))
         }
     };
@@ -103,6 +110,32 @@ async fn run(payouts: usize, concurrency: usize, store: Store) -> Duration {
 enum Store {
     Memory,
     Sqlite,
+    Postgres,
+}
+
+/// A new, empty database on the server of `RP_TEST_POSTGRES_URL`, as a ledger URL.
+async fn fresh_postgres() -> String {
+    let admin = std::env::var("RP_TEST_POSTGRES_URL").unwrap();
+    let database = format!("rp_bench_{}", std::process::id());
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = connection.await;
+    let (scheme, rest) = admin.split_once("://").unwrap();
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}://{authority}/{database}{query}")
 }
 
 fn main() {
@@ -119,7 +152,16 @@ fn main() {
          (client -> simulator -> signed callback -> client, loopback)"
     );
     let mut medians = Vec::new();
-    for store in [Store::Memory, Store::Sqlite] {
+    let postgres = std::env::var("RP_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty());
+    let stores: &[Store] = if postgres {
+        &[Store::Memory, Store::Sqlite, Store::Postgres]
+    } else {
+        println!(
+            "(no PostgreSQL: RP_TEST_POSTGRES_URL is not set; `cargo xtask bench` starts one)"
+        );
+        &[Store::Memory, Store::Sqlite]
+    };
+    for &store in stores {
         let mut rates = Vec::new();
         for index in 0..runs {
             let elapsed = runtime.block_on(run(payouts, concurrency, store));
@@ -140,6 +182,12 @@ fn main() {
         "SQLite ledger / memory: {:.2} (target >= 0.5, synchronous=FULL)",
         medians[1] / medians[0]
     );
+    if let Some(pg) = medians.get(2) {
+        println!(
+            "PostgreSQL ledger / memory: {:.2} (target >= 0.3, synchronous_commit=on)",
+            pg / medians[0]
+        );
+    }
     match peak_memory_kib() {
         Some(kib) => println!("peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak memory: not available on this platform"),

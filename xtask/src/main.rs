@@ -255,8 +255,27 @@ fn run_action(root: &Path, action: &Action) -> Result<(), String> {
 /// be started, says why loudly and runs the tests without one (rp-ledger's PostgreSQL tests
 /// then fail under `CI=true` and skip loudly elsewhere).
 fn cargo_with_postgres(root: &Path, args: &[&str]) -> Result<(), String> {
+    let cluster = postgres_for(root);
+    let mut command = cargo();
+    command.current_dir(root).args(args);
+    if let Some(cluster) = &cluster {
+        command.env("RP_TEST_POSTGRES_URL", cluster.url());
+    }
+    let status = command.status();
+    drop(cluster);
+    let status = status.map_err(|e| format!("cannot start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` exited with {status}", args.join(" ")))
+    }
+}
+
+/// A throwaway PostgreSQL cluster, unless `RP_TEST_POSTGRES_URL` names a server (then
+/// `None`, and that server is used); `None` too, loudly, when none can be started.
+fn postgres_for(root: &Path) -> Option<postgres::Cluster> {
     let given = std::env::var("RP_TEST_POSTGRES_URL").is_ok_and(|url| !url.trim().is_empty());
-    let cluster = if given {
+    if given {
         eprintln!("xtask: PostgreSQL tests use the server of RP_TEST_POSTGRES_URL");
         None
     } else {
@@ -280,19 +299,6 @@ fn cargo_with_postgres(root: &Path, args: &[&str]) -> Result<(), String> {
                 None
             }
         }
-    };
-    let mut command = cargo();
-    command.current_dir(root).args(args);
-    if let Some(cluster) = &cluster {
-        command.env("RP_TEST_POSTGRES_URL", cluster.url());
-    }
-    let status = command.status();
-    drop(cluster);
-    let status = status.map_err(|e| format!("cannot start cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`cargo {}` exited with {status}", args.join(" ")))
     }
 }
 
@@ -461,12 +467,19 @@ fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {
         ["--", rest @ ..] => rest,
         _ => extra,
     };
+    // The throughput bench runs a PostgreSQL ledger beside memory and SQLite.
+    let cluster = postgres_for(root);
     for (package, target) in BENCHES {
         eprintln!("\n==> bench {package}/{target}");
-        let status = cargo()
+        let mut command = cargo();
+        command
             .current_dir(root)
             .args(["bench", "--package", package, "--bench", target, "--"])
-            .args(extra)
+            .args(extra);
+        if let Some(cluster) = &cluster {
+            command.env("RP_TEST_POSTGRES_URL", cluster.url());
+        }
+        let status = command
             .status()
             .map_err(|e| format!("cannot start cargo: {e}"))?;
         if !status.success() {
