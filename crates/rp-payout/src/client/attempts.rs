@@ -99,21 +99,20 @@ impl Client {
                     self.clock.sleep(after).await;
                     // Counted before it is sent: a crash from here on leaves a record that
                     // says this request may have gone.
-                    let logged = self.log_attempt(&payment_id, known.take()).await;
-                    if let Ok(record) = &logged {
-                        known = Some(record.clone());
-                    }
-                    if let Err(error) = logged {
-                        tracing::error!(%error, "cannot log the attempt; not sending");
-                        return Err(if state.maybe_sent {
-                            record_failed(
-                                &payment_id,
-                                "an earlier attempt may have reached the platform",
-                                error,
-                            )
-                        } else {
-                            error
-                        });
+                    match self.log_attempt(&payment_id, known.take()).await {
+                        Ok(logged) => known = Some(logged),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot log the attempt; not sending");
+                            return Err(if state.maybe_sent {
+                                record_failed(
+                                    &payment_id,
+                                    "an earlier attempt may have reached the platform",
+                                    error,
+                                )
+                            } else {
+                                error
+                            });
+                        }
                     }
                     state.attempts += 1;
                     tracing::debug!(attempt = state.attempts, "sending payout request");
