@@ -463,8 +463,8 @@ impl Signer {
         self.mac(lines).verify_slice(expected).is_ok()
     }
 
-    /// The keyed HMAC fed with the joined lines, piece by piece (measured a little faster
-    /// than building the joined string first).
+    /// The keyed HMAC fed with the joined lines, piece by piece (each line with the `;`
+    /// before it; measured no slower than building the joined string first).
     fn mac(&self, lines: &Lines) -> HmacSha512 {
         let mut mac = self.keyed.clone();
         lines.for_each_piece(|piece| mac.update(piece));

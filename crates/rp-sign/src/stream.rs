@@ -167,10 +167,13 @@ impl<'a> Reader<'a, '_> {
                 self.array(depth)?;
                 self.flattener.ascend();
             }
-            b'"' => {
-                let text = self.parser.string().ok()?;
-                self.flattener.string_leaf(&text);
-            }
+            b'"' => match self.parser.plain_string() {
+                Some(text) => self.flattener.string_leaf(text),
+                None => {
+                    let text = self.parser.string().ok()?;
+                    self.flattener.string_leaf(&text);
+                }
+            },
             b't' => {
                 self.parser.literal(b"true").ok()?;
                 self.flattener.leaf("1");
@@ -208,9 +211,8 @@ impl<'a> Reader<'a, '_> {
                 return None;
             }
             let key_start = self.parser.position() + 1;
-            let Cow::Borrowed(key) = self.parser.string().ok()? else {
-                return None; // an escaped key
-            };
+            // An escaped key (or a syntax error) takes the general path.
+            let key = self.parser.plain_string()?;
             let key_end = key_start + key.len();
             self.parser.skip_whitespace();
             if !self.parser.eat(b':') {
