@@ -40,7 +40,7 @@
 //! `POST /_sim/payments/{id}/force`, `GET /_sim/requests`, `GET /_sim/callbacks`,
 //! `POST /_sim/reset`, `GET /_sim/config`).
 //!
-//! With the `cli` feature (on by default): [`SimArgs`] (clap) and [`run`], which the `rp-sim`
+//! With the `cli` feature (on by default): `SimArgs` (clap) and `run`, which the `rp-sim`
 //! binary and `rp sim` use.
 //!
 //! # Example
