@@ -340,7 +340,10 @@ impl<'a> Reader<'a, '_> {
         if self.parser.peek() != Some(b'"') {
             return None;
         }
-        let text = self.parser.string().ok()?;
+        let text = match self.parser.plain_string() {
+            Some(text) => Cow::Borrowed(text),
+            None => self.parser.string().ok()?,
+        };
         match place {
             Place::Root => self.root_signature = Some(text),
             Place::General => self.general_signature = Some(text),
