@@ -131,6 +131,22 @@ pub enum RowErrorKind {
     Limit,
 }
 
+impl RowErrorKind {
+    /// A stable name for programs, e.g. `"duplicate_payment_id"`.
+    pub fn key(self) -> &'static str {
+        match self {
+            RowErrorKind::NotUtf8 => "not_utf8",
+            RowErrorKind::FieldCount => "field_count",
+            RowErrorKind::Missing => "missing",
+            RowErrorKind::Invalid => "invalid",
+            RowErrorKind::SeparatorInValue => "separator_in_value",
+            RowErrorKind::DuplicatePaymentId => "duplicate_payment_id",
+            RowErrorKind::ReservedPaymentId => "reserved_payment_id",
+            RowErrorKind::Limit => "limit",
+        }
+    }
+}
+
 /// A problem with one row: its line, the column when there is one, and what is wrong.
 ///
 /// Displays as `line 17, column amount: 3 fraction digits; KZT has 2`. Phone numbers are

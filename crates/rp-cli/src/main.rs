@@ -4,6 +4,7 @@
 //! Each subcommand is one variant of [`Command`] and lives in its own module; what they share
 //! (exit codes, one-line failures, the secret key, the Gate connection) is in `common`.
 
+mod batch_cmd;
 mod common;
 mod demo;
 mod gate_cmd;
@@ -69,6 +70,8 @@ enum Command {
     Sign(sign_cmd::SignArgs),
     /// Verify the signature of a callback or signed response.
     Verify(sign_cmd::VerifyArgs),
+    /// Mass payouts from a CSV file: `rp batch check FILE` validates one (sends nothing).
+    Batch(batch_cmd::BatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => finish("rp listen", listen::listen(&args)),
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => sign_cmd::verify(&args),
+        Command::Batch(args) => finish("rp batch check", batch_cmd::batch(&args)),
     }
 }
 

@@ -4,6 +4,7 @@
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod batch_cmd;
 mod crash;
 mod demo;
 mod gate_cmd;
