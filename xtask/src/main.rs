@@ -457,8 +457,14 @@ fn payout_default(root: &Path) -> Result<(), String> {
 
 /// Benchmarks: `(package, bench target)`. `rp-sign/sign` is criterion (signing and verifying
 /// against the raw HMAC floor); `rp-e2e/throughput` is payouts per second through the client
-/// and the simulator, callbacks included, with peak memory.
-const BENCHES: &[(&str, &str)] = &[("rp-sign", "sign"), ("rp-e2e", "throughput")];
+/// and the simulator, callbacks included, with peak memory; `rp-batch/check` is
+/// `rp batch check` rows per second and peak memory on generated 100,000- and
+/// 1,000,000-row files (it ignores criterion's arguments).
+const BENCHES: &[(&str, &str)] = &[
+    ("rp-sign", "sign"),
+    ("rp-e2e", "throughput"),
+    ("rp-batch", "check"),
+];
 
 fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {
     // `cargo xtask bench -- --measurement-time 3` and `cargo xtask bench --measurement-time 3`
