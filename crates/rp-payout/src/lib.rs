@@ -130,6 +130,9 @@ pub use reconcile::{
 pub use retry::RetryPolicy;
 /// The boxed future [`PayoutStore`] methods return: what an implementation of the trait names.
 pub use rp_transport::BoxFuture;
+/// The payout and its payment ID, as [`Client::payout`] takes them (from `rp-model`, re-exported
+/// so that they are at hand and linked here).
+pub use rp_model::{PaymentId, Payout};
 pub use store::{
     EventSource, Inserted, MAX_PAGE, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord,
     PayoutState, PayoutStore, StateCount, StatusChange, Updated,
