@@ -793,14 +793,15 @@ pub(crate) fn sibling_word(key: &[u8], container: bool) -> u64 {
     if let Some(head) = key.first_chunk::<8>() {
         return u64::from_be_bytes(*head);
     }
-    let mut head = [0u8; 8];
-    for (slot, byte) in head.iter_mut().zip(key) {
-        *slot = *byte;
-    }
-    if container && let Some(slot) = head.get_mut(key.len()) {
-        *slot = b':';
-    }
-    u64::from_be_bytes(head)
+    // Fewer than eight bytes: shifted in one by one, then to the top of the word.
+    let separator: &[u8] = if container { b":" } else { b"" };
+    let (word, len) = key
+        .iter()
+        .chain(separator)
+        .fold((0u64, 0u32), |(word, len), &byte| {
+            (word << 8 | u64::from(byte), len + 1)
+        });
+    word.checked_shl(8 * (8 - len)).unwrap_or(0)
 }
 
 /// Appends the decimal digits of `n` (faster than `write!` on this hot path).
