@@ -196,6 +196,8 @@ pub struct BatchReader<R: Read> {
     seen: HashSet<u64, BuildHasherDefault<PassThrough>>,
     /// The line of the first cell that was not UTF-8 (the conversion hint is given once).
     first_not_utf8: Option<u64>,
+    /// The line after the last record read (the header at first).
+    next_line: u64,
 }
 
 impl BatchReader<File> {
@@ -266,6 +268,7 @@ impl<R: Read> BatchReader<R> {
             }
         }
         let header = Header::parse(cells)?;
+        let next_line = csv.position().line();
         Ok(BatchReader {
             csv,
             header,
@@ -276,6 +279,7 @@ impl<R: Read> BatchReader<R> {
             rows: 0,
             seen: HashSet::default(),
             first_not_utf8: None,
+            next_line,
         })
     }
 
@@ -325,6 +329,7 @@ impl<R: Read> BatchReader<R> {
                 .iter()
                 .all(|cell| cell.iter().all(u8::is_ascii_whitespace))
             {
+                self.next_line = self.csv.position().line();
                 continue;
             }
             // Every record ends with one `\n` (see `LineEnds`): it starts as many lines
@@ -334,7 +339,15 @@ impl<R: Read> BatchReader<R> {
                 .iter()
                 .map(|cell| cell.iter().filter(|b| **b == b'\n').count() as u64)
                 .sum();
-            let line = self.csv.position().line().saturating_sub(inside + 1).max(1);
+            // A quote left open swallows the rest of the file, final line end included:
+            // never before the line where the previous record ended.
+            let line = self
+                .csv
+                .position()
+                .line()
+                .saturating_sub(inside + 1)
+                .max(self.next_line);
+            self.next_line = self.csv.position().line();
             self.rows += 1;
             return Ok(Some(self.read_row(line)));
         }
