@@ -32,6 +32,17 @@ fn peak_memory_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time of this process so far (user + system), in seconds, where `/proc` tells it: on a
+/// shared machine the wall-clock rate depends on what else runs, the per-CPU-second rate less.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in brackets and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// Writes a file of `rows` payouts in the forms people write, `;`-separated with CRLF.
 fn generate(path: &Path, rows: u64) {
     let file = std::fs::File::create(path).unwrap();
@@ -84,6 +95,7 @@ fn main() {
         let path = dir.join(format!("{rows}.csv"));
         generate(&path, rows);
         let bytes = std::fs::metadata(&path).unwrap().len();
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let mut problems = 0u64;
         let report = check_file(&path, &limits, |_| problems += 1).unwrap();
@@ -92,6 +104,15 @@ fn main() {
         assert_eq!(problems, 0, "the generated file must be valid");
         assert!(report.is_valid());
         let per_second = rows as f64 / elapsed.as_secs_f64();
+        if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
+            let cpu = after - before;
+            if cpu > 0.0 {
+                println!(
+                    "check {rows} rows: {cpu:.2} CPU s, {:.0} rows per CPU second",
+                    rows as f64 / cpu
+                );
+            }
+        }
         println!(
             "check {rows} rows ({:.1} MB): {:.3} s, {:.0} rows/s (target >= 500000)",
             bytes as f64 / 1e6,
