@@ -9,6 +9,32 @@ use rp_model::wire;
 use rp_payout::PayoutState;
 use sha2::{Digest as _, Sha256};
 
+/// The columns a record is read from, in order (both backends' readers follow it).
+pub(crate) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
+     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, \
+     attempts, lease_until, next_check_at";
+
+/// The columns an event is read from, in order.
+pub(crate) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
+
+/// The columns a record's write changes (everything but the key, the request and its hash,
+/// the phone, `created_at` and `version`), in the order each backend binds them.
+pub(crate) const MUTABLE_COLUMNS: [&str; 13] = [
+    "state",
+    "state_label",
+    "settled",
+    "updated_at",
+    "request_id",
+    "last_code",
+    "last_message",
+    "attention",
+    "maybe_sent",
+    "claimed_by",
+    "attempts",
+    "lease_until",
+    "next_check_at",
+];
+
 /// Nanoseconds since the Unix epoch (0 before it, `i64::MAX` after 2262).
 pub(crate) fn nanos(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)

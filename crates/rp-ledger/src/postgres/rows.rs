@@ -6,15 +6,8 @@ use rp_model::{PaymentId, ResponseCode, wire};
 use rp_payout::{EventSource, PayoutEvent, PayoutRecord, PayoutState};
 use tokio_postgres::Row;
 
-/// The columns [`record`] reads, in order.
-pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
-     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until, next_check_at";
-
-/// The columns [`event`] reads, in order.
-pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
-
 use crate::stored::time;
-pub(super) use crate::stored::{nanos, version};
+pub(super) use crate::stored::{EVENT_COLUMNS, MUTABLE_COLUMNS, RECORD_COLUMNS, nanos, version};
 
 /// The request as stored, and its SHA-256 in hex.
 pub(super) fn request_text(request: &wire::PayoutRequest) -> Result<(String, String), String> {
@@ -43,23 +36,6 @@ pub(super) struct Mutable {
     pub(super) lease_until: Option<i64>,
     pub(super) next_check_at: Option<i64>,
 }
-
-/// The columns [`Mutable`] fills, in order.
-pub(super) const MUTABLE_COLUMNS: [&str; 13] = [
-    "state",
-    "state_label",
-    "settled",
-    "updated_at",
-    "request_id",
-    "last_code",
-    "last_message",
-    "attention",
-    "maybe_sent",
-    "claimed_by",
-    "attempts",
-    "lease_until",
-    "next_check_at",
-];
 
 impl Mutable {
     /// The mutable columns of `record`.

@@ -6,15 +6,8 @@ use rp_payout::{EventSource, PayoutEvent, PayoutRecord, PayoutState};
 use rusqlite::Row;
 use rusqlite::types::{Type, Value};
 
-/// The columns [`record`] reads, in order.
-pub(super) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
-     updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, attempts, lease_until, next_check_at";
-
-/// The columns [`event`] reads, in order.
-pub(super) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";
-
 use crate::stored::time;
-pub(super) use crate::stored::{nanos, version};
+pub(super) use crate::stored::{EVENT_COLUMNS, MUTABLE_COLUMNS, RECORD_COLUMNS, nanos, version};
 
 /// The request as stored, and its SHA-256 in hex.
 pub(super) fn request_text(request: &wire::PayoutRequest) -> rusqlite::Result<(String, String)> {
@@ -50,23 +43,6 @@ pub(super) fn mutable_values(record: &PayoutRecord) -> rusqlite::Result<Vec<Valu
             .map_or(Value::Null, |at| Value::Integer(nanos(at))),
     ])
 }
-
-/// The columns [`mutable_values`] fills, in order.
-pub(super) const MUTABLE_COLUMNS: [&str; 13] = [
-    "state",
-    "state_label",
-    "settled",
-    "updated_at",
-    "request_id",
-    "last_code",
-    "last_message",
-    "attention",
-    "maybe_sent",
-    "claimed_by",
-    "attempts",
-    "lease_until",
-    "next_check_at",
-];
 
 /// The values of an event row after its key: `at, source, previous, state, code, message,
 /// note, raw`.
