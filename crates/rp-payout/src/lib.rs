@@ -128,11 +128,11 @@ pub use reconcile::{
     RECONCILE_BATCH, ReconcileEntry, ReconcileReport, ReconcileResult, ResendEntry, ResendResult,
 };
 pub use retry::RetryPolicy;
-/// The boxed future [`PayoutStore`] methods return: what an implementation of the trait names.
-pub use rp_transport::BoxFuture;
 /// The payout and its payment ID, as [`Client::payout`] takes them (from `rp-model`, re-exported
 /// so that they are at hand and linked here).
 pub use rp_model::{PaymentId, Payout};
+/// The boxed future [`PayoutStore`] methods return: what an implementation of the trait names.
+pub use rp_transport::BoxFuture;
 pub use store::{
     EventSource, Inserted, MAX_PAGE, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord,
     PayoutState, PayoutStore, StateCount, StatusChange, Updated,
