@@ -97,11 +97,15 @@ impl PostgresLedger {
         let mut config = connect::config(url, name)?;
         let session = connect::check(&config, name).await?;
         schema::migrate(session.client, name).await?;
+        // Every write is one autocommitted statement whose compare-and-set relies on READ
+        // COMMITTED re-checking a concurrently updated row; a server default of SERIALIZABLE
+        // would turn those races into errors instead.
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        options.push_str(" -c default_transaction_isolation=read\\ committed");
         if session.raise_synchronous_commit {
-            let options = config.get_options().unwrap_or_default();
-            let options = format!("{options} -c synchronous_commit=on");
-            config.options(options.trim_start());
+            options.push_str(" -c synchronous_commit=on");
         }
+        config.options(options.trim_start());
         let pool = Pool::builder(Manager::new(config, NoTls))
             .max_size(MAX_CONNECTIONS)
             .runtime(Runtime::Tokio1)

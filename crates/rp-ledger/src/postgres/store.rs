@@ -4,13 +4,12 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deadpool_postgres::{Client, Transaction};
+use deadpool_postgres::Client;
 use rp_model::{PaymentId, ProjectId};
 use rp_payout::{
     Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
 };
 use rp_transport::BoxFuture;
-use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresLedger;
@@ -56,13 +55,42 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// `INSERT` of an event: `$1` project, `$2` payment ID, `$3` version, then the event's
-/// columns.
-static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+/// The event columns as typed placeholders from `$first` on, for `INSERT … SELECT`.
+fn event_placeholders(first: usize) -> String {
+    [
+        "bigint", "text", "text", "text", "text", "text", "text", "text",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, kind)| format!("${}::{kind}", first + i))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// [`INSERT`] and its first event in **one statement** (one round trip, atomic and durable
+/// when it returns, as any autocommitted statement): the event is written only if the record
+/// was. Its parameters: those of [`INSERT`], then the event's columns.
+static INSERT_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
+    let n = 7 + MUTABLE_COLUMNS.len();
     format!(
-        "INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
-         VALUES ({})",
-        placeholders(1, 11)
+        "WITH inserted AS ({} RETURNING project_id, payment_id, version) \
+         INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
+         SELECT project_id, payment_id, version, {} FROM inserted",
+        *INSERT,
+        event_placeholders(n + 1)
+    )
+});
+
+/// [`UPDATE`] and its event in one statement: the event (with the new version) is written only
+/// if the compare-and-set matched. Its parameters: those of [`UPDATE`], then the event's.
+static UPDATE_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
+    let n = MUTABLE_COLUMNS.len() + 4;
+    format!(
+        "WITH changed AS ({} RETURNING project_id, payment_id, version) \
+         INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
+         SELECT project_id, payment_id, version, {} FROM changed",
+        *UPDATE,
+        event_placeholders(n + 1)
     )
 });
 
@@ -131,25 +159,24 @@ impl PostgresStore {
             &created_at,
         ];
         params.extend(mutable.params());
+        params.extend(event.params());
 
-        let mut client = self.ledger.client(&what).await?;
-        let tx = begin(&mut client).await.map_err(fail)?;
-        let statement = tx.prepare_cached(&INSERT).await.map_err(fail)?;
-        let inserted = tx.execute(&statement, &params).await.map_err(fail)?;
+        let client = self.ledger.client(&what).await?;
+        let statement = client
+            .prepare_cached(&INSERT_WITH_EVENT)
+            .await
+            .map_err(fail)?;
+        let inserted = client.execute(&statement, &params).await.map_err(fail)?;
         if inserted == 0 {
-            // READ COMMITTED: the conflicting row is committed, and this statement sees it.
-            let existing = get(&tx, self.project, payment_id)
+            // `ON CONFLICT DO NOTHING` waited for the conflicting insert to commit: it is there.
+            let existing = self
+                .read_record(&record.payment_id)
                 .await
                 .map_err(|e| Error::store(&what, e))?;
-            tx.rollback().await.map_err(fail)?;
             return existing
                 .map(Inserted::Existing)
                 .ok_or_else(|| Error::store(&what, "neither inserted nor found"));
         }
-        insert_event(&tx, self.project, payment_id, version, &event)
-            .await
-            .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
         self.ledger.committed();
         Ok(Inserted::New(record))
     }
@@ -173,16 +200,19 @@ impl PostgresStore {
             &expected_stored,
             &hash,
         ]);
+        params.extend(event.params());
 
-        let mut client = self.ledger.client(&what).await?;
-        let tx = begin(&mut client).await.map_err(fail)?;
-        let statement = tx.prepare_cached(&UPDATE).await.map_err(fail)?;
-        let changed = tx.execute(&statement, &params).await.map_err(fail)?;
+        let client = self.ledger.client(&what).await?;
+        let statement = client
+            .prepare_cached(&UPDATE_WITH_EVENT)
+            .await
+            .map_err(fail)?;
+        let changed = client.execute(&statement, &params).await.map_err(fail)?;
         if changed == 0 {
-            let current = get(&tx, self.project, payment_id)
+            let current = self
+                .read_record(&record.payment_id)
                 .await
                 .map_err(|e| Error::store(&what, e))?;
-            tx.rollback().await.map_err(fail)?;
             return match current {
                 Some(current) if current.version == expected => Err(Error::store(
                     &what,
@@ -192,16 +222,6 @@ impl PostgresStore {
             };
         }
         let version = expected.saturating_add(1);
-        insert_event(
-            &tx,
-            self.project,
-            payment_id,
-            rows::version(version),
-            &event,
-        )
-        .await
-        .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
         self.ledger.committed();
         let mut stored = record;
         stored.version = version;
@@ -319,43 +339,6 @@ impl PostgresStore {
             .await
             .map_err(|e| Error::store(what, describe(&e)))
     }
-}
-
-/// A `READ COMMITTED` transaction, whatever the server's default isolation.
-async fn begin(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
-    client
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .start()
-        .await
-}
-
-/// The record of `payment_id`, read inside a write's transaction.
-async fn get(
-    tx: &Transaction<'_>,
-    project: i64,
-    payment_id: &str,
-) -> Result<Option<PayoutRecord>, String> {
-    let statement = tx.prepare_cached(&GET).await.map_err(|e| describe(&e))?;
-    let row = tx
-        .query_opt(&statement, &[&project, &payment_id])
-        .await
-        .map_err(|e| describe(&e))?;
-    row.as_ref().map(rows::record).transpose()
-}
-
-async fn insert_event(
-    tx: &Transaction<'_>,
-    project: i64,
-    payment_id: &str,
-    version: i64,
-    event: &EventRow,
-) -> Result<(), tokio_postgres::Error> {
-    let statement = tx.prepare_cached(&INSERT_EVENT).await?;
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&project, &payment_id, &version];
-    params.extend(event.params());
-    tx.execute(&statement, &params).await?;
-    Ok(())
 }
 
 /// The values of a [`PayoutQuery`] as SQL parameters.

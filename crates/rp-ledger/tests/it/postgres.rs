@@ -464,6 +464,72 @@ async fn synchronous_commit_off_is_raised_to_on() {
     db.remove().await;
 }
 
+/// A server whose default isolation is SERIALIZABLE still answers racing compare-and-sets
+/// with one winner and conflicts, never with serialization errors, and inserts racing on one
+/// payment ID with one record: the ledger's sessions run READ COMMITTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serializable_server_default_still_gives_one_winner_and_conflicts() {
+    let Some(admin) = server("a_serializable_server_default_still_gives_one_winner_and_conflicts")
+    else {
+        return;
+    };
+    let db = Database::fresh(&admin, "serializable").await;
+    db.sql()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_isolation = serializable",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(db.open(), db.open());
+    let (a, b) = (a.store(project(1234)), b.store(project(1234)));
+    for round in 0..5 {
+        let r = record(&format!("race-{round}"), "77011234567", 100, 1);
+        let mut inserts = Vec::new();
+        for store in [a.clone(), b.clone()].into_iter().cycle().take(8) {
+            let r = r.clone();
+            inserts.push(tokio::spawn(async move {
+                let inserted = store.insert(r.clone(), first_event(&r)).await.unwrap();
+                matches!(inserted, Inserted::New(_))
+            }));
+        }
+        let mut new = 0;
+        for task in inserts {
+            new += usize::from(task.await.unwrap());
+        }
+        assert_eq!(new, 1, "round {round}: exactly one New");
+
+        let current = a.get(&r.payment_id).await.unwrap().unwrap();
+        let mut updates = Vec::new();
+        for store in [a.clone(), b.clone()].into_iter().cycle().take(8) {
+            let current = current.clone();
+            updates.push(tokio::spawn(async move {
+                let mut next = current.clone();
+                next.state = PayoutState::Accepted;
+                let event = PayoutEvent::new(
+                    current.created_at,
+                    EventSource::Answer,
+                    Some(PayoutState::Created),
+                    PayoutState::Accepted,
+                );
+                match store.update(current.version, next, event).await {
+                    Ok(Updated::Done(_)) => true,
+                    Ok(Updated::Conflict(Some(_))) => false,
+                    other => panic!("a racing compare-and-set answered {other:?}"),
+                }
+            }));
+        }
+        let mut done = 0;
+        for task in updates {
+            done += usize::from(task.await.unwrap());
+        }
+        assert_eq!(done, 1, "round {round}: exactly one compare-and-set wins");
+        assert_eq!(b.events(&r.payment_id).await.unwrap().len(), 2);
+    }
+    db.remove().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_errors_name_what_is_wrong() {
     let Some(admin) = server("opening_errors_name_what_is_wrong") else {
