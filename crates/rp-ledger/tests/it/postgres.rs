@@ -9,13 +9,15 @@
 //! it was skipped.
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rp_ledger::{Ledger, LedgerError, POSTGRES_SCHEMA_VERSION};
 use rp_model::ProjectId;
 use rp_payout::conformance::{self, record};
 use rp_payout::{
-    EventSource, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutState, Updated,
+    EventSource, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutState, PayoutStore,
+    Updated,
 };
 use tokio_postgres::NoTls;
 
@@ -227,6 +229,39 @@ async fn a_recorded_payout_and_its_history_survive_a_reopen() {
     db.remove().await;
 }
 
+/// Inserts `records` all at once, spread over `stores` in turn; how many answered `New`.
+async fn racing_inserts(
+    stores: &[Arc<dyn PayoutStore>],
+    records: impl Iterator<Item = PayoutRecord>,
+) -> usize {
+    let mut tasks = Vec::new();
+    for (store, r) in stores.iter().cycle().zip(records) {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let inserted = store.insert(r.clone(), first_event(&r)).await.unwrap();
+            matches!(inserted, Inserted::New(_))
+        }));
+    }
+    let mut new = 0;
+    for task in tasks {
+        new += usize::from(task.await.unwrap());
+    }
+    new
+}
+
+/// `current` accepted by the platform, and the event that says so.
+fn accepted(current: &PayoutRecord) -> (PayoutRecord, PayoutEvent) {
+    let mut next = current.clone();
+    next.state = PayoutState::Accepted;
+    let event = PayoutEvent::new(
+        current.created_at,
+        EventSource::Answer,
+        Some(PayoutState::Created),
+        PayoutState::Accepted,
+    );
+    (next, event)
+}
+
 /// Two ledgers on one database (as two instances on two machines): one payment ID, one
 /// record, and a change through one is seen through the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,37 +273,13 @@ async fn two_instances_record_a_payment_id_once() {
     // Opened at once: the migration runs once, under its advisory lock.
     let (a, b) = tokio::join!(db.open(), db.open());
     let (a, b) = (a.store(project(1234)), b.store(project(1234)));
-    let mut tasks = Vec::new();
-    for (i, store) in [a.clone(), b.clone()]
-        .into_iter()
-        .cycle()
-        .take(20)
-        .enumerate()
-    {
-        tasks.push(tokio::spawn(async move {
-            let r = record("same", "77011234567", 100 + i as u64, 1);
-            matches!(
-                store.insert(r.clone(), first_event(&r)).await.unwrap(),
-                Inserted::New(_)
-            )
-        }));
-    }
-    let mut new = 0;
-    for task in tasks {
-        new += usize::from(task.await.unwrap());
-    }
+    let records = (0..20).map(|i| record("same", "77011234567", 100 + i, 1));
+    let new = racing_inserts(&[a.clone(), b.clone()], records).await;
     assert_eq!(new, 1, "exactly one New");
     let id = record("same", "77011234567", 1, 1).payment_id;
     assert_eq!(b.events(&id).await.unwrap().len(), 1);
     let current = a.get(&id).await.unwrap().unwrap();
-    let mut next = current.clone();
-    next.state = PayoutState::Accepted;
-    let event = PayoutEvent::new(
-        current.created_at,
-        EventSource::Answer,
-        Some(PayoutState::Created),
-        PayoutState::Accepted,
-    );
+    let (next, event) = accepted(&current);
     assert!(matches!(
         a.update(current.version, next.clone(), event.clone())
             .await
@@ -486,18 +497,7 @@ async fn a_serializable_server_default_still_gives_one_winner_and_conflicts() {
     let (a, b) = (a.store(project(1234)), b.store(project(1234)));
     for round in 0..5 {
         let r = record(&format!("race-{round}"), "77011234567", 100, 1);
-        let mut inserts = Vec::new();
-        for store in [a.clone(), b.clone()].into_iter().cycle().take(8) {
-            let r = r.clone();
-            inserts.push(tokio::spawn(async move {
-                let inserted = store.insert(r.clone(), first_event(&r)).await.unwrap();
-                matches!(inserted, Inserted::New(_))
-            }));
-        }
-        let mut new = 0;
-        for task in inserts {
-            new += usize::from(task.await.unwrap());
-        }
+        let new = racing_inserts(&[a.clone(), b.clone()], std::iter::repeat_n(r.clone(), 8)).await;
         assert_eq!(new, 1, "round {round}: exactly one New");
 
         let current = a.get(&r.payment_id).await.unwrap().unwrap();
@@ -505,14 +505,7 @@ async fn a_serializable_server_default_still_gives_one_winner_and_conflicts() {
         for store in [a.clone(), b.clone()].into_iter().cycle().take(8) {
             let current = current.clone();
             updates.push(tokio::spawn(async move {
-                let mut next = current.clone();
-                next.state = PayoutState::Accepted;
-                let event = PayoutEvent::new(
-                    current.created_at,
-                    EventSource::Answer,
-                    Some(PayoutState::Created),
-                    PayoutState::Accepted,
-                );
+                let (next, event) = accepted(&current);
                 match store.update(current.version, next, event).await {
                     Ok(Updated::Done(_)) => true,
                     Ok(Updated::Conflict(Some(_))) => false,
@@ -709,7 +702,7 @@ async fn pages_are_in_byte_order_whatever_the_locale() {
     for id in ["a-1", "B-1", "b-2", "A-2", "Ä-3", "z", "Z"] {
         let r = record(id, "77011234567", 100, 5);
         store.insert(r.clone(), first_event(&r)).await.unwrap();
-        rp_payout::PayoutStore::insert(&memory, r.clone(), first_event(&r))
+        PayoutStore::insert(&memory, r.clone(), first_event(&r))
             .await
             .unwrap();
     }
@@ -720,11 +713,9 @@ async fn pages_are_in_byte_order_whatever_the_locale() {
             .collect()
     };
     let query = PayoutQuery::new();
-    let expected = ids(rp_payout::PayoutStore::list(&memory, &query).await.unwrap());
+    let expected = ids(PayoutStore::list(&memory, &query).await.unwrap());
     assert_eq!(ids(store.list(&query).await.unwrap()), expected, "list");
-    let expected = ids(rp_payout::PayoutStore::unsettled(&memory, None, 100)
-        .await
-        .unwrap());
+    let expected = ids(PayoutStore::unsettled(&memory, None, 100).await.unwrap());
     assert_eq!(
         ids(store.unsettled(None, 100).await.unwrap()),
         expected,
@@ -743,7 +734,7 @@ async fn pages_are_in_byte_order_whatever_the_locale() {
     }
     assert_eq!(
         walked,
-        ids(rp_payout::PayoutStore::list(&memory, &PayoutQuery::new())
+        ids(PayoutStore::list(&memory, &PayoutQuery::new())
             .await
             .unwrap())
     );
