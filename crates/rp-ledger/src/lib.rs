@@ -20,7 +20,7 @@
 //! version is refused, never altered.
 //!
 //! The PostgreSQL ledger (feature `postgres`; tokio-postgres with a deadpool pool, no TLS)
-//! has the same semantics: one transaction per write (the record and its event),
+//! has the same semantics: each write atomic (the record and its event, in one statement),
 //! `synchronous_commit` at least `on`, its tables only in the schema `rp_ledger` (nothing
 //! else in the database is touched), the same versioned migrations and refusals. Its docs
 //! (`PostgresLedger`) say how the URL, TLS (`sslmode=require` is refused: this build has

@@ -40,11 +40,13 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 ///   `schema_version`) is refused ([`LedgerError::NotALedger`]), never altered. The user
 ///   needs the right to create that schema (`CREATE` on the database), or an empty
 ///   `rp_ledger` schema it owns.
-/// - **Durability**: every write is one transaction (the record and its event), committed
+/// - **Durability**: every write is one statement (the record and its event in one CTE, so
+///   atomic, in one round trip), committed
 ///   with `synchronous_commit` at least `on`: a server or role default of `off` or `local`
 ///   is raised to `on` for the ledger's sessions; a stronger one (`remote_write`,
 ///   `remote_apply`) is kept. A write returns only after its commit.
-/// - **Isolation**: `READ COMMITTED` whatever the server's default: the insert is
+/// - **Isolation**: `READ COMMITTED` whatever the server's default (a `SERIALIZABLE` default
+///   would turn racing compare-and-sets into errors): the insert is
 ///   `INSERT … ON CONFLICT DO NOTHING` on the primary key `(project_id, payment_id)`, the
 ///   update a compare-and-set `UPDATE … WHERE version = $expected`.
 /// - **Stored forms**: as in SQLite: times as nanoseconds since the Unix epoch (`BIGINT`,
