@@ -228,37 +228,17 @@ mod with_failpoints {
 
     #[test]
     fn a_crash_after_a_callback_is_verified_loses_nothing() {
-        use std::io::{BufRead as _, BufReader, Write as _};
+        use std::io::Write as _;
 
         for ledger in ledgers("callback") {
             let sim = Sim::start();
             let out = rp(&sim, &ledger, None, &as_strs(&payout_args("crash-cb")));
             assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-            let mut listener = Command::new(env!("CARGO_BIN_EXE_rp"))
-                .args([
-                    "listen",
-                    "--port",
-                    "0",
-                    "--project-id",
-                    "1234",
-                    "--ledger",
-                    &ledger,
-                ])
-                .env("RP_SECRET_KEY", KEY)
-                .env("RP_FAILPOINT", "callback-verified")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut errors = BufReader::new(listener.stderr.take().unwrap());
-            let mut line = String::new();
-            errors.read_line(&mut line).unwrap();
-            let addr = line
-                .split("http://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .unwrap()
-                .to_owned();
+            let (mut listener, addr) = crate::listener::spawn_listen(
+                &["--project-id", "1234", "--ledger", &ledger],
+                KEY,
+                &[("RP_FAILPOINT", "callback-verified")],
+            );
             let body = rp_sign::testing::sign_callback(
                 &serde_json::json!({
                     "project_id": 1234,

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::gate_cmd::Sim;
+use crate::listener::{post_callback, spawn_listen, stop_and_read};
 use crate::{assert_fails, fresh_ledger, rp_with, stderr, stdout};
 
 fn json(output: &std::process::Output) -> Value {
@@ -217,8 +218,6 @@ fn a_bad_ledger_is_one_line_with_exit_2() {
 /// callback is recorded, one about another payment under the ID is not.
 #[test]
 fn listen_with_a_ledger_records_callbacks_and_refuses_other_payments() {
-    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-
     let sim = Sim::start();
     let path = fresh_ledger();
     let ledger = format!("sqlite:{}", path.display());
@@ -238,31 +237,11 @@ fn listen_with_a_ledger_records_callbacks_and_refuses_other_payments() {
     );
     assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rp"))
-        .args([
-            "listen",
-            "--port",
-            "0",
-            "--project-id",
-            "1234",
-            "--ledger",
-            &ledger,
-        ])
-        .env("RP_SECRET_KEY", crate::gate_cmd::KEY)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut errors = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    errors.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
+    let (child, addr) = spawn_listen(
+        &["--project-id", "1234", "--ledger", &ledger],
+        crate::gate_cmd::KEY,
+        &[],
+    );
 
     let post = |amount: u64| -> u16 {
         let body = rp_sign::testing::sign_callback(
@@ -277,17 +256,7 @@ fn listen_with_a_ledger_records_callbacks_and_refuses_other_payments() {
             &rp_sign::SecretKey::from(crate::gate_cmd::KEY),
         )
         .unwrap();
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            stream,
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(&body).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response.split_whitespace().nth(1).unwrap().parse().unwrap()
+        post_callback(&addr, &body)
     };
     // Another amount under our payment ID: acknowledged, not applied.
     assert_eq!(post(999_900), 200);
@@ -302,15 +271,7 @@ fn listen_with_a_ledger_records_callbacks_and_refuses_other_payments() {
     let shown = json(&sim.rp_in(&ledger, &["payouts", "show", "led-cb", "--json"]));
     assert_eq!(shown["state"], "success", "{shown}");
 
-    child.kill().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let _ = child.wait();
+    let out = stop_and_read(child);
     assert!(out.contains("ledger: not this payout"), "{out}");
     assert!(out.contains("ledger: recorded accepted → success"), "{out}");
     assert!(!out.contains("77011234567"), "{out}");

@@ -2,53 +2,25 @@
 //! callback is still served, a body over the limit is 413, a slow body is cut off with 408, and
 //! nothing refused is printed as a callback.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rp_sign::{SecretKey, Signer};
 use serde_json::json;
+
+use crate::listener::{spawn_listen, stop_and_read};
 
 const KEY: &str = "listen-limits-key";
 const TIMEOUT: Duration = Duration::from_millis(200);
 
 /// `rp listen` on a free port with a `read_timeout_ms` read timeout and a 1 KiB body limit.
 fn start(read_timeout_ms: u64, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rp"))
-        .args(["listen", "--port", "0", "--body-limit", "1024"])
-        .args(["--read-timeout-ms", &read_timeout_ms.to_string()])
-        .args(extra)
-        .env("RP_SECRET_KEY", KEY)
-        .env_remove("RP_PROJECT_ID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, addr)
-}
-
-fn stop(mut child: Child) -> String {
-    child.kill().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let _ = child.wait();
-    out
+    let timeout = read_timeout_ms.to_string();
+    let mut args = vec!["--body-limit", "1024", "--read-timeout-ms", &timeout];
+    args.extend_from_slice(extra);
+    spawn_listen(&args, KEY, &[])
 }
 
 fn head(length: usize) -> String {
@@ -137,7 +109,7 @@ fn stalled_connections_are_closed_and_a_callback_is_still_served() {
         closed >= header_timeout - Duration::from_millis(20) && closed < Duration::from_secs(3),
         "closed after {closed:?}"
     );
-    let out = stop(child);
+    let out = stop_and_read(child);
     assert!(out.contains("payment served is success"), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
 }
@@ -158,6 +130,6 @@ fn an_oversized_body_is_413_and_a_slow_body_is_408_and_neither_is_printed() {
         took >= TIMEOUT - Duration::from_millis(20) && took < Duration::from_secs(3),
         "answered after {took:?}"
     );
-    let out = stop(child);
+    let out = stop_and_read(child);
     assert!(out.is_empty(), "nothing may be printed: {out}");
 }

@@ -11,6 +11,7 @@ mod gate_cmd;
 mod ledger_cmd;
 mod listen;
 mod listen_limits;
+mod listener;
 mod readme;
 mod review;
 mod sign_cmd;
