@@ -2,35 +2,42 @@
 //! it, `rp reconcile` settles what a lost callback left open, the default ledger is created
 //! (and said so) in the user's data directory.
 
+use std::process::Output;
+
 use serde_json::Value;
 
 use crate::gate_cmd::Sim;
 use crate::listener::{post_callback, spawn_listen, stop_and_read};
 use crate::{assert_fails, fresh_ledger, rp_with, stderr, stdout};
 
-fn json(output: &std::process::Output) -> Value {
+fn json(output: &Output) -> Value {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
     serde_json::from_str(&stdout(output)).unwrap()
+}
+
+/// `rp payout` to +7 701 123 45 67 through the ledger `ledger`.
+fn pay(sim: &Sim, ledger: &str, amount: &str, customer: &str, payment_id: &str) -> Output {
+    sim.rp_in(
+        ledger,
+        &[
+            "payout",
+            "--phone",
+            "+7 701 123 45 67",
+            "--amount",
+            amount,
+            "--customer-id",
+            customer,
+            "--payment-id",
+            payment_id,
+        ],
+    )
 }
 
 #[test]
 fn a_payout_is_recorded_listed_and_shown_with_its_history() {
     let sim = Sim::start();
     let ledger = format!("sqlite:{}", fresh_ledger().display());
-    let paid = sim.rp_in(
-        &ledger,
-        &[
-            "payout",
-            "--phone",
-            "+7 701 123 45 67",
-            "--amount",
-            "1 500",
-            "--customer-id",
-            "c-1",
-            "--payment-id",
-            "led-1",
-        ],
-    );
+    let paid = pay(&sim, &ledger, "1 500", "c-1", "led-1");
     assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
 
     let list = json(&sim.rp_in(&ledger, &["payouts", "list", "--json"]));
@@ -68,20 +75,7 @@ fn a_payout_is_recorded_listed_and_shown_with_its_history() {
     assert!(!text.contains("77011234567"), "{text}");
 
     // The same payment ID again: resumed from the ledger, nothing sent.
-    let again = sim.rp_in(
-        &ledger,
-        &[
-            "payout",
-            "--phone",
-            "+7 701 123 45 67",
-            "--amount",
-            "1 500",
-            "--customer-id",
-            "c-1",
-            "--payment-id",
-            "led-1",
-        ],
-    );
+    let again = pay(&sim, &ledger, "1 500", "c-1", "led-1");
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert!(
         stdout(&again).contains("already recorded"),
@@ -89,20 +83,7 @@ fn a_payout_is_recorded_listed_and_shown_with_its_history() {
         stdout(&again)
     );
     // Different details under it: refused, nothing sent.
-    let other = sim.rp_in(
-        &ledger,
-        &[
-            "payout",
-            "--phone",
-            "+7 701 123 45 67",
-            "--amount",
-            "2 000",
-            "--customer-id",
-            "c-1",
-            "--payment-id",
-            "led-1",
-        ],
-    );
+    let other = pay(&sim, &ledger, "2 000", "c-1", "led-1");
     assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
     assert!(
         stderr(&other).contains("different payout"),
@@ -221,20 +202,7 @@ fn listen_with_a_ledger_records_callbacks_and_refuses_other_payments() {
     let sim = Sim::start();
     let path = fresh_ledger();
     let ledger = format!("sqlite:{}", path.display());
-    let paid = sim.rp_in(
-        &ledger,
-        &[
-            "payout",
-            "--phone",
-            "+7 701 123 45 67",
-            "--amount",
-            "1 500",
-            "--customer-id",
-            "c-9",
-            "--payment-id",
-            "led-cb",
-        ],
-    );
+    let paid = pay(&sim, &ledger, "1 500", "c-9", "led-cb");
     assert_eq!(paid.status.code(), Some(0), "{}", stderr(&paid));
 
     let (child, addr) = spawn_listen(
