@@ -321,20 +321,7 @@ mod with_failpoints {
             let sim = Sim::start();
             // The ledger exists first, so both processes open it, not create it.
             let _ = rp(&sim, &ledger, None, &["payouts", "list"]);
-            let spawn = || {
-                Command::new(env!("CARGO_BIN_EXE_rp"))
-                    .args(as_strs(&payout_args("twin")))
-                    .env("RP_BASE_URL", sim.url())
-                    .env("RP_PROJECT_ID", "1234")
-                    .env("RP_SECRET_KEY", KEY)
-                    .env("RP_LEDGER", &ledger)
-                    .env_remove("RP_FAILPOINT")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            };
+            let spawn = || sim.spawn_in(&ledger, &as_strs(&payout_args("twin")));
             let (a, b) = (spawn(), spawn());
             let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
             let codes = [a.status.code(), b.status.code()];
@@ -344,16 +331,8 @@ mod with_failpoints {
                 stderr(&a),
                 stderr(&b)
             );
-            let requests = sim
-                .sim()
-                .requests()
-                .iter()
-                .filter(|r| {
-                    r.path == rp_model::wire::PAYOUT_PATH && r.payment_id.as_deref() == Some("twin")
-                })
-                .count();
             assert_eq!(
-                requests,
+                sim.payout_requests("twin"),
                 1,
                 "one request to pay\n{}\n{}",
                 stderr(&a),

@@ -25,7 +25,7 @@ impl Sim {
     }
 
     /// A simulator whose magic `0023` holds the answer for `slow_delay`.
-    fn start_with(slow_delay: Duration) -> Sim {
+    pub(crate) fn start_with(slow_delay: Duration) -> Sim {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -64,16 +64,49 @@ impl Sim {
     /// Runs `rp ARGS` against this simulator with the ledger at `ledger` (a URL).
     pub(crate) fn rp_in(&self, ledger: &str, args: &[&str]) -> std::process::Output {
         let url = self.url();
-        rp_with(
-            args,
-            &[
-                ("RP_BASE_URL", &url),
-                ("RP_PROJECT_ID", "1234"),
-                ("RP_SECRET_KEY", KEY),
-                ("RP_LEDGER", ledger),
-            ],
-            b"",
-        )
+        rp_with(args, &self.env(&url, ledger), b"")
+    }
+
+    /// Starts `rp ARGS` against this simulator with the ledger at `ledger`, without waiting;
+    /// its stdout and stderr are piped.
+    pub(crate) fn spawn_in(&self, ledger: &str, args: &[&str]) -> std::process::Child {
+        use std::process::{Command, Stdio};
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rp"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("RP_") {
+                command.env_remove(name);
+            }
+        }
+        let url = self.url();
+        command
+            .args(args)
+            .envs(self.env(&url, ledger))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The `RP_*` variables that point `rp` at this simulator (at `url`) and at `ledger`.
+    fn env<'a>(&self, url: &'a str, ledger: &'a str) -> [(&'static str, &'a str); 4] {
+        [
+            ("RP_BASE_URL", url),
+            ("RP_PROJECT_ID", "1234"),
+            ("RP_SECRET_KEY", KEY),
+            ("RP_LEDGER", ledger),
+        ]
+    }
+
+    /// How many requests to pay the simulator received for `payment_id`.
+    pub(crate) fn payout_requests(&self, payment_id: &str) -> usize {
+        self.sim()
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.path == rp_model::wire::PAYOUT_PATH && r.payment_id.as_deref() == Some(payment_id)
+            })
+            .count()
     }
 }
 

@@ -3,98 +3,11 @@
 //! written against; `review_two_processes_…` is an attack that held up, kept as a guard.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use rp_model::ProjectId;
-use rp_sign::SecretKey;
-use rp_sim::{RunningSimulator, Simulator};
-
-use crate::gate_cmd::KEY;
-use crate::{rp_with, stderr, stdout};
-
-/// A simulator whose magic `0023` holds the answer for `slow`, on a runtime of its own.
-struct Sim {
-    sim: Option<RunningSimulator>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Sim {
-    fn start(slow: Duration) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let sim = runtime.block_on(async {
-            Simulator::builder()
-                .project(ProjectId::new(1234).unwrap(), SecretKey::from(KEY))
-                .processing_delay(Duration::from_millis(100))
-                .slow_delay(slow)
-                .start()
-                .await
-                .unwrap()
-        });
-        Sim {
-            sim: Some(sim),
-            runtime,
-        }
-    }
-
-    fn sim(&self) -> &RunningSimulator {
-        self.sim.as_ref().unwrap()
-    }
-
-    fn env(&self, ledger: &str) -> Vec<(String, String)> {
-        vec![
-            ("RP_BASE_URL".into(), self.sim().base_url()),
-            ("RP_PROJECT_ID".into(), "1234".into()),
-            ("RP_SECRET_KEY".into(), KEY.into()),
-            ("RP_LEDGER".into(), ledger.into()),
-        ]
-    }
-
-    fn rp_in(&self, ledger: &str, args: &[&str]) -> std::process::Output {
-        let env = self.env(ledger);
-        let env: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        rp_with(args, &env, b"")
-    }
-
-    fn spawn_in(&self, ledger: &str, args: &[&str]) -> Child {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rp"));
-        for (name, _) in std::env::vars() {
-            if name.starts_with("RP_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .args(args)
-            .envs(self.env(ledger))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn payout_requests(&self, payment_id: &str) -> usize {
-        self.sim()
-            .requests()
-            .iter()
-            .filter(|r| {
-                r.path == rp_model::wire::PAYOUT_PATH && r.payment_id.as_deref() == Some(payment_id)
-            })
-            .count()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(sim) = self.sim.take() {
-            self.runtime.block_on(sim.shutdown());
-        }
-    }
-}
+use crate::gate_cmd::Sim;
+use crate::{stderr, stdout};
 
 fn payout_args<'a>(phone: &'a str, payment_id: &'a str) -> Vec<&'a str> {
     vec![
@@ -123,7 +36,7 @@ fn payout_args<'a>(phone: &'a str, payment_id: &'a str) -> Vec<&'a str> {
 /// for it, find none, and pay by other means.
 #[test]
 fn review_a_rerun_after_sigkill_resolves_the_payout_instead_of_reporting_it_in_flight() {
-    let sim = Sim::start(Duration::from_secs(60));
+    let sim = Sim::start_with(Duration::from_secs(60));
     let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
     let id = "review-kill9";
     let mut child = sim.spawn_in(&ledger, &payout_args("+7 701 123 0023", id));
@@ -165,7 +78,7 @@ fn review_a_rerun_after_sigkill_resolves_the_payout_instead_of_reporting_it_in_f
 /// (never "refused" or "nothing was paid").
 #[test]
 fn review_two_processes_with_one_payment_id_send_one_request() {
-    let sim = Sim::start(Duration::from_secs(3));
+    let sim = Sim::start();
     let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
     // Created first, so that both processes open an existing ledger.
     let created = sim.rp_in(&ledger, &["payouts", "list"]);
