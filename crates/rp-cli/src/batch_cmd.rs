@@ -240,15 +240,6 @@ fn problem_json(problem: &RowError) -> serde_json::Value {
     })
 }
 
-/// `1500.50` for 150050 tiyn: the exact decimal, without the currency.
-fn decimal(money: Money) -> String {
-    let text = format!("{money:#}");
-    match text.split_once(' ') {
-        Some((number, _)) => number.to_owned(),
-        None => text,
-    }
-}
-
 fn report_json(
     file: &str,
     report: &CheckReport,
@@ -262,7 +253,7 @@ fn report_json(
         .map(|total| {
             serde_json::json!({
                 "currency": total.currency().code(),
-                "amount": decimal(*total),
+                "amount": total.decimal(),
                 "amount_minor": total.minor_units(),
             })
         })
@@ -281,7 +272,7 @@ fn report_json(
                     "limit": h.kind.key(), "value": h.limit, "used": h.used, "remaining": h.remaining,
                 })
             } else {
-                let money = |minor: u64| decimal(Money::from_minor(minor, limits.currency));
+                let money = |minor: u64| Money::from_minor(minor, limits.currency).decimal();
                 serde_json::json!({
                     "limit": h.kind.key(),
                     "currency": limits.currency.code(),

@@ -200,7 +200,7 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
             "attempts": receipt.attempts,
             "phone": payout.phone().masked(),
             // In tenge as a decimal string (exact); minor units beside it for programs.
-            "amount": format!("{:#}", payout.amount()).split(' ').next().unwrap_or_default(),
+            "amount": payout.amount().decimal(),
             "amount_minor": payout.amount().minor_units(),
             "currency": payout.amount().currency().code(),
         });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rp_ledger::{Ledger, LedgerUrl};
-use rp_model::{PaymentId, mask_phone};
+use rp_model::{GateTime, PaymentId, mask_phone};
 use rp_payout::{
     PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, ReconcileReport, ReconcileResult,
     ResendResult,
@@ -474,53 +474,18 @@ fn decimal_amount(record: &PayoutRecord) -> String {
     let payment = &record.request.payment;
     rp_model::Currency::from_code(&payment.currency).map_or_else(
         || payment.amount.to_string(),
-        |currency| {
-            let text = format!(
-                "{:#}",
-                rp_model::Money::from_minor(payment.amount, currency)
-            );
-            text.split(' ').next().unwrap_or_default().to_owned()
-        },
+        |currency| rp_model::Money::from_minor(payment.amount, currency).decimal(),
     )
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 fn utc(time: SystemTime) -> String {
     let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
-    let (y, m, d) = civil_from_days(days);
-    let rest = seconds % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let gate = GateTime::from_unix_seconds(i64::try_from(seconds).unwrap_or(0));
+    // `YYYY-MM-DDTHH:MM:SS+0000` without its offset, with a space for the `T`.
+    gate.as_str()
+        .trim_end_matches("+0000")
+        .replacen('T', " ", 1)
 }
 
 /// `2026-11-27`, `2026-11-27T10:00:00Z` (or with a space, seconds optional), or a duration
@@ -546,39 +511,15 @@ fn parse_time(text: &str) -> Result<SystemTime, Failure> {
             .checked_sub(Duration::from_secs(seconds))
             .ok_or_else(bad);
     }
+    // The platform's timestamp format, in UTC, checks every field (month lengths included).
     let (date, clock) = match text.split_once(['T', ' ']) {
-        Some((date, clock)) => (date, clock.trim_end_matches('Z')),
+        Some((date, clock)) => (date, clock.strip_suffix('Z').unwrap_or(clock)),
         None => (text, "00:00:00"),
     };
-    let date: Vec<&str> = date.split('-').collect();
-    let clock: Vec<&str> = clock.split(':').collect();
-    let number = |s: Option<&&str>| s.and_then(|s| s.parse::<u32>().ok());
-    let (Some(y), Some(m), Some(d)) = (
-        number(date.first()),
-        number(date.get(1)),
-        number(date.get(2)),
-    ) else {
-        return Err(bad());
-    };
-    let (Some(hh), Some(mm)) = (number(clock.first()), number(clock.get(1))) else {
-        return Err(bad());
-    };
-    let ss = if clock.len() > 2 {
-        number(clock.get(2)).ok_or_else(bad)?
-    } else {
-        0
-    };
-    if date.len() != 3
-        || !(1..=12).contains(&m)
-        || !(1..=31).contains(&d)
-        || hh > 23
-        || mm > 59
-        || ss > 59
-    {
-        return Err(bad());
-    }
-    let days = days_from_civil(i64::from(y), m, d);
-    let seconds = days * 86_400 + i64::from(hh) * 3600 + i64::from(mm) * 60 + i64::from(ss);
+    let seconds_optional = if clock.len() == 5 { ":00" } else { "" };
+    let seconds = GateTime::new(format!("{date}T{clock}{seconds_optional}Z"))
+        .unix_seconds()
+        .map_err(|_| bad())?;
     let seconds = u64::try_from(seconds).map_err(|_| bad())?;
     Ok(UNIX_EPOCH + Duration::from_secs(seconds))
 }
@@ -609,6 +550,9 @@ mod tests {
             "5y",
             "",
             "2026/11/27",
+            "2026-02-31",
+            "2025-02-29",
+            "2026-04-31T10:00:00Z",
         ] {
             let message = parse_time(bad).unwrap_err().message;
             assert!(message.contains("invalid time"), "{bad}: {message}");

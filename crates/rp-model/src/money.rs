@@ -173,6 +173,23 @@ impl Money {
         self.currency
     }
 
+    /// The exact amount in major units as a plain decimal, without the currency, as JSON
+    /// and files carry it: 150 050 tiyn → `1500.50`.
+    ///
+    /// ```
+    /// use rp_model::{Currency, Money};
+    /// assert_eq!(Money::from_minor(150_050, Currency::KZT).decimal(), "1500.50");
+    /// ```
+    pub fn decimal(self) -> String {
+        struct Decimal(Money);
+        impl fmt::Display for Decimal {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write_number(f, None, '.')
+            }
+        }
+        Decimal(self).to_string()
+    }
+
     /// Whether the amount is zero.
     pub const fn is_zero(self) -> bool {
         self.minor == 0
