@@ -447,7 +447,8 @@ impl<R: Read> BatchReader<R> {
                     }
                 }
             }
-            Cell::Empty => match self.batch.derive_payment_id(row) {
+            // `BatchId::derive_payment_id`, with the prefix computed once per file.
+            Cell::Empty => match PaymentId::new(format!("{}{row}", self.derived_prefix)) {
                 Ok(id) => {
                     payment_id = Some(id);
                     derived = true;
