@@ -128,7 +128,8 @@ impl PostgresLedger {
         Ok(ledger)
     }
 
-    /// Checks one pooled connection: it commits at least with `synchronous_commit=on`.
+    /// Checks one pooled connection: it commits at least with `synchronous_commit=on`, and
+    /// runs `READ COMMITTED`.
     async fn check_pool(&self) -> Result<(), LedgerError> {
         let name = &self.shared.name;
         let failed = |reason: String| LedgerError::Backend {
@@ -142,7 +143,11 @@ impl PostgresLedger {
             .await
             .map_err(|e| failed(pool_error(&e)))?;
         let row = client
-            .query_one("SELECT current_setting('synchronous_commit')", &[])
+            .query_one(
+                "SELECT current_setting('synchronous_commit'), \
+                 current_setting('default_transaction_isolation')",
+                &[],
+            )
             .await
             .map_err(|e| failed(connect::describe(&e)))?;
         let level: String = row.try_get(0).map_err(|e| failed(connect::describe(&e)))?;
@@ -150,6 +155,16 @@ impl PostgresLedger {
             return Err(failed(format!(
                 "synchronous_commit is {level} on the ledger's connections even after asking for on; \
                  a payout must not be sent before its record is durable"
+            )));
+        }
+        // A pooler that drops the `options` startup parameter would silently leave the
+        // server's default in place.
+        let isolation: String = row.try_get(1).map_err(|e| failed(connect::describe(&e)))?;
+        if isolation != "read committed" {
+            return Err(failed(format!(
+                "the ledger's connections run {isolation} even after asking for read committed \
+                 (does a connection pooler drop the options parameter?); its compare-and-sets \
+                 rely on read committed"
             )));
         }
         Ok(())

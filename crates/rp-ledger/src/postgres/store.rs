@@ -170,7 +170,7 @@ impl PostgresStore {
         if inserted == 0 {
             // `ON CONFLICT DO NOTHING` waited for the conflicting insert to commit: it is there.
             let existing = self
-                .read_record(&record.payment_id)
+                .read_record_on(&client, &record.payment_id)
                 .await
                 .map_err(|e| Error::store(&what, e))?;
             return existing
@@ -210,7 +210,7 @@ impl PostgresStore {
         let changed = client.execute(&statement, &params).await.map_err(fail)?;
         if changed == 0 {
             let current = self
-                .read_record(&record.payment_id)
+                .read_record_on(&client, &record.payment_id)
                 .await
                 .map_err(|e| Error::store(&what, e))?;
             return match current {
@@ -229,8 +229,22 @@ impl PostgresStore {
     }
 
     async fn read_record(&self, payment_id: &PaymentId) -> Result<Option<PayoutRecord>, Error> {
+        let client = self
+            .ledger
+            .client(&format!("read payout {payment_id}"))
+            .await?;
+        self.read_record_on(&client, payment_id).await
+    }
+
+    /// The record of `payment_id`, read on `client`: a write that changed nothing reads the
+    /// record that stopped it on its own connection, never waiting for a second one (writes
+    /// holding every pooled connection would otherwise wait for each other).
+    async fn read_record_on(
+        &self,
+        client: &Client,
+        payment_id: &PaymentId,
+    ) -> Result<Option<PayoutRecord>, Error> {
         let what = format!("read payout {payment_id}");
-        let client = self.ledger.client(&what).await?;
         let statement = client
             .prepare_cached(&GET)
             .await

@@ -249,6 +249,32 @@ async fn racing_inserts(
     new
 }
 
+/// `tasks` compare-and-sets of `current` to accepted, all at once, spread over `stores` in
+/// turn; how many answered `Done` (the others must answer a conflict).
+async fn racing_accepts(
+    stores: &[Arc<dyn PayoutStore>],
+    current: &PayoutRecord,
+    tasks: usize,
+) -> usize {
+    let mut updates = Vec::new();
+    for store in stores.iter().cycle().take(tasks) {
+        let (store, current) = (store.clone(), current.clone());
+        updates.push(tokio::spawn(async move {
+            let (next, event) = accepted(&current);
+            match store.update(current.version, next, event).await {
+                Ok(Updated::Done(_)) => true,
+                Ok(Updated::Conflict(Some(_))) => false,
+                other => panic!("a racing compare-and-set answered {other:?}"),
+            }
+        }));
+    }
+    let mut done = 0;
+    for task in updates {
+        done += usize::from(task.await.unwrap());
+    }
+    done
+}
+
 /// `current` accepted by the platform, and the event that says so.
 fn accepted(current: &PayoutRecord) -> (PayoutRecord, PayoutEvent) {
     let mut next = current.clone();
@@ -501,25 +527,71 @@ async fn a_serializable_server_default_still_gives_one_winner_and_conflicts() {
         assert_eq!(new, 1, "round {round}: exactly one New");
 
         let current = a.get(&r.payment_id).await.unwrap().unwrap();
-        let mut updates = Vec::new();
-        for store in [a.clone(), b.clone()].into_iter().cycle().take(8) {
-            let current = current.clone();
-            updates.push(tokio::spawn(async move {
-                let (next, event) = accepted(&current);
-                match store.update(current.version, next, event).await {
-                    Ok(Updated::Done(_)) => true,
-                    Ok(Updated::Conflict(Some(_))) => false,
-                    other => panic!("a racing compare-and-set answered {other:?}"),
-                }
-            }));
-        }
-        let mut done = 0;
-        for task in updates {
-            done += usize::from(task.await.unwrap());
-        }
+        let done = racing_accepts(&[a.clone(), b.clone()], &current, 8).await;
         assert_eq!(done, 1, "round {round}: exactly one compare-and-set wins");
         assert_eq!(b.events(&r.payment_id).await.unwrap().len(), 2);
     }
+    db.remove().await;
+}
+
+/// More writes that change nothing than the pool has connections, at once: a client
+/// resubmitting recorded payouts (each insert finds its record) and compare-and-sets racing on
+/// one version. Each reads the record that stopped it on its own connection; reading it on a
+/// second one left every connection waiting for another until the pool's timeout (found in
+/// review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_change_nothing_never_exhaust_the_pool() {
+    let Some(admin) = server("writes_that_change_nothing_never_exhaust_the_pool") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "pool_dry").await;
+    let store = db.open().await.store(project(1234));
+    let batch: Vec<_> = (0..40)
+        .map(|i| record(&format!("again-{i}"), "77011234567", 100, 1))
+        .collect();
+    for r in &batch {
+        store.insert(r.clone(), first_event(r)).await.unwrap();
+    }
+    let within = std::time::Duration::from_secs(20);
+    let stores = [store.clone()];
+    let new = tokio::time::timeout(within, racing_inserts(&stores, batch.into_iter()))
+        .await
+        .expect("resubmitting 40 recorded payouts at once did not finish within 20 s");
+    assert_eq!(new, 0, "every payout was recorded already");
+
+    let r = record("contended", "77011234567", 100, 1);
+    store.insert(r.clone(), first_event(&r)).await.unwrap();
+    let current = store.get(&r.payment_id).await.unwrap().unwrap();
+    let done = tokio::time::timeout(within, racing_accepts(&stores, &current, 64))
+        .await
+        .expect("64 racing compare-and-sets did not finish within 20 s");
+    assert_eq!(done, 1);
+    assert_eq!(store.events(&r.payment_id).await.unwrap().len(), 2);
+    db.remove().await;
+}
+
+/// Options in the URL, even one asking for SERIALIZABLE, do not undo the ledger's READ
+/// COMMITTED: racing compare-and-sets still give one winner and conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_options_do_not_undo_read_committed() {
+    let Some(admin) = server("url_options_do_not_undo_read_committed") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "url_options").await;
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{sep}options=-c%20default_transaction_isolation%3Dserializable%20-c%20statement_timeout%3D60000",
+        db.url
+    );
+    let (a, b) = tokio::join!(Ledger::open(&url), Ledger::open(&url));
+    let (a, b) = (
+        a.unwrap().store(project(1234)),
+        b.unwrap().store(project(1234)),
+    );
+    let r = record("options", "77011234567", 100, 1);
+    a.insert(r.clone(), first_event(&r)).await.unwrap();
+    let current = a.get(&r.payment_id).await.unwrap().unwrap();
+    assert_eq!(racing_accepts(&[a, b], &current, 8).await, 1);
     db.remove().await;
 }
 
