@@ -1,5 +1,7 @@
 //! [`SqliteStore`]: the payouts of one project in an SQLite ledger, as a [`PayoutStore`].
 
+use std::sync::LazyLock;
+
 use rp_model::{PaymentId, ProjectId};
 use rp_payout::{
     Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
@@ -27,6 +29,56 @@ impl SqliteStore {
     }
 }
 
+// The SQL of every statement, built once: rusqlite's statement cache is keyed by the text,
+// and a write runs on the one writer thread.
+
+/// `INSERT` of a record: project, payment ID, request, its SHA-256, phone, version, created
+/// at, then the mutable columns.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, version, \
+         created_at, {}) VALUES ({}) ON CONFLICT (project_id, payment_id) DO NOTHING",
+        MUTABLE_COLUMNS.join(", "),
+        vec!["?"; 7 + MUTABLE_COLUMNS.len()].join(", ")
+    )
+});
+
+/// Compare-and-set of the mutable columns, then project, payment ID, expected version and
+/// the request's SHA-256.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let assignments: Vec<String> = MUTABLE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
+    format!(
+        "UPDATE payouts SET {}, version = version + 1 \
+         WHERE project_id = ? AND payment_id = ? AND version = ? AND request_sha256 = ?",
+        assignments.join(", ")
+    )
+});
+
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+});
+
+static GET: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ? AND payment_id = ?")
+});
+
+static UNSETTLED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ? AND settled = 0 \
+         AND payment_id > ? ORDER BY payment_id LIMIT ?"
+    )
+});
+
+static EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM payout_events \
+         WHERE project_id = ? AND payment_id = ? ORDER BY version"
+    )
+});
+
 fn store_error(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |e| Error::store(what, e)
 }
@@ -52,14 +104,8 @@ pub(super) fn insert(
         Value::Integer(rows::nanos(record.created_at)),
     ];
     values.extend(rows::mutable_values(record).map_err(&fail)?);
-    let sql = format!(
-        "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, version, \
-         created_at, {}) VALUES ({}) ON CONFLICT (project_id, payment_id) DO NOTHING",
-        MUTABLE_COLUMNS.join(", "),
-        vec!["?"; values.len()].join(", ")
-    );
     let inserted = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&INSERT)
         .and_then(|mut statement| statement.execute(params_from_iter(values)))
         .map_err(&fail)?;
     if inserted == 0 {
@@ -91,14 +137,8 @@ pub(super) fn update(
         Value::Integer(rows::version(expected)),
         Value::Text(hash),
     ]);
-    let assignments: Vec<String> = MUTABLE_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
-    let sql = format!(
-        "UPDATE payouts SET {}, version = version + 1 \
-         WHERE project_id = ? AND payment_id = ? AND version = ? AND request_sha256 = ?",
-        assignments.join(", ")
-    );
     let changed = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&UPDATE)
         .and_then(|mut statement| statement.execute(params_from_iter(values)))
         .map_err(&fail)?;
     if changed == 0 {
@@ -133,11 +173,8 @@ fn insert_event(
     values.extend(rows::event_values(event)?);
     // Prepared once per connection (the statement cache), as are the others: parsing SQL
     // is a good part of a write's cost.
-    conn.prepare_cached(&format!(
-        "INSERT INTO payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))?
-    .execute(params_from_iter(values))?;
+    conn.prepare_cached(&INSERT_EVENT)?
+        .execute(params_from_iter(values))?;
     Ok(())
 }
 
@@ -146,11 +183,9 @@ fn get(
     project: i64,
     payment_id: &PaymentId,
 ) -> rusqlite::Result<Option<PayoutRecord>> {
-    conn.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ? AND payment_id = ?"
-    ))?
-    .query_row(params![project, payment_id.as_str()], rows::record)
-    .optional()
+    conn.prepare_cached(&GET)?
+        .query_row(params![project, payment_id.as_str()], rows::record)
+        .optional()
 }
 
 /// `list`'s SQL and its parameters.
@@ -268,10 +303,7 @@ impl PayoutStore for SqliteStore {
         Box::pin(
             self.ledger
                 .read("list unsettled payouts".to_owned(), move |conn| {
-                    let mut statement = conn.prepare_cached(&format!(
-                        "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ? AND settled = 0 \
-                 AND payment_id > ? ORDER BY payment_id LIMIT ?"
-                    ))?;
+                    let mut statement = conn.prepare_cached(&UNSETTLED)?;
 
                     statement
                         .query_map(params![project, after, limit], rows::record)?
@@ -288,10 +320,7 @@ impl PayoutStore for SqliteStore {
         Box::pin(self.ledger.read(
             format!("read the history of payout {payment_id}"),
             move |conn| {
-                let mut statement = conn.prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM payout_events \
-                         WHERE project_id = ? AND payment_id = ? ORDER BY version"
-                ))?;
+                let mut statement = conn.prepare_cached(&EVENTS)?;
 
                 statement
                     .query_map(params![project, id], rows::event)?
