@@ -232,11 +232,6 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Store`].
-    /// The recorded state of a payout.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`].
     pub async fn record(&self, payment_id: &PaymentId) -> Result<Option<PayoutRecord>, Error> {
         self.store.get(payment_id).await
     }

@@ -196,7 +196,7 @@ impl Client {
         report: StatusReport,
     ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
         let report = self.trusted(report)?;
-        let origin = Origin::with_raw(EventSource::Status, serde_json::to_string(&report.raw).ok());
+        let origin = Origin::with_raw(EventSource::Status, Some(report.body.0.clone()));
         let record =
             self.store.get(payment_id).await?.ok_or_else(|| {
                 Error::store(format!("update payout {payment_id}"), "not recorded")

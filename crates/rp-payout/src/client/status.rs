@@ -30,6 +30,19 @@ pub struct StatusReport {
     pub signature_verified: bool,
     /// The whole response.
     pub raw: wire::StatusResponse,
+    /// The response body as received, which the signature covers: kept in the payout's
+    /// history. Its `Debug` shows only its length (it holds the phone number).
+    pub(crate) body: ReceivedBody,
+}
+
+/// A response body as received; `Debug` shows its length only.
+#[derive(Clone, PartialEq)]
+pub(crate) struct ReceivedBody(pub(crate) String);
+
+impl std::fmt::Debug for ReceivedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
 }
 
 impl StatusReport {
@@ -151,6 +164,7 @@ impl Client {
             last_message,
             signature_verified: signed,
             raw,
+            body: ReceivedBody(String::from_utf8_lossy(&response.body).into_owned()),
         })
     }
 

@@ -4,10 +4,12 @@
 
 use rp_model::PaymentStatus;
 use rp_payout::{EventSource, PayoutState, PayoutStore};
-use rp_sign::testing;
+use rp_sign::{Signer, testing};
 use serde_json::json;
 
-use crate::gate::{Gate, accepted, fast_retry, key, payout, pid, server_error, status_reply};
+use crate::gate::{
+    Gate, accepted, fast_retry, key, payout, pid, server_error, status_body, status_reply,
+};
 
 #[tokio::test]
 async fn a_payout_its_answer_and_its_callback_each_leave_an_event() {
@@ -87,5 +89,13 @@ async fn a_status_found_after_a_lost_answer_keeps_the_signed_response() {
     assert!(
         raw["signature"].is_string(),
         "the signed response is kept: {raw}"
+    );
+    // As received, byte for byte (what the signature covers), not as re-serialised.
+    let served = Signer::new(&key())
+        .sign_callback(&status_body("p-s", "processing"))
+        .unwrap();
+    assert_eq!(
+        last.raw.as_deref(),
+        Some(serde_json::to_string(&served).unwrap().as_str())
     );
 }
