@@ -323,36 +323,9 @@ impl GateArgs {
         Client::new(self.config()?).map_err(Failure::from)
     }
 
-    /// A client for this Gate, project and key, recording payouts in `store`; reconcile asks
-    /// about payouts unchanged for `overdue_after`. For `rp reconcile`, which can send payouts
-    /// again, so it says on stderr which Gate and project it talks to first.
-    pub(crate) fn client_with(
-        &self,
-        store: Arc<dyn PayoutStore>,
-        overdue_after: Duration,
-    ) -> Result<Client, Failure> {
-        let client = self.quiet_client_with(store, overdue_after)?;
-        eprintln!(
-            "{}",
-            destination(&client.config().base_url, client.config().project_id)
-        );
-        Ok(client)
-    }
-
-    /// [`GateArgs::client_with`] without the line on stderr, for a command that names the
-    /// destination itself (`rp payout`, in the line with the payment ID).
-    pub(crate) fn quiet_client_with(
-        &self,
-        store: Arc<dyn PayoutStore>,
-        overdue_after: Duration,
-    ) -> Result<Client, Failure> {
-        Client::builder(self.config()?.with_overdue_after(overdue_after))
-            .store(store)
-            .build()
-            .map_err(Failure::from)
-    }
-
-    fn config(&self) -> Result<Config, Failure> {
+    /// The client's configuration: the project, the key (read here, once: a secret file may
+    /// be a pipe), the Gate's base URL and the timeouts.
+    pub(crate) fn config(&self) -> Result<Config, Failure> {
         let project = project_id(self.project_id.as_deref())?;
         if self.timeout == 0 {
             return Err(Failure::usage("--timeout must be at least 1 second"));
@@ -363,6 +336,19 @@ impl GateArgs {
             .with_base_url(base_url)
             .with_timeouts(attempt.min(Duration::from_secs(10)), attempt))
     }
+}
+
+/// A client for `config`, recording payouts in `store`; reconcile asks about payouts
+/// unchanged for `overdue_after`.
+pub(crate) fn ledger_client(
+    config: Config,
+    store: Arc<dyn PayoutStore>,
+    overdue_after: Duration,
+) -> Result<Client, Failure> {
+    Client::builder(config.with_overdue_after(overdue_after))
+        .store(store)
+        .build()
+        .map_err(Failure::from)
 }
 
 /// Where money would go: `→ production https://api.rocketpay.kz, project 1234`, or

@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 
 use rp_model::{Currency, CustomerId, Money, Msisdn, Operator, PaymentId, PaymentStatus, Payout};
-use rp_payout::{Acceptance, Client, PayoutReceipt, PayoutState, StatusReport};
+use rp_payout::{
+    Acceptance, Client, PaymentIdGenerator as _, PayoutReceipt, PayoutState, RandomPaymentIds,
+    StatusReport,
+};
 use serde_json::json;
 
 use crate::common::{
@@ -111,12 +114,11 @@ pub(crate) fn operators(args: &OperatorsArgs) -> Result<(), Failure> {
 pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     // Every input checked before the ledger is opened (or created).
-    let payout = build_payout(args, &args.gate.client()?)?;
-    let project = crate::common::project_id(args.gate.project_id.as_deref())?;
+    let config = args.gate.config()?;
+    let payout = build_payout(args)?;
     let ledger = runtime.block_on(args.ledger.open())?;
-    let client = args
-        .gate
-        .quiet_client_with(ledger.store(project), Duration::from_secs(600))?;
+    let store = ledger.store(config.project_id);
+    let client = crate::common::ledger_client(config, store, Duration::from_secs(600))?;
     let id = payout.payment_id();
     // On stderr before the first byte is sent: a kill, a crash or a closed terminal never
     // loses the ID that a rerun must reuse.
@@ -396,12 +398,14 @@ fn for_the_command_line(error: rp_payout::Error, base_url: &str) -> Failure {
     }
 }
 
-fn build_payout(args: &PayoutArgs, client: &Client) -> Result<Payout, Failure> {
+fn build_payout(args: &PayoutArgs) -> Result<Payout, Failure> {
     let usage = |e: rp_model::Error| Failure::usage(e.to_string());
-    let payment_id = match &args.payment_id {
-        Some(id) => PaymentId::new(id.as_str()).map_err(usage)?,
-        None => client.new_payment_id()?,
+    // The client's own default generator (`Client::new_payment_id`).
+    let id = match &args.payment_id {
+        Some(id) => id.clone(),
+        None => RandomPaymentIds::default().generate(),
     };
+    let payment_id = PaymentId::new(id).map_err(usage)?;
     let mut builder = Payout::builder()
         .payment_id(payment_id)
         .phone(Msisdn::parse(&args.phone).map_err(usage)?)

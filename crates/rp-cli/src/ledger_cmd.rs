@@ -333,12 +333,17 @@ async fn show_payout(store: &dyn PayoutStore, args: &ShowArgs, json: bool) -> Re
 pub(crate) fn reconcile(args: &ReconcileArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     runtime.block_on(async {
+        // Every input checked before the ledger is opened (or created).
+        let config = args.gate.config()?;
         let ledger = args.ledger.open().await?;
-        let project = crate::common::project_id(args.gate.project_id.as_deref())?;
-        let client = args.gate.client_with(
-            ledger.store(project),
-            Duration::from_secs(args.overdue_after),
-        )?;
+        // `reconcile` can send payouts again: it names the Gate and the project first.
+        eprintln!(
+            "{}",
+            crate::common::destination(&config.base_url, config.project_id)
+        );
+        let store = ledger.store(config.project_id);
+        let client =
+            crate::common::ledger_client(config, store, Duration::from_secs(args.overdue_after))?;
         let client = Arc::new(client);
         loop {
             let pass = tokio::select! {

@@ -399,3 +399,34 @@ fn the_exit_codes_are_documented_in_help() {
         assert!(help.contains(line), "{line:?} not in rp --help:\n{help}");
     }
 }
+
+/// The key is read once: a secret file that is a pipe (`--secret-file /dev/stdin`, or a
+/// shell's `<(pass show rp)`) has nothing left on a second read, and the payout was signed
+/// with an empty key (3261) after warning twice that the key was empty.
+#[test]
+fn a_secret_file_that_is_a_pipe_is_read_once() {
+    let sim = Sim::start();
+    let url = sim.url();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let output = rp_with(
+        &[
+            "payout",
+            "--base-url",
+            &url,
+            "--project-id",
+            "1234",
+            "--secret-file",
+            "/dev/stdin",
+            "--phone",
+            "77011234567",
+            "--amount",
+            "100",
+            "--customer-id",
+            "c-pipe",
+        ],
+        &[("RP_LEDGER", &ledger)],
+        format!("{KEY}\n").as_bytes(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("empty"), "{}", stderr(&output));
+}
