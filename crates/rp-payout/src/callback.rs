@@ -319,7 +319,7 @@ impl Client {
                 "a signed callback reported `{status}` for another payment under this payment ID: {difference}; not applied"
             );
             let marked = self
-                .change(&payment_id, origin, |current| {
+                .change_from(&payment_id, Some(record), origin, |current| {
                     if current.attention.as_deref() == Some(attention.as_str()) {
                         return (None, ());
                     }
@@ -352,7 +352,9 @@ impl Client {
                 .map(|m| mask_phone_numbers(&m)),
             from_callback: true,
         };
-        let (record, change, previous) = match self.apply_status(&payment_id, &update, origin).await
+        let (record, change, previous) = match self
+            .apply_status(&payment_id, record, &update, origin)
+            .await
         {
             Ok(applied) => applied,
             Err(e) => return store_failed(payment_id, e),

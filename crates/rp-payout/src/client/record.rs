@@ -205,7 +205,7 @@ impl Client {
             identity::difference(&record.request, Reported::from_status(&report.raw))
         {
             tracing::warn!(%difference, "the platform's payment under this payment ID is not this payout; not adopting it");
-            self.change(payment_id, &origin, |current| {
+            self.change_from(payment_id, Some(record), &origin, |current| {
                 if current.state == PayoutState::PaymentIdTaken {
                     return (None, ());
                 }
@@ -231,7 +231,8 @@ impl Client {
             message: report.last_message.clone(),
             from_callback: false,
         };
-        self.apply_status(payment_id, &reported, &origin).await
+        self.apply_status(payment_id, record, &reported, &origin)
+            .await
     }
 
     /// Records an unknown outcome and builds its error.
@@ -290,19 +291,21 @@ impl Client {
             .0)
     }
 
-    /// Applies a reported payment status by the state rules ([`PayoutState::on_status`]);
-    /// returns the stored record, the change and the previous state. A reversal, a
+    /// Applies a reported payment status by the state rules ([`PayoutState::on_status`]) to
+    /// the payout, starting from `known`, the record as just read (the compare-and-set
+    /// catches a newer one); returns the stored record, the change and the previous state. A reversal, a
     /// contradicting final status and an unknown status after a final one mark the record as
     /// needing attention ([`PayoutRecord::attention`]); the last two leave the state as it is.
     pub(crate) async fn apply_status(
         &self,
         payment_id: &PaymentId,
+        known: PayoutRecord,
         reported: &StatusUpdate,
         origin: &Origin,
     ) -> Result<(PayoutRecord, StatusChange, PayoutState), Error> {
         let status = &reported.status;
         let (record, (change, previous)) = self
-            .change(payment_id, origin, |current| {
+            .change_from(payment_id, Some(known), origin, |current| {
                 let change = if reported.is_of_an_earlier_request(current) {
                     StatusChange::Stale
                 } else if reported.is_of_a_newer_request(current) {
