@@ -473,8 +473,6 @@ fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {
         ["--", rest @ ..] => rest,
         _ => extra,
     };
-    // The throughput bench runs a PostgreSQL ledger beside memory and SQLite.
-    let cluster = postgres_for(root);
     for (package, target) in BENCHES {
         eprintln!("\n==> bench {package}/{target}");
         let mut command = cargo();
@@ -482,6 +480,9 @@ fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {
             .current_dir(root)
             .args(["bench", "--package", package, "--bench", target, "--"])
             .args(extra);
+        // The throughput bench runs a PostgreSQL ledger beside memory and SQLite; the
+        // cluster lives as long as that bench.
+        let cluster = (*target == "throughput").then(|| postgres_for(root)).flatten();
         if let Some(cluster) = &cluster {
             command.env("RP_TEST_POSTGRES_URL", cluster.url());
         }
