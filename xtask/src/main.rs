@@ -482,7 +482,9 @@ fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {
             .args(extra);
         // The throughput bench runs a PostgreSQL ledger beside memory and SQLite; the
         // cluster lives as long as that bench.
-        let cluster = (*target == "throughput").then(|| postgres_for(root)).flatten();
+        let cluster = (*target == "throughput")
+            .then(|| postgres_for(root))
+            .flatten();
         if let Some(cluster) = &cluster {
             command.env("RP_TEST_POSTGRES_URL", cluster.url());
         }

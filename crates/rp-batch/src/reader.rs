@@ -696,12 +696,10 @@ impl Problems {
 /// Parses an amount cell in `currency`, with the file's own wording of the common mistakes.
 fn parse_amount(text: &str, currency: Currency) -> Result<Money, String> {
     let trimmed = text.trim();
-    if is_scientific(trimmed) {
-        return Err(format!(
-            "scientific notation ({trimmed}) is not accepted; write the digits out, e.g. 1500 or 1 500,00 (format the column as Number or Text, not General)"
-        ));
-    }
     Money::parse(text, currency).map_err(|error| match error {
+        ModelError::ExponentNotation { .. } => format!(
+            "scientific notation ({trimmed}) is not accepted; write the digits out, e.g. 1500 or 1 500,00 (format the column as Number or Text, not General)"
+        ),
         ModelError::TooManyFractionDigits {
             currency, allowed, ..
         } => {
@@ -711,22 +709,6 @@ fn parse_amount(text: &str, currency: Currency) -> Result<Money, String> {
         }
         other => other.to_string(),
     })
-}
-
-/// Whether `text` is a number in scientific notation as spreadsheets write it: `1.5E+3`,
-/// `1,5E+03`, `2e5`.
-fn is_scientific(text: &str) -> bool {
-    let Some(at) = text.rfind(['e', 'E']) else {
-        return false;
-    };
-    let (mantissa, exponent) = (&text[..at], &text[at + 1..]);
-    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-    mantissa.bytes().any(|b| b.is_ascii_digit())
-        && mantissa
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b',' | b' '))
-        && !exponent.is_empty()
-        && exponent.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The digits after the last decimal separator of an amount (`10,005 ₸` → 3).

@@ -72,6 +72,15 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The amount is in exponent notation (`1.5E+3`, as spreadsheets write large numbers).
+    #[error(
+        "invalid amount {input:?}: exponent notation is not accepted; write the digits out, \
+         e.g. `1500` or `1 500,00`"
+    )]
+    ExponentNotation {
+        /// The input.
+        input: String,
+    },
     /// The amount is negative.
     #[error(
         "amount {input:?} is negative; write a positive amount in tenge, e.g. `1500` or `1 500,50`"

@@ -375,7 +375,7 @@ fn is_minus(c: char) -> bool {
     )
 }
 
-/// Whether `text` is a number in exponent notation (`1e3`, `1.5E3`, `2e-1`).
+/// Whether `text` is a number in exponent notation (`1e3`, `1.5E3`, `2e-1`, `1,5E+03`).
 fn is_exponent_notation(text: &str) -> bool {
     let Some((mantissa, exponent)) = text.split_once(['e', 'E']) else {
         return false;
@@ -384,7 +384,7 @@ fn is_exponent_notation(text: &str) -> bool {
     !mantissa.is_empty()
         && mantissa
             .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | ' '))
         && mantissa.chars().any(|c| c.is_ascii_digit())
         && !exponent.is_empty()
         && exponent.bytes().all(|b| b.is_ascii_digit())
@@ -402,9 +402,8 @@ fn split_currency(text: &str) -> Result<(&str, Option<Currency>), Error> {
         });
     }
     if is_exponent_notation(trimmed) {
-        return Err(Error::InvalidAmount {
+        return Err(Error::ExponentNotation {
             input: text.to_owned(),
-            reason: "exponent notation is not accepted; write the digits out, e.g. `1500` or `1 500,00`",
         });
     }
     let is_currency_char = |c: char| {
