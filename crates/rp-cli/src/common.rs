@@ -10,6 +10,7 @@ use std::time::Duration;
 use rp_model::ProjectId;
 use rp_payout::{Client, Config, PayoutStore};
 use rp_sign::SecretKey;
+use rp_transport::ReqwestTransport;
 
 /// Exit status: declined. The platform refused or declined the payout; it will not be paid
 /// under this payment ID, and another try needs a new payment ID.
@@ -338,14 +339,17 @@ impl GateArgs {
     }
 }
 
-/// A client for `config`, recording payouts in `store`; reconcile asks about payouts
-/// unchanged for `overdue_after`.
+/// A client for `config` over `transport` (built ahead by [`Config::default_transport`], so
+/// the Gate's URL is checked before the ledger is opened), recording payouts in `store`;
+/// reconcile asks about payouts unchanged for `overdue_after`.
 pub(crate) fn ledger_client(
     config: Config,
+    transport: ReqwestTransport,
     store: Arc<dyn PayoutStore>,
     overdue_after: Duration,
 ) -> Result<Client, Failure> {
     Client::builder(config.with_overdue_after(overdue_after))
+        .transport(Arc::new(transport))
         .store(store)
         .build()
         .map_err(Failure::from)

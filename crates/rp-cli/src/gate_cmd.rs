@@ -115,10 +115,11 @@ pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     // Every input checked before the ledger is opened (or created).
     let config = args.gate.config()?;
+    let transport = config.default_transport()?;
     let payout = build_payout(args)?;
     let ledger = runtime.block_on(args.ledger.open())?;
     let store = ledger.store(config.project_id);
-    let client = crate::common::ledger_client(config, store, Duration::from_secs(600))?;
+    let client = crate::common::ledger_client(config, transport, store, Duration::from_secs(600))?;
     let id = payout.payment_id();
     // On stderr before the first byte is sent: a kill, a crash or a closed terminal never
     // loses the ID that a rerun must reuse.

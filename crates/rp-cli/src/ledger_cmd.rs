@@ -335,6 +335,7 @@ pub(crate) fn reconcile(args: &ReconcileArgs) -> Result<(), Failure> {
     runtime.block_on(async {
         // Every input checked before the ledger is opened (or created).
         let config = args.gate.config()?;
+        let transport = config.default_transport()?;
         let ledger = args.ledger.open().await?;
         // `reconcile` can send payouts again: it names the Gate and the project first.
         eprintln!(
@@ -342,8 +343,12 @@ pub(crate) fn reconcile(args: &ReconcileArgs) -> Result<(), Failure> {
             crate::common::destination(&config.base_url, config.project_id)
         );
         let store = ledger.store(config.project_id);
-        let client =
-            crate::common::ledger_client(config, store, Duration::from_secs(args.overdue_after))?;
+        let client = crate::common::ledger_client(
+            config,
+            transport,
+            store,
+            Duration::from_secs(args.overdue_after),
+        )?;
         let client = Arc::new(client);
         loop {
             let pass = tokio::select! {

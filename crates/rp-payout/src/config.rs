@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rp_model::ProjectId;
 use rp_sign::SecretKey;
+use rp_transport::ReqwestTransport;
 
 use crate::{Error, RetryPolicy};
 
@@ -198,6 +199,26 @@ impl Config {
     /// The secret key (its `Debug` prints `SecretKey(***)`).
     pub fn secret_key(&self) -> &SecretKey {
         &self.secret_key
+    }
+
+    /// The transport a [`Client`](crate::Client) builds by default: a [`ReqwestTransport`]
+    /// to the base URL with the timeouts. Built ahead, it checks the base URL (scheme, host,
+    /// no credentials) before anything else is opened; give it to
+    /// [`ClientBuilder::transport`](crate::ClientBuilder::transport).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a base URL or timeouts the transport refuses.
+    pub fn default_transport(&self) -> Result<ReqwestTransport, Error> {
+        ReqwestTransport::builder()
+            .base_url(&self.base_url)
+            .connect_timeout(self.connect_timeout)
+            .attempt_timeout(self.attempt_timeout)
+            .build()
+            .map_err(|e| Error::Config {
+                setting: "transport",
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use rp_model::{PaymentId, ProjectId, RequestStatus, ResponseCode, wire};
 use rp_sign::Signer;
-use rp_transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport};
+use rp_transport::{HttpRequest, HttpResponse, Transport};
 
 use crate::error::{excerpt, mask_phone_numbers};
 use crate::owner::Owner;
@@ -114,17 +114,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let transport = match self.transport {
             Some(transport) => transport,
-            None => Arc::new(
-                ReqwestTransport::builder()
-                    .base_url(&self.config.base_url)
-                    .connect_timeout(self.config.connect_timeout)
-                    .attempt_timeout(self.config.attempt_timeout)
-                    .build()
-                    .map_err(|e| Error::Config {
-                        setting: "transport",
-                        reason: e.to_string(),
-                    })?,
-            ),
+            None => Arc::new(self.config.default_transport()?),
         };
         Ok(Client {
             signer: Signer::new(self.config.secret_key()),

@@ -430,3 +430,42 @@ fn a_secret_file_that_is_a_pipe_is_read_once() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!stderr(&output).contains("empty"), "{}", stderr(&output));
 }
+
+/// A base URL the transport refuses (another scheme, credentials in it) is refused before the
+/// ledger is opened: no ledger file is created for a command that cannot send anything.
+#[test]
+fn a_base_url_the_transport_refuses_creates_no_ledger() {
+    for url in ["ftp://gate.example", "https://user:pw@gate.example"] {
+        let path = crate::fresh_ledger();
+        let ledger = format!("sqlite:{}", path.display());
+        for command in [
+            &[
+                "payout",
+                "--phone",
+                "87011234567",
+                "--amount",
+                "1500",
+                "--customer-id",
+                "c-1",
+            ][..],
+            &["reconcile"][..],
+        ] {
+            let mut args = command.to_vec();
+            args.extend([
+                "--base-url",
+                url,
+                "--project-id",
+                "1234",
+                "--ledger",
+                &ledger,
+            ]);
+            let output = rp_with(&args, &[("RP_SECRET_KEY", KEY)], b"");
+            assert_eq!(output.status.code(), Some(2), "{url}: {}", stderr(&output));
+            assert!(
+                !path.exists(),
+                "{url}: {} created a ledger before refusing",
+                command[0]
+            );
+        }
+    }
+}
