@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rp_model::ProjectId;
 use rp_payout::{Error, Inserted, PayoutEvent, PayoutRecord, Updated};
@@ -304,10 +304,24 @@ fn configure(conn: &Connection, name: &str) -> Result<(), LedgerError> {
 }
 
 /// WAL mode (a setting of the file: only once it is known to be a ledger).
+///
+/// Switching needs the file to itself, and SQLite answers "busy" at once, without waiting,
+/// when the switch could deadlock with another connection's write (another process opening
+/// the same new ledger and migrating it): retried until [`BUSY_TIMEOUT`].
 fn use_wal(conn: &Connection, name: &str) -> Result<(), LedgerError> {
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|e| schema::classify(name, &e, "configure the ledger"))?;
+    let started = Instant::now();
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            result => break result,
+        }
+    }
+    .map_err(|e| schema::classify(name, &e, "configure the ledger"))?;
     if mode.eq_ignore_ascii_case("wal") {
         Ok(())
     } else {
