@@ -80,7 +80,7 @@ impl fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The transport (default: a [`ReqwestTransport`] built from the config).
+    /// The transport (default: [`Config::default_transport`](crate::Config::default_transport)).
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = Some(transport);
         self
