@@ -9,8 +9,8 @@ use rp_model::{Money, Operator, Payout};
 use crate::column::Column;
 use crate::error::{FileError, RowError, RowErrorKind};
 use crate::id::BatchId;
-use crate::limits::{Headroom, LimitTracker, Limits};
 use crate::reader::{BatchReader, Record};
+use rp_model::{Headroom, LimitTracker, Limits};
 
 /// What a check found, besides the problems it reported one by one.
 #[derive(Clone, Debug, PartialEq, Eq)]

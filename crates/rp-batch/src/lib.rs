@@ -79,12 +79,12 @@ mod check;
 mod column;
 mod error;
 mod id;
-mod limits;
 mod reader;
 
 pub use check::{CheckReport, OperatorCount, check, check_file};
 pub use column::{Column, Header};
 pub use error::{FileError, RowError, RowErrorKind};
 pub use id::BatchId;
-pub use limits::{Headroom, LimitError, LimitKind, LimitTracker, Limits, Period, Usage};
 pub use reader::{BatchReader, InvalidRow, Record, Row};
+/// The project's amount limits (defined in `rp-model`, re-exported here for batch users).
+pub use rp_model::{Headroom, LimitError, LimitKind, LimitTracker, Limits, Period, Usage};

@@ -113,6 +113,7 @@ impl From<rp_payout::Error> for Failure {
             | E::InFlight { payment_id, .. }
             | E::RecordFailed { payment_id, .. }
             | E::NotSent { payment_id, .. }
+            | E::OverLimit { payment_id, .. }
             | E::UnsignedStatus { payment_id } => Some(payment_id.to_string()),
             E::Rejected { payment_id, .. } => payment_id.as_ref().map(ToString::to_string),
             _ => None,
@@ -148,6 +149,13 @@ impl From<rp_payout::Error> for Failure {
             E::OutcomeUnknown { .. } | E::InFlight { .. } | E::RecordFailed { .. } => {
                 (EXIT_OUTCOME_UNKNOWN, error.to_string())
             }
+            E::OverLimit { .. } => (
+                EXIT_NOT_SENT,
+                format!(
+                    "{error}; nothing was recorded or sent: the same payment ID can be paid once \
+                     the limit allows it"
+                ),
+            ),
             E::NotSent { .. } | E::Transport { .. } | E::Store { .. } => {
                 (EXIT_NOT_SENT, error.to_string())
             }

@@ -59,6 +59,8 @@ pub(crate) struct PayoutArgs {
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     wait: Option<u64>,
     #[command(flatten)]
+    limits: crate::batch_cmd::LimitArgs,
+    #[command(flatten)]
     gate: GateArgs,
 }
 
@@ -67,6 +69,11 @@ The payout is signed and sent once. If the answer is lost (timeout, dropped conn
 the status endpoint is asked and the payout is resent only under the SAME payment ID, and only
 if the platform does not have it. Acceptance means the request was registered; the result comes
 later (see --wait, or `rp status`).
+
+With limits (--max-amount, --daily-amount, …, or RP_LIMIT_*), the payout is checked against
+them and what the ledger already counts (the last 24 hours, 7 days, 31 days), atomically with
+recording it: over a limit, nothing is recorded or sent (exit 4), and the error names the
+limit and what is left.
 
 Examples:
   RP_PROJECT_ID=1234 RP_SECRET_KEY=... rp payout --phone '+7 701 123 45 67' --amount '1 500' --customer-id c-42
@@ -114,7 +121,7 @@ pub(crate) fn operators(args: &OperatorsArgs) -> Result<(), Failure> {
 pub(crate) fn payout(args: &PayoutArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     // Every input checked before the ledger is opened (or created).
-    let config = args.gate.config()?;
+    let config = args.gate.config()?.with_limits(args.limits.limits()?);
     let transport = config.default_transport()?;
     let payout = build_payout(args)?;
     let ledger = runtime.block_on(args.ledger.open())?;

@@ -46,7 +46,10 @@ async fn seed(store: Arc<dyn PayoutStore>, payouts: usize) {
                 }
                 let event =
                     PayoutEvent::new(r.created_at, EventSource::Call, None, r.state.clone());
-                store.insert(r, event).await.unwrap();
+                store
+                    .insert(r, event, rp_model::Limits::NONE)
+                    .await
+                    .unwrap();
             }));
         }
         for task in tasks {

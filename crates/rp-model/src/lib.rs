@@ -55,6 +55,7 @@ mod error;
 mod generated;
 mod ids;
 mod lenient;
+mod limits;
 mod money;
 mod operator;
 mod payout;
@@ -66,6 +67,9 @@ pub mod wire;
 pub use code::{CodeCategory, CodeInfo, ResponseCode};
 pub use error::Error;
 pub use ids::{CustomerId, OperationId, PaymentId, ProjectId, RequestId};
+pub use limits::{
+    Headroom, LimitError, LimitKind, LimitTracker, Limits, Period, Usage, usage_hour,
+};
 pub use money::{Currency, Money};
 pub use operator::{Operator, PrefixInfo};
 pub use payout::{Payout, PayoutBuilder};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use rp_model::ProjectId;
+use rp_model::{Limits, ProjectId};
 use rp_sign::SecretKey;
 use rp_transport::ReqwestTransport;
 
@@ -56,6 +56,10 @@ pub struct Config {
     /// Whether a status response without a signature may change a recorded payout. Default
     /// `false`; see [`Config::with_unsigned_status`].
     pub accept_unsigned_status: bool,
+    /// The project's amount limits, checked before a new payout is recorded, atomically with
+    /// recording it ([`PayoutStore::insert`](crate::PayoutStore::insert)): a payout over a
+    /// limit is [`Error::OverLimit`], and nothing is recorded or sent. Default: none.
+    pub limits: Limits,
 }
 
 /// The production Gate.
@@ -73,6 +77,7 @@ impl Config {
             retry: RetryPolicy::default(),
             overdue_after: Duration::from_secs(600),
             accept_unsigned_status: false,
+            limits: Limits::none(rp_model::Currency::KZT),
         }
     }
 
@@ -178,6 +183,13 @@ impl Config {
         self
     }
 
+    /// The project's amount limits ([`Config::limits`]).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// How long a payout call can run: `retry.max_elapsed + 2 × (connect_timeout +
     /// attempt_timeout)` (default 200 s). Every wait of a call fits `max_elapsed`, and the
     /// request started last can take one connect and attempt timeout more; the second one is
@@ -250,6 +262,7 @@ impl fmt::Debug for Config {
             .field("retry", &self.retry)
             .field("overdue_after", &self.overdue_after)
             .field("accept_unsigned_status", &self.accept_unsigned_status)
+            .field("limits", &self.limits)
             .finish()
     }
 }

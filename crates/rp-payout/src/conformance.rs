@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rp_model::{
-    CustomerId, Money, Msisdn, PaymentId, PaymentStatus, Payout, ProjectId, ResponseCode,
+    Currency, CustomerId, LimitKind, Limits, Money, Msisdn, PaymentId, PaymentStatus, Payout,
+    ProjectId, ResponseCode, Usage,
 };
 
 use crate::store::{
@@ -56,6 +57,8 @@ where
     counts_by_state(make().await.as_ref()).await;
     concurrent_inserts_make_one_record(make().await).await;
     concurrent_updates_never_lose_a_change(make().await).await;
+    limits_are_reserved_with_the_insert(make().await.as_ref()).await;
+    concurrent_reservations_never_overshoot(make().await).await;
 }
 
 /// A payout record `id` to `phone` (11 digits) of `tenge`, recorded at `at` seconds.
@@ -114,7 +117,9 @@ fn moved(record: &PayoutRecord, state: PayoutState, at: u64) -> (PayoutRecord, P
 
 async fn insert(store: &dyn PayoutStore, record: PayoutRecord) -> PayoutRecord {
     match must(
-        store.insert(record.clone(), recorded(&record)).await,
+        store
+            .insert(record.clone(), recorded(&record), Limits::NONE)
+            .await,
         "insert",
     ) {
         Inserted::New(stored) => stored,
@@ -124,6 +129,7 @@ async fn insert(store: &dyn PayoutStore, record: PayoutRecord) -> PayoutRecord {
                 record.payment_id
             )
         }
+        Inserted::OverLimit(over) => panic!("conformance: over no limit: {over}"),
     }
 }
 
@@ -155,14 +161,16 @@ pub async fn insert_is_once_per_payment_id(store: &dyn PayoutStore) {
     let mut again = record("once", "77021234567", 200, 2);
     again.state = PayoutState::Accepted;
     match must(
-        store.insert(again.clone(), recorded(&again)).await,
+        store
+            .insert(again.clone(), recorded(&again), Limits::NONE)
+            .await,
         "insert again",
     ) {
         Inserted::Existing(existing) => assert_eq!(
             existing, first,
             "insert_is_once: the first record is returned unchanged"
         ),
-        Inserted::New(_) => panic!("insert_is_once: a payment ID was recorded twice"),
+        other => panic!("insert_is_once: a payment ID was recorded twice: {other:?}"),
     }
     assert_eq!(get(store, "once").await, first, "insert_is_once: unchanged");
     let events = must(store.events(&pid("once")).await, "events");
@@ -443,7 +451,7 @@ pub async fn concurrent_inserts_make_one_record(store: Arc<dyn PayoutStore>) {
         tasks.push(tokio::spawn(async move {
             let r = record("twin", "77011234567", 100 + i, i);
             matches!(
-                store.insert(r.clone(), recorded(&r)).await,
+                store.insert(r.clone(), recorded(&r), Limits::NONE).await,
                 Ok(Inserted::New(_))
             )
         }));
@@ -491,6 +499,184 @@ pub async fn concurrent_updates_never_lose_a_change(store: Arc<dyn PayoutStore>)
         81,
         "one event per version"
     );
+}
+
+/// `record(…)` recorded now (the limits count over windows that end now), in minor units.
+fn recent(id: &str, minor: u64, ago: Duration) -> PayoutRecord {
+    let mut r = record(id, "77011234567", 1, 0);
+    r.request.payment.amount = minor;
+    r.created_at = SystemTime::now() - ago;
+    r.updated_at = r.created_at;
+    r
+}
+
+async fn insert_within(store: &dyn PayoutStore, r: &PayoutRecord, limits: Limits) -> Inserted {
+    must(
+        store.insert(r.clone(), recorded(r), limits).await,
+        "insert within limits",
+    )
+}
+
+/// A new record is a reservation: refused over a limit (and then not recorded at all), counted
+/// otherwise; a definitive refusal gives its share back; old and other-currency records do not
+/// count; a payment ID already recorded is returned whatever the limits.
+pub async fn limits_are_reserved_with_the_insert(store: &dyn PayoutStore) {
+    let mut limits = Limits::none(Currency::KZT);
+    limits.daily_amount = Some(1_000);
+    limits.daily_count = Some(3);
+    limits.min_amount = Some(10);
+    let minute = Duration::from_secs(60);
+    let day = Duration::from_secs(24 * 3600);
+
+    // Outside every window (32 days ago), and in another currency: neither counts.
+    let old = recent("lim-old", 900, 32 * day);
+    assert!(matches!(
+        insert_within(store, &old, Limits::NONE).await,
+        Inserted::New(_)
+    ));
+    let mut dollars = recent("lim-usd", 900, minute);
+    dollars.request.payment.currency = "USD".into();
+    assert!(matches!(
+        insert_within(store, &dollars, Limits::NONE).await,
+        Inserted::New(_)
+    ));
+    // Eight days ago: in the month's window only.
+    let week_old = recent("lim-week", 50, 8 * day);
+    assert!(matches!(
+        insert_within(store, &week_old, limits).await,
+        Inserted::New(_)
+    ));
+    assert_eq!(
+        must(store.usage(Currency::KZT).await, "usage"),
+        Usage {
+            month_amount: 50,
+            month_count: 1,
+            ..Usage::default()
+        },
+        "limits: only KZT payouts inside a window count"
+    );
+
+    let a = recent("lim-a", 600, minute);
+    let a = match insert_within(store, &a, limits).await {
+        Inserted::New(stored) => stored,
+        other => panic!("limits: 600 of 1000 fits: {other:?}"),
+    };
+    let over = recent("lim-over", 401, Duration::ZERO);
+    match insert_within(store, &over, limits).await {
+        Inserted::OverLimit(error) => {
+            assert_eq!(
+                error.kind(),
+                Some(LimitKind::DailyAmount),
+                "limits: {error}"
+            );
+        }
+        other => panic!("limits: 600 + 401 is over 1000: {other:?}"),
+    }
+    assert_eq!(
+        must(store.get(&pid("lim-over")).await, "get"),
+        None,
+        "limits: a payout over a limit is not recorded"
+    );
+    assert!(must(store.events(&pid("lim-over")).await, "events").is_empty());
+    let small = recent("lim-small", 9, Duration::ZERO);
+    match insert_within(store, &small, limits).await {
+        Inserted::OverLimit(error) => assert_eq!(error.kind(), Some(LimitKind::MinAmount)),
+        other => panic!("limits: 9 is below the minimum 10: {other:?}"),
+    }
+    let b = recent("lim-b", 400, Duration::ZERO);
+    assert!(
+        matches!(insert_within(store, &b, limits).await, Inserted::New(_)),
+        "limits: exactly up to the limit fits"
+    );
+    assert_eq!(
+        must(store.usage(Currency::KZT).await, "usage"),
+        Usage {
+            day_amount: 1_000,
+            week_amount: 1_000,
+            month_amount: 1_050,
+            day_count: 2,
+            week_count: 2,
+            month_count: 3,
+        }
+    );
+    // A payment ID already recorded is returned, however full the limits are.
+    assert!(matches!(
+        insert_within(store, &a, limits).await,
+        Inserted::Existing(_)
+    ));
+
+    // The platform declines `a`: its 600 are free again; `c` fits, then the count is full.
+    let declined = update(store, &a, PayoutState::Status(PaymentStatus::Decline), 5).await;
+    let c = recent("lim-c", 500, Duration::ZERO);
+    assert!(
+        matches!(insert_within(store, &c, limits).await, Inserted::New(_)),
+        "limits: a declined payout no longer counts"
+    );
+    let d = recent("lim-d", 10, Duration::ZERO);
+    assert!(matches!(
+        insert_within(store, &d, limits).await,
+        Inserted::New(_)
+    ));
+    match insert_within(store, &recent("lim-e", 10, Duration::ZERO), limits).await {
+        Inserted::OverLimit(error) => assert_eq!(error.kind(), Some(LimitKind::DailyCount)),
+        other => panic!("limits: a 4th payout is over the daily count of 3: {other:?}"),
+    }
+    // A status that contradicts the refusal is applied: the payout counts again.
+    update(
+        store,
+        &declined,
+        PayoutState::Status(PaymentStatus::Success),
+        6,
+    )
+    .await;
+    let usage = must(store.usage(Currency::KZT).await, "usage");
+    assert_eq!(
+        (usage.day_amount, usage.day_count),
+        (1_510, 4),
+        "limits: a payout counts again when it leaves a refused state"
+    );
+}
+
+/// Many tasks inserting different payouts at once against a count limit of 5 and an amount
+/// limit: exactly what fits is recorded, never more.
+pub async fn concurrent_reservations_never_overshoot(store: Arc<dyn PayoutStore>) {
+    let mut limits = Limits::none(Currency::KZT);
+    limits.daily_count = Some(5);
+    limits.daily_amount = Some(10_000);
+    let mut tasks = Vec::new();
+    for i in 0..24u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let r = recent(&format!("race-{i}"), 1_000 + i, Duration::ZERO);
+            match must(
+                store.insert(r.clone(), recorded(&r), limits).await,
+                "insert",
+            ) {
+                Inserted::New(_) => 1_000 + i,
+                Inserted::OverLimit(_) => 0,
+                Inserted::Existing(_) => panic!("concurrent reservations: {i} existed"),
+            }
+        }));
+    }
+    let mut recorded_count = 0;
+    let mut recorded_amount = 0;
+    for task in tasks {
+        let amount = must(task.await, "join");
+        recorded_count += u64::from(amount > 0);
+        recorded_amount += amount;
+    }
+    assert_eq!(
+        recorded_count, 5,
+        "concurrent reservations: exactly the count limit"
+    );
+    let usage = must(store.usage(Currency::KZT).await, "usage");
+    assert_eq!(
+        (usage.day_count, usage.day_amount),
+        (5, recorded_amount),
+        "concurrent reservations: usage is what was recorded"
+    );
+    let listed = must(store.list(&PayoutQuery::new()).await, "list");
+    assert_eq!(listed.len(), 5, "concurrent reservations: five records");
 }
 
 /// Two projects on one backend: the same payment ID in each, neither sees the other's.

@@ -43,6 +43,18 @@ pub enum Error {
         platform: Option<String>,
     },
 
+    /// The payout does not fit the project's amount limits
+    /// ([`Config::limits`](crate::Config::limits)), counting what the store already holds:
+    /// it was neither recorded nor sent. The reason names the limit, the amount and what
+    /// remains.
+    #[error("payout {payment_id} not sent: {reason}")]
+    OverLimit {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// Which limit, and by how much.
+        reason: Box<rp_model::LimitError>,
+    },
+
     /// The platform refused the request with a code: it was **not** registered.
     #[error(
         "the platform rejected {what}{}: code {code} ({message}){}",

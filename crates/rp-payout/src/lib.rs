@@ -135,7 +135,7 @@ pub use rp_model::{PaymentId, Payout};
 pub use rp_transport::BoxFuture;
 pub use store::{
     EventSource, Inserted, MAX_PAGE, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord,
-    PayoutState, PayoutStore, StateCount, StatusChange, Updated,
+    PayoutState, PayoutStore, StateCount, StatusChange, Updated, usage,
 };
 
 /// The workspace README's library example, compiled as a doctest so it cannot go stale.

@@ -421,3 +421,63 @@ fn an_interrupted_payout_names_its_payment_id_and_the_rerun_pays_once() {
         );
     }
 }
+
+/// `rp payout` with limits: what the ledger already counts is counted; a payout over a limit
+/// is neither recorded nor sent (exit 4), and the message names the limit and what is left.
+#[test]
+fn a_payout_over_the_daily_limit_is_neither_recorded_nor_sent() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let pay = |id: &str, amount: &str| {
+        sim.rp_in(
+            &ledger,
+            &[
+                "payout",
+                "--phone",
+                "87011234567",
+                "--amount",
+                amount,
+                "--customer-id",
+                "c-1",
+                "--payment-id",
+                id,
+                "--daily-amount",
+                "10 000",
+                "--max-amount",
+                "8 000",
+            ],
+        )
+    };
+    let first = pay("lim-1", "6 000");
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let too_big = pay("lim-2", "8 000,01");
+    assert_eq!(too_big.status.code(), Some(4), "{}", stderr(&too_big));
+    assert!(
+        stderr(&too_big).contains("is above the maximum per payout (8\u{a0}000,00\u{a0}₸)"),
+        "{}",
+        stderr(&too_big)
+    );
+    let over = pay("lim-3", "4 500");
+    assert_eq!(over.status.code(), Some(4), "{}", stderr(&over));
+    let message = stderr(&over);
+    assert!(
+        message.contains("4\u{a0}500,00\u{a0}₸ is over the daily amount limit (10\u{a0}000,00\u{a0}₸): 6\u{a0}000,00\u{a0}₸ already counted, 4\u{a0}000,00\u{a0}₸ left"),
+        "{message}"
+    );
+    assert!(
+        message.contains("nothing was recorded or sent"),
+        "{message}"
+    );
+    assert_eq!(sim.payout_requests("lim-2"), 0);
+    assert_eq!(sim.payout_requests("lim-3"), 0);
+    let shown = sim.rp_in(&ledger, &["payouts", "show", "lim-3"]);
+    assert_ne!(
+        shown.status.code(),
+        Some(0),
+        "lim-3 must not be in the ledger"
+    );
+    // What is left still fits.
+    let fits = pay("lim-4", "4 000");
+    assert_eq!(fits.status.code(), Some(0), "{}", stderr(&fits));
+    assert_eq!(sim.payout_requests("lim-4"), 1);
+}

@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -70,8 +70,36 @@ CREATE TABLE rp_ledger.payout_events (
 );
 "#;
 
+/// Version 2: the project's amount limits, as in the SQLite ledger: each payout's amount,
+/// currency and whether it counts; hourly sums of what counts. Each hour has up to 16 rows
+/// (`shard`: the writing connection's backend PID modulo 16), so that concurrent inserts on
+/// different connections do not queue on one row; a reservation sums them. Existing payouts
+/// are counted in.
+const V2: &str = r#"
+ALTER TABLE rp_ledger.payouts ADD COLUMN amount BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE rp_ledger.payouts ADD COLUMN currency TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE rp_ledger.payouts ADD COLUMN counts BOOLEAN NOT NULL DEFAULT TRUE;
+UPDATE rp_ledger.payouts SET
+    amount = (request::jsonb #>> '{payment,amount}')::bigint,
+    currency = request::jsonb #>> '{payment,currency}',
+    counts = state_label NOT IN ('rejected', 'payment_id_taken', 'decline');
+
+CREATE TABLE rp_ledger.limit_usage (
+    project_id BIGINT   NOT NULL,
+    currency   TEXT     COLLATE "C" NOT NULL,
+    hour       BIGINT   NOT NULL,   -- whole hours since the Unix epoch (created_at)
+    shard      SMALLINT NOT NULL,
+    amount     BIGINT   NOT NULL,   -- sum of the amounts that count, in minor units
+    count      BIGINT   NOT NULL,   -- how many payouts count
+    PRIMARY KEY (project_id, currency, hour, shard)
+);
+INSERT INTO rp_ledger.limit_usage (project_id, currency, hour, shard, amount, count)
+    SELECT project_id, currency, created_at / 3600000000000, 0, sum(amount), count(*)
+    FROM rp_ledger.payouts WHERE counts GROUP BY 1, 2, 3;
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is
 /// dropped afterwards.

@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::Client;
-use rp_model::{PaymentId, ProjectId};
+use rp_model::{Currency, Limits, PaymentId, Period, ProjectId, Usage};
+use rp_payout::usage::{add_hour, check_limits, counts_against_limits};
 use rp_payout::{
     Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
 };
@@ -23,20 +24,27 @@ pub struct PostgresStore {
     project: i64,
 }
 
+/// How many columns [`INSERT`] has before the mutable ones.
+const INSERT_KEY_COLUMNS: usize = 10;
+
 /// `INSERT` of a record, unless its payment ID is recorded: `$1` project, `$2` payment ID,
-/// `$3` request, `$4` its hash, `$5` phone, `$6` version, `$7` created at, then the mutable
-/// columns.
+/// `$3` request, `$4` its hash, `$5` phone, `$6` amount, `$7` currency, `$8` whether it
+/// counts against the limits, `$9` version, `$10` created at, then the mutable columns.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO rp_ledger.payouts (project_id, payment_id, request, request_sha256, phone, \
-         version, created_at, {}) VALUES ({}) ON CONFLICT (project_id, payment_id) DO NOTHING",
+         amount, currency, counts, version, created_at, {}) VALUES ({}) \
+         ON CONFLICT (project_id, payment_id) DO NOTHING",
         MUTABLE_COLUMNS.join(", "),
-        placeholders(1, 7 + MUTABLE_COLUMNS.len())
+        placeholders(1, INSERT_KEY_COLUMNS + MUTABLE_COLUMNS.len())
     )
 });
 
-/// Compare-and-set of the mutable columns (`$1`…`$9`), then `$10` project, `$11` payment ID,
-/// `$12` expected version, `$13` request hash (the request is immutable).
+/// Compare-and-set of the mutable columns (`$1`…), then project, payment ID, expected
+/// version, request hash (the request is immutable) and whether the payout now counts
+/// against the limits. The payouts table is joined to itself as `old`, the row the statement's
+/// snapshot sees: when the compare-and-set matches, that is the row it replaces (any later
+/// change would have moved the version), so `old.counts` says whether counting flipped.
 static UPDATE: LazyLock<String> = LazyLock::new(|| {
     let assignments: Vec<String> = MUTABLE_COLUMNS
         .iter()
@@ -45,15 +53,44 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
         .collect();
     let n = MUTABLE_COLUMNS.len();
     format!(
-        "UPDATE rp_ledger.payouts SET {}, version = version + 1 \
-         WHERE project_id = ${} AND payment_id = ${} AND version = ${} AND request_sha256 = ${}",
+        "UPDATE rp_ledger.payouts AS p SET {}, counts = ${}, version = p.version + 1 \
+         FROM rp_ledger.payouts AS old \
+         WHERE old.project_id = p.project_id AND old.payment_id = p.payment_id \
+         AND p.project_id = ${} AND p.payment_id = ${} AND p.version = ${} AND p.request_sha256 = ${}",
         assignments.join(", "),
+        n + 5,
         n + 1,
         n + 2,
         n + 3,
         n + 4
     )
 });
+
+/// Adds the hourly usage of the rows of `source` (a `FROM` item with the columns
+/// `project_id, currency, created_at, amount, count`) to this connection's shard: a
+/// data-modifying `WITH` part.
+fn usage_upsert(source: &str) -> String {
+    format!(
+        "INSERT INTO rp_ledger.limit_usage (project_id, currency, hour, shard, amount, count) \
+         SELECT project_id, currency, div(created_at, 3600000000000), \
+         (pg_backend_pid() % 16)::smallint, amount, count FROM {source} \
+         ON CONFLICT (project_id, currency, hour, shard) DO UPDATE \
+         SET amount = rp_ledger.limit_usage.amount + excluded.amount, \
+         count = rp_ledger.limit_usage.count + excluded.count"
+    )
+}
+
+/// The hourly usage in one currency from an hour on: `$1` project, `$2` currency, `$3` hour.
+const USAGE: &str = "SELECT hour, sum(amount)::bigint, sum(count)::bigint \
+     FROM rp_ledger.limit_usage WHERE project_id = $1 AND currency = $2 AND hour >= $3 \
+     GROUP BY hour";
+
+/// The server's clock in microseconds since the Unix epoch.
+const SERVER_CLOCK: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+
+/// Serialises the reservations of one project: `$1` project.
+const LOCK_LIMITS: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('rp_ledger.limits/' || ($1::bigint)::text, 0))";
 
 /// The event columns as typed placeholders from `$first` on, for `INSERT … SELECT`.
 fn event_placeholders(first: usize) -> String {
@@ -67,29 +104,42 @@ fn event_placeholders(first: usize) -> String {
     .join(", ")
 }
 
-/// [`INSERT`] and its first event in **one statement** (one round trip, atomic and durable
-/// when it returns, as any autocommitted statement): the event is written only if the record
-/// was. Its parameters: those of [`INSERT`], then the event's columns.
+/// [`INSERT`], its first event and its usage in **one statement** (one round trip, atomic and
+/// durable when it returns, as any autocommitted statement): the event and the usage are
+/// written only if the record was. Its parameters: those of [`INSERT`], then the event's
+/// columns.
 static INSERT_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
-    let n = 7 + MUTABLE_COLUMNS.len();
+    let n = INSERT_KEY_COLUMNS + MUTABLE_COLUMNS.len();
     format!(
-        "WITH inserted AS ({} RETURNING project_id, payment_id, version) \
+        "WITH inserted AS ({} RETURNING project_id, payment_id, version, currency, created_at, \
+         amount, counts), \
+         usage AS ({}) \
          INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
          SELECT project_id, payment_id, version, {} FROM inserted",
         *INSERT,
+        usage_upsert(
+            "(SELECT project_id, currency, created_at, amount, 1 AS count FROM inserted WHERE counts) AS new"
+        ),
         event_placeholders(n + 1)
     )
 });
 
-/// [`UPDATE`] and its event in one statement: the event (with the new version) is written only
-/// if the compare-and-set matched. Its parameters: those of [`UPDATE`], then the event's.
+/// [`UPDATE`], its event and the change of usage if counting flipped, in one statement: the
+/// event (with the new version) is written only if the compare-and-set matched. Its
+/// parameters: those of [`UPDATE`], then the event's.
 static UPDATE_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
-    let n = MUTABLE_COLUMNS.len() + 4;
+    let n = MUTABLE_COLUMNS.len() + 5;
     format!(
-        "WITH changed AS ({} RETURNING project_id, payment_id, version) \
+        "WITH changed AS ({} RETURNING p.project_id, p.payment_id, p.version, p.currency, \
+         p.created_at, p.amount, p.counts, old.counts AS counted), \
+         flipped AS (SELECT project_id, currency, created_at, \
+         CASE WHEN counts THEN amount ELSE -amount END AS amount, \
+         CASE WHEN counts THEN 1 ELSE -1 END AS count FROM changed WHERE counts <> counted), \
+         usage AS ({}) \
          INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
          SELECT project_id, payment_id, version, {} FROM changed",
         *UPDATE,
+        usage_upsert("flipped"),
         event_placeholders(n + 1)
     )
 });
@@ -137,6 +187,7 @@ impl PostgresStore {
         &self,
         record: PayoutRecord,
         event: PayoutEvent,
+        limits: Limits,
     ) -> Result<Inserted, Error> {
         let what = format!("insert payout {}", record.payment_id);
         let fail = |e: tokio_postgres::Error| Error::store(&what, describe(&e));
@@ -149,19 +200,34 @@ impl PostgresStore {
             rows::version(record.version),
             rows::nanos(record.created_at),
         );
+        let payment = &record.request.payment;
+        let amount = i64::try_from(payment.amount).unwrap_or(i64::MAX);
+        let counts = counts_against_limits(&record);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &self.project,
             &payment_id,
             &request,
             &hash,
             &record.request.account.number,
+            &amount,
+            &payment.currency,
+            &counts,
             &version,
             &created_at,
         ];
         params.extend(mutable.params());
         params.extend(event.params());
 
-        let client = self.ledger.client(&what).await?;
+        let mut client = self.ledger.client(&what).await?;
+        if !limits.is_empty() {
+            return self
+                .insert_within(&mut client, &record, &params, limits)
+                .await
+                .map_err(|e| match e {
+                    Failure::Sql(e) => fail(e),
+                    Failure::Other(e) => e,
+                });
+        }
         let statement = client
             .prepare_cached(&INSERT_WITH_EVENT)
             .await
@@ -181,6 +247,61 @@ impl PostgresStore {
         Ok(Inserted::New(record))
     }
 
+    /// An insert against limits, in a transaction that holds the project's reservation lock:
+    /// the usage read and the insert are one step for every other reservation.
+    async fn insert_within(
+        &self,
+        client: &mut Client,
+        record: &PayoutRecord,
+        params: &[&(dyn ToSql + Sync)],
+        limits: Limits,
+    ) -> Result<Inserted, Failure> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
+        tx.execute(LOCK_LIMITS, &[&self.project]).await?;
+        if let Some(existing) = self.existing_on(&tx, &record.payment_id).await? {
+            return Ok(Inserted::Existing(existing));
+        }
+        let now = server_time(tx.query_one(SERVER_CLOCK, &[]).await?.try_get(0)?);
+        let used = usage_on(&tx, self.project, limits.currency, now).await?;
+        if let Err(over) = check_limits(limits, used, record).map_err(Failure::Other)? {
+            return Ok(Inserted::OverLimit(over));
+        }
+        let statement = tx.prepare_cached(&INSERT_WITH_EVENT).await?;
+        if tx.execute(&statement, params).await? == 0 {
+            // Recorded in between by an insert that reserves nothing (no limits set there).
+            return match self.existing_on(&tx, &record.payment_id).await? {
+                Some(existing) => Ok(Inserted::Existing(existing)),
+                None => Err(Failure::Other(Error::store(
+                    format!("insert payout {}", record.payment_id),
+                    "neither inserted nor found",
+                ))),
+            };
+        }
+        tx.commit().await?;
+        self.ledger.committed();
+        Ok(Inserted::New(record.clone()))
+    }
+
+    /// The record of `payment_id`, read in the transaction `tx`.
+    async fn existing_on(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        payment_id: &PaymentId,
+    ) -> Result<Option<PayoutRecord>, Failure> {
+        let row = tx
+            .query_opt(GET.as_str(), &[&self.project, &payment_id.as_str()])
+            .await?;
+        row.map(|row| {
+            rows::record(&row)
+                .map_err(|e| Failure::Other(Error::store(format!("read payout {payment_id}"), e)))
+        })
+        .transpose()
+    }
+
     async fn update_record(
         &self,
         expected: u64,
@@ -193,12 +314,14 @@ impl PostgresStore {
         let mutable = Mutable::of(&record).map_err(|e| Error::store(&what, e))?;
         let event = EventRow::of(&event).map_err(|e| Error::store(&what, e))?;
         let (payment_id, expected_stored) = (record.payment_id.as_str(), rows::version(expected));
+        let counts = counts_against_limits(&record);
         let mut params: Vec<&(dyn ToSql + Sync)> = mutable.params().to_vec();
-        params.extend::<[&(dyn ToSql + Sync); 4]>([
+        params.extend::<[&(dyn ToSql + Sync); 5]>([
             &self.project,
             &payment_id,
             &expected_stored,
             &hash,
+            &counts,
         ]);
         params.extend(event.params());
 
@@ -320,20 +443,31 @@ impl PostgresStore {
     /// on it.
     async fn read_now(&self) -> Result<Option<SystemTime>, Error> {
         let what = "read the server's clock";
-        let rows = self
-            .query(
-                what,
-                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
-                &[],
-            )
-            .await?;
+        let rows = self.query(what, SERVER_CLOCK, &[]).await?;
         let micros: i64 = rows
             .first()
             .ok_or_else(|| Error::store(what, "no row"))?
             .try_get(0)
             .map_err(|e| Error::store(what, describe(&e)))?;
-        let micros = u64::try_from(micros).map_err(|_| Error::store(what, "a time before 1970"))?;
-        Ok(Some(UNIX_EPOCH + Duration::from_micros(micros)))
+        Ok(Some(server_time(micros)))
+    }
+
+    /// What counts against the limits now, on the server's clock.
+    async fn read_usage(&self, currency: Currency) -> Result<Usage, Error> {
+        let what = "read the usage of the limits";
+        let client = self.ledger.client(what).await?;
+        let now = client
+            .query_one(SERVER_CLOCK, &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map(server_time)
+            .map_err(|e| Error::store(what, describe(&e)))?;
+        usage_on(&client, self.project, currency, now)
+            .await
+            .map_err(|e| match e {
+                Failure::Sql(e) => Error::store(what, describe(&e)),
+                Failure::Other(e) => e,
+            })
     }
 
     /// Runs a read (a prepared, cached statement) on a pooled connection.
@@ -353,6 +487,44 @@ impl PostgresStore {
             .await
             .map_err(|e| Error::store(what, describe(&e)))
     }
+}
+
+/// A failure of a step of several statements: SQL, or already an [`Error`].
+enum Failure {
+    Sql(tokio_postgres::Error),
+    Other(Error),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(error: tokio_postgres::Error) -> Failure {
+        Failure::Sql(error)
+    }
+}
+
+/// A time read off the server's clock (microseconds since the Unix epoch; 1970 for earlier).
+fn server_time(micros: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+/// The usage at `now` in `currency`, summed over the hourly rows of the last 31 days.
+async fn usage_on(
+    client: &impl deadpool_postgres::GenericClient,
+    project: i64,
+    currency: Currency,
+    now: SystemTime,
+) -> Result<Usage, Failure> {
+    let first = Period::Month.first_hour(now);
+    let rows = client
+        .query(USAGE, &[&project, &currency.code(), &first])
+        .await?;
+    let mut used = Usage::default();
+    for row in rows {
+        let (hour, amount, count): (i64, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let unsigned = |value: i64| u64::try_from(value).unwrap_or(0);
+        add_hour(&mut used, hour, unsigned(amount), unsigned(count), now);
+    }
+    Ok(used)
 }
 
 /// The values of a [`PayoutQuery`] as SQL parameters.
@@ -430,8 +602,9 @@ impl PayoutStore for PostgresStore {
         &self,
         record: PayoutRecord,
         event: PayoutEvent,
+        limits: Limits,
     ) -> BoxFuture<'_, Result<Inserted, Error>> {
-        Box::pin(self.insert_record(record, event))
+        Box::pin(self.insert_record(record, event, limits))
     }
 
     fn get<'a>(
@@ -474,6 +647,10 @@ impl PayoutStore for PostgresStore {
 
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {
         Box::pin(self.read_counts())
+    }
+
+    fn usage(&self, currency: Currency) -> BoxFuture<'_, Result<Usage, Error>> {
+        Box::pin(self.read_usage(currency))
     }
 
     fn now(&self) -> BoxFuture<'_, Result<Option<SystemTime>, Error>> {

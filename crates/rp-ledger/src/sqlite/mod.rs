@@ -106,6 +106,7 @@ enum Write {
         project: i64,
         record: Box<PayoutRecord>,
         event: Box<PayoutEvent>,
+        limits: rp_model::Limits,
         reply: Reply<Inserted>,
     },
     Update {
@@ -447,9 +448,11 @@ fn run(tx: &Connection, write: Write) -> (Done, Option<String>) {
             project,
             record,
             event,
+            limits,
             reply,
         } => {
-            let (result, fatal) = in_savepoint(tx, |c| store::insert(c, project, &record, &event));
+            let (result, fatal) =
+                in_savepoint(tx, |c| store::insert(c, project, &record, &event, limits));
             (Done::Insert(reply, result), fatal)
         }
         Write::Update {

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -62,8 +62,34 @@ CREATE TABLE payout_events (
 );
 ";
 
+/// Version 2: the project's amount limits. Each payout's amount and currency as columns, and
+/// whether it counts against the limits (`PayoutState::releases_limits`); hourly sums of
+/// what counts, kept in step by every insert and update, so a reservation reads at most 744
+/// rows (31 days) whatever the size of the ledger. Existing payouts are counted in.
+const V2: &str = "
+ALTER TABLE payouts ADD COLUMN amount INTEGER NOT NULL DEFAULT 0;     -- request.payment.amount
+ALTER TABLE payouts ADD COLUMN currency TEXT NOT NULL DEFAULT '';     -- request.payment.currency
+ALTER TABLE payouts ADD COLUMN counts INTEGER NOT NULL DEFAULT 1;     -- counts against the limits
+UPDATE payouts SET
+    amount = json_extract(request, '$.payment.amount'),
+    currency = json_extract(request, '$.payment.currency'),
+    counts = state_label NOT IN ('rejected', 'payment_id_taken', 'decline');
+
+CREATE TABLE limit_usage (
+    project_id INTEGER NOT NULL,
+    currency   TEXT    NOT NULL,
+    hour       INTEGER NOT NULL,   -- whole hours since the Unix epoch (created_at)
+    amount     INTEGER NOT NULL,   -- sum of the amounts that count, in minor units
+    count      INTEGER NOT NULL,   -- how many payouts count
+    PRIMARY KEY (project_id, currency, hour)
+);
+INSERT INTO limit_usage (project_id, currency, hour, amount, count)
+    SELECT project_id, currency, created_at / 3600000000000, sum(amount), count(*)
+    FROM payouts WHERE counts GROUP BY 1, 2, 3;
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and
 /// every migration run in one `BEGIN IMMEDIATE` transaction, so that processes opening a new

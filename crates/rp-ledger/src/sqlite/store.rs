@@ -2,7 +2,10 @@
 
 use std::sync::LazyLock;
 
-use rp_model::{PaymentId, ProjectId};
+use std::time::SystemTime;
+
+use rp_model::{Currency, Limits, PaymentId, Period, ProjectId, Usage, usage_hour};
+use rp_payout::usage::{add_hour, check_limits, counts_against_limits};
 use rp_payout::{
     Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
 };
@@ -32,16 +35,32 @@ impl SqliteStore {
 // The SQL of every statement, built once: rusqlite's statement cache is keyed by the text,
 // and a write runs on the one writer thread.
 
-/// `INSERT` of a record: project, payment ID, request, its SHA-256, phone, version, created
-/// at, then the mutable columns.
+/// `INSERT` of a record: project, payment ID, request, its SHA-256, phone, amount,
+/// currency, whether it counts against the limits, version, created at, then the mutable
+/// columns.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, version, \
-         created_at, {}) VALUES ({}) ON CONFLICT (project_id, payment_id) DO NOTHING",
+        "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, amount, \
+         currency, counts, version, created_at, {}) VALUES ({}) \
+         ON CONFLICT (project_id, payment_id) DO NOTHING",
         MUTABLE_COLUMNS.join(", "),
-        vec!["?"; 7 + MUTABLE_COLUMNS.len()].join(", ")
+        vec!["?"; 10 + MUTABLE_COLUMNS.len()].join(", ")
     )
 });
+
+/// Adds to (or, with negative values, takes from) one hour's usage.
+const ADD_USAGE: &str = "INSERT INTO limit_usage (project_id, currency, hour, amount, count) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (project_id, currency, hour) \
+     DO UPDATE SET amount = amount + ?4, count = count + ?5";
+
+/// Whether a payout counts against the limits, set after its state changed; answers only
+/// when that flips.
+const SET_COUNTS: &str = "UPDATE payouts SET counts = ?3 \
+     WHERE project_id = ?1 AND payment_id = ?2 AND counts <> ?3 \
+     RETURNING amount, currency, created_at";
+
+/// The hourly usage of the last 31 days in one currency.
+const USAGE: &str = "SELECT hour, amount, count FROM limit_usage WHERE project_id = ? AND currency = ? AND hour >= ?";
 
 /// Compare-and-set of the mutable columns, then project, payment ID, expected version and
 /// the request's SHA-256.
@@ -83,23 +102,39 @@ fn store_error(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |e| Error::store(what, e)
 }
 
-/// Inserts a record and its first event, unless the payment ID is recorded (in the writer's
-/// transaction).
+/// Inserts a record and its first event, unless the payment ID is recorded or the payout does
+/// not fit `limits` (in the writer's transaction, which holds the ledger's write lock, so no
+/// other writer reads the usage in between).
 pub(super) fn insert(
     conn: &Connection,
     project: i64,
     record: &PayoutRecord,
     event: &PayoutEvent,
+    limits: Limits,
 ) -> Result<Inserted, Error> {
     let what = format!("insert payout {}", record.payment_id);
     let fail = store_error(&what);
+    if !limits.is_empty() {
+        if let Some(existing) = get(conn, project, &record.payment_id).map_err(&fail)? {
+            return Ok(Inserted::Existing(existing));
+        }
+        let used = usage(conn, project, limits.currency, SystemTime::now()).map_err(&fail)?;
+        if let Err(over) = check_limits(limits, used, record)? {
+            return Ok(Inserted::OverLimit(over));
+        }
+    }
     let (request, hash) = rows::request_text(&record.request).map_err(&fail)?;
+    let counts = counts_against_limits(record);
+    let payment = &record.request.payment;
     let mut values = vec![
         Value::Integer(project),
         Value::Text(record.payment_id.as_str().to_owned()),
         Value::Text(request),
         Value::Text(hash),
         Value::Text(record.request.account.number.clone()),
+        Value::Integer(signed(payment.amount)),
+        Value::Text(payment.currency.clone()),
+        Value::Integer(i64::from(counts)),
         Value::Integer(rows::version(record.version)),
         Value::Integer(rows::nanos(record.created_at)),
     ];
@@ -115,7 +150,89 @@ pub(super) fn insert(
             .ok_or_else(|| Error::store(&what, "neither inserted nor found"));
     }
     insert_event(conn, project, &record.payment_id, record.version, event).map_err(&fail)?;
+    if counts {
+        let hour = usage_hour(record.created_at);
+        add_usage(
+            conn,
+            project,
+            &payment.currency,
+            hour,
+            signed(payment.amount),
+            1,
+        )
+        .map_err(&fail)?;
+    }
     Ok(Inserted::New(record.clone()))
+}
+
+/// An amount as SQLite stores it (amounts above `i64::MAX` minor units do not occur).
+fn signed(amount: u64) -> i64 {
+    i64::try_from(amount).unwrap_or(i64::MAX)
+}
+
+fn add_usage(
+    conn: &Connection,
+    project: i64,
+    currency: &str,
+    hour: i64,
+    amount: i64,
+    count: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(ADD_USAGE)?
+        .execute(params![project, currency, hour, amount, count])?;
+    Ok(())
+}
+
+/// Keeps the usage in step after `record`'s state changed: when whether it counts flipped,
+/// its amount moves in or out of its hour.
+fn follow_counts(conn: &Connection, project: i64, record: &PayoutRecord) -> rusqlite::Result<()> {
+    let counts = counts_against_limits(record);
+    let flipped = conn
+        .prepare_cached(SET_COUNTS)?
+        .query_row(
+            params![project, record.payment_id.as_str(), i64::from(counts)],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    if let Some((amount, currency, created_at)) = flipped {
+        let sign = if counts { 1 } else { -1 };
+        let hour = created_at.div_euclid(3_600_000_000_000).max(0);
+        add_usage(conn, project, &currency, hour, sign * amount, sign)?;
+    }
+    Ok(())
+}
+
+/// What counts against the limits at `now` in `currency` (see [`PayoutStore::usage`]).
+pub(super) fn usage(
+    conn: &Connection,
+    project: i64,
+    currency: Currency,
+    now: SystemTime,
+) -> rusqlite::Result<Usage> {
+    let mut statement = conn.prepare_cached(USAGE)?;
+    let rows = statement.query_map(
+        params![project, currency.code(), Period::Month.first_hour(now)],
+        |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        },
+    )?;
+    let mut used = Usage::default();
+    for row in rows {
+        let (hour, amount, count) = row?;
+        let unsigned = |value: i64| u64::try_from(value).unwrap_or(0);
+        add_hour(&mut used, hour, unsigned(amount), unsigned(count), now);
+    }
+    Ok(used)
 }
 
 /// Compare-and-set of a record's mutable columns with its event (in the writer's
@@ -153,6 +270,7 @@ pub(super) fn update(
     }
     let version = expected.saturating_add(1);
     insert_event(conn, project, &record.payment_id, version, event).map_err(&fail)?;
+    follow_counts(conn, project, record).map_err(&fail)?;
     let mut stored = record.clone();
     stored.version = version;
     Ok(Updated::Done(stored))
@@ -233,6 +351,7 @@ impl PayoutStore for SqliteStore {
         &self,
         record: PayoutRecord,
         event: PayoutEvent,
+        limits: Limits,
     ) -> BoxFuture<'_, Result<Inserted, Error>> {
         let what = format!("insert payout {}", record.payment_id);
         Box::pin(async move {
@@ -244,6 +363,7 @@ impl PayoutStore for SqliteStore {
                             project,
                             record: Box::new(record),
                             event: Box::new(event),
+                            limits,
                             reply,
                         })
                     },
@@ -341,6 +461,16 @@ impl PayoutStore for SqliteStore {
                 .query_map(params_from_iter(values), rows::record)?
                 .collect()
         }))
+    }
+
+    fn usage(&self, currency: Currency) -> BoxFuture<'_, Result<Usage, Error>> {
+        let project = self.project;
+        Box::pin(
+            self.ledger
+                .read("read the usage of the limits".to_owned(), move |conn| {
+                    usage(conn, project, currency, SystemTime::now())
+                }),
+        )
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {

@@ -193,7 +193,10 @@ async fn a_recorded_payout_and_its_history_survive_a_reopen() {
         let ledger = db.open().await;
         let store = ledger.store(project(1234));
         assert!(matches!(
-            store.insert(r.clone(), first_event(&r)).await.unwrap(),
+            store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
+                .unwrap(),
             Inserted::New(_)
         ));
         let mut next = r.clone();
@@ -238,7 +241,10 @@ async fn racing_inserts(
     for (store, r) in stores.iter().cycle().zip(records) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let inserted = store.insert(r.clone(), first_event(&r)).await.unwrap();
+            let inserted = store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
+                .unwrap();
             matches!(inserted, Inserted::New(_))
         }));
     }
@@ -331,7 +337,10 @@ async fn the_recorded_request_is_immutable() {
     let db = Database::fresh(&admin, "immutable").await;
     let store = db.open().await.store(project(1234));
     let r = record("fixed", "77011234567", 100, 1);
-    store.insert(r.clone(), first_event(&r)).await.unwrap();
+    store
+        .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+        .await
+        .unwrap();
     let mut other = record("fixed", "77011234567", 999, 1);
     other.state = PayoutState::Accepted;
     let error = store
@@ -431,7 +440,7 @@ async fn other_tables_are_left_alone_and_a_foreign_rp_ledger_schema_is_refused()
     let r = record("beside", "77011234567", 100, 1);
     ledger
         .store(project(1234))
-        .insert(r.clone(), first_event(&r))
+        .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
         .await
         .unwrap();
     let total: i64 = sql
@@ -494,7 +503,7 @@ async fn synchronous_commit_off_is_raised_to_on() {
     let r = record("durable", "77011234567", 100, 1);
     ledger
         .store(project(1234))
-        .insert(r.clone(), first_event(&r))
+        .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
         .await
         .unwrap();
     drop(ledger);
@@ -550,7 +559,10 @@ async fn writes_that_change_nothing_never_exhaust_the_pool() {
         .map(|i| record(&format!("again-{i}"), "77011234567", 100, 1))
         .collect();
     for r in &batch {
-        store.insert(r.clone(), first_event(r)).await.unwrap();
+        store
+            .insert(r.clone(), first_event(r), rp_model::Limits::NONE)
+            .await
+            .unwrap();
     }
     let within = std::time::Duration::from_secs(20);
     let stores = [store.clone()];
@@ -560,7 +572,10 @@ async fn writes_that_change_nothing_never_exhaust_the_pool() {
     assert_eq!(new, 0, "every payout was recorded already");
 
     let r = record("contended", "77011234567", 100, 1);
-    store.insert(r.clone(), first_event(&r)).await.unwrap();
+    store
+        .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+        .await
+        .unwrap();
     let current = store.get(&r.payment_id).await.unwrap().unwrap();
     let done = tokio::time::timeout(within, racing_accepts(&stores, &current, 64))
         .await
@@ -589,7 +604,9 @@ async fn url_options_do_not_undo_read_committed() {
         b.unwrap().store(project(1234)),
     );
     let r = record("options", "77011234567", 100, 1);
-    a.insert(r.clone(), first_event(&r)).await.unwrap();
+    a.insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+        .await
+        .unwrap();
     let current = a.get(&r.payment_id).await.unwrap().unwrap();
     assert_eq!(racing_accepts(&[a, b], &current, 8).await, 1);
     db.remove().await;
@@ -773,8 +790,11 @@ async fn pages_are_in_byte_order_whatever_the_locale() {
     let memory = rp_payout::MemoryStore::new();
     for id in ["a-1", "B-1", "b-2", "A-2", "Ä-3", "z", "Z"] {
         let r = record(id, "77011234567", 100, 5);
-        store.insert(r.clone(), first_event(&r)).await.unwrap();
-        PayoutStore::insert(&memory, r.clone(), first_event(&r))
+        store
+            .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+            .await
+            .unwrap();
+        PayoutStore::insert(&memory, r.clone(), first_event(&r), rp_model::Limits::NONE)
             .await
             .unwrap();
     }
@@ -810,5 +830,63 @@ async fn pages_are_in_byte_order_whatever_the_locale() {
             .await
             .unwrap())
     );
+    db.remove().await;
+}
+
+/// A ledger written by schema version 1 (before the limits) is migrated on open: every payout
+/// it holds counts against the limits, except the ones the platform refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migration() {
+    let Some(admin) =
+        server("a_version_1_ledger_counts_its_payouts_against_the_limits_after_migration")
+    else {
+        return;
+    };
+    let db = Database::fresh(&admin, "v1usage").await;
+    let now = std::time::SystemTime::now();
+    {
+        let ledger = db.open().await;
+        let store = ledger.store(project(1234));
+        for (id, tenge, refused) in [
+            ("v1-a", 100, false),
+            ("v1-b", 250, false),
+            ("v1-c", 900, true),
+        ] {
+            let mut r = record(id, "77011234567", tenge, 0);
+            r.created_at = now;
+            store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
+                .unwrap();
+            if refused {
+                let mut next = r.clone();
+                next.state = PayoutState::Status(rp_model::PaymentStatus::Decline);
+                let event = PayoutEvent::new(now, EventSource::Callback, None, next.state.clone());
+                store.update(0, next, event).await.unwrap();
+            }
+        }
+    }
+    db.sql()
+        .await
+        .batch_execute(
+            "DROP TABLE rp_ledger.limit_usage; \
+             ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts; \
+             UPDATE rp_ledger.schema_version SET version = 1;",
+        )
+        .await
+        .unwrap();
+    let ledger = db.open().await;
+    let usage = ledger
+        .store(project(1234))
+        .usage(rp_model::Currency::KZT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (usage.day_amount, usage.day_count),
+        (35_000, 2),
+        "{usage:?}"
+    );
+    assert_eq!((usage.month_amount, usage.month_count), (35_000, 2));
+    drop(ledger);
     db.remove().await;
 }

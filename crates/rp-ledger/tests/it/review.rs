@@ -58,7 +58,9 @@ async fn review_a_write_answered_failed_is_never_in_the_ledger_after_a_transacti
         let store = Arc::clone(&store);
         tokio::spawn(async move {
             let r = record(id, "77011234567", 100, at);
-            store.insert(r.clone(), first_event(&r)).await
+            store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
         })
     };
     let warmup = spawn_insert("warmup", 0);

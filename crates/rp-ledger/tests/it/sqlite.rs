@@ -29,7 +29,10 @@ async fn a_recorded_payout_and_its_history_survive_a_reopen() {
         let ledger = Ledger::open(&url(&path)).await.unwrap();
         let store = ledger.store(project());
         assert!(matches!(
-            store.insert(r.clone(), first_event(&r)).await.unwrap(),
+            store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
+                .unwrap(),
             Inserted::New(_)
         ));
         let mut next = r.clone();
@@ -174,7 +177,10 @@ async fn concurrent_inserts_are_committed_together_and_none_is_lost() {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
             let r = record(&format!("g-{i:03}"), "77011234567", 100, i);
-            store.insert(r.clone(), first_event(&r)).await.unwrap()
+            store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
+                .unwrap()
         }));
     }
     for task in tasks {
@@ -208,7 +214,10 @@ async fn two_handles_on_one_file_record_a_payment_id_once() {
         tasks.push(tokio::spawn(async move {
             let r = record("same", "77011234567", 100 + i as u64, 1);
             matches!(
-                store.insert(r.clone(), first_event(&r)).await.unwrap(),
+                store
+                    .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                    .await
+                    .unwrap(),
                 Inserted::New(_)
             )
         }));
@@ -246,7 +255,10 @@ async fn the_recorded_request_is_immutable() {
     let ledger = Ledger::open("sqlite::memory:").await.unwrap();
     let store = ledger.store(project());
     let r = record("fixed", "77011234567", 100, 1);
-    store.insert(r.clone(), first_event(&r)).await.unwrap();
+    store
+        .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+        .await
+        .unwrap();
     let mut other = record("fixed", "77011234567", 999, 1);
     other.state = PayoutState::Accepted;
     let error = store
@@ -257,4 +269,57 @@ async fn the_recorded_request_is_immutable() {
     assert!(error.contains("immutable"), "{error}");
     assert_eq!(store.get(&r.payment_id).await.unwrap().unwrap(), r);
     assert_eq!(store.events(&r.payment_id).await.unwrap().len(), 1);
+}
+
+/// A ledger written by schema version 1 (before the limits) is migrated on open: every payout
+/// it holds counts against the limits, except the ones the platform refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migration() {
+    let dir = crate::scratch("v1-usage");
+    let path = dir.join("ledger.db");
+    let now = std::time::SystemTime::now();
+    {
+        let ledger = Ledger::open(&url(&path)).await.unwrap();
+        let store = ledger.store(project());
+        for (id, tenge, refused) in [
+            ("v1-a", 100, false),
+            ("v1-b", 250, false),
+            ("v1-c", 900, true),
+        ] {
+            let mut r = record(id, "77011234567", tenge, 0);
+            r.created_at = now;
+            store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
+                .unwrap();
+            if refused {
+                let mut next = r.clone();
+                next.state = PayoutState::Status(rp_model::PaymentStatus::Decline);
+                let event = PayoutEvent::new(now, EventSource::Callback, None, next.state.clone());
+                store.update(0, next, event).await.unwrap();
+            }
+        }
+    }
+    // Back to what version 1 had: no usage table, no limit columns.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE limit_usage; ALTER TABLE payouts DROP COLUMN amount; \
+             ALTER TABLE payouts DROP COLUMN currency; ALTER TABLE payouts DROP COLUMN counts; \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let ledger = Ledger::open(&url(&path)).await.unwrap();
+    let usage = ledger
+        .store(project())
+        .usage(rp_model::Currency::KZT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (usage.day_amount, usage.day_count),
+        (35_000, 2),
+        "{usage:?}"
+    );
+    assert_eq!((usage.month_amount, usage.month_count), (35_000, 2));
 }

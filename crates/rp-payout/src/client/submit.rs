@@ -39,7 +39,8 @@ impl Client {
     /// # Errors
     ///
     /// - Nothing reached the platform: [`Error::Rejected`] (code and message; not
-    ///   registered), [`Error::NotSent`], [`Error::PaymentIdConflict`] (a different payout is
+    ///   registered), [`Error::NotSent`], [`Error::OverLimit`] (over the project's limits:
+    ///   not recorded either), [`Error::PaymentIdConflict`] (a different payout is
     ///   recorded, or found on the platform, under this payment ID), [`Error::Sign`], and
     ///   [`Error::Store`] when recording failed before anything was sent.
     /// - The payout may exist on the platform ([`Error::may_have_reached_platform`]): never
@@ -62,7 +63,14 @@ impl Client {
             record.claimed_by = Some(self.owner.token().to_owned());
             record.lease_until = Some(self.lease_clock().await + self.config.in_flight_window());
             let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
-            match self.store.insert(record, recorded).await? {
+            match self.store.insert(record, recorded, self.config.limits).await? {
+                Inserted::OverLimit(reason) => {
+                    tracing::warn!(%reason, "payout over the project's limits; not recorded, not sent");
+                    Err(Error::OverLimit {
+                        payment_id,
+                        reason: Box::new(reason),
+                    })
+                }
                 Inserted::New(record) => {
                     crate::failpoint::hit("payout-recorded");
                     tracing::info!("payout recorded; sending");

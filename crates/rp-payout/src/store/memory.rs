@@ -3,14 +3,18 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rp_model::PaymentId;
+use std::time::SystemTime;
+
+use rp_model::{Currency, Limits, PaymentId, Usage};
 use rp_transport::BoxFuture;
 
+use super::usage::{check_limits, usage_of};
 use super::{Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated};
 use crate::Error;
 
 /// An in-memory [`PayoutStore`], for tests and single-process tools. Everything is lost when
-/// the process ends: use a durable ledger (`rp-ledger`) in production.
+/// the process ends: use a durable ledger (`rp-ledger`) in production. Its clock, for the
+/// limits' windows, is the system clock.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -20,6 +24,15 @@ pub struct MemoryStore {
 struct Inner {
     records: BTreeMap<PaymentId, PayoutRecord>,
     events: BTreeMap<PaymentId, Vec<PayoutEvent>>,
+}
+
+impl Inner {
+    fn add(&mut self, record: PayoutRecord, event: PayoutEvent) -> Inserted {
+        self.records
+            .insert(record.payment_id.clone(), record.clone());
+        self.events.insert(record.payment_id.clone(), vec![event]);
+        Inserted::New(record)
+    }
 }
 
 impl MemoryStore {
@@ -47,17 +60,20 @@ impl PayoutStore for MemoryStore {
         &self,
         record: PayoutRecord,
         event: PayoutEvent,
+        limits: Limits,
     ) -> BoxFuture<'_, Result<Inserted, Error>> {
         let mut inner = self.lock();
         let result = match inner.records.get(&record.payment_id) {
             Some(existing) => Inserted::Existing(existing.clone()),
-            None => {
-                inner
-                    .records
-                    .insert(record.payment_id.clone(), record.clone());
-                inner.events.insert(record.payment_id.clone(), vec![event]);
-                Inserted::New(record)
+            None if !limits.is_empty() => {
+                let usage = usage_of(inner.records.values(), limits.currency, SystemTime::now());
+                match check_limits(limits, usage, &record) {
+                    Err(error) => return Box::pin(std::future::ready(Err(error))),
+                    Ok(Err(over)) => Inserted::OverLimit(over),
+                    Ok(Ok(())) => inner.add(record, event),
+                }
             }
+            None => inner.add(record, event),
         };
         ready(result)
     }
@@ -142,6 +158,14 @@ impl PayoutStore for MemoryStore {
         });
         let page = found.into_iter().take(query.page_size()).cloned().collect();
         ready(page)
+    }
+
+    fn usage(&self, currency: Currency) -> BoxFuture<'_, Result<Usage, Error>> {
+        ready(usage_of(
+            self.lock().records.values(),
+            currency,
+            SystemTime::now(),
+        ))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {

@@ -16,11 +16,12 @@ mod event;
 mod memory;
 mod query;
 mod record;
+pub mod usage;
 
 use std::fmt;
 use std::time::SystemTime;
 
-use rp_model::PaymentId;
+use rp_model::{Currency, LimitError, Limits, PaymentId, Usage};
 use rp_transport::BoxFuture;
 
 use crate::Error;
@@ -37,6 +38,8 @@ pub enum Inserted {
     New(PayoutRecord),
     /// A record with this payment ID already exists (returned, unchanged).
     Existing(PayoutRecord),
+    /// The payout does not fit the limits, counting what the store holds: nothing was stored.
+    OverLimit(LimitError),
 }
 
 /// The answer to [`PayoutStore::update`].
@@ -59,6 +62,15 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
     /// atomically (a unique key). An existing record is returned unchanged, and the event is
     /// not written.
     ///
+    /// **Limits.** A new record is a reservation against the project's amount limits: in the
+    /// same atomic step, the store reads what counts against `limits` ([`PayoutStore::usage`]
+    /// in the record's currency, on the store's clock), refuses the record with
+    /// [`Inserted::OverLimit`] if it does not fit ([`rp_model::LimitTracker::check`]), and
+    /// otherwise counts it, so two concurrent inserts cannot both pass a limit. With no
+    /// limit set ([`Limits::is_empty`]) nothing is refused, but the record still counts. A
+    /// record counts while its state is not one the platform definitively refused
+    /// ([`PayoutState::releases_limits`]): every update keeps the usage in step.
+    ///
     /// # Errors
     ///
     /// [`Error::Store`] if the store fails.
@@ -66,6 +78,7 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
         &self,
         record: PayoutRecord,
         event: PayoutEvent,
+        limits: Limits,
     ) -> BoxFuture<'_, Result<Inserted, Error>>;
 
     /// The record for `payment_id`.
@@ -135,6 +148,15 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
     ///
     /// [`Error::Store`] if the store fails.
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>>;
+
+    /// What counts against the running limits now, in `currency`: every payout recorded in
+    /// `currency` in each window ([`rp_model::Period::first_hour`], on the store's clock) that
+    /// still counts (not [`PayoutState::releases_limits`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    fn usage(&self, currency: Currency) -> BoxFuture<'_, Result<Usage, Error>>;
 
     /// The store's own clock, for claims and their leases
     /// ([`PayoutRecord::lease_until`]), when it is shared by machines whose clocks may differ

@@ -72,6 +72,17 @@ impl PayoutState {
         }
     }
 
+    /// Whether the platform definitively refused the payout, so it pays nothing and stops
+    /// counting against the project's limits: a synchronous refusal, a `decline`, or a
+    /// payment ID held by another payout. (A later status that contradicts a synchronous
+    /// refusal is applied, and the payout counts again.)
+    pub fn releases_limits(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected { .. } | Self::PaymentIdTaken | Self::Status(PaymentStatus::Decline)
+        )
+    }
+
     /// Whether submitting the same payout again sends it again (under the same payment ID).
     pub fn is_resendable(&self) -> bool {
         matches!(

@@ -21,7 +21,11 @@ async fn with_created(gate: &Gate, id: &str) -> (Client, ManualClock, std::sync:
     let mut record = PayoutRecord::new(pid(id), request, clock.now());
     record.attempts = 1;
     store
-        .insert(record.clone(), crate::gate::test_event(&record))
+        .insert(
+            record.clone(),
+            crate::gate::test_event(&record),
+            rp_model::Limits::NONE,
+        )
         .await
         .unwrap();
     (client, clock, store)

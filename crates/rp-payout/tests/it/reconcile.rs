@@ -189,7 +189,11 @@ async fn reconcile_reaches_every_unsettled_payout_not_only_the_first_page() {
         let request = payout(&id).to_request(client.project_id());
         let record = PayoutRecord::new(pid(&id), request, clock.now());
         store
-            .insert(record.clone(), crate::gate::test_event(&record))
+            .insert(
+                record.clone(),
+                crate::gate::test_event(&record),
+                rp_model::Limits::NONE,
+            )
             .await
             .unwrap();
     }

@@ -219,7 +219,10 @@ async fn review_reconcile_does_not_clear_a_claim_made_while_it_asked() {
     );
     record.state = PayoutState::Unknown;
     let event = crate::gate::test_event(&record);
-    store.insert(record, event).await.unwrap();
+    store
+        .insert(record, event, rp_model::Limits::NONE)
+        .await
+        .unwrap();
     clock.advance(client.config().overdue_after + Duration::from_secs(1));
 
     // Reconcile asks the status...

@@ -28,8 +28,9 @@ impl PayoutStore for BreakingStore {
         &self,
         record: PayoutRecord,
         event: PayoutEvent,
+        limits: rp_model::Limits,
     ) -> BoxFuture<'_, Result<Inserted, Error>> {
-        self.inner.insert(record, event)
+        self.inner.insert(record, event, limits)
     }
 
     fn get<'a>(
@@ -82,6 +83,10 @@ impl PayoutStore for BreakingStore {
 
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {
         self.inner.counts()
+    }
+
+    fn usage(&self, currency: rp_model::Currency) -> BoxFuture<'_, Result<rp_model::Usage, Error>> {
+        self.inner.usage(currency)
     }
 }
 

@@ -1,12 +1,14 @@
 //! The project's amount limits, mirrored client-side: per payout, and per day, week and month
-//! in amount and in count.
+//! in amount and in count; what counts against them ([`Usage`]) and over which windows
+//! ([`Period::window`], [`usage_hour`]).
 //!
-//! This module depends on `rp-model` alone, so the client configuration can take [`Limits`]
-//! over unchanged.
+//! Pure rules, no I/O: the client configuration holds [`Limits`], a ledger reserves against
+//! them atomically with recording a payout, `rp batch check` counts a file against them.
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
-use rp_model::{Currency, Money};
+use crate::{Currency, Money};
 
 /// The project's limits, as its Dashboard shows them. Every limit is optional; amounts are
 /// exact integers in minor units of [`Limits::currency`] (tiyn for KZT), counts are payouts.
@@ -17,8 +19,7 @@ use rp_model::{Currency, Money};
 /// platform has to. See [`LimitKind::platform_codes`].
 ///
 /// ```
-/// use rp_batch::{LimitKind, LimitTracker, Limits};
-/// use rp_model::{Currency, Money};
+/// use rp_model::{Currency, LimitKind, LimitTracker, Limits, Money};
 ///
 /// let mut limits = Limits::none(Currency::KZT);
 /// limits.max_amount = Some(10_000_000);   // 100 000 ₸ per payout (in tiyn)
@@ -56,6 +57,9 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// No limit set (in KZT, the project's currency).
+    pub const NONE: Limits = Limits::none(Currency::KZT);
+
     /// No limit set, amounts in `currency`.
     pub const fn none(currency: Currency) -> Limits {
         Limits {
@@ -140,6 +144,44 @@ pub enum Period {
     Month,
 }
 
+impl Period {
+    /// The rolling window a running limit counts over: the last 24 hours, 7 days or 31 days.
+    ///
+    /// The platform does not say whether its day, week and month are calendar periods, or in
+    /// which time zone. A rolling window holds at least every payout of the calendar day,
+    /// week or month so far, in any time zone (a month is at most 31 days), so a payout
+    /// that fits the rolling window also fits the platform's period: the check errs on the
+    /// side of refusing.
+    pub const fn window(self) -> Duration {
+        const HOUR: u64 = 3600;
+        match self {
+            Period::Day => Duration::from_secs(24 * HOUR),
+            Period::Week => Duration::from_secs(7 * 24 * HOUR),
+            Period::Month => Duration::from_secs(31 * 24 * HOUR),
+        }
+    }
+
+    /// The first [`usage_hour`] that counts in this period's window at `now`: a payout
+    /// counts when it was recorded in this hour or later. Counting the whole hour the window
+    /// starts in keeps the check on the safe side (up to an hour more is counted, never less)
+    /// and lets a ledger keep usage in hourly buckets.
+    pub fn first_hour(self, now: SystemTime) -> i64 {
+        usage_hour(
+            now.checked_sub(self.window())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        )
+    }
+}
+
+/// The hour a payout recorded at `at` counts in: whole hours since the Unix epoch (UTC).
+/// Times before the epoch count in hour 0.
+pub fn usage_hour(at: SystemTime) -> i64 {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    i64::try_from(secs / 3600).unwrap_or(i64::MAX)
+}
+
 impl LimitKind {
     /// Every limit.
     pub const ALL: [LimitKind; 8] = [
@@ -220,8 +262,10 @@ impl fmt::Display for LimitKind {
     }
 }
 
-/// What is already used of the running limits in the current day, week and month (minor
-/// units and counts). A file check starts from zero; `rp batch run` starts from the ledger.
+/// What is already used of the running limits in their windows (minor units and counts):
+/// every payout recorded in the project's currency in the window ([`Period::first_hour`])
+/// that the platform has not definitively refused. A file check starts from zero; a ledger
+/// computes it for a new payout, in the same transaction that records it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Amount paid out (or reserved) today, in minor units.
@@ -353,10 +397,10 @@ pub struct Headroom {
 ///
 /// [`LimitTracker::reserve`] counts a payout only when it fits every limit; one that does not
 /// is refused and counts for nothing, so a later, smaller payout may still fit. This is the
-/// rule `rp batch check` reports with (from zero usage, in file order). It is **not** a
-/// reservation: `rp batch run` must reserve in the ledger, atomically with recording each
-/// payout, so that concurrent senders cannot both pass a limit, and must start from what the
-/// ledger has already used in the period ([`LimitTracker::with_usage`]).
+/// rule `rp batch check` reports with (from zero usage, in file order), and the rule a ledger
+/// applies to one new payout, from the [`Usage`] it reads in the same transaction
+/// ([`LimitTracker::with_usage`]). A tracker alone is **not** a reservation: two processes
+/// with a tracker each could both pass a limit.
 #[derive(Clone, Debug)]
 pub struct LimitTracker {
     limits: Limits,
