@@ -8,19 +8,19 @@ use rp_model::ProjectId;
 use rp_sign::SecretKey;
 
 use crate::config::{DEFAULT_PROJECT_ID, DEFAULT_SECRET_KEY};
-use crate::{Error, Project, Simulator, SimulatorBuilder, TimeScale};
+use crate::{Error, Project, ProjectLimits, Simulator, SimulatorBuilder, TimeScale};
 
 const LONG_ABOUT: &str = "\
 A local Rocketpay Gate simulator for mobile payouts in Kazakhstan, with state, signed callbacks and magic values.
 
-It serves POST /v2/info/mobile/payout/list, /v2/payment/mobile/payout and /v2/payment/status, checks requests like the platform (codes 2003, 2004, 2442, 3262, 3261, 3041, 3023, 3104, 20102, 3061), moves each payout from `processing` to its final status after the processing delay, and POSTs a signed callback to the callback URL (or the request's general.merchant_callback_url), retried on the platform's schedule (scaled by --time-scale) until answered with 200.
+It serves POST /v2/info/mobile/payout/list, /v2/payment/mobile/payout and /v2/payment/status, checks requests like the platform (codes 2003, 2004, 2442, 3262, 3261, 3041, 3023, 3104, 20102, 3061), enforces the project limits given with --limit-* (3358, 3104, 3109, 3108, 3106, 3112, 3111, 3110), moves each payout from `processing` to its final status after the processing delay, and POSTs a signed callback to the callback URL (or the request's general.merchant_callback_url), retried on the platform's schedule (scaled by --time-scale) until answered with 200.
 
 With no options it serves project 1234 with the secret key `sim-secret-key` on 127.0.0.1:8080. Repeat --project-id/--secret-key in pairs for several projects.";
 
 const AFTER_HELP: &str = concat!(
     "Magic values: the last four digits of the phone number (any payable KZ prefix, e.g. 7701123xxxx)\n\n",
     include_str!("magic_table.txt"),
-    "\nInspection and control (JSON): GET /_sim/payments, GET /_sim/payments/{id}, POST /_sim/payments/{id}/force {\"status\":\"success\"|\"decline\",\"code\":\"20000\"}, GET /_sim/requests, GET /_sim/callbacks, POST /_sim/reset, GET /_sim/config"
+    "\nInspection and control (JSON): GET /_sim/payments, GET /_sim/payments/{id}, POST /_sim/payments/{id}/force {\"status\":\"success\"|\"decline\",\"code\":\"20000\"}, GET /_sim/requests, GET /_sim/callbacks, GET /_sim/limits, POST /_sim/reset, GET /_sim/config"
 );
 
 /// Options of the simulator (`rp-sim --help`; embedded in `rp sim`). Every option can also be
@@ -57,9 +57,49 @@ pub struct SimArgs {
     #[arg(long, env = "RP_SIM_CALLBACK_URL")]
     pub callback_url: Option<String>,
 
-    /// The largest payout amount in minor units (tiyn); above it: code 3104.
+    /// The largest payout amount in minor units (tiyn); above it: code 3104. The simulator's
+    /// per-operation limit, always on; --limit-max-amount is the project's own, optional one.
     #[arg(long, env = "RP_SIM_AMOUNT_LIMIT", default_value_t = crate::DEFAULT_AMOUNT_LIMIT)]
     pub amount_limit: u64,
+
+    /// The project's minimum per payout, in tenge (`100`, `1 000,50`, `500.00 KZT`); below
+    /// it: code 3358. Every project has the same limits, each counted on its own.
+    #[arg(long, env = "RP_SIM_LIMIT_MIN_AMOUNT", value_name = "TENGE", value_parser = parse_tenge)]
+    pub limit_min_amount: Option<u64>,
+
+    /// The project's maximum per payout, in tenge; above it: code 3104 (besides
+    /// --amount-limit).
+    #[arg(long, env = "RP_SIM_LIMIT_MAX_AMOUNT", value_name = "TENGE", value_parser = parse_tenge)]
+    pub limit_max_amount: Option<u64>,
+
+    /// The most paid out per project in the last 24 hours (× --time-scale), in tenge; a
+    /// payout that would go over it: code 3109. Declined payouts do not count.
+    #[arg(long, env = "RP_SIM_LIMIT_DAILY_AMOUNT", value_name = "TENGE", value_parser = parse_tenge)]
+    pub limit_daily_amount: Option<u64>,
+
+    /// The most paid out per project in the last 7 days (× --time-scale), in tenge; over it:
+    /// code 3108.
+    #[arg(long, env = "RP_SIM_LIMIT_WEEKLY_AMOUNT", value_name = "TENGE", value_parser = parse_tenge)]
+    pub limit_weekly_amount: Option<u64>,
+
+    /// The most paid out per project in the last 31 days (× --time-scale), in tenge; over
+    /// it: code 3106.
+    #[arg(long, env = "RP_SIM_LIMIT_MONTHLY_AMOUNT", value_name = "TENGE", value_parser = parse_tenge)]
+    pub limit_monthly_amount: Option<u64>,
+
+    /// The most payouts per project in the last 24 hours (× --time-scale); one more: code
+    /// 3112. Declined payouts do not count.
+    #[arg(long, env = "RP_SIM_LIMIT_DAILY_COUNT", value_name = "N")]
+    pub limit_daily_count: Option<u64>,
+
+    /// The most payouts per project in the last 7 days (× --time-scale); one more: code 3111.
+    #[arg(long, env = "RP_SIM_LIMIT_WEEKLY_COUNT", value_name = "N")]
+    pub limit_weekly_count: Option<u64>,
+
+    /// The most payouts per project in the last 31 days (× --time-scale); one more: code
+    /// 3110.
+    #[arg(long, env = "RP_SIM_LIMIT_MONTHLY_COUNT", value_name = "N")]
+    pub limit_monthly_count: Option<u64>,
 
     /// A conversion rate to KZT, `CODE=RATE` (exact decimal, e.g. `USD=480.50`); repeat it for
     /// more currencies. A payout in a currency without a rate is refused with 3023.
@@ -107,17 +147,40 @@ pub struct SimArgs {
     pub max_connections: usize,
 }
 
+/// An amount in tenge as people write it (`1 000,50`, `1000.50`, `500 KZT`), exactly, in
+/// tiyn, for clap.
+fn parse_tenge(text: &str) -> Result<u64, String> {
+    rp_model::Money::parse(text, rp_model::Currency::KZT)
+        .map(rp_model::Money::minor_units)
+        .map_err(|e| e.to_string())
+}
+
 /// `--rate CODE=RATE`, for clap.
 fn parse_rate(text: &str) -> Result<(rp_model::Currency, crate::Rate), String> {
     crate::parse_rate_arg(text).map_err(|e| e.to_string())
 }
 
 impl SimArgs {
+    /// The project limits given with the `--limit-*` options (in tiyn and payouts).
+    pub fn limits(&self) -> ProjectLimits {
+        ProjectLimits {
+            min_amount: self.limit_min_amount,
+            max_amount: self.limit_max_amount,
+            daily_amount: self.limit_daily_amount,
+            weekly_amount: self.limit_weekly_amount,
+            monthly_amount: self.limit_monthly_amount,
+            daily_count: self.limit_daily_count,
+            weekly_count: self.limit_weekly_count,
+            monthly_count: self.limit_monthly_count,
+        }
+    }
+
     /// A builder configured from these arguments.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] if the numbers of `--project-id` and `--secret-key` differ.
+    /// [`Error::Config`] if the numbers of `--project-id` and `--secret-key` differ. (A
+    /// minimum per payout above the maximum is refused by [`SimulatorBuilder::start`].)
     pub fn to_builder(&self) -> Result<SimulatorBuilder, Error> {
         let mut builder = Simulator::builder();
         for (currency, rate) in &self.rates {
@@ -126,6 +189,7 @@ impl SimArgs {
         let mut builder = builder
             .listen(self.listen)
             .amount_limit(self.amount_limit)
+            .limits(self.limits())
             .processing_delay(Duration::from_millis(self.processing_delay_ms))
             .slow_delay(Duration::from_millis(self.slow_delay_ms))
             .time_scale(self.time_scale)
@@ -197,6 +261,13 @@ pub async fn run(args: SimArgs) -> Result<(), Error> {
         "  processing:   {} ms; time scale {}; amount limit {} minor units",
         args.processing_delay_ms, args.time_scale, args.amount_limit
     );
+    let limits = args.limits();
+    if !limits.is_empty() {
+        println!(
+            "  limits:       {} (per project; GET /_sim/limits)",
+            describe_limits(&limits)
+        );
+    }
     println!(
         "  status lag:   {} ms (3061 until then); 3061 answered as {}",
         sim.status_lag().as_millis(),
@@ -218,6 +289,33 @@ pub async fn run(args: SimArgs) -> Result<(), Error> {
     waited.map_err(Error::Io)
 }
 
+/// The limits set, for the start-up banner: `min 100.00 KZT, daily count 5`.
+fn describe_limits(limits: &ProjectLimits) -> String {
+    let tenge = |tiyn: u64| format!("{:#}", rp_model::Money::kzt_minor(tiyn));
+    let amounts = [
+        ("min", limits.min_amount),
+        ("max", limits.max_amount),
+        ("daily", limits.daily_amount),
+        ("weekly", limits.weekly_amount),
+        ("monthly", limits.monthly_amount),
+    ];
+    let counts = [
+        ("daily count", limits.daily_count),
+        ("weekly count", limits.weekly_count),
+        ("monthly count", limits.monthly_count),
+    ];
+    amounts
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| format!("{name} {}", tenge(v))))
+        .chain(
+            counts
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|v| format!("{name} {v}"))),
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{Args, CommandFactory};
@@ -233,7 +331,69 @@ mod tests {
         assert_eq!(args.status_lag_ms, None);
         assert!(!args.not_found_404);
         assert_eq!(args.body_limit, 64 * 1024);
+        assert!(args.limits().is_empty());
         assert!(args.to_builder().is_ok());
+    }
+
+    #[test]
+    fn limits_are_read_exactly_in_tenge() {
+        let args = SimArgs::try_parse_from([
+            "rp-sim",
+            "--limit-min-amount",
+            "100",
+            "--limit-max-amount",
+            "1 000,50",
+            "--limit-daily-amount",
+            "250000.00 KZT",
+            "--limit-weekly-amount",
+            "1 500 ₸",
+            "--limit-monthly-amount",
+            "0.01",
+            "--limit-daily-count",
+            "5",
+            "--limit-weekly-count",
+            "20",
+            "--limit-monthly-count",
+            "80",
+        ])
+        .unwrap();
+        let limits = args.limits();
+        assert_eq!(limits.min_amount, Some(10_000));
+        assert_eq!(limits.max_amount, Some(100_050));
+        assert_eq!(limits.daily_amount, Some(25_000_000));
+        assert_eq!(limits.weekly_amount, Some(150_000));
+        assert_eq!(limits.monthly_amount, Some(1));
+        assert_eq!(limits.daily_count, Some(5));
+        assert_eq!(limits.weekly_count, Some(20));
+        assert_eq!(limits.monthly_count, Some(80));
+        assert_eq!(
+            describe_limits(&limits),
+            "min 100.00 KZT, max 1000.50 KZT, daily 250000.00 KZT, weekly 1500.00 KZT, monthly 0.01 KZT, daily count 5, weekly count 20, monthly count 80"
+        );
+        // No floats, no guessing: a third decimal, a sign, another currency, a non-number.
+        for bad in ["10.005", "-1", "5 USD", "1e3", "lots"] {
+            assert!(
+                SimArgs::try_parse_from(["rp-sim", "--limit-daily-amount", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(SimArgs::try_parse_from(["rp-sim", "--limit-daily-count", "2.5"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_minimum_above_the_maximum_is_refused_at_start() {
+        let args = SimArgs::try_parse_from([
+            "rp-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--limit-min-amount",
+            "200",
+            "--limit-max-amount",
+            "100",
+        ])
+        .unwrap();
+        let error = args.to_builder().unwrap().start().await.unwrap_err();
+        assert!(error.to_string().contains("minimum per payout"), "{error}");
     }
 
     #[tokio::test]
@@ -309,6 +469,8 @@ mod tests {
         let help = SimArgs::command().render_long_help().to_string();
         assert!(help.contains("| `0023` |"), "{help}");
         assert!(help.contains("RP_SIM_TIME_SCALE"), "{help}");
+        assert!(help.contains("RP_SIM_LIMIT_DAILY_COUNT"), "{help}");
+        assert!(help.contains("--limit-monthly-amount <TENGE>"), "{help}");
         assert!(help.contains("sim-secret-key"), "{help}");
         // As `rp sim`: the Args part of the derive keeps the help texts.
         let embedded = SimArgs::augment_args(clap::Command::new("sim"))

@@ -27,6 +27,7 @@ pub(crate) async fn config(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "project_ids": shared.project_ids,
         "callback_url": shared.default_callback_url,
         "amount_limit": shared.amount_limit,
+        "limits": shared.limits,
         "processing_delay_ms": shared.processing_delay.as_millis(),
         "slow_delay_ms": shared.slow_delay.as_millis(),
         "time_scale": shared.time_scale,
@@ -145,6 +146,32 @@ pub(crate) async fn requests(State(shared): State<Arc<Shared>>) -> Response {
 pub(crate) async fn callbacks(State(shared): State<Arc<Shared>>) -> Response {
     let callbacks = shared.state().callbacks.clone();
     Json(callbacks).into_response()
+}
+
+/// `GET /_sim/limits`: the project limits (tiyn and counts; `null` when not set), the rolling
+/// windows in real milliseconds, and what each project uses of them now.
+pub(crate) async fn limits(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let usage: Vec<Value> = shared
+        .project_ids
+        .iter()
+        .map(|&project_id| {
+            let mut item = json!(shared.limit_usage(project_id));
+            if let Some(object) = item.as_object_mut() {
+                object.insert("project_id".to_owned(), json!(project_id));
+            }
+            item
+        })
+        .collect();
+    let windows = shared.limit_windows;
+    Json(json!({
+        "limits": shared.limits,
+        "windows_ms": {
+            "day": windows.day.as_millis(),
+            "week": windows.week.as_millis(),
+            "month": windows.month.as_millis(),
+        },
+        "usage": usage,
+    }))
 }
 
 /// `POST /_sim/reset`.

@@ -19,6 +19,7 @@ use rp_model::{
 use serde_json::{Value, json};
 
 use crate::lifecycle::{account_object, code_message, customer_object, payment_object};
+use crate::limits::{self, Exceeded};
 use crate::server::{ConnectionHandle, Shared};
 use crate::state::{Entry, Key, RequestRecord, SimOperation, SimPayment, State as SimState, now};
 use crate::{Magic, Rate, control, lifecycle};
@@ -42,6 +43,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/payments/{payment_id}/force", post(control::force))
         .route("/_sim/requests", get(control::requests))
         .route("/_sim/callbacks", get(control::callbacks))
+        .route("/_sim/limits", get(control::limits))
         .route("/_sim/reset", post(control::reset))
         .fallback(unknown_path)
         // Bodies are read (within the limit and the timeout) before any handler runs.
@@ -165,6 +167,15 @@ impl Reject {
             code,
             field: Some(field.to_owned()),
             detail: Some(detail.into()),
+        }
+    }
+
+    /// A refusal by a project limit (3358, 3104, 3109/3108/3106, 3112/3111/3110).
+    fn limit(exceeded: Exceeded) -> Reject {
+        Reject {
+            code: exceeded.code,
+            field: exceeded.amount_field.then(|| "payment.amount".to_owned()),
+            detail: Some(exceeded.detail),
         }
     }
 
@@ -575,6 +586,8 @@ struct Valid {
     phone: Msisdn,
     operator: Operator,
     amount: u64,
+    /// The amount in tiyn (converted for another currency), as the limits count it.
+    amount_kzt: u64,
     currency: String,
     rate: Option<Rate>,
     customer_id: String,
@@ -647,15 +660,26 @@ fn validate_payout(shared: &Shared, checked: &Checked<'_>) -> Result<Valid, Reje
             "the amount is less than one tiyn after conversion",
         ));
     }
-    if in_kzt.is_none_or(|kzt| kzt > shared.amount_limit) {
-        return Err(Reject::field(
-            ResponseCode::PAYOUT_AMOUNT_LIMIT,
-            "payment.amount",
-            format!(
-                "{amount} {currency} exceeds the per-operation limit of {} KZT minor units",
-                shared.amount_limit
-            ),
-        ));
+    let amount_kzt = match in_kzt {
+        Some(kzt) if kzt <= shared.amount_limit => kzt,
+        _ => {
+            return Err(Reject::field(
+                ResponseCode::PAYOUT_AMOUNT_LIMIT,
+                "payment.amount",
+                format!(
+                    "{amount} {currency} exceeds the per-operation limit of {} KZT minor units",
+                    shared.amount_limit
+                ),
+            ));
+        }
+    };
+    // The project's own minimum and maximum per payout (also in tenge).
+    if let Some(exceeded) = limits::check_payout(
+        &shared.limits,
+        amount_kzt,
+        &limits::describe(amount, currency, amount_kzt),
+    ) {
+        return Err(Reject::limit(exceeded));
     }
     let number = request.account.number.as_str();
     let phone = parse_phone(number)?;
@@ -702,6 +726,7 @@ fn validate_payout(shared: &Shared, checked: &Checked<'_>) -> Result<Valid, Reje
         phone,
         operator,
         amount,
+        amount_kzt,
         currency: request.payment.currency,
         rate: rate.map(|(_, rate)| rate),
         customer_id: request.customer.id,
@@ -755,6 +780,36 @@ async fn payout(
     respond(&shared, PAYOUT_PATH, context, answer)
 }
 
+/// The refusal of a payout by the project's running limits (day, week, month; amount and
+/// count), counted with what the project's accepted payouts use now. A resend after `error`
+/// is checked with the recorded amount, which is what it pays.
+fn refuse_over_limits(
+    shared: &Shared,
+    state: &SimState,
+    key: &Key,
+    valid: &Valid,
+) -> Option<Reject> {
+    if !shared.limits.has_running() {
+        return None;
+    }
+    let (amount, currency, kzt) = match state.get(key) {
+        Some(entry) => {
+            let payment = &entry.payment;
+            let kzt = limits::in_kzt(payment, payment.amount).unwrap_or(u64::MAX);
+            (payment.amount, payment.currency.as_str(), kzt)
+        }
+        None => (valid.amount, valid.currency.as_str(), valid.amount_kzt),
+    };
+    let used = limits::usage(state, key.0, Instant::now(), shared.limit_windows);
+    limits::check_running(
+        &shared.limits,
+        &used,
+        kzt,
+        &limits::describe(amount, currency, kzt),
+    )
+    .map(Reject::limit)
+}
+
 /// Records a valid payout (or answers 3041 / a magic HTTP behaviour).
 async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle) -> Answer {
     let key = (valid.project_id, valid.payment_id.clone());
@@ -766,6 +821,11 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
         let mut state = shared.state();
         // Checked again under the lock: a concurrent request may have recorded it meanwhile.
         if let Some(reject) = refuse_existing(&state, &key) {
+            return reject.into_answer(&context);
+        }
+        // The running limits, under the same lock that records the payout: two concurrent
+        // requests cannot both take the last of a limit. A refused request is not recorded.
+        if let Some(reject) = refuse_over_limits(shared, &state, &key, &valid) {
             return reject.into_answer(&context);
         }
         // A resend after `error` re-processes the recorded payment: its magic, amount and
@@ -803,6 +863,7 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
             // A resend after status `error`: the recorded payment is processed again under
             // the same payment ID (a new operation); what the resend says about the amount,
             // phone, customer or callbacks is not taken.
+            entry.accepted_at = Instant::now();
             let payment = &mut entry.payment;
             payment.status = PaymentStatus::Processing;
             payment.accepted_requests = payment.accepted_requests.saturating_add(1);
@@ -840,6 +901,7 @@ async fn accept(shared: &Arc<Shared>, valid: Valid, connection: ConnectionHandle
                 callback_delay: valid.callback_delay,
                 callbacks_disabled: valid.callbacks_disabled,
                 recorded_at: Instant::now(),
+                accepted_at: Instant::now(),
             });
             (
                 request_id,

@@ -16,7 +16,10 @@
 //! naming it), an unknown project (2442), an empty or invalid signature (3262, 3261), a
 //! duplicate payment ID (3041; a payment in status `error` may be resent), a currency other
 //! than KZT (3023), an amount over the limit (3104), a phone number that is not a payable
-//! Kazakhstan mobile number (20102); an unknown payment's status gives 3061 (a signed HTTP 200
+//! Kazakhstan mobile number (20102), and, when configured, the project's limits
+//! ([`ProjectLimits`]: 3358 below the minimum, 3104 above the maximum per payout,
+//! 3109/3108/3106 over the amount and 3112/3111/3110 over the count of the last day, week or
+//! month, checked atomically with recording the payout); an unknown payment's status gives 3061 (a signed HTTP 200
 //! body by default, or the HTTP 404 envelope with [`SimulatorBuilder::not_found_404`]). A
 //! resend of an existing payment ID gets 3041 before its other fields are checked. Like the
 //! platform, the status endpoint may not know a payment for a while after it was recorded
@@ -35,10 +38,11 @@
 //! [`Magic`] and [`MAGIC_TABLE`].
 //!
 //! State is open to tests: [`RunningSimulator::payments`], [`RunningSimulator::requests`],
-//! [`RunningSimulator::callbacks`], [`RunningSimulator::force`], and the same under `/_sim/`
-//! over HTTP (`GET /_sim/payments`, `GET /_sim/payments/{id}`,
-//! `POST /_sim/payments/{id}/force`, `GET /_sim/requests`, `GET /_sim/callbacks`,
-//! `POST /_sim/reset`, `GET /_sim/config`).
+//! [`RunningSimulator::callbacks`], [`RunningSimulator::force`],
+//! [`RunningSimulator::limit_usage`], and the same under `/_sim/` over HTTP
+//! (`GET /_sim/payments`, `GET /_sim/payments/{id}`, `POST /_sim/payments/{id}/force`,
+//! `GET /_sim/requests`, `GET /_sim/callbacks`, `GET /_sim/limits`, `POST /_sim/reset`,
+//! `GET /_sim/config`).
 //!
 //! With the `cli` feature (on by default): `SimArgs` (clap) and `run`, which the `rp-sim`
 //! binary and `rp sim` use.
@@ -93,6 +97,7 @@ mod control;
 mod error;
 mod gate;
 mod lifecycle;
+mod limits;
 mod magic;
 mod rng;
 mod server;
@@ -109,6 +114,7 @@ pub use config::{
 pub use error::Error;
 pub use gate::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};
 pub use lifecycle::{MAX_CALLBACK_ATTEMPTS, Outcome, callback_retry_delay};
+pub use limits::{LimitUsage, ProjectLimits};
 pub use magic::{MAGIC_TABLE, Magic};
 pub use server::{RunningSimulator, Simulator, SimulatorBuilder};
 pub use state::{CallbackRecord, RequestRecord, SimOperation, SimPayment};

@@ -29,8 +29,9 @@ use crate::config::{
     DEFAULT_PROCESSING_DELAY, DEFAULT_READ_TIMEOUT, DEFAULT_SLOW_DELAY, PLATFORM_STATUS_LAG, Rate,
     check_callback_url,
 };
+use crate::limits::{LimitUsage, ProjectLimits, Windows};
 use crate::state::{CallbackRecord, RequestRecord, SimPayment, State};
-use crate::{Error, Outcome, Project, TimeScale, gate, lifecycle};
+use crate::{Error, Outcome, Project, TimeScale, gate, lifecycle, limits};
 
 /// A project as the running simulator uses it.
 pub(crate) struct ProjectEntry {
@@ -44,6 +45,10 @@ pub(crate) struct Shared {
     pub(crate) project_ids: Vec<u64>,
     pub(crate) default_callback_url: Option<String>,
     pub(crate) amount_limit: u64,
+    /// The project limits, applied to every project (each counted on its own).
+    pub(crate) limits: ProjectLimits,
+    /// The rolling windows of the running limits (real time).
+    pub(crate) limit_windows: Windows,
     /// Conversion rates to KZT by currency code.
     pub(crate) rates: BTreeMap<String, Rate>,
     pub(crate) processing_delay: Duration,
@@ -106,6 +111,16 @@ impl Shared {
         self.not_found_404.store(on, Ordering::Relaxed);
     }
 
+    /// What project `project_id` uses of the running limits now.
+    pub(crate) fn limit_usage(&self, project_id: u64) -> LimitUsage {
+        limits::usage(
+            &self.state(),
+            project_id,
+            std::time::Instant::now(),
+            self.limit_windows,
+        )
+    }
+
     /// Sleeps for `duration`; `false` if the simulator is shutting down first.
     pub(crate) async fn sleep(&self, duration: Duration) -> bool {
         let mut shutdown = self.shutdown.clone();
@@ -125,7 +140,7 @@ impl Simulator {
     /// [`crate::DEFAULT_SECRET_KEY`] (unless projects are added), no callback URL, 1 s
     /// processing delay, 3 s slow delay, real time, seed 0, no status lag, 3061 as a signed
     /// HTTP 200 body, a 64 KiB body limit, 10 s header and body read timeouts, at most 256
-    /// connections.
+    /// connections, no project limits.
     pub fn builder() -> SimulatorBuilder {
         SimulatorBuilder::default()
     }
@@ -139,6 +154,7 @@ pub struct SimulatorBuilder {
     projects: Vec<Project>,
     callback_url: Option<String>,
     amount_limit: u64,
+    limits: ProjectLimits,
     rates: BTreeMap<String, Rate>,
     processing_delay: Duration,
     slow_delay: Duration,
@@ -160,6 +176,7 @@ impl Default for SimulatorBuilder {
             projects: Vec::new(),
             callback_url: None,
             amount_limit: DEFAULT_AMOUNT_LIMIT,
+            limits: ProjectLimits::NONE,
             rates: BTreeMap::new(),
             processing_delay: DEFAULT_PROCESSING_DELAY,
             slow_delay: DEFAULT_SLOW_DELAY,
@@ -211,9 +228,70 @@ impl SimulatorBuilder {
     }
 
     /// The largest amount in KZT minor units (after conversion for another currency); above
-    /// it: code 3104.
+    /// it: code 3104. This is the simulator-wide per-operation limit, always on (default
+    /// [`DEFAULT_AMOUNT_LIMIT`], 500 000,00 ₸). The project's own, optional maximum is
+    /// [`SimulatorBuilder::limit_max_amount`]; a payout must fit both.
     pub fn amount_limit(mut self, minor_units: u64) -> Self {
         self.amount_limit = minor_units;
+        self
+    }
+
+    /// Every project limit at once (replacing the ones set before); see [`ProjectLimits`].
+    /// They apply to every project, each counted on its own. Default: none.
+    pub fn limits(mut self, limits: ProjectLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The project's minimum per payout, in tiyn (after conversion for another currency);
+    /// below it: code 3358 "Operation amount is less than limit".
+    pub fn limit_min_amount(mut self, minor_units: u64) -> Self {
+        self.limits.min_amount = Some(minor_units);
+        self
+    }
+
+    /// The project's maximum per payout, in tiyn (after conversion); above it: code 3104
+    /// "Payment Constraint Invalid Payout Amount" (the platform's other spelling, 2642, is
+    /// not used). Checked besides [`SimulatorBuilder::amount_limit`].
+    pub fn limit_max_amount(mut self, minor_units: u64) -> Self {
+        self.limits.max_amount = Some(minor_units);
+        self
+    }
+
+    /// The most paid out per project in the last 24 hours (scaled by the time scale), in
+    /// tiyn; a payout that would go over it: code 3109.
+    pub fn limit_daily_amount(mut self, minor_units: u64) -> Self {
+        self.limits.daily_amount = Some(minor_units);
+        self
+    }
+
+    /// The most paid out per project in the last 7 days (scaled), in tiyn; over it: 3108.
+    pub fn limit_weekly_amount(mut self, minor_units: u64) -> Self {
+        self.limits.weekly_amount = Some(minor_units);
+        self
+    }
+
+    /// The most paid out per project in the last 31 days (scaled), in tiyn; over it: 3106.
+    pub fn limit_monthly_amount(mut self, minor_units: u64) -> Self {
+        self.limits.monthly_amount = Some(minor_units);
+        self
+    }
+
+    /// The most payouts per project in the last 24 hours (scaled); one more: code 3112.
+    pub fn limit_daily_count(mut self, payouts: u64) -> Self {
+        self.limits.daily_count = Some(payouts);
+        self
+    }
+
+    /// The most payouts per project in the last 7 days (scaled); one more: code 3111.
+    pub fn limit_weekly_count(mut self, payouts: u64) -> Self {
+        self.limits.weekly_count = Some(payouts);
+        self
+    }
+
+    /// The most payouts per project in the last 31 days (scaled); one more: code 3110.
+    pub fn limit_monthly_count(mut self, payouts: u64) -> Self {
+        self.limits.monthly_count = Some(payouts);
         self
     }
 
@@ -297,7 +375,8 @@ impl SimulatorBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a duplicate project ID or a callback URL that is not `http://`,
+    /// [`Error::Config`] for a duplicate project ID, a callback URL that is not `http://` or a
+    /// minimum per payout above the maximum,
     /// [`Error::Bind`] if the address cannot be bound, [`Error::HttpClient`] if the callback
     /// client cannot be built.
     pub async fn start(self) -> Result<RunningSimulator, Error> {
@@ -326,6 +405,15 @@ impl SimulatorBuilder {
         if let Some(url) = &self.callback_url {
             check_callback_url(url)?;
         }
+        if let (Some(min), Some(max)) = (self.limits.min_amount, self.limits.max_amount)
+            && min > max
+        {
+            return Err(Error::Config {
+                problem: format!(
+                    "the minimum per payout ({min} tiyn) is above the maximum ({max} tiyn): no payout could pass"
+                ),
+            });
+        }
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))
@@ -350,6 +438,8 @@ impl SimulatorBuilder {
             project_ids,
             default_callback_url: self.callback_url,
             amount_limit: self.amount_limit,
+            limits: self.limits,
+            limit_windows: Windows::scaled(self.time_scale),
             rates: self.rates,
             processing_delay: self.processing_delay,
             slow_delay: self.slow_delay,
@@ -455,6 +545,17 @@ impl RunningSimulator {
     /// final status.
     pub fn force(&self, payment_id: &str, outcome: Outcome) -> Result<SimPayment, Error> {
         lifecycle::force(&self.shared, payment_id, outcome)
+    }
+
+    /// The project limits enforced (the same for every project).
+    pub fn limits(&self) -> ProjectLimits {
+        self.shared.limits
+    }
+
+    /// What project `project_id`'s payouts use of the running limits now (zero for a
+    /// project that is not served); also `GET /_sim/limits`.
+    pub fn limit_usage(&self, project_id: u64) -> LimitUsage {
+        self.shared.limit_usage(project_id)
     }
 
     /// The current status lag (real time).

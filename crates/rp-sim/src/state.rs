@@ -165,6 +165,9 @@ pub(crate) struct Entry {
     pub(crate) callbacks_disabled: bool,
     /// When the payment was first recorded (the status lag counts from here).
     pub(crate) recorded_at: Instant,
+    /// When a payout request for it was last accepted (the running limits count from here;
+    /// a resend after `error` is accepted again).
+    pub(crate) accepted_at: Instant,
 }
 
 /// The key of a payment: project and payment ID.

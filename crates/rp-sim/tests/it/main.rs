@@ -11,6 +11,7 @@ mod conversion;
 mod faults;
 mod limits;
 mod magic;
+mod payout_limits;
 mod validation;
 
 use std::collections::VecDeque;
