@@ -80,6 +80,7 @@ mod column;
 mod error;
 mod id;
 mod reader;
+pub mod run;
 
 pub use check::{CheckReport, OperatorCount, check, check_file};
 pub use column::{Column, Header};

@@ -21,6 +21,10 @@ enum BatchCommand {
     /// limits, 2 otherwise.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Pay every row of a payout file: checked whole first, confirmed, sent at a bounded rate,
+    /// resumable by running the same file again.
+    #[command(after_help = crate::batch_run::RUN_HELP)]
+    Run(Box<crate::batch_run::RunArgs>),
 }
 
 const CHECK_HELP: &str = "\
@@ -113,6 +117,7 @@ impl LimitArgs {
 pub(crate) fn batch(args: &BatchArgs) -> Result<(), Failure> {
     match &args.command {
         BatchCommand::Check(args) => check(args),
+        BatchCommand::Run(args) => crate::batch_run::run_batch(args),
     }
 }
 

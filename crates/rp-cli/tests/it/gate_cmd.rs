@@ -24,21 +24,33 @@ impl Sim {
         Sim::start_with(Duration::from_secs(3))
     }
 
+    /// A simulator that enforces a daily count limit of `payouts` (as the platform would).
+    pub(crate) fn start_limited(payouts: u64) -> Sim {
+        Sim::start_built(|builder| builder.limit_daily_count(payouts))
+    }
+
     /// A simulator whose magic `0023` holds the answer for `slow_delay`.
     pub(crate) fn start_with(slow_delay: Duration) -> Sim {
+        Sim::start_built(|builder| builder.slow_delay(slow_delay))
+    }
+
+    fn start_built(
+        configure: impl FnOnce(rp_sim::SimulatorBuilder) -> rp_sim::SimulatorBuilder,
+    ) -> Sim {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let sim = runtime.block_on(async {
-            Simulator::builder()
-                .project(ProjectId::new(1234).unwrap(), SecretKey::from(KEY))
-                .processing_delay(Duration::from_millis(100))
-                .slow_delay(slow_delay)
-                .start()
-                .await
-                .unwrap()
+            configure(
+                Simulator::builder()
+                    .project(ProjectId::new(1234).unwrap(), SecretKey::from(KEY))
+                    .processing_delay(Duration::from_millis(100)),
+            )
+            .start()
+            .await
+            .unwrap()
         });
         Sim {
             sim: Some(sim),

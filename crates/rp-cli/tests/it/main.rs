@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod batch_cmd;
+mod batch_run;
 mod crash;
 mod demo;
 mod gate_cmd;

@@ -1,0 +1,440 @@
+//! `rp batch run FILE`: check the whole file, confirm, pay every row at a bounded rate,
+//! resumable by running the same file again; `--wait` for final statuses, `--report` of every
+//! row.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rp_batch::run::{self, RowOutcome, RunOptions, RunSummary};
+use rp_batch::{BatchId, CheckReport, check_file};
+use rp_payout::Client;
+
+use crate::batch_cmd::LimitArgs;
+use crate::common::{
+    EXIT_DECLINED, EXIT_NOT_SENT, EXIT_OUTCOME_UNKNOWN, Failure, GateArgs, destination, runtime,
+};
+
+/// `rp batch run FILE`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The CSV file (see `rp batch check --help` for the format).
+    file: PathBuf,
+    /// Send the valid rows even if some rows are invalid, over a limit, or hold a payment ID
+    /// the ledger has for another payout; those rows are reported, never sent.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Do not ask for confirmation (scripts). Without it, `rp` asks on a terminal and refuses
+    /// elsewhere.
+    #[arg(long)]
+    yes: bool,
+    /// Payouts in flight at once (1 to 64).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// New payouts started per second at most (1 to 1000). A 429 answer's Retry-After is also
+    /// honoured.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rate: u32,
+    /// After sending, wait up to this many seconds (1 to 86400) for every payout of the file
+    /// to be final, asking the status of the ones still open.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    wait: Option<u64>,
+    /// Write every row of the file, in file order, with its payment ID, state, status, code,
+    /// message, request ID and last change, to this CSV file.
+    #[arg(long, value_name = "OUT.csv")]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    ledger: crate::ledger_cmd::LedgerArgs,
+    #[command(flatten)]
+    gate: GateArgs,
+}
+
+pub(crate) const RUN_HELP: &str = "\
+The file is the batch: its SHA-256 is the batch's identity, and a row without payment_id gets
+rpb-<first 20 hex digits of the SHA-256>-<row>. Every payout is recorded in the ledger before it
+is sent, so running the SAME file again resumes it: rows already paid are never paid again, and
+only what the platform does not have is sent (under the same payment ID). Edit the file and it is
+a new batch with new derived IDs: resume a partly run file unchanged.
+
+Before anything is sent, every row is checked (as `rp batch check`), and every payment ID the
+ledger holds for a different payout is refused. Ctrl-C stops taking new rows, lets the payouts in
+flight be recorded, and prints the command that resumes; a second Ctrl-C exits at once (the rerun
+then asks the platform about the payouts that were in flight).
+
+Exit status: 0 every row accepted or paid; 1 a row refused or declined; 3 a row's outcome is
+unknown (rerun, or `rp reconcile`); 4 rows not sent (stopped, or not sent); 2 the file or the
+input is wrong (nothing sent).
+
+Examples:
+  rp batch run payouts.csv --yes --rate 10 --report report.csv
+  rp batch run payouts.csv --yes --wait 120 --daily-amount '5 000 000' --report report.csv";
+
+/// Runs `rp batch run`.
+pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
+    let runtime = runtime()?;
+    // Every input checked before the ledger is opened (or created).
+    let limits = args.limits.limits()?;
+    let config = args.gate.config()?.with_limits(limits);
+    let transport = config.default_transport()?;
+    let file = args.file.display().to_string();
+    let batch = BatchId::of_file(&args.file).map_err(|e| Failure::usage(format!("{file}: {e}")))?;
+    let report = check_file(&args.file, &limits, |problem| println!("{problem}"))
+        .map_err(|e| Failure::usage(format!("{file}: {e}")))?;
+    if report.batch != batch {
+        return Err(Failure::usage(format!(
+            "{file} changed while it was being checked; run it again once it is written"
+        )));
+    }
+    if report.valid_rows == 0 {
+        return Err(Failure::usage(format!("{file}: no valid row to pay")));
+    }
+    if !report.is_valid() && !args.skip_invalid {
+        return Err(Failure::usage(format!(
+            "{file}: {} invalid, {} over a limit, of {} rows; nothing was sent. Fix the lines \
+             above, or pass --skip-invalid to send the valid rows only",
+            report.invalid_rows, report.over_limit_rows, report.rows
+        )));
+    }
+
+    let ledger = runtime.block_on(args.ledger.open())?;
+    let store = ledger.store(config.project_id);
+    let client = Arc::new(crate::common::ledger_client(
+        config,
+        transport,
+        store,
+        Duration::from_secs(1),
+    )?);
+    let clashes = runtime
+        .block_on(run::preflight(&args.file, batch, &client))
+        .map_err(|e| Failure::usage(format!("{file}: {e}")))?;
+    for clash in &clashes {
+        println!("{clash}");
+    }
+    if !clashes.is_empty() && !args.skip_invalid {
+        return Err(Failure::usage(format!(
+            "{file}: {} row(s) use a payment ID the ledger holds for a different payout; \
+             nothing was sent",
+            clashes.len()
+        )));
+    }
+    confirm(args, &client, &report, batch)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Progress::new(report.valid_rows);
+    let summary = runtime.block_on(async {
+        let stopper = Arc::clone(&stop);
+        let signals = tokio::spawn(async move {
+            crate::gate_cmd::interrupted().await;
+            stopper.store(true, Ordering::SeqCst);
+            eprintln!(
+                "stopping: no new rows are started; the payouts in flight are being recorded \
+                 (Ctrl-C again exits at once)"
+            );
+            crate::gate_cmd::interrupted().await;
+            eprintln!("exiting at once: {}", resume_hint());
+            std::process::exit(i32::from(EXIT_OUTCOME_UNKNOWN));
+        });
+        let options = RunOptions::default()
+            .concurrency(usize::from(args.concurrency))
+            .rate(Some(args.rate));
+        let result = run::run(
+            &args.file,
+            batch,
+            Arc::clone(&client),
+            options,
+            &stop,
+            |outcome| progress.row(outcome),
+        )
+        .await;
+        signals.abort();
+        result
+    });
+    let summary = summary.map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
+    progress.finish();
+    print_summary(&summary);
+    if summary.stopped {
+        eprintln!(
+            "stopped: {} row(s) not started. Resume with: {}",
+            summary.not_started,
+            resume_hint()
+        );
+    } else if let Some(seconds) = args.wait {
+        runtime.block_on(wait_final(&args.file, batch, &client, seconds))?;
+    }
+    if let Some(out) = &args.report {
+        runtime.block_on(write_report(&args.file, batch, &client, out))?;
+    }
+    let states = runtime
+        .block_on(run::tally(&args.file, batch, client.store().as_ref()))
+        .map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
+    let shown: Vec<String> = states.iter().map(|(l, n)| format!("{l} {n}")).collect();
+    println!("the batch in the ledger now: {}", shown.join(", "));
+    verdict(&summary, &states)
+}
+
+/// Shows what is about to be paid, and asks on a terminal unless `--yes`.
+fn confirm(
+    args: &RunArgs,
+    client: &Client,
+    report: &CheckReport,
+    batch: BatchId,
+) -> Result<(), Failure> {
+    let totals: Vec<String> = report.totals.iter().map(ToString::to_string).collect();
+    let config = client.config();
+    eprintln!(
+        "batch {batch}: {} payout(s), total {} {}",
+        report.valid_rows,
+        totals.join(" + "),
+        destination(&config.base_url, config.project_id)
+    );
+    if args.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "not a terminal, so no one can confirm: pass --yes to pay this batch",
+        ));
+    }
+    eprint!("Pay them? Type yes to go on: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::usage(format!("cannot read the answer: {e}")))?;
+    if answer.trim().eq_ignore_ascii_case("yes") {
+        Ok(())
+    } else {
+        Err(Failure::usage("not confirmed; nothing was sent"))
+    }
+}
+
+/// The exact command that resumes this run, unchanged, with `--yes`.
+fn resume_hint() -> String {
+    let mut words: Vec<String> = std::env::args().map(|a| shell_quote(&a)).collect();
+    if !words.iter().any(|w| w == "--yes") {
+        words.push("--yes".to_owned());
+    }
+    words.join(" ")
+}
+
+/// `word` quoted for a POSIX shell when it needs to be.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Progress on stderr: one line every few seconds (done/total, counts, rate, ETA).
+struct Progress {
+    total: u64,
+    started: Instant,
+    state: std::sync::Mutex<ProgressState>,
+}
+
+struct ProgressState {
+    done: u64,
+    counts: Vec<(String, u64)>,
+    last_line: Instant,
+}
+
+/// How often a progress line is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        let now = Instant::now();
+        Progress {
+            total,
+            started: now,
+            state: std::sync::Mutex::new(ProgressState {
+                done: 0,
+                counts: Vec::new(),
+                last_line: now,
+            }),
+        }
+    }
+
+    fn row(&self, outcome: &RowOutcome) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.done += 1;
+        let label = outcome.result.label();
+        match state.counts.iter_mut().find(|(l, _)| l == label) {
+            Some((_, n)) => *n += 1,
+            None => state.counts.push((label.to_owned(), 1)),
+        }
+        if let run::RowResult::Failed(failure) = &outcome.result {
+            eprintln!(
+                "line {}: {}: {}",
+                outcome.line, outcome.payment_id, failure.message
+            );
+        }
+        if state.last_line.elapsed() >= PROGRESS_EVERY {
+            state.last_line = Instant::now();
+            eprintln!("{}", self.line(&state));
+        }
+    }
+
+    fn line(&self, state: &ProgressState) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+        #[allow(clippy::cast_precision_loss)] // a rate for people, not money
+        let rate = state.done as f64 / elapsed;
+        let left = self.total.saturating_sub(state.done);
+        #[allow(clippy::cast_precision_loss)]
+        let eta = if rate > 0.0 { left as f64 / rate } else { 0.0 };
+        let counts: Vec<String> = state
+            .counts
+            .iter()
+            .map(|(label, n)| format!("{label} {n}"))
+            .collect();
+        format!(
+            "batch: {}/{} done ({}), {rate:.1}/s, about {eta:.0} s left",
+            state.done,
+            self.total,
+            counts.join(", ")
+        )
+    }
+
+    fn finish(&self) {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        eprintln!("{}", self.line(&state));
+    }
+}
+
+fn print_summary(summary: &RunSummary) {
+    let counts: Vec<String> = summary
+        .by_label
+        .iter()
+        .map(|(label, n)| format!("{label} {n}"))
+        .collect();
+    println!(
+        "sent {} row(s): {}{}",
+        summary.done,
+        if counts.is_empty() {
+            "nothing".to_owned()
+        } else {
+            counts.join(", ")
+        },
+        if summary.skipped_invalid > 0 {
+            format!("; {} invalid row(s) skipped", summary.skipped_invalid)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Asks about the open payouts of the file until every one is final or `seconds` have passed.
+async fn wait_final(
+    path: &Path,
+    batch: BatchId,
+    client: &Client,
+    seconds: u64,
+) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let open = run::open_rows(path, batch, client.store().as_ref())
+            .await
+            .map_err(|e| Failure::new(EXIT_NOT_SENT, e.to_string()))?;
+        if open.is_empty() {
+            println!("every payout of the batch is final");
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            println!(
+                "{} payout(s) not final after {seconds} s; ask again with `rp reconcile`, or run \
+                 the file again",
+                open.len()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1).min(deadline - Instant::now())).await;
+        if let Err(error) = client.reconcile().await {
+            eprintln!("asking the statuses failed: {error}; trying again");
+        }
+    }
+}
+
+/// Writes the report next to `out` and renames it into place, so a reader never sees half.
+async fn write_report(
+    path: &Path,
+    batch: BatchId,
+    client: &Client,
+    out: &Path,
+) -> Result<(), Failure> {
+    let shown = out.display().to_string();
+    let partial = out.with_extension("csv.partial");
+    let file = std::fs::File::create(&partial)
+        .map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
+    let writer = std::io::BufWriter::new(file);
+    let summary = run::write_report(path, batch, client.store().as_ref(), writer)
+        .await
+        .map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
+    std::fs::rename(&partial, out).map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
+    println!(
+        "report: {shown} ({} rows, {} final, {} invalid, {} not sent)",
+        summary.rows, summary.final_rows, summary.invalid, summary.not_recorded
+    );
+    Ok(())
+}
+
+/// The exit status of a run: from the calls' failures (`summary`) and the rows' states in the
+/// ledger now (`states`, after any `--wait`).
+fn verdict(summary: &RunSummary, states: &[(String, u64)]) -> Result<(), Failure> {
+    let count = |labels: &[&str]| -> u64 {
+        labels
+            .iter()
+            .map(|label| {
+                let now = states
+                    .iter()
+                    .find(|(l, _)| l == label)
+                    .map_or(0, |(_, n)| *n);
+                summary.get(label).max(now)
+            })
+            .sum()
+    };
+    let unknown = count(&["unknown", "in_flight", "record_failed", "created"]);
+    let not_sent = count(&["not_sent", "not_registered"]) + summary.not_started;
+    let refused = count(&[
+        "rejected",
+        "decline",
+        "conflict",
+        "over_limit",
+        "payment_id_taken",
+        "error",
+    ]);
+    let failure = if unknown > 0 {
+        Failure::new(
+            EXIT_OUTCOME_UNKNOWN,
+            "payouts with an unknown outcome: run the same file again (or `rp reconcile`); \
+             never pay them under new IDs",
+        )
+    } else if not_sent > 0 {
+        Failure::new(
+            EXIT_NOT_SENT,
+            format!("{not_sent} row(s) not sent: run the same file again to send them"),
+        )
+    } else if refused > 0 {
+        Failure::new(
+            EXIT_DECLINED,
+            format!("{refused} row(s) refused or declined"),
+        )
+    } else {
+        return Ok(());
+    };
+    Err(failure)
+}

@@ -1,0 +1,311 @@
+//! `rp batch run`: the real binary against the real simulator, with a ledger file each.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rp_model::PaymentStatus;
+
+use crate::gate_cmd::Sim;
+use crate::{stderr, stdout};
+
+/// Writes `contents` to a fresh file under the target directory.
+fn file(name: &str, contents: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-batch-run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// A file of `rows` payouts with the simulator's magic endings mixed in: declines (`0001`),
+/// a 500 after recording (`0020`), a dropped connection (`0021`), a 429 (`0022`), a lost
+/// callback (`0016`); every third row names its own payment ID, the others get derived ones.
+fn magic_file(name: &str, rows: u64) -> (PathBuf, Vec<&'static str>) {
+    let mut text = String::from("payment_id;phone;amount;customer_id;description\r\n");
+    let mut expected = Vec::new();
+    for row in 1..=rows {
+        let (ending, outcome) = match row % 50 {
+            7 | 27 => (1, "decline"),
+            13 => (20, "success"),
+            19 => (21, "success"),
+            23 => (22, "success"),
+            31 => (16, "success"),
+            _ => (5_000 + row % 4_000, "success"),
+        };
+        let id = if row % 3 == 0 {
+            format!("{name}-{row}")
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "{id};8 701 55{:01} {ending:04};{}0,50;c-{row};Выплата {row}\r\n",
+            row % 10,
+            100 + row
+        ));
+        expected.push(outcome);
+    }
+    (file(name, &text), expected)
+}
+
+/// The report's rows (`;` separated, as the input) as maps from column name to cell.
+fn report_rows(path: &Path) -> Vec<HashMap<String, String>> {
+    report_rows_with(path, b';')
+}
+
+/// Every row of the report is the simulator's truth: one payment per row, with the row's
+/// amount and the report's final status.
+fn assert_report_matches_the_simulator(sim: &Sim, report: &Path, expected: &[&str]) {
+    let rows = report_rows(report);
+    assert_eq!(rows.len(), expected.len(), "one report row per input row");
+    for (i, (row, outcome)) in rows.iter().zip(expected).enumerate() {
+        assert_eq!(row["row"], (i + 1).to_string(), "input order");
+        let id = &row["payment_id"];
+        let paid = sim
+            .sim()
+            .payment(id)
+            .unwrap_or_else(|| panic!("row {}: {id} unknown to the simulator", i + 1));
+        assert_eq!(row["state"], *outcome, "row {}: {row:?}", i + 1);
+        assert_eq!(row["status"], paid.status.as_str(), "row {}", i + 1);
+        let amount: u64 = row["amount"].replace(",50", "").parse().unwrap();
+        assert_eq!(paid.amount, amount * 100 + 50, "row {}", i + 1);
+    }
+    assert_eq!(
+        sim.sim().payments().len(),
+        expected.len(),
+        "the simulator holds one payment per row, no more"
+    );
+}
+
+#[test]
+fn a_run_pays_every_row_once_and_its_report_matches_the_simulator() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let (path, expected) = magic_file("mixed", 2_000);
+    let report = path.with_extension("report.csv");
+    let args = [
+        "batch",
+        "run",
+        path.to_str().unwrap(),
+        "--yes",
+        "--rate",
+        "1000",
+        "--concurrency",
+        "32",
+        "--wait",
+        "60",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let output = sim.rp_in(&ledger, &args);
+    let (out, err) = (stdout(&output), stderr(&output));
+    // Declines in the file: exit 1, and every row final.
+    assert_eq!(output.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("every payout of the batch is final"), "{out}");
+    assert!(out.contains("report: "), "{out}");
+    assert!(
+        !err.contains("7015"),
+        "phone numbers are masked on stderr: {err}"
+    );
+    assert_report_matches_the_simulator(&sim, &report, &expected);
+    let requests = sim.sim().requests().len();
+
+    // The same file again: nothing is paid again, and the report is the same.
+    let again = sim.rp_in(&ledger, &args);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert_report_matches_the_simulator(&sim, &report, &expected);
+    let payouts_sent = sim
+        .sim()
+        .requests()
+        .iter()
+        .skip(requests)
+        .filter(|r| r.path == rp_model::wire::PAYOUT_PATH)
+        .count();
+    assert_eq!(
+        payouts_sent, 0,
+        "a rerun of a finished batch sends no payout"
+    );
+}
+
+#[test]
+fn a_run_killed_midway_is_resumed_by_the_same_command_and_pays_every_row_once() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let (path, expected) = magic_file("killed", 300);
+    let report = path.with_extension("report.csv");
+    let mut child = sim.spawn_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--rate",
+            "100",
+        ],
+    );
+    // Kill it while it is sending (rows are started at 100 a second).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sim.sim().payments().len() < 60 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let paid_before = sim.sim().payments().len();
+    assert!(paid_before < 300, "killed before the end ({paid_before})");
+
+    let output = sim.rp_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--rate",
+            "1000",
+            "--wait",
+            "60",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert_report_matches_the_simulator(&sim, &report, &expected);
+}
+
+#[test]
+fn an_invalid_row_stops_the_run_before_a_tenge_moves_unless_skipped() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let path = file(
+        "invalid.csv",
+        "phone,amount,customer_id\n87011235001,100,c-1\n87011235002,1.5E+3,c-2\n87011235003,300,c-3\n",
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["batch", "run", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        sim.rp_in(&ledger, &args)
+    };
+    let refused = run(&["--yes"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stdout(&refused).contains("line 3, column amount: scientific notation"));
+    assert!(
+        stderr(&refused).contains("nothing was sent"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(sim.sim().payments().is_empty());
+
+    // Without a terminal and without --yes, no one can confirm: nothing is sent.
+    let unconfirmed = run(&["--skip-invalid"]);
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    assert!(
+        stderr(&unconfirmed).contains("pass --yes"),
+        "{}",
+        stderr(&unconfirmed)
+    );
+    assert!(sim.sim().payments().is_empty());
+
+    let report = path.with_extension("report.csv");
+    let skipped = run(&[
+        "--yes",
+        "--skip-invalid",
+        "--wait",
+        "30",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(skipped.status.code(), Some(0), "{}", stderr(&skipped));
+    assert_eq!(sim.sim().payments().len(), 2);
+    let rows = report_rows_with(&report, b',');
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["state"], "invalid");
+    assert!(
+        rows[1]["message"].contains("scientific notation"),
+        "{:?}",
+        rows[1]
+    );
+    assert_eq!(rows[0]["state"], "success");
+    assert_eq!(rows[2]["state"], "success");
+}
+
+fn report_rows_with(path: &Path, delimiter: u8) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(path)
+        .unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.unwrap().iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+/// The client stops at the project's limits before the platform has to: with the simulator
+/// enforcing the same daily count, rows over it are never sent, and the simulator refuses
+/// nothing.
+#[test]
+fn rows_over_a_limit_are_never_sent_and_the_platform_never_has_to_refuse() {
+    let sim = Sim::start_limited(3);
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let mut text = String::from("payment_id,phone,amount,customer_id\n");
+    for row in 1..=5 {
+        text.push_str(&format!("lim-{row},8701123600{row},1000,c-{row}\n"));
+    }
+    let path = file("limits.csv", &text);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--daily-count",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        sim.rp_in(&ledger, &args)
+    };
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(sim.sim().payments().is_empty());
+    let skipped = run(&["--skip-invalid"]);
+    assert_eq!(skipped.status.code(), Some(1), "{}", stderr(&skipped));
+    let out = stdout(&skipped);
+    assert!(out.contains("over_limit 2"), "{out}");
+    assert_eq!(sim.sim().payments().len(), 3);
+    for row in 4..=5 {
+        assert_eq!(
+            sim.payout_requests(&format!("lim-{row}")),
+            0,
+            "row {row} was sent"
+        );
+    }
+    assert!(
+        sim.sim()
+            .payments()
+            .iter()
+            .all(|p| p.status != PaymentStatus::Decline),
+        "the simulator refused nothing"
+    );
+}
