@@ -59,6 +59,7 @@ where
     concurrent_updates_never_lose_a_change(make().await).await;
     limits_are_reserved_with_the_insert(make().await.as_ref()).await;
     concurrent_reservations_never_overshoot(make().await).await;
+    usage_is_counted_on_the_stores_clock(make().await.as_ref()).await;
 }
 
 /// A payout record `id` to `phone` (11 digits) of `tenge`, recorded at `at` seconds.
@@ -518,42 +519,27 @@ async fn insert_within(store: &dyn PayoutStore, r: &PayoutRecord, limits: Limits
 }
 
 /// A new record is a reservation: refused over a limit (and then not recorded at all), counted
-/// otherwise; a definitive refusal gives its share back; old and other-currency records do not
-/// count; a payment ID already recorded is returned whatever the limits.
+/// otherwise; a definitive refusal gives its share back; other-currency records do not count;
+/// a payment ID already recorded is returned whatever the limits. (Which window a payout
+/// counts in follows the store's clock: [`usage_is_counted_on_the_stores_clock`].)
 pub async fn limits_are_reserved_with_the_insert(store: &dyn PayoutStore) {
     let mut limits = Limits::none(Currency::KZT);
     limits.daily_amount = Some(1_000);
     limits.daily_count = Some(3);
     limits.min_amount = Some(10);
     let minute = Duration::from_secs(60);
-    let day = Duration::from_secs(24 * 3600);
 
-    // Outside every window (32 days ago), and in another currency: neither counts.
-    let old = recent("lim-old", 900, 32 * day);
-    assert!(matches!(
-        insert_within(store, &old, Limits::NONE).await,
-        Inserted::New(_)
-    ));
+    // In another currency: does not count.
     let mut dollars = recent("lim-usd", 900, minute);
     dollars.request.payment.currency = "USD".into();
     assert!(matches!(
         insert_within(store, &dollars, Limits::NONE).await,
         Inserted::New(_)
     ));
-    // Eight days ago: in the month's window only.
-    let week_old = recent("lim-week", 50, 8 * day);
-    assert!(matches!(
-        insert_within(store, &week_old, limits).await,
-        Inserted::New(_)
-    ));
     assert_eq!(
         must(store.usage(Currency::KZT).await, "usage"),
-        Usage {
-            month_amount: 50,
-            month_count: 1,
-            ..Usage::default()
-        },
-        "limits: only KZT payouts inside a window count"
+        Usage::default(),
+        "limits: only KZT payouts count"
     );
 
     let a = recent("lim-a", 600, minute);
@@ -593,10 +579,10 @@ pub async fn limits_are_reserved_with_the_insert(store: &dyn PayoutStore) {
         Usage {
             day_amount: 1_000,
             week_amount: 1_000,
-            month_amount: 1_050,
+            month_amount: 1_000,
             day_count: 2,
             week_count: 2,
-            month_count: 3,
+            month_count: 2,
         }
     );
     // A payment ID already recorded is returned, however full the limits are.
@@ -634,6 +620,31 @@ pub async fn limits_are_reserved_with_the_insert(store: &dyn PayoutStore) {
         (usage.day_amount, usage.day_count),
         (1_510, 4),
         "limits: a payout counts again when it leaves a refused state"
+    );
+}
+
+/// A payout counts in the hour the store records it, on the store's clock, whatever time the
+/// client wrote into the record: a client whose clock is a day behind cannot slip payouts
+/// past the daily limit, and one a day ahead cannot make payouts count for longer.
+pub async fn usage_is_counted_on_the_stores_clock(store: &dyn PayoutStore) {
+    let mut limits = Limits::none(Currency::KZT);
+    limits.daily_count = Some(1);
+    let day = Duration::from_secs(25 * 3600);
+    let behind = recent("clock-behind", 100, day);
+    assert!(matches!(
+        insert_within(store, &behind, limits).await,
+        Inserted::New(_)
+    ));
+    let mut also_behind = recent("clock-behind-2", 100, day);
+    also_behind.updated_at = also_behind.created_at;
+    match insert_within(store, &also_behind, limits).await {
+        Inserted::OverLimit(error) => assert_eq!(error.kind(), Some(LimitKind::DailyCount)),
+        other => panic!("store clock: a client a day behind passed the daily count: {other:?}"),
+    }
+    let usage = must(store.usage(Currency::KZT).await, "usage");
+    assert_eq!(
+        usage.day_count, 1,
+        "store clock: counted now, not a day ago"
     );
 }
 

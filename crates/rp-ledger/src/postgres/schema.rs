@@ -71,7 +71,10 @@ CREATE TABLE rp_ledger.payout_events (
 "#;
 
 /// Version 2: the project's amount limits, as in the SQLite ledger: each payout's amount,
-/// currency and whether it counts; hourly sums of what counts. Each hour has up to 16 rows
+/// currency, whether it counts and the hour it was recorded in on the server's clock; hourly
+/// sums of what counts. The new columns keep no default once filled, so an instance of an
+/// older rp still running during an upgrade fails to insert instead of recording payouts the
+/// limits never see. Each hour has up to 16 rows
 /// (`shard`: the writing connection's backend PID modulo 16), so that concurrent inserts on
 /// different connections do not queue on one row; a reservation sums them. Existing payouts
 /// are counted in.
@@ -79,10 +82,15 @@ const V2: &str = r#"
 ALTER TABLE rp_ledger.payouts ADD COLUMN amount BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE rp_ledger.payouts ADD COLUMN currency TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE rp_ledger.payouts ADD COLUMN counts BOOLEAN NOT NULL DEFAULT TRUE;
+ALTER TABLE rp_ledger.payouts ADD COLUMN usage_hour BIGINT NOT NULL DEFAULT 0;
 UPDATE rp_ledger.payouts SET
     amount = (request::jsonb #>> '{payment,amount}')::bigint,
     currency = request::jsonb #>> '{payment,currency}',
-    counts = state_label NOT IN ('rejected', 'payment_id_taken', 'decline');
+    counts = state_label NOT IN ('rejected', 'payment_id_taken', 'decline'),
+    usage_hour = div(greatest(created_at, 0), 3600000000000);
+ALTER TABLE rp_ledger.payouts ALTER COLUMN amount DROP DEFAULT,
+    ALTER COLUMN currency DROP DEFAULT, ALTER COLUMN counts DROP DEFAULT,
+    ALTER COLUMN usage_hour DROP DEFAULT;
 
 CREATE TABLE rp_ledger.limit_usage (
     project_id BIGINT   NOT NULL,
@@ -94,7 +102,7 @@ CREATE TABLE rp_ledger.limit_usage (
     PRIMARY KEY (project_id, currency, hour, shard)
 );
 INSERT INTO rp_ledger.limit_usage (project_id, currency, hour, shard, amount, count)
-    SELECT project_id, currency, created_at / 3600000000000, 0, sum(amount), count(*)
+    SELECT project_id, currency, usage_hour, 0, sum(amount), count(*)
     FROM rp_ledger.payouts WHERE counts GROUP BY 1, 2, 3;
 "#;
 

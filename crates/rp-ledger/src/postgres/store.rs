@@ -29,11 +29,13 @@ const INSERT_KEY_COLUMNS: usize = 10;
 
 /// `INSERT` of a record, unless its payment ID is recorded: `$1` project, `$2` payment ID,
 /// `$3` request, `$4` its hash, `$5` phone, `$6` amount, `$7` currency, `$8` whether it
-/// counts against the limits, `$9` version, `$10` created at, then the mutable columns.
+/// counts against the limits, `$9` version, `$10` created at, then the mutable columns; the
+/// hour it counts in is the server's.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO rp_ledger.payouts (project_id, payment_id, request, request_sha256, phone, \
-         amount, currency, counts, version, created_at, {}) VALUES ({}) \
+         amount, currency, counts, version, created_at, {}, usage_hour) VALUES ({}, \
+         div(extract(epoch FROM clock_timestamp())::bigint, 3600)) \
          ON CONFLICT (project_id, payment_id) DO NOTHING",
         MUTABLE_COLUMNS.join(", "),
         placeholders(1, INSERT_KEY_COLUMNS + MUTABLE_COLUMNS.len())
@@ -67,12 +69,12 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Adds the hourly usage of the rows of `source` (a `FROM` item with the columns
-/// `project_id, currency, created_at, amount, count`) to this connection's shard: a
+/// `project_id, currency, usage_hour, amount, count`) to this connection's shard: a
 /// data-modifying `WITH` part.
 fn usage_upsert(source: &str) -> String {
     format!(
         "INSERT INTO rp_ledger.limit_usage (project_id, currency, hour, shard, amount, count) \
-         SELECT project_id, currency, div(created_at, 3600000000000), \
+         SELECT project_id, currency, usage_hour, \
          (pg_backend_pid() % 16)::smallint, amount, count FROM {source} \
          ON CONFLICT (project_id, currency, hour, shard) DO UPDATE \
          SET amount = rp_ledger.limit_usage.amount + excluded.amount, \
@@ -111,14 +113,14 @@ fn event_placeholders(first: usize) -> String {
 static INSERT_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
     let n = INSERT_KEY_COLUMNS + MUTABLE_COLUMNS.len();
     format!(
-        "WITH inserted AS ({} RETURNING project_id, payment_id, version, currency, created_at, \
+        "WITH inserted AS ({} RETURNING project_id, payment_id, version, currency, usage_hour, \
          amount, counts), \
          usage AS ({}) \
          INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
          SELECT project_id, payment_id, version, {} FROM inserted",
         *INSERT,
         usage_upsert(
-            "(SELECT project_id, currency, created_at, amount, 1 AS count FROM inserted WHERE counts) AS new"
+            "(SELECT project_id, currency, usage_hour, amount, 1 AS count FROM inserted WHERE counts) AS new"
         ),
         event_placeholders(n + 1)
     )
@@ -131,8 +133,8 @@ static UPDATE_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
     let n = MUTABLE_COLUMNS.len() + 5;
     format!(
         "WITH changed AS ({} RETURNING p.project_id, p.payment_id, p.version, p.currency, \
-         p.created_at, p.amount, p.counts, old.counts AS counted), \
-         flipped AS (SELECT project_id, currency, created_at, \
+         p.usage_hour, p.amount, p.counts, old.counts AS counted), \
+         flipped AS (SELECT project_id, currency, usage_hour, \
          CASE WHEN counts THEN amount ELSE -amount END AS amount, \
          CASE WHEN counts THEN 1 ELSE -1 END AS count FROM changed WHERE counts <> counted), \
          usage AS ({}) \

@@ -62,18 +62,27 @@ CREATE TABLE payout_events (
 );
 ";
 
-/// Version 2: the project's amount limits. Each payout's amount and currency as columns, and
-/// whether it counts against the limits (`PayoutState::releases_limits`); hourly sums of
-/// what counts, kept in step by every insert and update, so a reservation reads at most 744
-/// rows (31 days) whatever the size of the ledger. Existing payouts are counted in.
+/// Version 2: the project's amount limits. Each payout's amount and currency as columns,
+/// whether it counts against the limits (`PayoutState::releases_limits`) and the hour it was
+/// recorded in on the ledger's clock; hourly sums of what counts, kept in step by every insert
+/// and update, so a reservation reads at most 744 rows (31 days) whatever the size of the
+/// ledger. Existing payouts are counted in (in the hour of their `created_at`). A process of an
+/// older rp still holding the file open would insert payouts without amount or currency,
+/// which the limits would never see: a trigger refuses them.
 const V2: &str = "
 ALTER TABLE payouts ADD COLUMN amount INTEGER NOT NULL DEFAULT 0;     -- request.payment.amount
 ALTER TABLE payouts ADD COLUMN currency TEXT NOT NULL DEFAULT '';     -- request.payment.currency
 ALTER TABLE payouts ADD COLUMN counts INTEGER NOT NULL DEFAULT 1;     -- counts against the limits
+ALTER TABLE payouts ADD COLUMN usage_hour INTEGER NOT NULL DEFAULT 0; -- hour recorded, ledger clock
 UPDATE payouts SET
     amount = json_extract(request, '$.payment.amount'),
     currency = json_extract(request, '$.payment.currency'),
-    counts = state_label NOT IN ('rejected', 'payment_id_taken', 'decline');
+    counts = state_label NOT IN ('rejected', 'payment_id_taken', 'decline'),
+    usage_hour = max(created_at, 0) / 3600000000000;
+CREATE TRIGGER payouts_written_by_schema_1 BEFORE INSERT ON payouts WHEN NEW.currency = ''
+BEGIN
+    SELECT RAISE(ABORT, 'this ledger was upgraded to schema 2 by a newer rp, which counts payouts against the limits: upgrade this process');
+END;
 
 CREATE TABLE limit_usage (
     project_id INTEGER NOT NULL,
@@ -84,7 +93,7 @@ CREATE TABLE limit_usage (
     PRIMARY KEY (project_id, currency, hour)
 );
 INSERT INTO limit_usage (project_id, currency, hour, amount, count)
-    SELECT project_id, currency, created_at / 3600000000000, sum(amount), count(*)
+    SELECT project_id, currency, usage_hour, sum(amount), count(*)
     FROM payouts WHERE counts GROUP BY 1, 2, 3;
 ";
 

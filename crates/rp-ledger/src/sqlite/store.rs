@@ -36,15 +36,15 @@ impl SqliteStore {
 // and a write runs on the one writer thread.
 
 /// `INSERT` of a record: project, payment ID, request, its SHA-256, phone, amount,
-/// currency, whether it counts against the limits, version, created at, then the mutable
-/// columns.
+/// currency, whether it counts against the limits, the hour it counts in (the ledger's
+/// clock), version, created at, then the mutable columns.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, amount, \
-         currency, counts, version, created_at, {}) VALUES ({}) \
+         currency, counts, usage_hour, version, created_at, {}) VALUES ({}) \
          ON CONFLICT (project_id, payment_id) DO NOTHING",
         MUTABLE_COLUMNS.join(", "),
-        vec!["?"; 10 + MUTABLE_COLUMNS.len()].join(", ")
+        vec!["?"; 11 + MUTABLE_COLUMNS.len()].join(", ")
     )
 });
 
@@ -57,7 +57,7 @@ const ADD_USAGE: &str = "INSERT INTO limit_usage (project_id, currency, hour, am
 /// when that flips.
 const SET_COUNTS: &str = "UPDATE payouts SET counts = ?3 \
      WHERE project_id = ?1 AND payment_id = ?2 AND counts <> ?3 \
-     RETURNING amount, currency, created_at";
+     RETURNING amount, currency, usage_hour";
 
 /// The hourly usage of the last 31 days in one currency.
 const USAGE: &str = "SELECT hour, amount, count FROM limit_usage WHERE project_id = ? AND currency = ? AND hour >= ?";
@@ -114,17 +114,20 @@ pub(super) fn insert(
 ) -> Result<Inserted, Error> {
     let what = format!("insert payout {}", record.payment_id);
     let fail = store_error(&what);
+    // The ledger's clock, read once: the usage's windows and the hour this payout counts in.
+    let now = SystemTime::now();
     if !limits.is_empty() {
         if let Some(existing) = get(conn, project, &record.payment_id).map_err(&fail)? {
             return Ok(Inserted::Existing(existing));
         }
-        let used = usage(conn, project, limits.currency, SystemTime::now()).map_err(&fail)?;
+        let used = usage(conn, project, limits.currency, now).map_err(&fail)?;
         if let Err(over) = check_limits(limits, used, record)? {
             return Ok(Inserted::OverLimit(over));
         }
     }
     let (request, hash) = rows::request_text(&record.request).map_err(&fail)?;
     let counts = counts_against_limits(record);
+    let hour = usage_hour(now);
     let payment = &record.request.payment;
     let mut values = vec![
         Value::Integer(project),
@@ -135,6 +138,7 @@ pub(super) fn insert(
         Value::Integer(signed(payment.amount)),
         Value::Text(payment.currency.clone()),
         Value::Integer(i64::from(counts)),
+        Value::Integer(hour),
         Value::Integer(rows::version(record.version)),
         Value::Integer(rows::nanos(record.created_at)),
     ];
@@ -151,7 +155,6 @@ pub(super) fn insert(
     }
     insert_event(conn, project, &record.payment_id, record.version, event).map_err(&fail)?;
     if counts {
-        let hour = usage_hour(record.created_at);
         add_usage(
             conn,
             project,
@@ -200,9 +203,8 @@ fn follow_counts(conn: &Connection, project: i64, record: &PayoutRecord) -> rusq
             },
         )
         .optional()?;
-    if let Some((amount, currency, created_at)) = flipped {
+    if let Some((amount, currency, hour)) = flipped {
         let sign = if counts { 1 } else { -1 };
-        let hour = created_at.div_euclid(3_600_000_000_000).max(0);
         add_usage(conn, project, &currency, hour, sign * amount, sign)?;
     }
     Ok(())

@@ -870,7 +870,8 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
         .await
         .batch_execute(
             "DROP TABLE rp_ledger.limit_usage; \
-             ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts; \
+             ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \
+             DROP COLUMN usage_hour; \
              UPDATE rp_ledger.schema_version SET version = 1;",
         )
         .await
@@ -887,6 +888,21 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
         "{usage:?}"
     );
     assert_eq!((usage.month_amount, usage.month_count), (35_000, 2));
+    // An instance of the older rp, still running, inserts as schema 1 did: refused, since the
+    // limits would never see that payout.
+    let old_insert = db
+        .sql()
+        .await
+        .execute(
+            "INSERT INTO rp_ledger.payouts (project_id, payment_id, request, request_sha256, \
+             phone, state, state_label, settled, version, created_at, updated_at, maybe_sent, \
+             attempts) VALUES (1234, 'old-writer', '{}', '', '77011234567', '{}', 'created', \
+             false, 0, 0, 0, false, 0)",
+            &[],
+        )
+        .await;
+    let error = old_insert.unwrap_err();
+    assert!(format!("{error:?}").contains("null value"), "{error:?}");
     drop(ledger);
     db.remove().await;
 }

@@ -304,8 +304,9 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE limit_usage; ALTER TABLE payouts DROP COLUMN amount; \
-             ALTER TABLE payouts DROP COLUMN currency; ALTER TABLE payouts DROP COLUMN counts; \
+            "DROP TRIGGER payouts_written_by_schema_1; DROP TABLE limit_usage; \
+             ALTER TABLE payouts DROP COLUMN amount; ALTER TABLE payouts DROP COLUMN currency; \
+             ALTER TABLE payouts DROP COLUMN counts; ALTER TABLE payouts DROP COLUMN usage_hour; \
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -322,4 +323,17 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
         "{usage:?}"
     );
     assert_eq!((usage.month_amount, usage.month_count), (35_000, 2));
+
+    // A process of the older rp, still holding the file, inserts as schema 1 did: refused,
+    // since the limits would never see that payout.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let old_insert = conn.execute(
+        "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, state, \
+         state_label, settled, version, created_at, updated_at, maybe_sent, attempts) \
+         VALUES (1234, 'old-writer', '{}', '', '77011234567', '{\"kind\":\"created\"}', \
+         'created', 0, 0, 0, 0, 0, 0)",
+        [],
+    );
+    let error = old_insert.unwrap_err().to_string();
+    assert!(error.contains("upgrade this process"), "{error}");
 }

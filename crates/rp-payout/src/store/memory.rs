@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use std::time::SystemTime;
 
-use rp_model::{Currency, Limits, PaymentId, Usage};
+use rp_model::{Currency, Limits, PaymentId, Usage, usage_hour};
 use rp_transport::BoxFuture;
 
 use super::usage::{check_limits, usage_of};
@@ -24,10 +24,24 @@ pub struct MemoryStore {
 struct Inner {
     records: BTreeMap<PaymentId, PayoutRecord>,
     events: BTreeMap<PaymentId, Vec<PayoutEvent>>,
+    /// The hour each payout was recorded in, on this store's clock (for the limits).
+    hours: BTreeMap<PaymentId, i64>,
 }
 
 impl Inner {
+    /// What counts against the limits in `currency` now.
+    fn usage(&self, currency: Currency) -> Usage {
+        let hours = &self.hours;
+        let with_hours = self.records.values().map(|record| {
+            let hour = hours.get(&record.payment_id).copied().unwrap_or_default();
+            (record, hour)
+        });
+        usage_of(with_hours, currency, SystemTime::now())
+    }
+
     fn add(&mut self, record: PayoutRecord, event: PayoutEvent) -> Inserted {
+        self.hours
+            .insert(record.payment_id.clone(), usage_hour(SystemTime::now()));
         self.records
             .insert(record.payment_id.clone(), record.clone());
         self.events.insert(record.payment_id.clone(), vec![event]);
@@ -66,7 +80,7 @@ impl PayoutStore for MemoryStore {
         let result = match inner.records.get(&record.payment_id) {
             Some(existing) => Inserted::Existing(existing.clone()),
             None if !limits.is_empty() => {
-                let usage = usage_of(inner.records.values(), limits.currency, SystemTime::now());
+                let usage = inner.usage(limits.currency);
                 match check_limits(limits, usage, &record) {
                     Err(error) => return Box::pin(std::future::ready(Err(error))),
                     Ok(Err(over)) => Inserted::OverLimit(over),
@@ -161,11 +175,7 @@ impl PayoutStore for MemoryStore {
     }
 
     fn usage(&self, currency: Currency) -> BoxFuture<'_, Result<Usage, Error>> {
-        ready(usage_of(
-            self.lock().records.values(),
-            currency,
-            SystemTime::now(),
-        ))
+        ready(self.lock().usage(currency))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<StateCount, Error>> {

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use rp_model::{Currency, LimitError, LimitTracker, Limits, Money, Period, Usage, usage_hour};
+use rp_model::{Currency, LimitError, LimitTracker, Limits, Money, Period, Usage};
 
 use super::PayoutRecord;
 use crate::Error;
@@ -14,17 +14,18 @@ pub fn counts_against_limits(record: &PayoutRecord) -> bool {
     !record.state.releases_limits()
 }
 
-/// The usage in `currency` at `now` of the records that count: the reference computation,
-/// by walking every record (a database keeps hourly sums instead, with the same result).
+/// The usage in `currency` at `now` of the records that count, each with the hour the store
+/// recorded it in ([`rp_model::usage_hour`] of the **store's** clock at the insert, never of
+/// the client-written `created_at`): the reference computation, by walking every record (a
+/// database keeps hourly sums instead, with the same result).
 pub fn usage_of<'a>(
-    records: impl IntoIterator<Item = &'a PayoutRecord>,
+    records: impl IntoIterator<Item = (&'a PayoutRecord, i64)>,
     currency: Currency,
     now: SystemTime,
 ) -> Usage {
     let mut usage = Usage::default();
-    for record in records {
+    for (record, hour) in records {
         if record.request.payment.currency == currency.code() && counts_against_limits(record) {
-            let hour = usage_hour(record.created_at);
             add_hour(&mut usage, hour, record.request.payment.amount, 1, now);
         }
     }
