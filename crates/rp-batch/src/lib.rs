@@ -66,14 +66,14 @@
 //! # Ok::<(), rp_batch::FileError>(())
 //! ```
 //!
-//! # What `rp batch run` builds on
+//! # Paying a file
 //!
-//! [`BatchReader`] gives each row's line, row number and [`rp_model::Payout`] (or its
-//! problems, with the payment ID when it has one) and the raw cells for a report;
-//! [`BatchId`] is the batch's key for resuming. [`LimitTracker`] is the check in file order
-//! from zero usage: `run` must reserve each payout's amount in the ledger, **atomically with
-//! recording the payout**, starting from what the ledger already used in the period
-//! ([`LimitTracker::with_usage`] mirrors that rule).
+//! [`run::run`] pays every valid row through an `rp-payout` [`Client`](rp_payout::Client),
+//! which records each payout in its ledger before sending it: the file is the batch, and
+//! running the same file again resumes it without paying any row twice. With limits in the
+//! client's configuration, each payout is reserved in the ledger atomically with recording it
+//! ([`rp_payout::PayoutStore::insert`]). [`run::write_report`] writes every row with its state.
+//! `rp batch run` is the command on top.
 
 mod check;
 mod column;
