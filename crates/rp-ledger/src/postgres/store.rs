@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::Client;
 use rp_model::{Currency, Limits, PaymentId, Period, ProjectId, Usage};
-use rp_payout::usage::{add_hour, check_limits, counts_against_limits};
+use rp_payout::usage::{check_limits, usage_from_hours};
 use rp_payout::{
     Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
 };
@@ -204,7 +204,7 @@ impl PostgresStore {
         );
         let payment = &record.request.payment;
         let amount = i64::try_from(payment.amount).unwrap_or(i64::MAX);
-        let counts = counts_against_limits(&record);
+        let counts = !record.state.releases_limits();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &self.project,
             &payment_id,
@@ -225,10 +225,7 @@ impl PostgresStore {
             return self
                 .insert_within(&mut client, &record, &params, limits)
                 .await
-                .map_err(|e| match e {
-                    Failure::Sql(e) => fail(e),
-                    Failure::Other(e) => e,
-                });
+                .map_err(|e| e.into_error(&what));
         }
         let statement = client
             .prepare_cached(&INSERT_WITH_EVENT)
@@ -316,7 +313,7 @@ impl PostgresStore {
         let mutable = Mutable::of(&record).map_err(|e| Error::store(&what, e))?;
         let event = EventRow::of(&event).map_err(|e| Error::store(&what, e))?;
         let (payment_id, expected_stored) = (record.payment_id.as_str(), rows::version(expected));
-        let counts = counts_against_limits(&record);
+        let counts = !record.state.releases_limits();
         let mut params: Vec<&(dyn ToSql + Sync)> = mutable.params().to_vec();
         params.extend::<[&(dyn ToSql + Sync); 5]>([
             &self.project,
@@ -466,10 +463,7 @@ impl PostgresStore {
             .map_err(|e| Error::store(what, describe(&e)))?;
         usage_on(&client, self.project, currency, now)
             .await
-            .map_err(|e| match e {
-                Failure::Sql(e) => Error::store(what, describe(&e)),
-                Failure::Other(e) => e,
-            })
+            .map_err(|e| e.into_error(what))
     }
 
     /// Runs a read (a prepared, cached statement) on a pooled connection.
@@ -497,6 +491,16 @@ enum Failure {
     Other(Error),
 }
 
+impl Failure {
+    /// The store error, an SQL failure described as doing `what`.
+    fn into_error(self, what: &str) -> Error {
+        match self {
+            Failure::Sql(e) => Error::store(what, describe(&e)),
+            Failure::Other(e) => e,
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for Failure {
     fn from(error: tokio_postgres::Error) -> Failure {
         Failure::Sql(error)
@@ -519,14 +523,11 @@ async fn usage_on(
     let rows = client
         .query(USAGE, &[&project, &currency.code(), &first])
         .await?;
-    let mut used = Usage::default();
-    for row in rows {
-        let (hour, amount, count): (i64, i64, i64) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        let unsigned = |value: i64| u64::try_from(value).unwrap_or(0);
-        add_hour(&mut used, hour, unsigned(amount), unsigned(count), now);
-    }
-    Ok(used)
+    let rows = rows
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect::<Result<Vec<(i64, i64, i64)>, tokio_postgres::Error>>()?;
+    Ok(usage_from_hours(rows, now))
 }
 
 /// The values of a [`PayoutQuery`] as SQL parameters.

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use std::time::SystemTime;
 
 use rp_model::{Currency, Limits, PaymentId, Period, ProjectId, Usage, usage_hour};
-use rp_payout::usage::{add_hour, check_limits, counts_against_limits};
+use rp_payout::usage::{check_limits, usage_from_hours};
 use rp_payout::{
     Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
 };
@@ -126,7 +126,7 @@ pub(super) fn insert(
         }
     }
     let (request, hash) = rows::request_text(&record.request).map_err(&fail)?;
-    let counts = counts_against_limits(record);
+    let counts = !record.state.releases_limits();
     let hour = usage_hour(now);
     let payment = &record.request.payment;
     let mut values = vec![
@@ -189,7 +189,7 @@ fn add_usage(
 /// Keeps the usage in step after `record`'s state changed: when whether it counts flipped,
 /// its amount moves in or out of its hour.
 fn follow_counts(conn: &Connection, project: i64, record: &PayoutRecord) -> rusqlite::Result<()> {
-    let counts = counts_against_limits(record);
+    let counts = !record.state.releases_limits();
     let flipped = conn
         .prepare_cached(SET_COUNTS)?
         .query_row(
@@ -218,23 +218,13 @@ pub(super) fn usage(
     now: SystemTime,
 ) -> rusqlite::Result<Usage> {
     let mut statement = conn.prepare_cached(USAGE)?;
-    let rows = statement.query_map(
-        params![project, currency.code(), Period::Month.first_hour(now)],
-        |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        },
-    )?;
-    let mut used = Usage::default();
-    for row in rows {
-        let (hour, amount, count) = row?;
-        let unsigned = |value: i64| u64::try_from(value).unwrap_or(0);
-        add_hour(&mut used, hour, unsigned(amount), unsigned(count), now);
-    }
-    Ok(used)
+    let rows: Vec<(i64, i64, i64)> = statement
+        .query_map(
+            params![project, currency.code(), Period::Month.first_hour(now)],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(usage_from_hours(rows, now))
 }
 
 /// Compare-and-set of a record's mutable columns with its event (in the writer's

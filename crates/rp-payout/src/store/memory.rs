@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use rp_model::{Currency, Limits, PaymentId, Usage, usage_hour};
 use rp_transport::BoxFuture;
 
-use super::usage::{check_limits, usage_of};
+use super::usage::{check_limits, usage_from_hours};
 use super::{Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated};
 use crate::Error;
 
@@ -31,12 +31,19 @@ struct Inner {
 impl Inner {
     /// What counts against the limits in `currency` now.
     fn usage(&self, currency: Currency) -> Usage {
-        let hours = &self.hours;
-        let with_hours = self.records.values().map(|record| {
-            let hour = hours.get(&record.payment_id).copied().unwrap_or_default();
-            (record, hour)
+        let counted = self.records.values().filter(|record| {
+            record.request.payment.currency == currency.code() && !record.state.releases_limits()
         });
-        usage_of(with_hours, currency, SystemTime::now())
+        let rows = counted.map(|record| {
+            let hour = self
+                .hours
+                .get(&record.payment_id)
+                .copied()
+                .unwrap_or_default();
+            let amount = i64::try_from(record.request.payment.amount).unwrap_or(i64::MAX);
+            (hour, amount, 1)
+        });
+        usage_from_hours(rows, SystemTime::now())
     }
 
     fn add(&mut self, record: PayoutRecord, event: PayoutEvent) -> Inserted {

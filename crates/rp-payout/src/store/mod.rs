@@ -64,7 +64,7 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
     ///
     /// **Limits.** A new record is a reservation against the project's amount limits: in the
     /// same atomic step, the store reads what counts against `limits` ([`PayoutStore::usage`]
-    /// in the record's currency, on the store's clock), refuses the record with
+    /// in the limits' currency, on the store's clock), refuses the record with
     /// [`Inserted::OverLimit`] if it does not fit ([`rp_model::LimitTracker::check`]), and
     /// otherwise counts it, so two concurrent inserts cannot both pass a limit. With no
     /// limit set ([`Limits::is_empty`]) nothing is refused, but the record still counts. A

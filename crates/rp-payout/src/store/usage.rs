@@ -8,45 +8,32 @@ use rp_model::{Currency, LimitError, LimitTracker, Limits, Money, Period, Usage}
 use super::PayoutRecord;
 use crate::Error;
 
-/// Whether `record` counts against the limits now: its state is not one the platform
-/// definitively refused.
-pub fn counts_against_limits(record: &PayoutRecord) -> bool {
-    !record.state.releases_limits()
-}
-
-/// The usage in `currency` at `now` of the records that count, each with the hour the store
-/// recorded it in ([`rp_model::usage_hour`] of the **store's** clock at the insert, never of
-/// the client-written `created_at`): the reference computation, by walking every record (a
-/// database keeps hourly sums instead, with the same result).
-pub fn usage_of<'a>(
-    records: impl IntoIterator<Item = (&'a PayoutRecord, i64)>,
-    currency: Currency,
-    now: SystemTime,
-) -> Usage {
+/// The usage at `now` of hourly sums: `(hour, amount, count)` rows, an hour as
+/// [`rp_model::usage_hour`] of the **store's** clock when the payouts were recorded (never the
+/// client-written `created_at`), several rows of one hour allowed, negative sums read as 0.
+/// Every store folds its usage through this: the SQL ledgers from their hourly table, the
+/// memory store from its records (one row each).
+pub fn usage_from_hours(rows: impl IntoIterator<Item = (i64, i64, i64)>, now: SystemTime) -> Usage {
+    let first = [Period::Day, Period::Week, Period::Month].map(|period| period.first_hour(now));
     let mut usage = Usage::default();
-    for (record, hour) in records {
-        if record.request.payment.currency == currency.code() && counts_against_limits(record) {
-            add_hour(&mut usage, hour, record.request.payment.amount, 1, now);
+    for (hour, amount, count) in rows {
+        let (amount, count) = (
+            u64::try_from(amount).unwrap_or(0),
+            u64::try_from(count).unwrap_or(0),
+        );
+        let windows = [
+            (&mut usage.day_amount, &mut usage.day_count),
+            (&mut usage.week_amount, &mut usage.week_count),
+            (&mut usage.month_amount, &mut usage.month_count),
+        ];
+        for ((amount_used, count_used), first) in windows.into_iter().zip(first) {
+            if hour >= first {
+                *amount_used = amount_used.saturating_add(amount);
+                *count_used = count_used.saturating_add(count);
+            }
         }
     }
     usage
-}
-
-/// Adds `amount` and `count` recorded in `hour` to each window of `usage` that holds that
-/// hour at `now`.
-pub fn add_hour(usage: &mut Usage, hour: i64, amount: u64, count: u64, now: SystemTime) {
-    if hour >= Period::Day.first_hour(now) {
-        usage.day_amount = usage.day_amount.saturating_add(amount);
-        usage.day_count = usage.day_count.saturating_add(count);
-    }
-    if hour >= Period::Week.first_hour(now) {
-        usage.week_amount = usage.week_amount.saturating_add(amount);
-        usage.week_count = usage.week_count.saturating_add(count);
-    }
-    if hour >= Period::Month.first_hour(now) {
-        usage.month_amount = usage.month_amount.saturating_add(amount);
-        usage.month_count = usage.month_count.saturating_add(count);
-    }
 }
 
 /// Whether `record` fits `limits` on top of `usage` ([`LimitTracker::check`]).
