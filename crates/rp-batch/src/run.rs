@@ -213,22 +213,23 @@ pub async fn preflight(
 /// Pays every valid row of the file at `path` (which must still be batch `batch`) through
 /// `client`, in file order, with at most `options.concurrency` payouts in flight and at most
 /// `options.rate` started a second. Invalid rows are skipped (check the file first: see
-/// [`crate::check`]). `on_row` hears of every row as its call ends.
+/// [`crate::check`]). `on_row` hears of every row as its call ends, with the summary so far.
 ///
 /// `stop` stops the run from taking new rows: the calls in flight finish and are recorded,
 /// and the summary says how many rows were not started. Running the same file again resumes
 /// it: rows already paid are not paid again.
 ///
 /// # Errors
-/// [`RunError`]: the file cannot be read or changed. A payout that fails is not an error of
-/// the run: it is the row's [`RowResult::Failed`].
+/// [`RunError`]: the file cannot be read or changed (the payouts already started are first
+/// finished and recorded). A payout that fails is not an error of the run: it is the row's
+/// [`RowResult::Failed`].
 pub async fn run(
     path: &Path,
     batch: BatchId,
     client: Arc<Client>,
     options: RunOptions,
     stop: &AtomicBool,
-    mut on_row: impl FnMut(&RowOutcome),
+    mut on_row: impl FnMut(&RowOutcome, &RunSummary),
 ) -> Result<RunSummary, RunError> {
     let mut reader = open_same(path, batch)?;
     let mut summary = RunSummary::default();
@@ -239,17 +240,33 @@ pub async fn run(
         interval
     });
     let concurrency = options.concurrency.max(1);
-    let mut finish = |outcome: RowOutcome, summary: &mut RunSummary| {
+    let mut finish = |done: Result<RowOutcome, tokio::task::JoinError>,
+                      summary: &mut RunSummary| {
         summary.done += 1;
-        summary.count(outcome.result.label());
-        on_row(&outcome);
+        match done {
+            Ok(outcome) => {
+                summary.count(outcome.result.label());
+                on_row(&outcome, summary);
+            }
+            // A payout call panicked (the client does not): its payout stays as recorded,
+            // for the next run or reconcile to settle.
+            Err(_) => summary.count("error"),
+        }
     };
-    while let Some(record) = reader.next_record()? {
-        let row = match record {
-            Record::Valid(row) => row,
-            Record::Invalid(_) => {
+    // A file that stops reading ends the loop, never the calls in flight: they are drained
+    // (and recorded) before the error is returned.
+    let mut stopped_by = None;
+    loop {
+        let row = match reader.next_record() {
+            Ok(Some(Record::Valid(row))) => row,
+            Ok(Some(Record::Invalid(_))) => {
                 summary.skipped_invalid += 1;
                 continue;
+            }
+            Ok(None) => break,
+            Err(error) => {
+                stopped_by = Some(RunError::File(error));
+                break;
             }
         };
         if stop.load(Ordering::SeqCst) {
@@ -259,7 +276,7 @@ pub async fn run(
         }
         while in_flight.len() >= concurrency {
             if let Some(done) = in_flight.join_next().await {
-                finish(joined(done)?, &mut summary);
+                finish(done, &mut summary);
             }
         }
         if let Some(pace) = pace.as_mut() {
@@ -280,15 +297,9 @@ pub async fn run(
         });
     }
     while let Some(done) = in_flight.join_next().await {
-        finish(joined(done)?, &mut summary);
+        finish(done, &mut summary);
     }
-    Ok(summary)
-}
-
-/// A finished task's outcome; a panicked task is a store error (it cannot happen: the client
-/// does not panic).
-fn joined(done: Result<RowOutcome, tokio::task::JoinError>) -> Result<RowOutcome, RunError> {
-    done.map_err(|e| RunError::Store(Error::store("run a payout of the batch", e.to_string())))
+    stopped_by.map_or(Ok(summary), Err)
 }
 
 /// Opens `path` and checks it is still batch `batch`.
@@ -325,29 +336,6 @@ fn failure(error: &Error) -> RowFailure {
 /// Whether a recorded payout is final for a report: settled, or ended in `error`.
 pub fn is_final(record: &PayoutRecord) -> bool {
     record.state.is_settled() || record.state == PayoutState::Status(PaymentStatus::Error)
-}
-
-/// Payment IDs of the valid rows of the file whose payouts are not final yet in `store`
-/// (not recorded, or not [`is_final`]).
-///
-/// # Errors
-/// [`RunError`].
-pub async fn open_rows(
-    path: &Path,
-    batch: BatchId,
-    store: &dyn PayoutStore,
-) -> Result<Vec<PaymentId>, RunError> {
-    let mut reader = open_same(path, batch)?;
-    let mut open = Vec::new();
-    while let Some(record) = reader.next_record()? {
-        if let Record::Valid(row) = record {
-            let id = row.payout.payment_id();
-            if !store.get(id).await?.as_ref().is_some_and(is_final) {
-                open.push(id.clone());
-            }
-        }
-    }
-    Ok(open)
 }
 
 /// The columns a report adds after the file's own.
@@ -482,8 +470,17 @@ fn report_cells(row: u64, record: &PayoutRecord) -> [String; 8] {
     ]
 }
 
-/// How many valid rows of the file stand in each state in `store` now ([`PayoutState::label`]),
-/// most first; rows the ledger does not hold count as `not_recorded`.
+/// Where the valid rows of a file stand in the ledger ([`tally`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Rows by state ([`PayoutState::label`]), most first; rows the ledger does not hold count
+    /// as `not_recorded`.
+    pub by_label: Vec<(String, u64)>,
+    /// Rows whose payout is not final yet (not recorded, or not [`is_final`]).
+    pub open: u64,
+}
+
+/// Where every valid row of the file stands in `store` now.
 ///
 /// # Errors
 /// [`RunError`].
@@ -491,18 +488,22 @@ pub async fn tally(
     path: &Path,
     batch: BatchId,
     store: &dyn PayoutStore,
-) -> Result<Vec<(String, u64)>, RunError> {
+) -> Result<Tally, RunError> {
     let mut reader = open_same(path, batch)?;
     let mut counts = RunSummary::default();
+    let mut open = 0;
     while let Some(record) = reader.next_record()? {
         if let Record::Valid(row) = record {
-            match store.get(row.payout.payment_id()).await? {
-                Some(recorded) => counts.count(recorded.state.label()),
-                None => counts.count("not_recorded"),
-            }
+            let recorded = store.get(row.payout.payment_id()).await?;
+            open += u64::from(!recorded.as_ref().is_some_and(is_final));
+            counts.count(
+                recorded
+                    .as_ref()
+                    .map_or("not_recorded", |r| r.state.label()),
+            );
         }
     }
     let mut by_label = counts.by_label;
     by_label.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(by_label)
+    Ok(Tally { by_label, open })
 }

@@ -81,14 +81,10 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     let config = args.gate.config()?.with_limits(limits);
     let transport = config.default_transport()?;
     let file = args.file.display().to_string();
-    let batch = BatchId::of_file(&args.file).map_err(|e| Failure::usage(format!("{file}: {e}")))?;
     let report = check_file(&args.file, &limits, |problem| println!("{problem}"))
         .map_err(|e| Failure::usage(format!("{file}: {e}")))?;
-    if report.batch != batch {
-        return Err(Failure::usage(format!(
-            "{file} changed while it was being checked; run it again once it is written"
-        )));
-    }
+    // Every later read of the file checks it is still the file checked here.
+    let batch = report.batch;
     if report.valid_rows == 0 {
         return Err(Failure::usage(format!("{file}: no valid row to pay")));
     }
@@ -124,7 +120,7 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     confirm(args, &client, &report, batch)?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let progress = Progress::new(report.valid_rows);
+    let mut progress = Progress::new(report.valid_rows);
     let summary = runtime.block_on(async {
         let stopper = Arc::clone(&stop);
         let signals = tokio::spawn(async move {
@@ -147,14 +143,14 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             Arc::clone(&client),
             options,
             &stop,
-            |outcome| progress.row(outcome),
+            |outcome, so_far| progress.row(outcome, so_far),
         )
         .await;
         signals.abort();
         result
     });
     let summary = summary.map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
-    progress.finish();
+    eprintln!("{}", progress.line(&summary));
     print_summary(&summary);
     if summary.stopped {
         eprintln!(
@@ -171,9 +167,11 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     let states = runtime
         .block_on(run::tally(&args.file, batch, client.store().as_ref()))
         .map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
-    let shown: Vec<String> = states.iter().map(|(l, n)| format!("{l} {n}")).collect();
-    println!("the batch in the ledger now: {}", shown.join(", "));
-    verdict(&summary, &states)
+    println!(
+        "the batch in the ledger now: {}",
+        counts_text(&states.by_label)
+    );
+    verdict(&summary, &states.by_label)
 }
 
 /// Shows what is about to be paid, and asks on a terminal unless `--yes`.
@@ -234,16 +232,11 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
-/// Progress on stderr: one line every few seconds (done/total, counts, rate, ETA).
+/// Progress on stderr: one line every few seconds (done/total, counts, rate, ETA), and each
+/// failed row as it ends.
 struct Progress {
     total: u64,
     started: Instant,
-    state: std::sync::Mutex<ProgressState>,
-}
-
-struct ProgressState {
-    done: u64,
-    counts: Vec<(String, u64)>,
     last_line: Instant,
 }
 
@@ -256,80 +249,56 @@ impl Progress {
         Progress {
             total,
             started: now,
-            state: std::sync::Mutex::new(ProgressState {
-                done: 0,
-                counts: Vec::new(),
-                last_line: now,
-            }),
+            last_line: now,
         }
     }
 
-    fn row(&self, outcome: &RowOutcome) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.done += 1;
-        let label = outcome.result.label();
-        match state.counts.iter_mut().find(|(l, _)| l == label) {
-            Some((_, n)) => *n += 1,
-            None => state.counts.push((label.to_owned(), 1)),
-        }
+    fn row(&mut self, outcome: &RowOutcome, summary: &RunSummary) {
         if let run::RowResult::Failed(failure) = &outcome.result {
             eprintln!(
                 "line {}: {}: {}",
                 outcome.line, outcome.payment_id, failure.message
             );
         }
-        if state.last_line.elapsed() >= PROGRESS_EVERY {
-            state.last_line = Instant::now();
-            eprintln!("{}", self.line(&state));
+        if self.last_line.elapsed() >= PROGRESS_EVERY {
+            self.last_line = Instant::now();
+            eprintln!("{}", self.line(summary));
         }
     }
 
-    fn line(&self, state: &ProgressState) -> String {
+    fn line(&self, summary: &RunSummary) -> String {
         let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
         #[allow(clippy::cast_precision_loss)] // a rate for people, not money
-        let rate = state.done as f64 / elapsed;
-        let left = self.total.saturating_sub(state.done);
+        let rate = summary.done as f64 / elapsed;
+        let left = self.total.saturating_sub(summary.done);
         #[allow(clippy::cast_precision_loss)]
         let eta = if rate > 0.0 { left as f64 / rate } else { 0.0 };
-        let counts: Vec<String> = state
-            .counts
-            .iter()
-            .map(|(label, n)| format!("{label} {n}"))
-            .collect();
         format!(
             "batch: {}/{} done ({}), {rate:.1}/s, about {eta:.0} s left",
-            state.done,
+            summary.done,
             self.total,
-            counts.join(", ")
+            counts_text(&summary.by_label)
         )
-    }
-
-    fn finish(&self) {
-        let state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        eprintln!("{}", self.line(&state));
     }
 }
 
-fn print_summary(summary: &RunSummary) {
-    let counts: Vec<String> = summary
-        .by_label
+/// `success 12, decline 3`, or `nothing`.
+fn counts_text(by_label: &[(String, u64)]) -> String {
+    if by_label.is_empty() {
+        return "nothing".to_owned();
+    }
+    let counts: Vec<String> = by_label
         .iter()
         .map(|(label, n)| format!("{label} {n}"))
         .collect();
+    counts.join(", ")
+}
+
+fn print_summary(summary: &RunSummary) {
     println!(
         "sent {} row(s): {}{}",
         summary.done,
-        if counts.is_empty() {
-            "nothing".to_owned()
-        } else {
-            counts.join(", ")
-        },
+        counts_text(&summary.by_label),
         if summary.skipped_invalid > 0 {
             format!("; {} invalid row(s) skipped", summary.skipped_invalid)
         } else {
@@ -347,18 +316,18 @@ async fn wait_final(
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
-        let open = run::open_rows(path, batch, client.store().as_ref())
+        let open = run::tally(path, batch, client.store().as_ref())
             .await
-            .map_err(|e| Failure::new(EXIT_NOT_SENT, e.to_string()))?;
-        if open.is_empty() {
+            .map_err(|e| Failure::new(EXIT_NOT_SENT, e.to_string()))?
+            .open;
+        if open == 0 {
             println!("every payout of the batch is final");
             return Ok(());
         }
         if Instant::now() >= deadline {
             println!(
-                "{} payout(s) not final after {seconds} s; ask again with `rp reconcile`, or run \
-                 the file again",
-                open.len()
+                "{open} payout(s) not final after {seconds} s; ask again with `rp reconcile`, or \
+                 run the file again"
             );
             return Ok(());
         }
