@@ -45,6 +45,7 @@
 //! # }).unwrap();
 //! ```
 
+mod batch;
 mod error;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -59,6 +60,10 @@ use std::sync::Arc;
 use rp_model::ProjectId;
 use rp_payout::PayoutStore;
 
+pub use batch::{
+    BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, MAX_LEASE, NewBatch,
+    NewBatchRow, Registered, RowSource,
+};
 pub use error::LedgerError;
 #[cfg(feature = "postgres")]
 pub use postgres::{
@@ -66,7 +71,7 @@ pub use postgres::{
     PostgresStore,
 };
 #[cfg(feature = "sqlite")]
-pub use sqlite::{MAX_GROUP, SCHEMA_VERSION, SqliteLedger, SqliteStore};
+pub use sqlite::{MAX_GROUP, SCHEMA_VERSION, SqliteBatches, SqliteLedger, SqliteStore};
 pub use url::LedgerUrl;
 
 /// An open ledger. Cheap to clone; every clone shares the same connections.
@@ -153,6 +158,16 @@ impl Ledger {
             Backend::Sqlite(ledger) => Arc::new(ledger.store(project)),
             #[cfg(feature = "postgres")]
             Backend::Postgres(ledger) => Arc::new(ledger.store(project)),
+        }
+    }
+
+    /// The batches of `project`, as a [`BatchStore`] for `rp-batch`.
+    pub fn batches(&self, project: ProjectId) -> Arc<dyn BatchStore> {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ledger) => Arc::new(ledger.batches(project)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(ledger) => Arc::new(ledger.batches(project)),
         }
     }
 

@@ -124,6 +124,7 @@ pub use config::{Config, DEFAULT_BASE_URL, ENV_BASE_URL, ENV_PROJECT_ID, ENV_SEC
 pub use error::Error;
 pub use ids::{PaymentIdGenerator, RandomPaymentIds, SequentialPaymentIds};
 pub use operators::OperatorList;
+pub use owner::{Liveness, Owner};
 pub use reconcile::{
     RECONCILE_BATCH, ReconcileEntry, ReconcileReport, ReconcileResult, ResendEntry, ResendResult,
 };

@@ -12,9 +12,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// This process, as it claims payouts.
+/// This process, as it claims payouts (and a batch worker, batch rows).
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Owner {
+pub struct Owner {
     token: String,
 }
 
@@ -26,15 +26,18 @@ impl fmt::Debug for Owner {
 
 /// Whether a claim's owner is known to be alive, known to be dead, or cannot be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Liveness {
+pub enum Liveness {
+    /// A process of this host that is running.
     Alive,
+    /// A process of this host that is gone (or whose ID a later process now holds).
     Dead,
+    /// Another host's process, or a token this platform cannot check.
     Unknown,
 }
 
 impl Owner {
     /// A new client of this process.
-    pub(crate) fn new_client() -> Owner {
+    pub fn new_client() -> Owner {
         static CLIENTS: AtomicU64 = AtomicU64::new(0);
         let client = CLIENTS.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -45,13 +48,13 @@ impl Owner {
     }
 
     /// The token written into a record.
-    pub(crate) fn token(&self) -> &str {
+    pub fn token(&self) -> &str {
         &self.token
     }
 
     /// Whether the process behind `token` (another claim) is alive, as far as this host can
     /// tell.
-    pub(crate) fn liveness_of(token: &str) -> Liveness {
+    pub fn liveness_of(token: &str) -> Liveness {
         let parts: Vec<&str> = token.split('/').collect();
         let [host, pid, start, ..] = parts.as_slice() else {
             return Liveness::Unknown;

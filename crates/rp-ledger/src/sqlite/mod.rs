@@ -7,6 +7,7 @@
 //! writer starts a transaction is committed together ([`MAX_GROUP`] at most), each write in
 //! its own savepoint, so a failed write is rolled back alone and the others commit.
 
+mod batch;
 mod rows;
 mod schema;
 mod store;
@@ -24,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::{LedgerError, LedgerStats};
 
+pub use batch::SqliteBatches;
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 
@@ -98,6 +100,9 @@ enum Job {
     Write(Write),
     /// A read, for an in-memory ledger.
     Read(Box<dyn FnOnce(&Connection) + Send>),
+    /// Work that runs its own transaction (the batches'), after the writes queued before it
+    /// are committed.
+    Exclusive(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
 /// A write, committed with the others queued beside it.
@@ -215,6 +220,11 @@ impl SqliteLedger {
         SqliteStore::new(self.clone(), project)
     }
 
+    /// The batches of `project`.
+    pub fn batches(&self, project: ProjectId) -> SqliteBatches {
+        SqliteBatches::new(self.clone(), project)
+    }
+
     /// Queues a write and waits for its commit.
     async fn write<T>(&self, job: impl FnOnce(Reply<T>) -> Job, what: &str) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
@@ -225,6 +235,36 @@ impl SqliteLedger {
         answer
             .await
             .map_err(|_| Error::store(what, "the ledger writer stopped before answering"))?
+    }
+
+    /// Runs `work` in its own `BEGIN IMMEDIATE` transaction on the writer's connection,
+    /// committed before it answers (rolled back when it fails).
+    async fn exclusive<T: Send + 'static>(
+        &self,
+        what: String,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        let failed = |what: &str, e: &dyn fmt::Display| Error::store(what, e);
+        let task = what.clone();
+        let job = Job::Exclusive(Box::new(move |conn: &mut Connection| {
+            let result = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| failed(&task, &e))
+                .and_then(|tx| {
+                    let value = work(&tx)?;
+                    tx.commit().map_err(|e| failed(&task, &e))?;
+                    Ok(value)
+                });
+            let _ = reply.send(result);
+        }));
+        self.shared
+            .jobs
+            .send(job)
+            .map_err(|_| Error::store(&what, "the ledger writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::store(&what, "the ledger writer stopped before answering"))?
     }
 
     /// Runs a read on a read connection (off the async threads), or through the writer for an
@@ -344,6 +384,12 @@ fn write_loop(mut conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Coun
             match job {
                 Job::Read(read) => read(&conn),
                 Job::Write(write) => writes.push(write),
+                Job::Exclusive(work) => {
+                    if !writes.is_empty() {
+                        commit_group(&mut conn, std::mem::take(&mut writes), counters);
+                    }
+                    work(&mut conn);
+                }
             }
             if writes.len() < MAX_GROUP {
                 next = queue.try_recv().ok();

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -97,8 +97,44 @@ INSERT INTO limit_usage (project_id, currency, hour, amount, count)
     FROM payouts WHERE counts GROUP BY 1, 2, 3;
 ";
 
+/// Version 3: batches (`rp-ledger`'s `BatchStore`): a file registered whole, its header and
+/// every row's cells, and the rows' claims: which worker holds a row, until when (the
+/// ledger's clock), and whether the current pass finished it.
+const V3: &str = "
+CREATE TABLE batches (
+    project_id INTEGER NOT NULL,
+    batch_id   TEXT    NOT NULL,   -- hex SHA-256 of the file
+    file_name  TEXT    NOT NULL,
+    delimiter  INTEGER NOT NULL,   -- the file's delimiter byte
+    header     BLOB    NOT NULL,   -- the header row, CSV
+    rows       INTEGER NOT NULL,   -- non-blank rows after the header
+    valid_rows INTEGER NOT NULL,
+    totals     TEXT    NOT NULL,   -- JSON: [[currency, minor units], ...]
+    created_at INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
+    PRIMARY KEY (project_id, batch_id)
+);
+CREATE INDEX batches_by_time ON batches (project_id, created_at DESC, batch_id DESC);
+
+CREATE TABLE batch_rows (
+    project_id  INTEGER NOT NULL,
+    batch_id    TEXT    NOT NULL,
+    row_no      INTEGER NOT NULL,   -- 1-based, non-blank rows after the header
+    line        INTEGER NOT NULL,
+    payment_id  TEXT,
+    valid       INTEGER NOT NULL,
+    cells       BLOB    NOT NULL,   -- the row as read, CSV
+    problems    TEXT,               -- why an invalid row is invalid
+    done        INTEGER NOT NULL,   -- the current pass finished it (an invalid row: always)
+    claimed_by  TEXT,               -- the worker (Owner token) that holds it
+    lease_until INTEGER,            -- nanoseconds: until when the claim holds
+    PRIMARY KEY (project_id, batch_id, row_no),
+    FOREIGN KEY (project_id, batch_id) REFERENCES batches (project_id, batch_id)
+);
+CREATE INDEX batch_rows_undone ON batch_rows (project_id, batch_id, row_no) WHERE done = 0;
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and
 /// every migration run in one `BEGIN IMMEDIATE` transaction, so that processes opening a new

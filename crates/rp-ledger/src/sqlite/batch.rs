@@ -1,0 +1,444 @@
+//! [`SqliteBatches`]: the batches of one project in an SQLite ledger, as a [`BatchStore`].
+//! Every write runs in its own transaction on the writer's connection; the lease times are
+//! this machine's clock (every process sharing an SQLite file shares the machine).
+
+use std::time::{Duration, SystemTime};
+
+use rp_model::ProjectId;
+use rp_payout::Error;
+use rp_transport::BoxFuture;
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use super::SqliteLedger;
+use super::rows::nanos;
+use crate::batch::{
+    self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, LabelCount, NewBatch,
+    NewBatchRow, Registered, RowSource, signed, unsigned,
+};
+use crate::stored::time;
+
+/// The batches of one project in an [`SqliteLedger`].
+#[derive(Debug, Clone)]
+pub struct SqliteBatches {
+    ledger: SqliteLedger,
+    project: i64,
+}
+
+impl SqliteBatches {
+    pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteBatches {
+        SqliteBatches {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+const INFO_COLUMNS: &str =
+    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at";
+
+/// A [`BatchInfo`] from a row of [`INFO_COLUMNS`].
+fn info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
+    let totals: String = row.get(6)?;
+    let totals = batch::totals_of(&totals).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(BatchInfo {
+        batch: NewBatch {
+            id: row.get(0)?,
+            file_name: row.get(1)?,
+            delimiter: u8::try_from(row.get::<_, i64>(2)?).unwrap_or(b','),
+            header: row.get(3)?,
+            rows: unsigned(row.get(4)?),
+            valid_rows: unsigned(row.get(5)?),
+            totals,
+        },
+        created_at: time(row.get(7)?),
+    })
+}
+
+/// The owners holding live claims on batch `id`, with how many rows each holds.
+fn claims(
+    conn: &Connection,
+    project: i64,
+    id: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<(String, u64)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT claimed_by, count(*) FROM batch_rows WHERE project_id = ?1 AND batch_id = ?2 \
+         AND done = 0 AND claimed_by IS NOT NULL AND lease_until > ?3 GROUP BY claimed_by",
+    )?;
+    statement
+        .query_map(params![project, id, now], |row| {
+            Ok((row.get(0)?, unsigned(row.get(1)?)))
+        })?
+        .collect()
+}
+
+/// Batch `id` and where it stands.
+fn progress(
+    conn: &Connection,
+    project: i64,
+    id: &str,
+    now: i64,
+) -> rusqlite::Result<Option<BatchProgress>> {
+    let info = conn
+        .prepare_cached(&format!(
+            "SELECT {INFO_COLUMNS} FROM batches WHERE project_id = ?1 AND batch_id = ?2"
+        ))?
+        .query_row(params![project, id], info)
+        .optional()?;
+    let Some(info) = info else {
+        return Ok(None);
+    };
+    let counts: Vec<LabelCount> = conn
+        .prepare_cached(
+            "SELECT p.state_label, count(*), sum(r.done = 0), \
+             sum(r.done = 1 AND p.settled = 0 AND p.state_label <> 'error') \
+             FROM batch_rows r LEFT JOIN payouts p \
+             ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
+             WHERE r.project_id = ?1 AND r.batch_id = ?2 AND r.valid = 1 \
+             GROUP BY p.state_label",
+        )?
+        .query_map(params![project, id], |row| {
+            Ok(LabelCount {
+                label: row.get(0)?,
+                rows: unsigned(row.get(1)?),
+                undone: unsigned(row.get::<_, Option<i64>>(2)?.unwrap_or(0)),
+                waiting: unsigned(row.get::<_, Option<i64>>(3)?.unwrap_or(0)),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let claims = claims(conn, project, id, now)?;
+    Ok(Some(batch::progress_of(info, counts, claims)))
+}
+
+/// Registers a batch and its rows (inside the caller's transaction).
+fn register(
+    conn: &Connection,
+    project: i64,
+    new: &NewBatch,
+    rows: RowSource,
+) -> Result<Registered, Error> {
+    let what = format!("register batch {}", new.id);
+    let failed = |e: rusqlite::Error| Error::store(&what, e);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO batches (project_id, batch_id, file_name, delimiter, header, rows, \
+             valid_rows, totals, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (project_id, batch_id) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                project,
+                new.id,
+                new.file_name,
+                i64::from(new.delimiter),
+                new.header,
+                signed(new.rows),
+                signed(new.valid_rows),
+                batch::totals_text(&new.totals),
+                nanos(SystemTime::now()),
+            ])
+        })
+        .map_err(failed)?;
+    if inserted == 0 {
+        return Ok(Registered::Existing);
+    }
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT INTO batch_rows (project_id, batch_id, row_no, line, payment_id, valid, \
+             cells, problems, done) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .map_err(failed)?;
+    for row in rows {
+        let row: NewBatchRow = row.map_err(|reason| Error::store(&what, reason))?;
+        statement
+            .execute(params![
+                project,
+                new.id,
+                signed(row.row),
+                signed(row.line),
+                row.payment_id,
+                row.valid,
+                row.cells,
+                row.problems,
+                !row.valid,
+            ])
+            .map_err(failed)?;
+    }
+    Ok(Registered::New)
+}
+
+/// Claims rows (inside the caller's transaction).
+fn claim(
+    conn: &Connection,
+    project: i64,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+    max: usize,
+) -> rusqlite::Result<Vec<ClaimedRow>> {
+    let now = SystemTime::now();
+    let now_nanos = nanos(now);
+    let others = claims(conn, project, id, now_nanos)?
+        .into_iter()
+        .map(|(token, _)| token)
+        .filter(|token| token != owner);
+    let dead = serde_json::to_string(&batch::dead_owners(others)).unwrap_or_default();
+    let mut statement = conn.prepare_cached(
+        "UPDATE batch_rows SET claimed_by = ?3, lease_until = ?4 \
+         WHERE project_id = ?1 AND batch_id = ?2 AND row_no IN ( \
+             SELECT row_no FROM batch_rows WHERE project_id = ?1 AND batch_id = ?2 \
+             AND done = 0 AND valid = 1 AND (claimed_by IS NULL OR lease_until <= ?5 \
+                 OR claimed_by IN (SELECT value FROM json_each(?6))) \
+             ORDER BY row_no LIMIT ?7) \
+         RETURNING row_no, line, cells",
+    )?;
+    let mut claimed: Vec<ClaimedRow> = statement
+        .query_map(
+            params![
+                project,
+                id,
+                owner,
+                nanos(now + lease),
+                now_nanos,
+                dead,
+                signed(max as u64)
+            ],
+            |row| {
+                Ok(ClaimedRow {
+                    row: unsigned(row.get(0)?),
+                    line: unsigned(row.get(1)?),
+                    cells: row.get(2)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    claimed.sort_by_key(|row| row.row);
+    Ok(claimed)
+}
+
+impl BatchStore for SqliteBatches {
+    fn register(
+        &self,
+        batch: NewBatch,
+        rows: RowSource,
+    ) -> BoxFuture<'_, Result<Registered, Error>> {
+        let project = self.project;
+        Box::pin(async move {
+            batch::check_id(&batch.id)?;
+            self.ledger
+                .exclusive(format!("register batch {}", batch.id), move |tx| {
+                    register(tx, project, &batch, rows)
+                })
+                .await
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        lease: Duration,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<ClaimedRow>, Error>> {
+        let project = self.project;
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        Box::pin(async move {
+            batch::check_claim(&id, lease)?;
+            let what = format!("claim rows of batch {id}");
+            self.ledger
+                .exclusive(what.clone(), move |tx| {
+                    claim(tx, project, &id, &owner, lease, max).map_err(|e| Error::store(&what, e))
+                })
+                .await
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        let project = self.project;
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        Box::pin(async move {
+            batch::check_claim(&id, lease)?;
+            let what = format!("renew the claims on batch {id}");
+            self.ledger
+                .exclusive(what.clone(), move |tx| {
+                    tx.prepare_cached(
+                        "UPDATE batch_rows SET lease_until = ?4 WHERE project_id = ?1 \
+                         AND batch_id = ?2 AND claimed_by = ?3 AND done = 0",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            project,
+                            id,
+                            owner,
+                            nanos(SystemTime::now() + lease)
+                        ])
+                    })
+                    .map(|n| n as u64)
+                    .map_err(|e| Error::store(&what, e))
+                })
+                .await
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        rows: &'a [u64],
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        let project = self.project;
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        let rows = serde_json::to_string(rows).unwrap_or_default();
+        Box::pin(async move {
+            batch::check_id(&id)?;
+            let what = format!("mark rows of batch {id} done");
+            self.ledger
+                .exclusive(what.clone(), move |tx| {
+                    tx.prepare_cached(
+                        "UPDATE batch_rows SET done = 1, claimed_by = NULL, lease_until = NULL \
+                         WHERE project_id = ?1 AND batch_id = ?2 AND claimed_by = ?3 \
+                         AND done = 0 AND row_no IN (SELECT value FROM json_each(?4))",
+                    )
+                    .and_then(|mut s| s.execute(params![project, id, owner, rows]))
+                    .map(|n| n as u64)
+                    .map_err(|e| Error::store(&what, e))
+                })
+                .await
+        })
+    }
+
+    fn release<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
+        let project = self.project;
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        Box::pin(async move {
+            batch::check_id(&id)?;
+            let what = format!("give back the rows of batch {id}");
+            self.ledger
+                .exclusive(what.clone(), move |tx| {
+                    tx.prepare_cached(
+                        "UPDATE batch_rows SET claimed_by = NULL, lease_until = NULL \
+                         WHERE project_id = ?1 AND batch_id = ?2 AND claimed_by = ?3 AND done = 0",
+                    )
+                    .and_then(|mut s| s.execute(params![project, id, owner]))
+                    .map(|n| n as u64)
+                    .map_err(|e| Error::store(&what, e))
+                })
+                .await
+        })
+    }
+
+    fn reopen<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
+        let project = self.project;
+        let id = id.to_owned();
+        Box::pin(async move {
+            batch::check_id(&id)?;
+            let what = format!("start a new pass of batch {id}");
+            self.ledger
+                .exclusive(what.clone(), move |tx| {
+                    tx.prepare_cached(
+                        "UPDATE batch_rows SET done = 0, claimed_by = NULL, lease_until = NULL \
+                         WHERE project_id = ?1 AND batch_id = ?2 AND valid = 1 \
+                         AND NOT EXISTS (SELECT 1 FROM batch_rows WHERE project_id = ?1 \
+                             AND batch_id = ?2 AND valid = 1 AND done = 0) \
+                         AND NOT EXISTS (SELECT 1 FROM payouts p \
+                             WHERE p.project_id = ?1 AND p.payment_id = batch_rows.payment_id \
+                             AND p.settled = 1)",
+                    )
+                    .and_then(|mut s| s.execute(params![project, id]))
+                    .map(|n| n as u64)
+                    .map_err(|e| Error::store(&what, e))
+                })
+                .await
+        })
+    }
+
+    fn progress<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchProgress>, Error>> {
+        let project = self.project;
+        let id = id.to_owned();
+        Box::pin(async move {
+            batch::check_id(&id)?;
+            self.ledger
+                .read(format!("read batch {id}"), move |conn| {
+                    progress(conn, project, &id, nanos(SystemTime::now()))
+                })
+                .await
+        })
+    }
+
+    fn list(
+        &self,
+        before: Option<(SystemTime, String)>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<BatchProgress>, Error>> {
+        let project = self.project;
+        let (at, before_id) = before.map_or((i64::MAX, String::new()), |(at, id)| (nanos(at), id));
+        let unbounded = before_id.is_empty();
+        Box::pin(self.ledger.read("list batches".to_owned(), move |conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT batch_id FROM batches WHERE project_id = ?1 \
+                     AND (?4 OR (created_at, batch_id) < (?2, ?3)) \
+                     ORDER BY created_at DESC, batch_id DESC LIMIT ?5",
+                )?
+                .query_map(
+                    params![project, at, before_id, unbounded, signed(limit as u64)],
+                    |row| row.get(0),
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let now = nanos(SystemTime::now());
+            let mut batches = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(one) = progress(conn, project, &id, now)? {
+                    batches.push(one);
+                }
+            }
+            Ok(batches)
+        }))
+    }
+
+    fn rows<'a>(
+        &'a self,
+        id: &'a str,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<BatchRow>, Error>> {
+        let project = self.project;
+        let id = id.to_owned();
+        Box::pin(async move {
+            batch::check_id(&id)?;
+            self.ledger
+                .read(format!("read the rows of batch {id}"), move |conn| {
+                    conn.prepare_cached(
+                        "SELECT row_no, line, payment_id, valid, cells, problems, done \
+                         FROM batch_rows WHERE project_id = ?1 AND batch_id = ?2 \
+                         AND row_no > ?3 ORDER BY row_no LIMIT ?4",
+                    )?
+                    .query_map(
+                        params![project, id, signed(after), signed(limit as u64)],
+                        |row| {
+                            Ok(BatchRow {
+                                row: NewBatchRow {
+                                    row: unsigned(row.get(0)?),
+                                    line: unsigned(row.get(1)?),
+                                    payment_id: row.get(2)?,
+                                    valid: row.get(3)?,
+                                    cells: row.get(4)?,
+                                    problems: row.get(5)?,
+                                },
+                                done: row.get(6)?,
+                            })
+                        },
+                    )?
+                    .collect()
+                })
+                .await
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! The batch store (`BatchStore`), the same assertions for every backend: registration once
+//! and whole, claims with leases, take-overs, passes, lists and pages.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rp_ledger::{BatchState, BatchStore, Ledger, NewBatch, NewBatchRow, Registered, RowSource};
+use rp_model::{PaymentStatus, ProjectId};
+use rp_payout::conformance::record;
+use rp_payout::{EventSource, Inserted, PayoutEvent, PayoutState, PayoutStore};
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn project(id: u64) -> ProjectId {
+    ProjectId::new(id).unwrap()
+}
+
+/// A batch ID: 64 hex digits made from `n`.
+pub(crate) fn batch_id(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+fn new_batch(id: &str, rows: u64, invalid: &[u64]) -> NewBatch {
+    NewBatch {
+        id: id.to_owned(),
+        file_name: "payouts.csv".to_owned(),
+        delimiter: b';',
+        header: b"phone;amount;customer_id".to_vec(),
+        rows,
+        valid_rows: rows - invalid.len() as u64,
+        totals: vec![("KZT".to_owned(), 150_050 * (rows - invalid.len() as u64))],
+    }
+}
+
+/// The rows of a batch: row `n` pays `pid-<batch>-<n>`; the rows in `invalid` are invalid.
+fn rows_of(id: &str, rows: u64, invalid: &[u64]) -> RowSource {
+    let id = id[..8].to_owned();
+    let invalid = invalid.to_vec();
+    Box::new((1..=rows).map(move |n| {
+        let valid = !invalid.contains(&n);
+        Ok(NewBatchRow {
+            row: n,
+            line: n + 1,
+            payment_id: Some(format!("pid-{id}-{n}")),
+            valid,
+            cells: format!("7701234{n:04};1500,50;c{n}").into_bytes(),
+            problems: (!valid).then(|| "line 3, column amount: not a number".to_owned()),
+        })
+    }))
+}
+
+async fn register(store: &dyn BatchStore, id: &str, rows: u64, invalid: &[u64]) -> Registered {
+    store
+        .register(new_batch(id, rows, invalid), rows_of(id, rows, invalid))
+        .await
+        .unwrap()
+}
+
+fn numbers(rows: &[rp_ledger::ClaimedRow]) -> Vec<u64> {
+    rows.iter().map(|r| r.row).collect()
+}
+
+/// The token of a process of this host that has exited.
+fn dead_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .replace('/', "_");
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    format!("{host}/{pid}/1/0")
+}
+
+/// Every assertion, each on a fresh pair of stores of one ledger (projects 1234 and 77).
+pub(crate) async fn run_all(ledger: &Ledger) {
+    let (a, b) = (ledger.batches(project(1234)), ledger.batches(project(77)));
+    registration_is_once_and_whole(a.as_ref(), b.as_ref()).await;
+    claims_hold_until_finished_or_released(a.as_ref()).await;
+    expired_and_dead_claims_are_taken_over(a.as_ref()).await;
+    a_new_pass_reopens_what_is_not_settled(a.as_ref(), ledger.store(project(1234)).as_ref()).await;
+    lists_and_rows_page(b.as_ref()).await;
+    racing_workers_claim_each_row_once(Arc::clone(&a)).await;
+    hostile_ids_are_refused(a.as_ref()).await;
+}
+
+async fn registration_is_once_and_whole(store: &dyn BatchStore, other: &dyn BatchStore) {
+    let id = batch_id(1);
+    assert_eq!(register(store, &id, 5, &[3]).await, Registered::New);
+    // The same file again: nothing read, nothing written.
+    let again = store.register(
+        new_batch(&id, 5, &[3]),
+        Box::new(std::iter::once(Err("must not be read".to_owned()))),
+    );
+    assert_eq!(again.await.unwrap(), Registered::Existing);
+    let progress = store.progress(&id).await.unwrap().unwrap();
+    assert_eq!(progress.info.batch, new_batch(&id, 5, &[3]));
+    assert_eq!(progress.by_label, vec![("not_recorded".to_owned(), 4)]);
+    assert_eq!((progress.undone, progress.claimed), (4, 0));
+    assert_eq!(progress.state(), BatchState::Stopped);
+    // Another project does not see it.
+    assert!(other.progress(&id).await.unwrap().is_none());
+    assert!(other.claim(&id, "w", LEASE, 10).await.unwrap().is_empty());
+
+    // A registration whose rows fail half-way writes nothing.
+    let broken = batch_id(2);
+    let rows = rows_of(&broken, 3, &[]).chain(std::iter::once(Err("disk gone".to_owned())));
+    let error = store
+        .register(new_batch(&broken, 4, &[]), Box::new(rows))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("disk gone"), "{error}");
+    assert!(store.progress(&broken).await.unwrap().is_none());
+    assert_eq!(register(store, &broken, 4, &[]).await, Registered::New);
+}
+
+async fn claims_hold_until_finished_or_released(store: &dyn BatchStore) {
+    let id = batch_id(3);
+    register(store, &id, 6, &[2]).await;
+    let first = store.claim(&id, "worker-a", LEASE, 2).await.unwrap();
+    assert_eq!(numbers(&first), [1, 3], "lowest valid rows first");
+    assert_eq!(first[0].line, 2);
+    assert_eq!(first[0].cells, b"77012340001;1500,50;c1");
+    let second = store.claim(&id, "worker-b", LEASE, 10).await.unwrap();
+    assert_eq!(numbers(&second), [4, 5, 6]);
+    assert!(
+        store
+            .claim(&id, "worker-c", LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let progress = store.progress(&id).await.unwrap().unwrap();
+    assert_eq!((progress.undone, progress.claimed), (5, 5));
+    assert_eq!(progress.state(), BatchState::Running);
+
+    // Only the holder finishes a row.
+    assert_eq!(store.finish(&id, "worker-b", &[1, 3]).await.unwrap(), 0);
+    assert_eq!(store.finish(&id, "worker-a", &[1, 3, 4]).await.unwrap(), 2);
+    assert_eq!(store.renew(&id, "worker-a", LEASE).await.unwrap(), 0);
+    assert_eq!(store.renew(&id, "worker-b", LEASE).await.unwrap(), 3);
+    // Released rows go to the next worker at once.
+    assert_eq!(store.finish(&id, "worker-b", &[4]).await.unwrap(), 1);
+    assert_eq!(store.release(&id, "worker-b").await.unwrap(), 2);
+    let third = store.claim(&id, "worker-c", LEASE, 10).await.unwrap();
+    assert_eq!(numbers(&third), [5, 6]);
+    assert_eq!(store.finish(&id, "worker-c", &[5, 6]).await.unwrap(), 2);
+    let progress = store.progress(&id).await.unwrap().unwrap();
+    assert_eq!((progress.undone, progress.claimed), (0, 0));
+    // No payout recorded: nothing waits, the batch is done.
+    assert_eq!(progress.state(), BatchState::Done);
+    assert!(
+        store
+            .claim(&id, "worker-c", LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn expired_and_dead_claims_are_taken_over(store: &dyn BatchStore) {
+    let id = batch_id(4);
+    register(store, &id, 4, &[]).await;
+    let short = Duration::from_millis(200);
+    assert_eq!(
+        numbers(&store.claim(&id, "worker-a", short, 2).await.unwrap()),
+        [1, 2]
+    );
+    let dead = dead_owner();
+    assert_eq!(
+        numbers(&store.claim(&id, &dead, LEASE, 1).await.unwrap()),
+        [3]
+    );
+    // A dead process's rows do not count as claimed, and are taken over at once; worker-a's
+    // lease still holds.
+    let progress = store.progress(&id).await.unwrap().unwrap();
+    assert_eq!(progress.claimed, 2, "a dead owner's rows are not claimed");
+    let alive = rp_payout::Owner::new_client();
+    assert_eq!(
+        numbers(&store.claim(&id, alive.token(), LEASE, 1).await.unwrap()),
+        [3]
+    );
+    assert_eq!(
+        numbers(&store.claim(&id, "worker-b", LEASE, 10).await.unwrap()),
+        [4]
+    );
+    // A live process of this host holds its rows.
+    assert!(store.claim(&id, "worker-c", LEASE, 10).await.unwrap().is_empty());
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    assert_eq!(
+        numbers(&store.claim(&id, "worker-b", LEASE, 10).await.unwrap()),
+        [1, 2]
+    );
+    // worker-a comes back late: its rows are worker-b's now.
+    assert_eq!(store.finish(&id, "worker-a", &[1, 2]).await.unwrap(), 0);
+    assert_eq!(store.finish(&id, "worker-b", &[1, 2, 3, 4]).await.unwrap(), 3);
+}
+
+async fn a_new_pass_reopens_what_is_not_settled(
+    batches: &dyn BatchStore,
+    payouts: &dyn PayoutStore,
+) {
+    let id = batch_id(5);
+    register(batches, &id, 4, &[4]).await;
+    let claimed = batches.claim(&id, "w", LEASE, 10).await.unwrap();
+    assert_eq!(numbers(&claimed), [1, 2, 3]);
+    assert_eq!(batches.reopen(&id).await.unwrap(), 0, "a pass is going");
+    // Row 1 paid (settled), row 2 accepted (waiting), row 3 never recorded.
+    let short = &id[..8];
+    for (n, state) in [
+        (1, PayoutState::Status(PaymentStatus::Success)),
+        (2, PayoutState::Accepted),
+    ] {
+        let mut payout = record(&format!("pid-{short}-{n}"), "77012345678", 1500, n);
+        let event = PayoutEvent::new(payout.created_at, EventSource::Call, None, state.clone());
+        payout.state = state;
+        let inserted = payouts
+            .insert(payout, event, rp_model::Limits::NONE)
+            .await
+            .unwrap();
+        assert!(matches!(inserted, Inserted::New(_)));
+    }
+    assert_eq!(batches.finish(&id, "w", &[1, 2, 3]).await.unwrap(), 3);
+    let progress = batches.progress(&id).await.unwrap().unwrap();
+    assert_eq!(
+        progress.by_label,
+        vec![
+            ("accepted".to_owned(), 1),
+            ("not_recorded".to_owned(), 1),
+            ("success".to_owned(), 1)
+        ]
+    );
+    assert_eq!((progress.undone, progress.waiting), (0, 1));
+    assert_eq!(progress.state(), BatchState::Waiting);
+    assert_eq!(progress.count("success"), 1);
+    // The next pass: rows 2 and 3, not the paid row 1 nor the invalid row 4.
+    assert_eq!(batches.reopen(&id).await.unwrap(), 2);
+    assert_eq!(batches.reopen(&id).await.unwrap(), 0);
+    let again = batches.claim(&id, "w2", LEASE, 10).await.unwrap();
+    assert_eq!(numbers(&again), [2, 3]);
+}
+
+async fn lists_and_rows_page(store: &dyn BatchStore) {
+    let ids: Vec<String> = (10..13).map(batch_id).collect();
+    for id in &ids {
+        register(store, id, 3, &[2]).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = store.list(None, 2).await.unwrap();
+    let listed: Vec<&str> = first.iter().map(|p| p.info.batch.id.as_str()).collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()], "newest first");
+    let last = first.last().unwrap();
+    let next = store
+        .list(Some((last.info.created_at, last.info.batch.id.clone())), 2)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].info.batch.id, ids[0]);
+
+    let rows = store.rows(&ids[0], 0, 2).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.row.row).collect::<Vec<_>>(), [1, 2]);
+    assert!(!rows[1].row.valid && rows[1].done);
+    assert_eq!(
+        rows[1].row.problems.as_deref(),
+        Some("line 3, column amount: not a number")
+    );
+    let rest = store.rows(&ids[0], 2, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].row.payment_id.as_deref(), Some("pid-0a0a0a0a-3"));
+    assert!(store.rows(&batch_id(99), 0, 10).await.unwrap().is_empty());
+}
+
+async fn racing_workers_claim_each_row_once(store: Arc<dyn BatchStore>) {
+    let id = batch_id(6);
+    register(store.as_ref(), &id, 300, &[]).await;
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..3 {
+        let (store, id) = (Arc::clone(&store), id.clone());
+        workers.spawn(async move {
+            let owner = format!("racer-{w}");
+            let mut mine = Vec::new();
+            loop {
+                let rows = store.claim(&id, &owner, LEASE, 7).await.unwrap();
+                if rows.is_empty() {
+                    return mine;
+                }
+                let numbers = numbers(&rows);
+                assert_eq!(
+                    store.finish(&id, &owner, &numbers).await.unwrap(),
+                    numbers.len() as u64
+                );
+                mine.extend(numbers);
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(mine) = workers.join_next().await {
+        all.extend(mine.unwrap());
+    }
+    let once: BTreeSet<u64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 300, "no row claimed twice");
+    assert_eq!(once, (1..=300).collect());
+}
+
+async fn hostile_ids_are_refused(store: &dyn BatchStore) {
+    for id in [
+        "",
+        "x",
+        "'; DROP TABLE batches; --",
+        &"A".repeat(64),
+        &"0".repeat(65),
+    ] {
+        let error = store.claim(id, "w", LEASE, 1).await.unwrap_err();
+        assert!(error.to_string().contains("not a batch ID"), "{error}");
+        assert!(store.progress(id).await.is_err());
+    }
+    let error = store
+        .claim(&batch_id(1), "w", Duration::ZERO, 1)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("lease"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_memory_sqlite_ledger_keeps_batches() {
+    run_all(&Ledger::open("sqlite::memory:").await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_file_ledger_keeps_batches_across_handles() {
+    let dir = crate::scratch("batches");
+    let url = format!("sqlite:{}", dir.join("ledger.db").display());
+    run_all(&Ledger::open(&url).await.unwrap()).await;
+    // Another handle on the file (another process's) sees the same batches.
+    let other = Ledger::open(&url).await.unwrap();
+    let progress = other
+        .batches(project(1234))
+        .progress(&batch_id(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(progress.count("success"), 1);
+}
