@@ -6,7 +6,8 @@
 //! - `cargo xtask ci`: the one gate (format, lints, codegen freshness, every test, docs).
 //! - `cargo xtask interop`: the vendor's Python and Node SDKs check our signatures.
 //! - `cargo xtask bench [FILTER]`: the benchmarks whose figures go into closing notes.
-//! - `cargo xtask test-postgres [ARGS]`: rp-ledger's tests with a throwaway PostgreSQL.
+//! - `cargo xtask test-postgres [ARGS]`: rp-ledger's tests (or `-p PACKAGE`'s) with a
+//!   throwaway PostgreSQL.
 //!
 //! The tests step of `ci` (and `test-postgres`) gets PostgreSQL for rp-ledger's PostgreSQL
 //! tests: `RP_TEST_POSTGRES_URL` when it is set, else a throwaway cluster (`postgres.rs`)
@@ -36,7 +37,8 @@ commands:
   bench [ARGS...]    run the benchmarks (extra ARGS go to criterion, e.g. a name filter)
   test-postgres [ARGS...]
                      rp-ledger's tests (all features) with a throwaway PostgreSQL cluster, or the
-                     server of RP_TEST_POSTGRES_URL (extra ARGS go to cargo test, e.g. a filter)
+                     server of RP_TEST_POSTGRES_URL (extra ARGS go to cargo test, e.g. a filter;
+                     `-p PACKAGE` tests that package instead)
 ";
 
 fn main() -> ExitCode {
@@ -59,7 +61,12 @@ fn main() -> ExitCode {
             .map_or(Ok(()), |(_, action)| run_action(&root, action)),
         ["bench", rest @ ..] => bench(&root, rest),
         ["test-postgres", rest @ ..] => {
-            let mut args = vec!["test", "-p", "rp-ledger", "--all-features"];
+            // rp-ledger's tests unless the arguments name the package.
+            let named = rest.iter().any(|a| *a == "-p" || a.starts_with("--package"));
+            let mut args = vec!["test", "--all-features"];
+            if !named {
+                args.extend(["-p", "rp-ledger"]);
+            }
             args.extend(rest.iter().copied());
             cargo_with_postgres(&root, &args)
         }
@@ -459,11 +466,14 @@ fn payout_default(root: &Path) -> Result<(), String> {
 /// against the raw HMAC floor); `rp-e2e/throughput` is payouts per second through the client
 /// and the simulator, callbacks included, with peak memory; `rp-batch/check` is
 /// `rp batch check` rows per second and peak memory on generated 100,000- and
-/// 1,000,000-row files (it ignores criterion's arguments).
+/// 1,000,000-row files; `rp-e2e/batch_run` is `rp batch run` of a 100,000-row file with an
+/// SQLite ledger against the simulator, rows per second and peak memory (these two ignore
+/// criterion's arguments).
 const BENCHES: &[(&str, &str)] = &[
     ("rp-sign", "sign"),
     ("rp-e2e", "throughput"),
     ("rp-batch", "check"),
+    ("rp-e2e", "batch_run"),
 ];
 
 fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {

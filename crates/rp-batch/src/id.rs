@@ -28,6 +28,24 @@ pub struct BatchId([u8; 32]);
 /// How many hex digits of the batch's SHA-256 a derived payment ID carries (80 bits).
 const SHORT_HEX: usize = 20;
 
+impl std::str::FromStr for BatchId {
+    type Err = String;
+
+    /// A batch ID written as [`BatchId`]'s `Display` writes it: 64 hex digits.
+    fn from_str(text: &str) -> Result<BatchId, String> {
+        let bad = || format!("{text:?} is not a batch ID (64 hex digits: the file's SHA-256)");
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            let pair = text.get(2 * i..2 * i + 2).ok_or_else(bad)?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        Ok(BatchId(bytes))
+    }
+}
+
 impl BatchId {
     /// The identity of a file held in memory.
     pub fn of_bytes(bytes: &[u8]) -> BatchId {

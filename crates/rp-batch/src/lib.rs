@@ -68,18 +68,23 @@
 //!
 //! # Paying a file
 //!
-//! [`run::run`] pays every valid row through an `rp-payout` [`Client`](rp_payout::Client),
-//! which records each payout in its ledger before sending it: the file is the batch, and
-//! running the same file again resumes it without paying any row twice. With limits in the
-//! client's configuration, each payout is reserved in the ledger atomically with recording it
-//! ([`rp_payout::PayoutStore::insert`]). [`run::write_report`] writes every row with its state.
-//! `rp batch run` is the command on top.
+//! [`run::register`] registers a checked file in the ledger as a batch (`rp-ledger`'s
+//! `BatchStore`): every row with its cells, in one transaction, keyed by the file's SHA-256,
+//! so the same file is never a second batch. [`run::run`] then pays its rows through an
+//! `rp-payout` [`Client`](rp_payout::Client) as one of any number of workers sharing the
+//! ledger: rows are claimed with leases, and the client records each payout before sending it,
+//! so no row is paid twice, even by a worker that takes over the rows of one that died. With
+//! limits in the client's configuration, each payout is reserved in the ledger atomically
+//! with recording it ([`rp_payout::PayoutStore::insert`]). [`report::write_report`] writes
+//! every row with what became of it, from the ledger alone. `rp batch run`, `rp batch list`
+//! and `rp batch show` are the commands on top.
 
 mod check;
 mod column;
 mod error;
 mod id;
 mod reader;
+pub mod report;
 pub mod run;
 
 pub use check::{CheckReport, OperatorCount, check, check_file};

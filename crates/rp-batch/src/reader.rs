@@ -309,6 +309,47 @@ impl<R: Read> BatchReader<R> {
         self.record.iter()
     }
 
+    /// The row last returned, CSV-encoded with the file's delimiter, as a ledger keeps it
+    /// ([`BatchReader::read_stored`] reads it back).
+    pub fn last_cells_encoded(&self) -> Vec<u8> {
+        encode(&self.record, self.delimiter)
+    }
+
+    /// The header as a ledger keeps it: the column names in file order, CSV-encoded with the
+    /// file's delimiter.
+    pub fn header_encoded(&self) -> Vec<u8> {
+        let names =
+            (0..self.header.width()).map(|i| self.header.column_at(i).map_or("", Column::name));
+        encode(
+            &csv::ByteRecord::from(names.collect::<Vec<_>>()),
+            self.delimiter,
+        )
+    }
+
+    /// Reads a row as a ledger keeps it ([`BatchReader::last_cells_encoded`]) as row `row`,
+    /// starting on line `line`, of this reader's batch: the same checks and the same derived
+    /// payment ID as when the file was read. (That no two rows share a payment ID was checked
+    /// when the whole file was read; it is not checked again here.)
+    ///
+    /// # Errors
+    /// [`FileError::Csv`] when `cells` is not one CSV record.
+    pub fn read_stored(&mut self, row: u64, line: u64, cells: &[u8]) -> Result<Record, FileError> {
+        let mut parser = csv::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(cells);
+        if !parser
+            .read_byte_record(&mut self.record)
+            .map_err(|e| csv_error(&e, line))?
+        {
+            self.record.clear();
+        }
+        self.seen.clear();
+        self.rows = row;
+        Ok(self.read_row(line))
+    }
+
     /// Reads the next non-blank row.
     ///
     /// # Errors
@@ -595,6 +636,23 @@ impl<R: Read> Iterator for BatchReader<R> {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_record().transpose()
     }
+}
+
+/// `record` as one CSV line (without its line end).
+fn encode(record: &csv::ByteRecord, delimiter: u8) -> Vec<u8> {
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    // Writing to memory fails only on a record with no field at all, which needs no bytes.
+    if writer.write_byte_record(record).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = writer.into_inner().unwrap_or_default();
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    bytes
 }
 
 /// A cell of the current row.

@@ -1,22 +1,29 @@
-//! `run`: pay every valid row of a file through a [`Client`], at a bounded concurrency and
-//! rate, resumable by running the same file again; and the [`write_report`] of a run.
+//! `run`: register a file as a batch in the ledger ([`register`]), then pay its rows through
+//! a [`Client`] as one of any number of workers ([`run`]), at a bounded concurrency and rate,
+//! resumable by running the same file again.
 //!
-//! A batch keeps no state of its own: **the file is the batch**. Every row's payment ID is
-//! the file's (or derived from the file's SHA-256 and the row number), and the client records
-//! each payout in its ledger before sending it, so running the same file again finds every
-//! row it already paid and sends only what the platform does not have. A payment ID recorded
-//! for a different payout is caught before anything is sent ([`preflight`]).
+//! The batch is registered whole before a tenge moves: every row with its cells, keyed by the
+//! file's SHA-256 ([`BatchId`]), so the same file is never a second batch. Workers claim rows
+//! with leases ([`rp_ledger::BatchStore`]); each row's payment ID is the file's (or derived
+//! from the batch and the row number), and the client records each payout before sending it,
+//! so a row taken over from a worker that died is resolved under the same payment ID, never
+//! paid twice. A payment ID recorded for a different payout is caught before anything is
+//! sent ([`preflight`]).
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rp_model::{PaymentId, PaymentStatus};
-use rp_payout::{Client, Error, PayoutRecord, PayoutState, PayoutStore};
+use rp_ledger::{BatchStore, ClaimedRow, NewBatch, NewBatchRow, Registered, RowSource};
+use rp_model::PaymentId;
+use rp_payout::{Client, Error, Owner, PayoutState};
 use tokio::task::JoinSet;
 
+use crate::check::CheckReport;
 use crate::error::FileError;
 use crate::id::BatchId;
 use crate::reader::{BatchReader, Record};
@@ -30,6 +37,10 @@ pub struct RunOptions {
     /// New payouts started per second at most; `None`: no limit. Default 20. (A 429 answer's
     /// `Retry-After` is honoured by each payout's own retries.)
     pub rate: Option<u32>,
+    /// How long a claim on rows holds without being renewed (renewed every third of it while
+    /// the worker lives): how long a worker on another machine that died keeps its rows.
+    /// Default 60 s.
+    pub lease: Duration,
 }
 
 impl RunOptions {
@@ -46,6 +57,13 @@ impl RunOptions {
         self.rate = rate;
         self
     }
+
+    /// How long a claim on rows holds without being renewed (between 1 s and a day).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.clamp(Duration::from_secs(1), rp_ledger::MAX_LEASE);
+        self
+    }
 }
 
 impl Default for RunOptions {
@@ -53,6 +71,7 @@ impl Default for RunOptions {
         RunOptions {
             concurrency: 8,
             rate: Some(20),
+            lease: Duration::from_secs(60),
         }
     }
 }
@@ -72,7 +91,7 @@ pub enum RowResult {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowFailure {
     /// A short label: `unknown`, `in_flight`, `over_limit`, `rejected`, `conflict`,
-    /// `not_sent`, `record_failed`, `error`.
+    /// `not_sent`, `record_failed`, `invalid`, `error`.
     pub label: &'static str,
     /// The error's message.
     pub message: String,
@@ -98,8 +117,8 @@ pub struct RowOutcome {
     pub row: u64,
     /// The line it starts on.
     pub line: u64,
-    /// Its payment ID.
-    pub payment_id: PaymentId,
+    /// Its payment ID (a row read as invalid may have none).
+    pub payment_id: Option<PaymentId>,
     /// What became of it.
     pub result: RowResult,
 }
@@ -107,13 +126,14 @@ pub struct RowOutcome {
 /// How a run ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunSummary {
-    /// Valid rows whose payout call finished.
+    /// Rows whose payout call this worker finished.
     pub done: u64,
-    /// Invalid rows skipped (run only with `skip_invalid`).
+    /// Invalid rows of the batch, never sent.
     pub skipped_invalid: u64,
-    /// Rows not started because the run was stopped.
+    /// Valid rows of the pass left undone when the run ended (stopped, or held by another
+    /// worker that was still going).
     pub not_started: u64,
-    /// True when [`run`] was stopped before the end of the file.
+    /// True when rows were left undone.
     pub stopped: bool,
     /// Rows by label ([`RowResult::label`]), in the order first seen.
     pub by_label: Vec<(String, u64)>,
@@ -156,6 +176,9 @@ pub enum RunError {
     /// The ledger failed.
     #[error("{0}")]
     Store(#[from] Error),
+    /// The batch is not in the ledger.
+    #[error("batch {0} is not in the ledger: run its file (`rp batch run FILE`) to register it")]
+    NotRegistered(BatchId),
     /// The report could not be written.
     #[error("cannot write the report: {0}")]
     Report(std::io::Error),
@@ -210,96 +233,342 @@ pub async fn preflight(
     Ok(clashes)
 }
 
-/// Pays every valid row of the file at `path` (which must still be batch `batch`) through
-/// `client`, in file order, with at most `options.concurrency` payouts in flight and at most
-/// `options.rate` started a second. Invalid rows are skipped (check the file first: see
-/// [`crate::check`]). `on_row` hears of every row as its call ends, with the summary so far.
-///
-/// `stop` stops the run from taking new rows: the calls in flight finish and are recorded,
-/// and the summary says how many rows were not started. Running the same file again resumes
-/// it: rows already paid are not paid again.
+/// Registers batch `batch` (the file at `path`, checked as `report`) in `batches`, every row
+/// with its cells, in one transaction, unless it is registered already. Reads the file once
+/// more, checking it is still batch `batch`; memory stays flat.
 ///
 /// # Errors
-/// [`RunError`]: the file cannot be read or changed (the payouts already started are first
-/// finished and recorded). A payout that fails is not an error of the run: it is the row's
-/// [`RowResult::Failed`].
-pub async fn run(
+/// [`RunError`]: the file, a change of the file, the ledger.
+pub async fn register(
     path: &Path,
-    batch: BatchId,
-    client: Arc<Client>,
-    options: RunOptions,
-    stop: &AtomicBool,
-    mut on_row: impl FnMut(&RowOutcome, &RunSummary),
-) -> Result<RunSummary, RunError> {
-    let mut reader = open_same(path, batch)?;
-    let mut summary = RunSummary::default();
-    let mut in_flight: JoinSet<RowOutcome> = JoinSet::new();
-    let mut pace = options.rate.filter(|r| *r > 0).map(|rate| {
-        let mut interval = tokio::time::interval(Duration::from_secs(1) / rate);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval
-    });
-    let concurrency = options.concurrency.max(1);
-    let mut finish = |done: Result<RowOutcome, tokio::task::JoinError>,
-                      summary: &mut RunSummary| {
-        summary.done += 1;
-        match done {
-            Ok(outcome) => {
-                summary.count(outcome.result.label());
-                on_row(&outcome, summary);
-            }
-            // A payout call panicked (the client does not): its payout stays as recorded,
-            // for the next run or reconcile to settle.
-            Err(_) => summary.count("error"),
-        }
+    report: &CheckReport,
+    batches: &dyn BatchStore,
+) -> Result<Registered, RunError> {
+    let batch = report.batch;
+    let reader = open_same(path, batch)?;
+    let file_name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let new = NewBatch {
+        id: batch.to_string(),
+        file_name,
+        delimiter: reader.delimiter(),
+        header: reader.header_encoded(),
+        rows: report.rows,
+        valid_rows: report.valid_rows,
+        totals: report
+            .totals
+            .iter()
+            .map(|money| (money.currency().code().to_owned(), money.minor_units()))
+            .collect(),
     };
-    // A file that stops reading ends the loop, never the calls in flight: they are drained
-    // (and recorded) before the error is returned.
-    let mut stopped_by = None;
-    loop {
-        let row = match reader.next_record() {
-            Ok(Some(Record::Valid(row))) => row,
-            Ok(Some(Record::Invalid(_))) => {
-                summary.skipped_invalid += 1;
-                continue;
-            }
-            Ok(None) => break,
-            Err(error) => {
-                stopped_by = Some(RunError::File(error));
-                break;
-            }
+    let rows: RowSource = Box::new(StoredRows { reader, batch });
+    Ok(batches.register(new, rows).await?)
+}
+
+/// The rows of a file as a ledger registers them.
+struct StoredRows {
+    reader: BatchReader<std::fs::File>,
+    batch: BatchId,
+}
+
+impl Iterator for StoredRows {
+    type Item = Result<NewBatchRow, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = match self.reader.next_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => return None,
+            Err(error) => return Some(Err(format!("batch {}: {error}", self.batch))),
         };
-        if stop.load(Ordering::SeqCst) {
-            summary.stopped = true;
-            summary.not_started += 1;
-            continue;
-        }
-        while in_flight.len() >= concurrency {
-            if let Some(done) = in_flight.join_next().await {
-                finish(done, &mut summary);
-            }
-        }
-        if let Some(pace) = pace.as_mut() {
-            pace.tick().await;
-        }
-        let client = Arc::clone(&client);
-        in_flight.spawn(async move {
-            let result = match client.payout(&row.payout).await {
-                Ok(receipt) => RowResult::Sent(receipt.state),
-                Err(error) => RowResult::Failed(failure(&error)),
-            };
-            RowOutcome {
+        let cells = self.reader.last_cells_encoded();
+        Some(Ok(match record {
+            Record::Valid(row) => NewBatchRow {
                 row: row.row,
                 line: row.line,
-                payment_id: row.payout.payment_id().clone(),
-                result,
+                payment_id: Some(row.payout.payment_id().as_str().to_owned()),
+                valid: true,
+                cells,
+                problems: None,
+            },
+            Record::Invalid(invalid) => {
+                let problems: Vec<String> =
+                    invalid.errors.iter().map(ToString::to_string).collect();
+                NewBatchRow {
+                    row: invalid.row,
+                    line: invalid.line,
+                    payment_id: invalid.payment_id.map(PaymentId::into_string),
+                    valid: false,
+                    cells,
+                    problems: Some(problems.join("; ")),
+                }
             }
+        }))
+    }
+}
+
+/// Pays the rows of batch `batch` (registered: see [`register`]) through `client`, as one of
+/// any number of workers sharing the ledger: it claims rows with a lease
+/// ([`BatchStore::claim`]), pays them with at most `options.concurrency` payouts in flight and
+/// at most `options.rate` started a second, marks them done, and renews its lease while it
+/// holds rows. It ends when no row of the pass is left to anyone: while another worker holds
+/// rows it waits, and takes them over when that worker's lease expires (at once when the
+/// worker was a process of this host that is gone). When the pass was over before it
+/// started, it first starts a new one with the rows whose payout is not settled
+/// ([`BatchStore::reopen`]): running the same file again resumes it, and never pays a row
+/// twice. `on_row` hears of every row as its call ends, with the summary so far.
+///
+/// `stop` stops the run from taking new rows: the calls in flight finish and are recorded,
+/// the rows claimed but not started are given back, and the summary says how many rows are
+/// left.
+///
+/// # Errors
+/// [`RunError`]: the batch is not registered, or the ledger failed (the payouts already
+/// started are first finished and recorded). A payout that fails is not an error of the run:
+/// it is the row's [`RowResult::Failed`].
+pub async fn run(
+    batch: BatchId,
+    client: Arc<Client>,
+    batches: Arc<dyn BatchStore>,
+    options: RunOptions,
+    stop: &AtomicBool,
+    on_row: impl FnMut(&RowOutcome, &RunSummary),
+) -> Result<RunSummary, RunError> {
+    let id = batch.to_string();
+    let Some(progress) = batches.progress(&id).await? else {
+        return Err(RunError::NotRegistered(batch));
+    };
+    batches.reopen(&id).await?;
+    let mut reader = stored_reader(&progress.info.batch, batch)?;
+    let owner = Owner::new_client().token().to_owned();
+    let renewer = {
+        let (batches, id, owner, lease) = (
+            Arc::clone(&batches),
+            id.clone(),
+            owner.clone(),
+            options.lease,
+        );
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(lease / 3);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(error) = batches.renew(&id, &owner, lease).await {
+                    tracing::warn!(%error, "cannot renew the claims on the batch's rows");
+                }
+            }
+        })
+    };
+    let mut worker = Worker {
+        id: &id,
+        owner: &owner,
+        batches: batches.as_ref(),
+        options,
+        summary: RunSummary {
+            skipped_invalid: progress
+                .info
+                .batch
+                .rows
+                .saturating_sub(progress.info.batch.valid_rows),
+            ..RunSummary::default()
+        },
+        finished: Vec::new(),
+        on_row,
+    };
+    let result = worker.pay(&mut reader, &client, stop).await;
+    renewer.abort();
+    let released = batches.release(&id, &owner).await;
+    let mut summary = worker.summary;
+    result?;
+    released?;
+    if let Some(now) = batches.progress(&id).await? {
+        summary.not_started = now.undone;
+        summary.stopped = now.undone > 0;
+    }
+    Ok(summary)
+}
+
+/// A reader of the rows as the ledger keeps them, for batch `batch`.
+fn stored_reader(new: &NewBatch, batch: BatchId) -> Result<BatchReader<Cursor<Vec<u8>>>, RunError> {
+    let mut header = new.header.clone();
+    header.push(b'\n');
+    Ok(BatchReader::new(Cursor::new(header), batch)?)
+}
+
+/// One worker's run over a batch.
+struct Worker<'a, F> {
+    id: &'a str,
+    owner: &'a str,
+    batches: &'a dyn BatchStore,
+    options: RunOptions,
+    summary: RunSummary,
+    /// Rows whose call ended, not yet marked done in the ledger.
+    finished: Vec<u64>,
+    on_row: F,
+}
+
+/// How long a worker waits before it looks again for rows another worker holds.
+const WAIT_FOR_OTHERS: Duration = Duration::from_millis(500);
+
+impl<F: FnMut(&RowOutcome, &RunSummary)> Worker<'_, F> {
+    /// Claims and pays rows until none is left to anyone or `stop` is set; the calls in
+    /// flight always finish, and the rows whose call ended are marked done.
+    async fn pay(
+        &mut self,
+        reader: &mut BatchReader<Cursor<Vec<u8>>>,
+        client: &Arc<Client>,
+        stop: &AtomicBool,
+    ) -> Result<(), RunError> {
+        let mut in_flight: JoinSet<RowOutcome> = JoinSet::new();
+        // Which row each call pays, to mark it done even if the call panicked.
+        let mut rows: HashMap<tokio::task::Id, u64> = HashMap::new();
+        let mut pace = self.options.rate.filter(|r| *r > 0).map(|rate| {
+            let mut interval = tokio::time::interval(Duration::from_secs(1) / rate);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
         });
+        let concurrency = self.options.concurrency.max(1);
+        let mut queue: VecDeque<ClaimedRow> = VecDeque::new();
+        let mut failed = None;
+        while !stop.load(Ordering::SeqCst) {
+            if queue.is_empty() {
+                if let Err(error) = self.flush().await {
+                    failed = Some(error);
+                    break;
+                }
+                match self
+                    .batches
+                    .claim(self.id, self.owner, self.options.lease, concurrency)
+                    .await
+                {
+                    Ok(rows) => queue.extend(rows),
+                    Err(error) => {
+                        failed = Some(error.into());
+                        break;
+                    }
+                }
+            }
+            let Some(claimed) = queue.pop_front() else {
+                if let Some(done) = in_flight.join_next_with_id().await {
+                    self.finish(done, &mut rows);
+                    continue;
+                }
+                // Nothing of ours in flight and nothing to claim: the pass is over, unless
+                // another worker holds rows (wait, to take them over if it dies).
+                match self.batches.progress(self.id).await {
+                    Ok(Some(now)) if now.undone > 0 => {
+                        tokio::time::sleep(WAIT_FOR_OTHERS).await;
+                        continue;
+                    }
+                    Ok(_) => break,
+                    Err(error) => {
+                        failed = Some(error.into());
+                        break;
+                    }
+                }
+            };
+            while in_flight.len() >= concurrency {
+                if let Some(done) = in_flight.join_next_with_id().await {
+                    self.finish(done, &mut rows);
+                }
+            }
+            if let Some(pace) = pace.as_mut() {
+                pace.tick().await;
+            }
+            let row = match reader.read_stored(claimed.row, claimed.line, &claimed.cells) {
+                Ok(Record::Valid(row)) => row,
+                Ok(Record::Invalid(invalid)) => {
+                    // Registered valid, read invalid now (a newer rp with stricter rules):
+                    // never sent; reported as invalid.
+                    let message: Vec<String> =
+                        invalid.errors.iter().map(ToString::to_string).collect();
+                    self.finished.push(claimed.row);
+                    self.count(&RowOutcome {
+                        row: claimed.row,
+                        line: claimed.line,
+                        payment_id: invalid.payment_id,
+                        result: RowResult::Failed(RowFailure {
+                            label: "invalid",
+                            message: message.join("; "),
+                            may_have_reached_platform: false,
+                        }),
+                    });
+                    continue;
+                }
+                Err(error) => {
+                    failed = Some(error.into());
+                    break;
+                }
+            };
+            let client = Arc::clone(client);
+            let number = row.row;
+            let task = in_flight.spawn(async move {
+                let result = match client.payout(&row.payout).await {
+                    Ok(receipt) => RowResult::Sent(receipt.state),
+                    Err(error) => RowResult::Failed(failure(&error)),
+                };
+                RowOutcome {
+                    row: row.row,
+                    line: row.line,
+                    payment_id: Some(row.payout.payment_id().clone()),
+                    result,
+                }
+            });
+            rows.insert(task.id(), number);
+        }
+        while let Some(done) = in_flight.join_next_with_id().await {
+            self.finish(done, &mut rows);
+        }
+        let flushed = self.flush().await;
+        match failed {
+            Some(error) => Err(error),
+            None => flushed,
+        }
     }
-    while let Some(done) = in_flight.join_next().await {
-        finish(done, &mut summary);
+
+    /// Counts a row whose call ended, to be marked done.
+    fn finish(
+        &mut self,
+        done: Result<(tokio::task::Id, RowOutcome), tokio::task::JoinError>,
+        rows: &mut HashMap<tokio::task::Id, u64>,
+    ) {
+        let task = match &done {
+            Ok((task, _)) => *task,
+            Err(error) => error.id(),
+        };
+        if let Some(row) = rows.remove(&task) {
+            self.finished.push(row);
+        }
+        match done {
+            Ok((_, outcome)) => self.count(&outcome),
+            // A payout call panicked (the client does not): its payout stays as recorded,
+            // for the next pass or reconcile to settle.
+            Err(_) => {
+                self.summary.done += 1;
+                self.summary.count("error");
+            }
+        }
     }
-    stopped_by.map_or(Ok(summary), Err)
+
+    /// Counts a row's outcome and tells `on_row`.
+    fn count(&mut self, outcome: &RowOutcome) {
+        self.summary.done += 1;
+        self.summary.count(outcome.result.label());
+        (self.on_row)(outcome, &self.summary);
+    }
+
+    /// Marks the rows whose call ended done in the ledger.
+    async fn flush(&mut self) -> Result<(), RunError> {
+        if self.finished.is_empty() {
+            return Ok(());
+        }
+        self.batches
+            .finish(self.id, self.owner, &self.finished)
+            .await?;
+        self.finished.clear();
+        Ok(())
+    }
 }
 
 /// Opens `path` and checks it is still batch `batch`.
@@ -331,179 +600,4 @@ fn failure(error: &Error) -> RowFailure {
         message: error.to_string(),
         may_have_reached_platform: error.may_have_reached_platform(),
     }
-}
-
-/// Whether a recorded payout is final for a report: settled, or ended in `error`.
-pub fn is_final(record: &PayoutRecord) -> bool {
-    record.state.is_settled() || record.state == PayoutState::Status(PaymentStatus::Error)
-}
-
-/// The columns a report adds after the file's own.
-pub const REPORT_COLUMNS: [&str; 8] = [
-    "row",
-    "payment_id",
-    "state",
-    "status",
-    "code",
-    "message",
-    "request_id",
-    "updated_at",
-];
-
-/// How many rows a report holds, by what it says of them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReportSummary {
-    /// Rows written (every non-blank row of the file).
-    pub rows: u64,
-    /// Invalid rows (state `invalid`).
-    pub invalid: u64,
-    /// Valid rows the ledger does not hold (state `not_recorded`: not sent).
-    pub not_recorded: u64,
-    /// Rows whose payout is final ([`is_final`]).
-    pub final_rows: u64,
-}
-
-/// Writes the report of batch `batch` (the file at `path`) to `out` as CSV, with the file's
-/// delimiter: every row of the file in file order, its cells as they are, then
-/// [`REPORT_COLUMNS`] from `store`. An invalid row has state `invalid` and its problems as
-/// the message; a valid row the ledger does not hold has state `not_recorded`.
-///
-/// # Errors
-/// [`RunError`]; [`RunError::Report`] when `out` cannot be written.
-pub async fn write_report(
-    path: &Path,
-    batch: BatchId,
-    store: &dyn PayoutStore,
-    out: impl std::io::Write,
-) -> Result<ReportSummary, RunError> {
-    let mut reader = open_same(path, batch)?;
-    let mut csv = csv::WriterBuilder::new()
-        .delimiter(reader.delimiter())
-        .from_writer(out);
-    let write_error = |e: csv::Error| RunError::Report(std::io::Error::other(e));
-    let header = reader.header().clone();
-    let names = (0..header.width())
-        .map(|i| header.column_at(i).map_or("", crate::Column::name))
-        .chain(REPORT_COLUMNS);
-    csv.write_record(names).map_err(write_error)?;
-    let mut summary = ReportSummary::default();
-    while let Some(record) = reader.next_record()? {
-        summary.rows += 1;
-        let mut cells: Vec<Vec<u8>> = reader.last_cells().map(<[u8]>::to_vec).collect();
-        cells.resize(header.width(), Vec::new());
-        let extra: [String; 8] = match &record {
-            Record::Invalid(invalid) => {
-                summary.invalid += 1;
-                let problems: Vec<String> =
-                    invalid.errors.iter().map(ToString::to_string).collect();
-                [
-                    invalid.row.to_string(),
-                    invalid
-                        .payment_id
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    "invalid".to_owned(),
-                    String::new(),
-                    String::new(),
-                    problems.join("; "),
-                    String::new(),
-                    String::new(),
-                ]
-            }
-            Record::Valid(row) => {
-                let id = row.payout.payment_id();
-                match store.get(id).await? {
-                    None => {
-                        summary.not_recorded += 1;
-                        [
-                            row.row.to_string(),
-                            id.to_string(),
-                            "not_recorded".to_owned(),
-                            String::new(),
-                            String::new(),
-                            "not sent: run the file again to send it".to_owned(),
-                            String::new(),
-                            String::new(),
-                        ]
-                    }
-                    Some(recorded) => {
-                        summary.final_rows += u64::from(is_final(&recorded));
-                        report_cells(row.row, &recorded)
-                    }
-                }
-            }
-        };
-        let extra = extra.iter().map(|cell| cell.as_bytes().to_vec());
-        csv.write_record(cells.into_iter().chain(extra))
-            .map_err(write_error)?;
-    }
-    csv.flush().map_err(RunError::Report)?;
-    Ok(summary)
-}
-
-/// The report's cells of a recorded payout.
-fn report_cells(row: u64, record: &PayoutRecord) -> [String; 8] {
-    let status = match &record.state {
-        PayoutState::Status(status) => status.as_str().to_owned(),
-        _ => String::new(),
-    };
-    let updated = record
-        .updated_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    [
-        row.to_string(),
-        record.payment_id.to_string(),
-        record.state.label().to_owned(),
-        status,
-        record
-            .last_code
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        record.last_message.clone().unwrap_or_default(),
-        record.request_id.clone().unwrap_or_default(),
-        rp_model::GateTime::from_unix_seconds(updated)
-            .as_str()
-            .to_owned(),
-    ]
-}
-
-/// Where the valid rows of a file stand in the ledger ([`tally`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Rows by state ([`PayoutState::label`]), most first; rows the ledger does not hold count
-    /// as `not_recorded`.
-    pub by_label: Vec<(String, u64)>,
-    /// Rows whose payout is not final yet (not recorded, or not [`is_final`]).
-    pub open: u64,
-}
-
-/// Where every valid row of the file stands in `store` now.
-///
-/// # Errors
-/// [`RunError`].
-pub async fn tally(
-    path: &Path,
-    batch: BatchId,
-    store: &dyn PayoutStore,
-) -> Result<Tally, RunError> {
-    let mut reader = open_same(path, batch)?;
-    let mut counts = RunSummary::default();
-    let mut open = 0;
-    while let Some(record) = reader.next_record()? {
-        if let Record::Valid(row) = record {
-            let recorded = store.get(row.payout.payment_id()).await?;
-            open += u64::from(!recorded.as_ref().is_some_and(is_final));
-            counts.count(
-                recorded
-                    .as_ref()
-                    .map_or("not_recorded", |r| r.state.label()),
-            );
-        }
-    }
-    let mut by_label = counts.by_label;
-    by_label.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(Tally { by_label, open })
 }

@@ -25,6 +25,11 @@ enum BatchCommand {
     /// resumable by running the same file again.
     #[command(after_help = crate::batch_run::RUN_HELP)]
     Run(Box<crate::batch_run::RunArgs>),
+    /// The batches in the ledger, newest first, as the Dashboard shows them: batch ID, file,
+    /// rows, total, +success, -decline, state, created.
+    List(crate::batch_list::ListArgs),
+    /// One batch: its counts by state, and with --report every row with what became of it.
+    Show(crate::batch_list::ShowArgs),
 }
 
 const CHECK_HELP: &str = "\
@@ -118,6 +123,8 @@ pub(crate) fn batch(args: &BatchArgs) -> Result<(), Failure> {
     match &args.command {
         BatchCommand::Check(args) => check(args),
         BatchCommand::Run(args) => crate::batch_run::run_batch(args),
+        BatchCommand::List(args) => crate::batch_list::list(args),
+        BatchCommand::Show(args) => crate::batch_list::show(args),
     }
 }
 

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rp_batch::run::{self, RowOutcome, RunOptions, RunSummary};
-use rp_batch::{BatchId, CheckReport, check_file};
-use rp_payout::Client;
+use rp_batch::{BatchId, CheckReport, check_file, report};
+use rp_ledger::{BatchStore, Registered};
+use rp_payout::{Client, PayoutStore};
 
 use crate::batch_cmd::LimitArgs;
 use crate::common::{
@@ -98,6 +99,7 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
 
     let ledger = runtime.block_on(args.ledger.open())?;
     let store = ledger.store(config.project_id);
+    let batches = ledger.batches(config.project_id);
     let client = Arc::new(crate::common::ledger_client(
         config,
         transport,
@@ -118,6 +120,13 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         )));
     }
     confirm(args, &client, &report, batch)?;
+    let registered = runtime
+        .block_on(run::register(&args.file, &report, batches.as_ref()))
+        .map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
+    match registered {
+        Registered::New => eprintln!("batch {batch} registered in the ledger"),
+        Registered::Existing => eprintln!("batch {batch} is in the ledger already: resuming it"),
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut progress = Progress::new(report.valid_rows);
@@ -138,9 +147,9 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             .concurrency(usize::from(args.concurrency))
             .rate(Some(args.rate));
         let result = run::run(
-            &args.file,
             batch,
             Arc::clone(&client),
+            Arc::clone(&batches),
             options,
             &stop,
             |outcome, so_far| progress.row(outcome, so_far),
@@ -154,24 +163,27 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     print_summary(&summary);
     if summary.stopped {
         eprintln!(
-            "stopped: {} row(s) not started. Resume with: {}",
+            "stopped: {} row(s) not paid yet. Resume with: {}",
             summary.not_started,
             resume_hint()
         );
     } else if let Some(seconds) = args.wait {
-        runtime.block_on(wait_final(&args.file, batch, &client, seconds))?;
+        runtime.block_on(wait_final(batches.as_ref(), batch, &client, seconds))?;
     }
     if let Some(out) = &args.report {
-        runtime.block_on(write_report(&args.file, batch, &client, out))?;
+        runtime.block_on(write_report(
+            batches.as_ref(),
+            client.store().as_ref(),
+            batch,
+            out,
+        ))?;
     }
     let states = runtime
-        .block_on(run::tally(&args.file, batch, client.store().as_ref()))
-        .map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
-    println!(
-        "the batch in the ledger now: {}",
-        counts_text(&states.by_label)
-    );
-    verdict(&summary, &states.by_label)
+        .block_on(batches.progress(&batch.to_string()))?
+        .map(|progress| progress.by_label)
+        .unwrap_or_default();
+    println!("the batch in the ledger now: {}", counts_text(&states));
+    verdict(&summary, &states)
 }
 
 /// Shows what is about to be paid, and asks on a terminal unless `--yes`.
@@ -255,10 +267,11 @@ impl Progress {
 
     fn row(&mut self, outcome: &RowOutcome, summary: &RunSummary) {
         if let run::RowResult::Failed(failure) = &outcome.result {
-            eprintln!(
-                "line {}: {}: {}",
-                outcome.line, outcome.payment_id, failure.message
-            );
+            let id = outcome
+                .payment_id
+                .as_ref()
+                .map_or_else(|| format!("row {}", outcome.row), ToString::to_string);
+            eprintln!("line {}: {id}: {}", outcome.line, failure.message);
         }
         if self.last_line.elapsed() >= PROGRESS_EVERY {
             self.last_line = Instant::now();
@@ -307,19 +320,21 @@ fn print_summary(summary: &RunSummary) {
     );
 }
 
-/// Asks about the open payouts of the file until every one is final or `seconds` have passed.
+/// Asks about the open payouts of the batch until every one is final or `seconds` have
+/// passed.
 async fn wait_final(
-    path: &Path,
+    batches: &dyn BatchStore,
     batch: BatchId,
     client: &Client,
     seconds: u64,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let id = batch.to_string();
     loop {
-        let open = run::tally(path, batch, client.store().as_ref())
-            .await
-            .map_err(|e| Failure::new(EXIT_NOT_SENT, e.to_string()))?
-            .open;
+        let open = batches
+            .progress(&id)
+            .await?
+            .map_or(0, |progress| progress.waiting + progress.undone);
         if open == 0 {
             println!("every payout of the batch is final");
             return Ok(());
@@ -338,11 +353,12 @@ async fn wait_final(
     }
 }
 
-/// Writes the report next to `out` and renames it into place, so a reader never sees half.
-async fn write_report(
-    path: &Path,
+/// Writes the report of `batch` (from the ledger) next to `out` and renames it into place,
+/// so a reader never sees half.
+pub(crate) async fn write_report(
+    batches: &dyn BatchStore,
+    store: &dyn PayoutStore,
     batch: BatchId,
-    client: &Client,
     out: &Path,
 ) -> Result<(), Failure> {
     let shown = out.display().to_string();
@@ -350,7 +366,7 @@ async fn write_report(
     let file = std::fs::File::create(&partial)
         .map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
     let writer = std::io::BufWriter::new(file);
-    let summary = run::write_report(path, batch, client.store().as_ref(), writer)
+    let summary = report::write_report(batches, store, batch, writer)
         .await
         .map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
     std::fs::rename(&partial, out).map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;

@@ -489,7 +489,7 @@ fn decimal_amount(record: &PayoutRecord) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
-fn utc(time: SystemTime) -> String {
+pub(crate) fn utc(time: SystemTime) -> String {
     let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let gate = GateTime::from_unix_seconds(i64::try_from(seconds).unwrap_or(0));
     // `YYYY-MM-DDTHH:MM:SS+0000` without its offset, with a space for the `T`.

@@ -5,6 +5,7 @@
 //! (exit codes, one-line failures, the secret key, the Gate connection) is in `common`.
 
 mod batch_cmd;
+mod batch_list;
 mod batch_run;
 mod common;
 mod demo;

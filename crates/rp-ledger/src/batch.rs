@@ -218,7 +218,8 @@ impl fmt::Debug for BatchRow {
 pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 
 /// Where the batches of one project are kept, and how workers share their rows. Every
-/// method is one transaction.
+/// write is atomic: a registration is one transaction, and a claim takes its rows in one
+/// statement (after reading who holds live claims, to tell the dead from the living).
 pub trait BatchStore: Send + Sync + fmt::Debug {
     /// Registers `batch` with every row `rows` yields, in one transaction, unless a batch with
     /// its ID is registered already ([`Registered::Existing`]: nothing is read or written).
@@ -336,12 +337,11 @@ pub(crate) fn totals_of(text: &str) -> Result<Vec<(String, u64)>, String> {
     serde_json::from_str(text).map_err(|e| format!("a batch's stored totals are unreadable: {e}"))
 }
 
-/// Checks what a worker asks for before it reaches the ledger.
-pub(crate) fn check_claim(id: &str, lease: Duration) -> Result<(), Error> {
-    check_id(id)?;
+/// Checks a lease a worker asks for before it reaches the ledger (`what`: the operation).
+pub(crate) fn check_lease(what: &str, lease: Duration) -> Result<(), Error> {
     if lease.is_zero() || lease > MAX_LEASE {
         return Err(Error::store(
-            "claim batch rows",
+            what,
             format!("a lease of {lease:?} is out of range (more than zero, at most a day)"),
         ));
     }

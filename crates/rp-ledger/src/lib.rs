@@ -67,8 +67,8 @@ pub use batch::{
 pub use error::LedgerError;
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    CONNECT_TIMEOUT, MAX_CONNECTIONS, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresLedger,
-    PostgresStore,
+    CONNECT_TIMEOUT, MAX_CONNECTIONS, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresBatches,
+    PostgresLedger, PostgresStore,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{MAX_GROUP, SCHEMA_VERSION, SqliteBatches, SqliteLedger, SqliteStore};

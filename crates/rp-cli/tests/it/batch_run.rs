@@ -309,3 +309,180 @@ fn rows_over_a_limit_are_never_sent_and_the_platform_never_has_to_refuse() {
         "the simulator refused nothing"
     );
 }
+
+/// The batch's ID as `rp batch list --json` shows it (the only batch of the ledger).
+fn only_batch(sim: &Sim, ledger: &str) -> serde_json::Value {
+    let listed = sim.rp_in(ledger, &["batch", "list", "--json"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    let batches = json["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 1, "{json}");
+    batches[0].clone()
+}
+
+/// Three `rp batch run` processes share one ledger (an SQLite file; a PostgreSQL database
+/// when the test server is there) and one file; one is killed with SIGKILL while it holds
+/// rows. The other two take its rows over and finish the batch: every row is paid exactly
+/// once, checked against the simulator, and the report (written from the ledger alone, the
+/// file deleted) is complete.
+#[test]
+fn three_workers_with_one_killed_pay_every_row_exactly_once() {
+    for ledger in crate::ledgers("workers") {
+        let sim = Sim::start();
+        let (path, expected) = magic_file("workers", 400);
+        let args = [
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--rate",
+            "60",
+            "--concurrency",
+            "4",
+        ];
+        let mut workers: Vec<_> = (0..3).map(|_| sim.spawn_in(&ledger, &args)).collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while sim.sim().payments().len() < 80 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{ledger}: the workers never got going"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let killed = workers.remove(0);
+        let killed_pid = killed.id();
+        let mut killed = killed;
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        assert!(
+            sim.sim().payments().len() < 400,
+            "{ledger}: killed before the end"
+        );
+        for worker in workers {
+            let output = worker.wait_with_output().unwrap();
+            let (out, err) = (stdout(&output), stderr(&output));
+            // Accepted (0), declines already reported (1), or lost answers still unknown (3).
+            assert!(
+                matches!(output.status.code(), Some(0 | 1 | 3)),
+                "{ledger}: {out}{err}"
+            );
+            assert!(
+                !err.contains(&format!("/{killed_pid}/")),
+                "{ledger}: no owner token on stderr: {err}"
+            );
+        }
+        let batch = only_batch(&sim, &ledger);
+        assert_eq!(batch["rows"], 400, "{batch}");
+        assert_eq!(batch["undone"], 0, "{ledger}: the pass is over: {batch}");
+        assert!(
+            sim.sim().payments().len() <= 400,
+            "{ledger}: no row was paid under a second payment ID"
+        );
+
+        // Settle what is left, then the report from the ledger alone.
+        let settle = sim.rp_in(&ledger, &[&args[..4], &["--wait", "60"]].concat());
+        assert_eq!(settle.status.code(), Some(1), "{}", stderr(&settle));
+        std::fs::remove_file(&path).unwrap();
+        let report = path.with_extension("report.csv");
+        let id = batch["batch_id"].as_str().unwrap();
+        let shown = sim.rp_in(
+            &ledger,
+            &[
+                "batch",
+                "show",
+                &id[..12],
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+        assert_report_matches_the_simulator(&sim, &report, &expected);
+    }
+}
+
+/// `rp batch list` and `rp batch show` describe a batch as the Dashboard does, from the
+/// ledger; wrong or unknown IDs are refused with a reason.
+#[test]
+fn list_and_show_describe_batches_and_refuse_unknown_ids() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let empty = sim.rp_in(&ledger, &["batch", "list"]);
+    assert_eq!(empty.status.code(), Some(0), "{}", stderr(&empty));
+    assert!(stdout(&empty).contains("no batches"), "{}", stdout(&empty));
+
+    let path = file(
+        "listed.csv",
+        "phone;amount;customer_id\n87011236001;1 000;c-1\n87011230001;2000,50;c-2\nbad;3;c-3\n",
+    );
+    let run = sim.rp_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--skip-invalid",
+            "--wait",
+            "30",
+        ],
+    );
+    // The second row ends in 0001: declined.
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let batch = only_batch(&sim, &ledger);
+    assert_eq!(
+        batch["file_name"],
+        path.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(
+        (batch["rows"].as_u64(), batch["valid_rows"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        (batch["success"].as_u64(), batch["decline"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(batch["state"], "done");
+    assert_eq!(batch["totals"][0]["amount_minor"], 300_050);
+
+    let listed = stdout(&sim.rp_in(&ledger, &["batch", "list"]));
+    let id = batch["batch_id"].as_str().unwrap();
+    assert!(listed.contains(&id[..20]), "{listed}");
+    assert!(
+        listed.contains("3\u{a0}000,50\u{a0}₸"),
+        "Kazakh formatting: {listed}"
+    );
+    assert!(listed.contains("done"), "{listed}");
+
+    let shown = sim.rp_in(&ledger, &["batch", "show", &id[..8]]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    assert!(text.contains(id) && text.contains("1 invalid"), "{text}");
+    assert!(
+        text.contains("decline 1") && text.contains("success 1"),
+        "{text}"
+    );
+
+    for (wrong, code, needle) in [
+        ("xyz", 2, "not a batch ID"),
+        ("1234567", 2, "at least its first 8"),
+        ("'; DROP TABLE batches; --", 2, "not a batch ID"),
+        ("0123456789abcdef", 5, "no batch 0123456789abcdef"),
+        (&"f".repeat(64), 5, "no batch"),
+    ] {
+        let refused = sim.rp_in(&ledger, &["batch", "show", wrong]);
+        assert_eq!(
+            refused.status.code(),
+            Some(code),
+            "{wrong}: {}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains(needle),
+            "{wrong}: {}",
+            stderr(&refused)
+        );
+    }
+    // Another project's ledger view has no batches.
+    let other = sim.rp_in(&ledger, &["batch", "list", "--project-id", "77"]);
+    assert!(stdout(&other).contains("no batches"), "{}", stdout(&other));
+}

@@ -110,3 +110,51 @@ pub(crate) fn assert_fails(output: &Output, code: i32, needle: &str) {
         "{err}"
     );
 }
+
+/// The ledgers to test on: a fresh SQLite file, and a fresh PostgreSQL database when
+/// `RP_TEST_POSTGRES_URL` names a server (loudly skipped without, failing under `CI=true`).
+pub(crate) fn ledgers(name: &str) -> Vec<String> {
+    let mut ledgers = vec![format!("sqlite:{}", fresh_ledger().display())];
+    match std::env::var("RP_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(admin) => ledgers.push(fresh_postgres(&admin, name)),
+        None => {
+            let message = "tests on PostgreSQL skipped: RP_TEST_POSTGRES_URL is not set (cargo xtask ci sets it)";
+            assert!(std::env::var_os("CI").is_none(), "{message}");
+            eprintln!("\n!!! {message}\n");
+        }
+    }
+    ledgers
+}
+
+/// A new, empty database on the test server, as a ledger URL.
+pub(crate) fn fresh_postgres(admin: &str, name: &str) -> String {
+    let database = format!("rp_test_{}_{}", name, std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {database}"))
+            .await
+            .unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        drop(client);
+        let _ = connection.await;
+    });
+    let (scheme, rest) = admin.split_once("://").unwrap();
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}://{authority}/{database}{query}")
+}

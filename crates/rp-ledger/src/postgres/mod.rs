@@ -1,5 +1,6 @@
 //! The PostgreSQL ledger (feature `postgres`): see [`PostgresLedger`].
 
+mod batch;
 mod connect;
 mod rows;
 mod schema;
@@ -17,6 +18,7 @@ use tokio_postgres::NoTls;
 
 use crate::{LedgerError, LedgerStats};
 
+pub use batch::PostgresBatches;
 pub use schema::{POSTGRES_SCHEMA, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use store::PostgresStore;
 
@@ -34,7 +36,8 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// instances on many machines. Cheap to clone: clones share the pool.
 ///
 /// - **Where it writes**: only in its own schema, [`POSTGRES_SCHEMA`] (`rp_ledger`): the
-///   tables `schema_version`, `payouts` and `payout_events`. The rest of the database is
+///   tables `schema_version`, `payouts`, `payout_events`, `limit_usage`, `batches` and
+///   `batch_rows`. The rest of the database is
 ///   never read or altered, so the ledger can live beside other applications' tables. A
 ///   schema `rp_ledger` that exists but was not made by rp (it has tables, but no
 ///   `schema_version`) is refused ([`LedgerError::NotALedger`]), never altered. The user
@@ -173,6 +176,11 @@ impl PostgresLedger {
     /// The payouts of `project`.
     pub fn store(&self, project: ProjectId) -> PostgresStore {
         PostgresStore::new(self.clone(), project)
+    }
+
+    /// The batches of `project`.
+    pub fn batches(&self, project: ProjectId) -> PostgresBatches {
+        PostgresBatches::new(self.clone(), project)
     }
 
     /// How much the ledger has committed since it was opened (every write is its own

@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -106,8 +106,51 @@ INSERT INTO rp_ledger.limit_usage (project_id, currency, hour, shard, amount, co
     FROM rp_ledger.payouts WHERE counts GROUP BY 1, 2, 3;
 "#;
 
+/// Version 3: batches (`rp-ledger`'s `BatchStore`), as in the SQLite ledger: a file registered
+/// whole, its header and every row's cells, and the rows' claims: which worker holds a row,
+/// until when (nanoseconds on the server's clock, as every lease and registration time here),
+/// and whether the current pass finished it. Besides the index of the undone rows, which a
+/// claim walks in row order, an index of the claimed ones: before each claim the live
+/// claimants are read (to take over at once the rows of a process of this host that is gone),
+/// and that read must not walk every undone row of a large batch.
+const V3: &str = r#"
+CREATE TABLE rp_ledger.batches (
+    project_id BIGINT   NOT NULL,
+    batch_id   TEXT     COLLATE "C" NOT NULL,   -- hex SHA-256 of the file
+    file_name  TEXT     NOT NULL,
+    delimiter  SMALLINT NOT NULL,   -- the file's delimiter byte
+    header     BYTEA    NOT NULL,   -- the header row, CSV
+    rows       BIGINT   NOT NULL,   -- non-blank rows after the header
+    valid_rows BIGINT   NOT NULL,
+    totals     TEXT     NOT NULL,   -- JSON: [[currency, minor units], ...]
+    created_at BIGINT   NOT NULL,   -- nanoseconds since the Unix epoch, server clock
+    PRIMARY KEY (project_id, batch_id)
+);
+CREATE INDEX batches_by_time ON rp_ledger.batches (project_id, created_at DESC, batch_id DESC);
+
+CREATE TABLE rp_ledger.batch_rows (
+    project_id  BIGINT  NOT NULL,
+    batch_id    TEXT    COLLATE "C" NOT NULL,
+    row_no      BIGINT  NOT NULL,   -- 1-based, non-blank rows after the header
+    line        BIGINT  NOT NULL,
+    payment_id  TEXT    COLLATE "C",
+    valid       BOOLEAN NOT NULL,
+    cells       BYTEA   NOT NULL,   -- the row as read, CSV
+    problems    TEXT,               -- why an invalid row is invalid
+    done        BOOLEAN NOT NULL,   -- the current pass finished it (an invalid row: always)
+    claimed_by  TEXT,               -- the worker (Owner token) that holds it
+    lease_until BIGINT,             -- nanoseconds, server clock: until when the claim holds
+    PRIMARY KEY (project_id, batch_id, row_no),
+    FOREIGN KEY (project_id, batch_id) REFERENCES rp_ledger.batches (project_id, batch_id)
+);
+CREATE INDEX batch_rows_undone ON rp_ledger.batch_rows (project_id, batch_id, row_no)
+    WHERE NOT done;
+CREATE INDEX batch_rows_claimed ON rp_ledger.batch_rows (project_id, batch_id, claimed_by)
+    WHERE NOT done AND claimed_by IS NOT NULL;
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is
 /// dropped afterwards.

@@ -46,7 +46,13 @@ fn info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
         batch: NewBatch {
             id: row.get(0)?,
             file_name: row.get(1)?,
-            delimiter: u8::try_from(row.get::<_, i64>(2)?).unwrap_or(b','),
+            delimiter: u8::try_from(row.get::<_, i64>(2)?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Integer,
+                    e.into(),
+                )
+            })?,
             header: row.get(3)?,
             rows: unsigned(row.get(4)?),
             valid_rows: unsigned(row.get(5)?),
@@ -245,8 +251,9 @@ impl BatchStore for SqliteBatches {
         let project = self.project;
         let (id, owner) = (id.to_owned(), owner.to_owned());
         Box::pin(async move {
-            batch::check_claim(&id, lease)?;
             let what = format!("claim rows of batch {id}");
+            batch::check_lease(&what, lease)?;
+            batch::check_id(&id)?;
             self.ledger
                 .exclusive(what.clone(), move |tx| {
                     claim(tx, project, &id, &owner, lease, max).map_err(|e| Error::store(&what, e))
@@ -264,8 +271,9 @@ impl BatchStore for SqliteBatches {
         let project = self.project;
         let (id, owner) = (id.to_owned(), owner.to_owned());
         Box::pin(async move {
-            batch::check_claim(&id, lease)?;
             let what = format!("renew the claims on batch {id}");
+            batch::check_lease(&what, lease)?;
+            batch::check_id(&id)?;
             self.ledger
                 .exclusive(what.clone(), move |tx| {
                     tx.prepare_cached(

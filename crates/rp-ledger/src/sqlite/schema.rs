@@ -131,6 +131,8 @@ CREATE TABLE batch_rows (
     FOREIGN KEY (project_id, batch_id) REFERENCES batches (project_id, batch_id)
 );
 CREATE INDEX batch_rows_undone ON batch_rows (project_id, batch_id, row_no) WHERE done = 0;
+CREATE INDEX batch_rows_claimed ON batch_rows (project_id, batch_id, claimed_by)
+    WHERE done = 0 AND claimed_by IS NOT NULL;
 ";
 
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.

@@ -21,7 +21,7 @@ pub(crate) fn batch_id(n: u8) -> String {
     format!("{n:02x}").repeat(32)
 }
 
-fn new_batch(id: &str, rows: u64, invalid: &[u64]) -> NewBatch {
+pub(crate) fn new_batch(id: &str, rows: u64, invalid: &[u64]) -> NewBatch {
     NewBatch {
         id: id.to_owned(),
         file_name: "payouts.csv".to_owned(),
@@ -34,7 +34,7 @@ fn new_batch(id: &str, rows: u64, invalid: &[u64]) -> NewBatch {
 }
 
 /// The rows of a batch: row `n` pays `pid-<batch>-<n>`; the rows in `invalid` are invalid.
-fn rows_of(id: &str, rows: u64, invalid: &[u64]) -> RowSource {
+pub(crate) fn rows_of(id: &str, rows: u64, invalid: &[u64]) -> RowSource {
     let id = id[..8].to_owned();
     let invalid = invalid.to_vec();
     Box::new((1..=rows).map(move |n| {
@@ -186,7 +186,13 @@ async fn expired_and_dead_claims_are_taken_over(store: &dyn BatchStore) {
         [4]
     );
     // A live process of this host holds its rows.
-    assert!(store.claim(&id, "worker-c", LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim(&id, "worker-c", LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     tokio::time::sleep(short + Duration::from_millis(100)).await;
     assert_eq!(
         numbers(&store.claim(&id, "worker-b", LEASE, 10).await.unwrap()),
@@ -194,7 +200,10 @@ async fn expired_and_dead_claims_are_taken_over(store: &dyn BatchStore) {
     );
     // worker-a comes back late: its rows are worker-b's now.
     assert_eq!(store.finish(&id, "worker-a", &[1, 2]).await.unwrap(), 0);
-    assert_eq!(store.finish(&id, "worker-b", &[1, 2, 3, 4]).await.unwrap(), 3);
+    assert_eq!(
+        store.finish(&id, "worker-b", &[1, 2, 3, 4]).await.unwrap(),
+        3
+    );
 }
 
 async fn a_new_pass_reopens_what_is_not_settled(

@@ -833,6 +833,158 @@ async fn pages_are_in_byte_order_whatever_the_locale() {
     db.remove().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_ledger_keeps_batches() {
+    let Some(admin) = server("the_postgres_ledger_keeps_batches") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "batches").await;
+    let ledger = db.open().await;
+    crate::batches::run_all(&ledger).await;
+    // Another instance on the database sees the same batches.
+    let other = db.open().await;
+    let progress = other
+        .batches(project(1234))
+        .progress(&crate::batches::batch_id(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(progress.count("success"), 1);
+    drop((ledger, other));
+    db.remove().await;
+}
+
+/// Two ledgers on one database (two instances on two machines) register a file at the same
+/// moment: one registers it, the other finds it, neither fails. Then their workers race to
+/// claim its rows: every row is claimed once, and finished by the worker that claimed it; and
+/// both start the next pass at once: it starts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_a_batch_without_sharing_a_row() {
+    let Some(admin) = server("two_instances_share_a_batch_without_sharing_a_row") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "batch_instances").await;
+    let (a, b) = tokio::join!(db.open(), db.open());
+    let (a, b) = (a.batches(project(1234)), b.batches(project(1234)));
+    const ROWS: u64 = 400;
+    for n in 20..25 {
+        let id = crate::batches::batch_id(n);
+        let register = |store: &Arc<dyn rp_ledger::BatchStore>| {
+            let (store, id) = (Arc::clone(store), id.clone());
+            tokio::spawn(async move {
+                store
+                    .register(
+                        crate::batches::new_batch(&id, ROWS, &[]),
+                        crate::batches::rows_of(&id, ROWS, &[]),
+                    )
+                    .await
+                    .unwrap()
+            })
+        };
+        let (first, second) = (register(&a), register(&b));
+        let mut answers = [first.await.unwrap(), second.await.unwrap()];
+        answers.sort_by_key(|r| *r == rp_ledger::Registered::Existing);
+        assert_eq!(
+            answers,
+            [rp_ledger::Registered::New, rp_ledger::Registered::Existing],
+            "batch {n}"
+        );
+        let progress = b.progress(&id).await.unwrap().unwrap();
+        assert_eq!(progress.undone, ROWS, "every row was written");
+    }
+
+    let id = crate::batches::batch_id(20);
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..6 {
+        let store = Arc::clone(if w % 2 == 0 { &a } else { &b });
+        let id = id.clone();
+        workers.spawn(async move {
+            let owner = format!("instance-{}-worker-{w}", w % 2);
+            let lease = std::time::Duration::from_secs(60);
+            let mut mine = Vec::new();
+            loop {
+                let rows = store.claim(&id, &owner, lease, 5).await.unwrap();
+                if rows.is_empty() {
+                    return mine;
+                }
+                let numbers: Vec<u64> = rows.iter().map(|r| r.row).collect();
+                assert_eq!(
+                    store.finish(&id, &owner, &numbers).await.unwrap(),
+                    numbers.len() as u64,
+                    "{owner} finishes every row it claimed"
+                );
+                mine.extend(numbers);
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(mine) = workers.join_next().await {
+        all.extend(mine.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=ROWS).collect::<Vec<_>>(),
+        "every row claimed once"
+    );
+    let progress = a.progress(&id).await.unwrap().unwrap();
+    assert_eq!((progress.undone, progress.claimed), (0, 0));
+    // Both instances start the next pass at once (no payout was recorded: every row goes
+    // again): one reopens the rows, the other finds the pass going.
+    let (first, second) = tokio::join!(a.reopen(&id), b.reopen(&id));
+    let mut reopened = [first.unwrap(), second.unwrap()];
+    reopened.sort_unstable();
+    assert_eq!(reopened, [0, ROWS]);
+    drop((a, b));
+    db.remove().await;
+}
+
+/// A large file registers in one transaction within seconds (its rows go in by chunks), and
+/// a claim on it stays quick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_100000_rows_registers_in_seconds() {
+    let Some(admin) = server("a_batch_of_100000_rows_registers_in_seconds") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "batch_large").await;
+    let ledger = db.open().await;
+    let store = ledger.batches(project(1234));
+    const ROWS: u64 = 100_000;
+    let id = crate::batches::batch_id(30);
+    let started = std::time::Instant::now();
+    let registered = store
+        .register(
+            crate::batches::new_batch(&id, ROWS, &[]),
+            crate::batches::rows_of(&id, ROWS, &[]),
+        )
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(registered, rp_ledger::Registered::New);
+    let _ = writeln!(
+        std::io::stderr(),
+        "rp-ledger PostgreSQL: {ROWS} batch rows registered in {took:?}"
+    );
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+
+    let lease = std::time::Duration::from_secs(60);
+    for w in 0..20 {
+        store.claim(&id, &format!("w{w}"), lease, 50).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let rows = store.claim(&id, "last", lease, 50).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(rows.first().map(|r| r.row), Some(1001));
+    let _ = writeln!(
+        std::io::stderr(),
+        "rp-ledger PostgreSQL: a claim of 50 rows beside 20 claimants took {took:?}"
+    );
+    let progress = store.progress(&id).await.unwrap().unwrap();
+    assert_eq!((progress.undone, progress.claimed), (ROWS, 1050));
+    drop(ledger);
+    db.remove().await;
+}
+
 /// A ledger written by schema version 1 (before the limits) is migrated on open: every payout
 /// it holds counts against the limits, except the ones the platform refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -869,7 +1021,8 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     db.sql()
         .await
         .batch_execute(
-            "DROP TABLE rp_ledger.limit_usage; \
+            "DROP TABLE rp_ledger.batch_rows; DROP TABLE rp_ledger.batches; \
+             DROP TABLE rp_ledger.limit_usage; \
              ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \
              DROP COLUMN usage_hour; \
              UPDATE rp_ledger.schema_version SET version = 1;",

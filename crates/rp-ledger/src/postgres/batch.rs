@@ -1,0 +1,623 @@
+//! [`PostgresBatches`]: the batches of one project in a PostgreSQL ledger, as a
+//! [`BatchStore`]. Every lease and registration time is the server's clock
+//! (`clock_timestamp()`), shared by every instance on every machine. A claim is one statement
+//! whose choice of rows skips the rows another claim is taking (`FOR UPDATE SKIP LOCKED`), so
+//! concurrent workers neither wait for each other nor get the same row; a registration is one
+//! transaction, its rows inserted in chunks.
+
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use deadpool_postgres::{Client, GenericClient, Transaction};
+use rp_model::ProjectId;
+use rp_payout::Error;
+use rp_transport::BoxFuture;
+use tokio_postgres::IsolationLevel;
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, ToSql};
+
+use super::PostgresLedger;
+use super::connect::describe;
+use crate::batch::{
+    self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, LabelCount, NewBatch,
+    NewBatchRow, Registered, RowSource, signed, unsigned,
+};
+use crate::stored::{nanos, time};
+
+/// The batches of one project in a [`PostgresLedger`].
+#[derive(Debug, Clone)]
+pub struct PostgresBatches {
+    ledger: PostgresLedger,
+    project: i64,
+}
+
+/// Rows inserted by one statement of a registration, at most.
+const CHUNK_ROWS: usize = 1000;
+
+/// Bytes of cells inserted by one statement of a registration, about (a chunk stops growing
+/// once it holds this much).
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// A registration of at least this many rows then refreshes the planner's statistics
+/// ([`ANALYZE`]).
+const ANALYZE_ROWS: usize = 10_000;
+
+/// Run after registering a large batch, outside its transaction. Until the statistics know
+/// the batch (autovacuum's next look: a minute or more), the planner takes it for a couple of
+/// rows, and a claim or a finish scans the whole batch (40 ms a claim at 100,000 rows,
+/// instead of 1 ms). A sample of at most 30,000 rows by default; no lock that writes wait for.
+const ANALYZE: &str = "ANALYZE rp_ledger.batch_rows";
+
+/// `now.t`: the server's clock, read once per statement, in nanoseconds since the Unix epoch
+/// (microsecond resolution). A volatile CTE, so never inlined: one value for every row.
+const NOW: &str =
+    "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint AS t)";
+
+const INFO_COLUMNS: &str =
+    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at";
+
+/// The batch, unless registered: `$1` project, `$2` ID, `$3` file name, `$4` delimiter,
+/// `$5` header, `$6` rows, `$7` valid rows, `$8` totals; registered now on the server's clock.
+const INSERT_BATCH: &str = "INSERT INTO rp_ledger.batches (project_id, batch_id, file_name, \
+     delimiter, header, rows, valid_rows, totals, created_at) VALUES ($1, $2, $3, $4, $5, $6, \
+     $7, $8, (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint) \
+     ON CONFLICT (project_id, batch_id) DO NOTHING";
+
+/// A chunk of rows, one array per column: `$1` project, `$2` batch, then row numbers, lines,
+/// payment IDs, validity, cells and problems. An invalid row is done from the start.
+const INSERT_ROWS: &str = "INSERT INTO rp_ledger.batch_rows (project_id, batch_id, row_no, \
+     line, payment_id, valid, cells, problems, done) \
+     SELECT $1, $2, r.row_no, r.line, r.payment_id, r.valid, r.cells, r.problems, NOT r.valid \
+     FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::boolean[], $7::bytea[], \
+     $8::text[]) AS r (row_no, line, payment_id, valid, cells, problems)";
+
+/// The owners holding live claims on a batch, with how many rows each holds: `$1` project,
+/// `$2` batch.
+static CLAIMS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{NOW} SELECT claimed_by, count(*) FROM rp_ledger.batch_rows \
+         WHERE project_id = $1 AND batch_id = $2 AND NOT done AND claimed_by IS NOT NULL \
+         AND lease_until > (SELECT t FROM now) GROUP BY claimed_by"
+    )
+});
+
+/// Claims up to `$6` rows for `$3` until `$4` nanoseconds from now: `$1` project, `$2` batch,
+/// `$5` the owners whose rows are taken over at once (gone processes of this host). The rows
+/// are chosen and locked once (`ARRAY(…)` is an init plan, run once), skipping those another
+/// claim is taking (a row another claim committed since this statement began is checked
+/// again on its newest version), then updated through the primary key.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{NOW} UPDATE rp_ledger.batch_rows SET claimed_by = $3, \
+             lease_until = (SELECT t FROM now) + $4 \
+         WHERE project_id = $1 AND batch_id = $2 AND row_no = ANY(ARRAY( \
+             SELECT row_no FROM rp_ledger.batch_rows \
+             WHERE project_id = $1 AND batch_id = $2 AND NOT done AND valid \
+             AND (claimed_by IS NULL OR lease_until <= (SELECT t FROM now) \
+                 OR claimed_by = ANY($5::text[])) \
+             ORDER BY row_no LIMIT $6 FOR UPDATE SKIP LOCKED)) \
+         RETURNING row_no, line, cells"
+    )
+});
+
+/// Extends `$3`'s leases on batch `$2` of project `$1` to `$4` nanoseconds from now.
+static RENEW: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{NOW} UPDATE rp_ledger.batch_rows SET lease_until = (SELECT t FROM now) + $4 \
+         WHERE project_id = $1 AND batch_id = $2 AND claimed_by = $3 AND NOT done"
+    )
+});
+
+/// Marks rows `$4` done, those `$3` holds.
+const FINISH: &str = "UPDATE rp_ledger.batch_rows \
+     SET done = TRUE, claimed_by = NULL, lease_until = NULL \
+     WHERE project_id = $1 AND batch_id = $2 AND claimed_by = $3 AND NOT done \
+     AND row_no = ANY($4::bigint[])";
+
+/// Gives back the rows `$3` holds.
+const RELEASE: &str = "UPDATE rp_ledger.batch_rows SET claimed_by = NULL, lease_until = NULL \
+     WHERE project_id = $1 AND batch_id = $2 AND claimed_by = $3 AND NOT done";
+
+/// Serialises the passes of a batch: a reopen waits for a concurrent one, then sees its rows
+/// undone (the batch's row, not its rows: claims never wait for it).
+const LOCK_BATCH: &str = "SELECT 1 FROM rp_ledger.batches \
+     WHERE project_id = $1 AND batch_id = $2 FOR NO KEY UPDATE";
+
+/// The next pass: the valid rows whose payout is not settled, when no valid row is undone.
+const REOPEN: &str = "UPDATE rp_ledger.batch_rows AS r \
+     SET done = FALSE, claimed_by = NULL, lease_until = NULL \
+     WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid \
+     AND NOT EXISTS (SELECT 1 FROM rp_ledger.batch_rows u WHERE u.project_id = $1 \
+         AND u.batch_id = $2 AND u.valid AND NOT u.done) \
+     AND NOT EXISTS (SELECT 1 FROM rp_ledger.payouts p \
+         WHERE p.project_id = $1 AND p.payment_id = r.payment_id AND p.settled)";
+
+static INFO: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {INFO_COLUMNS} FROM rp_ledger.batches WHERE project_id = $1 AND batch_id = $2")
+});
+
+/// A batch's valid rows grouped by their payout's state label: rows, undone rows, finished
+/// rows whose payout is recorded but not final.
+const COUNTS: &str = "SELECT p.state_label, count(*), count(*) FILTER (WHERE NOT r.done), \
+     count(*) FILTER (WHERE r.done AND NOT p.settled AND p.state_label <> 'error') \
+     FROM rp_ledger.batch_rows r LEFT JOIN rp_ledger.payouts p \
+     ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
+     WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid GROUP BY p.state_label";
+
+/// The newest batches: `$1` project, `$2` how many.
+const LIST: &str = "SELECT batch_id FROM rp_ledger.batches WHERE project_id = $1 \
+     ORDER BY created_at DESC, batch_id DESC LIMIT $2";
+
+/// The newest batches registered before (`$2` time, `$3` ID): `$1` project, `$4` how many.
+const LIST_BEFORE: &str = "SELECT batch_id FROM rp_ledger.batches WHERE project_id = $1 \
+     AND (created_at, batch_id) < ($2, $3) ORDER BY created_at DESC, batch_id DESC LIMIT $4";
+
+/// `$4` rows of batch `$2` after row `$3`.
+const ROWS: &str = "SELECT row_no, line, payment_id, valid, cells, problems, done \
+     FROM rp_ledger.batch_rows WHERE project_id = $1 AND batch_id = $2 AND row_no > $3 \
+     ORDER BY row_no LIMIT $4";
+
+/// A failed statement as the store error of `what`.
+fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::store(what, describe(&e))
+}
+
+/// Column `index` of `row`, or what is wrong with it.
+fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, String> {
+    row.try_get(index).map_err(|e| {
+        let name = row.columns().get(index).map_or("?", |c| c.name());
+        format!("column {name}: {}", describe(&e))
+    })
+}
+
+/// A [`BatchInfo`] from a row of [`INFO_COLUMNS`].
+fn info(row: &Row) -> Result<BatchInfo, String> {
+    let totals: String = column(row, 6)?;
+    Ok(BatchInfo {
+        batch: NewBatch {
+            id: column(row, 0)?,
+            file_name: column(row, 1)?,
+            delimiter: u8::try_from(column::<i16>(row, 2)?).unwrap_or(b','),
+            header: column(row, 3)?,
+            rows: unsigned(column(row, 4)?),
+            valid_rows: unsigned(column(row, 5)?),
+            totals: batch::totals_of(&totals)?,
+        },
+        created_at: time(column(row, 7)?),
+    })
+}
+
+/// A number of rows as a `LIMIT`.
+fn limit(n: usize) -> i64 {
+    signed(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// A lease in nanoseconds, to add to the server's clock.
+fn lease_nanos(lease: Duration) -> i64 {
+    i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Runs a prepared, cached statement on `client`; its rows.
+async fn query(
+    client: &impl GenericClient,
+    what: &str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, Error> {
+    let statement = client.prepare_cached(sql).await.map_err(failed(what))?;
+    client.query(&statement, params).await.map_err(failed(what))
+}
+
+/// Runs a prepared, cached statement on `client`; how many rows it changed.
+async fn execute(
+    client: &impl GenericClient,
+    what: &str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, Error> {
+    let statement = client.prepare_cached(sql).await.map_err(failed(what))?;
+    client
+        .execute(&statement, params)
+        .await
+        .map_err(failed(what))
+}
+
+/// The owners holding live claims on batch `id`, with how many rows each holds.
+async fn claims(
+    client: &impl GenericClient,
+    what: &str,
+    project: i64,
+    id: &str,
+) -> Result<Vec<(String, u64)>, Error> {
+    query(client, what, &CLAIMS, &[&project, &id])
+        .await?
+        .iter()
+        .map(|row| Ok((column(row, 0)?, unsigned(column(row, 1)?))))
+        .collect::<Result<_, String>>()
+        .map_err(|e| Error::store(what, e))
+}
+
+/// Batch `id` and where it stands, read in `tx` (one snapshot).
+async fn progress(
+    tx: &Transaction<'_>,
+    what: &str,
+    project: i64,
+    id: &str,
+) -> Result<Option<BatchProgress>, Error> {
+    let found = query(tx, what, &INFO, &[&project, &id]).await?;
+    let Some(row) = found.first() else {
+        return Ok(None);
+    };
+    let info = info(row).map_err(|e| Error::store(what, e))?;
+    let counts = query(tx, what, COUNTS, &[&project, &id])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(LabelCount {
+                label: column(row, 0)?,
+                rows: unsigned(column(row, 1)?),
+                undone: unsigned(column(row, 2)?),
+                waiting: unsigned(column(row, 3)?),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| Error::store(what, e))?;
+    let claims = claims(tx, what, project, id).await?;
+    Ok(Some(batch::progress_of(info, counts, claims)))
+}
+
+/// A transaction on `client`: `READ COMMITTED` to write, whatever the server's default; a
+/// read-only `REPEATABLE READ` one to read (one snapshot for every statement of a batch's
+/// progress, or of a list).
+async fn begin<'c>(
+    client: &'c mut Client,
+    what: &str,
+    read: bool,
+) -> Result<Transaction<'c>, Error> {
+    let level = if read {
+        IsolationLevel::RepeatableRead
+    } else {
+        IsolationLevel::ReadCommitted
+    };
+    client
+        .build_transaction()
+        .isolation_level(level)
+        .read_only(read)
+        .start()
+        .await
+        .map_err(failed(what))
+}
+
+/// A chunk of rows to register, one vector per column of [`INSERT_ROWS`].
+#[derive(Default)]
+struct Chunk {
+    row_no: Vec<i64>,
+    line: Vec<i64>,
+    payment_id: Vec<Option<String>>,
+    valid: Vec<bool>,
+    cells: Vec<Vec<u8>>,
+    problems: Vec<Option<String>>,
+}
+
+impl Chunk {
+    /// The next rows of `rows`, up to [`CHUNK_ROWS`] (or about [`CHUNK_BYTES`] of cells);
+    /// none when the rows are over.
+    fn read(rows: &mut RowSource) -> Result<Chunk, String> {
+        let mut chunk = Chunk::default();
+        let mut bytes = 0;
+        while chunk.row_no.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
+            let Some(row) = rows.next() else {
+                break;
+            };
+            let row: NewBatchRow = row?;
+            bytes += row.cells.len();
+            chunk.row_no.push(signed(row.row));
+            chunk.line.push(signed(row.line));
+            chunk.payment_id.push(row.payment_id);
+            chunk.valid.push(row.valid);
+            chunk.cells.push(row.cells);
+            chunk.problems.push(row.problems);
+        }
+        Ok(chunk)
+    }
+}
+
+/// Reads the next chunk of `rows` off the async threads (the source may read a file); the
+/// source comes back with it.
+fn read_chunk(mut rows: RowSource) -> tokio::task::JoinHandle<(RowSource, Result<Chunk, String>)> {
+    tokio::task::spawn_blocking(move || {
+        let chunk = Chunk::read(&mut rows);
+        (rows, chunk)
+    })
+}
+
+impl PostgresBatches {
+    pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresBatches {
+        PostgresBatches {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
+    }
+
+    async fn register_batch(&self, new: NewBatch, rows: RowSource) -> Result<Registered, Error> {
+        batch::check_id(&new.id)?;
+        let what = format!("register batch {}", new.id);
+        let mut client = self.ledger.client(&what).await?;
+        let tx = begin(&mut client, &what, false).await?;
+        // A concurrent registration of the same batch holds its key until it commits (then
+        // this inserts nothing) or rolls back (then this inserts it).
+        let (delimiter, totals) = (i16::from(new.delimiter), batch::totals_text(&new.totals));
+        let (rows_count, valid) = (signed(new.rows), signed(new.valid_rows));
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &self.project,
+            &new.id,
+            &new.file_name,
+            &delimiter,
+            &new.header,
+            &rows_count,
+            &valid,
+            &totals,
+        ];
+        let inserted = execute(&tx, &what, INSERT_BATCH, &params).await?;
+        if inserted == 0 {
+            // Nothing written; the transaction is rolled back as it is dropped.
+            return Ok(Registered::Existing);
+        }
+        let statement = tx
+            .prepare_cached(INSERT_ROWS)
+            .await
+            .map_err(failed(&what))?;
+        // The next chunk is read while the previous one is inserted.
+        let mut next = read_chunk(rows);
+        let mut written = 0;
+        loop {
+            let (rows, chunk) = next.await.map_err(|e| {
+                Error::store(&what, format!("the task reading the rows failed: {e}"))
+            })?;
+            // An error of the rows rolls everything back (the transaction is dropped).
+            let chunk = chunk.map_err(|reason| Error::store(&what, reason))?;
+            if chunk.row_no.is_empty() {
+                break;
+            }
+            next = read_chunk(rows);
+            written += chunk.row_no.len();
+            let params: [&(dyn ToSql + Sync); 8] = [
+                &self.project,
+                &new.id,
+                &chunk.row_no,
+                &chunk.line,
+                &chunk.payment_id,
+                &chunk.valid,
+                &chunk.cells,
+                &chunk.problems,
+            ];
+            tx.execute(&statement, &params)
+                .await
+                .map_err(failed(&what))?;
+        }
+        tx.commit().await.map_err(failed(&what))?;
+        if written >= ANALYZE_ROWS {
+            // Not part of the registration: its failure is only logged.
+            if let Err(e) = client.batch_execute(ANALYZE).await {
+                tracing::warn!(
+                    batch = %new.id,
+                    error = %describe(&e),
+                    "ledger: could not refresh the statistics of rp_ledger.batch_rows after \
+                     registering a batch; its claims may be slow until autovacuum does"
+                );
+            }
+        }
+        Ok(Registered::New)
+    }
+
+    async fn claim_rows(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ClaimedRow>, Error> {
+        let what = format!("claim rows of batch {id}");
+        batch::check_lease(&what, lease)?;
+        batch::check_id(id)?;
+        let client = self.ledger.client(&what).await?;
+        let others = claims(&client, &what, self.project, id)
+            .await?
+            .into_iter()
+            .map(|(token, _)| token)
+            .filter(|token| token != owner);
+        let dead = batch::dead_owners(others);
+        let (lease, max) = (lease_nanos(lease), limit(max));
+        let params: [&(dyn ToSql + Sync); 6] = [&self.project, &id, &owner, &lease, &dead, &max];
+        let mut claimed = query(&client, &what, &CLAIM, &params)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ClaimedRow {
+                    row: unsigned(column(row, 0)?),
+                    line: unsigned(column(row, 1)?),
+                    cells: column(row, 2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| Error::store(&what, e))?;
+        claimed.sort_by_key(|row| row.row);
+        Ok(claimed)
+    }
+
+    async fn reopen_batch(&self, id: &str) -> Result<u64, Error> {
+        batch::check_id(id)?;
+        let what = format!("start a new pass of batch {id}");
+        let mut client = self.ledger.client(&what).await?;
+        let tx = begin(&mut client, &what, false).await?;
+        if query(&tx, &what, LOCK_BATCH, &[&self.project, &id])
+            .await?
+            .is_empty()
+        {
+            return Ok(0);
+        }
+        // A statement of its own, after the lock: it sees what a concurrent reopen committed.
+        let reopened = execute(&tx, &what, REOPEN, &[&self.project, &id]).await?;
+        tx.commit().await.map_err(failed(&what))?;
+        Ok(reopened)
+    }
+
+    async fn read_one(&self, id: &str) -> Result<Option<BatchProgress>, Error> {
+        batch::check_id(id)?;
+        let what = format!("read batch {id}");
+        let mut client = self.ledger.client(&what).await?;
+        let tx = begin(&mut client, &what, true).await?;
+        let found = progress(&tx, &what, self.project, id).await?;
+        tx.commit().await.map_err(failed(&what))?;
+        Ok(found)
+    }
+
+    async fn read_list(
+        &self,
+        before: Option<(SystemTime, String)>,
+        n: usize,
+    ) -> Result<Vec<BatchProgress>, Error> {
+        let what = "list batches";
+        let mut client = self.ledger.client(what).await?;
+        let tx = begin(&mut client, what, true).await?;
+        let page = match before {
+            None => query(&tx, what, LIST, &[&self.project, &limit(n)]).await?,
+            Some((at, id)) => {
+                let params: [&(dyn ToSql + Sync); 4] = [&self.project, &nanos(at), &id, &limit(n)];
+                query(&tx, what, LIST_BEFORE, &params).await?
+            }
+        };
+        let ids: Vec<String> = page
+            .iter()
+            .map(|row| column(row, 0))
+            .collect::<Result<_, String>>()
+            .map_err(|e| Error::store(what, e))?;
+        let mut batches = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(one) = progress(&tx, what, self.project, &id).await? {
+                batches.push(one);
+            }
+        }
+        tx.commit().await.map_err(failed(what))?;
+        Ok(batches)
+    }
+
+    async fn read_rows(
+        &self,
+        id: &str,
+        after: u64,
+        limit_rows: usize,
+    ) -> Result<Vec<BatchRow>, Error> {
+        batch::check_id(id)?;
+        let what = format!("read the rows of batch {id}");
+        let client = self.ledger.client(&what).await?;
+        query(
+            &client,
+            &what,
+            ROWS,
+            &[&self.project, &id, &signed(after), &limit(limit_rows)],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(BatchRow {
+                row: NewBatchRow {
+                    row: unsigned(column(row, 0)?),
+                    line: unsigned(column(row, 1)?),
+                    payment_id: column(row, 2)?,
+                    valid: column(row, 3)?,
+                    cells: column(row, 4)?,
+                    problems: column(row, 5)?,
+                },
+                done: column(row, 6)?,
+            })
+        })
+        .collect::<Result<_, String>>()
+        .map_err(|e| Error::store(&what, e))
+    }
+}
+
+impl BatchStore for PostgresBatches {
+    fn register(
+        &self,
+        batch: NewBatch,
+        rows: RowSource,
+    ) -> BoxFuture<'_, Result<Registered, Error>> {
+        Box::pin(self.register_batch(batch, rows))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        lease: Duration,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<ClaimedRow>, Error>> {
+        Box::pin(self.claim_rows(id, owner, lease, max))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let what = format!("renew the claims on batch {id}");
+            batch::check_lease(&what, lease)?;
+            batch::check_id(id)?;
+            let params: [&(dyn ToSql + Sync); 4] =
+                [&self.project, &id, &owner, &lease_nanos(lease)];
+            execute(&self.ledger.client(&what).await?, &what, &RENEW, &params).await
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+        rows: &'a [u64],
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            batch::check_id(id)?;
+            let what = format!("mark rows of batch {id} done");
+            let rows: Vec<i64> = rows.iter().copied().map(signed).collect();
+            let params: [&(dyn ToSql + Sync); 4] = [&self.project, &id, &owner, &rows];
+            execute(&self.ledger.client(&what).await?, &what, FINISH, &params).await
+        })
+    }
+
+    fn release<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            batch::check_id(id)?;
+            let what = format!("give back the rows of batch {id}");
+            let params: [&(dyn ToSql + Sync); 3] = [&self.project, &id, &owner];
+            execute(&self.ledger.client(&what).await?, &what, RELEASE, &params).await
+        })
+    }
+
+    fn reopen<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(self.reopen_batch(id))
+    }
+
+    fn progress<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchProgress>, Error>> {
+        Box::pin(self.read_one(id))
+    }
+
+    fn list(
+        &self,
+        before: Option<(SystemTime, String)>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<BatchProgress>, Error>> {
+        Box::pin(self.read_list(before, limit))
+    }
+
+    fn rows<'a>(
+        &'a self,
+        id: &'a str,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<BatchRow>, Error>> {
+        Box::pin(self.read_rows(id, after, limit))
+    }
+}

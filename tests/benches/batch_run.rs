@@ -1,0 +1,125 @@
+//! `rp batch run` throughput: a generated file of 100,000 rows registered in an SQLite ledger
+//! file (WAL, `synchronous=FULL`) and paid through the real client to the real simulator on
+//! loopback (64 payouts in flight, no rate limit), callbacks applied as they come, as
+//! `rp batch run --concurrency 64` does. Prints rows per second (registration included, and
+//! the registration alone) and the process's peak memory (`VmHWM`), which here counts the
+//! simulator too: an upper bound for `rp batch run` alone.
+//!
+//! Target: at least 3,000 rows/s on 2 cores, at most 100 MB.
+//!
+//! `cargo xtask bench` runs it; alone: `cargo bench -p rp-e2e --bench batch_run`.
+//! Knobs: `RP_BENCH_ROWS` (default 100000), `RP_BENCH_CONCURRENCY` (default 64).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_precision_loss
+)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use rp_batch::run::{self, RunOptions};
+use rp_batch::{Limits, check_file};
+use rp_e2e::{Harness, Options};
+use rp_model::{Currency, ProjectId};
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
+
+/// Peak resident memory of this process (`VmHWM`), in KiB, where `/proc` tells it.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A file of `rows` payouts the simulator pays (numbers ending in 0000), IDs derived.
+fn generate(path: &Path, rows: u64) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut out = std::io::BufWriter::new(file);
+    out.write_all("phone;amount;customer_id;description\r\n".as_bytes())
+        .unwrap();
+    for row in 0..rows {
+        writeln!(
+            out,
+            "8 701 {:03} 0000;\"{} 500,50\";c-{row};Кэшбэк\r",
+            row % 1000,
+            1 + row % 90
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn main() {
+    let rows = knob("RP_BENCH_ROWS", 100_000);
+    let concurrency = usize::try_from(knob("RP_BENCH_CONCURRENCY", 64)).unwrap();
+    let dir = std::env::temp_dir().join(format!("rp-batch-run-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("payouts.csv");
+    generate(&path, rows);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite:{}", dir.join("ledger.db").display());
+        let ledger = rp_ledger::Ledger::open(&url).await.unwrap();
+        let project = ProjectId::new(rp_e2e::PROJECT).unwrap();
+        let options = Options {
+            processing_delay: Duration::ZERO,
+            store: Some(ledger.store(project)),
+            ..Options::default()
+        };
+        let h = Harness::start_with(options).await;
+        let batches = ledger.batches(project);
+
+        let started = Instant::now();
+        let report = check_file(&path, &Limits::none(Currency::KZT), |_| {}).unwrap();
+        assert!(report.is_valid());
+        run::register(&path, &report, batches.as_ref()).await.unwrap();
+        let registered = started.elapsed();
+        let stop = AtomicBool::new(false);
+        let options = RunOptions::default()
+            .concurrency(concurrency)
+            .rate(None);
+        let summary = run::run(
+            report.batch,
+            Arc::clone(&h.client),
+            Arc::clone(&batches),
+            options,
+            &stop,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(summary.done, rows, "{summary:?}");
+        assert_eq!(summary.get("accepted") + summary.get("success"), rows, "{summary:?}");
+        println!(
+            "batch run {rows} rows (SQLite ledger, {concurrency} in flight): {:.2} s, {:.0} rows/s (target >= 3000); registering the file: {:.2} s",
+            elapsed.as_secs_f64(),
+            rows as f64 / elapsed.as_secs_f64(),
+            registered.as_secs_f64()
+        );
+        match peak_memory_kib() {
+            Some(kib) => println!(
+                "peak memory (VmHWM), runner and simulator together: {:.1} MiB (target <= 100 MB)",
+                kib as f64 / 1024.0
+            ),
+            None => println!("peak memory: /proc/self/status is not available here"),
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
