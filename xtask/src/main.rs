@@ -62,7 +62,9 @@ fn main() -> ExitCode {
         ["bench", rest @ ..] => bench(&root, rest),
         ["test-postgres", rest @ ..] => {
             // rp-ledger's tests unless the arguments name the package.
-            let named = rest.iter().any(|a| *a == "-p" || a.starts_with("--package"));
+            let named = rest
+                .iter()
+                .any(|a| *a == "-p" || a.starts_with("--package"));
             let mut args = vec!["test", "--all-features"];
             if !named {
                 args.extend(["-p", "rp-ledger"]);

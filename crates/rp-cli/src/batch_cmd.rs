@@ -56,9 +56,13 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
-/// The project's limits, as flags (or `RP_LIMIT_*`).
+/// The project's limits, as flags (or `RP_LIMIT_*`), or a file.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LimitArgs {
+    /// A TOML file of limits (keys as the flags, with `_`: `daily_amount = "5 000 000"`,
+    /// `daily_count = 1000`); a flag or variable also given wins over the file.
+    #[arg(long = "limits", env = "RP_LIMITS_FILE", value_name = "FILE")]
+    limits_file: Option<PathBuf>,
     /// The smallest amount of one payout, in tenge (e.g. 100).
     #[arg(long, env = "RP_LIMIT_MIN_AMOUNT", value_name = "TENGE")]
     min_amount: Option<String>,
@@ -86,9 +90,13 @@ pub(crate) struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// The limits in KZT, amounts parsed exactly (`1 500,50`, `100000`, `100 000 ₸`).
+    /// The limits in KZT, amounts parsed exactly (`1 500,50`, `100000`, `100 000 ₸`): those of
+    /// `--limits FILE` first, then each flag (or variable) set, which wins over the file.
     pub(crate) fn limits(&self) -> Result<Limits, Failure> {
-        let mut limits = Limits::none(Currency::KZT);
+        let mut limits = match &self.limits_file {
+            Some(path) => crate::limits_file::read(path)?,
+            None => Limits::none(Currency::KZT),
+        };
         let amounts = [
             (LimitKind::MinAmount, "--min-amount", &self.min_amount),
             (LimitKind::MaxAmount, "--max-amount", &self.max_amount),
@@ -111,9 +119,16 @@ impl LimitArgs {
                 limits.set(kind, Some(money.minor_units()));
             }
         }
-        limits.set(LimitKind::DailyCount, self.daily_count);
-        limits.set(LimitKind::WeeklyCount, self.weekly_count);
-        limits.set(LimitKind::MonthlyCount, self.monthly_count);
+        let counts = [
+            (LimitKind::DailyCount, self.daily_count),
+            (LimitKind::WeeklyCount, self.weekly_count),
+            (LimitKind::MonthlyCount, self.monthly_count),
+        ];
+        for (kind, count) in counts {
+            if count.is_some() {
+                limits.set(kind, count);
+            }
+        }
         Ok(limits)
     }
 }

@@ -42,8 +42,13 @@ pub(crate) struct RunArgs {
     /// to be final, asking the status of the ones still open.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     wait: Option<u64>,
+    /// Receive the platform's callbacks on this address while the batch runs and waits (e.g.
+    /// 0.0.0.0:9000; the project's callback URL must lead here), and apply each one, verified,
+    /// to the ledger: --wait then asks the status only of payouts whose callback is overdue.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
     /// Write every row of the file, in file order, with its payment ID, state, status, code,
-    /// message, request ID and last change, to this CSV file.
+    /// message, operation ID, request ID and last change, to this CSV file.
     #[arg(long, value_name = "OUT.csv")]
     report: Option<PathBuf>,
     #[command(flatten)]
@@ -97,6 +102,12 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         )));
     }
 
+    // The callback address is taken before anything is registered or sent: a busy port is a
+    // usage error, not a surprise after the payouts went out.
+    let listener = match args.listen {
+        Some(addr) => Some(runtime.block_on(bind(addr))?),
+        None => None,
+    };
     let ledger = runtime.block_on(args.ledger.open())?;
     let store = ledger.store(config.project_id);
     let batches = ledger.batches(config.project_id);
@@ -104,7 +115,12 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         config,
         transport,
         store,
-        Duration::from_secs(1),
+        // Receiving callbacks, a payout is asked about only when its callback is late.
+        if args.listen.is_some() {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(1)
+        },
     )?);
     let clashes = runtime
         .block_on(run::preflight(&args.file, batch, &client))
@@ -128,6 +144,19 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         Registered::Existing => eprintln!("batch {batch} is in the ledger already: resuming it"),
     }
 
+    let callbacks = listener.map(|listener| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = rp_payout::axum::callback_router(Arc::clone(&client));
+        let server = runtime.spawn(rp_payout::axum::serve_with_shutdown(
+            listener,
+            app,
+            rp_payout::axum::ConnectionLimits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        (stop, server)
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let mut progress = Progress::new(report.valid_rows);
     let summary = runtime.block_on(async {
@@ -159,7 +188,7 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         result
     });
     let summary = summary.map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
-    eprintln!("{}", progress.line(&summary));
+    eprintln!("{}", progress.finish(&summary));
     print_summary(&summary);
     if summary.stopped {
         eprintln!(
@@ -168,7 +197,14 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             resume_hint()
         );
     } else if let Some(seconds) = args.wait {
-        runtime.block_on(wait_final(batches.as_ref(), batch, &client, seconds))?;
+        let listening = callbacks.is_some();
+        runtime.block_on(wait_final(
+            batches.as_ref(),
+            batch,
+            &client,
+            seconds,
+            listening,
+        ))?;
     }
     if let Some(out) = &args.report {
         runtime.block_on(write_report(
@@ -177,6 +213,10 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             batch,
             out,
         ))?;
+    }
+    if let Some((stop, server)) = callbacks {
+        let _ = stop.send(());
+        let _ = runtime.block_on(server);
     }
     let states = runtime
         .block_on(batches.progress(&batch.to_string()))?
@@ -244,12 +284,13 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
-/// Progress on stderr: one line every few seconds (done/total, counts, rate, ETA), and each
-/// failed row as it ends.
+/// Progress on stderr: on a terminal a progress bar (done/total, counts by state, rate,
+/// ETA); elsewhere one line every few seconds. Each failed row is printed as it ends.
 struct Progress {
     total: u64,
     started: Instant,
     last_line: Instant,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 /// How often a progress line is printed.
@@ -258,10 +299,20 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 impl Progress {
     fn new(total: u64) -> Progress {
         let now = Instant::now();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
         Progress {
             total,
             started: now,
             last_line: now,
+            bar,
         }
     }
 
@@ -271,12 +322,27 @@ impl Progress {
                 .payment_id
                 .as_ref()
                 .map_or_else(|| format!("row {}", outcome.row), ToString::to_string);
-            eprintln!("line {}: {id}: {}", outcome.line, failure.message);
+            let line = format!("line {}: {id}: {}", outcome.line, failure.message);
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
         }
-        if self.last_line.elapsed() >= PROGRESS_EVERY {
+        if let Some(bar) = &self.bar {
+            bar.set_position(summary.done);
+            bar.set_message(counts_text(&summary.by_label));
+        } else if self.last_line.elapsed() >= PROGRESS_EVERY {
             self.last_line = Instant::now();
             eprintln!("{}", self.line(summary));
         }
+    }
+
+    /// The closing line (the bar, if any, is cleared first).
+    fn finish(&self, summary: &RunSummary) -> String {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.line(summary)
     }
 
     fn line(&self, summary: &RunSummary) -> String {
@@ -320,16 +386,36 @@ fn print_summary(summary: &RunSummary) {
     );
 }
 
-/// Asks about the open payouts of the batch until every one is final or `seconds` have
-/// passed.
+/// Binds the callback address of `--listen`, and says where callbacks are received.
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::usage(format!("--listen {addr}: cannot listen there: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::usage(format!("--listen {addr}: {e}")))?;
+    eprintln!("receiving callbacks on http://{local}/ (the project's callback URL must lead here)");
+    Ok(listener)
+}
+
+/// Waits until every payout of the batch is final or `seconds` have passed: asking the
+/// statuses of the open ones every second, or, when callbacks are received (`listening`),
+/// only of those whose callback is overdue, every 10 s.
 async fn wait_final(
     batches: &dyn BatchStore,
     batch: BatchId,
     client: &Client,
     seconds: u64,
+    listening: bool,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let id = batch.to_string();
+    let ask_every = if listening {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(1)
+    };
+    let mut asked = Instant::now();
     loop {
         let open = batches
             .progress(&id)
@@ -346,9 +432,12 @@ async fn wait_final(
             );
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(1).min(deadline - Instant::now())).await;
-        if let Err(error) = client.reconcile().await {
-            eprintln!("asking the statuses failed: {error}; trying again");
+        tokio::time::sleep(Duration::from_millis(500).min(deadline - Instant::now())).await;
+        if asked.elapsed() >= ask_every {
+            asked = Instant::now();
+            if let Err(error) = client.reconcile().await {
+                eprintln!("asking the statuses failed: {error}; trying again");
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod common;
 mod demo;
 mod gate_cmd;
 mod ledger_cmd;
+mod limits_file;
 mod listen;
 mod sign_cmd;
 

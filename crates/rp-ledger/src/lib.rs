@@ -4,6 +4,8 @@
 //! [`Ledger::open`] takes a URL and hands out one [`PayoutStore`] per
 //! project ([`Ledger::store`]): the platform's payment IDs are unique per project, so a test
 //! project and a production project share one ledger without seeing each other's payouts.
+//! It also keeps each project's **batches** ([`Ledger::batches`], a [`BatchStore`]): a file of
+//! payouts registered whole, whose rows any number of workers claim with leases.
 //!
 //! | URL | Ledger |
 //! | --- | --- |

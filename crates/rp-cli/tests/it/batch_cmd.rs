@@ -115,6 +115,74 @@ fn limits_from_flags_and_environment_report_each_row_over_them() {
     crate::assert_fails(&output, 2, "--max-amount: invalid amount \"1.5E+3\"");
 }
 
+/// `--limits FILE` (or `RP_LIMITS_FILE`): the limits in TOML, flat or in `[limits]`; a flag
+/// wins over the file; a wrong file names its line and key.
+#[test]
+fn limits_from_a_file_and_flags_over_it() {
+    let path = file(
+        "limits-file.csv",
+        b"phone,amount,customer_id\n87011234567,50,c-1\n87011234567,900,c-2\n87011234567,900,c-3\n",
+    );
+    let limits = file(
+        "limits.toml",
+        b"# project 1234\nmin_amount = 100\ndaily_amount = \"1 000\"\ndaily_count = 10\n",
+    );
+    let output = check(&path, &["--limits", limits.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let out = stdout(&output);
+    assert!(
+        out.contains("line 2, column amount: 50,00\u{a0}₸ is below the minimum"),
+        "{out}"
+    );
+    assert!(out.contains("line 4, column amount: 900,00\u{a0}₸ is over the daily amount limit (1\u{a0}000,00\u{a0}₸)"), "{out}");
+    assert!(out.contains("daily count limit 10 payouts"), "{out}");
+    // The flag wins over the file; the file comes from the environment too.
+    let output = check(
+        &path,
+        &["--min-amount", "10", "--daily-amount", "5 000"],
+        &[("RP_LIMITS_FILE", limits.to_str().unwrap())],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("daily count limit 10 payouts"),
+        "{}",
+        stdout(&output)
+    );
+    // In a [limits] table.
+    let table = file("table.toml", b"[limits]\nmax_amount = \"500\"\n");
+    let output = check(&path, &["--limits", table.to_str().unwrap()], &[]);
+    assert!(
+        stdout(&output).contains("above the maximum per payout (500,00"),
+        "{}",
+        stdout(&output)
+    );
+    // Wrong files: nothing is read from the payout file.
+    for (name, text, needle) in [
+        (
+            "typo.toml",
+            "daily_amont = 5\n",
+            "unknown field `daily_amont`",
+        ),
+        ("type.toml", "[limits]\ndaily_count = \"x\"\n", "line 2"),
+        (
+            "amount.toml",
+            "max_amount = \"1.5E+3\"\n",
+            "max_amount: invalid amount",
+        ),
+        ("broken.toml", "max_amount = [\n", "line 1"),
+    ] {
+        let bad = file(name, text.as_bytes());
+        let output = check(&path, &["--limits", bad.to_str().unwrap()], &[]);
+        crate::assert_fails(&output, 2, needle);
+    }
+    let output = check(&path, &["--limits", "/nonexistent/limits.toml"], &[]);
+    crate::assert_fails(
+        &output,
+        2,
+        "--limits /nonexistent/limits.toml: cannot read it",
+    );
+}
+
 #[test]
 fn json_prints_one_object() {
     let path = file(

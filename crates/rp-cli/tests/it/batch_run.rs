@@ -486,3 +486,71 @@ fn list_and_show_describe_batches_and_refuse_unknown_ids() {
     let other = sim.rp_in(&ledger, &["batch", "list", "--project-id", "77"]);
     assert!(stdout(&other).contains("no batches"), "{}", stdout(&other));
 }
+
+/// With `--listen`, the platform's callbacks reach the run itself and settle the batch: the
+/// payouts end final with no status request at all. A busy address is refused before anything
+/// is registered or sent.
+#[test]
+fn with_listen_the_callbacks_settle_the_batch_without_status_requests() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let sim = Sim::start_built(|builder| builder.callback_url(format!("http://127.0.0.1:{port}/")));
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let mut text = String::from("phone,amount,customer_id\n");
+    for row in 1..=30 {
+        let ending = if row % 10 == 0 { 1 } else { 6_000 + row };
+        text.push_str(&format!("8701123{ending:04},{row}00,c-{row}\n"));
+    }
+    let path = file("listen.csv", &text);
+    let listen = format!("127.0.0.1:{port}");
+    let run = |listen: &str| {
+        sim.rp_in(
+            &ledger,
+            &[
+                "batch",
+                "run",
+                path.to_str().unwrap(),
+                "--yes",
+                "--rate",
+                "1000",
+                "--listen",
+                listen,
+                "--wait",
+                "60",
+            ],
+        )
+    };
+
+    // The address is taken: refused with a reason, nothing registered or sent.
+    let busy = std::net::TcpListener::bind(&listen).unwrap();
+    let refused = run(&listen);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("cannot listen there"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(sim.sim().payments().is_empty());
+    drop(busy);
+
+    let output = run(&listen);
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "3 declines: {out}{err}");
+    assert!(
+        out.contains("every payout of the batch is final"),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains("success 27") && out.contains("decline 3"),
+        "{out}"
+    );
+    let status_requests = sim
+        .sim()
+        .requests()
+        .iter()
+        .filter(|r| r.path == rp_model::wire::STATUS_PATH)
+        .count();
+    assert_eq!(status_requests, 0, "the callbacks settled every payout");
+}

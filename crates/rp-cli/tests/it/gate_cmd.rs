@@ -34,7 +34,7 @@ impl Sim {
         Sim::start_built(|builder| builder.slow_delay(slow_delay))
     }
 
-    fn start_built(
+    pub(crate) fn start_built(
         configure: impl FnOnce(rp_sim::SimulatorBuilder) -> rp_sim::SimulatorBuilder,
     ) -> Sim {
         let runtime = tokio::runtime::Builder::new_multi_thread()
