@@ -487,6 +487,17 @@ fn bench(root: &Path, extra: &[&str]) -> Result<(), String> {
     };
     for (package, target) in BENCHES {
         eprintln!("\n==> bench {package}/{target}");
+        // The batch-run bench runs the simulator as a process of its own.
+        if *target == "batch_run" {
+            let status = cargo()
+                .current_dir(root)
+                .args(["build", "--release", "-p", "rp-sim", "--features", "cli"])
+                .status()
+                .map_err(|e| format!("cannot start cargo: {e}"))?;
+            if !status.success() {
+                return Err(format!("building the simulator failed: {status}"));
+            }
+        }
         let mut command = cargo();
         command
             .current_dir(root)
