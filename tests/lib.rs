@@ -262,3 +262,11 @@ impl Harness {
         self.sim.shutdown().await;
     }
 }
+
+/// Peak resident memory of this process (`VmHWM`), in KiB, where `/proc` tells it (the
+/// benchmarks' memory figure).
+pub fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -42,13 +42,6 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Peak resident memory of this process (`VmHWM`), in KiB, where `/proc` tells it.
-fn peak_memory_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// A file of `rows` payouts the simulator pays (numbers ending in 0000), IDs derived.
 fn generate(path: &Path, rows: u64) {
     let file = std::fs::File::create(path).unwrap();
@@ -161,7 +154,7 @@ fn main() {
             rows as f64 / elapsed.as_secs_f64(),
             registered.as_secs_f64()
         );
-        match peak_memory_kib() {
+        match rp_e2e::peak_memory_kib() {
             Some(kib) => println!(
                 "peak memory (VmHWM) of the runner: {:.1} MiB (target <= 100 MB)",
                 kib as f64 / 1024.0

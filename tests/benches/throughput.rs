@@ -26,13 +26,6 @@ fn knob(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Peak resident memory of this process (`VmHWM`), in KiB, where `/proc` tells it.
-fn peak_memory_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// One run: a fresh simulator and client, `payouts` payouts with `concurrency` in flight;
 /// returns the time until every payout was settled by its callback.
 async fn run(payouts: usize, concurrency: usize, store: Store) -> Duration {
@@ -188,7 +181,7 @@ fn main() {
             pg / medians[0]
         );
     }
-    match peak_memory_kib() {
+    match rp_e2e::peak_memory_kib() {
         Some(kib) => println!("peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("peak memory: not available on this platform"),
     }
