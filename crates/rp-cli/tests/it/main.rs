@@ -15,6 +15,7 @@ mod listen_limits;
 mod listener;
 mod readme;
 mod review;
+mod review_batches;
 mod sign_cmd;
 
 use std::io::Write as _;

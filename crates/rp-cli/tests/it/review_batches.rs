@@ -1,0 +1,265 @@
+//! Adversarial review of batches in the ledger (commits 35fa1ec, 8b3ce56): `rp batch run`
+//! registering a file whole and paying it as one of many workers, `rp batch list/show`, the
+//! report from the ledger. Each test here failed on the code it was written against.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::gate_cmd::Sim;
+use crate::{stderr, stdout};
+
+/// Writes `contents` to a fresh file under the target directory.
+fn file(name: &str, contents: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-review-batches");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// A payout to a person is reported as paid although it was never sent. A row whose
+/// payment ID the ledger holds for a DIFFERENT payout (another file, an `rp payout`, a
+/// batch whose derived ID `rpb-<its prefix>-N` a file names explicitly, or a concurrent run
+/// that took the ID after preflight) is refused by the client (`conflict`), but
+/// `BatchProgress`, `rp batch list/show` and the report look the row up by payment ID alone
+/// and show the OTHER payout's state, request ID and operation ID: the row reads `success`.
+/// Once that other payout is settled, `reopen` skips the row, and the rerun that README says
+/// resumes a batch exits 0 with "success 2": the 5 000 ₸ owed to this row's customer is
+/// never paid, and nothing says so.
+#[test]
+fn review_a_row_whose_payment_id_belongs_to_another_payout_is_never_reported_paid() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    // Another payout holds `dup-1` (to someone else, 100 ₸).
+    let other = sim.rp_in(
+        &ledger,
+        &[
+            "payout",
+            "--phone",
+            "87011239000",
+            "--amount",
+            "100",
+            "--customer-id",
+            "other",
+            "--payment-id",
+            "dup-1",
+        ],
+    );
+    assert!(
+        matches!(other.status.code(), Some(0 | 3)),
+        "{}",
+        stderr(&other)
+    );
+    let path = file(
+        "clash.csv",
+        "payment_id,phone,amount,customer_id\n\
+         dup-1,87011231111,5000,victim\n\
+         ok-2,87011232222,100,c-2\n",
+    );
+    let report = path.with_extension("report.csv");
+    let args = [
+        "batch",
+        "run",
+        path.to_str().unwrap(),
+        "--yes",
+        "--skip-invalid",
+        "--wait",
+        "20",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    // Run until every payout is final (the other payout settles), then once more: the
+    // rerun is what an operator does to finish a batch.
+    let first = sim.rp_in(&ledger, &args);
+    assert!(stderr(&first).contains("conflict"), "{}", stderr(&first));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim
+        .sim()
+        .payment("dup-1")
+        .is_none_or(|p| p.status.as_str() != "success")
+    {
+        assert!(Instant::now() < deadline, "dup-1 never settled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let again = sim.rp_in(&ledger, &args);
+    let last = sim.rp_in(&ledger, &args);
+
+    // The victim's 5 000 ₸ was never sent under any payment ID.
+    assert!(
+        sim.sim().payments().iter().all(|p| p.amount != 500_000),
+        "row 1 was sent"
+    );
+    let mut reader = csv::Reader::from_path(&report).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let state = header.iter().position(|c| c == "state").unwrap();
+    let request = header.iter().position(|c| c == "request_id").unwrap();
+    let row1 = reader.records().next().unwrap().unwrap();
+    let other_request = sim.sim().payment("dup-1").unwrap();
+    let mut problems = Vec::new();
+    if &row1[state] == "success" {
+        problems.push(format!(
+            "the report says row 1 (never sent) is `success`, with the other payout's \
+             request ID {} (platform: {other_request:?})",
+            &row1[request]
+        ));
+    }
+    if last.status.code() == Some(0) {
+        problems.push(format!(
+            "the rerun exits 0 although row 1 was never paid: {}{}",
+            stdout(&last),
+            stderr(&last)
+        ));
+    }
+    let shown = sim.rp_in(&ledger, &["batch", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&shown)).unwrap();
+    let batch = &json["batches"][0];
+    if batch["success"] == 2 {
+        problems.push(format!("`rp batch list` counts row 1 as a success: {batch}"));
+    }
+    assert!(
+        problems.is_empty(),
+        "{problems:#?}\n(second run: {})",
+        stdout(&again)
+    );
+}
+
+/// The report fails, and the run exits 2 ("the file or the input is wrong (nothing sent)")
+/// after paying every row, for a file that `rp batch check` calls valid: a row with trailing
+/// empty cells (what a spreadsheet exports as `;;` when another row or column was touched).
+/// `write_report` pads a short row to the header's width but leaves a long one long, so the
+/// report's columns shift on that row (its `row` lands under the header's `state`), and the
+/// `csv` writer (not `flexible`) refuses the next row: "found record with 14 fields, but
+/// the previous record has 12 fields". A `.partial` file with the first rows (and their
+/// phone numbers) is left behind. `rp batch show --report` fails the same way, for good.
+#[test]
+fn review_a_row_with_trailing_empty_cells_gets_a_report() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let path = file(
+        "trailing.csv",
+        "phone;amount;customer_id\n87011230000;100;c-1;;\n87011230100;200;c-2\n",
+    );
+    let check = sim.rp_in(&ledger, &["batch", "check", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    let report = path.with_extension("report.csv");
+    let run = sim.rp_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(sim.sim().payments().len(), 2, "both rows were paid");
+    assert!(
+        report.exists(),
+        "no report; exit {:?}: {}",
+        run.status.code(),
+        stderr(&run)
+    );
+    assert_ne!(
+        run.status.code(),
+        Some(2),
+        "exit 2 says nothing was sent, but both rows were paid: {}",
+        stderr(&run)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let row_at = header.iter().position(|c| c == "row").unwrap();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        assert_eq!(&record[row_at], (i + 1).to_string(), "{text}");
+    }
+}
+
+/// The batch's identity (SHA-256) and the rows registered under it come from two different
+/// opens of the file (`BatchReader::open`: `BatchId::of_file(path)`, then `File::open(path)`
+/// again), and the rows are then read while nothing checks they hash to that identity. A
+/// file replaced between the two opens (an editor's save-by-rename, a sync client, an export
+/// still being written in place while the rows are read) has rows that no one checked or
+/// confirmed registered and paid under the checked file's identity. A FIFO stands in for the
+/// file here, to hit the window every time: it serves the checked file (100 ₸) to the first
+/// five opens (check, preflight, the hash of the registration) and another (99 999 ₸) to the
+/// sixth (the registration's rows). The confirmation said 100 ₸; 99 999 ₸ is paid.
+#[test]
+#[cfg(target_os = "linux")]
+fn review_the_rows_registered_are_the_rows_of_the_file_that_was_checked() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let checked = "phone,amount,customer_id\n87011230000,100,c-1\n";
+    let swapped = "phone,amount,customer_id\n87011230000,99999,c-1\n";
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-review-batches");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join(format!("{}-swapped.csv", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut child = sim.spawn_in(
+        &ledger,
+        &["batch", "run", fifo.to_str().unwrap(), "--yes", "--wait", "20"],
+    );
+    let pid = child.id();
+    let path = fifo.clone();
+    // Serves one content per open of the FIFO, each after the previous reader closed it.
+    std::thread::spawn(move || {
+        let holds_fifo = || {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|fds| {
+                    fds.filter_map(Result::ok)
+                        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+                })
+                .unwrap_or(false)
+        };
+        for open in 1..=6 {
+            while holds_fifo() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let Ok(mut writer) = std::fs::OpenOptions::new().write(true).open(&path) else {
+                return;
+            };
+            // The reader's open may return after ours: wait for its descriptor.
+            while !holds_fifo() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let text = if open < 6 { checked } else { swapped };
+            let _ = std::io::Write::write_all(&mut writer, text.as_bytes());
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "rp batch run never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert!(err.contains("total 100,00"), "the confirmation: {err}");
+    let paid: Vec<u64> = sim.sim().payments().iter().map(|p| p.amount).collect();
+    assert!(
+        paid.iter().all(|amount| *amount == 10_000),
+        "confirmed 100,00 ₸, paid {paid:?} (minor units); {err}"
+    );
+}
+
+/// Every failure of `rp batch run`, `rp batch list` and `rp batch show` is prefixed
+/// `rp batch check:`: an operator whose run failed after paying reads that a check failed.
+#[test]
+fn review_batch_show_failures_name_the_command_that_failed() {
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let output = crate::rp_with(
+        &["batch", "show", "deadbeef"],
+        &[("RP_LEDGER", &ledger), ("RP_PROJECT_ID", "1234")],
+        b"",
+    );
+    let err = stderr(&output);
+    assert_ne!(output.status.code(), Some(0), "{err}");
+    assert!(!err.contains("rp batch check"), "{err}");
+}
