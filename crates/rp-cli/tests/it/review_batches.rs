@@ -263,3 +263,87 @@ fn review_batch_show_failures_name_the_command_that_failed() {
     assert_ne!(output.status.code(), Some(0), "{err}");
     assert!(!err.contains("rp batch check"), "{err}");
 }
+
+/// A worker that is alive but makes no progress holds its rows for ever, and every other
+/// worker waits for it for ever. The lease is renewed by a task of its own (`run`'s
+/// `renewer`, every lease/3) whatever the worker loop does, so "alive" means "the process
+/// exists", not "it is paying". Here the loop is stuck writing a progress line to stderr
+/// (a pipe no one reads any more: `rp batch run … 2>&1 | less`, an ssh session gone quiet, a
+/// log shipper that stalled); the same holds for anything that blocks the loop. The second
+/// worker pays every other row, then waits for the 16 rows the first one holds, well past
+/// the 60 s lease: the batch never ends while the first process lives, and `rp batch list`
+/// says `running`.
+#[test]
+fn review_a_worker_that_stopped_making_progress_does_not_hold_its_rows_for_ever() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let mut text = String::from("phone,amount,customer_id\n");
+    for row in 1..=1_000 {
+        text.push_str(&format!("8701{row:07},{},c-{row}\n", 100 + row));
+    }
+    let path = file("stalled.csv", &text);
+    // Every row after the first is over the limit: one line on stderr each.
+    let args = [
+        "batch",
+        "run",
+        path.to_str().unwrap(),
+        "--yes",
+        "--skip-invalid",
+        "--daily-count",
+        "1",
+        "--rate",
+        "1000",
+    ];
+    // Its stderr is a pipe this test never reads: it fills after a few hundred lines.
+    let mut stalled = sim.spawn_in(&ledger, &args);
+    // Its stdout (the check's lines) is read; its stderr is not.
+    let mut out = stalled.stdout.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let listed = || -> serde_json::Value {
+        let out = sim.rp_in(&ledger, &["batch", "list", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["batches"][0].clone()
+    };
+    // Wait until it stops making progress.
+    let mut before = serde_json::Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_secs(3));
+        let now = listed();
+        if now["undone"].as_u64().is_some_and(|n| n > 0) && now["undone"] == before["undone"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stalled: {now}");
+        before = now;
+    }
+    assert!(
+        stalled.try_wait().unwrap().is_none(),
+        "the stalled worker is alive"
+    );
+    let mut second = sim.spawn_in(&ledger, &args);
+    for pipe in [
+        Box::new(second.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(second.stderr.take().unwrap()),
+    ] {
+        let mut pipe = pipe;
+        std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        if second.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let state = listed();
+    let _ = second.kill();
+    let _ = second.wait();
+    let _ = stalled.kill();
+    let _ = stalled.wait();
+    assert!(
+        finished,
+        "the second worker still waits 120 s later (2 leases): the batch is {state}"
+    );
+}
