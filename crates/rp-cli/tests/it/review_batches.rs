@@ -347,3 +347,22 @@ fn review_a_worker_that_stopped_making_progress_does_not_hold_its_rows_for_ever(
         "the second worker still waits 120 s later (2 leases): the batch is {state}"
     );
 }
+
+/// A file name is printed raw by `rp batch list` and `rp batch show`: a name with terminal
+/// control sequences (anyone who can drop a file in the operator's upload folder chooses
+/// it) rewrites the operator's screen, e.g. clears it or hides the rows above.
+#[test]
+fn review_batch_list_prints_no_control_characters_from_a_file_name() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let path = file(
+        "\u{1b}[2J\u{1b}[Hok.csv",
+        "phone,amount,customer_id\n87011230000,100,c-1\n",
+    );
+    let run = sim.rp_in(&ledger, &["batch", "run", path.to_str().unwrap(), "--yes"]);
+    assert!(run.status.code().is_some(), "{}", stderr(&run));
+    let listed = sim.rp_in(&ledger, &["batch", "list"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let out = stdout(&listed);
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+}
