@@ -20,6 +20,18 @@ pub enum FileError {
         #[from]
         source: std::io::Error,
     },
+    /// What was read is not the batch the reader was made for: the file changed after its
+    /// SHA-256 was taken (saved again, or still being written). Nothing read from it may be
+    /// used.
+    #[error(
+        "the file changed while it was read (what was read has SHA-256 {now}, the file had {was}); nothing of it is used: wait until it is written, then check it again"
+    )]
+    Changed {
+        /// The identity the reader was made for.
+        was: crate::id::BatchId,
+        /// The SHA-256 of what was read.
+        now: crate::id::BatchId,
+    },
     /// The file has no header row.
     #[error(
         "the file is empty; its first line must be the header, e.g. `phone,amount,customer_id`"

@@ -79,6 +79,11 @@ impl BatchId {
         BatchId::of_reader(std::fs::File::open(path)?)
     }
 
+    /// The identity whose SHA-256 is `digest`.
+    pub(crate) fn from_digest(digest: [u8; 32]) -> BatchId {
+        BatchId(digest)
+    }
+
     /// The SHA-256 as 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

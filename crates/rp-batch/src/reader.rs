@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader, Chain, Cursor, Read};
 use std::net::IpAddr;
 use std::path::Path;
 
+use sha2::{Digest as _, Sha256};
+
 use rp_model::{
     Currency, CustomerId, Error as ModelError, Money, Msisdn, Operator, PaymentId, Payout,
 };
@@ -78,7 +80,22 @@ impl Record {
 
 /// The byte source of the CSV parser: the lines read to find the header, then the rest, with
 /// every line end made `\n`.
-type Source<R> = Chain<Cursor<Vec<u8>>, BufReader<LineEnds<R>>>;
+type Source<R> = Chain<Cursor<Vec<u8>>, BufReader<LineEnds<Hashed<R>>>>;
+
+/// The input as read, hashed on the way: at its end, what was read must be the batch the
+/// reader was made for (the file did not change after its SHA-256 was taken).
+struct Hashed<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(buf.get(..read).unwrap_or_default());
+        Ok(read)
+    }
+}
 
 /// Turns `\r\n` and a lone `\r` into `\n`, and ends the input with `\n` if it does not:
 /// every record then ends with exactly one `\n`, so its first line is known from the
@@ -214,7 +231,9 @@ impl BatchReader<File> {
 
 impl<R: Read> BatchReader<R> {
     /// Reads the header from `input`, the file of batch `batch` (its SHA-256: see
-    /// [`BatchId::of_bytes`], [`BatchId::of_reader`]).
+    /// [`BatchId::of_bytes`], [`BatchId::of_reader`]). What is read is hashed on the way: at
+    /// the end of the input, [`BatchReader::next_record`] fails with [`FileError::Changed`]
+    /// unless it was batch `batch` (a file that changed after its SHA-256 was taken).
     ///
     /// # Errors
     /// [`FileError::Empty`], [`FileError::Utf16`], [`FileError::HeaderNotUtf8`],
@@ -222,7 +241,11 @@ impl<R: Read> BatchReader<R> {
     /// [`FileError::MissingColumns`], [`FileError::Io`], [`FileError::Csv`].
     pub fn new(input: R, batch: BatchId) -> Result<BatchReader<R>, FileError> {
         // Small: the parser reads in larger blocks, which then go past this buffer.
-        let mut input = BufReader::with_capacity(8 * 1024, LineEnds::new(input));
+        let hashed = Hashed {
+            inner: input,
+            hasher: Sha256::new(),
+        };
+        let mut input = BufReader::with_capacity(8 * 1024, LineEnds::new(hashed));
         // Read up to the first non-blank line: it is the header, and tells the delimiter.
         let mut head = Vec::new();
         let header_start = loop {
@@ -353,8 +376,9 @@ impl<R: Read> BatchReader<R> {
     /// Reads the next non-blank row.
     ///
     /// # Errors
-    /// [`FileError::Io`] or [`FileError::Csv`]: the rest of the file cannot be read. A row that
-    /// is wrong is not an error here but a [`Record::Invalid`].
+    /// [`FileError::Io`] or [`FileError::Csv`]: the rest of the file cannot be read;
+    /// [`FileError::Changed`] at the end: what was read is not the batch the reader was made
+    /// for. A row that is wrong is not an error here but a [`Record::Invalid`].
     pub fn next_record(&mut self) -> Result<Option<Record>, FileError> {
         loop {
             let line = self.csv.position().line();
@@ -363,7 +387,7 @@ impl<R: Read> BatchReader<R> {
                 .read_byte_record(&mut self.record)
                 .map_err(|e| csv_error(&e, line))?
             {
-                return Ok(None);
+                return self.check_identity().map(|()| None);
             }
             if self
                 .record
@@ -391,6 +415,20 @@ impl<R: Read> BatchReader<R> {
             self.next_line = self.csv.position().line();
             self.rows += 1;
             return Ok(Some(self.read_row(line)));
+        }
+    }
+
+    /// At the end of the input: what was read must be the batch this reader was made for.
+    fn check_identity(&self) -> Result<(), FileError> {
+        let hashed = &self.csv.get_ref().get_ref().1.get_ref().inner;
+        let now = BatchId::from_digest(hashed.hasher.clone().finalize().into());
+        if now == self.batch {
+            Ok(())
+        } else {
+            Err(FileError::Changed {
+                was: self.batch,
+                now,
+            })
         }
     }
 

@@ -37,6 +37,9 @@ pub struct ReportSummary {
     pub invalid: u64,
     /// Valid rows the ledger holds no payout for (state `not_recorded`: not sent).
     pub not_recorded: u64,
+    /// Valid rows whose payment ID the ledger holds for a different payout (state
+    /// `conflict`: never paid).
+    pub conflict: u64,
     /// Rows whose payout is final ([`is_final`]).
     pub final_rows: u64,
 }
@@ -85,8 +88,10 @@ pub async fn write_report(
         after = last.row.row;
         for row in &page {
             summary.rows += 1;
+            // Every row as wide as the header: a row's cells past it are empty (or the row is
+            // invalid, and its message says so).
             let mut cells = cells_of(&row.row.cells, delimiter);
-            cells.resize(width.max(cells.len()), Vec::new());
+            cells.resize(width, Vec::new());
             let extra = report_cells(row, store, &mut summary).await?;
             csv.write_record(
                 cells
@@ -138,6 +143,17 @@ async fn report_cells(
         let message = "not sent: run the file again to send it".to_owned();
         return Ok(plain(number, payment_id, "not_recorded", message));
     };
+    // The payout under the row's payment ID is the row's only if it pays the row's request.
+    if row.row.request_sha256.as_deref()
+        != Some(rp_ledger::request_sha256(&record.request)?.as_str())
+    {
+        summary.conflict += 1;
+        let message = format!(
+            "not paid: payment ID {payment_id} is held in the ledger by a different payout \
+             (phone, amount, customer or parameters differ); give this row a new payment ID"
+        );
+        return Ok(plain(number, payment_id, "conflict", message));
+    }
     summary.final_rows += u64::from(is_final(&record));
     let status = match &record.state {
         PayoutState::Status(status) => status.as_str().to_owned(),

@@ -16,10 +16,10 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rp_ledger::{BatchStore, ClaimedRow, NewBatch, NewBatchRow, Registered, RowSource};
-use rp_model::PaymentId;
+use rp_model::{PaymentId, ProjectId};
 use rp_payout::{Client, Error, Owner, PayoutState};
 use tokio::task::JoinSet;
 
@@ -38,8 +38,8 @@ pub struct RunOptions {
     /// `Retry-After` is honoured by each payout's own retries.)
     pub rate: Option<u32>,
     /// How long a claim on rows holds without being renewed (renewed every third of it while
-    /// the worker lives): how long a worker on another machine that died keeps its rows.
-    /// Default 60 s.
+    /// the worker makes progress): how long a worker on another machine that died, or one
+    /// that stalled, keeps its rows. Default 60 s.
     pub lease: Duration,
 }
 
@@ -233,9 +233,11 @@ pub async fn preflight(
     Ok(clashes)
 }
 
-/// Registers batch `batch` (the file at `path`, checked as `report`) in `batches`, every row
-/// with its cells, in one transaction, unless it is registered already. Reads the file once
-/// more, checking it is still batch `batch`; memory stays flat.
+/// Registers batch `batch` (the file at `path`, checked as `report`) in `batches` of
+/// `project`, every row with its cells and the hash of the request it pays, in one
+/// transaction, unless it is registered already. Reads the file once more; if what it reads
+/// is not batch `batch` (the file changed since it was checked), nothing is registered.
+/// Memory stays flat.
 ///
 /// # Errors
 /// [`RunError`]: the file, a change of the file, the ledger.
@@ -243,6 +245,7 @@ pub async fn register(
     path: &Path,
     report: &CheckReport,
     batches: &dyn BatchStore,
+    project: ProjectId,
 ) -> Result<Registered, RunError> {
     let batch = report.batch;
     let reader = open_same(path, batch)?;
@@ -263,7 +266,11 @@ pub async fn register(
             .map(|money| (money.currency().code().to_owned(), money.minor_units()))
             .collect(),
     };
-    let rows: RowSource = Box::new(StoredRows { reader, batch });
+    let rows: RowSource = Box::new(StoredRows {
+        reader,
+        batch,
+        project,
+    });
     Ok(batches.register(new, rows).await?)
 }
 
@@ -271,6 +278,7 @@ pub async fn register(
 struct StoredRows {
     reader: BatchReader<std::fs::File>,
     batch: BatchId,
+    project: ProjectId,
 }
 
 impl Iterator for StoredRows {
@@ -284,14 +292,22 @@ impl Iterator for StoredRows {
         };
         let cells = self.reader.last_cells_encoded();
         Some(Ok(match record {
-            Record::Valid(row) => NewBatchRow {
-                row: row.row,
-                line: row.line,
-                payment_id: Some(row.payout.payment_id().as_str().to_owned()),
-                valid: true,
-                cells,
-                problems: None,
-            },
+            Record::Valid(row) => {
+                let request = row.payout.to_request(self.project);
+                let hash = match rp_ledger::request_sha256(&request) {
+                    Ok(hash) => hash,
+                    Err(error) => return Some(Err(error.to_string())),
+                };
+                NewBatchRow {
+                    row: row.row,
+                    line: row.line,
+                    payment_id: Some(row.payout.payment_id().as_str().to_owned()),
+                    request_sha256: Some(hash),
+                    valid: true,
+                    cells,
+                    problems: None,
+                }
+            }
             Record::Invalid(invalid) => {
                 let problems: Vec<String> =
                     invalid.errors.iter().map(ToString::to_string).collect();
@@ -299,6 +315,7 @@ impl Iterator for StoredRows {
                     row: invalid.row,
                     line: invalid.line,
                     payment_id: invalid.payment_id.map(PaymentId::into_string),
+                    request_sha256: None,
                     valid: false,
                     cells,
                     problems: Some(problems.join("; ")),
@@ -342,24 +359,6 @@ pub async fn run(
     batches.reopen(&id).await?;
     let mut reader = stored_reader(&progress.info.batch, batch)?;
     let owner = Owner::new_client().token().to_owned();
-    let renewer = {
-        let (batches, id, owner, lease) = (
-            Arc::clone(&batches),
-            id.clone(),
-            owner.clone(),
-            options.lease,
-        );
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(lease / 3);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                if let Err(error) = batches.renew(&id, &owner, lease).await {
-                    tracing::warn!(%error, "cannot renew the claims on the batch's rows");
-                }
-            }
-        })
-    };
     let mut worker = Worker {
         id: &id,
         owner: &owner,
@@ -374,10 +373,10 @@ pub async fn run(
             ..RunSummary::default()
         },
         finished: Vec::new(),
+        renewed: Instant::now(),
         on_row,
     };
     let result = worker.pay(&mut reader, &client, stop).await;
-    renewer.abort();
     let released = batches.release(&id, &owner).await;
     let mut summary = worker.summary;
     result?;
@@ -405,6 +404,8 @@ struct Worker<'a, F> {
     summary: RunSummary,
     /// Rows whose call ended, not yet marked done in the ledger.
     finished: Vec<u64>,
+    /// When the claims were last renewed (or taken).
+    renewed: Instant,
     on_row: F,
 }
 
@@ -432,6 +433,7 @@ impl<F: FnMut(&RowOutcome, &RunSummary)> Worker<'_, F> {
         let mut queue: VecDeque<ClaimedRow> = VecDeque::new();
         let mut failed = None;
         while !stop.load(Ordering::SeqCst) {
+            self.renew_if_due().await;
             if queue.is_empty() {
                 if let Err(error) = self.flush().await {
                     failed = Some(error);
@@ -442,7 +444,10 @@ impl<F: FnMut(&RowOutcome, &RunSummary)> Worker<'_, F> {
                     .claim(self.id, self.owner, self.options.lease, concurrency)
                     .await
                 {
-                    Ok(rows) => queue.extend(rows),
+                    Ok(rows) => {
+                        self.renewed = Instant::now();
+                        queue.extend(rows);
+                    }
                     Err(error) => {
                         failed = Some(error.into());
                         break;
@@ -450,7 +455,7 @@ impl<F: FnMut(&RowOutcome, &RunSummary)> Worker<'_, F> {
                 }
             }
             let Some(claimed) = queue.pop_front() else {
-                if let Some(done) = in_flight.join_next_with_id().await {
+                if let Some(done) = self.next_done(&mut in_flight).await {
                     self.finish(done, &mut rows);
                     continue;
                 }
@@ -469,7 +474,7 @@ impl<F: FnMut(&RowOutcome, &RunSummary)> Worker<'_, F> {
                 }
             };
             while in_flight.len() >= concurrency {
-                if let Some(done) = in_flight.join_next_with_id().await {
+                if let Some(done) = self.next_done(&mut in_flight).await {
                     self.finish(done, &mut rows);
                 }
             }
@@ -517,13 +522,46 @@ impl<F: FnMut(&RowOutcome, &RunSummary)> Worker<'_, F> {
             });
             rows.insert(task.id(), number);
         }
-        while let Some(done) = in_flight.join_next_with_id().await {
+        while let Some(done) = self.next_done(&mut in_flight).await {
             self.finish(done, &mut rows);
         }
         let flushed = self.flush().await;
         match failed {
             Some(error) => Err(error),
             None => flushed,
+        }
+    }
+
+    /// The next call to end, renewing the claims while waiting for it.
+    ///
+    /// The claims are renewed by this loop, never behind its back: a worker that stops making
+    /// progress (blocked writing to a terminal no one reads, say) lets its leases expire, and
+    /// another worker takes its rows over.
+    async fn next_done(
+        &mut self,
+        in_flight: &mut JoinSet<RowOutcome>,
+    ) -> Option<Result<(tokio::task::Id, RowOutcome), tokio::task::JoinError>> {
+        loop {
+            let due = self.renewed + self.options.lease / 3;
+            tokio::select! {
+                done = in_flight.join_next_with_id() => return done,
+                () = tokio::time::sleep_until(due.into()) => self.renew_if_due().await,
+            }
+        }
+    }
+
+    /// Renews the claims when a third of the lease has passed since they were last renewed.
+    async fn renew_if_due(&mut self) {
+        if self.renewed.elapsed() < self.options.lease / 3 {
+            return;
+        }
+        self.renewed = Instant::now();
+        if let Err(error) = self
+            .batches
+            .renew(self.id, self.owner, self.options.lease)
+            .await
+        {
+            tracing::warn!(%error, "cannot renew the claims on the batch's rows");
         }
     }
 

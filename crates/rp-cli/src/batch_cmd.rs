@@ -133,6 +133,18 @@ impl LimitArgs {
     }
 }
 
+impl BatchArgs {
+    /// The command, as its messages name it: `rp batch check`, `rp batch run`, ….
+    pub(crate) fn name(&self) -> &'static str {
+        match &self.command {
+            BatchCommand::Check(_) => "rp batch check",
+            BatchCommand::Run(_) => "rp batch run",
+            BatchCommand::List(_) => "rp batch list",
+            BatchCommand::Show(_) => "rp batch show",
+        }
+    }
+}
+
 /// Runs `rp batch …`.
 pub(crate) fn batch(args: &BatchArgs) -> Result<(), Failure> {
     match &args.command {

@@ -81,7 +81,7 @@ pub(crate) fn list(args: &ListArgs) -> Result<(), Failure> {
                 "{:<20}  {:<20}  {:<24}  {:>7}  {:>20}  {:>8}  {:>8}  {}",
                 utc(batch.info.created_at),
                 info.id.get(..20).unwrap_or(&info.id),
-                shorten(&info.file_name, 24),
+                shorten(&printable(&info.file_name), 24),
                 info.rows,
                 totals_text(&info.totals),
                 batch.count("success"),
@@ -117,7 +117,7 @@ pub(crate) fn show(args: &ShowArgs) -> Result<(), Failure> {
         }
         let info = &batch.info.batch;
         println!("batch     {id}");
-        println!("file      {}", info.file_name);
+        println!("file      {}", printable(&info.file_name));
         println!("created   {}", utc(batch.info.created_at));
         println!(
             "rows      {} ({} valid, {} invalid)",
@@ -229,6 +229,20 @@ fn totals_text(totals: &[(String, u64)]) -> String {
     } else {
         parts.join(" + ")
     }
+}
+
+/// `text` safe for a terminal: control characters (escape sequences, line breaks) written
+/// as escapes, never sent raw.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `text`, cut to `width` characters with `…` when longer.

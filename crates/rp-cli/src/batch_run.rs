@@ -38,6 +38,11 @@ pub(crate) struct RunArgs {
     /// honoured.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     rate: u32,
+    /// How long this worker's claim on rows holds unless renewed (5 to 3600 s): it renews it
+    /// while it makes progress, so this is how long the rows of a worker that died on another
+    /// machine, or stalled, wait before another worker takes them over.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    lease: u64,
     /// After sending, wait up to this many seconds (1 to 86400) for every payout of the file
     /// to be final, asking the status of the ones still open.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -73,7 +78,7 @@ then asks the platform about the payouts that were in flight).
 
 Exit status: 0 every row accepted or paid; 1 a row refused or declined; 3 a row's outcome is
 unknown (rerun, or `rp reconcile`); 4 rows not sent (stopped, or not sent); 2 the file or the
-input is wrong (nothing sent).
+input is wrong (nothing sent), or, every row being paid, only the report could not be written.
 
 Examples:
   rp batch run payouts.csv --yes --rate 10 --report report.csv
@@ -102,6 +107,10 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         )));
     }
 
+    // The report's place is checked before anything is registered or sent.
+    if let Some(out) = &args.report {
+        check_writable(out)?;
+    }
     // The callback address is taken before anything is registered or sent: a busy port is a
     // usage error, not a surprise after the payouts went out.
     let listener = match args.listen {
@@ -111,6 +120,7 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     let ledger = runtime.block_on(args.ledger.open())?;
     let store = ledger.store(config.project_id);
     let batches = ledger.batches(config.project_id);
+    let config_project = config.project_id;
     let client = Arc::new(crate::common::ledger_client(
         config,
         transport,
@@ -137,7 +147,12 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     }
     confirm(args, &client, &report, batch)?;
     let registered = runtime
-        .block_on(run::register(&args.file, &report, batches.as_ref()))
+        .block_on(run::register(
+            &args.file,
+            &report,
+            batches.as_ref(),
+            config_project,
+        ))
         .map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
     match registered {
         Registered::New => eprintln!("batch {batch} registered in the ledger"),
@@ -174,7 +189,8 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         });
         let options = RunOptions::default()
             .concurrency(usize::from(args.concurrency))
-            .rate(Some(args.rate));
+            .rate(Some(args.rate))
+            .lease(Duration::from_secs(args.lease));
         let result = run::run(
             batch,
             Arc::clone(&client),
@@ -206,14 +222,22 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             listening,
         ))?;
     }
-    if let Some(out) = &args.report {
-        runtime.block_on(write_report(
+    let report_failed = args.report.as_ref().and_then(|out| {
+        let written = runtime.block_on(write_report(
             batches.as_ref(),
             client.store().as_ref(),
             batch,
             out,
-        ))?;
-    }
+        ));
+        written.err().map(|failure| {
+            eprintln!(
+                "rp batch run: {}; the payouts are as reported above: `rp batch show {} --report {}` writes the report again",
+                failure.message,
+                batch.short(),
+                out.display()
+            );
+        })
+    });
     if let Some((stop, server)) = callbacks {
         let _ = stop.send(());
         let _ = runtime.block_on(server);
@@ -223,7 +247,10 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         .map(|progress| progress.by_label)
         .unwrap_or_default();
     println!("the batch in the ledger now: {}", counts_text(&states));
-    verdict(&summary, &states)
+    verdict(&summary, &states).and_then(|()| match report_failed {
+        Some(()) => Err(Failure::usage("only the report could not be written")),
+        None => Ok(()),
+    })
 }
 
 /// Shows what is about to be paid, and asks on a terminal unless `--yes`.
@@ -417,12 +444,22 @@ async fn wait_final(
     };
     let mut asked = Instant::now();
     loop {
-        let open = batches
-            .progress(&id)
-            .await?
+        let progress = batches.progress(&id).await?;
+        let open = progress
+            .as_ref()
             .map_or(0, |progress| progress.waiting + progress.undone);
         if open == 0 {
-            println!("every payout of the batch is final");
+            let unsent = progress.as_ref().map_or(0, |progress| {
+                progress.count("not_recorded") + progress.count("conflict")
+            });
+            if unsent == 0 {
+                println!("every payout of the batch is final");
+            } else {
+                println!(
+                    "every payout of the batch is final; {unsent} row(s) were never sent (over \
+                     a limit, or a payment ID held by another payout): see the report"
+                );
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -442,6 +479,20 @@ async fn wait_final(
     }
 }
 
+/// Checks that the report can be written at `out` (its `.csv.partial` beside it is created
+/// and removed), before anything is sent.
+fn check_writable(out: &Path) -> Result<(), Failure> {
+    let partial = out.with_extension("csv.partial");
+    std::fs::File::create(&partial)
+        .and_then(|_| std::fs::remove_file(&partial))
+        .map_err(|e| {
+            Failure::usage(format!(
+                "--report {}: cannot write there ({e}); nothing was sent",
+                out.display()
+            ))
+        })
+}
+
 /// Writes the report of `batch` (from the ledger) next to `out` and renames it into place,
 /// so a reader never sees half.
 pub(crate) async fn write_report(
@@ -455,13 +506,18 @@ pub(crate) async fn write_report(
     let file = std::fs::File::create(&partial)
         .map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
     let writer = std::io::BufWriter::new(file);
-    let summary = report::write_report(batches, store, batch, writer)
-        .await
-        .map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
+    let summary = match report::write_report(batches, store, batch, writer).await {
+        Ok(summary) => summary,
+        Err(error) => {
+            // A half-written report (phone numbers in it) is not left behind.
+            let _ = std::fs::remove_file(&partial);
+            return Err(Failure::usage(format!("--report {shown}: {error}")));
+        }
+    };
     std::fs::rename(&partial, out).map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
     println!(
-        "report: {shown} ({} rows, {} final, {} invalid, {} not sent)",
-        summary.rows, summary.final_rows, summary.invalid, summary.not_recorded
+        "report: {shown} ({} rows, {} final, {} invalid, {} not sent, {} conflicting payment IDs)",
+        summary.rows, summary.final_rows, summary.invalid, summary.not_recorded, summary.conflict
     );
     Ok(())
 }

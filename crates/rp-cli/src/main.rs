@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => finish("rp listen", listen::listen(&args)),
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => sign_cmd::verify(&args),
-        Command::Batch(args) => finish("rp batch check", batch_cmd::batch(&args)),
+        Command::Batch(args) => finish(args.name(), batch_cmd::batch(&args)),
     }
 }
 

@@ -61,6 +61,10 @@ pub struct NewBatchRow {
     pub line: u64,
     /// Its payment ID, when it has one.
     pub payment_id: Option<String>,
+    /// The SHA-256 of the request a valid row pays ([`request_sha256`]): a payout recorded
+    /// under the row's payment ID is the row's only if its request has this hash (another
+    /// payout may hold the ID: then the row is a `conflict`, never paid).
+    pub request_sha256: Option<String>,
     /// Whether it reads as a payout (only valid rows are claimed and paid).
     pub valid: bool,
     /// Its cells as read, CSV-encoded with the batch's delimiter (phone numbers included:
@@ -111,14 +115,16 @@ pub struct BatchProgress {
     /// The batch.
     pub info: BatchInfo,
     /// Valid rows by their payout's state label ([`rp_payout::PayoutState::label`]);
-    /// `not_recorded` for a valid row the ledger holds no payout for. Most first.
+    /// `not_recorded` for a valid row the ledger holds no payout for, `conflict` for one
+    /// whose payment ID the ledger holds for a different payout (never paid). Most first.
     pub by_label: Vec<(String, u64)>,
     /// Valid rows this pass has not finished yet.
     pub undone: u64,
     /// Of those, the rows a worker holds under a lease that has not expired.
     pub claimed: u64,
     /// Valid rows this pass finished whose payout is recorded but not final (neither
-    /// settled nor `error`): waiting for a callback or a status.
+    /// settled, nor `error`, nor `not_registered`, which only a rerun resends): waiting for a
+    /// callback or a status.
     pub waiting: u64,
 }
 
@@ -317,6 +323,17 @@ pub trait BatchStore: Send + Sync + fmt::Debug {
 }
 
 // What every backend shares.
+
+/// The SHA-256 (hex) of `request` as the ledger stores it: what a batch row records of the
+/// payout it pays, to tell its payout from another holding the same payment ID.
+///
+/// # Errors
+/// [`Error::Store`] if the request cannot be serialised (it always can).
+pub fn request_sha256(request: &rp_model::wire::PayoutRequest) -> Result<String, Error> {
+    crate::stored::request_text(request)
+        .map(|(_, hash)| hash)
+        .map_err(|e| Error::store("hash a payout request", e))
+}
 
 /// The owners among `tokens` (claims with a live lease) whose process on this host is gone:
 /// their rows are taken over at once.

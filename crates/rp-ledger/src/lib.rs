@@ -64,7 +64,7 @@ use rp_payout::PayoutStore;
 
 pub use batch::{
     BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, MAX_LEASE, NewBatch,
-    NewBatchRow, Registered, RowSource,
+    NewBatchRow, Registered, RowSource, request_sha256,
 };
 pub use error::LedgerError;
 #[cfg(feature = "postgres")]

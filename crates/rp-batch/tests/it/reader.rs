@@ -56,10 +56,14 @@ fn an_explicit_id_in_the_derived_form_of_this_batch_is_refused() {
     let batch = BatchId::of_bytes(b"some other file");
     let reserved = format!("{}7", batch.derived_prefix());
     let text = format!("payment_id,phone,amount,customer_id\n{reserved},87011234567,1,c-1\n");
-    let all = records(&text, batch);
-    let Record::Invalid(bad) = &all[0] else {
-        panic!("{all:?}")
+    let mut reader = BatchReader::new(text.as_bytes(), batch).unwrap();
+    let first = reader.next_record().unwrap();
+    let Some(Record::Invalid(bad)) = &first else {
+        panic!("{first:?}")
     };
+    // And at its end: what was read is not that batch.
+    let end = reader.next_record().unwrap_err();
+    assert!(matches!(end, rp_batch::FileError::Changed { .. }), "{end}");
     assert_eq!(bad.errors.len(), 1);
     assert_eq!(bad.errors[0].kind, RowErrorKind::ReservedPaymentId);
     assert_eq!(bad.errors[0].column, Some(Column::PaymentId));
@@ -155,4 +159,27 @@ fn check_of_a_100_000_row_file() {
     assert_eq!(report.totals, [Money::kzt_minor(expected_minor)]);
     // Unoptimised test builds on a busy 2-core machine: a generous bound.
     assert!(elapsed.as_secs() < 30, "{elapsed:?}");
+}
+
+/// What a reader reads is hashed on the way: a file that is not the batch it was opened as
+/// (rewritten after its SHA-256 was taken) fails at its end, so nothing read from it is used.
+#[test]
+fn a_file_that_changed_after_its_hash_was_taken_fails_at_its_end() {
+    let checked = "phone,amount,customer_id\n87011234567,100,c-1\n";
+    let now = "phone,amount,customer_id\n87011234567,99999,c-1\n";
+    let mut reader =
+        BatchReader::new(now.as_bytes(), BatchId::of_bytes(checked.as_bytes())).unwrap();
+    assert!(matches!(reader.next_record(), Ok(Some(Record::Valid(_)))));
+    let error = reader.next_record().unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the file changed while it was read"),
+        "{error}"
+    );
+    // The same bytes as hashed read to the end.
+    let mut reader =
+        BatchReader::new(checked.as_bytes(), BatchId::of_bytes(checked.as_bytes())).unwrap();
+    assert!(matches!(reader.next_record(), Ok(Some(Record::Valid(_)))));
+    assert!(matches!(reader.next_record(), Ok(None)));
 }

@@ -114,7 +114,9 @@ fn review_a_row_whose_payment_id_belongs_to_another_payout_is_never_reported_pai
     let json: serde_json::Value = serde_json::from_str(&stdout(&shown)).unwrap();
     let batch = &json["batches"][0];
     if batch["success"] == 2 {
-        problems.push(format!("`rp batch list` counts row 1 as a success: {batch}"));
+        problems.push(format!(
+            "`rp batch list` counts row 1 as a success: {batch}"
+        ));
     }
     assert!(
         problems.is_empty(),
@@ -205,7 +207,14 @@ fn review_the_rows_registered_are_the_rows_of_the_file_that_was_checked() {
     assert!(made.success());
     let mut child = sim.spawn_in(
         &ledger,
-        &["batch", "run", fifo.to_str().unwrap(), "--yes", "--wait", "20"],
+        &[
+            "batch",
+            "run",
+            fifo.to_str().unwrap(),
+            "--yes",
+            "--wait",
+            "20",
+        ],
     );
     let pid = child.id();
     let path = fifo.clone();
@@ -293,6 +302,9 @@ fn review_a_worker_that_stopped_making_progress_does_not_hold_its_rows_for_ever(
         "1",
         "--rate",
         "1000",
+        // Short, so that the take-over is seen within the test.
+        "--lease",
+        "5",
     ];
     // Its stderr is a pipe this test never reads: it fills after a few hundred lines.
     let mut stalled = sim.spawn_in(&ledger, &args);
@@ -327,7 +339,7 @@ fn review_a_worker_that_stopped_making_progress_does_not_hold_its_rows_for_ever(
         let mut pipe = pipe;
         std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let finished = loop {
         if second.try_wait().unwrap().is_some() {
             break true;

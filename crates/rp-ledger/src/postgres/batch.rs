@@ -64,12 +64,15 @@ const INSERT_BATCH: &str = "INSERT INTO rp_ledger.batches (project_id, batch_id,
      ON CONFLICT (project_id, batch_id) DO NOTHING";
 
 /// A chunk of rows, one array per column: `$1` project, `$2` batch, then row numbers, lines,
-/// payment IDs, validity, cells and problems. An invalid row is done from the start.
+/// payment IDs, validity, cells, problems and request hashes. An invalid row is done from
+/// the start.
 const INSERT_ROWS: &str = "INSERT INTO rp_ledger.batch_rows (project_id, batch_id, row_no, \
-     line, payment_id, valid, cells, problems, done) \
-     SELECT $1, $2, r.row_no, r.line, r.payment_id, r.valid, r.cells, r.problems, NOT r.valid \
+     line, payment_id, valid, cells, problems, request_sha256, done) \
+     SELECT $1, $2, r.row_no, r.line, r.payment_id, r.valid, r.cells, r.problems, \
+     r.request_sha256, NOT r.valid \
      FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::boolean[], $7::bytea[], \
-     $8::text[]) AS r (row_no, line, payment_id, valid, cells, problems)";
+     $8::text[], $9::text[]) AS r (row_no, line, payment_id, valid, cells, problems, \
+     request_sha256)";
 
 /// The owners holding live claims on a batch, with how many rows each holds: `$1` project,
 /// `$2` batch.
@@ -130,7 +133,8 @@ const REOPEN: &str = "UPDATE rp_ledger.batch_rows AS r \
      AND NOT EXISTS (SELECT 1 FROM rp_ledger.batch_rows u WHERE u.project_id = $1 \
          AND u.batch_id = $2 AND u.valid AND NOT u.done) \
      AND NOT EXISTS (SELECT 1 FROM rp_ledger.payouts p \
-         WHERE p.project_id = $1 AND p.payment_id = r.payment_id AND p.settled)";
+         WHERE p.project_id = $1 AND p.payment_id = r.payment_id \
+         AND p.request_sha256 = r.request_sha256 AND p.settled)";
 
 static INFO: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {INFO_COLUMNS} FROM rp_ledger.batches WHERE project_id = $1 AND batch_id = $2")
@@ -138,11 +142,17 @@ static INFO: LazyLock<String> = LazyLock::new(|| {
 
 /// A batch's valid rows grouped by their payout's state label: rows, undone rows, finished
 /// rows whose payout is recorded but not final.
-const COUNTS: &str = "SELECT p.state_label, count(*), count(*) FILTER (WHERE NOT r.done), \
-     count(*) FILTER (WHERE r.done AND NOT p.settled AND p.state_label <> 'error') \
+/// A row whose payment ID the ledger holds for a different payout (another request hash)
+/// counts as `conflict`.
+const COUNTS: &str = "SELECT CASE WHEN p.payment_id IS NULL THEN NULL \
+         WHEN p.request_sha256 IS DISTINCT FROM r.request_sha256 THEN 'conflict' \
+         ELSE p.state_label END AS label, \
+     count(*), count(*) FILTER (WHERE NOT r.done), \
+     count(*) FILTER (WHERE r.done AND p.request_sha256 = r.request_sha256 AND NOT p.settled \
+         AND p.state_label NOT IN ('error', 'not_registered')) \
      FROM rp_ledger.batch_rows r LEFT JOIN rp_ledger.payouts p \
      ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
-     WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid GROUP BY p.state_label";
+     WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid GROUP BY label";
 
 /// The newest batches: `$1` project, `$2` how many.
 const LIST: &str = "SELECT batch_id FROM rp_ledger.batches WHERE project_id = $1 \
@@ -153,7 +163,8 @@ const LIST_BEFORE: &str = "SELECT batch_id FROM rp_ledger.batches WHERE project_
      AND (created_at, batch_id) < ($2, $3) ORDER BY created_at DESC, batch_id DESC LIMIT $4";
 
 /// `$4` rows of batch `$2` after row `$3`.
-const ROWS: &str = "SELECT row_no, line, payment_id, valid, cells, problems, done \
+const ROWS: &str = "SELECT row_no, line, payment_id, valid, cells, problems, done, \
+     request_sha256 \
      FROM rp_ledger.batch_rows WHERE project_id = $1 AND batch_id = $2 AND row_no > $3 \
      ORDER BY row_no LIMIT $4";
 
@@ -297,6 +308,7 @@ struct Chunk {
     valid: Vec<bool>,
     cells: Vec<Vec<u8>>,
     problems: Vec<Option<String>>,
+    request_sha256: Vec<Option<String>>,
 }
 
 impl Chunk {
@@ -317,6 +329,7 @@ impl Chunk {
             chunk.valid.push(row.valid);
             chunk.cells.push(row.cells);
             chunk.problems.push(row.problems);
+            chunk.request_sha256.push(row.request_sha256);
         }
         Ok(chunk)
     }
@@ -381,7 +394,7 @@ impl PostgresBatches {
             }
             next = read_chunk(rows);
             written += chunk.row_no.len();
-            let params: [&(dyn ToSql + Sync); 8] = [
+            let params: [&(dyn ToSql + Sync); 9] = [
                 &self.project,
                 &new.id,
                 &chunk.row_no,
@@ -390,6 +403,7 @@ impl PostgresBatches {
                 &chunk.valid,
                 &chunk.cells,
                 &chunk.problems,
+                &chunk.request_sha256,
             ];
             tx.execute(&statement, &params)
                 .await
@@ -528,6 +542,7 @@ impl PostgresBatches {
                     valid: column(row, 3)?,
                     cells: column(row, 4)?,
                     problems: column(row, 5)?,
+                    request_sha256: column(row, 7)?,
                 },
                 done: column(row, 6)?,
             })

@@ -134,6 +134,7 @@ CREATE TABLE rp_ledger.batch_rows (
     row_no      BIGINT  NOT NULL,   -- 1-based, non-blank rows after the header
     line        BIGINT  NOT NULL,
     payment_id  TEXT    COLLATE "C",
+    request_sha256 TEXT,            -- of the request a valid row pays (payouts.request_sha256)
     valid       BOOLEAN NOT NULL,
     cells       BYTEA   NOT NULL,   -- the row as read, CSV
     problems    TEXT,               -- why an invalid row is invalid

@@ -98,12 +98,16 @@ fn progress(
     };
     let counts: Vec<LabelCount> = conn
         .prepare_cached(
-            "SELECT p.state_label, count(*), sum(r.done = 0), \
-             sum(r.done = 1 AND p.settled = 0 AND p.state_label <> 'error') \
+            "SELECT CASE WHEN p.payment_id IS NULL THEN NULL \
+                 WHEN p.request_sha256 IS NOT r.request_sha256 THEN 'conflict' \
+                 ELSE p.state_label END AS label, \
+             count(*), sum(r.done = 0), \
+             sum(r.done = 1 AND p.request_sha256 = r.request_sha256 AND p.settled = 0 \
+                 AND p.state_label NOT IN ('error', 'not_registered')) \
              FROM batch_rows r LEFT JOIN payouts p \
              ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
              WHERE r.project_id = ?1 AND r.batch_id = ?2 AND r.valid = 1 \
-             GROUP BY p.state_label",
+             GROUP BY label",
         )?
         .query_map(params![project, id], |row| {
             Ok(LabelCount {
@@ -152,8 +156,8 @@ fn register(
     }
     let mut statement = conn
         .prepare_cached(
-            "INSERT INTO batch_rows (project_id, batch_id, row_no, line, payment_id, valid, \
-             cells, problems, done) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO batch_rows (project_id, batch_id, row_no, line, payment_id, \
+             request_sha256, valid, cells, problems, done) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .map_err(failed)?;
     for row in rows {
@@ -165,6 +169,7 @@ fn register(
                 signed(row.row),
                 signed(row.line),
                 row.payment_id,
+                row.request_sha256,
                 row.valid,
                 row.cells,
                 row.problems,
@@ -357,6 +362,7 @@ impl BatchStore for SqliteBatches {
                              AND batch_id = ?2 AND valid = 1 AND done = 0) \
                          AND NOT EXISTS (SELECT 1 FROM payouts p \
                              WHERE p.project_id = ?1 AND p.payment_id = batch_rows.payment_id \
+                             AND p.request_sha256 = batch_rows.request_sha256 \
                              AND p.settled = 1)",
                     )
                     .and_then(|mut s| s.execute(params![project, id]))
@@ -424,7 +430,8 @@ impl BatchStore for SqliteBatches {
             self.ledger
                 .read(format!("read the rows of batch {id}"), move |conn| {
                     conn.prepare_cached(
-                        "SELECT row_no, line, payment_id, valid, cells, problems, done \
+                        "SELECT row_no, line, payment_id, valid, cells, problems, done, \
+                         request_sha256 \
                          FROM batch_rows WHERE project_id = ?1 AND batch_id = ?2 \
                          AND row_no > ?3 ORDER BY row_no LIMIT ?4",
                     )?
@@ -439,6 +446,7 @@ impl BatchStore for SqliteBatches {
                                     valid: row.get(3)?,
                                     cells: row.get(4)?,
                                     problems: row.get(5)?,
+                                    request_sha256: row.get(7)?,
                                 },
                                 done: row.get(6)?,
                             })

@@ -121,6 +121,7 @@ CREATE TABLE batch_rows (
     row_no      INTEGER NOT NULL,   -- 1-based, non-blank rows after the header
     line        INTEGER NOT NULL,
     payment_id  TEXT,
+    request_sha256 TEXT,            -- of the request a valid row pays (payouts.request_sha256)
     valid       INTEGER NOT NULL,
     cells       BLOB    NOT NULL,   -- the row as read, CSV
     problems    TEXT,               -- why an invalid row is invalid

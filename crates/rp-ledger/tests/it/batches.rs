@@ -43,11 +43,19 @@ pub(crate) fn rows_of(id: &str, rows: u64, invalid: &[u64]) -> RowSource {
             row: n,
             line: n + 1,
             payment_id: Some(format!("pid-{id}-{n}")),
+            // The request `a_new_pass_reopens_what_is_not_settled` records for the row.
+            request_sha256: Some(row_request(&id, n)),
             valid,
             cells: format!("7701234{n:04};1500,50;c{n}").into_bytes(),
             problems: (!valid).then(|| "line 3, column amount: not a number".to_owned()),
         })
     }))
+}
+
+/// The SHA-256 of the request row `n` of a batch (first 8 hex digits `short`) pays.
+fn row_request(short: &str, n: u64) -> String {
+    let payout = record(&format!("pid-{short}-{n}"), "77012345678", 1500, 0);
+    rp_ledger::request_sha256(&payout.request).unwrap()
 }
 
 async fn register(store: &dyn BatchStore, id: &str, rows: u64, invalid: &[u64]) -> Registered {
@@ -240,6 +248,23 @@ async fn a_new_pass_reopens_what_is_not_settled(
             ("success".to_owned(), 1)
         ]
     );
+    // Row 3's payment ID taken by a different payout (another phone), settled: the row is a
+    // conflict, never counted as that payout's success, and reopened by the next pass.
+    let mut other = record(&format!("pid-{short}-3"), "77019999999", 1500, 3);
+    other.state = PayoutState::Status(PaymentStatus::Success);
+    let event = PayoutEvent::new(
+        other.created_at,
+        EventSource::Call,
+        None,
+        other.state.clone(),
+    );
+    payouts
+        .insert(other, event, rp_model::Limits::NONE)
+        .await
+        .unwrap();
+    let progress = batches.progress(&id).await.unwrap().unwrap();
+    assert_eq!(progress.count("conflict"), 1, "{:?}", progress.by_label);
+    assert_eq!(progress.count("success"), 1, "{:?}", progress.by_label);
     assert_eq!((progress.undone, progress.waiting), (0, 1));
     assert_eq!(progress.state(), BatchState::Waiting);
     assert_eq!(progress.count("success"), 1);
