@@ -404,7 +404,7 @@ struct Worker<'a, F> {
     summary: RunSummary,
     /// Rows whose call ended, not yet marked done in the ledger.
     finished: Vec<u64>,
-    /// When the claims were last renewed (or taken).
+    /// When the claims were last renewed (at the start: when the run began).
     renewed: Instant,
     on_row: F,
 }
@@ -444,10 +444,9 @@ impl<F: FnMut(&RowOutcome, &RunSummary)> Worker<'_, F> {
                     .claim(self.id, self.owner, self.options.lease, concurrency)
                     .await
                 {
-                    Ok(rows) => {
-                        self.renewed = Instant::now();
-                        queue.extend(rows);
-                    }
+                    // (`renewed` is not reset: the rows claimed before these need renewing
+                    // on time, whatever claims follow.)
+                    Ok(rows) => queue.extend(rows),
                     Err(error) => {
                         failed = Some(error.into());
                         break;
