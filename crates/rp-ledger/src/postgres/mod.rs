@@ -1,10 +1,12 @@
 //! The PostgreSQL ledger (feature `postgres`): see [`PostgresLedger`].
 
 mod batch;
+mod clock;
 mod connect;
 mod rows;
 mod schema;
 mod store;
+mod writes;
 
 use std::fmt;
 use std::sync::Arc;
@@ -77,6 +79,10 @@ struct Shared {
     /// The URL without its password, for messages.
     name: String,
     commits: AtomicU64,
+    /// The server's clock, for leases and limits, without a round trip per reading.
+    clock: clock::ServerClock,
+    /// The compare-and-sets waiting to be written together.
+    updates: writes::UpdateQueue,
 }
 
 impl fmt::Debug for PostgresLedger {
@@ -125,6 +131,8 @@ impl PostgresLedger {
                 pool,
                 name: name.to_owned(),
                 commits: AtomicU64::new(0),
+                clock: clock::ServerClock::new(),
+                updates: writes::UpdateQueue::default(),
             }),
         };
         ledger.check_pool().await?;
@@ -200,6 +208,19 @@ impl PostgresLedger {
             .get()
             .await
             .map_err(|e| Error::store(what, format!("{}: {}", self.shared.name, pool_error(&e))))
+    }
+
+    /// The server's clock now, read off an offset measured on a pooled connection every few
+    /// seconds (see [`clock::ServerClock`]): within milliseconds of `clock_timestamp()`.
+    async fn server_now(&self, what: &str) -> Result<std::time::SystemTime, Error> {
+        self.shared.clock.now(&self.shared.pool).await.map_err(|e| {
+            let reason = match e {
+                clock::ClockError::Pool(e) => pool_error(&e),
+                clock::ClockError::Sql(e) => connect::describe(&e),
+                clock::ClockError::NoReading => "no reading".to_owned(),
+            };
+            Error::store(what, format!("{}: {reason}", self.shared.name))
+        })
     }
 
     /// Counts a committed write.

@@ -80,14 +80,14 @@ impl Mutable {
 /// The columns of an event row after its key, in the order of [`EVENT_COLUMNS`].
 #[derive(Debug)]
 pub(super) struct EventRow {
-    at: i64,
-    source: String,
-    previous: Option<String>,
-    state: String,
-    code: Option<String>,
-    message: Option<String>,
-    note: Option<String>,
-    raw: Option<String>,
+    pub(super) at: i64,
+    pub(super) source: String,
+    pub(super) previous: Option<String>,
+    pub(super) state: String,
+    pub(super) code: Option<String>,
+    pub(super) message: Option<String>,
+    pub(super) note: Option<String>,
+    pub(super) raw: Option<String>,
 }
 
 impl EventRow {

@@ -2,7 +2,7 @@
 //! [`PayoutStore`]. Each write is one `READ COMMITTED` transaction: the record and its event.
 
 use std::sync::LazyLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use deadpool_postgres::Client;
 use rp_model::{Currency, Limits, PaymentId, Period, ProjectId, Usage};
@@ -14,8 +14,10 @@ use rp_transport::BoxFuture;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresLedger;
+use super::clock::{SERVER_CLOCK, server_time};
 use super::connect::describe;
 use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
+use super::writes::Update;
 
 /// The payouts of one project in a [`PostgresLedger`].
 #[derive(Debug, Clone)]
@@ -71,7 +73,7 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 /// Adds the hourly usage of the rows of `source` (a `FROM` item with the columns
 /// `project_id, currency, usage_hour, amount, count`) to this connection's shard: a
 /// data-modifying `WITH` part.
-fn usage_upsert(source: &str) -> String {
+pub(super) fn usage_upsert(source: &str) -> String {
     format!(
         "INSERT INTO rp_ledger.limit_usage (project_id, currency, hour, shard, amount, count) \
          SELECT project_id, currency, usage_hour, \
@@ -86,9 +88,6 @@ fn usage_upsert(source: &str) -> String {
 const USAGE: &str = "SELECT hour, sum(amount)::bigint, sum(count)::bigint \
      FROM rp_ledger.limit_usage WHERE project_id = $1 AND currency = $2 AND hour >= $3 \
      GROUP BY hour";
-
-/// The server's clock in microseconds since the Unix epoch.
-const SERVER_CLOCK: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
 /// Serialises the reservations of one project: `$1` project.
 const LOCK_LIMITS: &str =
@@ -129,7 +128,7 @@ static INSERT_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
 /// [`UPDATE`], its event and the change of usage if counting flipped, in one statement: the
 /// event (with the new version) is written only if the compare-and-set matched. Its
 /// parameters: those of [`UPDATE`], then the event's.
-static UPDATE_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
+pub(super) static UPDATE_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
     let n = MUTABLE_COLUMNS.len() + 5;
     format!(
         "WITH changed AS ({} RETURNING p.project_id, p.payment_id, p.version, p.currency, \
@@ -308,31 +307,26 @@ impl PostgresStore {
         event: PayoutEvent,
     ) -> Result<Updated, Error> {
         let what = format!("update payout {}", record.payment_id);
-        let fail = |e: tokio_postgres::Error| Error::store(&what, describe(&e));
         let (_, hash) = rows::request_text(&record.request).map_err(|e| Error::store(&what, e))?;
-        let mutable = Mutable::of(&record).map_err(|e| Error::store(&what, e))?;
-        let event = EventRow::of(&event).map_err(|e| Error::store(&what, e))?;
-        let (payment_id, expected_stored) = (record.payment_id.as_str(), rows::version(expected));
-        let counts = !record.state.releases_limits();
-        let mut params: Vec<&(dyn ToSql + Sync)> = mutable.params().to_vec();
-        params.extend::<[&(dyn ToSql + Sync); 5]>([
-            &self.project,
-            &payment_id,
-            &expected_stored,
-            &hash,
-            &counts,
-        ]);
-        params.extend(event.params());
-
-        let client = self.ledger.client(&what).await?;
-        let statement = client
-            .prepare_cached(&UPDATE_WITH_EVENT)
+        let update = Update {
+            project: self.project,
+            payment_id: record.payment_id.as_str().to_owned(),
+            expected: rows::version(expected),
+            hash,
+            counts: !record.state.releases_limits(),
+            mutable: Mutable::of(&record).map_err(|e| Error::store(&what, e))?,
+            event: EventRow::of(&event).map_err(|e| Error::store(&what, e))?,
+        };
+        // Written with the updates of other calls that arrive meanwhile (group commit), in
+        // one statement that is committed when this returns.
+        let changed = self
+            .ledger
+            .write_update(update)
             .await
-            .map_err(fail)?;
-        let changed = client.execute(&statement, &params).await.map_err(fail)?;
-        if changed == 0 {
+            .map_err(|reason| Error::store(&what, reason))?;
+        if !changed {
             let current = self
-                .read_record_on(&client, &record.payment_id)
+                .read_record(&record.payment_id)
                 .await
                 .map_err(|e| Error::store(&what, e))?;
             return match current {
@@ -344,7 +338,6 @@ impl PostgresStore {
             };
         }
         let version = expected.saturating_add(1);
-        self.ledger.committed();
         let mut stored = record;
         stored.version = version;
         Ok(Updated::Done(stored))
@@ -439,16 +432,13 @@ impl PostgresStore {
     }
 
     /// The server's clock: leases of several instances on several machines are all measured
-    /// on it.
+    /// on it. Read off an offset measured every few seconds rather than asked each time
+    /// (see [`super::clock`]): within milliseconds of the server's `clock_timestamp()`.
     async fn read_now(&self) -> Result<Option<SystemTime>, Error> {
-        let what = "read the server's clock";
-        let rows = self.query(what, SERVER_CLOCK, &[]).await?;
-        let micros: i64 = rows
-            .first()
-            .ok_or_else(|| Error::store(what, "no row"))?
-            .try_get(0)
-            .map_err(|e| Error::store(what, describe(&e)))?;
-        Ok(Some(server_time(micros)))
+        self.ledger
+            .server_now("read the server's clock")
+            .await
+            .map(Some)
     }
 
     /// What counts against the limits now, on the server's clock.
@@ -505,11 +495,6 @@ impl From<tokio_postgres::Error> for Failure {
     fn from(error: tokio_postgres::Error) -> Failure {
         Failure::Sql(error)
     }
-}
-
-/// A time read off the server's clock (microseconds since the Unix epoch; 1970 for earlier).
-fn server_time(micros: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
 /// The usage at `now` in `currency`, summed over the hourly rows of the last 31 days.
