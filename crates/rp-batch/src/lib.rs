@@ -83,6 +83,7 @@ mod check;
 mod column;
 mod error;
 mod id;
+mod input;
 mod reader;
 pub mod report;
 pub mod run;

@@ -217,7 +217,7 @@ fn review_the_rows_registered_are_the_rows_of_the_file_that_was_checked() {
         ],
     );
     let pid = child.id();
-    let path = fifo.clone();
+    let path = fifo;
     // Serves one content per open of the FIFO, each after the previous reader closed it.
     std::thread::spawn(move || {
         let holds_fifo = || {

@@ -1,0 +1,104 @@
+//! Phase one of a run: the file registered whole in the ledger.
+
+use std::path::Path;
+
+use rp_ledger::{BatchStore, NewBatch, NewBatchRow, Registered, RowSource};
+use rp_model::{PaymentId, ProjectId};
+
+use super::preflight::open_same;
+use super::types::RunError;
+use crate::check::CheckReport;
+use crate::id::BatchId;
+use crate::reader::{BatchReader, Record};
+
+/// Registers batch `batch` (the file at `path`, checked as `report`) in `batches` of
+/// `project`, every row with its cells and the hash of the request it pays, in one
+/// transaction, unless it is registered already. Reads the file once more; if what it reads
+/// is not batch `batch` (the file changed since it was checked), nothing is registered.
+/// Memory stays flat.
+///
+/// # Errors
+/// [`RunError`]: the file, a change of the file, the ledger.
+pub async fn register(
+    path: &Path,
+    report: &CheckReport,
+    batches: &dyn BatchStore,
+    project: ProjectId,
+) -> Result<Registered, RunError> {
+    let batch = report.batch;
+    let reader = open_same(path, batch)?;
+    let file_name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let new = NewBatch {
+        id: batch.to_string(),
+        file_name,
+        delimiter: reader.delimiter(),
+        header: reader.header_encoded(),
+        rows: report.rows,
+        valid_rows: report.valid_rows,
+        totals: report
+            .totals
+            .iter()
+            .map(|money| (money.currency().code().to_owned(), money.minor_units()))
+            .collect(),
+    };
+    let rows: RowSource = Box::new(StoredRows {
+        reader,
+        batch,
+        project,
+    });
+    Ok(batches.register(new, rows).await?)
+}
+
+/// The rows of a file as a ledger registers them.
+struct StoredRows {
+    reader: BatchReader<std::fs::File>,
+    batch: BatchId,
+    project: ProjectId,
+}
+
+impl Iterator for StoredRows {
+    type Item = Result<NewBatchRow, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = match self.reader.next_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => return None,
+            Err(error) => return Some(Err(format!("batch {}: {error}", self.batch))),
+        };
+        let cells = self.reader.last_cells_encoded();
+        Some(Ok(match record {
+            Record::Valid(row) => {
+                let request = row.payout.to_request(self.project);
+                let hash = match rp_ledger::request_sha256(&request) {
+                    Ok(hash) => hash,
+                    Err(error) => return Some(Err(error.to_string())),
+                };
+                NewBatchRow {
+                    row: row.row,
+                    line: row.line,
+                    payment_id: Some(row.payout.payment_id().as_str().to_owned()),
+                    request_sha256: Some(hash),
+                    valid: true,
+                    cells,
+                    problems: None,
+                }
+            }
+            Record::Invalid(invalid) => {
+                let problems: Vec<String> =
+                    invalid.errors.iter().map(ToString::to_string).collect();
+                NewBatchRow {
+                    row: invalid.row,
+                    line: invalid.line,
+                    payment_id: invalid.payment_id.map(PaymentId::into_string),
+                    request_sha256: None,
+                    valid: false,
+                    cells,
+                    problems: Some(problems.join("; ")),
+                }
+            }
+        }))
+    }
+}
