@@ -21,6 +21,8 @@ use rp_payout::{
 };
 use tokio_postgres::NoTls;
 
+mod review3;
+
 const HOW: &str = "run `cargo xtask test-postgres` (or `cargo xtask ci`), which starts a throwaway \
      PostgreSQL (needs Debian's postgresql-15 server binaries: apt-get install postgresql-15), \
      or set RP_TEST_POSTGRES_URL=postgres://USER:PASSWORD@HOST:PORT/postgres \
