@@ -8,10 +8,14 @@
 //! only while the flushers are busy, and then for at most one batch ahead of it. Each write
 //! keeps its semantics: its compare-and-set, its event and its change of usage are in the
 //! batch's statement, which is atomic and durable (committed with `synchronous_commit` at
-//! least `on`) when the write returns. A batch statement that fails (a lost connection, a
-//! deadlock with another instance's writes) is written again write by write, so each write
-//! reports its own outcome as before. The rows of a batch are locked in payment ID order,
-//! so two batches never wait for each other in a cycle.
+//! least `on`) when the write returns. A batch statement that fails on a live connection (a
+//! deadlock with another instance's writes, a value refused) is rolled back whole and written
+//! again write by write, so each write reports its own outcome; when the connection is lost,
+//! every write of the batch fails (the statement may have committed: writing it again could
+//! apply a change twice). Within one ledger, a batch never holds a payout another batch is
+//! writing, so this ledger's batches never wait for each other's row locks. A flusher's place
+//! and its batch's payouts are given back however it ends (out of work, a panic, its task
+//! dropped with its runtime), and a waiting write starts a flusher of its own when none runs.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{LazyLock, Mutex, PoisonError};
@@ -147,74 +151,88 @@ impl UpdateQueue {
     }
 }
 
-/// Gives a flusher's place back even if it panics.
-struct FlusherSlot<'a>(&'a UpdateQueue);
+/// A flusher's place, given back when it is dropped, whatever ends the flusher: it ran out
+/// of work, panicked, or its task was dropped before or while it ran (its runtime shut down).
+struct FlusherSlot {
+    ledger: PostgresLedger,
+    /// The place was given back already (under the lock, by a flusher that ran out of work).
+    released: bool,
+}
 
-impl Drop for FlusherSlot<'_> {
+impl Drop for FlusherSlot {
     fn drop(&mut self) {
-        let mut state = self.0.lock();
+        if self.released {
+            return;
+        }
+        let mut state = self.ledger.shared.updates.lock();
         state.flushers = state.flushers.saturating_sub(1);
-        // A panicking flusher leaves the queue to the next write, or fails what waits.
+        // A panicking flusher fails what waits rather than leave it to a flusher that may
+        // panic the same way.
         if state.flushers == 0 && std::thread::panicking() {
             state.pending.clear();
         }
     }
 }
 
+/// The payouts of the batch a flusher writes, marked as being written until it is dropped,
+/// whatever ends the write (a flusher dropped mid-write leaves no payout blocked).
+struct Writing<'a> {
+    queue: &'a UpdateQueue,
+    keys: Vec<(i64, String)>,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let mut state = self.queue.lock();
+        for key in &self.keys {
+            state.writing.remove(key);
+        }
+    }
+}
+
+/// How often a waiting write checks that some flusher will write it.
+const WATCH: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl PostgresLedger {
     /// Writes `update` (with others that arrive meanwhile): whether its compare-and-set
     /// matched, once committed; else the reason it failed.
     pub(super) async fn write_update(&self, update: Update) -> Result<bool, String> {
-        let (sender, receiver) = oneshot::channel();
-        let start = {
-            let mut state = self.shared.updates.lock();
-            state.pending.push_back((update, sender));
-            let start = state.flushers < MAX_FLUSHERS;
-            if start {
-                state.flushers += 1;
+        let (sender, mut receiver) = oneshot::channel();
+        self.shared
+            .updates
+            .lock()
+            .pending
+            .push_back((update, sender));
+        self.start_flusher();
+        loop {
+            match tokio::time::timeout(WATCH, &mut receiver).await {
+                Ok(answer) => {
+                    return answer.unwrap_or_else(|_| {
+                        Err("the write was abandoned (the runtime is shutting down?)".to_owned())
+                    });
+                }
+                // The flushers of other runtimes may be gone (a runtime shut down with its
+                // tasks): then this one starts a flusher, so that no write waits for ever.
+                Err(_) => self.start_flusher(),
             }
-            start
-        };
-        if start {
-            let ledger = self.clone();
-            tokio::spawn(async move { ledger.flush_updates().await });
         }
-        receiver.await.unwrap_or_else(|_| {
-            Err("the write was abandoned (the runtime is shutting down?)".to_owned())
-        })
     }
 
-    /// Writes what is queued, batch by batch, until nothing is.
-    async fn flush_updates(&self) {
-        let _slot = FlusherSlot(&self.shared.updates);
-        loop {
-            let batch = {
-                let mut state = self.shared.updates.lock();
-                let state = &mut *state;
-                let batch = take_batch(&mut state.pending, &mut state.writing);
-                if batch.is_empty() {
-                    // Give the place back under the lock: a write queued after this sees it.
-                    state.flushers -= 1;
-                    std::mem::forget(_slot);
-                    return;
-                }
-                batch
-            };
-            let (updates, senders): (Vec<Update>, Vec<_>) = batch.into_iter().unzip();
-            let results = self.run_updates(&updates).await;
-            {
-                let mut state = self.shared.updates.lock();
-                for update in &updates {
-                    state
-                        .writing
-                        .remove(&(update.project, update.payment_id.clone()));
-                }
+    /// Starts a flusher on this runtime if writes wait and fewer than [`MAX_FLUSHERS`] run.
+    fn start_flusher(&self) {
+        {
+            let mut state = self.shared.updates.lock();
+            if state.pending.is_empty() || state.flushers >= MAX_FLUSHERS {
+                return;
             }
-            for (sender, result) in senders.into_iter().zip(results) {
-                // A caller that stopped waiting: the write is done all the same.
-                let _ = sender.send(result);
-            }
+            state.flushers += 1;
         }
+        // The place is held by the task from the start: dropped unpolled, it gives it back.
+        let slot = FlusherSlot {
+            ledger: self.clone(),
+            released: false,
+        };
+        tokio::spawn(flush_updates(slot));
     }
 
     /// Writes `updates` (distinct payouts): in one statement, or one by one if that fails.
@@ -252,6 +270,40 @@ impl PostgresLedger {
             results.push(result);
         }
         results
+    }
+}
+
+/// Writes what is queued, batch by batch, until nothing is; `slot` is the flusher's place.
+async fn flush_updates(mut slot: FlusherSlot) {
+    let ledger = slot.ledger.clone();
+    let queue = &ledger.shared.updates;
+    loop {
+        let batch = {
+            let mut state = queue.lock();
+            let state = &mut *state;
+            let batch = take_batch(&mut state.pending, &mut state.writing);
+            if batch.is_empty() {
+                // Give the place back under the lock: a write queued after this sees it.
+                state.flushers = state.flushers.saturating_sub(1);
+                slot.released = true;
+                return;
+            }
+            batch
+        };
+        let (updates, senders): (Vec<Update>, Vec<_>) = batch.into_iter().unzip();
+        let writing = Writing {
+            queue,
+            keys: updates
+                .iter()
+                .map(|u| (u.project, u.payment_id.clone()))
+                .collect(),
+        };
+        let results = ledger.run_updates(&updates).await;
+        drop(writing);
+        for (sender, result) in senders.into_iter().zip(results) {
+            // A caller that stopped waiting: the write is done all the same.
+            let _ = sender.send(result);
+        }
     }
 }
 
