@@ -15,6 +15,7 @@ mod listen_limits;
 mod listener;
 mod readme;
 mod review;
+mod review2_batches;
 mod review_batches;
 mod sign_cmd;
 
