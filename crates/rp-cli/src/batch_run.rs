@@ -482,15 +482,25 @@ async fn wait_final(
 /// Checks that the report can be written at `out` (its `.csv.partial` beside it is created
 /// and removed), before anything is sent.
 fn check_writable(out: &Path) -> Result<(), Failure> {
+    let refuse = |why: String| {
+        Failure::usage(format!(
+            "--report {}: cannot write there ({why}); nothing was sent",
+            out.display()
+        ))
+    };
+    if out.is_dir() {
+        return Err(refuse("it is a directory; name a file".to_owned()));
+    }
+    if out.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(out)
+            .map_err(|e| refuse(e.to_string()))?;
+    }
     let partial = out.with_extension("csv.partial");
     std::fs::File::create(&partial)
         .and_then(|_| std::fs::remove_file(&partial))
-        .map_err(|e| {
-            Failure::usage(format!(
-                "--report {}: cannot write there ({e}); nothing was sent",
-                out.display()
-            ))
-        })
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// Writes the report of `batch` (from the ledger) next to `out` and renames it into place,
@@ -514,7 +524,10 @@ pub(crate) async fn write_report(
             return Err(Failure::usage(format!("--report {shown}: {error}")));
         }
     };
-    std::fs::rename(&partial, out).map_err(|e| Failure::usage(format!("--report {shown}: {e}")))?;
+    if let Err(error) = std::fs::rename(&partial, out) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(Failure::usage(format!("--report {shown}: {error}")));
+    }
     println!(
         "report: {shown} ({} rows, {} final, {} invalid, {} not sent, {} conflicting payment IDs)",
         summary.rows, summary.final_rows, summary.invalid, summary.not_recorded, summary.conflict
