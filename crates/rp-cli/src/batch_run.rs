@@ -118,22 +118,11 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         None => None,
     };
     let ledger = runtime.block_on(args.ledger.open())?;
-    let store = ledger.store(config.project_id);
-    let batches = ledger.batches(config.project_id);
-    let config_project = config.project_id;
-    let client = Arc::new(crate::common::ledger_client(
-        config,
-        transport,
-        store,
-        // Receiving callbacks, a payout is asked about only when its callback is late.
-        if args.listen.is_some() {
-            Duration::from_secs(30)
-        } else {
-            Duration::from_secs(1)
-        },
-    )?);
+    let project = config.project_id;
+    let store = ledger.store(project);
+    let batches = ledger.batches(project);
     let clashes = runtime
-        .block_on(run::preflight(&args.file, batch, &client))
+        .block_on(run::preflight(&args.file, batch, store.as_ref(), project))
         .map_err(|e| Failure::usage(format!("{file}: {e}")))?;
     for clash in &clashes {
         println!("{clash}");
@@ -145,19 +134,42 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             clashes.len()
         )));
     }
-    confirm(args, &client, &report, batch)?;
+    confirm(args, &config, &report, batch)?;
     let registered = runtime
         .block_on(run::register(
             &args.file,
             &report,
             batches.as_ref(),
-            config_project,
+            project,
+            limits,
         ))
         .map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
     match registered {
         Registered::New => eprintln!("batch {batch} registered in the ledger"),
         Registered::Existing => eprintln!("batch {batch} is in the ledger already: resuming it"),
     }
+    // Every worker holds the batch to the limits it was confirmed with, and to its own.
+    let registered_limits = runtime
+        .block_on(batches.progress(&batch.to_string()))?
+        .and_then(|progress| run::registered_limits(&progress.info.batch));
+    let applied = registered_limits.map_or(limits, |registered| limits.strictest(registered));
+    if applied != limits {
+        eprintln!(
+            "the batch was registered with stricter limits than given here: this run applies \
+             the stricter of each"
+        );
+    }
+    let client = Arc::new(crate::common::ledger_client(
+        config.with_limits(applied),
+        transport,
+        store,
+        // Receiving callbacks, a payout is asked about only when its callback is late.
+        if args.listen.is_some() {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(1)
+        },
+    )?);
 
     let callbacks = listener.map(|listener| {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -256,12 +268,11 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
 /// Shows what is about to be paid, and asks on a terminal unless `--yes`.
 fn confirm(
     args: &RunArgs,
-    client: &Client,
+    config: &rp_payout::Config,
     report: &CheckReport,
     batch: BatchId,
 ) -> Result<(), Failure> {
     let totals: Vec<String> = report.totals.iter().map(ToString::to_string).collect();
-    let config = client.config();
     eprintln!(
         "batch {batch}: {} payout(s), total {} {}",
         report.valid_rows,

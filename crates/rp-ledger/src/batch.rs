@@ -38,6 +38,10 @@ pub struct NewBatch {
     pub valid_rows: u64,
     /// The sum of the valid rows per currency: `(ISO 4217 code, minor units)`.
     pub totals: Vec<(String, u64)>,
+    /// The limits the batch was confirmed with: `(limit, value)` pairs (`rp-batch` writes
+    /// `rp_model::LimitKind::key` names, and `("currency", numeric ISO 4217 code)`), so that
+    /// every worker holds the batch to them.
+    pub limits: Vec<(String, u64)>,
 }
 
 impl fmt::Debug for NewBatch {
@@ -48,6 +52,7 @@ impl fmt::Debug for NewBatch {
             .field("rows", &self.rows)
             .field("valid_rows", &self.valid_rows)
             .field("totals", &self.totals)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -344,14 +349,14 @@ pub(crate) fn dead_owners(tokens: impl IntoIterator<Item = String>) -> Vec<Strin
         .collect()
 }
 
-/// The totals as stored: JSON `[["KZT", 150050], …]`.
-pub(crate) fn totals_text(totals: &[(String, u64)]) -> String {
-    serde_json::to_string(totals).unwrap_or_else(|_| "[]".to_owned())
+/// Named amounts as stored (a batch's totals and limits): JSON `[["KZT", 150050], …]`.
+pub(crate) fn pairs_text(pairs: &[(String, u64)]) -> String {
+    serde_json::to_string(pairs).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// The totals of [`totals_text`].
-pub(crate) fn totals_of(text: &str) -> Result<Vec<(String, u64)>, String> {
-    serde_json::from_str(text).map_err(|e| format!("a batch's stored totals are unreadable: {e}"))
+/// The pairs of [`pairs_text`].
+pub(crate) fn pairs_of(text: &str) -> Result<Vec<(String, u64)>, String> {
+    serde_json::from_str(text).map_err(|e| format!("a batch's stored amounts are unreadable: {e}"))
 }
 
 /// Checks a lease a worker asks for before it reaches the ledger (`what`: the operation).

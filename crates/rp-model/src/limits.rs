@@ -96,6 +96,26 @@ impl Limits {
         }
     }
 
+    /// Every limit of `self` and `other` together, the stricter where both set one (the
+    /// larger minimum, the smaller of every other limit). Limits in another currency than
+    /// `self`'s are not comparable: `self` is kept as it is.
+    #[must_use]
+    pub fn strictest(self, other: Limits) -> Limits {
+        if other.currency != self.currency {
+            return self;
+        }
+        let mut both = self;
+        for kind in LimitKind::ALL {
+            let value = match (self.get(kind), other.get(kind)) {
+                (Some(a), Some(b)) if kind == LimitKind::MinAmount => Some(a.max(b)),
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            both.set(kind, value);
+        }
+        both
+    }
+
     /// Sets one limit (minor units or a count; `None` removes it).
     pub fn set(&mut self, kind: LimitKind, value: Option<u64>) {
         let slot = match kind {

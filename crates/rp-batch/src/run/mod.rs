@@ -16,6 +16,6 @@ mod types;
 mod worker;
 
 pub use preflight::{Clash, preflight};
-pub use register::register;
+pub use register::{register, registered_limits};
 pub use types::{RowFailure, RowOutcome, RowResult, RunError, RunOptions, RunSummary};
 pub use worker::run;

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::path::Path;
 
-use rp_model::PaymentId;
-use rp_payout::Client;
+use rp_model::{PaymentId, ProjectId};
+use rp_payout::PayoutStore;
 
 use super::types::RunError;
 use crate::id::BatchId;
@@ -29,25 +29,25 @@ impl fmt::Display for Clash {
     }
 }
 
-/// Before a tenge moves: every valid row whose payment ID the ledger already holds for a
-/// different payout (compared as the request that would be sent). Reads the file once more,
-/// checking it is still batch `batch`.
+/// Before a tenge moves: every valid row whose payment ID `store` (the payouts of `project`)
+/// already holds for a different payout (compared as the request that would be sent). Reads
+/// the file once more, checking it is still batch `batch`.
 ///
 /// # Errors
 /// [`RunError`]: the file, a change of the file, the ledger.
 pub async fn preflight(
     path: &Path,
     batch: BatchId,
-    client: &Client,
+    store: &dyn PayoutStore,
+    project: ProjectId,
 ) -> Result<Vec<Clash>, RunError> {
     let mut reader = open_same(path, batch)?;
     let mut clashes = Vec::new();
-    let project = client.config().project_id;
     while let Some(record) = reader.next_record()? {
         let Record::Valid(row) = record else {
             continue;
         };
-        if let Some(existing) = client.record(row.payout.payment_id()).await?
+        if let Some(existing) = store.get(row.payout.payment_id()).await?
             && existing.request != row.payout.to_request(project)
         {
             clashes.push(Clash {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use rp_ledger::{BatchStore, NewBatch, NewBatchRow, Registered, RowSource};
-use rp_model::{PaymentId, ProjectId};
+use rp_model::{Currency, LimitKind, Limits, PaymentId, ProjectId};
 
 use super::preflight::open_same;
 use super::types::RunError;
@@ -12,8 +12,9 @@ use crate::id::BatchId;
 use crate::reader::{BatchReader, Record};
 
 /// Registers batch `batch` (the file at `path`, checked as `report`) in `batches` of
-/// `project`, every row with its cells and the hash of the request it pays, in one
-/// transaction, unless it is registered already. Reads the file once more; if what it reads
+/// `project`, with the `limits` it is confirmed with (see [`registered_limits`]), every row
+/// with its cells and the hash of the request it pays, in one transaction, unless it is
+/// registered already. Reads the file once more; if what it reads
 /// is not batch `batch` (the file changed since it was checked), nothing is registered.
 /// Memory stays flat.
 ///
@@ -24,6 +25,7 @@ pub async fn register(
     report: &CheckReport,
     batches: &dyn BatchStore,
     project: ProjectId,
+    limits: Limits,
 ) -> Result<Registered, RunError> {
     let batch = report.batch;
     let reader = open_same(path, batch)?;
@@ -43,6 +45,7 @@ pub async fn register(
             .iter()
             .map(|money| (money.currency().code().to_owned(), money.minor_units()))
             .collect(),
+        limits: limits_pairs(limits),
     };
     let rows: RowSource = Box::new(StoredRows {
         reader,
@@ -101,4 +104,42 @@ impl Iterator for StoredRows {
             }
         }))
     }
+}
+
+/// `limits` as a batch keeps them: `("currency", numeric ISO 4217 code)`, then each limit set
+/// by its [`LimitKind::key`].
+fn limits_pairs(limits: Limits) -> Vec<(String, u64)> {
+    let mut pairs = vec![("currency".to_owned(), u64::from(limits.currency.numeric()))];
+    pairs.extend(
+        LimitKind::ALL
+            .into_iter()
+            .filter_map(|kind| Some((kind.key().to_owned(), limits.get(kind)?))),
+    );
+    pairs
+}
+
+/// The limits batch `batch` was registered with (see [`register`]); `None` when the ledger
+/// does not say (an unknown currency or limit: a newer rp registered it).
+pub fn registered_limits(batch: &NewBatch) -> Option<Limits> {
+    let mut currency = None;
+    let mut set = Vec::new();
+    for (name, value) in &batch.limits {
+        if name == "currency" {
+            let numeric = u16::try_from(*value).ok()?;
+            currency = Some(
+                Currency::ALL
+                    .iter()
+                    .copied()
+                    .find(|c| c.numeric() == numeric)?,
+            );
+        } else {
+            let kind = LimitKind::ALL.into_iter().find(|k| k.key() == name)?;
+            set.push((kind, *value));
+        }
+    }
+    let mut limits = Limits::none(currency?);
+    for (kind, value) in set {
+        limits.set(kind, Some(value));
+    }
+    Some(limits)
 }

@@ -554,3 +554,58 @@ fn with_listen_the_callbacks_settle_the_batch_without_status_requests() {
         .count();
     assert_eq!(status_requests, 0, "the callbacks settled every payout");
 }
+
+/// The limits a batch was confirmed with are kept with it: a later run (another worker, or a
+/// rerun) without the limit flags still holds the batch to them.
+#[test]
+fn a_batch_keeps_the_limits_it_was_confirmed_with() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let mut text = String::from("payment_id,phone,amount,customer_id\n");
+    for row in 1..=5 {
+        text.push_str(&format!("kept-{row},8701123700{row},1000,c-{row}\n"));
+    }
+    let path = file("kept-limits.csv", &text);
+    let first = sim.rp_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--skip-invalid",
+            "--daily-count",
+            "2",
+        ],
+    );
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("over_limit 3"),
+        "{}",
+        stdout(&first)
+    );
+    assert_eq!(sim.sim().payments().len(), 2);
+
+    // Again, without the flag: the batch's own limit still holds.
+    let again = sim.rp_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            path.to_str().unwrap(),
+            "--yes",
+            "--skip-invalid",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("registered with stricter limits"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        sim.sim().payments().len(),
+        2,
+        "no row paid past the batch's limit"
+    );
+}

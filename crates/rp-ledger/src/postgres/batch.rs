@@ -54,13 +54,14 @@ const NOW: &str =
     "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint AS t)";
 
 const INFO_COLUMNS: &str =
-    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at";
+    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at, limits";
 
 /// The batch, unless registered: `$1` project, `$2` ID, `$3` file name, `$4` delimiter,
-/// `$5` header, `$6` rows, `$7` valid rows, `$8` totals; registered now on the server's clock.
+/// `$5` header, `$6` rows, `$7` valid rows, `$8` totals, `$9` limits; registered now on the
+/// server's clock.
 const INSERT_BATCH: &str = "INSERT INTO rp_ledger.batches (project_id, batch_id, file_name, \
-     delimiter, header, rows, valid_rows, totals, created_at) VALUES ($1, $2, $3, $4, $5, $6, \
-     $7, $8, (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint) \
+     delimiter, header, rows, valid_rows, totals, limits, created_at) VALUES ($1, $2, $3, $4, \
+     $5, $6, $7, $8, $9, (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint) \
      ON CONFLICT (project_id, batch_id) DO NOTHING";
 
 /// A chunk of rows, one array per column: `$1` project, `$2` batch, then row numbers, lines,
@@ -184,6 +185,7 @@ fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, String> {
 /// A [`BatchInfo`] from a row of [`INFO_COLUMNS`].
 fn info(row: &Row) -> Result<BatchInfo, String> {
     let totals: String = column(row, 6)?;
+    let limits: String = column(row, 8)?;
     Ok(BatchInfo {
         batch: NewBatch {
             id: column(row, 0)?,
@@ -192,7 +194,8 @@ fn info(row: &Row) -> Result<BatchInfo, String> {
             header: column(row, 3)?,
             rows: unsigned(column(row, 4)?),
             valid_rows: unsigned(column(row, 5)?),
-            totals: batch::totals_of(&totals)?,
+            totals: batch::pairs_of(&totals)?,
+            limits: batch::pairs_of(&limits)?,
         },
         created_at: time(column(row, 7)?),
     })
@@ -359,9 +362,10 @@ impl PostgresBatches {
         let tx = begin(&mut client, &what, false).await?;
         // A concurrent registration of the same batch holds its key until it commits (then
         // this inserts nothing) or rolls back (then this inserts it).
-        let (delimiter, totals) = (i16::from(new.delimiter), batch::totals_text(&new.totals));
+        let (delimiter, totals) = (i16::from(new.delimiter), batch::pairs_text(&new.totals));
+        let limits = batch::pairs_text(&new.limits);
         let (rows_count, valid) = (signed(new.rows), signed(new.valid_rows));
-        let params: [&(dyn ToSql + Sync); 8] = [
+        let params: [&(dyn ToSql + Sync); 9] = [
             &self.project,
             &new.id,
             &new.file_name,
@@ -370,6 +374,7 @@ impl PostgresBatches {
             &rows_count,
             &valid,
             &totals,
+            &limits,
         ];
         let inserted = execute(&tx, &what, INSERT_BATCH, &params).await?;
         if inserted == 0 {

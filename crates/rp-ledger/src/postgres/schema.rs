@@ -123,6 +123,7 @@ CREATE TABLE rp_ledger.batches (
     rows       BIGINT   NOT NULL,   -- non-blank rows after the header
     valid_rows BIGINT   NOT NULL,
     totals     TEXT     NOT NULL,   -- JSON: [[currency, minor units], ...]
+    limits     TEXT     NOT NULL,   -- JSON: [[limit, value], ...], as confirmed
     created_at BIGINT   NOT NULL,   -- nanoseconds since the Unix epoch, server clock
     PRIMARY KEY (project_id, batch_id)
 );

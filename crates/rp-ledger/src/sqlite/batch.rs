@@ -34,13 +34,17 @@ impl SqliteBatches {
 }
 
 const INFO_COLUMNS: &str =
-    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at";
+    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at, limits";
 
 /// A [`BatchInfo`] from a row of [`INFO_COLUMNS`].
 fn info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
     let totals: String = row.get(6)?;
-    let totals = batch::totals_of(&totals).map_err(|e| {
+    let totals = batch::pairs_of(&totals).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+    })?;
+    let limits: String = row.get(8)?;
+    let limits = batch::pairs_of(&limits).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, e.into())
     })?;
     Ok(BatchInfo {
         batch: NewBatch {
@@ -57,6 +61,7 @@ fn info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
             rows: unsigned(row.get(4)?),
             valid_rows: unsigned(row.get(5)?),
             totals,
+            limits,
         },
         created_at: time(row.get(7)?),
     })
@@ -134,7 +139,7 @@ fn register(
     let inserted = conn
         .prepare_cached(
             "INSERT INTO batches (project_id, batch_id, file_name, delimiter, header, rows, \
-             valid_rows, totals, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             valid_rows, totals, limits, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (project_id, batch_id) DO NOTHING",
         )
         .and_then(|mut s| {
@@ -146,7 +151,8 @@ fn register(
                 new.header,
                 signed(new.rows),
                 signed(new.valid_rows),
-                batch::totals_text(&new.totals),
+                batch::pairs_text(&new.totals),
+                batch::pairs_text(&new.limits),
                 nanos(SystemTime::now()),
             ])
         })

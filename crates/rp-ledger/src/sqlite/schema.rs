@@ -110,6 +110,7 @@ CREATE TABLE batches (
     rows       INTEGER NOT NULL,   -- non-blank rows after the header
     valid_rows INTEGER NOT NULL,
     totals     TEXT    NOT NULL,   -- JSON: [[currency, minor units], ...]
+    limits     TEXT    NOT NULL,   -- JSON: [[limit, value], ...], as confirmed
     created_at INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
     PRIMARY KEY (project_id, batch_id)
 );

@@ -30,6 +30,10 @@ pub(crate) fn new_batch(id: &str, rows: u64, invalid: &[u64]) -> NewBatch {
         rows,
         valid_rows: rows - invalid.len() as u64,
         totals: vec![("KZT".to_owned(), 150_050 * (rows - invalid.len() as u64))],
+        limits: vec![
+            ("currency".to_owned(), 398),
+            ("daily_count".to_owned(), 1_000),
+        ],
     }
 }
 

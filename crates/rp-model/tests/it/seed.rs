@@ -195,3 +195,27 @@ fn debug_redacts_customer_data() {
     );
     assert!(debug.contains("c-1") && debug.contains("phone"), "{debug}");
 }
+
+/// Two sets of limits together: the stricter where both set one (the larger minimum, the
+/// smaller of the others), each alone where only one does; another currency is not comparable.
+#[test]
+fn the_strictest_of_two_limits() {
+    use rp_model::{Currency, LimitKind, Limits};
+    let mut ours = Limits::none(Currency::KZT);
+    ours.set(LimitKind::MinAmount, Some(10_000));
+    ours.set(LimitKind::DailyCount, Some(10));
+    ours.set(LimitKind::DailyAmount, Some(500_000));
+    let mut theirs = Limits::none(Currency::KZT);
+    theirs.set(LimitKind::MinAmount, Some(50_000));
+    theirs.set(LimitKind::DailyCount, Some(3));
+    theirs.set(LimitKind::MonthlyCount, Some(50));
+    let both = ours.strictest(theirs);
+    assert_eq!(both.get(LimitKind::MinAmount), Some(50_000));
+    assert_eq!(both.get(LimitKind::DailyCount), Some(3));
+    assert_eq!(both.get(LimitKind::DailyAmount), Some(500_000));
+    assert_eq!(both.get(LimitKind::MonthlyCount), Some(50));
+    assert_eq!(both.get(LimitKind::MaxAmount), None);
+    assert_eq!(theirs.strictest(ours), both, "the same either way");
+    let dollars = Limits::none(Currency::USD);
+    assert_eq!(ours.strictest(dollars), ours);
+}
