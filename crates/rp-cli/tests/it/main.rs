@@ -16,6 +16,7 @@ mod listener;
 mod readme;
 mod review;
 mod review2_batches;
+mod review4;
 mod review_batches;
 mod sign_cmd;
 
