@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rp_batch::run::{self, RowOutcome, RunOptions, RunSummary};
-use rp_batch::{BatchId, CheckReport, check_file, report};
+use rp_batch::{BatchId, CheckReport, Limits, check_file, report};
 use rp_ledger::{BatchStore, Registered};
 use rp_payout::{Client, PayoutStore};
 
@@ -72,7 +72,8 @@ only what the platform does not have is sent (under the same payment ID). Edit t
 a new batch with new derived IDs: resume a partly run file unchanged.
 
 Before anything is sent, every row is checked (as `rp batch check`), and every payment ID the
-ledger holds for a different payout is refused. Ctrl-C stops taking new rows, lets the payouts in
+ledger holds for a different payout is refused. The limits the batch is first run with are kept
+with it: a rerun or another worker applies the stricter of those and its own. Ctrl-C stops taking new rows, lets the payouts in
 flight be recorded, and prints the command that resumes; a second Ctrl-C exits at once (the rerun
 then asks the platform about the payouts that were in flight).
 
@@ -149,10 +150,19 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         Registered::Existing => eprintln!("batch {batch} is in the ledger already: resuming it"),
     }
     // Every worker holds the batch to the limits it was confirmed with, and to its own.
-    let registered_limits = runtime
+    let applied = runtime
         .block_on(batches.progress(&batch.to_string()))?
-        .and_then(|progress| run::registered_limits(&progress.info.batch));
-    let applied = registered_limits.map_or(limits, |registered| limits.strictest(registered));
+        .map(|progress| run::registered_limits(&progress.info.batch))
+        .transpose()
+        .map(Option::flatten)
+        .and_then(|registered| applied_limits(limits, registered))
+        .map_err(|why| {
+            Failure::usage(format!(
+                "{file}: batch {} cannot be paid by this rp: {why}; nothing was sent (run it \
+                 with the rp that registered it)",
+                batch.short()
+            ))
+        })?;
     if applied != limits {
         eprintln!(
             "the batch was registered with stricter limits than given here: this run applies \
@@ -263,6 +273,22 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         Some(()) => Err(Failure::usage("only the report could not be written")),
         None => Ok(()),
     })
+}
+
+/// The limits a run applies: its own (`own`), and the stricter of each that the batch was
+/// registered with; refused when the batch's amount limits are in another currency.
+fn applied_limits(own: Limits, registered: Option<Limits>) -> Result<Limits, String> {
+    match registered {
+        None => Ok(own),
+        Some(registered) if registered.currency != own.currency && registered.has_amounts() => {
+            Err(format!(
+                "its amount limits are in {}, this run's in {}",
+                registered.currency.code(),
+                own.currency.code()
+            ))
+        }
+        Some(registered) => Ok(own.strictest(registered)),
+    }
 }
 
 /// Shows what is about to be paid, and asks on a terminal unless `--yes`.

@@ -97,15 +97,16 @@ impl Limits {
     }
 
     /// Every limit of `self` and `other` together, the stricter where both set one (the
-    /// larger minimum, the smaller of every other limit). Limits in another currency than
-    /// `self`'s are not comparable: `self` is kept as it is.
+    /// larger minimum, the smaller of every other limit). The amount limits of `other` count
+    /// only in `self`'s currency (amounts in two currencies are not comparable: check
+    /// [`Limits::has_amounts`] first); the count limits always do.
     #[must_use]
     pub fn strictest(self, other: Limits) -> Limits {
-        if other.currency != self.currency {
-            return self;
-        }
         let mut both = self;
         for kind in LimitKind::ALL {
+            if !kind.is_count() && other.currency != self.currency {
+                continue;
+            }
             let value = match (self.get(kind), other.get(kind)) {
                 (Some(a), Some(b)) if kind == LimitKind::MinAmount => Some(a.max(b)),
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -114,6 +115,13 @@ impl Limits {
             both.set(kind, value);
         }
         both
+    }
+
+    /// Whether an amount limit is set (one in minor units of [`Limits::currency`]).
+    pub fn has_amounts(&self) -> bool {
+        LimitKind::ALL
+            .into_iter()
+            .any(|kind| !kind.is_count() && self.get(kind).is_some())
     }
 
     /// Sets one limit (minor units or a count; `None` removes it).

@@ -118,28 +118,47 @@ fn limits_pairs(limits: Limits) -> Vec<(String, u64)> {
     pairs
 }
 
-/// The limits batch `batch` was registered with (see [`register`]); `None` when the ledger
-/// does not say (an unknown currency or limit: a newer rp registered it).
-pub fn registered_limits(batch: &NewBatch) -> Option<Limits> {
+/// The limits batch `batch` was registered with (see [`register`]); `None` when it holds
+/// none.
+///
+/// # Errors
+/// Why this build cannot tell them (a newer rp registered the batch: a limit or a currency
+/// it does not know, a limit twice): a run must then refuse the batch rather than pay it past
+/// limits it cannot read.
+pub fn registered_limits(batch: &NewBatch) -> Result<Option<Limits>, String> {
+    if batch.limits.is_empty() {
+        return Ok(None);
+    }
     let mut currency = None;
-    let mut set = Vec::new();
+    let mut set: Vec<(LimitKind, u64)> = Vec::new();
     for (name, value) in &batch.limits {
         if name == "currency" {
-            let numeric = u16::try_from(*value).ok()?;
-            currency = Some(
+            let known = u16::try_from(*value).ok().and_then(|numeric| {
                 Currency::ALL
                     .iter()
                     .copied()
-                    .find(|c| c.numeric() == numeric)?,
-            );
+                    .find(|c| c.numeric() == numeric)
+            });
+            currency = Some(known.ok_or_else(|| {
+                format!(
+                    "its limits are in currency {value} (ISO 4217), which this rp does not know"
+                )
+            })?);
         } else {
-            let kind = LimitKind::ALL.into_iter().find(|k| k.key() == name)?;
+            let kind = LimitKind::ALL
+                .into_iter()
+                .find(|k| k.key() == name)
+                .ok_or_else(|| format!("it has a limit {name:?}, which this rp does not know"))?;
+            if set.iter().any(|(k, _)| *k == kind) {
+                return Err(format!("it has the limit {name:?} twice"));
+            }
             set.push((kind, *value));
         }
     }
-    let mut limits = Limits::none(currency?);
+    let mut limits =
+        Limits::none(currency.ok_or_else(|| "its limits name no currency".to_owned())?);
     for (kind, value) in set {
         limits.set(kind, Some(value));
     }
-    Some(limits)
+    Ok(Some(limits))
 }

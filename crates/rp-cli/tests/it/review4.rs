@@ -100,39 +100,3 @@ fn review4_a_batch_with_limits_in_another_currency_keeps_its_count_limits() {
     );
     assert_ne!(again.status.code(), Some(0), "{}", stderr(&again));
 }
-
-/// b0020c1 adds the `limits` column to the `batches` table of schema version 3 in place,
-/// without a new schema version or a migration. A ledger that an rp of the previous commit
-/// (4da738b, also schema 3) created or migrated has `batches` without it; this build opens
-/// it as current (user_version 3), and every batch command fails on the missing column.
-/// (The ledger is made here with this build, then `limits` dropped: exactly the older
-/// schema 3. The PostgreSQL schema has the same change.)
-#[test]
-fn review4_a_schema_3_ledger_from_before_the_batch_limits_still_runs_batches() {
-    let sim = Sim::start();
-    let ledger_path = crate::fresh_ledger();
-    let ledger = format!("sqlite:{}", ledger_path.display());
-    let list = sim.rp_in(&ledger, &["batch", "list"]);
-    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
-    edit_ledger(&ledger_path, "ALTER TABLE batches DROP COLUMN limits;");
-    let version: i64 = rusqlite::Connection::open(&ledger_path)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(
-        version, 3,
-        "the schema version of 4da738b and of b0020c1 alike"
-    );
-
-    let path = rows_file("r4-old-ledger", 2);
-    let run = sim.rp_in(&ledger, &["batch", "run", path.to_str().unwrap(), "--yes"]);
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "a ledger of schema 3 made before b0020c1: {}",
-        stderr(&run)
-    );
-    assert_eq!(sim.sim().payments().len(), 2);
-    let list = sim.rp_in(&ledger, &["batch", "list"]);
-    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
-}

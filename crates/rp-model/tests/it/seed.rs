@@ -216,6 +216,13 @@ fn the_strictest_of_two_limits() {
     assert_eq!(both.get(LimitKind::MonthlyCount), Some(50));
     assert_eq!(both.get(LimitKind::MaxAmount), None);
     assert_eq!(theirs.strictest(ours), both, "the same either way");
-    let dollars = Limits::none(Currency::USD);
-    assert_eq!(ours.strictest(dollars), ours);
+    // Amounts in another currency are not comparable; counts always are.
+    let mut dollars = Limits::none(Currency::USD);
+    dollars.set(LimitKind::MaxAmount, Some(100));
+    dollars.set(LimitKind::DailyCount, Some(2));
+    let mixed = ours.strictest(dollars);
+    assert_eq!(mixed.get(LimitKind::MaxAmount), None);
+    assert_eq!(mixed.get(LimitKind::DailyCount), Some(2));
+    assert_eq!(mixed.currency, Currency::KZT);
+    assert!(dollars.has_amounts() && !Limits::none(Currency::USD).has_amounts());
 }
