@@ -10,6 +10,7 @@ use rp_model::{Currency, Money};
 use serde_json::{Value, json};
 
 use crate::common::{Failure, print_json, runtime};
+use crate::ledger_cmd::utc;
 
 /// Options every `rp batch list|show` takes: the project, the ledger, JSON.
 #[derive(Debug, clap::Args)]
@@ -253,8 +254,4 @@ fn shorten(text: &str, width: usize) -> String {
     let mut short: String = text.chars().take(width.saturating_sub(1)).collect();
     short.push('…');
     short
-}
-
-fn utc(time: SystemTime) -> String {
-    crate::ledger_cmd::utc(time)
 }

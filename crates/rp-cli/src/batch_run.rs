@@ -151,8 +151,8 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     }
     // Every worker holds the batch to the limits it was confirmed with, and to its own.
     let applied = runtime
-        .block_on(batches.progress(&batch.to_string()))?
-        .map(|progress| run::registered_limits(&progress.info.batch))
+        .block_on(batches.info(&batch.to_string()))?
+        .map(|info| run::registered_limits(&info.batch))
         .transpose()
         .map(Option::flatten)
         .and_then(|registered| applied_limits(limits, registered))
@@ -228,7 +228,7 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     let summary = summary.map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
     eprintln!("{}", progress.finish(&summary));
     print_summary(&summary);
-    if summary.stopped {
+    if summary.stopped() {
         eprintln!(
             "stopped: {} row(s) not paid yet. Resume with: {}",
             summary.not_started,

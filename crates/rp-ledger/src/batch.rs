@@ -298,6 +298,13 @@ pub trait BatchStore: Send + Sync + fmt::Debug {
     /// [`Error::Store`].
     fn reopen<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, Error>>;
 
+    /// Batch `id` as registered, if it is: one row read, its rows not counted (see
+    /// [`BatchStore::progress`]).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchInfo>, Error>>;
+
     /// Batch `id` and where it stands, if it is registered.
     ///
     /// # Errors

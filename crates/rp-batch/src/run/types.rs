@@ -113,13 +113,16 @@ pub struct RunSummary {
     /// Valid rows of the pass left undone when the run ended (stopped, or held by another
     /// worker that was still going).
     pub not_started: u64,
-    /// True when rows were left undone.
-    pub stopped: bool,
     /// Rows by label ([`RowResult::label`]), in the order first seen.
     pub by_label: Vec<(String, u64)>,
 }
 
 impl RunSummary {
+    /// Whether rows of the pass were left undone ([`RunSummary::not_started`]).
+    pub fn stopped(&self) -> bool {
+        self.not_started > 0
+    }
+
     pub(super) fn count(&mut self, label: &str) {
         match self.by_label.iter_mut().find(|(l, _)| l == label) {
             Some((_, n)) => *n += 1,

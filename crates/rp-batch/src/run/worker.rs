@@ -42,11 +42,11 @@ pub async fn run(
     on_row: impl FnMut(&RowOutcome, &RunSummary),
 ) -> Result<RunSummary, RunError> {
     let id = batch.to_string();
-    let Some(progress) = batches.progress(&id).await? else {
+    let Some(info) = batches.info(&id).await? else {
         return Err(RunError::NotRegistered(batch));
     };
     batches.reopen(&id).await?;
-    let mut reader = stored_reader(&progress.info.batch, batch)?;
+    let mut reader = stored_reader(&info.batch, batch)?;
     let owner = Owner::new_client().token().to_owned();
     let mut worker = Worker {
         id: &id,
@@ -54,11 +54,7 @@ pub async fn run(
         batches: batches.as_ref(),
         options,
         summary: RunSummary {
-            skipped_invalid: progress
-                .info
-                .batch
-                .rows
-                .saturating_sub(progress.info.batch.valid_rows),
+            skipped_invalid: info.batch.rows.saturating_sub(info.batch.valid_rows),
             ..RunSummary::default()
         },
         finished: Vec::new(),
@@ -72,7 +68,6 @@ pub async fn run(
     released?;
     if let Some(now) = batches.progress(&id).await? {
         summary.not_started = now.undone;
-        summary.stopped = now.undone > 0;
     }
     Ok(summary)
 }

@@ -6,11 +6,7 @@ use crate::{rp_with, stderr, stdout};
 
 /// Writes `contents` to a fresh file under the target directory.
 fn file(name: &str, contents: &[u8]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-batch");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{name}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    path
+    crate::scratch_file("rp-cli-batch", name, contents)
 }
 
 fn check(path: &Path, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -161,3 +161,17 @@ pub(crate) fn fresh_postgres(admin: &str, name: &str) -> String {
     let query = tail.find('?').map_or("", |i| &tail[i..]);
     format!("{scheme}://{authority}/{database}{query}")
 }
+
+/// Writes `contents` to a fresh file `PID-NAME` in the directory `dir` under the target
+/// directory (each test module its own), and answers its path.
+pub(crate) fn scratch_file(
+    dir: &str,
+    name: &str,
+    contents: impl AsRef<[u8]>,
+) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}

@@ -2,7 +2,7 @@
 //! row, the hashing reader, lease renewal in the worker loop, the report's place checked
 //! before sending). Each test here failed on the code it was written against.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::gate_cmd::Sim;
@@ -10,11 +10,7 @@ use crate::{stderr, stdout};
 
 /// Writes `contents` to a fresh file under the target directory.
 fn file(name: &str, contents: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-review2-batches");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{name}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    path
+    crate::scratch_file("rp-cli-review2-batches", name, contents)
 }
 
 /// A healthy worker loses the lease on a row it is paying, re-claims that row itself and

@@ -8,11 +8,7 @@ use crate::{stderr, stdout};
 
 /// Writes `contents` to a fresh file under the target directory.
 fn file(name: &str, contents: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-review4");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{name}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    path
+    crate::scratch_file("rp-cli-review4", name, contents)
 }
 
 /// A file of `rows` payouts of 1 000 ₸ with their own payment IDs `PREFIX-N`.

@@ -10,11 +10,7 @@ use crate::{stderr, stdout};
 
 /// Writes `contents` to a fresh file under the target directory.
 fn file(name: &str, contents: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rp-cli-review-batches");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{name}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    path
+    crate::scratch_file("rp-cli-review-batches", name, contents)
 }
 
 /// A payout to a person is reported as paid although it was never sent. A row whose

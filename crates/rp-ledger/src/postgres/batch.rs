@@ -620,6 +620,20 @@ impl BatchStore for PostgresBatches {
         Box::pin(self.reopen_batch(id))
     }
 
+    fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchInfo>, Error>> {
+        Box::pin(async move {
+            batch::check_id(id)?;
+            let what = format!("read batch {id}");
+            let client = self.ledger.client(&what).await?;
+            query(&client, &what, &INFO, &[&self.project, &id])
+                .await?
+                .first()
+                .map(info)
+                .transpose()
+                .map_err(|e| Error::store(&what, e))
+        })
+    }
+
     fn progress<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchProgress>, Error>> {
         Box::pin(self.read_one(id))
     }

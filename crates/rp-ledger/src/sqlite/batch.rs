@@ -85,6 +85,15 @@ fn claims(
         .collect()
 }
 
+/// Batch `id` as registered.
+fn read_info(conn: &Connection, project: i64, id: &str) -> rusqlite::Result<Option<BatchInfo>> {
+    conn.prepare_cached(&format!(
+        "SELECT {INFO_COLUMNS} FROM batches WHERE project_id = ?1 AND batch_id = ?2"
+    ))?
+    .query_row(params![project, id], info)
+    .optional()
+}
+
 /// Batch `id` and where it stands.
 fn progress(
     conn: &Connection,
@@ -92,13 +101,7 @@ fn progress(
     id: &str,
     now: i64,
 ) -> rusqlite::Result<Option<BatchProgress>> {
-    let info = conn
-        .prepare_cached(&format!(
-            "SELECT {INFO_COLUMNS} FROM batches WHERE project_id = ?1 AND batch_id = ?2"
-        ))?
-        .query_row(params![project, id], info)
-        .optional()?;
-    let Some(info) = info else {
+    let Some(info) = read_info(conn, project, id)? else {
         return Ok(None);
     };
     let counts: Vec<LabelCount> = conn
@@ -374,6 +377,19 @@ impl BatchStore for SqliteBatches {
                     .and_then(|mut s| s.execute(params![project, id]))
                     .map(|n| n as u64)
                     .map_err(|e| Error::store(&what, e))
+                })
+                .await
+        })
+    }
+
+    fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchInfo>, Error>> {
+        let project = self.project;
+        let id = id.to_owned();
+        Box::pin(async move {
+            batch::check_id(&id)?;
+            self.ledger
+                .read(format!("read batch {id}"), move |conn| {
+                    read_info(conn, project, &id)
                 })
                 .await
         })

@@ -108,6 +108,8 @@ async fn registration_is_once_and_whole(store: &dyn BatchStore, other: &dyn Batc
     assert_eq!(again.await.unwrap(), Registered::Existing);
     let progress = store.progress(&id).await.unwrap().unwrap();
     assert_eq!(progress.info.batch, new_batch(&id, 5, &[3]));
+    assert_eq!(store.info(&id).await.unwrap(), Some(progress.info.clone()));
+    assert_eq!(store.info(&batch_id(98)).await.unwrap(), None);
     assert_eq!(progress.by_label, vec![("not_recorded".to_owned(), 4)]);
     assert_eq!((progress.undone, progress.claimed), (4, 0));
     assert_eq!(progress.state(), BatchState::Stopped);
