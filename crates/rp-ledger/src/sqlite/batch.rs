@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use rp_model::ProjectId;
 use rp_payout::Error;
 use rp_transport::BoxFuture;
-use rusqlite::{Connection, OptionalExtension as _, Row, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
 
 use super::SqliteLedger;
 use super::rows::nanos;
@@ -238,6 +239,30 @@ fn claim(
     Ok(claimed)
 }
 
+impl SqliteBatches {
+    /// Runs `sql` on batch `id` in its own transaction (`what` names it in errors): `?1` the
+    /// project, `?2` the batch, then `more` from `?3` on. Answers how many rows it changed.
+    async fn execute(
+        &self,
+        id: &str,
+        what: String,
+        sql: &'static str,
+        more: Vec<Value>,
+    ) -> Result<u64, Error> {
+        batch::check_id(id)?;
+        let mut values = vec![Value::Integer(self.project), Value::Text(id.to_owned())];
+        values.extend(more);
+        self.ledger
+            .exclusive(what.clone(), move |tx| {
+                tx.prepare_cached(sql)
+                    .and_then(|mut s| s.execute(params_from_iter(values)))
+                    .map(|n| n as u64)
+                    .map_err(|e| Error::store(&what, e))
+            })
+            .await
+    }
+}
+
 impl BatchStore for SqliteBatches {
     fn register(
         &self,
@@ -282,30 +307,18 @@ impl BatchStore for SqliteBatches {
         owner: &'a str,
         lease: Duration,
     ) -> BoxFuture<'a, Result<u64, Error>> {
-        let project = self.project;
-        let (id, owner) = (id.to_owned(), owner.to_owned());
         Box::pin(async move {
             let what = format!("renew the claims on batch {id}");
             batch::check_lease(&what, lease)?;
-            batch::check_id(&id)?;
-            self.ledger
-                .exclusive(what.clone(), move |tx| {
-                    tx.prepare_cached(
-                        "UPDATE batch_rows SET lease_until = ?4 WHERE project_id = ?1 \
-                         AND batch_id = ?2 AND claimed_by = ?3 AND done = 0",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            project,
-                            id,
-                            owner,
-                            nanos(SystemTime::now() + lease)
-                        ])
-                    })
-                    .map(|n| n as u64)
-                    .map_err(|e| Error::store(&what, e))
-                })
-                .await
+            let until = nanos(SystemTime::now() + lease);
+            self.execute(
+                id,
+                what,
+                "UPDATE batch_rows SET lease_until = ?4 WHERE project_id = ?1 \
+                 AND batch_id = ?2 AND claimed_by = ?3 AND done = 0",
+                vec![Value::Text(owner.to_owned()), Value::Integer(until)],
+            )
+            .await
         })
     }
 
@@ -315,71 +328,41 @@ impl BatchStore for SqliteBatches {
         owner: &'a str,
         rows: &'a [u64],
     ) -> BoxFuture<'a, Result<u64, Error>> {
-        let project = self.project;
-        let (id, owner) = (id.to_owned(), owner.to_owned());
         let rows = serde_json::to_string(rows).unwrap_or_default();
-        Box::pin(async move {
-            batch::check_id(&id)?;
-            let what = format!("mark rows of batch {id} done");
-            self.ledger
-                .exclusive(what.clone(), move |tx| {
-                    tx.prepare_cached(
-                        "UPDATE batch_rows SET done = 1, claimed_by = NULL, lease_until = NULL \
-                         WHERE project_id = ?1 AND batch_id = ?2 AND claimed_by = ?3 \
-                         AND done = 0 AND row_no IN (SELECT value FROM json_each(?4))",
-                    )
-                    .and_then(|mut s| s.execute(params![project, id, owner, rows]))
-                    .map(|n| n as u64)
-                    .map_err(|e| Error::store(&what, e))
-                })
-                .await
-        })
+        Box::pin(self.execute(
+            id,
+            format!("mark rows of batch {id} done"),
+            "UPDATE batch_rows SET done = 1, claimed_by = NULL, lease_until = NULL \
+             WHERE project_id = ?1 AND batch_id = ?2 AND claimed_by = ?3 \
+             AND done = 0 AND row_no IN (SELECT value FROM json_each(?4))",
+            vec![Value::Text(owner.to_owned()), Value::Text(rows)],
+        ))
     }
 
     fn release<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
-        let project = self.project;
-        let (id, owner) = (id.to_owned(), owner.to_owned());
-        Box::pin(async move {
-            batch::check_id(&id)?;
-            let what = format!("give back the rows of batch {id}");
-            self.ledger
-                .exclusive(what.clone(), move |tx| {
-                    tx.prepare_cached(
-                        "UPDATE batch_rows SET claimed_by = NULL, lease_until = NULL \
-                         WHERE project_id = ?1 AND batch_id = ?2 AND claimed_by = ?3 AND done = 0",
-                    )
-                    .and_then(|mut s| s.execute(params![project, id, owner]))
-                    .map(|n| n as u64)
-                    .map_err(|e| Error::store(&what, e))
-                })
-                .await
-        })
+        Box::pin(self.execute(
+            id,
+            format!("give back the rows of batch {id}"),
+            "UPDATE batch_rows SET claimed_by = NULL, lease_until = NULL \
+             WHERE project_id = ?1 AND batch_id = ?2 AND claimed_by = ?3 AND done = 0",
+            vec![Value::Text(owner.to_owned())],
+        ))
     }
 
     fn reopen<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
-        let project = self.project;
-        let id = id.to_owned();
-        Box::pin(async move {
-            batch::check_id(&id)?;
-            let what = format!("start a new pass of batch {id}");
-            self.ledger
-                .exclusive(what.clone(), move |tx| {
-                    tx.prepare_cached(
-                        "UPDATE batch_rows SET done = 0, claimed_by = NULL, lease_until = NULL \
-                         WHERE project_id = ?1 AND batch_id = ?2 AND valid = 1 \
-                         AND NOT EXISTS (SELECT 1 FROM batch_rows WHERE project_id = ?1 \
-                             AND batch_id = ?2 AND valid = 1 AND done = 0) \
-                         AND NOT EXISTS (SELECT 1 FROM payouts p \
-                             WHERE p.project_id = ?1 AND p.payment_id = batch_rows.payment_id \
-                             AND p.request_sha256 = batch_rows.request_sha256 \
-                             AND p.settled = 1)",
-                    )
-                    .and_then(|mut s| s.execute(params![project, id]))
-                    .map(|n| n as u64)
-                    .map_err(|e| Error::store(&what, e))
-                })
-                .await
-        })
+        Box::pin(self.execute(
+            id,
+            format!("start a new pass of batch {id}"),
+            "UPDATE batch_rows SET done = 0, claimed_by = NULL, lease_until = NULL \
+             WHERE project_id = ?1 AND batch_id = ?2 AND valid = 1 \
+             AND NOT EXISTS (SELECT 1 FROM batch_rows WHERE project_id = ?1 \
+                 AND batch_id = ?2 AND valid = 1 AND done = 0) \
+             AND NOT EXISTS (SELECT 1 FROM payouts p \
+                 WHERE p.project_id = ?1 AND p.payment_id = batch_rows.payment_id \
+                 AND p.request_sha256 = batch_rows.request_sha256 \
+                 AND p.settled = 1)",
+            Vec::new(),
+        ))
     }
 
     fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchInfo>, Error>> {
