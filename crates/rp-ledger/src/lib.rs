@@ -47,6 +47,7 @@
 //! # }).unwrap();
 //! ```
 
+mod access;
 mod batch;
 mod error;
 #[cfg(feature = "postgres")]
@@ -62,6 +63,9 @@ use std::sync::Arc;
 use rp_model::ProjectId;
 use rp_payout::PayoutStore;
 
+pub use access::{
+    AccessStore, MAX_OPERATOR_NAME, OperatorAccount, Role, Session, check_operator_name,
+};
 pub use batch::{
     BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, MAX_LEASE, NewBatch,
     NewBatchRow, Registered, RowSource, request_sha256,
@@ -69,11 +73,13 @@ pub use batch::{
 pub use error::LedgerError;
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    CONNECT_TIMEOUT, MAX_CONNECTIONS, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresBatches,
-    PostgresLedger, PostgresStore,
+    CONNECT_TIMEOUT, MAX_CONNECTIONS, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresAccess,
+    PostgresBatches, PostgresLedger, PostgresStore,
 };
 #[cfg(feature = "sqlite")]
-pub use sqlite::{MAX_GROUP, SCHEMA_VERSION, SqliteBatches, SqliteLedger, SqliteStore};
+pub use sqlite::{
+    MAX_GROUP, SCHEMA_VERSION, SqliteAccess, SqliteBatches, SqliteLedger, SqliteStore,
+};
 pub use url::LedgerUrl;
 
 /// An open ledger. Cheap to clone; every clone shares the same connections.
@@ -170,6 +176,17 @@ impl Ledger {
             Backend::Sqlite(ledger) => Arc::new(ledger.batches(project)),
             #[cfg(feature = "postgres")]
             Backend::Postgres(ledger) => Arc::new(ledger.batches(project)),
+        }
+    }
+
+    /// The operators of `rp serve`'s console and their sessions, shared by every project
+    /// and every instance on this ledger.
+    pub fn access(&self) -> Arc<dyn AccessStore> {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ledger) => Arc::new(ledger.access()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(ledger) => Arc::new(ledger.access()),
         }
     }
 

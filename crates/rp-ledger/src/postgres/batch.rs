@@ -170,12 +170,12 @@ const ROWS: &str = "SELECT row_no, line, payment_id, valid, cells, problems, don
      ORDER BY row_no LIMIT $4";
 
 /// A failed statement as the store error of `what`.
-fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+pub(super) fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::store(what, describe(&e))
 }
 
 /// Column `index` of `row`, or what is wrong with it.
-fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, String> {
+pub(super) fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, String> {
     row.try_get(index).map_err(|e| {
         let name = row.columns().get(index).map_or("?", |c| c.name());
         format!("column {name}: {}", describe(&e))
@@ -212,7 +212,7 @@ fn lease_nanos(lease: Duration) -> i64 {
 }
 
 /// Runs a prepared, cached statement on `client`; its rows.
-async fn query(
+pub(super) async fn query(
     client: &impl GenericClient,
     what: &str,
     sql: &str,
@@ -223,7 +223,7 @@ async fn query(
 }
 
 /// Runs a prepared, cached statement on `client`; how many rows it changed.
-async fn execute(
+pub(super) async fn execute(
     client: &impl GenericClient,
     what: &str,
     sql: &str,

@@ -1,5 +1,6 @@
 //! The PostgreSQL ledger (feature `postgres`): see [`PostgresLedger`].
 
+mod access;
 mod batch;
 mod clock;
 mod connect;
@@ -20,6 +21,7 @@ use tokio_postgres::NoTls;
 
 use crate::{LedgerError, LedgerStats};
 
+pub use access::PostgresAccess;
 pub use batch::PostgresBatches;
 pub use schema::{POSTGRES_SCHEMA, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use store::PostgresStore;
@@ -189,6 +191,11 @@ impl PostgresLedger {
     /// The batches of `project`.
     pub fn batches(&self, project: ProjectId) -> PostgresBatches {
         PostgresBatches::new(self.clone(), project)
+    }
+
+    /// The console's operators and sessions.
+    pub fn access(&self) -> PostgresAccess {
+        PostgresAccess::new(self.clone())
     }
 
     /// How much the ledger has committed since it was opened (every write is its own

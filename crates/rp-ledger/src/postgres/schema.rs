@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -151,8 +151,28 @@ CREATE INDEX batch_rows_claimed ON rp_ledger.batch_rows (project_id, batch_id, c
     WHERE NOT done AND claimed_by IS NOT NULL;
 "#;
 
+/// Version 4: the operators of `rp serve`'s console and their sessions, as in the SQLite
+/// ledger (a password's argon2 hash, the SHA-256 of a session's token).
+const V4: &str = r#"
+CREATE TABLE rp_ledger.operators (
+    name          TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
+    password_hash TEXT   NOT NULL,   -- PHC string ($argon2id$...)
+    role          TEXT   NOT NULL,   -- view | pay
+    totp_secret   TEXT,              -- Base32, when a second factor is required
+    updated_at    BIGINT NOT NULL    -- nanoseconds since the Unix epoch
+);
+CREATE TABLE rp_ledger.sessions (
+    token_sha256 TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
+    operator     TEXT   COLLATE "C" NOT NULL REFERENCES rp_ledger.operators (name),
+    csrf         TEXT   NOT NULL,    -- the token every form of the session carries
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+CREATE INDEX sessions_by_operator ON rp_ledger.sessions (operator);
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is
 /// dropped afterwards.

@@ -7,6 +7,7 @@
 //! writer starts a transaction is committed together ([`MAX_GROUP`] at most), each write in
 //! its own savepoint, so a failed write is rolled back alone and the others commit.
 
+mod access;
 mod batch;
 mod rows;
 mod schema;
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::{LedgerError, LedgerStats};
 
+pub use access::SqliteAccess;
 pub use batch::SqliteBatches;
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
@@ -223,6 +225,11 @@ impl SqliteLedger {
     /// The batches of `project`.
     pub fn batches(&self, project: ProjectId) -> SqliteBatches {
         SqliteBatches::new(self.clone(), project)
+    }
+
+    /// The console's operators and sessions.
+    pub fn access(&self) -> SqliteAccess {
+        SqliteAccess::new(self.clone())
     }
 
     /// Queues a write and waits for its commit.

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -137,8 +137,28 @@ CREATE INDEX batch_rows_claimed ON batch_rows (project_id, batch_id, claimed_by)
     WHERE done = 0 AND claimed_by IS NOT NULL;
 ";
 
+/// Version 4: the operators of `rp serve`'s console (a password's argon2 hash, never the
+/// password) and their sessions (the SHA-256 of a session's token, never the token).
+const V4: &str = "
+CREATE TABLE operators (
+    name          TEXT    NOT NULL PRIMARY KEY,
+    password_hash TEXT    NOT NULL,   -- PHC string ($argon2id$...)
+    role          TEXT    NOT NULL,   -- view | pay
+    totp_secret   TEXT,               -- Base32, when a second factor is required
+    updated_at    INTEGER NOT NULL    -- nanoseconds since the Unix epoch
+);
+CREATE TABLE sessions (
+    token_sha256 TEXT    NOT NULL PRIMARY KEY,
+    operator     TEXT    NOT NULL REFERENCES operators (name),
+    csrf         TEXT    NOT NULL,   -- the token every form of the session carries
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+);
+CREATE INDEX sessions_by_operator ON sessions (operator);
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and
 /// every migration run in one `BEGIN IMMEDIATE` transaction, so that processes opening a new

@@ -6,6 +6,7 @@
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access;
 mod batches;
 mod conformance;
 #[cfg(feature = "postgres")]

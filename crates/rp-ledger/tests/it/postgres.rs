@@ -836,6 +836,22 @@ async fn pages_are_in_byte_order_whatever_the_locale() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_ledger_keeps_operators_and_sessions() {
+    let Some(admin) = server("the_postgres_ledger_keeps_operators_and_sessions") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "access").await;
+    let ledger = db.open().await;
+    crate::access::run_all(&ledger).await;
+    // Another instance on the database shares the operators.
+    let other = db.open().await;
+    let anna = other.access().operator("anna").await.unwrap().unwrap();
+    assert_eq!(anna.role, rp_ledger::Role::View);
+    drop((ledger, other));
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_ledger_keeps_batches() {
     let Some(admin) = server("the_postgres_ledger_keeps_batches") else {
         return;
@@ -1023,7 +1039,8 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     db.sql()
         .await
         .batch_execute(
-            "DROP TABLE rp_ledger.batch_rows; DROP TABLE rp_ledger.batches; \
+            "DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators; \
+             DROP TABLE rp_ledger.batch_rows; DROP TABLE rp_ledger.batches; \
              DROP TABLE rp_ledger.limit_usage; \
              ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \
              DROP COLUMN usage_hour; \

@@ -300,11 +300,11 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
             }
         }
     }
-    // Back to what version 1 had: no usage table, no limit columns, no batches.
+    // Back to what version 1 had: no usage table, no limit columns, no batches, no operators.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE batch_rows; DROP TABLE batches; DROP TRIGGER payouts_written_by_schema_1; DROP TABLE limit_usage; \
+            "DROP TABLE sessions; DROP TABLE operators; DROP TABLE batch_rows; DROP TABLE batches; DROP TRIGGER payouts_written_by_schema_1; DROP TABLE limit_usage; \
              ALTER TABLE payouts DROP COLUMN amount; ALTER TABLE payouts DROP COLUMN currency; \
              ALTER TABLE payouts DROP COLUMN counts; ALTER TABLE payouts DROP COLUMN usage_hour; \
              PRAGMA user_version = 1;",

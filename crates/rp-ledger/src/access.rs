@@ -1,0 +1,246 @@
+//! Who may use `rp serve`'s console, and their sessions: the [`AccessStore`] trait, kept in
+//! the ledger so that several instances on one PostgreSQL ledger share their operators and
+//! their logins.
+//!
+//! The ledger keeps only what it is given: a password's hash (argon2, made by the console)
+//! and the SHA-256 of a session's token, never the token itself, so a copy of the ledger
+//! opens no session.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use rp_payout::Error;
+use rp_transport::BoxFuture;
+
+/// What an operator of the console may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Role {
+    /// See payouts, batches, limits.
+    View,
+    /// Also pay: single payouts, batches, resends, status checks.
+    Pay,
+}
+
+impl Role {
+    /// The stored form: `view` or `pay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::View => "view",
+            Role::Pay => "pay",
+        }
+    }
+
+    /// Reads [`Role::as_str`]; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "view" => Some(Role::View),
+            "pay" => Some(Role::Pay),
+            _ => None,
+        }
+    }
+
+    /// Whether this role may pay.
+    pub fn may_pay(self) -> bool {
+        self == Role::Pay
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The longest operator name, in bytes.
+pub const MAX_OPERATOR_NAME: usize = 64;
+
+/// Checks an operator name: 1 to [`MAX_OPERATOR_NAME`] bytes of ASCII letters, digits, `.`,
+/// `_`, `-` and `@` (it is shown in pages and written into payout histories as
+/// `operator:NAME`).
+///
+/// # Errors
+///
+/// A sentence saying what is wrong with it.
+pub fn check_operator_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_OPERATOR_NAME {
+        return Err(format!(
+            "an operator name has 1 to {MAX_OPERATOR_NAME} characters"
+        ));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+    {
+        Some(c) => Err(format!(
+            "an operator name has only letters A-Z, digits and . _ - @ (found {c:?})"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An operator of the console.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OperatorAccount {
+    /// The login name (see [`check_operator_name`]).
+    pub name: String,
+    /// The password's hash, a PHC string (`$argon2id$…`).
+    pub password_hash: String,
+    /// What the operator may do.
+    pub role: Role,
+    /// The operator's TOTP secret (Base32), when a second factor is required.
+    pub totp_secret: Option<String>,
+    /// When the operator was added or last changed.
+    pub updated_at: SystemTime,
+}
+
+impl OperatorAccount {
+    /// An operator with no second factor.
+    pub fn new(name: impl Into<String>, password_hash: impl Into<String>, role: Role) -> Self {
+        OperatorAccount {
+            name: name.into(),
+            password_hash: password_hash.into(),
+            role,
+            totp_secret: None,
+            updated_at: SystemTime::now(),
+        }
+    }
+}
+
+impl fmt::Debug for OperatorAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Neither the hash nor the TOTP secret.
+        f.debug_struct("OperatorAccount")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("totp", &self.totp_secret.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A logged-in session, found by the SHA-256 of its token.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Session {
+    /// Hex SHA-256 of the token in the operator's cookie.
+    pub token_sha256: String,
+    /// Who is logged in.
+    pub operator: String,
+    /// The operator's role now (read with the session, so a changed role applies at once).
+    pub role: Role,
+    /// The token every form of this session carries (CSRF).
+    pub csrf: String,
+    /// When it was opened.
+    pub created_at: SystemTime,
+    /// When it ends.
+    pub expires_at: SystemTime,
+}
+
+impl Session {
+    /// A session for `operator` (its role is read back by [`AccessStore::session`]).
+    pub fn new(
+        token_sha256: impl Into<String>,
+        operator: impl Into<String>,
+        csrf: impl Into<String>,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
+        Session {
+            token_sha256: token_sha256.into(),
+            operator: operator.into(),
+            role: Role::View,
+            csrf: csrf.into(),
+            created_at,
+            expires_at,
+        }
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the CSRF token; the token's hash is harmless but says nothing useful either.
+        f.debug_struct("Session")
+            .field("operator", &self.operator)
+            .field("role", &self.role)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The console's operators and sessions, shared by every instance on the ledger.
+pub trait AccessStore: Send + Sync {
+    /// Adds the operator, or replaces the one of that name (a new password or role). A
+    /// replaced operator's sessions are closed.
+    fn put_operator(&self, operator: OperatorAccount) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// The operator named `name`.
+    fn operator<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<OperatorAccount>, Error>>;
+
+    /// Every operator, by name.
+    fn operators(&self) -> BoxFuture<'_, Result<Vec<OperatorAccount>, Error>>;
+
+    /// Removes the operator and closes their sessions; whether there was one.
+    fn remove_operator<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Opens a session (its operator must exist).
+    fn open_session(&self, session: Session) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// The session whose token hashes to `token_sha256`, if it is open at `now` and its
+    /// operator still exists; with the operator's current role.
+    fn session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Option<Session>, Error>>;
+
+    /// Closes a session (logging out); closing one that is not open is not an error.
+    fn close_session<'a>(&'a self, token_sha256: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Deletes the sessions that ended before `now`; how many.
+    fn purge_sessions(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, Error>>;
+}
+
+/// The error for a stored role this build does not know.
+pub(crate) fn unknown_role(text: &str) -> String {
+    format!("unknown operator role {text:?} in the ledger (written by a newer rp?)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_names_are_checked() {
+        assert!(check_operator_name("anna.k@desk-1_2").is_ok());
+        for bad in ["", "a b", "ann;a", "аня", &"a".repeat(65), "a\n"] {
+            assert!(check_operator_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn roles_round_trip_and_secrets_stay_out_of_debug() {
+        for role in [Role::View, Role::Pay] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("admin"), None);
+        let mut op = OperatorAccount::new("anna", "$argon2id$v=19$secret-hash", Role::Pay);
+        op.totp_secret = Some("JBSWY3DPEHPK3PXP".to_owned());
+        let shown = format!("{op:?}");
+        assert!(
+            !shown.contains("secret-hash") && !shown.contains("JBSWY3"),
+            "{shown}"
+        );
+        let session = Session::new(
+            "ab",
+            "anna",
+            "csrf-token",
+            SystemTime::now(),
+            SystemTime::now(),
+        );
+        assert!(!format!("{session:?}").contains("csrf-token"));
+    }
+}

@@ -1,0 +1,214 @@
+//! [`PostgresAccess`]: the console's operators and sessions in a PostgreSQL ledger, shared by
+//! every instance.
+
+use std::time::SystemTime;
+
+use deadpool_postgres::GenericClient as _;
+use rp_payout::Error;
+use rp_transport::BoxFuture;
+use tokio_postgres::Row;
+
+use super::PostgresLedger;
+use super::batch::{column, execute, failed, query};
+use crate::access::{AccessStore, OperatorAccount, Role, Session, unknown_role};
+use crate::stored::{nanos, time};
+
+/// The operators and sessions of a [`PostgresLedger`].
+#[derive(Debug, Clone)]
+pub struct PostgresAccess {
+    ledger: PostgresLedger,
+}
+
+impl PostgresAccess {
+    pub(super) fn new(ledger: PostgresLedger) -> PostgresAccess {
+        PostgresAccess { ledger }
+    }
+}
+
+const OPERATOR: &str = "SELECT name, password_hash, role, totp_secret, updated_at \
+     FROM rp_ledger.operators WHERE name = $1";
+const OPERATORS: &str = "SELECT name, password_hash, role, totp_secret, updated_at \
+     FROM rp_ledger.operators ORDER BY name";
+const UPSERT_OPERATOR: &str = "INSERT INTO rp_ledger.operators \
+     (name, password_hash, role, totp_secret, updated_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, \
+     role = excluded.role, totp_secret = excluded.totp_secret, updated_at = excluded.updated_at";
+const CLOSE_SESSIONS_OF: &str = "DELETE FROM rp_ledger.sessions WHERE operator = $1";
+const DELETE_OPERATOR: &str = "DELETE FROM rp_ledger.operators WHERE name = $1";
+const OPEN_SESSION: &str = "INSERT INTO rp_ledger.sessions \
+     (token_sha256, operator, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+const SESSION: &str = "SELECT s.token_sha256, s.operator, o.role, s.csrf, s.created_at, \
+     s.expires_at FROM rp_ledger.sessions s JOIN rp_ledger.operators o ON o.name = s.operator \
+     WHERE s.token_sha256 = $1 AND s.expires_at > $2";
+const CLOSE_SESSION: &str = "DELETE FROM rp_ledger.sessions WHERE token_sha256 = $1";
+const PURGE_SESSIONS: &str = "DELETE FROM rp_ledger.sessions WHERE expires_at <= $1";
+
+fn role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| unknown_role(text))
+}
+
+fn operator(row: &Row) -> Result<OperatorAccount, String> {
+    let mut account = OperatorAccount::new(
+        column::<String>(row, 0)?,
+        column::<String>(row, 1)?,
+        role(&column::<String>(row, 2)?)?,
+    );
+    account.totp_secret = column(row, 3)?;
+    account.updated_at = time(column(row, 4)?);
+    Ok(account)
+}
+
+impl PostgresAccess {
+    /// Runs `sql` then `then` in one transaction; how many rows `then` changed.
+    async fn two_steps(
+        &self,
+        what: &str,
+        first: (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
+        then: (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
+    ) -> Result<u64, Error> {
+        let mut client = self.ledger.client(what).await?;
+        let tx = client.transaction().await.map_err(failed(what))?;
+        execute(&tx, what, first.0, first.1).await?;
+        let changed = execute(&tx, what, then.0, then.1).await?;
+        tx.commit().await.map_err(failed(what))?;
+        self.ledger.committed();
+        Ok(changed)
+    }
+}
+
+impl AccessStore for PostgresAccess {
+    fn put_operator(&self, account: OperatorAccount) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let what = format!("save operator {}", account.name);
+            let (role, at) = (account.role.as_str(), nanos(account.updated_at));
+            self.two_steps(
+                &what,
+                (CLOSE_SESSIONS_OF, &[&account.name]),
+                (
+                    UPSERT_OPERATOR,
+                    &[
+                        &account.name,
+                        &account.password_hash,
+                        &role,
+                        &account.totp_secret,
+                        &at,
+                    ],
+                ),
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn operator<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<OperatorAccount>, Error>> {
+        Box::pin(async move {
+            let what = format!("read operator {name}");
+            let client = self.ledger.client(&what).await?;
+            let rows = query(&client, &what, OPERATOR, &[&name]).await?;
+            rows.first()
+                .map(operator)
+                .transpose()
+                .map_err(|e| Error::store(&what, e))
+        })
+    }
+
+    fn operators(&self) -> BoxFuture<'_, Result<Vec<OperatorAccount>, Error>> {
+        Box::pin(async move {
+            let what = "list operators";
+            let client = self.ledger.client(what).await?;
+            query(&client, what, OPERATORS, &[])
+                .await?
+                .iter()
+                .map(operator)
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::store(what, e))
+        })
+    }
+
+    fn remove_operator<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let what = format!("remove operator {name}");
+            let removed = self
+                .two_steps(
+                    &what,
+                    (CLOSE_SESSIONS_OF, &[&name]),
+                    (DELETE_OPERATOR, &[&name]),
+                )
+                .await?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn open_session(&self, session: Session) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let what = format!("open a session for {}", session.operator);
+            let client = self.ledger.client(&what).await?;
+            let (created, expires) = (nanos(session.created_at), nanos(session.expires_at));
+            execute(
+                &client,
+                &what,
+                OPEN_SESSION,
+                &[
+                    &session.token_sha256,
+                    &session.operator,
+                    &session.csrf,
+                    &created,
+                    &expires,
+                ],
+            )
+            .await?;
+            self.ledger.committed();
+            Ok(())
+        })
+    }
+
+    fn session<'a>(
+        &'a self,
+        token_sha256: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Option<Session>, Error>> {
+        Box::pin(async move {
+            let what = "read a session";
+            let client = self.ledger.client(what).await?;
+            let rows = query(&client, what, SESSION, &[&token_sha256, &nanos(now)]).await?;
+            let Some(row) = rows.first() else {
+                return Ok(None);
+            };
+            let read = || -> Result<Session, String> {
+                let mut session = Session::new(
+                    column::<String>(row, 0)?,
+                    column::<String>(row, 1)?,
+                    column::<String>(row, 3)?,
+                    time(column(row, 4)?),
+                    time(column(row, 5)?),
+                );
+                session.role = role(&column::<String>(row, 2)?)?;
+                Ok(session)
+            };
+            read().map(Some).map_err(|e| Error::store(what, e))
+        })
+    }
+
+    fn close_session<'a>(&'a self, token_sha256: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let what = "close a session";
+            let client = self.ledger.client(what).await?;
+            execute(&client, what, CLOSE_SESSION, &[&token_sha256]).await?;
+            self.ledger.committed();
+            Ok(())
+        })
+    }
+
+    fn purge_sessions(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, Error>> {
+        Box::pin(async move {
+            let what = "delete ended sessions";
+            let client = self.ledger.client(what).await?;
+            let purged = execute(&client, what, PURGE_SESSIONS, &[&nanos(now)]).await?;
+            self.ledger.committed();
+            Ok(purged)
+        })
+    }
+}

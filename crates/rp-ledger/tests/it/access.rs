@@ -1,0 +1,112 @@
+//! The console's operators and sessions (`AccessStore`), the same assertions for every
+//! backend.
+
+use std::time::{Duration, SystemTime};
+
+use rp_ledger::{Ledger, OperatorAccount, Role, Session};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+pub(crate) async fn run_all(ledger: &Ledger) {
+    let access = ledger.access();
+    let now = SystemTime::now();
+    assert!(access.operators().await.unwrap().is_empty());
+    assert_eq!(access.operator("anna").await.unwrap(), None);
+
+    // Operators: added, read back, listed by name, replaced.
+    let mut anna = OperatorAccount::new("anna", "$argon2id$v=19$hash-1", Role::Pay);
+    anna.totp_secret = Some("JBSWY3DPEHPK3PXP".to_owned());
+    anna.updated_at = now;
+    access.put_operator(anna.clone()).await.unwrap();
+    let mut bob = OperatorAccount::new("bob", "$argon2id$v=19$hash-2", Role::View);
+    bob.updated_at = now;
+    access.put_operator(bob.clone()).await.unwrap();
+    let read = access.operator("anna").await.unwrap().unwrap();
+    assert_eq!(read, anna);
+    let names: Vec<String> = access
+        .operators()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, ["anna", "bob"]);
+
+    // Sessions: found by the token's hash while open, with the operator's role now.
+    let open = |token: &str, who: &str, expires: SystemTime| {
+        Session::new(token, who, format!("csrf-{token}"), now, expires)
+    };
+    access
+        .open_session(open("t-anna", "anna", now + HOUR))
+        .await
+        .unwrap();
+    access
+        .open_session(open("t-bob", "bob", now + HOUR))
+        .await
+        .unwrap();
+    access
+        .open_session(open("t-old", "bob", now - HOUR))
+        .await
+        .unwrap();
+    let session = access.session("t-anna", now).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            session.operator.as_str(),
+            session.role,
+            session.csrf.as_str()
+        ),
+        ("anna", Role::Pay, "csrf-t-anna")
+    );
+    assert_eq!(access.session("t-old", now).await.unwrap(), None, "ended");
+    assert_eq!(access.session("t-bob", now + 2 * HOUR).await.unwrap(), None);
+    assert_eq!(access.session("nope", now).await.unwrap(), None);
+
+    // A session for nobody is refused (the operator must exist).
+    assert!(
+        access
+            .open_session(open("t-ghost", "ghost", now + HOUR))
+            .await
+            .is_err()
+    );
+
+    // Replacing an operator (new password or role) closes their sessions.
+    let mut anna2 = anna.clone();
+    anna2.password_hash = "$argon2id$v=19$hash-3".to_owned();
+    anna2.role = Role::View;
+    access.put_operator(anna2.clone()).await.unwrap();
+    assert_eq!(access.session("t-anna", now).await.unwrap(), None);
+    assert_eq!(access.operator("anna").await.unwrap().unwrap(), anna2);
+
+    // Logging out; ended sessions purged.
+    access.close_session("t-bob").await.unwrap();
+    access.close_session("t-bob").await.unwrap();
+    assert_eq!(access.session("t-bob", now).await.unwrap(), None);
+    assert_eq!(access.purge_sessions(now).await.unwrap(), 1, "t-old");
+
+    // Removing an operator closes their sessions.
+    access
+        .open_session(open("t-bob2", "bob", now + HOUR))
+        .await
+        .unwrap();
+    assert!(access.remove_operator("bob").await.unwrap());
+    assert!(!access.remove_operator("bob").await.unwrap());
+    assert_eq!(access.session("t-bob2", now).await.unwrap(), None);
+    assert_eq!(access.operators().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_ledger_keeps_operators_and_sessions() {
+    run_all(&Ledger::open("sqlite::memory:").await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_ledger_keeps_operators_and_sessions_across_a_reopen() {
+    let dir = crate::scratch("access");
+    let url = format!("sqlite:{}", dir.join("ledger.db").display());
+    run_all(&Ledger::open(&url).await.unwrap()).await;
+    let again = Ledger::open(&url).await.unwrap();
+    assert_eq!(
+        again.access().operator("anna").await.unwrap().unwrap().role,
+        Role::View
+    );
+}
