@@ -13,6 +13,7 @@ mod gate_cmd;
 mod ledger_cmd;
 mod limits_file;
 mod listen;
+mod serve_cmd;
 mod sign_cmd;
 
 use std::process::ExitCode;
@@ -75,6 +76,8 @@ enum Command {
     Verify(sign_cmd::VerifyArgs),
     /// Mass payouts from a CSV file: `rp batch check FILE` validates one (sends nothing).
     Batch(batch_cmd::BatchArgs),
+    /// The payout desk: callback endpoint, reconciler, batch worker and web console.
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => sign_cmd::verify(&args),
         Command::Batch(args) => finish(args.name(), batch_cmd::batch(&args)),
+        Command::Serve(args) => finish("rp serve", serve_cmd::serve(&args)),
     }
 }
 

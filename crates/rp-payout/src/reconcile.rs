@@ -197,6 +197,54 @@ impl Client {
         Ok(report)
     }
 
+    /// Asks the platform about one payout now, whatever its next check time (an operator's
+    /// "ask the status now"), by the rules of [`Client::reconcile`]: a payout in flight is
+    /// not asked about ([`ReconcileResult::Unchanged`]), one never sent becomes
+    /// [`PayoutState::NotRegistered`], a settled one is asked too (a reversal shows). Nothing
+    /// is sent as a payout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the payout is not recorded or the store fails; a failed status
+    /// request is [`ReconcileResult::Failed`].
+    pub async fn check_now(&self, payment_id: &PaymentId) -> Result<ReconcileResult, Error> {
+        let record = self
+            .store
+            .get(payment_id)
+            .await?
+            .ok_or_else(|| Error::store(format!("find payout {payment_id}"), "not recorded"))?;
+        let lease_now = self.lease_clock().await;
+        let result = if self.in_flight(&record, lease_now) {
+            ReconcileResult::Unchanged(record.state.clone())
+        } else if record.state == PayoutState::Created && record.attempts == 0 {
+            self.never_sent(&record).await
+        } else {
+            self.reconcile_one(&record).await
+        };
+        tracing::info!(payment_id = %payment_id, ?result, "status checked on request");
+        Ok(result)
+    }
+
+    /// Writes `note` into the payout's history from `source` (e.g. which operator asked for
+    /// a status check or a resend, before it is done), as a change of nothing but the
+    /// record's version: a compare-and-set with its event, like every other change.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the payout is not recorded or the store fails.
+    pub async fn note(
+        &self,
+        payment_id: &PaymentId,
+        source: EventSource,
+        note: impl Into<String>,
+    ) -> Result<PayoutRecord, Error> {
+        let origin = Origin::new(source).noted(note.into());
+        let (record, ()) = self
+            .change(payment_id, &origin, |current| (Some(current.clone()), ()))
+            .await?;
+        Ok(record)
+    }
+
     /// Backs off: the next check of a payout that nothing changed waits a quarter of its age,
     /// between `overdue_after` (10 s at least) and an hour. A record that changed meanwhile is
     /// left for the next pass.

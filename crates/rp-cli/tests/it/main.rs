@@ -18,6 +18,7 @@ mod review;
 mod review2_batches;
 mod review4;
 mod review_batches;
+mod serve_cmd;
 mod sign_cmd;
 
 use std::io::Write as _;

@@ -192,6 +192,21 @@ impl Client {
         }
     }
 
+    /// The same client (transport, store, clock, payment IDs, owner) applying `limits`
+    /// instead of its configuration's: e.g. a batch's worker applies the stricter of the
+    /// project's limits and those the batch was confirmed with.
+    pub fn with_limits(&self, limits: rp_model::Limits) -> Client {
+        Client {
+            config: self.config.clone().with_limits(limits),
+            signer: self.signer.clone(),
+            transport: Arc::clone(&self.transport),
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            ids: Arc::clone(&self.ids),
+            owner: self.owner.clone(),
+        }
+    }
+
     /// The project.
     pub fn project_id(&self) -> ProjectId {
         self.config.project_id

@@ -48,6 +48,21 @@ impl Client {
     ///   [`Error::InFlight`] (another call is sending it), [`Error::RecordFailed`] (the store
     ///   failed after the request may have been sent).
     pub async fn payout(&self, payout: &Payout) -> Result<PayoutReceipt, Error> {
+        self.payout_as(payout, EventSource::Call).await
+    }
+
+    /// [`Client::payout`], with the payout recorded as coming from `source` (e.g.
+    /// [`EventSource::Operator`] with the name of the console operator or API key that asked
+    /// for it): the first event of its history says who.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::payout`].
+    pub async fn payout_as(
+        &self,
+        payout: &Payout,
+        source: EventSource,
+    ) -> Result<PayoutReceipt, Error> {
         let payment_id = payout.payment_id().clone();
         let span = tracing::info_span!(
             "rp_payout.payout",
@@ -62,7 +77,7 @@ impl Client {
             let mut record = PayoutRecord::new(payment_id.clone(), request, now);
             record.claimed_by = Some(self.owner.token().to_owned());
             record.lease_until = Some(self.lease_clock().await + self.config.in_flight_window());
-            let recorded = PayoutEvent::new(now, EventSource::Call, None, PayoutState::Created);
+            let recorded = PayoutEvent::new(now, source, None, PayoutState::Created);
             match self.store.insert(record, recorded, self.config.limits).await? {
                 Inserted::OverLimit(reason) => {
                     tracing::warn!(%reason, "payout over the project's limits; not recorded, not sent");

@@ -1,0 +1,329 @@
+//! `rp serve`: the payout desk (rp-console) on the ledger; `rp serve add-operator`,
+//! `remove-operator`, `operators`: who may sign in to its console.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rp_console::{Desk, ServeOptions, Settings, hash_password};
+use rp_ledger::{OperatorAccount, Role, check_operator_name};
+
+use crate::batch_cmd::LimitArgs;
+use crate::common::{Failure, GateArgs, destination, ledger_client, runtime};
+use crate::ledger_cmd::LedgerArgs;
+
+/// `rp serve`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, after_help = SERVE_HELP)]
+pub(crate) struct ServeArgs {
+    #[command(subcommand)]
+    action: Option<ServeAction>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+const SERVE_HELP: &str = "\
+Runs the callback endpoint, the reconciler, the batch worker and the web console on the ledger.
+Several instances on one PostgreSQL ledger share the work: each payout, callback and batch row is
+handled once. Sign-in needs an operator: `rp serve add-operator NAME --role pay`.
+
+The console listens on 127.0.0.1 unless told otherwise. rp serve has no TLS of its own: to reach
+the console from another machine, put a TLS-terminating reverse proxy in front and pass
+--insecure-bind (the console refuses a non-loopback address without it). The callback endpoint
+(on the console's address, or on --callback-listen) carries no session and accepts only signed
+callbacks, so it may listen on any address.
+
+Ctrl-C or SIGTERM: no new work is taken; payouts and batch rows in flight are finished and
+recorded (30 s at most), then rp exits.";
+
+#[derive(Debug, clap::Subcommand)]
+enum ServeAction {
+    /// Add an operator of the console, or give one a new password or role (their sessions
+    /// end). The password is read from --password-file, or `RP_OPERATOR_PASSWORD`, or made up
+    /// and printed once.
+    AddOperator(AddOperatorArgs),
+    /// Remove an operator (their sessions end).
+    RemoveOperator {
+        /// The operator's name.
+        name: String,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// List the operators.
+    Operators {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct AddOperatorArgs {
+    /// The operator's name: letters A-Z, digits, `.`, `_`, `-`, `@`.
+    name: String,
+    /// `view` (see payouts) or `pay` (also pay, resend, ask statuses).
+    #[arg(long, value_parser = ["view", "pay"])]
+    role: String,
+    /// Read the password from this file (`-`: standard input); one trailing newline ignored.
+    #[arg(long, value_name = "PATH")]
+    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The console's address.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Allow the console on an address other than loopback without TLS (behind a TLS proxy).
+    #[arg(long)]
+    insecure_bind: bool,
+    /// Receive callbacks on this address instead of the console's (e.g. 0.0.0.0:9000).
+    #[arg(long, value_name = "ADDR")]
+    callback_listen: Option<SocketAddr>,
+    /// The callback endpoint's path (the project's callback URL must lead here).
+    #[arg(long, default_value = rp_console::DEFAULT_CALLBACK_PATH, value_name = "PATH")]
+    callback_path: String,
+    /// Ask about overdue payouts every this many seconds (0: never).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    reconcile_every: u64,
+    /// A payout unchanged for this many seconds is overdue: the reconciler asks about it.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    overdue_after: u64,
+    /// Do not resume stopped batches here (another instance, or `rp batch run`, does).
+    #[arg(long)]
+    no_batch_worker: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    #[command(flatten)]
+    gate: GateArgs,
+}
+
+/// `rp serve …`.
+pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    match &args.action {
+        Some(ServeAction::AddOperator(add)) => runtime()?.block_on(add_operator(add)),
+        Some(ServeAction::RemoveOperator { name, ledger }) => {
+            runtime()?.block_on(remove_operator(name, ledger))
+        }
+        Some(ServeAction::Operators { ledger }) => runtime()?.block_on(list_operators(ledger)),
+        None => run(&args.run),
+    }
+}
+
+/// The new operator's password, and whether it was made up here (then it is printed).
+fn password(args: &AddOperatorArgs) -> Result<(String, bool), Failure> {
+    if let Some(path) = &args.password_file {
+        let (name, bytes) = crate::common::read_input(path)?;
+        let mut text = String::from_utf8(bytes)
+            .map_err(|_| Failure::usage(format!("the password in {name} is not UTF-8")))?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        return Ok((text, false));
+    }
+    if let Ok(text) = std::env::var("RP_OPERATOR_PASSWORD") {
+        return Ok((text, false));
+    }
+    let mut bytes = [0u8; 15];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Failure::unreachable(format!("no random bytes from the system: {e}")))?;
+    // 15 bytes → 20 characters of an alphabet without look-alikes.
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let text = bytes
+        .iter()
+        .flat_map(|b| [b % 56, (b / 56) % 56])
+        .take(20)
+        .map(|i| char::from(ALPHABET[usize::from(i)]))
+        .collect();
+    Ok((text, true))
+}
+
+async fn add_operator(args: &AddOperatorArgs) -> Result<(), Failure> {
+    check_operator_name(&args.name).map_err(|e| Failure::usage(format!("{:?}: {e}", args.name)))?;
+    let role = Role::parse(&args.role)
+        .ok_or_else(|| Failure::usage(format!("unknown role {:?}: view or pay", args.role)))?;
+    let (password, made_up) = password(args)?;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password).map(|h| (h, password)))
+        .await
+        .map_err(|e| Failure::unreachable(e.to_string()))?
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let ledger = args.ledger.open().await?;
+    let existed = ledger
+        .access()
+        .operator(&args.name)
+        .await
+        .map_err(Failure::from)?
+        .is_some();
+    ledger
+        .access()
+        .put_operator(OperatorAccount::new(&args.name, hash.0, role))
+        .await
+        .map_err(Failure::from)?;
+    let verb = if existed {
+        "updated (their sessions ended)"
+    } else {
+        "added"
+    };
+    println!("operator {} ({role}) {verb} in {}", args.name, ledger.url());
+    if made_up {
+        println!("password (shown once): {}", hash.1);
+    }
+    Ok(())
+}
+
+async fn remove_operator(name: &str, ledger: &LedgerArgs) -> Result<(), Failure> {
+    let ledger = ledger.open().await?;
+    if ledger
+        .access()
+        .remove_operator(name)
+        .await
+        .map_err(Failure::from)?
+    {
+        println!("operator {name} removed; their sessions ended");
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "no operator {name:?} in {}",
+            ledger.url()
+        )))
+    }
+}
+
+async fn list_operators(ledger: &LedgerArgs) -> Result<(), Failure> {
+    let ledger = ledger.open().await?;
+    let operators = ledger.access().operators().await.map_err(Failure::from)?;
+    if operators.is_empty() {
+        println!(
+            "no operators in {}: rp serve add-operator NAME --role pay",
+            ledger.url()
+        );
+    }
+    for operator in operators {
+        println!(
+            "{:<24} {:<5} {}",
+            operator.name,
+            operator.role.as_str(),
+            crate::ledger_cmd::utc(operator.updated_at)
+        );
+    }
+    Ok(())
+}
+
+/// Why `addr` is refused for the console, if it is.
+fn refused_bind(addr: SocketAddr, insecure: bool) -> Option<String> {
+    (!addr.ip().is_loopback() && !insecure).then(|| {
+        format!(
+            "--listen {addr} is not a loopback address, and rp serve has no TLS of its own: operators' \
+             passwords and sessions would cross the network in clear. Put a TLS-terminating reverse \
+             proxy in front and pass --insecure-bind, or listen on 127.0.0.1"
+        )
+    })
+}
+
+fn run(args: &RunArgs) -> Result<(), Failure> {
+    if let Some(reason) = refused_bind(args.listen, args.insecure_bind) {
+        return Err(Failure::usage(reason));
+    }
+    if !args.callback_path.starts_with('/') || args.callback_path.len() < 2 {
+        return Err(Failure::usage(format!(
+            "--callback-path {:?} must be a path such as /rocketpay/callback",
+            args.callback_path
+        )));
+    }
+    let limits = args.limits.limits()?;
+    let config = args.gate.config()?.with_limits(limits);
+    let project = config.project_id;
+    let base_url = config.base_url.clone();
+    let transport = config.default_transport().map_err(Failure::from)?;
+    runtime()?.block_on(async {
+        let console = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.listen)))?;
+        let callbacks = match args.callback_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        let ledger = args.ledger.open().await?;
+        let client = ledger_client(
+            config,
+            transport,
+            ledger.store(project),
+            Duration::from_secs(args.overdue_after),
+        )?;
+        let operators = ledger.access().operators().await.map_err(Failure::from)?;
+        let desk = Desk::new(Arc::new(client), ledger.clone(), Settings::default());
+        let console_addr = console.local_addr().map_err(|e| Failure::usage(e.to_string()))?;
+        let callback_addr = match &callbacks {
+            Some(listener) => listener.local_addr().map_err(|e| Failure::usage(e.to_string()))?,
+            None => console_addr,
+        };
+        println!("rp serve {}", destination(&base_url, project));
+        println!("  console    http://{console_addr}/");
+        println!("  callbacks  http://{callback_addr}{}", args.callback_path);
+        println!("  ledger     {}", ledger.url());
+        if operators.is_empty() {
+            println!(
+                "  no operators yet: rp serve add-operator NAME --role pay (same --ledger) to sign in"
+            );
+        }
+        let mut options = ServeOptions::new(console);
+        options.callbacks = callbacks;
+        options.callback_path = args.callback_path.clone();
+        options.reconcile_every =
+            (args.reconcile_every > 0).then(|| Duration::from_secs(args.reconcile_every));
+        if args.no_batch_worker {
+            options.batches_every = None;
+        }
+        let started = SystemTime::now();
+        rp_console::serve(desk, options, shutdown_signal()).await;
+        let ran = started.elapsed().unwrap_or_default().as_secs();
+        eprintln!("rp serve: stopped after {ran} s");
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = interrupt.await;
+            return;
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_without_insecure_bind() {
+        assert!(refused_bind("127.0.0.1:8080".parse().unwrap(), false).is_none());
+        assert!(refused_bind("[::1]:8080".parse().unwrap(), false).is_none());
+        assert!(refused_bind("0.0.0.0:8080".parse().unwrap(), false).is_some());
+        assert!(refused_bind("0.0.0.0:8080".parse().unwrap(), true).is_none());
+    }
+}

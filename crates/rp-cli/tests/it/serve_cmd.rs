@@ -1,0 +1,172 @@
+//! `rp serve` as a process: operators added, listed, removed; a public address refused
+//! without `--insecure-bind`; the desk answers its health checks and stops gracefully on
+//! SIGTERM. (The console's pages are tested in rp-console against a real `serve`.)
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::gate_cmd::Sim;
+use crate::{rp_with, stderr, stdout};
+
+#[test]
+fn operators_are_added_listed_and_removed() {
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let env = [("RP_LEDGER", ledger.as_str())];
+    let added = rp_with(
+        &["serve", "add-operator", "anna", "--role", "pay"],
+        &env,
+        b"",
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let out = stdout(&added);
+    assert!(out.contains("operator anna (pay) added"), "{out}");
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .expect("a made-up password is printed once");
+    assert_eq!(password.chars().count(), 20, "{password}");
+
+    // From a file (standard input here), a new role: an update.
+    let updated = rp_with(
+        &[
+            "serve",
+            "add-operator",
+            "anna",
+            "--role",
+            "view",
+            "--password-file",
+            "-",
+        ],
+        &env,
+        b"a much longer passphrase\n",
+    );
+    assert!(updated.status.success(), "{}", stderr(&updated));
+    assert!(stdout(&updated).contains("updated"), "{}", stdout(&updated));
+    assert!(!stdout(&updated).contains("shown once"));
+
+    let short = rp_with(
+        &["serve", "add-operator", "bob", "--role", "pay"],
+        &[
+            ("RP_LEDGER", ledger.as_str()),
+            ("RP_OPERATOR_PASSWORD", "short"),
+        ],
+        b"",
+    );
+    assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
+    assert!(stderr(&short).contains("at least 12"), "{}", stderr(&short));
+    let bad_name = rp_with(
+        &["serve", "add-operator", "bo b", "--role", "pay"],
+        &env,
+        b"",
+    );
+    assert_eq!(bad_name.status.code(), Some(2));
+    assert!(
+        stderr(&bad_name).contains("operator name"),
+        "{}",
+        stderr(&bad_name)
+    );
+
+    let listed = stdout(&rp_with(&["serve", "operators"], &env, b""));
+    assert!(
+        listed.starts_with("anna") && listed.contains("view"),
+        "{listed}"
+    );
+    assert!(!listed.contains("argon2"), "no hash shown: {listed}");
+    let removed = rp_with(&["serve", "remove-operator", "anna"], &env, b"");
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let again = rp_with(&["serve", "remove-operator", "anna"], &env, b"");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stdout(&rp_with(&["serve", "operators"], &env, b"")).contains("no operators"));
+}
+
+#[test]
+fn a_public_address_needs_insecure_bind() {
+    let out = rp_with(
+        &["serve", "--listen", "0.0.0.0:0", "--project-id", "1234"],
+        &[("RP_SECRET_KEY", "k")],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("not a loopback address") && text.contains("--insecure-bind"),
+        "{text}"
+    );
+}
+
+/// `GET path` on `addr` over a plain socket: the status line and the body.
+fn get(addr: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn serve_answers_and_stops_gracefully_on_sigterm() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = sim.spawn_in(&ledger, &["serve", "--listen", &addr]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        if let Some(answer) = get(&addr, "/healthz") {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rp serve did not answer on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let login = get(&addr, "/payments").unwrap();
+    assert!(
+        login.starts_with("HTTP/1.1 303") && login.contains("location: /login"),
+        "{login}"
+    );
+    let callback = get(&addr, "/rocketpay/callback").unwrap();
+    assert!(
+        callback.starts_with("HTTP/1.1 405"),
+        "the callback endpoint is mounted: {callback}"
+    );
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rp serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().unwrap();
+    assert!(status.success(), "{status}: {}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains(&format!("console    http://{addr}/")), "{out}");
+    assert!(out.contains("no operators yet"), "{out}");
+    assert!(
+        stderr(&output).contains("rp serve: stopped"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,185 @@
+//! The console's router: the public pages (login, assets, health, metrics), the pages that
+//! need a signed-in operator, and the headers every answer carries.
+//!
+//! | Path | What |
+//! | --- | --- |
+//! | `/login`, `/logout` | signing in and out |
+//! | `/payments`, `/payments.csv`, `/payments/{payment_id}` | the payments, their export, one payment |
+//! | `/payouts/new` → `POST /payouts` | a single payout: form, confirmation, result |
+//! | `/batches`, `/batches/{id}`, `/batches/{id}/report.csv` | mass payouts |
+//! | `/limits`, `/attention` | the limits and what they use; payouts that need a person |
+//! | `/healthz`, `/readyz`, `/metrics` | for the orchestrator and Prometheus |
+
+// Handlers stop early with a finished answer (`Err(Response)`): an error page is the normal
+// way out of a page, and boxing every one would only add noise.
+#![allow(clippy::result_large_err)]
+
+mod batches;
+pub(crate) mod layout;
+mod login;
+mod payment;
+mod payments;
+mod payout_form;
+mod status;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::Desk;
+use crate::auth::require_login;
+
+/// The largest form body a console page accepts (a batch file is uploaded separately).
+pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The content security policy: nothing from elsewhere, no inline script or style, no
+/// framing, forms only to this origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const CSS: &str = include_str!("../../assets/console.css");
+const JS: &str = include_str!("../../assets/console.js");
+
+/// The console, with health and metrics, on `desk`. The callback endpoint is mounted
+/// beside it by [`crate::serve`].
+pub fn router(desk: Desk) -> Router {
+    let signed_in = Router::new()
+        .route("/", get(|| async { Redirect::to("/payments") }))
+        .route("/logout", post(login::logout))
+        .route("/payments", get(payments::list))
+        .route("/payments.csv", get(payments::export))
+        .route("/payments/{payment_id}", get(payment::show))
+        .route("/payments/{payment_id}/state", get(payment::state_fragment))
+        .route("/payments/{payment_id}/check", post(payment::check))
+        .route("/payments/{payment_id}/resend", post(payment::resend))
+        .route("/payouts/new", get(payout_form::new))
+        .route("/payouts", post(payout_form::submit))
+        .route("/batches", get(batches::list))
+        .route("/batches/{id}", get(batches::show))
+        .route("/batches/{id}/progress", get(batches::progress_fragment))
+        .route("/batches/{id}/report.csv", get(batches::report))
+        .route("/limits", get(status::limits))
+        .route("/attention", get(payments::attention))
+        .route_layer(middleware::from_fn_with_state(desk.clone(), require_login));
+    Router::new()
+        .route("/login", get(login::form).post(login::submit))
+        .route(
+            "/assets/console.css",
+            get(|| asset(CSS, "text/css; charset=utf-8")),
+        )
+        .route(
+            "/assets/console.js",
+            get(|| asset(JS, "text/javascript; charset=utf-8")),
+        )
+        .route("/healthz", get(status::health))
+        .route("/readyz", get(status::ready))
+        .route("/metrics", get(status::metrics))
+        .merge(signed_in)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            desk.clone(),
+            headers_and_timing,
+        ))
+        .with_state(desk)
+}
+
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such page").into_response()
+}
+
+/// Security headers on every answer (pages are never cached: they show money and phone
+/// numbers), and the request's time in the metrics.
+async fn headers_and_timing(State(desk): State<Desk>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = match request.uri().path() {
+        "/healthz" | "/readyz" | "/metrics" => "ops",
+        path if path.starts_with("/assets/") => "assets",
+        _ => "console",
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if route == "console" {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    desk.metrics().request(route, started.elapsed());
+    response
+}
+
+/// An HTML answer.
+pub(crate) fn html(markup: maud::Markup) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+/// A page saying something went wrong, with `status`.
+pub(crate) fn problem(status: StatusCode, me: Option<&crate::Me>, text: &str) -> Response {
+    let mut response = html(layout::page(
+        "Problem",
+        me,
+        "",
+        maud::html! { h1 { "Something went wrong" } (layout::notice("error", text)) },
+    ));
+    *response.status_mut() = status;
+    response
+}
+
+/// The ledger failed: logged, answered 503 (the operator may try again).
+pub(crate) fn ledger_failed(me: Option<&crate::Me>, error: &rp_payout::Error) -> Response {
+    tracing::error!(%error, "console: the ledger failed");
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        me,
+        &format!(
+            "The ledger did not answer: {error}. Nothing was changed by this page; try again."
+        ),
+    )
+}
+
+/// A receiver of body chunks as a response body stream (an export or a report written a
+/// page at a time).
+pub(crate) struct ChannelStream(
+    pub(crate) tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+);
+
+impl futures_core::Stream for ChannelStream {
+    type Item = Result<axum::body::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}

@@ -1,0 +1,350 @@
+//! Manual payments: `/payouts/new` (the form) → `POST /payouts` with `step=review` (every
+//! field checked, errors beside their field; else the confirmation: masked phone, operator
+//! hint, amount, and the payment ID minted for it) → `POST /payouts` with `step=pay`
+//! (recorded under that payment ID, sent in the background, then its page shows the result
+//! live).
+//!
+//! The payment ID is minted at the confirmation, before anything is recorded, and carried
+//! by the form: pressing "Pay" twice, or reloading the answer, submits the same payout under
+//! the same ID, which the client records once and sends once.
+
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use rp_model::{Currency, CustomerId, Money, Msisdn, PaymentId, Payout};
+use rp_payout::Error;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use super::layout::{csrf_field, notice, page, url_encode};
+use super::payment::require_pay;
+use super::{html, ledger_failed};
+use crate::{Desk, Me};
+
+/// The longest description the form takes, in characters.
+const MAX_DESCRIPTION: usize = 255;
+
+/// How long the answer to "Pay" waits for the payout to be recorded before it shows the
+/// payout's page anyway.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
+
+/// The form's fields, as typed.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct PayoutForm {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    customer_id: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    payment_id: String,
+    #[serde(default)]
+    step: String,
+}
+
+/// A field's problem: `(field, message)`.
+type FieldError = (&'static str, String);
+
+/// The payout the form describes, or every field's problem.
+fn check(form: &PayoutForm, payment_id: PaymentId) -> Result<Payout, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let phone = Msisdn::parse(form.phone.trim())
+        .map_err(|e| errors.push(("phone", e.to_string())))
+        .ok();
+    let amount = Money::parse(form.amount.trim(), Currency::KZT)
+        .map_err(|e| errors.push(("amount", e.to_string())))
+        .ok();
+    let customer = match form.customer_id.trim() {
+        "" => {
+            errors.push((
+                "customer_id",
+                "the customer's ID in your system is required (the platform asks for it)"
+                    .to_owned(),
+            ));
+            None
+        }
+        id => CustomerId::new(id)
+            .map_err(|e| errors.push(("customer_id", e.to_string())))
+            .ok(),
+    };
+    let description = form.description.trim();
+    if description.chars().count() > MAX_DESCRIPTION {
+        errors.push((
+            "description",
+            format!("at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    let (Some(phone), Some(amount), Some(customer)) = (phone, amount, customer) else {
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut builder = Payout::builder()
+        .payment_id(payment_id)
+        .phone(phone)
+        .amount(amount)
+        .customer_id(customer);
+    if !description.is_empty() {
+        builder = builder.description(description);
+    }
+    builder.build().map_err(|e| {
+        let text = e.to_string();
+        let field = if text.contains("phone") {
+            "phone"
+        } else if text.contains("amount") {
+            "amount"
+        } else if text.contains("description") {
+            "description"
+        } else {
+            "form"
+        };
+        vec![(field, text)]
+    })
+}
+
+/// `/payouts/new`.
+pub(crate) async fn new(Extension(me): Extension<Me>) -> Response {
+    html(form_page(&me, &PayoutForm::default(), &[], None))
+}
+
+fn form_page(me: &Me, form: &PayoutForm, errors: &[FieldError], top: Option<&str>) -> Markup {
+    let error_of = |field: &str| -> Markup {
+        html! {
+            @for (_, message) in errors.iter().filter(|(f, _)| *f == field) {
+                p.error id={(field) "-error"} { (message) }
+            }
+        }
+    };
+    let invalid = |field: &str| errors.iter().any(|(f, _)| *f == field).then_some("true");
+    let body = html! {
+        h1 { "New payout" }
+        @if !me.role.may_pay() {
+            (notice("error", "Your role is \"view\": you can see payouts, not make them."))
+        } @else {
+            @if let Some(top) = top { (notice("error", top)) }
+            (error_of("form"))
+            form.card method="post" action="/payouts" novalidate {
+                (csrf_field(me))
+                input type="hidden" name="step" value="review";
+                div.field {
+                    label for="phone" { "Phone number (any written form: +7 701 123 45 67, 8 701 …)" }
+                    input #phone name="phone" value=(form.phone) inputmode="tel" autocomplete="off" required aria-invalid=[invalid("phone")];
+                    (error_of("phone"))
+                }
+                div.field {
+                    label for="amount" { "Amount, ₸ (1 500, 1500,50, 1500.50)" }
+                    input #amount name="amount" value=(form.amount) inputmode="decimal" autocomplete="off" required aria-invalid=[invalid("amount")];
+                    (error_of("amount"))
+                }
+                div.field {
+                    label for="customer_id" { "Customer ID (yours)" }
+                    input #customer_id name="customer_id" value=(form.customer_id) required aria-invalid=[invalid("customer_id")];
+                    (error_of("customer_id"))
+                }
+                div.field {
+                    label for="description" { "Description (optional)" }
+                    input #description name="description" value=(form.description) maxlength="255" aria-invalid=[invalid("description")];
+                    (error_of("description"))
+                }
+                button type="submit" { "Review" }
+            }
+        }
+    };
+    page("New payout", Some(me), "/payouts/new", body)
+}
+
+/// `POST /payouts`: review, or pay.
+pub(crate) async fn submit(
+    State(desk): State<Desk>,
+    Extension(me): Extension<Me>,
+    Form(form): Form<PayoutForm>,
+) -> Response {
+    if let Err(response) = require_pay(&me) {
+        return response;
+    }
+    match form.step.as_str() {
+        "pay" => pay(&desk, &me, &form).await,
+        "edit" => html(form_page(&me, &form, &[], None)),
+        _ => review(&desk, &me, &form),
+    }
+}
+
+fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
+    let payment_id = match desk.client().new_payment_id() {
+        Ok(id) => id,
+        Err(error) => return ledger_failed(Some(me), &error),
+    };
+    let payout = match check(form, payment_id) {
+        Ok(payout) => payout,
+        Err(errors) => {
+            let mut response = html(form_page(me, form, &errors, None));
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return response;
+        }
+    };
+    let phone = payout.phone();
+    let hint = phone.operator_hint().map_or_else(
+        || "unknown range".to_owned(),
+        |info| {
+            let operators: Vec<String> = info.operators.iter().map(ToString::to_string).collect();
+            format!(
+                "{} ({}; numbers are portable)",
+                info.company,
+                operators.join(", ")
+            )
+        },
+    );
+    let hidden =
+        |name: &'static str, value: &str| html! { input type="hidden" name=(name) value=(value); };
+    let body = html! {
+        h1 { "Confirm the payout" }
+        div.card {
+            dl.facts {
+                dt { "Phone" } dd { (phone.masked()) }
+                dt { "Operator" } dd { (hint) }
+                dt { "Amount" } dd { strong { (payout.amount()) } }
+                dt { "Customer" } dd { (form.customer_id.trim()) }
+                @if !form.description.trim().is_empty() { dt { "Description" } dd { (form.description.trim()) } }
+                dt { "Payment ID" } dd { (payout.payment_id()) }
+            }
+        }
+        div.actions {
+            form method="post" action="/payouts" {
+                (csrf_field(me))
+                (hidden("step", "pay"))
+                (hidden("payment_id", payout.payment_id().as_str()))
+                (hidden("phone", &form.phone)) (hidden("amount", &form.amount))
+                (hidden("customer_id", &form.customer_id)) (hidden("description", &form.description))
+                button type="submit" { "Pay " (payout.amount()) }
+            }
+            form method="post" action="/payouts" {
+                (csrf_field(me))
+                (hidden("step", "edit"))
+                (hidden("phone", &form.phone)) (hidden("amount", &form.amount))
+                (hidden("customer_id", &form.customer_id)) (hidden("description", &form.description))
+                button.secondary type="submit" { "Change" }
+            }
+        }
+    };
+    html(page("Confirm the payout", Some(me), "/payouts/new", body))
+}
+
+async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
+    // Everything is checked again: the confirmation's hidden fields are input too.
+    let payment_id = match PaymentId::new(form.payment_id.trim()) {
+        Ok(id) => id,
+        Err(e) => {
+            let top = format!("The confirmation carried no valid payment ID ({e}); review again.");
+            return html(form_page(me, form, &[], Some(&top)));
+        }
+    };
+    let payout = match check(form, payment_id.clone()) {
+        Ok(payout) => payout,
+        Err(errors) => {
+            let mut response = html(form_page(me, form, &errors, None));
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return response;
+        }
+    };
+    let page_of = format!("/payments/{}?done=sent", url_encode(payment_id.as_str()));
+    let store = desk.client().store().clone();
+    let project = desk.client().project_id();
+    // Already recorded (the button pressed twice, the answer reloaded): the same payout is
+    // shown, never sent again from here; another payout under this ID is a conflict.
+    match store.get(&payment_id).await {
+        Ok(Some(existing)) if existing.request == payout.to_request(project) => {
+            return Redirect::to(&page_of).into_response();
+        }
+        Ok(Some(_)) => {
+            let top = format!(
+                "Payment ID {payment_id} is already recorded for another payout; nothing was sent. Review again for a new ID."
+            );
+            return html(form_page(me, form, &[], Some(&top)));
+        }
+        Ok(None) => {}
+        Err(error) => return ledger_failed(Some(me), &error),
+    }
+    let (result_tx, mut result_rx) = oneshot::channel();
+    let client = desk.client().clone();
+    let source = me.source();
+    tracing::info!(operator = %me.name, payment_id = %payment_id, phone = %payout.phone(), amount = %payout.amount(), "payout from the console");
+    desk.send_in_background(async move {
+        let result = client.payout_as(&payout, source).await;
+        if let Err(error) = &result {
+            tracing::warn!(payment_id = %payout.payment_id(), %error, "console payout did not succeed");
+        }
+        let _ = result_tx.send(result.map(|_| ()));
+    });
+    // Answer once the payout is recorded (or refused before it was), never before: its
+    // page must find it.
+    let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+    loop {
+        let finished = result_rx.try_recv().ok();
+        match store.get(&payment_id).await {
+            Ok(Some(_)) => return Redirect::to(&page_of).into_response(),
+            Ok(None) => {}
+            Err(error) => return ledger_failed(Some(me), &error),
+        }
+        match finished {
+            // Refused before it was recorded (over the limits, a conflict): nothing sent.
+            Some(Err(error)) => return html(form_page(me, form, &[], Some(&refusal(&error)))),
+            Some(Ok(())) => return Redirect::to(&page_of).into_response(),
+            None if tokio::time::Instant::now() >= deadline => {
+                return Redirect::to(&page_of).into_response();
+            }
+            None => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
+
+/// What the form says when the payout was refused before it was recorded.
+fn refusal(error: &Error) -> String {
+    match error {
+        Error::OverLimit { reason, .. } => {
+            format!("Not recorded, not sent: over the project's limits ({reason}).")
+        }
+        Error::PaymentIdConflict { payment_id, .. } => format!(
+            "Payment ID {payment_id} is already recorded for another payout; nothing was sent."
+        ),
+        other => format!("Not sent: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(phone: &str, amount: &str, customer: &str) -> PayoutForm {
+        PayoutForm {
+            phone: phone.to_owned(),
+            amount: amount.to_owned(),
+            customer_id: customer.to_owned(),
+            ..PayoutForm::default()
+        }
+    }
+
+    #[test]
+    fn every_field_error_is_named() {
+        let id = PaymentId::new("p-1").unwrap();
+        let errors = check(&form("+7 999 123 45 67", "abc", ""), id.clone()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, ["phone", "amount", "customer_id"], "{errors:?}");
+        let payout = check(&form("8 (701) 123-45-67", "1 500,50", "c-1"), id.clone()).unwrap();
+        assert_eq!(payout.amount().minor_units(), 150_050);
+        let mut long = form("87011234567", "1", "c");
+        long.description = "я".repeat(256);
+        assert_eq!(check(&long, id.clone()).unwrap_err()[0].0, "description");
+        let mut semicolon = form("87011234567", "1", "c");
+        semicolon.description = "a;b".to_owned();
+        assert_eq!(check(&semicolon, id).unwrap_err()[0].0, "description");
+    }
+}

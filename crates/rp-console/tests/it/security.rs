@@ -1,0 +1,271 @@
+//! The rules that keep money safe from a browser, at the HTTP level: no page without a
+//! session, no POST without the session's CSRF token, no payout by a "view" operator, login
+//! guarded against guessing and forged forms, sessions ended by logout, strict headers.
+
+use reqwest::StatusCode;
+use reqwest::header::COOKIE;
+
+use crate::{Browser, PAY, Server, VIEW, location, set_cookie_line};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_without_a_session() {
+    let server = Server::start(None).await;
+    for path in [
+        "/payments",
+        "/payments/p-1",
+        "/payouts/new",
+        "/batches",
+        "/limits",
+        "/attention",
+        "/payments.csv",
+        "/",
+    ] {
+        let answer = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            location(&answer).starts_with("/login?next="),
+            "{path}: {}",
+            location(&answer)
+        );
+    }
+    for path in [
+        "/payouts",
+        "/logout",
+        "/payments/p-1/check",
+        "/payments/p-1/resend",
+    ] {
+        let answer = server
+            .http
+            .post(server.url(path))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(crate::form_body(&[("step", "pay")]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // A forged or ended session is no session.
+    let forged = server
+        .http
+        .get(server.url("/payments"))
+        .header(
+            COOKIE,
+            format!("{}={}", rp_console::SESSION_COOKIE, "0".repeat(64)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::SEE_OTHER);
+    // Health is public; it shows nothing about payouts.
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(
+        reqwest::get(server.url("/readyz")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_needs_the_sessions_csrf_token() {
+    let server = Server::start(None).await;
+    let anna = server.login(PAY).await;
+    let fields = [
+        ("step", "review"),
+        ("phone", "+77011234567"),
+        ("amount", "10"),
+        ("customer_id", "c"),
+    ];
+    for token in ["", "wrong", &"0".repeat(64)] {
+        let forged = Browser {
+            cookie: anna.cookie.clone(),
+            csrf: token.to_owned(),
+        };
+        let answer = server.post(&forged, "/payouts", &fields).await;
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "token {token:?}");
+    }
+    // Another session's token is not this session's.
+    let victor = server.login(VIEW).await;
+    let mixed = Browser {
+        cookie: anna.cookie.clone(),
+        csrf: victor.csrf.clone(),
+    };
+    assert_eq!(
+        server.post(&mixed, "/payouts", &fields).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    // With it, the form is reviewed.
+    assert_eq!(
+        server.post(&anna, "/payouts", &fields).await.status(),
+        StatusCode::OK
+    );
+    assert!(server.sim.requests().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_operator_cannot_pay() {
+    let server = Server::start(None).await;
+    let victor = server.login(VIEW).await;
+    let form = server.get_with(&victor.cookie, "/payouts/new").await.1;
+    assert!(
+        form.contains("you can see payouts, not make them"),
+        "{form}"
+    );
+    for step in ["review", "pay"] {
+        let answer = server
+            .post(
+                &victor,
+                "/payouts",
+                &[
+                    ("step", step),
+                    ("payment_id", "p-victor-1"),
+                    ("phone", "+77011234567"),
+                    ("amount", "10"),
+                    ("customer_id", "c"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{step}");
+    }
+    assert_eq!(
+        server
+            .post(&victor, "/payments/p-victor-1/check", &[])
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(server.sim.requests().is_empty(), "nothing was sent");
+    assert!(
+        server
+            .desk
+            .client()
+            .store()
+            .get(&rp_model::PaymentId::new("p-victor-1").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Viewing works.
+    assert_eq!(
+        server.get_with(&victor.cookie, "/payments").await.0,
+        StatusCode::OK
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_is_guarded_and_logout_ends_the_session() {
+    let server = Server::start(None).await;
+    // Wrong passwords, then the right one while the name is locked.
+    for _ in 0..rp_console::MAX_FAILED_LOGINS {
+        let (status, session) = server.try_login(PAY.0, "wrong password!").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(session.is_none());
+    }
+    let (status, session) = server.try_login(PAY.0, PAY.1).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(session.is_none());
+    // An unknown name is answered like a wrong password.
+    assert_eq!(
+        server.try_login("nobody", "whatever it is").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A login form posted without its cookie (from another site) is refused.
+    let forged = server
+        .http
+        .post(server.url("/login"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(crate::form_body(&[
+            ("name", VIEW.0),
+            ("password", VIEW.1),
+            ("csrf", "abc"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // The session cookie's attributes; logout ends the session everywhere.
+    let form = server.http.get(server.url("/login")).send().await.unwrap();
+    let login_cookie = crate::cookie_of(&form, rp_console::LOGIN_COOKIE).unwrap();
+    let token = crate::hidden(&form.text().await.unwrap(), "csrf").unwrap();
+    let answer = server
+        .http
+        .post(server.url("/login"))
+        .header(
+            COOKIE,
+            format!("{}={login_cookie}", rp_console::LOGIN_COOKIE),
+        )
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(crate::form_body(&[
+            ("name", VIEW.0),
+            ("password", VIEW.1),
+            ("csrf", &token),
+            ("next", "//evil.example/"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&answer),
+        "/payments",
+        "never sent off-site after login"
+    );
+    let line = set_cookie_line(&answer, rp_console::SESSION_COOKIE).unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(line.contains(attribute), "{line}");
+    }
+    let victor = server.login(VIEW).await;
+    assert_eq!(
+        server.post(&victor, "/logout", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        server.get_with(&victor.cookie, "/payments").await.0,
+        StatusCode::SEE_OTHER
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_strict_security_headers() {
+    let server = Server::start(None).await;
+    let victor = server.login(VIEW).await;
+    let answer = server
+        .http
+        .get(server.url("/payments"))
+        .header(COOKIE, &victor.cookie)
+        .send()
+        .await
+        .unwrap();
+    let headers = answer.headers();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+    let page = answer.text().await.unwrap();
+    assert!(
+        !page.contains("<script>") && !page.contains("style="),
+        "no inline script or style"
+    );
+    assert!(
+        !page.contains(crate::SECRET),
+        "the secret key never reaches a page"
+    );
+    server.stop().await;
+}
