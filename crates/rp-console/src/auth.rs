@@ -179,6 +179,8 @@ impl Me {
     }
 }
 
+const CSRF_REFUSED: &str = "this form is out of date or was not sent from the console (CSRF token missing or wrong); reload the page";
+
 /// Finds the signed-in operator, or sends the browser to `/login` (a `GET`) or answers 401.
 /// A `POST` must also carry the session's CSRF token (see [`check_csrf`]), else 403.
 pub(crate) async fn require_login(
@@ -209,18 +211,31 @@ pub(crate) async fn require_login(
                 .into_response();
         }
     };
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if multipart {
+        // A file upload: its body is streamed to disk by the handler, never buffered here,
+        // so the form carries its token in the query (`?csrf=`).
+        let token = request
+            .uri()
+            .query()
+            .and_then(|q| form_field(q.as_bytes(), "csrf"))
+            .unwrap_or_default();
+        if !same_token(&token, &me.csrf) {
+            tracing::warn!(operator = %me.name, path = request.uri().path(), "refused an upload without the session's CSRF token");
+            return (StatusCode::FORBIDDEN, CSRF_REFUSED).into_response();
+        }
+    } else if request.method() != Method::GET && request.method() != Method::HEAD {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, crate::web::MAX_FORM_BYTES).await else {
             return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response();
         };
         if !check_csrf(&parts.headers, &bytes, &me.csrf) {
             tracing::warn!(operator = %me.name, path = parts.uri.path(), "refused a POST without the session's CSRF token");
-            return (
-                StatusCode::FORBIDDEN,
-                "this form is out of date or was not sent from the console (CSRF token missing or wrong); reload the page",
-            )
-                .into_response();
+            return (StatusCode::FORBIDDEN, CSRF_REFUSED).into_response();
         }
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }

@@ -3,9 +3,12 @@
 //! payouts the console is sending.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use rp_batch::run::RunOptions;
 use rp_ledger::{AccessStore, BatchStore, Ledger};
 use rp_payout::Client;
 use tokio::task::JoinSet;
@@ -23,8 +26,15 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// How long a session lasts after login. Default 8 hours.
     pub session_ttl: Duration,
-    /// The name shown in the title bar (e.g. the project's name). Default `rp`.
-    pub title: String,
+    /// Where uploaded batch files wait for their confirmation. Default `rp-uploads` in the
+    /// system's temporary directory. With several instances behind a load balancer, an upload
+    /// is confirmed on the instance that received it (sticky sessions), or this is a shared
+    /// directory.
+    pub uploads: PathBuf,
+    /// The largest batch file accepted. Default 64 MiB (about 600,000 rows).
+    pub max_upload_bytes: usize,
+    /// How batches are paid (concurrency, rate, lease).
+    pub batch_options: RunOptions,
 }
 
 impl Default for Settings {
@@ -32,7 +42,9 @@ impl Default for Settings {
         Settings {
             secure_cookies: true,
             session_ttl: Duration::from_secs(8 * 3600),
-            title: "rp".to_owned(),
+            uploads: std::env::temp_dir().join("rp-uploads"),
+            max_upload_bytes: 64 * 1024 * 1024,
+            batch_options: RunOptions::default(),
         }
     }
 }
@@ -51,7 +63,8 @@ struct Inner {
     settings: Settings,
     logins: LoginGuard,
     metrics: Metrics,
-    sending: Mutex<JoinSet<()>>,
+    background: Mutex<JoinSet<()>>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for Desk {
@@ -77,7 +90,8 @@ impl Desk {
                 settings,
                 logins: LoginGuard::default(),
                 metrics: Metrics::default(),
-                sending: Mutex::new(JoinSet::new()),
+                background: Mutex::new(JoinSet::new()),
+                stopping: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -116,33 +130,43 @@ impl Desk {
         &self.inner.logins
     }
 
-    /// Runs `work` (a payout the console started) in the background; [`Desk::finish_sending`]
-    /// waits for it at shutdown, so that its outcome is recorded before the process exits.
-    pub(crate) fn send_in_background(&self, work: impl Future<Output = ()> + Send + 'static) {
-        let mut sending = self
+    /// Set when the process is shutting down: batch runs stop taking rows.
+    pub(crate) fn stopping(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.inner.stopping)
+    }
+
+    /// Runs `work` (a payout or a batch the console started) in the background;
+    /// [`Desk::finish_background`] waits for it at shutdown, so that its outcome is recorded
+    /// before the process exits.
+    pub(crate) fn run_in_background(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut background = self
             .inner
-            .sending
+            .background
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Reap what has finished, so the set does not grow for the life of the process.
-        while sending.try_join_next().is_some() {}
-        sending.spawn(work);
+        while background.try_join_next().is_some() {}
+        background.spawn(work);
     }
 
-    /// Waits for every payout the console started to finish (graceful shutdown), at most
-    /// `limit`; answers how many were still running when the time ran out (their payouts stay
-    /// recorded, claimed, and are resolved by reconcile).
-    pub async fn finish_sending(&self, limit: Duration) -> usize {
-        let mut sending = std::mem::take(
+    /// Graceful shutdown of what the console started: batch runs stop taking rows (their
+    /// calls in flight finish, their claimed rows are given back) and every payout and batch
+    /// run is awaited, at most `limit`. Answers how many were still running when the time ran
+    /// out (their payouts stay recorded and claimed; reconcile resolves them).
+    pub async fn finish_background(&self, limit: Duration) -> usize {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut background = std::mem::take(
             &mut *self
                 .inner
-                .sending
+                .background
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let all = async { while sending.join_next().await.is_some() {} };
+        let all = async { while background.join_next().await.is_some() {} };
         if tokio::time::timeout(limit, all).await.is_err() {
-            return sending.len();
+            return background.len();
         }
         0
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::Router;
 use rp_batch::BatchId;
-use rp_batch::run::RunOptions;
 use rp_ledger::BatchState;
 use rp_payout::CallbackOutcome;
 use rp_payout::axum::{ConnectionLimits, Observer, RequestLimits, callback_router_with_limits};
@@ -43,8 +42,6 @@ pub struct ServeOptions {
     /// How often the batch worker looks for stopped batches to resume (`None`: never).
     /// Default 10 s.
     pub batches_every: Option<Duration>,
-    /// How the batch worker pays a batch.
-    pub batch_options: RunOptions,
 }
 
 impl ServeOptions {
@@ -56,7 +53,6 @@ impl ServeOptions {
             callback_path: DEFAULT_CALLBACK_PATH.to_owned(),
             reconcile_every: Some(Duration::from_secs(30)),
             batches_every: Some(Duration::from_secs(10)),
-            batch_options: RunOptions::default(),
         }
     }
 }
@@ -117,7 +113,7 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
         ConnectionLimits::default(),
         wait_for(stopped.clone()),
     ));
-    let batch_stop = Arc::new(AtomicBool::new(false));
+    let batch_stop = desk.stopping();
     let mut work = tokio::task::JoinSet::new();
     if let Some(every) = options.reconcile_every {
         work.spawn(reconciler(desk.clone(), every, stopped.clone()));
@@ -126,7 +122,6 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
         work.spawn(batch_worker(
             desk.clone(),
             every,
-            options.batch_options,
             Arc::clone(&batch_stop),
             stopped.clone(),
         ));
@@ -147,7 +142,7 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
             "rp serve: background work still running after the grace period; reconcile resolves what it held"
         );
     }
-    let left = desk.finish_sending(SHUTDOWN_GRACE).await;
+    let left = desk.finish_background(SHUTDOWN_GRACE).await;
     if left > 0 {
         tracing::warn!(
             left,
@@ -196,7 +191,6 @@ async fn reconciler(desk: Desk, every: Duration, mut stopped: watch::Receiver<bo
 async fn batch_worker(
     desk: Desk,
     every: Duration,
-    options: RunOptions,
     stop: Arc<AtomicBool>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -237,7 +231,7 @@ async fn batch_worker(
                 batch_id,
                 client,
                 Arc::clone(desk.batches()),
-                options,
+                desk.settings().batch_options,
                 &stop,
                 |_, _| {},
             )

@@ -31,7 +31,8 @@ pub(crate) async fn list(State(desk): State<Desk>, Extension(me): Extension<Me>)
     };
     let body = html! {
         h1 { "Mass payouts" }
-        p.muted { "Batches registered with " code { "rp batch run FILE" } " on this ledger; a stopped batch is resumed by the batch worker of " code { "rp serve" } "." }
+        @if me.role.may_pay() { p { a.button href="/batches/new" { "New mass payout" } } }
+        p.muted { "Batches uploaded here or run with " code { "rp batch run FILE" } " on this ledger; a stopped batch is resumed by the batch worker of " code { "rp serve" } "." }
         @if batches.is_empty() {
             p.muted { "No batches yet." }
         } @else {

@@ -6,7 +6,7 @@
 //! | `/login`, `/logout` | signing in and out |
 //! | `/payments`, `/payments.csv`, `/payments/{payment_id}` | the payments, their export, one payment |
 //! | `/payouts/new` → `POST /payouts` | a single payout: form, confirmation, result |
-//! | `/batches`, `/batches/{id}`, `/batches/{id}/report.csv` | mass payouts |
+//! | `/batches`, `/batches/new` → `POST /batches/upload` → `POST /batches/{id}/confirm`, `/batches/{id}`, `/batches/{id}/report.csv` | mass payouts: upload, check, confirm, progress, report |
 //! | `/limits`, `/attention` | the limits and what they use; payouts that need a person |
 //! | `/healthz`, `/readyz`, `/metrics` | for the orchestrator and Prometheus |
 
@@ -21,11 +21,12 @@ mod payment;
 mod payments;
 mod payout_form;
 mod status;
+mod upload;
 
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -60,6 +61,14 @@ pub fn router(desk: Desk) -> Router {
         .route("/payouts/new", get(payout_form::new))
         .route("/payouts", post(payout_form::submit))
         .route("/batches", get(batches::list))
+        .route("/batches/new", get(upload::new))
+        .route(
+            "/batches/upload",
+            post(upload::upload).layer(DefaultBodyLimit::max(
+                desk.settings().max_upload_bytes.saturating_add(64 * 1024),
+            )),
+        )
+        .route("/batches/{id}/confirm", post(upload::confirm))
         .route("/batches/{id}", get(batches::show))
         .route("/batches/{id}/progress", get(batches::progress_fragment))
         .route("/batches/{id}/report.csv", get(batches::report))

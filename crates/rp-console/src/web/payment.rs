@@ -255,7 +255,7 @@ pub(crate) async fn resend(
     }
     let client = desk.client().clone();
     let resent = id.clone();
-    desk.send_in_background(async move {
+    desk.run_in_background(async move {
         if let Err(error) = client.resume(&resent).await {
             tracing::warn!(payment_id = %resent, %error, "resend from the console failed");
         }

@@ -277,7 +277,7 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
     let client = desk.client().clone();
     let source = me.source();
     tracing::info!(operator = %me.name, payment_id = %payment_id, phone = %payout.phone(), amount = %payout.amount(), "payout from the console");
-    desk.send_in_background(async move {
+    desk.run_in_background(async move {
         let result = client.payout_as(&payout, source).await;
         if let Err(error) = &result {
             tracing::warn!(payment_id = %payout.payment_id(), %error, "console payout did not succeed");
