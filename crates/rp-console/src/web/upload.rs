@@ -327,7 +327,7 @@ pub(crate) async fn confirm(
             start(&desk, batch);
         }
         Ok(_) => {
-            tracing::info!(operator = %me.name, batch = %batch, "batch confirmed again: already registered")
+            tracing::info!(operator = %me.name, batch = %batch, "batch confirmed again: already registered");
         }
         Err(error) => return unavailable(&me, &error.to_string()),
     }
