@@ -67,6 +67,13 @@ struct AddOperatorArgs {
     /// Read the password from this file (`-`: standard input); one trailing newline ignored.
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
+    /// Require a second factor: a new TOTP secret is made and shown once (for an
+    /// authenticator app). An existing operator keeps theirs unless --totp or --no-totp.
+    #[arg(long, conflicts_with = "no_totp")]
+    totp: bool,
+    /// Remove the operator's second factor.
+    #[arg(long)]
+    no_totp: bool,
     #[command(flatten)]
     ledger: LedgerArgs,
 }
@@ -155,15 +162,22 @@ async fn add_operator(args: &AddOperatorArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::unreachable(e.to_string()))?
         .map_err(|e| Failure::usage(e.to_string()))?;
     let ledger = args.ledger.open().await?;
-    let existed = ledger
+    let existing = ledger
         .access()
         .operator(&args.name)
         .await
-        .map_err(Failure::from)?
-        .is_some();
+        .map_err(Failure::from)?;
+    let existed = existing.is_some();
+    let mut account = OperatorAccount::new(&args.name, hash.0, role);
+    account.totp_secret = match (args.totp, args.no_totp) {
+        (true, _) => Some(rp_console::new_totp_secret().map_err(Failure::unreachable)?),
+        (false, true) => None,
+        (false, false) => existing.and_then(|e| e.totp_secret),
+    };
+    let new_secret = args.totp.then(|| account.totp_secret.clone()).flatten();
     ledger
         .access()
-        .put_operator(OperatorAccount::new(&args.name, hash.0, role))
+        .put_operator(account)
         .await
         .map_err(Failure::from)?;
     let verb = if existed {
@@ -174,6 +188,13 @@ async fn add_operator(args: &AddOperatorArgs) -> Result<(), Failure> {
     println!("operator {} ({role}) {verb} in {}", args.name, ledger.url());
     if made_up {
         println!("password (shown once): {}", hash.1);
+    }
+    if let Some(secret) = new_secret {
+        println!("two-factor secret (shown once): {secret}");
+        println!(
+            "authenticator URI: {}",
+            rp_console::totp_uri(&secret, &args.name, "rp serve")
+        );
     }
     Ok(())
 }

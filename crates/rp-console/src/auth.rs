@@ -284,6 +284,8 @@ pub(crate) async fn signed_in(desk: &Desk, headers: &HeaderMap) -> Result<Option
 #[derive(Debug, Default)]
 pub(crate) struct LoginGuard {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// The last TOTP step each operator signed in with: a code is accepted once.
+    totp_steps: Mutex<HashMap<String, u64>>,
 }
 
 /// The key of all names together.
@@ -311,6 +313,22 @@ impl LoginGuard {
         let now = Instant::now();
         for key in [name, ALL] {
             failures.entry(key.to_owned()).or_insert((0, now)).0 += 1;
+        }
+    }
+
+    /// Takes TOTP step `step` for `name`: `false` when it (or a later one) was used already
+    /// (a code seen over a shoulder or in a proxy's log is not a second login).
+    pub(crate) fn take_totp_step(&self, name: &str, step: u64) -> bool {
+        let mut steps = self
+            .totp_steps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match steps.get(name) {
+            Some(used) if *used >= step => false,
+            _ => {
+                steps.insert(name.to_owned(), step);
+                true
+            }
         }
     }
 

@@ -19,7 +19,8 @@
 //! on one PostgreSQL ledger share them. Passwords are hashed with argon2id
 //! ([`hash_password`]); a session is a random token in an `HttpOnly; Secure;
 //! SameSite=Strict` cookie, of which the ledger keeps the SHA-256; every form carries the
-//! session's CSRF token; failed logins are limited per name; roles are `view` and `pay`;
+//! session's CSRF token; failed logins are limited per name; an operator may have a second
+//! factor (TOTP, [`new_totp_secret`]; a code is accepted once); roles are `view` and `pay`;
 //! every operator action is written into the payout's history with the operator's name.
 //! Answers carry a strict content security policy (no inline script), frame denial, and
 //! `no-store` on pages.
@@ -59,6 +60,7 @@ mod auth;
 mod desk;
 mod metrics;
 mod serve;
+mod totp;
 mod web;
 
 pub use auth::{
@@ -68,4 +70,5 @@ pub use auth::{
 pub use desk::{Desk, Settings};
 pub use metrics::Metrics;
 pub use serve::{DEFAULT_CALLBACK_PATH, SHUTDOWN_GRACE, ServeOptions, callback_router, serve};
+pub use totp::{new_totp_secret, totp_uri};
 pub use web::router;

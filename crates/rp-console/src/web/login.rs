@@ -71,6 +71,10 @@ fn login_page(
                 label for="password" { "Password" }
                 input #password name="password" type="password" autocomplete="current-password" required;
             }
+            div.field {
+                label for="code" { "Two-factor code (if yours is on)" }
+                input #code name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="7";
+            }
             button type="submit" { "Sign in" }
         }
     };
@@ -96,6 +100,8 @@ pub(crate) struct Credentials {
     password: String,
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    code: String,
     next: Option<String>,
 }
 
@@ -140,13 +146,24 @@ pub(crate) async fn submit(
     let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false);
-    let Some(account) = account.filter(|_| matches) else {
+    // The second factor, when the operator has one: a code of now, not used before.
+    let second_factor = |account: &rp_ledger::OperatorAccount| match &account.totp_secret {
+        None => true,
+        Some(secret) => {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            crate::totp::verify(secret, &form.code, now)
+                .is_some_and(|step| desk.logins().take_totp_step(&account.name, step))
+        }
+    };
+    let Some(account) = account.filter(|a| matches && second_factor(a)) else {
         desk.logins().failed(&name);
-        tracing::warn!(operator = %name, "login failed: wrong name or password");
+        tracing::warn!(operator = %name, "login failed: wrong name, password or code");
         return login_page(
             &desk,
             next,
-            Some("Wrong operator name or password."),
+            Some("Wrong operator name, password or two-factor code."),
             StatusCode::UNAUTHORIZED,
         );
     };

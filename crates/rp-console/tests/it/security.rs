@@ -269,3 +269,86 @@ async fn answers_carry_strict_security_headers() {
     );
     server.stop().await;
 }
+
+/// The RFC 6238 code of a Base32 `secret` at `unix` seconds (the test's own oracle).
+#[allow(clippy::cast_possible_truncation)] // masked to a byte first
+fn totp(secret: &str, unix: u64) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut key, mut buffer, mut bits) = (Vec::new(), 0u64, 0);
+    for c in secret.chars() {
+        buffer = (buffer << 5) | ALPHABET.find(c).unwrap() as u64;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            key.push(((buffer >> bits) & 0xff) as u8);
+        }
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
+    mac.update(&(unix / 30).to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let word = u32::from_be_bytes(digest[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
+    format!("{:06}", word % 1_000_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_is_required_and_each_code_works_once() {
+    let server = Server::start(None).await;
+    let secret = rp_console::new_totp_secret().unwrap();
+    let mut tess = rp_ledger::OperatorAccount::new(
+        "tess",
+        rp_console::hash_password("tess's long passphrase").unwrap(),
+        rp_ledger::Role::Pay,
+    );
+    tess.totp_secret = Some(secret.clone());
+    server.desk.access().put_operator(tess).await.unwrap();
+    let login = |code: String| {
+        let server = &server;
+        async move {
+            let form = server.http.get(server.url("/login")).send().await.unwrap();
+            let cookie = crate::cookie_of(&form, rp_console::LOGIN_COOKIE).unwrap();
+            let token = crate::hidden(&form.text().await.unwrap(), "csrf").unwrap();
+            server
+                .http
+                .post(server.url("/login"))
+                .header(COOKIE, format!("{}={cookie}", rp_console::LOGIN_COOKIE))
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(crate::form_body(&[
+                    ("name", "tess"),
+                    ("password", "tess's long passphrase"),
+                    ("csrf", &token),
+                    ("code", &code),
+                ]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(
+        login(String::new()).await,
+        StatusCode::UNAUTHORIZED,
+        "the password alone"
+    );
+    assert_eq!(
+        login(totp(&secret, now + 600)).await,
+        StatusCode::UNAUTHORIZED,
+        "a code of later"
+    );
+    let code = totp(&secret, now);
+    assert_eq!(login(code.clone()).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        login(code).await,
+        StatusCode::UNAUTHORIZED,
+        "the same code twice"
+    );
+    server.stop().await;
+}
