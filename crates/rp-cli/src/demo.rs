@@ -30,6 +30,7 @@ test key. The payouts use the simulator's magic phone numbers (see `rp sim --hel
 
 Examples:
   cargo run -p rp-cli -- demo
+  cargo run -p rp-cli -- demo --console   # the web console in a browser, until Ctrl-C
   rp demo --processing-ms 1000     # the simulator takes 1 s per payout
   RP_LOG=rp_payout=debug rp demo   # with the client's logs on stderr
 
@@ -42,6 +43,18 @@ pub(crate) struct DemoArgs {
     /// How long the simulator keeps a payout `processing`, in milliseconds.
     #[arg(long, default_value_t = 300, value_name = "MS")]
     processing_ms: u64,
+    /// Instead: start the simulator and `rp serve` with a demo operator, print the console's
+    /// address and the credentials, and run until Ctrl-C (nothing is kept).
+    #[arg(long)]
+    pub(crate) console: bool,
+    /// With --console: the console's address.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR",
+        requires = "console"
+    )]
+    listen: std::net::SocketAddr,
 }
 
 /// How the client may learn a payout's result.
@@ -98,6 +111,12 @@ const CASES: [Case; 4] = [
 
 /// Runs `rp demo`.
 pub(crate) fn demo(args: &DemoArgs) -> Result<(), Failure> {
+    if args.console {
+        return runtime()?.block_on(crate::serve_cmd::demo_console(
+            args.listen,
+            Duration::from_millis(args.processing_ms.max(1_000)),
+        ));
+    }
     runtime()?.block_on(run(args))
 }
 

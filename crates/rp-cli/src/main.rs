@@ -82,7 +82,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let server = matches!(&cli.command, Command::Serve(args) if args.is_server())
+        || matches!(&cli.command, Command::Demo(args) if args.console);
+    init_logging(server);
     // Every subcommand's `--json` means the same: failures too are printed as JSON.
     let json = std::env::args_os().any(|arg| arg == "--json");
     let finish = |command: &str, outcome: Result<(), common::Failure>| {
@@ -110,12 +112,22 @@ fn run_sim(args: rp_sim::SimArgs) -> Result<(), common::Failure> {
         .map_err(|e| common::Failure::usage(e.to_string()))
 }
 
-/// Logs go to stderr when `RP_LOG` is set (e.g. `RP_LOG=debug`, `RP_LOG=rp_payout=trace`).
-fn init_logging() {
-    if let Ok(filter) = std::env::var("RP_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+/// Logs go to stderr when `RP_LOG` is set (e.g. `RP_LOG=debug`, `RP_LOG=rp_payout=trace`);
+/// a server (`rp serve`, `rp demo --console`) logs at `info` without it. `RP_LOG_FORMAT=json`:
+/// one JSON object a line, for a log collector.
+fn init_logging(server: bool) {
+    let filter = match std::env::var("RP_LOG") {
+        Ok(filter) => filter,
+        Err(_) if server => "info".to_owned(),
+        Err(_) => return,
+    };
+    let json = std::env::var("RP_LOG_FORMAT").is_ok_and(|format| format == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

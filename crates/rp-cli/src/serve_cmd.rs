@@ -109,6 +109,13 @@ struct RunArgs {
     gate: GateArgs,
 }
 
+impl ServeArgs {
+    /// Whether this runs the server (not an operator command).
+    pub(crate) fn is_server(&self) -> bool {
+        self.action.is_none()
+    }
+}
+
 /// `rp serve …`.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     match &args.action {
@@ -138,17 +145,27 @@ fn password(args: &AddOperatorArgs) -> Result<(String, bool), Failure> {
     if let Ok(text) = std::env::var("RP_OPERATOR_PASSWORD") {
         return Ok((text, false));
     }
-    let mut bytes = [0u8; 15];
+    made_up_password()
+}
+
+/// A new random password (20 characters of an alphabet without look-alikes), marked made up.
+fn made_up_password() -> Result<(String, bool), Failure> {
+    let mut bytes = [0u8; 64];
     getrandom::fill(&mut bytes)
         .map_err(|e| Failure::unreachable(format!("no random bytes from the system: {e}")))?;
-    // 15 bytes → 20 characters of an alphabet without look-alikes.
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let text = bytes
-        .iter()
-        .flat_map(|b| [b % 56, (b / 56) % 56])
-        .take(20)
-        .map(|i| char::from(ALPHABET[usize::from(i)]))
-        .collect();
+    // 256 is not a multiple of 56: bytes of 224 and above are skipped, so every character is
+    // equally likely (64 bytes leave 20 characters but for a chance below 10^-20).
+    let mut text = String::new();
+    let mut pool = bytes.iter().copied();
+    while text.len() < 20 {
+        let Some(byte) = pool.next() else {
+            return made_up_password();
+        };
+        if usize::from(byte) < 224 {
+            text.push(char::from(ALPHABET[usize::from(byte) % 56]));
+        }
+    }
     Ok((text, true))
 }
 
@@ -312,6 +329,74 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         eprintln!("rp serve: stopped after {ran} s");
         Ok(())
     })
+}
+
+/// `rp demo --console`: the simulator and `rp serve` in this process, on an in-memory
+/// ledger, with a demo operator; until Ctrl-C or SIGTERM.
+pub(crate) async fn demo_console(listen: SocketAddr, processing: Duration) -> Result<(), Failure> {
+    use rp_sim::{DEFAULT_PROJECT_ID, DEFAULT_SECRET_KEY, Simulator};
+    if let Some(reason) = refused_bind(listen, false) {
+        return Err(Failure::usage(reason));
+    }
+    let console = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Failure::usage(format!(
+            "cannot listen on {listen}: {e} (choose another with --listen, e.g. 127.0.0.1:0)"
+        ))
+    })?;
+    let addr = console
+        .local_addr()
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let project = rp_model::ProjectId::new(DEFAULT_PROJECT_ID)
+        .map_err(|e| Failure::unreachable(e.to_string()))?;
+    let sim = Simulator::builder()
+        .project(project, rp_sign::SecretKey::from(DEFAULT_SECRET_KEY))
+        .callback_url(format!(
+            "http://{addr}{}",
+            rp_console::DEFAULT_CALLBACK_PATH
+        ))
+        .processing_delay(processing)
+        .start()
+        .await
+        .map_err(|e| Failure::unreachable(format!("cannot start the simulator: {e}")))?;
+    let ledger = rp_ledger::Ledger::open("sqlite::memory:")
+        .await
+        .map_err(|e| Failure::unreachable(e.to_string()))?;
+    let config = rp_payout::Config::new(project, rp_sign::SecretKey::from(DEFAULT_SECRET_KEY))
+        .with_base_url(sim.base_url())
+        .with_overdue_after(Duration::from_secs(5));
+    let client = rp_payout::Client::builder(config)
+        .store(ledger.store(project))
+        .build()
+        .map_err(Failure::from)?;
+    let (password, _) = made_up_password()?;
+    let hash = hash_password(&password).map_err(|e| Failure::unreachable(e.to_string()))?;
+    ledger
+        .access()
+        .put_operator(OperatorAccount::new("demo", hash, Role::Pay))
+        .await
+        .map_err(Failure::from)?;
+    let desk = Desk::new(Arc::new(client), ledger, Settings::default());
+    println!(
+        "rp demo --console: the simulator and rp serve, on a ledger in memory (nothing is kept)\n"
+    );
+    println!("  console     http://{addr}/");
+    println!("  operator    demo");
+    println!("  password    {password}");
+    println!(
+        "  simulator   {} (project {project}, test key)",
+        sim.base_url()
+    );
+    println!(
+        "\nTry +7 701 123 45 67 (success), +7 705 123 0001 (declined), +7 777 123 0016 (callback lost:"
+    );
+    println!("reconciled). Ctrl-C stops.");
+    let mut options = ServeOptions::new(console);
+    options.reconcile_every = Some(Duration::from_secs(5));
+    options.batches_every = Some(Duration::from_secs(2));
+    rp_console::serve(desk, options, shutdown_signal()).await;
+    sim.shutdown().await;
+    eprintln!("rp demo --console: stopped");
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

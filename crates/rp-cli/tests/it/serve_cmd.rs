@@ -170,3 +170,64 @@ fn serve_answers_and_stops_gracefully_on_sigterm() {
         stderr(&output)
     );
 }
+
+#[test]
+fn demo_console_prints_the_way_in_and_logs_json_on_request() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rp"))
+        .args(["demo", "--console", "--listen", "127.0.0.1:0"])
+        .env_remove("RP_LOG")
+        .env("RP_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    let addr = loop {
+        let line = seen
+            .recv_timeout(Duration::from_secs(20))
+            .expect("rp demo --console prints its address");
+        printed.push(line.clone());
+        if let Some(url) = line.trim().strip_prefix("console     http://") {
+            break url.trim_end_matches('/').to_owned();
+        }
+    };
+    let password = loop {
+        let line = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+        if let Some(password) = line.trim().strip_prefix("password    ") {
+            break password.to_owned();
+        }
+    };
+    assert_eq!(password.len(), 20, "{password}");
+    let login = get(&addr, "/login").unwrap();
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    assert!(login.contains("content-security-policy"), "{login}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let logs = stderr(&output);
+    let running = logs
+        .lines()
+        .find(|l| l.contains("rp serve: running"))
+        .unwrap_or_else(|| panic!("no start line in {logs}"));
+    let parsed: serde_json::Value = serde_json::from_str(running).expect("a JSON log line");
+    assert_eq!(parsed["level"], "INFO", "{parsed}");
+}
