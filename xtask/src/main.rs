@@ -12,8 +12,11 @@
 //! The tests step of `ci` (and `test-postgres`) gets PostgreSQL for rp-ledger's PostgreSQL
 //! tests: `RP_TEST_POSTGRES_URL` when it is set, else a throwaway cluster (`postgres.rs`)
 //! that is stopped afterwards, pass or fail. When none can be had it says so loudly and runs
-//! the tests anyway: they fail under `CI=true` and skip loudly elsewhere.
+//! the tests anyway: they fail under `CI=true` and skip loudly elsewhere. The same for
+//! rp-console's browser tests: Debian's Chromium and chromedriver, installed with apt when
+//! missing and running as root (`browser.rs`).
 
+mod browser;
 mod codegen;
 mod interop;
 mod postgres;
@@ -114,6 +117,8 @@ enum Action {
     VerifyOnly,
     /// `cargo doc --no-deps` per crate and feature (see [`DOC_RUNS`]).
     Docs,
+    /// Chromium and chromedriver for the console's browser tests (`browser.rs`).
+    Browser,
     /// `cargo ARGS` with `RP_TEST_POSTGRES_URL` pointing at a PostgreSQL server (see
     /// [`cargo_with_postgres`]).
     CargoWithPostgres(&'static [&'static str]),
@@ -141,6 +146,7 @@ const CI_STEPS: &[(&str, Action)] = &[
         ),
     ),
     ("codegen freshness", Action::CodegenCheck),
+    ("headless Chromium", Action::Browser),
     (
         "tests",
         Action::CargoWithPostgres(&["test", "--workspace", "--all-features"]),
@@ -242,6 +248,7 @@ fn run_action(root: &Path, action: &Action) -> Result<(), String> {
         Action::Interop => interop::interop(root),
         Action::VerifyOnly => verify_only(root).and_then(|()| payout_default(root)),
         Action::Docs => docs(root),
+        Action::Browser => browser::ensure(),
         Action::CargoWithPostgres(args) => cargo_with_postgres(root, args),
         Action::Cargo(args, env) => {
             let status = cargo()

@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod batches;
+mod browser;
 mod pages;
 mod security;
+mod webdriver;
 
 use std::sync::Arc;
 use std::time::Duration;
