@@ -44,6 +44,7 @@ async fn sign_in(browser: &Browser, server: &Server, (name, password): (&str, &s
     browser.find("#name").await.type_text(name).await;
     browser.find("#password").await.type_text(password).await;
     browser.find("main form button").await.click().await;
+    browser.wait_url("/payments").await;
     let url = browser.url().await;
     assert!(url.ends_with("/payments"), "signed in and sent on: {url}");
 }
@@ -87,7 +88,9 @@ async fn an_operator_pays_one_and_a_file_in_a_real_browser() {
     anna.find("#customer_id").await.type_text("c-browser").await;
     anna.screenshot(&shots.join("02-new-payout.png")).await;
     anna.find("main form button").await.click().await;
-    let confirm = anna.text().await;
+    let confirm = anna
+        .wait_text("main", "Confirm the payout", Duration::from_secs(10))
+        .await;
     assert!(
         confirm.contains("Confirm the payout") && confirm.contains("7701***4567"),
         "{confirm}"
@@ -95,11 +98,7 @@ async fn an_operator_pays_one_and_a_file_in_a_real_browser() {
     assert!(confirm.contains("1 500,00 ₸"), "{confirm}");
     anna.screenshot(&shots.join("03-confirm.png")).await;
     anna.find("main form button").await.click().await;
-    assert!(
-        anna.url().await.contains("?done=sent"),
-        "{}",
-        anna.url().await
-    );
+    anna.wait_url("?done=sent").await;
     anna.script("window.rpMarker = 42;").await;
     anna.wait_text("#state", "success", Duration::from_secs(15))
         .await;
@@ -152,6 +151,7 @@ async fn an_operator_pays_one_and_a_file_in_a_real_browser() {
     );
     anna.screenshot(&shots.join("06-batch-confirm.png")).await;
     anna.find("main form button").await.click().await;
+    anna.wait_url("/batches/").await;
     let done = anna
         .wait_text(
             "#progress",

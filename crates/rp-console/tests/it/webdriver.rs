@@ -105,6 +105,20 @@ impl Drop for Driver {
 }
 
 async fn call(http: &reqwest::Client, method: &str, url: &str, body: Option<Value>) -> Value {
+    match try_call(http, method, url, body).await {
+        Ok(value) => value,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// A `WebDriver` call: its value, or what went wrong (e.g. a stale element after the page
+/// changed under it).
+async fn try_call(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let request = match method {
         "GET" => http.get(url),
         "DELETE" => http.delete(url),
@@ -116,8 +130,10 @@ async fn call(http: &reqwest::Client, method: &str, url: &str, body: Option<Valu
     let answer = request.send().await.unwrap();
     let status = answer.status();
     let value: Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
-    assert!(status.is_success(), "{method} {url}: {status} {value}");
-    value["value"].clone()
+    if !status.is_success() {
+        return Err(format!("{method} {url}: {status} {value}"));
+    }
+    Ok(value["value"].clone())
 }
 
 /// One browser session.
@@ -149,6 +165,23 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// Waits up to 10 s until the address contains `part` (a click's navigation may still be
+    /// under way when the click answers): the address.
+    pub(crate) async fn wait_url(&self, part: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.url().await;
+            if url.contains(part) {
+                return url;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the address never contained {part:?}: {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The element matching `css`, waiting up to 10 s for it.
@@ -186,7 +219,18 @@ impl Browser {
     pub(crate) async fn wait_text(&self, css: &str, wanted: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
-            let text = self.find(css).await.text().await;
+            let element = self.find(css).await;
+            // The page may change under the element (a navigation, a live refresh): look again.
+            let text = try_call(
+                &self.http,
+                "GET",
+                &format!("{}/element/{}/text", self.base, element.id),
+                None,
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
             if text.contains(wanted) {
                 return text;
             }
