@@ -197,10 +197,19 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut progress = Progress::new(report.valid_rows);
     let summary = runtime.block_on(async {
+        // An explicit run resumes a batch that was stopped on purpose.
+        if let Err(error) = batches.set_paused(&batch.to_string(), false).await {
+            eprintln!("rp batch run: could not mark the batch running: {error}");
+        }
         let stopper = Arc::clone(&stop);
+        let pauser = Arc::clone(&batches);
         let signals = tokio::spawn(async move {
             crate::gate_cmd::interrupted().await;
             stopper.store(true, Ordering::SeqCst);
+            // Stopped on purpose: no background worker (`rp serve`) picks the rest up.
+            if let Err(error) = pauser.set_paused(&batch.to_string(), true).await {
+                eprintln!("rp batch run: could not mark the batch paused: {error}");
+            }
             eprintln!(
                 "stopping: no new rows are started; the payouts in flight are being recorded \
                  (Ctrl-C again exits at once)"

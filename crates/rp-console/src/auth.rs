@@ -40,10 +40,6 @@ pub const MAX_FAILED_LOGINS: u32 = 5;
 /// The window of [`MAX_FAILED_LOGINS`].
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 
-/// Failed logins of all names together allowed per [`LOGIN_WINDOW`] (someone trying many
-/// names).
-pub const MAX_FAILED_LOGINS_ALL: u32 = 50;
-
 /// Why a password could not be hashed or is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -278,9 +274,10 @@ pub(crate) async fn signed_in(desk: &Desk, headers: &HeaderMap) -> Result<Option
     }))
 }
 
-/// Counts failed logins per operator name and in all, in one process, and refuses further
-/// attempts past [`MAX_FAILED_LOGINS`] (per name) or [`MAX_FAILED_LOGINS_ALL`] (in all) in a
-/// [`LOGIN_WINDOW`].
+/// Counts login attempts per operator name, in one process, and refuses further ones past
+/// [`MAX_FAILED_LOGINS`] failures in a [`LOGIN_WINDOW`]. An attempt is counted as failed
+/// when it starts ([`LoginGuard::begin`]), before its password is verified, and given back
+/// when it succeeds: attempts sent at once cannot outrun the count.
 #[derive(Debug, Default)]
 pub(crate) struct LoginGuard {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
@@ -288,32 +285,19 @@ pub(crate) struct LoginGuard {
     totp_steps: Mutex<HashMap<String, u64>>,
 }
 
-/// The key of all names together.
-const ALL: &str = "";
-
 impl LoginGuard {
-    /// `Err(wait)` when attempts for `name` are refused for now.
-    pub(crate) fn check(&self, name: &str) -> Result<(), Duration> {
+    /// Starts an attempt for `name` (counted as failed until [`LoginGuard::succeeded`]), or
+    /// `Err(wait)` when attempts for it are refused for now.
+    pub(crate) fn begin(&self, name: &str) -> Result<(), Duration> {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
-        for (key, max) in [(name, MAX_FAILED_LOGINS), (ALL, MAX_FAILED_LOGINS_ALL)] {
-            if let Some((count, since)) = failures.get(key)
-                && *count >= max
-            {
-                return Err(LOGIN_WINDOW.saturating_sub(now.duration_since(*since)));
-            }
+        let (count, since) = failures.entry(name.to_owned()).or_insert((0, now));
+        if *count >= MAX_FAILED_LOGINS {
+            return Err(LOGIN_WINDOW.saturating_sub(now.duration_since(*since)));
         }
+        *count += 1;
         Ok(())
-    }
-
-    /// Counts a failed attempt for `name`.
-    pub(crate) fn failed(&self, name: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        for key in [name, ALL] {
-            failures.entry(key.to_owned()).or_insert((0, now)).0 += 1;
-        }
     }
 
     /// Takes TOTP step `step` for `name`: `false` when it (or a later one) was used already
@@ -332,7 +316,7 @@ impl LoginGuard {
         }
     }
 
-    /// Forgets the failures of `name` after a successful login.
+    /// Forgets the failures of `name` after a successful login (this attempt's included).
     pub(crate) fn succeeded(&self, name: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         failures.remove(name);
@@ -399,18 +383,18 @@ mod tests {
     }
 
     #[test]
-    fn guessing_is_stopped_per_name_and_in_all() {
+    fn guessing_is_stopped_per_name() {
         let guard = LoginGuard::default();
         for _ in 0..MAX_FAILED_LOGINS {
-            assert!(guard.check("anna").is_ok());
-            guard.failed("anna");
+            assert!(guard.begin("anna").is_ok());
         }
-        assert!(guard.check("anna").is_err());
-        assert!(guard.check("bob").is_ok(), "another name is not locked");
+        assert!(guard.begin("anna").is_err(), "counted when they start");
+        assert!(guard.begin("bob").is_ok(), "another name is not locked");
         guard.succeeded("bob");
-        for n in 0..MAX_FAILED_LOGINS_ALL {
-            guard.failed(&format!("name{n}"));
-        }
-        assert!(guard.check("carol").is_err(), "too many failures in all");
+        assert!(guard.begin("bob").is_ok());
+        assert!(guard.take_totp_step("bob", 7));
+        assert!(!guard.take_totp_step("bob", 7), "a code works once");
+        assert!(!guard.take_totp_step("bob", 6));
+        assert!(guard.take_totp_step("bob", 8));
     }
 }

@@ -64,8 +64,8 @@ mod totp;
 mod web;
 
 pub use auth::{
-    LOGIN_COOKIE, LOGIN_WINDOW, MAX_FAILED_LOGINS, MAX_FAILED_LOGINS_ALL, MIN_PASSWORD_CHARS, Me,
-    PasswordError, SESSION_COOKIE, hash_password, verify_password,
+    LOGIN_COOKIE, LOGIN_WINDOW, MAX_FAILED_LOGINS, MIN_PASSWORD_CHARS, Me, PasswordError,
+    SESSION_COOKIE, hash_password, verify_password,
 };
 pub use desk::{Desk, Settings};
 pub use metrics::Metrics;

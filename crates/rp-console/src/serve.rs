@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::Router;
 use rp_batch::BatchId;
-use rp_ledger::BatchState;
 use rp_payout::CallbackOutcome;
 use rp_payout::axum::{ConnectionLimits, Observer, RequestLimits, callback_router_with_limits};
 use tokio::net::TcpListener;
@@ -132,7 +131,13 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
     tracing::info!("rp serve: shutting down: no new work; finishing what is in flight");
     batch_stop.store(true, Ordering::SeqCst);
     let _ = stop.send(true);
-    while servers.join_next().await.is_some() {}
+    // Requests in flight finish; a connection that will not end (a client that stopped
+    // reading, say) does not hold the exit longer than the grace period.
+    let drained = async { while servers.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        tracing::warn!("rp serve: connections still open after the grace period; closed");
+        servers.abort_all();
+    }
     let background = async { while work.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, background)
         .await
@@ -195,37 +200,35 @@ async fn batch_worker(
     mut stopped: watch::Receiver<bool>,
 ) {
     while pause(every, &mut stopped).await {
-        let batches = match desk.batches().list(None, 100).await {
-            Ok(batches) => batches,
+        let stopped = match desk.batches().stopped(100).await {
+            Ok(stopped) => stopped,
             Err(error) => {
-                tracing::warn!(%error, "batch worker: could not list batches");
+                tracing::warn!(%error, "batch worker: could not look for stopped batches");
                 continue;
             }
         };
-        for batch in batches.iter().filter(|b| b.state() == BatchState::Stopped) {
+        for id in stopped {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let id = batch.info.batch.id.clone();
             let Ok(batch_id) = id.parse::<BatchId>() else {
                 continue;
             };
-            let own = desk.client().config().limits;
-            let limits = match rp_batch::run::registered_limits(&batch.info.batch) {
-                Ok(Some(registered)) => {
-                    if registered.has_amounts() && registered.currency != own.currency {
-                        tracing::warn!(batch = %id, "batch worker: the batch's amount limits are in another currency than the project's; not resumed (run it with rp batch run)");
-                        continue;
-                    }
-                    own.strictest(registered)
-                }
-                Ok(None) => own,
-                Err(reason) => {
-                    tracing::warn!(batch = %id, %reason, "batch worker: the batch's limits cannot be read by this rp; not resumed");
+            let info = match desk.batches().info(&id).await {
+                Ok(Some(info)) => info,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(batch = %id, %error, "batch worker: could not read the batch");
                     continue;
                 }
             };
-            let client = Arc::new(desk.client().with_limits(limits));
+            let client = match batch_client(&desk, &info.batch) {
+                Ok(client) => client,
+                Err(reason) => {
+                    tracing::warn!(batch = %id, %reason, "batch worker: not resumed (run it with rp batch run)");
+                    continue;
+                }
+            };
             tracing::info!(batch = %id, "batch worker: resuming a stopped batch");
             let result = rp_batch::run::run(
                 batch_id,
@@ -242,6 +245,24 @@ async fn batch_worker(
             }
         }
     }
+}
+
+/// A client for paying `batch`: the desk's, applying the stricter of the project's limits
+/// and those the batch was confirmed with; or why this rp cannot pay it (limits it cannot
+/// read, amount limits in another currency).
+pub(crate) fn batch_client(
+    desk: &Desk,
+    batch: &rp_ledger::NewBatch,
+) -> Result<Arc<rp_payout::Client>, String> {
+    let own = desk.client().config().limits;
+    let limits = match rp_batch::run::registered_limits(batch)? {
+        Some(registered) if registered.has_amounts() && registered.currency != own.currency => {
+            return Err("its amount limits are in another currency than the project's".to_owned());
+        }
+        Some(registered) => own.strictest(registered),
+        None => own,
+    };
+    Ok(Arc::new(desk.client().with_limits(limits)))
 }
 
 /// Deletes ended sessions once an hour.

@@ -186,8 +186,14 @@ pub trait AccessStore: Send + Sync {
     /// Removes the operator and closes their sessions; whether there was one.
     fn remove_operator<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
 
-    /// Opens a session (its operator must exist).
-    fn open_session(&self, session: Session) -> BoxFuture<'_, Result<(), Error>>;
+    /// Opens a session, if its operator exists and their password's hash is still
+    /// `password_hash` (the one the login verified): a login that raced a change of password
+    /// or a removal opens nothing. Whether it was opened.
+    fn open_session<'a>(
+        &'a self,
+        session: Session,
+        password_hash: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
 
     /// The session whose token hashes to `token_sha256`, if it is open at `now` and its
     /// operator still exists; with the operator's current role.

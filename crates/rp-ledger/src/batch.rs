@@ -111,6 +111,9 @@ pub struct BatchInfo {
     pub batch: NewBatch,
     /// When it was registered (the ledger's clock).
     pub created_at: SystemTime,
+    /// Stopped on purpose ([`BatchStore::set_paused`], e.g. Ctrl-C in `rp batch run`): no
+    /// background worker resumes it; only an explicit run or resume does.
+    pub paused: bool,
 }
 
 /// Where a batch stands: its rows counted by their payout's state.
@@ -146,6 +149,8 @@ impl BatchProgress {
     pub fn state(&self) -> BatchState {
         if self.claimed > 0 {
             BatchState::Running
+        } else if self.undone > 0 && self.info.paused {
+            BatchState::Paused
         } else if self.undone > 0 {
             BatchState::Stopped
         } else if self.waiting > 0 {
@@ -161,8 +166,11 @@ impl BatchProgress {
 pub enum BatchState {
     /// A worker holds rows of it.
     Running,
-    /// Rows are left to pay and no worker holds them: run the file again to resume it.
+    /// Rows are left to pay and no worker holds them (a worker died or gave up): a
+    /// background worker (`rp serve`) or a rerun resumes it.
     Stopped,
+    /// Stopped on purpose, rows left: only an explicit rerun or resume continues it.
+    Paused,
     /// Every row was paid; some payouts wait for their final status.
     Waiting,
     /// Every row's payout is final, or was refused before it was sent.
@@ -175,6 +183,7 @@ impl BatchState {
         match self {
             BatchState::Running => "running",
             BatchState::Stopped => "stopped",
+            BatchState::Paused => "paused",
             BatchState::Waiting => "waiting",
             BatchState::Done => "done",
         }
@@ -297,6 +306,20 @@ pub trait BatchStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::Store`].
     fn reopen<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, Error>>;
+
+    /// Batches with rows left that no worker holds (its claims expired or were given back)
+    /// and that are not paused: what a background worker resumes. At most `limit` IDs.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn stopped(&self, limit: usize) -> BoxFuture<'_, Result<Vec<String>, Error>>;
+
+    /// Marks batch `id` stopped on purpose (`paused`), or no longer; whether it is
+    /// registered.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn set_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, Error>>;
 
     /// Batch `id` as registered, if it is: one row read, its rows not counted (see
     /// [`BatchStore::progress`]).

@@ -67,7 +67,7 @@ fn batch_row(batch: &BatchProgress) -> Markup {
 fn state_badge(state: BatchState) -> Markup {
     let label = match state {
         BatchState::Done => "success",
-        BatchState::Stopped => "error",
+        BatchState::Stopped | BatchState::Paused => "error",
         _ => "processing",
     };
     html! { span class={"badge " (if label == "success" { "good" } else if label == "error" { "bad" } else { "wait" })} { (state.as_str()) } }
@@ -129,13 +129,13 @@ pub(crate) async fn show(
                 dt { "Total" } dd { (totals(&info.totals)) }
             }
         }
-        div.card #progress data-refresh={"/batches/" (info.id) "/progress"} data-every="1500" { (progress_part(&batch)) }
+        div.card #progress data-refresh={"/batches/" (info.id) "/progress"} data-every="1500" { (progress_part(&batch, &me)) }
         p { a.button href={"/batches/" (info.id) "/report.csv"} { "Download the report" } }
     };
     html(page("Batch", Some(&me), "/batches", body))
 }
 
-fn progress_part(batch: &BatchProgress) -> Markup {
+fn progress_part(batch: &BatchProgress, me: &Me) -> Markup {
     let valid = batch.info.batch.valid_rows.max(1);
     let settled: u64 = batch
         .by_label
@@ -150,9 +150,54 @@ fn progress_part(batch: &BatchProgress) -> Markup {
             " · " (batch.undone) " left in this pass · " (batch.waiting) " waiting for their status" }
         progress max=(valid) value=(settled.min(valid)) {}
         @if state == BatchState::Done { span data-final="1" {} }
-        @if state == BatchState::Stopped { (notice("info", "Stopped: rows are left and no worker holds them. `rp serve`'s batch worker or `rp batch run FILE` resumes it.")) }
+        @if state == BatchState::Stopped { (notice("info", "Stopped: rows are left and no worker holds them (a worker stopped without finishing). The batch worker of rp serve resumes it.")) }
+        @if state == BatchState::Paused {
+            (notice("info", "Paused: stopped on purpose, rows left. Nothing resumes it by itself."))
+            @if me.role.may_pay() {
+                form method="post" action={"/batches/" (batch.info.batch.id) "/resume"} {
+                    (super::layout::csrf_field(me))
+                    button type="submit" { "Resume" }
+                }
+            }
+        }
         ul { @for (label, count) in &batch.by_label { li { (badge(label)) " " (count) } } }
     }
+}
+
+/// `POST /batches/{id}/resume`: a paused batch is no longer paused, and this instance pays
+/// it (under the stricter of the project's limits and the batch's).
+pub(crate) async fn resume(
+    State(desk): State<Desk>,
+    Extension(me): Extension<Me>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = super::payment::require_pay(&me) {
+        return response;
+    }
+    let batch = match find(&desk, &me, &id).await {
+        Ok(batch) => batch,
+        Err(response) => return response,
+    };
+    let id = batch.info.batch.id.clone();
+    if let Err(error) = desk.batches().set_paused(&id, false).await {
+        return ledger_failed(Some(&me), &error);
+    }
+    tracing::info!(operator = %me.name, batch = %id, "batch resumed from the console");
+    match crate::serve::batch_client(&desk, &batch.info.batch) {
+        Ok(client) => {
+            if let Ok(batch_id) = BatchId::from_str(&id) {
+                super::upload::start(&desk, batch_id, client);
+            }
+        }
+        Err(reason) => {
+            return problem(
+                StatusCode::CONFLICT,
+                Some(&me),
+                &format!("This batch cannot be paid by this rp: {reason}."),
+            );
+        }
+    }
+    axum::response::Redirect::to(&format!("/batches/{id}")).into_response()
 }
 
 /// `/batches/{id}/progress`: the live part alone.
@@ -162,7 +207,7 @@ pub(crate) async fn progress_fragment(
     Path(id): Path<String>,
 ) -> Response {
     match find(&desk, &me, &id).await {
-        Ok(batch) => html(progress_part(&batch)),
+        Ok(batch) => html(progress_part(&batch, &me)),
         Err(response) => response,
     }
 }
@@ -205,13 +250,25 @@ pub(crate) async fn report(
             &format!("Could not write the report: {error}"),
         );
     }
-    if let Err(error) = file.seek(SeekFrom::Start(0)) {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(&me),
-            &format!("Could not read the report back: {error}"),
-        );
-    }
+    let delimiter = batch.info.batch.delimiter;
+    let phone = phone_position(&batch.info.batch.header, delimiter);
+    let safe = tokio::task::spawn_blocking(move || {
+        file.seek(SeekFrom::Start(0))?;
+        for_people(file, delimiter, phone)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|made| made);
+    let mut file = match safe {
+        Ok(file) => file,
+        Err(error) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&me),
+                &format!("Could not read the report back: {error}"),
+            );
+        }
+    };
     tracing::info!(operator = %me.name, batch = %batch.info.batch.id, "batch report downloaded");
     let (sender, receiver) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
@@ -246,6 +303,70 @@ pub(crate) async fn report(
         axum::body::Body::from_stream(ChannelStream(receiver)),
     )
         .into_response()
+}
+
+/// Where the phone numbers are in a batch's rows, from its header.
+fn phone_position(header: &[u8], delimiter: u8) -> Option<usize> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .from_reader(header);
+    let record = reader.records().next()?.ok()?;
+    rp_batch::Header::parse(record.iter())
+        .ok()?
+        .position(rp_batch::Column::Phone)
+}
+
+/// The report as the console serves it (to any operator, "view" ones included): phone numbers
+/// masked, and a cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first)
+/// prefixed with `'`. (`rp batch show --report` on the ledger's machine gives the cells as
+/// they were.)
+fn for_people(
+    report: std::fs::File,
+    delimiter: u8,
+    phone: Option<usize>,
+) -> std::io::Result<std::fs::File> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(report));
+    let out = tempfile()?;
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_writer(std::io::BufWriter::new(out));
+    for (index, record) in reader.records().enumerate() {
+        let record = record.map_err(std::io::Error::other)?;
+        let cells = record.iter().enumerate().map(|(position, cell)| {
+            if index == 0 {
+                return cell.to_owned();
+            }
+            let cell = if Some(position) == phone {
+                rp_model::Msisdn::parse(cell).map_or_else(
+                    |_| super::layout::mask_digits(cell),
+                    |number| number.masked(),
+                )
+            } else {
+                cell.to_owned()
+            };
+            if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                format!("'{cell}")
+            } else {
+                cell
+            }
+        });
+        writer
+            .write_record(cells.collect::<Vec<_>>())
+            .map_err(std::io::Error::other)?;
+    }
+    let mut out = writer
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    out.seek(SeekFrom::Start(0))?;
+    Ok(out)
 }
 
 /// A new temporary file, already unlinked (nothing is left behind, whatever happens).

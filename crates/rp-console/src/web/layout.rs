@@ -106,6 +106,26 @@ pub(crate) fn badge(label: &str) -> Markup {
     html! { span class={"badge " (kind)} { (label) } }
 }
 
+/// A path segment, percent-encoded (RFC 3986: every byte but the unreserved `A-Z a-z 0-9 -
+/// . _ ~`), so that a payment ID with a space, `+`, `/`, `?` or `#` links to itself.
+pub(crate) fn path_segment(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// The console's path of a payout.
+pub(crate) fn payment_path(id: &rp_model::PaymentId) -> String {
+    format!("/payments/{}", path_segment(id.as_str()))
+}
+
 /// A query-string value, percent-encoded.
 pub(crate) fn url_encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
@@ -160,6 +180,11 @@ mod tests {
             utc(UNIX_EPOCH + std::time::Duration::from_secs(86_400)),
             "1970-01-02 00:00:00"
         );
+        assert_eq!(
+            path_segment("order 42+1/x?#%"),
+            "order%2042%2B1%2Fx%3F%23%25"
+        );
+        assert_eq!(path_segment("rp-a_b.c~"), "rp-a_b.c~");
         assert_eq!(
             url_encode("/payments?state=a b"),
             "%2Fpayments%3Fstate%3Da+b"

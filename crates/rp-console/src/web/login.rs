@@ -123,7 +123,21 @@ pub(crate) async fn submit(
         );
     }
     let name = form.name.trim().to_owned();
-    if let Err(wait) = desk.logins().check(&name) {
+    if rp_ledger::check_operator_name(&name).is_err() {
+        // Not a name an operator can have: answered as a wrong password, after as long, and
+        // never logged as given (it could carry line breaks).
+        let password = form.password;
+        let _ = tokio::task::spawn_blocking(move || verify_password(decoy_hash(), &password)).await;
+        let shown: String = name.chars().take(64).collect();
+        tracing::warn!(name = ?shown, "login failed: not an operator name");
+        return login_page(
+            &desk,
+            next,
+            Some("Wrong operator name, password or two-factor code."),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    if let Err(wait) = desk.logins().begin(&name) {
         tracing::warn!(operator = %name, "login refused: too many failed attempts");
         return login_page(
             &desk,
@@ -158,7 +172,6 @@ pub(crate) async fn submit(
         }
     };
     let Some(account) = account.filter(|a| matches && second_factor(a)) else {
-        desk.logins().failed(&name);
         tracing::warn!(operator = %name, "login failed: wrong name, password or code");
         return login_page(
             &desk,
@@ -178,8 +191,23 @@ pub(crate) async fn submit(
     let now = SystemTime::now();
     let ttl = desk.settings().session_ttl;
     let session = Session::new(token_sha256(&token), &account.name, csrf, now, now + ttl);
-    if let Err(error) = desk.access().open_session(session).await {
-        return ledger_failed(None, &error);
+    match desk
+        .access()
+        .open_session(session, &account.password_hash)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            // The password changed (or the operator was removed) while this login checked it.
+            tracing::warn!(operator = %account.name, "login raced a change of the operator; no session");
+            return login_page(
+                &desk,
+                next,
+                Some("Your account changed while you signed in; sign in again."),
+                StatusCode::CONFLICT,
+            );
+        }
+        Err(error) => return ledger_failed(None, &error),
     }
     tracing::info!(operator = %account.name, role = %account.role, "signed in");
     let secure = desk.settings().secure_cookies;

@@ -38,6 +38,13 @@ use crate::auth::require_login;
 /// The largest form body a console page accepts (a batch file is uploaded separately).
 pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
 
+/// How long a form's body has to arrive once its head has (a client that sends a head and
+/// never its body holds a connection; it is answered 408 and dropped).
+pub(crate) const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long an upload may pause between two pieces of its body.
+pub(crate) const UPLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The content security policy: nothing from elsewhere, no inline script or style, no
 /// framing, forms only to this origin.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -69,6 +76,7 @@ pub fn router(desk: Desk) -> Router {
             )),
         )
         .route("/batches/{id}/confirm", post(upload::confirm))
+        .route("/batches/{id}/resume", post(batches::resume))
         .route("/batches/{id}", get(batches::show))
         .route("/batches/{id}/progress", get(batches::progress_fragment))
         .route("/batches/{id}/report.csv", get(batches::report))
@@ -90,6 +98,7 @@ pub fn router(desk: Desk) -> Router {
         .route("/metrics", get(status::metrics))
         .merge(signed_in)
         .fallback(not_found)
+        .layer(middleware::from_fn(read_form_in_time))
         .layer(middleware::from_fn_with_state(
             desk.clone(),
             headers_and_timing,
@@ -110,6 +119,41 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such page").into_response()
+}
+
+/// Reads the body of every request but uploads (which stream to disk, each piece in time)
+/// within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
+/// otherwise.
+async fn read_form_in_time(request: Request, next: Next) -> Response {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if multipart {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, MAX_FORM_BYTES);
+    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response();
+        }
+        Err(_) => {
+            let mut response = (
+                StatusCode::REQUEST_TIMEOUT,
+                "the form did not arrive in time",
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// Security headers on every answer (pages are never cached: they show money and phone

@@ -13,7 +13,7 @@ use rp_payout::{PayoutEvent, PayoutRecord, ReconcileResult};
 use serde::Deserialize;
 
 use super::layout::{
-    amount, badge, csrf_field, masked_phone, notice, page, raw_body, url_encode, utc,
+    amount, badge, csrf_field, masked_phone, notice, page, payment_path, raw_body, utc,
 };
 use super::{html, ledger_failed, problem};
 use crate::{Desk, Me};
@@ -79,7 +79,7 @@ pub(crate) async fn show(
         Err(error) => return ledger_failed(Some(&me), &error),
     };
     let request = &record.request;
-    let path = format!("/payments/{}", url_encode(id.as_str()));
+    let path = payment_path(&id);
     let body = html! {
         h1 { "Payment " (id) }
         @if let Some((kind, text)) = done_text(done.done.as_deref()) { (notice(kind, text)) }
@@ -195,6 +195,9 @@ pub(crate) async fn check(
         Ok(id) => id,
         Err(response) => return response,
     };
+    if let Err(response) = record(&desk, &me, &id).await {
+        return response;
+    }
     if let Err(error) = desk
         .client()
         .note(&id, me.source(), "asked for the status from the console")
@@ -211,11 +214,7 @@ pub(crate) async fn check(
         Ok(_) => "checked",
         Err(error) => return ledger_failed(Some(&me), &error),
     };
-    Redirect::to(&format!(
-        "/payments/{}?done={done}",
-        url_encode(id.as_str())
-    ))
-    .into_response()
+    Redirect::to(&format!("{}?done={done}", payment_path(&id))).into_response()
 }
 
 /// `POST /payments/{payment_id}/resend`: only for a payout the platform does not have or
@@ -260,9 +259,5 @@ pub(crate) async fn resend(
             tracing::warn!(payment_id = %resent, %error, "resend from the console failed");
         }
     });
-    Redirect::to(&format!(
-        "/payments/{}?done=resent",
-        url_encode(id.as_str())
-    ))
-    .into_response()
+    Redirect::to(&format!("{}?done=resent", payment_path(&id))).into_response()
 }

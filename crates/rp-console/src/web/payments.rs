@@ -14,7 +14,7 @@ use rp_payout::{PayoutQuery, PayoutRecord};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::layout::{amount, badge, masked_phone, notice, page, url_encode, utc};
+use super::layout::{amount, badge, masked_phone, notice, page, payment_path, url_encode, utc};
 use super::{ChannelStream, html, ledger_failed};
 use crate::{Desk, Me};
 
@@ -74,6 +74,18 @@ impl Filters {
             query.after = Some((UNIX_EPOCH + Duration::from_nanos(nanos), id));
         }
         Ok(query)
+    }
+
+    /// The filters for a log line: the phone number masked.
+    fn log_text(&self) -> String {
+        let masked = Filters {
+            phone: Msisdn::parse(self.phone.trim())
+                .map(|p| p.masked())
+                .unwrap_or_else(|_| super::layout::mask_digits(self.phone.trim())),
+            after: String::new(),
+            ..self.clone()
+        };
+        masked.query_string()
     }
 
     /// The query string of these filters (without the cursor), for links.
@@ -246,7 +258,7 @@ fn table(rows: &[PayoutRecord], filters: &Filters, path: &str) -> Markup {
                     @for record in rows {
                         tr {
                             td { (utc(record.created_at)) }
-                            td { a href={"/payments/" (url_encode(record.payment_id.as_str()))} { (record.payment_id) } }
+                            td { a href=(payment_path(&record.payment_id)) { (record.payment_id) } }
                             td { (masked_phone(record)) }
                             td.num { (amount(record)) }
                             td { (badge(record.state.label())) @if record.attention.is_some() { " ⚠" } }
@@ -284,7 +296,16 @@ pub(crate) async fn export(
         Ok(query) => query.limit(EXPORT_PAGE),
         Err(error) => return problem_in_page(&me, "/payments", "Payments", &error),
     };
-    tracing::info!(operator = %me.name, filters = %export.filters.query_string(), "payments exported");
+    let one = match export.filters.payment_id.trim() {
+        "" => None,
+        text => match PaymentId::new(text) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                return problem_in_page(&me, "/payments", "Payments", &format!("payment ID: {e}"));
+            }
+        },
+    };
+    tracing::info!(operator = %me.name, filters = %export.filters.log_text(), "payments exported");
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = desk.client().store().clone();
     tokio::spawn(async move {
@@ -302,7 +323,16 @@ pub(crate) async fn export(
             "attention",
         ]);
         loop {
-            let page = match store.list(&query).await {
+            let found = match &one {
+                // One payout by its ID (the other filters still apply to it).
+                Some(id) => store.get(id).await.map(|r| {
+                    r.into_iter()
+                        .filter(|r| query.matches(r))
+                        .collect::<Vec<_>>()
+                }),
+                None => store.list(&query).await,
+            };
+            let page = match found {
                 Ok(page) => page,
                 Err(error) => {
                     // The client sees a truncated download, never a silently short file.
@@ -323,7 +353,9 @@ pub(crate) async fn export(
                 return;
             }
             match page.last() {
-                Some(last) if page.len() == EXPORT_PAGE => query = query.after(last),
+                Some(last) if one.is_none() && page.len() == EXPORT_PAGE => {
+                    query = query.after(last);
+                }
                 _ => return,
             }
         }

@@ -21,7 +21,7 @@ use rp_payout::Error;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use super::layout::{csrf_field, notice, page, url_encode};
+use super::layout::{csrf_field, notice, page, payment_path};
 use super::payment::require_pay;
 use super::{html, ledger_failed};
 use crate::{Desk, Me};
@@ -76,7 +76,12 @@ fn check(form: &PayoutForm, payment_id: PaymentId) -> Result<Payout, Vec<FieldEr
             .ok(),
     };
     let description = form.description.trim();
-    if description.chars().count() > MAX_DESCRIPTION {
+    if description.chars().any(char::is_control) {
+        errors.push((
+            "description",
+            "one line of text, without tabs or control characters".to_owned(),
+        ));
+    } else if description.chars().count() > MAX_DESCRIPTION {
         errors.push((
             "description",
             format!("at most {MAX_DESCRIPTION} characters"),
@@ -255,7 +260,7 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
             return response;
         }
     };
-    let page_of = format!("/payments/{}?done=sent", url_encode(payment_id.as_str()));
+    let page_of = format!("{}?done=sent", payment_path(&payment_id));
     let store = desk.client().store().clone();
     let project = desk.client().project_id();
     // Already recorded (the button pressed twice, the answer reloaded): the same payout is

@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::layout::{notice, page};
 use super::payment::require_pay;
-use super::{html, problem};
+use super::{UPLOAD_IDLE_TIMEOUT, html, problem};
 use crate::{Desk, Me};
 
 /// Problems shown on the check page, at most (the count says how many there are).
@@ -183,12 +183,19 @@ async fn receive(
         let mut size = 0usize;
         let mut field = field;
         loop {
-            let chunk = match field.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(error) => {
+            let chunk = match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, field.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => break,
+                Ok(Err(error)) => {
                     let _ = tokio::fs::remove_file(&temp).await;
                     return Err(Received::Refused(format!("the upload broke off: {error}")));
+                }
+                Err(_) => {
+                    let _ = tokio::fs::remove_file(&temp).await;
+                    return Err(Received::Refused(format!(
+                        "the upload stalled for {} s",
+                        UPLOAD_IDLE_TIMEOUT.as_secs()
+                    )));
                 }
             };
             size += chunk.len();
@@ -324,7 +331,8 @@ pub(crate) async fn confirm(
     match registered {
         Ok(Registered::New) => {
             tracing::info!(operator = %me.name, batch = %batch, rows = report.valid_rows, "batch confirmed from the console; paying");
-            start(&desk, batch);
+            // Registered just now with the project's limits: the desk's client applies them.
+            start(&desk, batch, Arc::clone(desk.client()));
         }
         Ok(_) => {
             tracing::info!(operator = %me.name, batch = %batch, "batch confirmed again: already registered");
@@ -334,9 +342,9 @@ pub(crate) async fn confirm(
     Redirect::to(&format!("/batches/{batch}")).into_response()
 }
 
-/// Pays `batch` in the background (as one more worker: others on the ledger may join).
-fn start(desk: &Desk, batch: BatchId) {
-    let client = Arc::clone(desk.client());
+/// Pays `batch` in the background with `client` (as one more worker: others on the ledger
+/// may join).
+pub(crate) fn start(desk: &Desk, batch: BatchId, client: Arc<rp_payout::Client>) {
     let batches = Arc::clone(desk.batches());
     let stop = desk.stopping();
     let options = desk.settings().batch_options;

@@ -8,6 +8,7 @@
 mod batches;
 mod browser;
 mod pages;
+mod review;
 mod security;
 mod webdriver;
 
@@ -54,6 +55,16 @@ impl Server {
     }
 
     pub(crate) async fn start_on(ledger_url: &str, reconcile: Option<Duration>) -> Server {
+        Self::start_with(ledger_url, reconcile, Duration::from_millis(300)).await
+    }
+
+    /// As [`Server::start_on`], the batch worker looking for stopped batches every `batches`
+    /// (its first look after one interval).
+    pub(crate) async fn start_with(
+        ledger_url: &str,
+        reconcile: Option<Duration>,
+        batches: Duration,
+    ) -> Server {
         let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = console.local_addr().unwrap();
         let project = ProjectId::new(PROJECT).unwrap();
@@ -97,7 +108,7 @@ impl Server {
         }
         let mut options = ServeOptions::new(console);
         options.reconcile_every = reconcile;
-        options.batches_every = Some(Duration::from_millis(300));
+        options.batches_every = Some(batches);
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(rp_console::serve(desk.clone(), options, async {
             let _ = stopped.await;

@@ -36,7 +36,8 @@ const UPSERT_OPERATOR: &str = "INSERT INTO rp_ledger.operators \
 const CLOSE_SESSIONS_OF: &str = "DELETE FROM rp_ledger.sessions WHERE operator = $1";
 const DELETE_OPERATOR: &str = "DELETE FROM rp_ledger.operators WHERE name = $1";
 const OPEN_SESSION: &str = "INSERT INTO rp_ledger.sessions \
-     (token_sha256, operator, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+     (token_sha256, operator, csrf, created_at, expires_at) \
+     SELECT $1, name, $3, $4, $5 FROM rp_ledger.operators WHERE name = $2 AND password_hash = $6";
 const SESSION: &str = "SELECT s.token_sha256, s.operator, o.role, s.csrf, s.created_at, \
      s.expires_at FROM rp_ledger.sessions s JOIN rp_ledger.operators o ON o.name = s.operator \
      WHERE s.token_sha256 = $1 AND s.expires_at > $2";
@@ -142,12 +143,16 @@ impl AccessStore for PostgresAccess {
         })
     }
 
-    fn open_session(&self, session: Session) -> BoxFuture<'_, Result<(), Error>> {
+    fn open_session<'a>(
+        &'a self,
+        session: Session,
+        password_hash: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let what = format!("open a session for {}", session.operator);
             let client = self.ledger.client(&what).await?;
             let (created, expires) = (nanos(session.created_at), nanos(session.expires_at));
-            execute(
+            let inserted = execute(
                 &client,
                 &what,
                 OPEN_SESSION,
@@ -157,11 +162,12 @@ impl AccessStore for PostgresAccess {
                     &session.csrf,
                     &created,
                     &expires,
+                    &password_hash,
                 ],
             )
             .await?;
             self.ledger.committed();
-            Ok(())
+            Ok(inserted == 1)
         })
     }
 

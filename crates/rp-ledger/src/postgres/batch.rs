@@ -54,7 +54,7 @@ const NOW: &str =
     "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint AS t)";
 
 const INFO_COLUMNS: &str =
-    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at, limits";
+    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at, limits, paused";
 
 /// The batch, unless registered: `$1` project, `$2` ID, `$3` file name, `$4` delimiter,
 /// `$5` header, `$6` rows, `$7` valid rows, `$8` totals, `$9` limits; registered now on the
@@ -198,6 +198,7 @@ fn info(row: &Row) -> Result<BatchInfo, String> {
             limits: batch::pairs_of(&limits)?,
         },
         created_at: time(column(row, 7)?),
+        paused: column(row, 9)?,
     })
 }
 
@@ -618,6 +619,46 @@ impl BatchStore for PostgresBatches {
 
     fn reopen<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
         Box::pin(self.reopen_batch(id))
+    }
+
+    fn stopped(&self, most: usize) -> BoxFuture<'_, Result<Vec<String>, Error>> {
+        Box::pin(async move {
+            let what = "list stopped batches";
+            let client = self.ledger.client(what).await?;
+            let sql = format!(
+                "{NOW} SELECT b.batch_id FROM rp_ledger.batches b \
+                 WHERE b.project_id = $1 AND NOT b.paused \
+                 AND EXISTS (SELECT 1 FROM rp_ledger.batch_rows r WHERE r.project_id = $1 \
+                     AND r.batch_id = b.batch_id AND NOT r.done) \
+                 AND NOT EXISTS (SELECT 1 FROM rp_ledger.batch_rows c WHERE c.project_id = $1 \
+                     AND c.batch_id = b.batch_id AND NOT c.done AND c.claimed_by IS NOT NULL \
+                     AND c.lease_until > (SELECT t FROM now)) \
+                 ORDER BY b.created_at, b.batch_id LIMIT $2"
+            );
+            query(&client, what, &sql, &[&self.project, &limit(most)])
+                .await?
+                .iter()
+                .map(|row| column(row, 0))
+                .collect::<Result<_, String>>()
+                .map_err(|e| Error::store(what, e))
+        })
+    }
+
+    fn set_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            batch::check_id(id)?;
+            let what = format!("pause batch {id}");
+            let client = self.ledger.client(&what).await?;
+            let changed = execute(
+                &client,
+                &what,
+                "UPDATE rp_ledger.batches SET paused = $3 WHERE project_id = $1 AND batch_id = $2",
+                &[&self.project, &id, &paused],
+            )
+            .await?;
+            self.ledger.committed();
+            Ok(changed == 1)
+        })
     }
 
     fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchInfo>, Error>> {

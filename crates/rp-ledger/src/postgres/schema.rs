@@ -152,8 +152,10 @@ CREATE INDEX batch_rows_claimed ON rp_ledger.batch_rows (project_id, batch_id, c
 "#;
 
 /// Version 4: the operators of `rp serve`'s console and their sessions, as in the SQLite
-/// ledger (a password's argon2 hash, the SHA-256 of a session's token).
+/// ledger (a password's argon2 hash, the SHA-256 of a session's token); a batch stopped on
+/// purpose is marked `paused`.
 const V4: &str = r#"
+ALTER TABLE rp_ledger.batches ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE TABLE rp_ledger.operators (
     name          TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
     password_hash TEXT   NOT NULL,   -- PHC string ($argon2id$...)

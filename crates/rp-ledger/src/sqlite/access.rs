@@ -112,21 +112,27 @@ impl AccessStore for SqliteAccess {
         }))
     }
 
-    fn open_session(&self, session: Session) -> BoxFuture<'_, Result<(), Error>> {
+    fn open_session<'a>(
+        &'a self,
+        session: Session,
+        password_hash: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
         let what = format!("open a session for {}", session.operator);
+        let hash = password_hash.to_owned();
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
                 "INSERT INTO sessions (token_sha256, operator, csrf, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                 SELECT ?1, name, ?3, ?4, ?5 FROM operators WHERE name = ?2 AND password_hash = ?6",
                 params![
                     session.token_sha256,
                     session.operator,
                     session.csrf,
                     nanos(session.created_at),
                     nanos(session.expires_at),
+                    hash,
                 ],
             )
-            .map(|_| ())
+            .map(|inserted| inserted == 1)
             .map_err(|e| Error::store(&what, e))
         }))
     }

@@ -35,7 +35,7 @@ impl SqliteBatches {
 }
 
 const INFO_COLUMNS: &str =
-    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at, limits";
+    "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at, limits, paused";
 
 /// A [`BatchInfo`] from a row of [`INFO_COLUMNS`].
 fn info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
@@ -65,6 +65,7 @@ fn info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
             limits,
         },
         created_at: time(row.get(7)?),
+        paused: row.get(9)?,
     })
 }
 
@@ -363,6 +364,48 @@ impl BatchStore for SqliteBatches {
                  AND p.settled = 1)",
             Vec::new(),
         ))
+    }
+
+    fn stopped(&self, limit: usize) -> BoxFuture<'_, Result<Vec<String>, Error>> {
+        let project = self.project;
+        Box::pin(
+            self.ledger
+                .read("list stopped batches".to_owned(), move |conn| {
+                    conn.prepare_cached(
+                        "SELECT b.batch_id FROM batches b WHERE b.project_id = ?1 AND b.paused = 0 \
+                 AND EXISTS (SELECT 1 FROM batch_rows r WHERE r.project_id = ?1 \
+                     AND r.batch_id = b.batch_id AND r.done = 0) \
+                 AND NOT EXISTS (SELECT 1 FROM batch_rows c WHERE c.project_id = ?1 \
+                     AND c.batch_id = b.batch_id AND c.done = 0 AND c.claimed_by IS NOT NULL \
+                     AND c.lease_until > ?2) \
+                 ORDER BY b.created_at, b.batch_id LIMIT ?3",
+                    )?
+                    .query_map(
+                        params![project, nanos(SystemTime::now()), signed(limit as u64)],
+                        |row| row.get(0),
+                    )?
+                    .collect()
+                }),
+        )
+    }
+
+    fn set_paused<'a>(&'a self, id: &'a str, paused: bool) -> BoxFuture<'a, Result<bool, Error>> {
+        let project = self.project;
+        let id = id.to_owned();
+        Box::pin(async move {
+            batch::check_id(&id)?;
+            let what = format!("pause batch {id}");
+            self.ledger
+                .exclusive(what.clone(), move |tx| {
+                    tx.execute(
+                        "UPDATE batches SET paused = ?3 WHERE project_id = ?1 AND batch_id = ?2",
+                        params![project, id, paused],
+                    )
+                    .map(|n| n == 1)
+                    .map_err(|e| Error::store(&what, e))
+                })
+                .await
+        })
     }
 
     fn info<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<BatchInfo>, Error>> {

@@ -138,8 +138,10 @@ CREATE INDEX batch_rows_claimed ON batch_rows (project_id, batch_id, claimed_by)
 ";
 
 /// Version 4: the operators of `rp serve`'s console (a password's argon2 hash, never the
-/// password) and their sessions (the SHA-256 of a session's token, never the token).
+/// password) and their sessions (the SHA-256 of a session's token, never the token); a batch
+/// stopped on purpose is marked `paused` (no background worker resumes it).
 const V4: &str = "
+ALTER TABLE batches ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE operators (
     name          TEXT    NOT NULL PRIMARY KEY,
     password_hash TEXT    NOT NULL,   -- PHC string ($argon2id$...)

@@ -36,18 +36,26 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     let open = |token: &str, who: &str, expires: SystemTime| {
         Session::new(token, who, format!("csrf-{token}"), now, expires)
     };
-    access
-        .open_session(open("t-anna", "anna", now + HOUR))
-        .await
-        .unwrap();
-    access
-        .open_session(open("t-bob", "bob", now + HOUR))
-        .await
-        .unwrap();
-    access
-        .open_session(open("t-old", "bob", now - HOUR))
-        .await
-        .unwrap();
+    for (token, who, hash, expires) in [
+        ("t-anna", "anna", "$argon2id$v=19$hash-1", now + HOUR),
+        ("t-bob", "bob", "$argon2id$v=19$hash-2", now + HOUR),
+        ("t-old", "bob", "$argon2id$v=19$hash-2", now - HOUR),
+    ] {
+        assert!(
+            access
+                .open_session(open(token, who, expires), hash)
+                .await
+                .unwrap()
+        );
+    }
+    // A login that verified an older password (changed meanwhile) opens nothing.
+    assert!(
+        !access
+            .open_session(open("t-stale", "anna", now + HOUR), "$argon2id$v=19$old")
+            .await
+            .unwrap()
+    );
+    assert_eq!(access.session("t-stale", now).await.unwrap(), None);
     let session = access.session("t-anna", now).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -61,12 +69,15 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     assert_eq!(access.session("t-bob", now + 2 * HOUR).await.unwrap(), None);
     assert_eq!(access.session("nope", now).await.unwrap(), None);
 
-    // A session for nobody is refused (the operator must exist).
+    // A session for nobody is not opened (the operator must exist).
     assert!(
-        access
-            .open_session(open("t-ghost", "ghost", now + HOUR))
+        !access
+            .open_session(
+                open("t-ghost", "ghost", now + HOUR),
+                "$argon2id$v=19$hash-1"
+            )
             .await
-            .is_err()
+            .unwrap()
     );
 
     // Replacing an operator (new password or role) closes their sessions.
@@ -84,10 +95,12 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     assert_eq!(access.purge_sessions(now).await.unwrap(), 1, "t-old");
 
     // Removing an operator closes their sessions.
-    access
-        .open_session(open("t-bob2", "bob", now + HOUR))
-        .await
-        .unwrap();
+    assert!(
+        access
+            .open_session(open("t-bob2", "bob", now + HOUR), "$argon2id$v=19$hash-2")
+            .await
+            .unwrap()
+    );
     assert!(access.remove_operator("bob").await.unwrap());
     assert!(!access.remove_operator("bob").await.unwrap());
     assert_eq!(access.session("t-bob2", now).await.unwrap(), None);

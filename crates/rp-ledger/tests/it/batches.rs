@@ -95,6 +95,39 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     lists_and_rows_page(b.as_ref()).await;
     racing_workers_claim_each_row_once(Arc::clone(&a)).await;
     hostile_ids_are_refused(a.as_ref()).await;
+    paused_batches_are_left_alone(ledger.batches(project(555)).as_ref()).await;
+}
+
+/// A batch stopped on purpose is not among the stopped ones a background worker resumes;
+/// neither is one a worker holds.
+async fn paused_batches_are_left_alone(store: &dyn BatchStore) {
+    let id = batch_id(60);
+    assert!(store.stopped(10).await.unwrap().is_empty());
+    assert!(
+        !store.set_paused(&id, true).await.unwrap(),
+        "not registered"
+    );
+    assert_eq!(register(store, &id, 3, &[]).await, Registered::New);
+    assert_eq!(store.stopped(10).await.unwrap(), std::slice::from_ref(&id));
+    assert!(store.set_paused(&id, true).await.unwrap());
+    let progress = store.progress(&id).await.unwrap().unwrap();
+    assert!(progress.info.paused);
+    assert_eq!(progress.state(), BatchState::Paused);
+    assert!(store.stopped(10).await.unwrap().is_empty());
+    assert!(store.set_paused(&id, false).await.unwrap());
+    assert_eq!(store.stopped(10).await.unwrap(), std::slice::from_ref(&id));
+    // Held by a worker: running, not stopped.
+    assert_eq!(
+        store.claim(&id, "worker-a", LEASE, 1).await.unwrap().len(),
+        1
+    );
+    assert!(store.stopped(10).await.unwrap().is_empty());
+    assert_eq!(store.release(&id, "worker-a").await.unwrap(), 1);
+    // Every row done: nothing to resume.
+    let rows = store.claim(&id, "worker-a", LEASE, 10).await.unwrap();
+    let numbers: Vec<u64> = rows.iter().map(|r| r.row).collect();
+    assert_eq!(store.finish(&id, "worker-a", &numbers).await.unwrap(), 3);
+    assert!(store.stopped(10).await.unwrap().is_empty());
 }
 
 async fn registration_is_once_and_whole(store: &dyn BatchStore, other: &dyn BatchStore) {
