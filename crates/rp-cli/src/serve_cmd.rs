@@ -101,6 +101,16 @@ struct RunArgs {
     /// Do not resume stopped batches here (another instance, or `rp batch run`, does).
     #[arg(long)]
     no_batch_worker: bool,
+    /// Batch payouts in flight at once (1 to 64), per batch this instance pays.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    batch_concurrency: u16,
+    /// New batch payouts started per second at most (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    batch_rate: u32,
+    /// How long this instance's claim on batch rows holds unless renewed (2 to 3600 s): how
+    /// long the rows of an instance that died wait before another takes them over.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    batch_lease: u64,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -300,7 +310,12 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             Duration::from_secs(args.overdue_after),
         )?;
         let operators = ledger.access().operators().await.map_err(Failure::from)?;
-        let desk = Desk::new(Arc::new(client), ledger.clone(), Settings::default());
+        let mut settings = Settings::default();
+        settings.batch_options = rp_batch::run::RunOptions::default()
+            .concurrency(usize::from(args.batch_concurrency))
+            .rate(Some(args.batch_rate))
+            .lease(Duration::from_secs(args.batch_lease));
+        let desk = Desk::new(Arc::new(client), ledger.clone(), settings);
         let console_addr = console.local_addr().map_err(|e| Failure::usage(e.to_string()))?;
         let callback_addr = match &callbacks {
             Some(listener) => listener.local_addr().map_err(|e| Failure::usage(e.to_string()))?,

@@ -231,3 +231,134 @@ fn demo_console_prints_the_way_in_and_logs_json_on_request() {
     let parsed: serde_json::Value = serde_json::from_str(running).expect("a JSON log line");
     assert_eq!(parsed["level"], "INFO", "{parsed}");
 }
+
+/// Sends SIGKILL or SIGTERM to `child`.
+fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Polls `check` every 100 ms until it is true, for `limit` at most.
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Several instances on one ledger (an SQLite file; a PostgreSQL database when the test server
+/// is there): a batch whose `rp batch run` was killed is resumed by an `rp serve`, that
+/// instance is killed mid-batch, and the other finishes it. Every row is paid once, every
+/// payout settled by the reconcilers.
+#[test]
+fn two_instances_share_a_batch_and_one_killed_mid_batch_leaves_nothing_undone() {
+    for ledger in crate::ledgers("serve_two") {
+        let sim = Sim::start();
+        let rows = 40u64;
+        let mut text = String::from("phone;amount;customer_id\n");
+        for row in 1..=rows {
+            // Ending 1001..: no magic value, every payout succeeds.
+            text.push_str(&format!(
+                "+7701{:07};{};c-{row}\n",
+                5_101_000 + row,
+                100 + row
+            ));
+        }
+        let file = crate::scratch_file("serve-two", "payouts.csv", &text);
+        let file = file.to_str().unwrap();
+
+        // A worker from the command line, killed: the batch is stopped, not paused.
+        let mut run = sim.spawn_in(
+            &ledger,
+            &[
+                "batch",
+                "run",
+                file,
+                "--yes",
+                "--rate",
+                "10",
+                "--concurrency",
+                "2",
+                "--lease",
+                "5",
+            ],
+        );
+        wait_until("the run pays", Duration::from_secs(30), || {
+            sim.sim().payments().len() >= 5
+        });
+        run.kill().unwrap();
+        run.wait().unwrap();
+        let at_kill = sim.sim().payments().len();
+        assert!(at_kill < rows as usize, "{ledger}: killed mid-batch");
+
+        let instance = |port: u16| {
+            let listen = format!("127.0.0.1:{port}");
+            sim.spawn_in(
+                &ledger,
+                &[
+                    "serve",
+                    "--listen",
+                    &listen,
+                    "--batch-rate",
+                    "5",
+                    "--batch-lease",
+                    "2",
+                    "--reconcile-every",
+                    "1",
+                    "--overdue-after",
+                    "1",
+                ],
+            )
+        };
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let a = instance(free_port());
+        wait_until(
+            "instance A resumes the batch",
+            Duration::from_secs(30),
+            || sim.sim().payments().len() >= at_kill + 5,
+        );
+        let mut b = instance(free_port());
+        signal(&a, "KILL");
+        let mut a = a;
+        a.wait().unwrap();
+        assert!(
+            sim.sim().payments().len() < rows as usize,
+            "{ledger}: A killed mid-batch"
+        );
+
+        // B takes A's rows over once their lease has run out, and settles every payout.
+        wait_until("the batch is done", Duration::from_secs(90), || {
+            let listed = sim.rp_in(&ledger, &["batch", "list", "--json"]);
+            let json: serde_json::Value =
+                serde_json::from_str(&stdout(&listed)).unwrap_or_default();
+            json["batches"][0]["state"] == "done"
+        });
+        let payments = sim.sim().payments();
+        assert_eq!(
+            payments.len(),
+            rows as usize,
+            "{ledger}: every row paid, under one ID each"
+        );
+        assert!(
+            payments.iter().all(|p| p.status.as_str() == "success"),
+            "{ledger}: {payments:?}"
+        );
+        let listed = sim.rp_in(&ledger, &["batch", "list", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+        assert_eq!(json["batches"][0]["success"], rows, "{json}");
+        signal(&b, "TERM");
+        let status = b.wait().unwrap();
+        assert!(status.success(), "{ledger}: B stops cleanly");
+        let _ = b.stdout.take();
+    }
+}
