@@ -258,7 +258,7 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
 fn two_instances_share_a_batch_and_one_killed_mid_batch_leaves_nothing_undone() {
     for ledger in crate::ledgers("serve_two") {
         let sim = Sim::start();
-        let rows = 40u64;
+        let rows: usize = 40;
         let mut text = String::from("phone;amount;customer_id\n");
         for row in 1..=rows {
             // Ending 1001..: no magic value, every payout succeeds.
@@ -293,7 +293,7 @@ fn two_instances_share_a_batch_and_one_killed_mid_batch_leaves_nothing_undone() 
         run.kill().unwrap();
         run.wait().unwrap();
         let at_kill = sim.sim().payments().len();
-        assert!(at_kill < rows as usize, "{ledger}: killed mid-batch");
+        assert!(at_kill < rows, "{ledger}: killed mid-batch");
 
         let instance = |port: u16| {
             let listen = format!("127.0.0.1:{port}");
@@ -332,7 +332,7 @@ fn two_instances_share_a_batch_and_one_killed_mid_batch_leaves_nothing_undone() 
         let mut a = a;
         a.wait().unwrap();
         assert!(
-            sim.sim().payments().len() < rows as usize,
+            sim.sim().payments().len() < rows,
             "{ledger}: A killed mid-batch"
         );
 
@@ -346,7 +346,7 @@ fn two_instances_share_a_batch_and_one_killed_mid_batch_leaves_nothing_undone() 
         let payments = sim.sim().payments();
         assert_eq!(
             payments.len(),
-            rows as usize,
+            rows,
             "{ledger}: every row paid, under one ID each"
         );
         assert!(
