@@ -130,7 +130,10 @@ pub(crate) async fn show(
             }
         }
         div.card #progress data-refresh={"/batches/" (info.id) "/progress"} data-every="1500" { (progress_part(&batch, &me)) }
-        p { a.button href={"/batches/" (info.id) "/report.csv"} { "Download the report" } }
+        p.actions {
+            a.button href={"/batches/" (info.id) "/report.csv"} { "Download the report" }
+            a href={"/payments?batch=" (info.id)} { "Its payouts" }
+        }
     };
     html(page("Batch", Some(&me), "/batches", body))
 }

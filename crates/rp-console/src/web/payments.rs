@@ -39,6 +39,9 @@ pub(crate) struct Filters {
     /// `YYYY-MM-DD`, UTC, to the end of that day.
     #[serde(default)]
     until: String,
+    /// A batch ID: that batch's payouts, in file order (the other filters do not apply).
+    #[serde(default)]
+    batch: String,
     /// The cursor: `NANOS.PAYMENT_ID` of the last row of the previous page.
     #[serde(default)]
     after: String,
@@ -53,7 +56,10 @@ impl Filters {
         }
         let state = self.state.trim();
         if !state.is_empty() {
-            if !state.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            if !state
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b' ')
+            {
                 return Err(format!("unknown state {state:?}"));
             }
             query = query.state(state);
@@ -96,6 +102,7 @@ impl Filters {
             ("payment_id", &self.payment_id),
             ("since", &self.since),
             ("until", &self.until),
+            ("batch", &self.batch),
         ]
         .iter()
         .filter(|(_, v)| !v.trim().is_empty())
@@ -178,21 +185,36 @@ async fn listing(
         ("/payments", "Payments")
     };
     let store = desk.client().store();
-    let (rows, error) = match filters.query(attention) {
-        Err(error) => (Vec::new(), Some(error)),
-        Ok(query) => {
-            let found = match PaymentId::new(filters.payment_id.trim()) {
-                _ if filters.payment_id.trim().is_empty() => store.list(&query).await,
-                Ok(id) => store.get(&id).await.map(|r| r.into_iter().collect()),
-                Err(e) => return problem_in_page(me, path, title, &format!("payment ID: {e}")),
-            };
-            match found {
-                Ok(rows) => (rows, None),
-                Err(error) => return ledger_failed(Some(me), &error),
+    let (rows, next, error) = if filters.batch.trim().is_empty() {
+        match filters.query(attention) {
+            Err(error) => (Vec::new(), None, Some(error)),
+            Ok(query) => {
+                let found = match PaymentId::new(filters.payment_id.trim()) {
+                    _ if filters.payment_id.trim().is_empty() => store.list(&query).await,
+                    Ok(id) => store.get(&id).await.map(|r| r.into_iter().collect()),
+                    Err(e) => {
+                        return problem_in_page(me, path, title, &format!("payment ID: {e}"));
+                    }
+                };
+                match found {
+                    Ok(rows) => {
+                        let next = (rows.len() == PAGE)
+                            .then(|| rows.last().map(cursor))
+                            .flatten();
+                        (rows, next, None)
+                    }
+                    Err(error) => return ledger_failed(Some(me), &error),
+                }
             }
         }
+    } else {
+        match batch_page(desk, filters).await {
+            Ok((rows, next)) => (rows, next, None),
+            Err(BatchPage::Bad(error)) => (Vec::new(), None, Some(error)),
+            Err(BatchPage::Ledger(error)) => return ledger_failed(Some(me), &error),
+        }
     };
-    let table = table(&rows, filters, path);
+    let table = table(&rows, filters, path, next.as_deref());
     if headers.contains_key("x-fragment") {
         return html(table);
     }
@@ -221,6 +243,19 @@ async fn listing(
             button type="submit" { "Filter" }
             a.button href={"/payments.csv?" (filters.query_string()) (if attention { "&attention=1" } else { "" })} { "Export CSV" }
         }
+        @if attention {
+            @let unknown = counts.get("unknown");
+            @let not_registered = counts.get("not_registered");
+            @if unknown > 0 {
+                p { a href="/payments?state=unknown" { (unknown) " payout(s) with an unknown outcome" } ": the reconciler is asking the platform about them." }
+            }
+            @if not_registered > 0 {
+                p { a href="/payments?state=not_registered" { (not_registered) " payout(s) the platform does not have" } ": the reconciler sends them again under their payment IDs." }
+            }
+        }
+        @if !filters.batch.trim().is_empty() {
+            p { "The payouts of batch " a href={"/batches/" (filters.batch.trim())} { code { (filters.batch.trim().get(..12).unwrap_or_default()) } } ", in file order." }
+        }
         @if let Some(error) = &error { (notice("error", error)) }
         div #list data-refresh=(live) data-every="5000" { (table) }
     };
@@ -236,15 +271,67 @@ fn problem_in_page(me: &Me, path: &str, title: &str, error: &str) -> Response {
     ))
 }
 
-/// The table of a page of payouts, with the link to the next page.
-fn table(rows: &[PayoutRecord], filters: &Filters, path: &str) -> Markup {
+enum BatchPage {
+    /// A filter is wrong.
+    Bad(String),
+    /// The ledger failed.
+    Ledger(rp_payout::Error),
+}
+
+/// A page of a batch's payouts, in file order (rows after the row number in `after`): the
+/// payouts and the cursor of the next page.
+async fn batch_page(
+    desk: &Desk,
+    filters: &Filters,
+) -> Result<(Vec<PayoutRecord>, Option<String>), BatchPage> {
+    let id: rp_batch::BatchId = filters
+        .batch
+        .trim()
+        .parse()
+        .map_err(|_| BatchPage::Bad("batch: a batch ID has 64 hex digits".to_owned()))?;
+    let after: u64 = match filters.after.trim() {
+        "" => 0,
+        text => text
+            .parse()
+            .map_err(|_| BatchPage::Bad("a bad page cursor".to_owned()))?,
+    };
+    let rows = desk
+        .batches()
+        .rows(&id.to_string(), after, PAGE)
+        .await
+        .map_err(BatchPage::Ledger)?;
     let next = (rows.len() == PAGE)
-        .then(|| rows.last().map(cursor))
-        .flatten()
-        .map(|after| {
-            let filters = filters.query_string();
-            format!("{path}?{filters}&after={}", url_encode(&after))
-        });
+        .then(|| rows.last().map(|r| r.row.row.to_string()))
+        .flatten();
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(payment_id) = row
+            .row
+            .payment_id
+            .as_deref()
+            .and_then(|p| PaymentId::new(p).ok())
+        else {
+            continue;
+        };
+        if let Some(record) = desk
+            .client()
+            .store()
+            .get(&payment_id)
+            .await
+            .map_err(BatchPage::Ledger)?
+        {
+            records.push(record);
+        }
+    }
+    Ok((records, next))
+}
+
+/// The table of a page of payouts, with the link to the next page (`next`: its cursor).
+fn table(rows: &[PayoutRecord], filters: &Filters, path: &str, next: Option<&str>) -> Markup {
+    let next = next.map(|after| {
+        let filters = filters.query_string();
+        format!("{path}?{filters}&after={}", url_encode(after))
+    });
     html! {
         @if rows.is_empty() {
             p.muted { "No payouts match." }
@@ -291,6 +378,11 @@ pub(crate) async fn export(
     Extension(me): Extension<Me>,
     Query(export): Query<ExportQuery>,
 ) -> Response {
+    if let Ok(batch) = export.filters.batch.trim().parse::<rp_batch::BatchId>() {
+        // A batch's payouts are its report, in file order.
+        return axum::response::Redirect::to(&format!("/batches/{batch}/report.csv"))
+            .into_response();
+    }
     let attention = export.attention == "1";
     let mut query = match export.filters.query(attention) {
         Ok(query) => query.limit(EXPORT_PAGE),
@@ -447,6 +539,11 @@ mod tests {
             filters.query_string(),
             "state=success&phone=%2B7+%28701%29+123-45-67"
         );
+        let spaced = Filters {
+            state: "partially paid out".to_owned(),
+            ..Filters::default()
+        };
+        assert!(spaced.query(false).is_ok(), "a platform status with spaces");
         let bad_state = Filters {
             state: "x' OR 1=1".to_owned(),
             ..Filters::default()
