@@ -168,7 +168,39 @@ impl fmt::Debug for Session {
     }
 }
 
-/// The console's operators and sessions, shared by every instance on the ledger.
+/// A key of `rp serve`'s JSON API (`Authorization: Bearer KEY`), found by the SHA-256 of the
+/// key: the ledger never holds the key itself.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct ApiKey {
+    /// Its name (see [`check_operator_name`]): written into the history of what it does as
+    /// `operator:api:NAME`.
+    pub name: String,
+    /// Hex SHA-256 of the key.
+    pub key_sha256: String,
+    /// [`Role::Pay`] or [`Role::View`] (shown as `read`).
+    pub role: Role,
+    /// When it was made.
+    pub created_at: SystemTime,
+    /// When it was revoked, if it was (a revoked key is refused).
+    pub revoked_at: Option<SystemTime>,
+}
+
+impl ApiKey {
+    /// A new key's record.
+    pub fn new(name: impl Into<String>, key_sha256: impl Into<String>, role: Role) -> Self {
+        ApiKey {
+            name: name.into(),
+            key_sha256: key_sha256.into(),
+            role,
+            created_at: SystemTime::now(),
+            revoked_at: None,
+        }
+    }
+}
+
+/// The console's operators and sessions, and the API's keys, shared by every instance on the
+/// ledger.
 pub trait AccessStore: Send + Sync {
     /// Adds the operator, or replaces the one of that name (a new password or role). A
     /// replaced operator's sessions are closed.
@@ -208,6 +240,23 @@ pub trait AccessStore: Send + Sync {
 
     /// Deletes the sessions that ended before `now`; how many.
     fn purge_sessions(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, Error>>;
+
+    /// Adds an API key; `false` (nothing written) when a key of that name exists, revoked or
+    /// not (names are never reused: the history names them).
+    fn add_api_key(&self, key: ApiKey) -> BoxFuture<'_, Result<bool, Error>>;
+
+    /// The key whose SHA-256 is `key_sha256`, revoked or not.
+    fn api_key<'a>(&'a self, key_sha256: &'a str) -> BoxFuture<'a, Result<Option<ApiKey>, Error>>;
+
+    /// Every API key, by name.
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKey>, Error>>;
+
+    /// Revokes the key named `name` at `at`; whether a key that was not revoked was.
+    fn revoke_api_key<'a>(
+        &'a self,
+        name: &'a str,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
 }
 
 /// The error for a stored role this build does not know.

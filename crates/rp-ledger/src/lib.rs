@@ -64,7 +64,7 @@ use rp_model::ProjectId;
 use rp_payout::PayoutStore;
 
 pub use access::{
-    AccessStore, MAX_OPERATOR_NAME, OperatorAccount, Role, Session, check_operator_name,
+    AccessStore, ApiKey, MAX_OPERATOR_NAME, OperatorAccount, Role, Session, check_operator_name,
 };
 pub use batch::{
     BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, MAX_LEASE, NewBatch,

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 
 use super::PostgresLedger;
 use super::batch::{column, execute, failed, query};
-use crate::access::{AccessStore, OperatorAccount, Role, Session, unknown_role};
+use crate::access::{AccessStore, ApiKey, OperatorAccount, Role, Session, unknown_role};
 use crate::stored::{nanos, time};
 
 /// The operators and sessions of a [`PostgresLedger`].
@@ -43,6 +43,26 @@ const SESSION: &str = "SELECT s.token_sha256, s.operator, o.role, s.csrf, s.crea
      WHERE s.token_sha256 = $1 AND s.expires_at > $2";
 const CLOSE_SESSION: &str = "DELETE FROM rp_ledger.sessions WHERE token_sha256 = $1";
 const PURGE_SESSIONS: &str = "DELETE FROM rp_ledger.sessions WHERE expires_at <= $1";
+
+const ADD_API_KEY: &str = "INSERT INTO rp_ledger.api_keys (name, key_sha256, role, created_at, \
+     revoked_at) VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING";
+const API_KEY: &str = "SELECT name, key_sha256, role, created_at, revoked_at \
+     FROM rp_ledger.api_keys WHERE key_sha256 = $1";
+const API_KEYS: &str = "SELECT name, key_sha256, role, created_at, revoked_at \
+     FROM rp_ledger.api_keys ORDER BY name";
+const REVOKE_API_KEY: &str =
+    "UPDATE rp_ledger.api_keys SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
+
+fn api_key(row: &Row) -> Result<ApiKey, String> {
+    let mut key = ApiKey::new(
+        column::<String>(row, 0)?,
+        column::<String>(row, 1)?,
+        role(&column::<String>(row, 2)?)?,
+    );
+    key.created_at = time(column(row, 3)?);
+    key.revoked_at = column::<Option<i64>>(row, 4)?.map(time);
+    Ok(key)
+}
 
 fn role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| unknown_role(text))
@@ -215,6 +235,62 @@ impl AccessStore for PostgresAccess {
             let purged = execute(&client, what, PURGE_SESSIONS, &[&nanos(now)]).await?;
             self.ledger.committed();
             Ok(purged)
+        })
+    }
+
+    fn add_api_key(&self, key: ApiKey) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            let what = format!("add API key {}", key.name);
+            let client = self.ledger.client(&what).await?;
+            let (role, created) = (key.role.as_str(), nanos(key.created_at));
+            let inserted = execute(
+                &client,
+                &what,
+                ADD_API_KEY,
+                &[&key.name, &key.key_sha256, &role, &created],
+            )
+            .await?;
+            self.ledger.committed();
+            Ok(inserted == 1)
+        })
+    }
+
+    fn api_key<'a>(&'a self, key_sha256: &'a str) -> BoxFuture<'a, Result<Option<ApiKey>, Error>> {
+        Box::pin(async move {
+            let what = "read an API key";
+            let client = self.ledger.client(what).await?;
+            let rows = query(&client, what, API_KEY, &[&key_sha256]).await?;
+            rows.first()
+                .map(api_key)
+                .transpose()
+                .map_err(|e| Error::store(what, e))
+        })
+    }
+
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKey>, Error>> {
+        Box::pin(async move {
+            let what = "list API keys";
+            let client = self.ledger.client(what).await?;
+            query(&client, what, API_KEYS, &[])
+                .await?
+                .iter()
+                .map(api_key)
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::store(what, e))
+        })
+    }
+
+    fn revoke_api_key<'a>(
+        &'a self,
+        name: &'a str,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let what = format!("revoke API key {name}");
+            let client = self.ledger.client(&what).await?;
+            let changed = execute(&client, &what, REVOKE_API_KEY, &[&name, &nanos(at)]).await?;
+            self.ledger.committed();
+            Ok(changed == 1)
         })
     }
 }

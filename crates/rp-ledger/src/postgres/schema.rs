@@ -152,7 +152,8 @@ CREATE INDEX batch_rows_claimed ON rp_ledger.batch_rows (project_id, batch_id, c
 "#;
 
 /// Version 4: the operators of `rp serve`'s console and their sessions, as in the SQLite
-/// ledger (a password's argon2 hash, the SHA-256 of a session's token); a batch stopped on
+/// ledger (a password's argon2 hash, the SHA-256 of a session's token), the API's keys; a
+/// batch stopped on
 /// purpose is marked `paused`.
 const V4: &str = r#"
 ALTER TABLE rp_ledger.batches ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE;
@@ -171,6 +172,13 @@ CREATE TABLE rp_ledger.sessions (
     expires_at   BIGINT NOT NULL
 );
 CREATE INDEX sessions_by_operator ON rp_ledger.sessions (operator);
+CREATE TABLE rp_ledger.api_keys (
+    name       TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
+    key_sha256 TEXT   COLLATE "C" NOT NULL UNIQUE,   -- hex SHA-256 of the key; never the key
+    role       TEXT   NOT NULL,                       -- view (read) | pay
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
 "#;
 
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.

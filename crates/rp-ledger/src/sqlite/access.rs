@@ -7,7 +7,7 @@ use rp_transport::BoxFuture;
 use rusqlite::{OptionalExtension as _, params};
 
 use super::SqliteLedger;
-use crate::access::{AccessStore, OperatorAccount, Role, Session, unknown_role};
+use crate::access::{AccessStore, ApiKey, OperatorAccount, Role, Session, unknown_role};
 use crate::stored::{nanos, time};
 
 /// The operators and sessions of an [`SqliteLedger`].
@@ -43,6 +43,19 @@ fn operator(row: &rusqlite::Row<'_>) -> rusqlite::Result<OperatorAccount> {
     account.updated_at = time(row.get(4)?);
     Ok(account)
 }
+
+fn api_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    let mut key = ApiKey::new(
+        row.get::<_, String>(0)?,
+        row.get::<_, String>(1)?,
+        role(2, &row.get::<_, String>(2)?)?,
+    );
+    key.created_at = time(row.get(3)?);
+    key.revoked_at = row.get::<_, Option<i64>>(4)?.map(time);
+    Ok(key)
+}
+
+const API_KEY_COLUMNS: &str = "name, key_sha256, role, created_at, revoked_at";
 
 const OPERATOR_COLUMNS: &str = "name, password_hash, role, totp_secret, updated_at";
 
@@ -185,6 +198,62 @@ impl AccessStore for SqliteAccess {
                 params![nanos(now)],
             )
             .map(|n| n as u64)
+            .map_err(|e| Error::store(&what, e))
+        }))
+    }
+
+    fn add_api_key(&self, key: ApiKey) -> BoxFuture<'_, Result<bool, Error>> {
+        let what = format!("add API key {}", key.name);
+        Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
+            tx.execute(
+                "INSERT INTO api_keys (name, key_sha256, role, created_at, revoked_at) \
+                 VALUES (?1, ?2, ?3, ?4, NULL) ON CONFLICT DO NOTHING",
+                params![
+                    key.name,
+                    key.key_sha256,
+                    key.role.as_str(),
+                    nanos(key.created_at)
+                ],
+            )
+            .map(|inserted| inserted == 1)
+            .map_err(|e| Error::store(&what, e))
+        }))
+    }
+
+    fn api_key<'a>(&'a self, key_sha256: &'a str) -> BoxFuture<'a, Result<Option<ApiKey>, Error>> {
+        let hash = key_sha256.to_owned();
+        Box::pin(self.ledger.read("read an API key".to_owned(), move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_sha256 = ?1"
+            ))?
+            .query_row(params![hash], api_key)
+            .optional()
+        }))
+    }
+
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKey>, Error>> {
+        Box::pin(self.ledger.read("list API keys".to_owned(), |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY name"
+            ))?
+            .query_map([], api_key)?
+            .collect()
+        }))
+    }
+
+    fn revoke_api_key<'a>(
+        &'a self,
+        name: &'a str,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let name = name.to_owned();
+        let what = format!("revoke API key {name}");
+        Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
+            tx.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, nanos(at)],
+            )
+            .map(|changed| changed == 1)
             .map_err(|e| Error::store(&what, e))
         }))
     }

@@ -138,7 +138,8 @@ CREATE INDEX batch_rows_claimed ON batch_rows (project_id, batch_id, claimed_by)
 ";
 
 /// Version 4: the operators of `rp serve`'s console (a password's argon2 hash, never the
-/// password) and their sessions (the SHA-256 of a session's token, never the token); a batch
+/// password) and their sessions (the SHA-256 of a session's token, never the token); the JSON API's keys
+/// (their SHA-256); a batch
 /// stopped on purpose is marked `paused` (no background worker resumes it).
 const V4: &str = "
 ALTER TABLE batches ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
@@ -157,6 +158,13 @@ CREATE TABLE sessions (
     expires_at   INTEGER NOT NULL
 );
 CREATE INDEX sessions_by_operator ON sessions (operator);
+CREATE TABLE api_keys (
+    name       TEXT    NOT NULL PRIMARY KEY,
+    key_sha256 TEXT    NOT NULL UNIQUE,   -- hex SHA-256 of the key; never the key
+    role       TEXT    NOT NULL,          -- view (read) | pay
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
 ";
 
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.

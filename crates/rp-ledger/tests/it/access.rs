@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rp_ledger::{Ledger, OperatorAccount, Role, Session};
+use rp_ledger::{ApiKey, Ledger, OperatorAccount, Role, Session};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -105,6 +105,45 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     assert!(!access.remove_operator("bob").await.unwrap());
     assert_eq!(access.session("t-bob2", now).await.unwrap(), None);
     assert_eq!(access.operators().await.unwrap().len(), 1);
+
+    // API keys: found by their hash, names never reused, revoked once.
+    let key = ApiKey::new("backend", "ab".repeat(32), Role::Pay);
+    assert!(access.add_api_key(key.clone()).await.unwrap());
+    assert!(
+        !access
+            .add_api_key(ApiKey::new("backend", "cd".repeat(32), Role::View))
+            .await
+            .unwrap(),
+        "a name is never reused"
+    );
+    assert!(
+        access
+            .add_api_key(ApiKey::new("reports", "ef".repeat(32), Role::View))
+            .await
+            .unwrap()
+    );
+    let found = access.api_key(&"ab".repeat(32)).await.unwrap().unwrap();
+    assert_eq!(
+        (found.name.as_str(), found.role, found.revoked_at),
+        ("backend", Role::Pay, None)
+    );
+    assert_eq!(access.api_key(&"cd".repeat(32)).await.unwrap(), None);
+    assert!(access.revoke_api_key("backend", now).await.unwrap());
+    assert!(
+        !access.revoke_api_key("backend", now).await.unwrap(),
+        "once"
+    );
+    assert!(!access.revoke_api_key("nobody", now).await.unwrap());
+    let revoked = access.api_key(&"ab".repeat(32)).await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let names: Vec<String> = access
+        .api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["backend", "reports"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1039,7 +1039,7 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     db.sql()
         .await
         .batch_execute(
-            "DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators; \
+            "DROP TABLE rp_ledger.api_keys; DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators; \
              DROP TABLE rp_ledger.batch_rows; DROP TABLE rp_ledger.batches; \
              DROP TABLE rp_ledger.limit_usage; \
              ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \
