@@ -55,6 +55,29 @@ enum ServeAction {
         #[command(flatten)]
         ledger: LedgerArgs,
     },
+    /// Make a key for the JSON API (`Authorization: Bearer KEY`): printed once, kept in the
+    /// ledger as its SHA-256. `pay` may pay; `read` only reads.
+    AddApiKey {
+        /// The key's name (letters A-Z, digits, `.`, `_`, `-`, `@`); never reused.
+        name: String,
+        /// `pay` or `read`.
+        #[arg(long, value_parser = ["pay", "read"])]
+        role: String,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// Revoke an API key: it is refused from now on (by every instance).
+    RevokeApiKey {
+        /// The key's name.
+        name: String,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// List the API keys (names, roles, revocations; never the keys).
+    ApiKeys {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +157,13 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             runtime()?.block_on(remove_operator(name, ledger))
         }
         Some(ServeAction::Operators { ledger }) => runtime()?.block_on(list_operators(ledger)),
+        Some(ServeAction::AddApiKey { name, role, ledger }) => {
+            runtime()?.block_on(add_api_key(name, role, ledger))
+        }
+        Some(ServeAction::RevokeApiKey { name, ledger }) => {
+            runtime()?.block_on(revoke_api_key(name, ledger))
+        }
+        Some(ServeAction::ApiKeys { ledger }) => runtime()?.block_on(list_api_keys(ledger)),
         None => run(&args.run),
     }
 }
@@ -262,6 +292,83 @@ async fn list_operators(ledger: &LedgerArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+async fn add_api_key(name: &str, role: &str, ledger: &LedgerArgs) -> Result<(), Failure> {
+    check_operator_name(name).map_err(|e| Failure::usage(format!("{name:?}: {e}")))?;
+    let role = if role == "pay" { Role::Pay } else { Role::View };
+    let key = rp_console::new_api_key().map_err(Failure::unreachable)?;
+    let ledger = ledger.open().await?;
+    let added = ledger
+        .access()
+        .add_api_key(rp_ledger::ApiKey::new(
+            name,
+            rp_console::api_key_sha256(&key),
+            role,
+        ))
+        .await
+        .map_err(Failure::from)?;
+    if !added {
+        return Err(Failure::usage(format!(
+            "an API key named {name:?} exists (or existed) in {}: names are never reused, choose another",
+            ledger.url()
+        )));
+    }
+    println!(
+        "API key {name} ({}) added in {}",
+        api_role(role),
+        ledger.url()
+    );
+    println!("key (shown once): {key}");
+    Ok(())
+}
+
+async fn revoke_api_key(name: &str, ledger: &LedgerArgs) -> Result<(), Failure> {
+    let ledger = ledger.open().await?;
+    if ledger
+        .access()
+        .revoke_api_key(name, SystemTime::now())
+        .await
+        .map_err(Failure::from)?
+    {
+        println!("API key {name} revoked");
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "no API key {name:?} in use in {}",
+            ledger.url()
+        )))
+    }
+}
+
+async fn list_api_keys(ledger: &LedgerArgs) -> Result<(), Failure> {
+    let ledger = ledger.open().await?;
+    let keys = ledger.access().api_keys().await.map_err(Failure::from)?;
+    if keys.is_empty() {
+        println!(
+            "no API keys in {}: rp serve add-api-key NAME --role pay",
+            ledger.url()
+        );
+    }
+    for key in keys {
+        let state = key.revoked_at.map_or_else(
+            || "in use".to_owned(),
+            |at| format!("revoked {}", crate::ledger_cmd::utc(at)),
+        );
+        println!(
+            "{:<24} {:<5} {} {}",
+            key.name,
+            api_role(key.role),
+            crate::ledger_cmd::utc(key.created_at),
+            state
+        );
+    }
+    Ok(())
+}
+
+/// An API key's role as the command line names it.
+fn api_role(role: Role) -> &'static str {
+    if role.may_pay() { "pay" } else { "read" }
 }
 
 /// Why `addr` is refused for the console, if it is.

@@ -62,6 +62,7 @@ struct Inner {
     batches: Arc<dyn BatchStore>,
     settings: Settings,
     logins: LoginGuard,
+    api_limiter: crate::api::KeyLimiter,
     metrics: Metrics,
     background: Mutex<JoinSet<()>>,
     stopping: Arc<AtomicBool>,
@@ -89,6 +90,7 @@ impl Desk {
                 ledger,
                 settings,
                 logins: LoginGuard::default(),
+                api_limiter: crate::api::KeyLimiter::default(),
                 metrics: Metrics::default(),
                 background: Mutex::new(JoinSet::new()),
                 stopping: Arc::new(AtomicBool::new(false)),
@@ -128,6 +130,10 @@ impl Desk {
 
     pub(crate) fn logins(&self) -> &LoginGuard {
         &self.inner.logins
+    }
+
+    pub(crate) fn api_limiter(&self) -> &crate::api::KeyLimiter {
+        &self.inner.api_limiter
     }
 
     /// Set when the process is shutting down: batch runs stop taking rows.

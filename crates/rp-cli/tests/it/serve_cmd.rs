@@ -362,3 +362,43 @@ fn two_instances_share_a_batch_and_one_killed_mid_batch_leaves_nothing_undone() 
         let _ = b.stdout.take();
     }
 }
+
+#[test]
+fn api_keys_are_shown_once_never_reused_and_revoked() {
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let env = [("RP_LEDGER", ledger.as_str())];
+    let added = rp_with(
+        &["serve", "add-api-key", "backend", "--role", "pay"],
+        &env,
+        b"",
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let out = stdout(&added);
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key (shown once): "))
+        .expect("the key is printed once");
+    assert!(key.starts_with("rpk_") && key.len() == 68, "{key}");
+    let again = rp_with(
+        &["serve", "add-api-key", "backend", "--role", "read"],
+        &env,
+        b"",
+    );
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("never reused"),
+        "{}",
+        stderr(&again)
+    );
+    let listed = stdout(&rp_with(&["serve", "api-keys"], &env, b""));
+    assert!(
+        listed.starts_with("backend") && listed.contains("in use"),
+        "{listed}"
+    );
+    assert!(!listed.contains(key), "the key is never shown again");
+    let revoked = rp_with(&["serve", "revoke-api-key", "backend"], &env, b"");
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&rp_with(&["serve", "api-keys"], &env, b"")).contains("revoked"));
+    let twice = rp_with(&["serve", "revoke-api-key", "backend"], &env, b"");
+    assert_eq!(twice.status.code(), Some(2));
+}

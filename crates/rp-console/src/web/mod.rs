@@ -97,6 +97,7 @@ pub fn router(desk: Desk) -> Router {
         .route("/readyz", get(status::ready))
         .route("/metrics", get(status::metrics))
         .merge(signed_in)
+        .merge(crate::api::router(desk.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn(read_form_in_time))
         .layer(middleware::from_fn_with_state(
@@ -117,7 +118,15 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return crate::api::problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "No such API path.",
+            None,
+        );
+    }
     (StatusCode::NOT_FOUND, "no such page").into_response()
 }
 
@@ -163,6 +172,7 @@ async fn headers_and_timing(State(desk): State<Desk>, request: Request, next: Ne
     let route = match request.uri().path() {
         "/healthz" | "/readyz" | "/metrics" => "ops",
         path if path.starts_with("/assets/") => "assets",
+        path if path.starts_with("/api/") => "api",
         _ => "console",
     };
     let mut response = next.run(request).await;
@@ -180,7 +190,7 @@ async fn headers_and_timing(State(desk): State<Desk>, request: Request, next: Ne
     for (name, value) in set {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    if route == "console" {
+    if route == "console" || route == "api" {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     desk.metrics().request(route, started.elapsed());

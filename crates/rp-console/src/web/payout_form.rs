@@ -8,8 +8,6 @@
 //! by the form: pressing "Pay" twice, or reloading the answer, submits the same payout under
 //! the same ID, which the client records once and sends once.
 
-use std::time::Duration;
-
 use axum::Extension;
 use axum::Form;
 use axum::extract::State;
@@ -17,21 +15,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use rp_model::{Currency, CustomerId, Money, Msisdn, PaymentId, Payout};
-use rp_payout::Error;
 use serde::Deserialize;
-use tokio::sync::oneshot;
 
 use super::layout::{csrf_field, notice, page, payment_path};
 use super::payment::require_pay;
 use super::{html, ledger_failed};
+use crate::submit::{self, NotSubmitted};
 use crate::{Desk, Me};
 
 /// The longest description the form takes, in characters.
 const MAX_DESCRIPTION: usize = 255;
-
-/// How long the answer to "Pay" waits for the payout to be recorded before it shows the
-/// payout's page anyway.
-const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 /// The form's fields, as typed.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -261,66 +254,21 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
         }
     };
     let page_of = format!("{}?done=sent", payment_path(&payment_id));
-    let store = desk.client().store().clone();
-    let project = desk.client().project_id();
-    // Already recorded (the button pressed twice, the answer reloaded): the same payout is
-    // shown, never sent again from here; another payout under this ID is a conflict.
-    match store.get(&payment_id).await {
-        Ok(Some(existing)) if existing.request == payout.to_request(project) => {
-            return Redirect::to(&page_of).into_response();
-        }
-        Ok(Some(_)) => {
+    tracing::info!(operator = %me.name, payment_id = %payment_id, phone = %payout.phone(), amount = %payout.amount(), "payout from the console");
+    // Pressed twice, or the answer reloaded: the same payout, never sent again from here.
+    match submit::submit(desk, payout, me.source()).await {
+        Ok(_) => Redirect::to(&page_of).into_response(),
+        Err(NotSubmitted::Conflict) => {
             let top = format!(
                 "Payment ID {payment_id} is already recorded for another payout; nothing was sent. Review again for a new ID."
             );
-            return html(form_page(me, form, &[], Some(&top)));
+            html(form_page(me, form, &[], Some(&top)))
         }
-        Ok(None) => {}
-        Err(error) => return ledger_failed(Some(me), &error),
-    }
-    let (result_tx, mut result_rx) = oneshot::channel();
-    let client = desk.client().clone();
-    let source = me.source();
-    tracing::info!(operator = %me.name, payment_id = %payment_id, phone = %payout.phone(), amount = %payout.amount(), "payout from the console");
-    desk.run_in_background(async move {
-        let result = client.payout_as(&payout, source).await;
-        if let Err(error) = &result {
-            tracing::warn!(payment_id = %payout.payment_id(), %error, "console payout did not succeed");
+        Err(NotSubmitted::Refused(error)) => {
+            let top = submit::refusal(&error);
+            html(form_page(me, form, &[], Some(&top)))
         }
-        let _ = result_tx.send(result.map(|_| ()));
-    });
-    // Answer once the payout is recorded (or refused before it was), never before: its
-    // page must find it.
-    let deadline = tokio::time::Instant::now() + RECORD_WAIT;
-    loop {
-        let finished = result_rx.try_recv().ok();
-        match store.get(&payment_id).await {
-            Ok(Some(_)) => return Redirect::to(&page_of).into_response(),
-            Ok(None) => {}
-            Err(error) => return ledger_failed(Some(me), &error),
-        }
-        match finished {
-            // Refused before it was recorded (over the limits, a conflict): nothing sent.
-            Some(Err(error)) => return html(form_page(me, form, &[], Some(&refusal(&error)))),
-            Some(Ok(())) => return Redirect::to(&page_of).into_response(),
-            None if tokio::time::Instant::now() >= deadline => {
-                return Redirect::to(&page_of).into_response();
-            }
-            None => tokio::time::sleep(Duration::from_millis(25)).await,
-        }
-    }
-}
-
-/// What the form says when the payout was refused before it was recorded.
-fn refusal(error: &Error) -> String {
-    match error {
-        Error::OverLimit { reason, .. } => {
-            format!("Not recorded, not sent: over the project's limits ({reason}).")
-        }
-        Error::PaymentIdConflict { payment_id, .. } => format!(
-            "Payment ID {payment_id} is already recorded for another payout; nothing was sent."
-        ),
-        other => format!("Not sent: {other}"),
+        Err(NotSubmitted::Ledger(error)) => ledger_failed(Some(me), &error),
     }
 }
 

@@ -55,7 +55,10 @@ async fn a_stopped_batch_is_resumed_shown_and_reported() {
     for payment in server.sim.payments() {
         assert!(own.contains(&payment.payment_id), "{own}");
     }
-    let bad = server.get_with(&anna.cookie, "/payments?batch=nope").await.1;
+    let bad = server
+        .get_with(&anna.cookie, "/payments?batch=nope")
+        .await
+        .1;
     assert!(bad.contains("64 hex digits"), "{bad}");
     assert!(list.contains("3\u{a0}500,50\u{a0}₸"), "{list}");
 

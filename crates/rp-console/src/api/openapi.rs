@@ -1,0 +1,240 @@
+//! The `OpenAPI` 3.1 document of the JSON API, built here from the same constants the handlers
+//! use, served at `/api/v1/openapi.json`, and committed as `crates/rp-console/openapi.json`
+//! (a test fails when the committed file is stale; `RP_BLESS=1` rewrites it).
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::payouts::{FIELDS, MAX_WAIT};
+use super::{KEY_BURST, KEY_RATE, json_answer};
+
+/// `/api/v1/openapi.json`.
+pub(crate) async fn serve() -> Response {
+    json_answer(StatusCode::OK, &document())
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn payout_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payout"}}}
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let payout_id = json!({"name": "payment_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}});
+    let common = |extra: Value| -> Value {
+        let mut responses = json!({
+            "401": problem_response("No key, an unknown key, or a revoked key."),
+            "429": problem_response(&format!("More than {KEY_RATE} requests a second (bursts of {KEY_BURST}) with this key; see Retry-After.")),
+            "503": problem_response("The ledger did not answer; nothing was changed.")
+        });
+        if let (Some(all), Some(more)) = (responses.as_object_mut(), extra.as_object()) {
+            for (k, v) in more {
+                all.insert(k.clone(), v.clone());
+            }
+        }
+        responses
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rp serve API",
+            "version": "1",
+            "description": "Exactly-once payouts to mobile phone balances in Kazakhstan through the Rocketpay Gate, for backends in any language. The payment ID is the idempotency key: the same payout again answers with it as it stands; the same ID with other details is refused with 409 and changes nothing."
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/payouts": {
+                "post": {
+                    "operationId": "createPayout",
+                    "summary": "Pay out, exactly once",
+                    "parameters": [{"name": "wait", "in": "query", "required": false, "description": "Hold the answer until the payout is final or this many seconds have passed.", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT}}],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewPayout"}}}},
+                    "responses": common(json!({
+                        "200": payout_response("The same payout was already recorded under this payment ID: as it stands. Nothing was sent again."),
+                        "202": payout_response("Recorded (its limits reserved) and being sent."),
+                        "403": problem_response("The key's role is read."),
+                        "409": problem_response("Another payout is recorded under this payment ID; nothing was changed."),
+                        "422": problem_response("Invalid (every field's problem in errors), or over the project's limits: nothing recorded or sent.")
+                    }))
+                },
+                "get": {
+                    "operationId": "listPayouts",
+                    "summary": "Payouts, newest first, a page at a time (phone numbers masked)",
+                    "parameters": [
+                        {"name": "state", "in": "query", "required": false, "schema": {"type": "string"}},
+                        {"name": "since", "in": "query", "required": false, "schema": {"type": "string", "description": "2026-11-27T10:00:00Z"}},
+                        {"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
+                    ],
+                    "responses": common(json!({
+                        "200": {"description": "A page.", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["data", "next_cursor"],
+                            "properties": {
+                                "data": {"type": "array", "items": {"$ref": "#/components/schemas/Payout"}},
+                                "next_cursor": {"type": ["string", "null"]}
+                            }
+                        }}}},
+                        "422": problem_response("A query parameter is not valid.")
+                    }))
+                }
+            },
+            "/api/v1/payouts/{payment_id}": {
+                "get": {
+                    "operationId": "getPayout",
+                    "summary": "One payout",
+                    "parameters": [payout_id],
+                    "responses": common(json!({
+                        "200": payout_response("The payout."),
+                        "404": problem_response("No such payout.")
+                    }))
+                }
+            },
+            "/api/v1/payouts/{payment_id}/events": {
+                "get": {
+                    "operationId": "getPayoutEvents",
+                    "summary": "A payout's history, oldest first",
+                    "parameters": [payout_id],
+                    "responses": common(json!({
+                        "200": {"description": "The events.", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["data"],
+                            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}
+                        }}}},
+                        "404": problem_response("No such payout.")
+                    }))
+                }
+            },
+            "/api/v1/limits": {
+                "get": {
+                    "operationId": "getLimits",
+                    "summary": "The configured limits and what each rolling window has used",
+                    "responses": common(json!({
+                        "200": {"description": "The limits (minor units, or counts).", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["currency", "limits"],
+                            "properties": {
+                                "currency": {"type": "string"},
+                                "limits": {"type": "object", "additionalProperties": {
+                                    "type": "object",
+                                    "properties": {
+                                        "limit": {"type": ["integer", "null"]},
+                                        "used": {"type": ["integer", "null"]},
+                                        "left": {"type": ["integer", "null"]}
+                                    }
+                                }}
+                            }
+                        }}}}
+                    }))
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "rp serve add-api-key NAME --role pay|read"}},
+            "schemas": {
+                "NewPayout": {
+                    "type": "object",
+                    "required": ["payment_id", "phone", "customer"],
+                    "additionalProperties": false,
+                    "properties": {
+                        FIELDS[0]: {"type": "string", "description": "Your ID of the payout: the idempotency key."},
+                        FIELDS[1]: {"type": "string", "description": "Any written form: +7 701 123 45 67, 8 (701) 123-45-67."},
+                        FIELDS[2]: {"type": "string", "description": "As people write it: 1 500,50 or 1500.50. Or amount_minor."},
+                        FIELDS[3]: {"type": "integer", "minimum": 1, "description": "Minor units (tiyn): 150050."},
+                        FIELDS[4]: {"type": "string", "default": "KZT"},
+                        FIELDS[5]: {
+                            "type": "object", "required": ["id"], "additionalProperties": false,
+                            "properties": {
+                                "id": {"type": "string"}, "first_name": {"type": "string"},
+                                "last_name": {"type": "string"}, "email": {"type": "string"},
+                                "ip": {"type": "string"}
+                            }
+                        },
+                        FIELDS[6]: {"type": "string"},
+                        FIELDS[7]: {"type": "string", "description": "The operator's ID, when the number was moved to another network."},
+                        FIELDS[8]: {"type": "null", "description": "Not kept by this version yet."}
+                    }
+                },
+                "Payout": {
+                    "type": "object",
+                    "required": ["payment_id", "state", "settled"],
+                    "properties": {
+                        "payment_id": {"type": "string"},
+                        "state": {"type": "string", "description": "created, accepted, unknown, not_registered, rejected, payment_id_taken, or the platform's status (success, decline, …)."},
+                        "settled": {"type": "boolean"},
+                        "attention": {"type": ["string", "null"]},
+                        "phone": {"type": "string"},
+                        "amount": {"type": ["string", "null"]},
+                        "amount_minor": {"type": "integer"},
+                        "currency": {"type": "string"},
+                        "customer_id": {"type": "string"},
+                        "description": {"type": ["string", "null"]},
+                        "code": {"type": ["string", "null"]},
+                        "message": {"type": ["string", "null"]},
+                        "request_id": {"type": ["string", "null"]},
+                        "attempts": {"type": "integer"},
+                        "created_at": {"type": "string"},
+                        "updated_at": {"type": "string"}
+                    }
+                },
+                "Event": {
+                    "type": "object",
+                    "required": ["at", "source", "state"],
+                    "properties": {
+                        "at": {"type": "string"},
+                        "source": {"type": "string", "description": "call, answer, callback, status, reconcile, operator:NAME, operator:api:KEY"},
+                        "previous": {"type": ["string", "null"]},
+                        "state": {"type": "string"},
+                        "code": {"type": ["string", "null"]},
+                        "message": {"type": ["string", "null"]},
+                        "note": {"type": ["string", "null"]},
+                        "raw": {"type": ["string", "null"], "description": "The signed body of a callback or status response."}
+                    }
+                },
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "errors": {"type": "array", "items": {
+                            "type": "object", "required": ["field", "message"],
+                            "properties": {"field": {"type": "string"}, "message": {"type": "string"}}
+                        }}
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed document is the one the code makes (`RP_BLESS=1` rewrites it).
+    #[test]
+    fn the_committed_document_is_fresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        let made = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&super::document()).unwrap_or_default()
+        );
+        if std::env::var_os("RP_BLESS").is_some() {
+            std::fs::write(path, &made).unwrap_or_default();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == made,
+            "crates/rp-console/openapi.json is stale: run `RP_BLESS=1 cargo test -p rp-console openapi`"
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! `POST /api/v1/payouts` (exactly once: the payment ID is the idempotency key), `GET
+//! /api/v1/payouts/{payment_id}`, `GET /api/v1/payouts` (keyset pages), `GET
+//! /api/v1/payouts/{payment_id}/events`, `GET /api/v1/limits`.
+
+use std::net::IpAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use rp_model::{Currency, CustomerId, LimitKind, Money, Msisdn, Operator, PaymentId, Payout};
+use rp_payout::{PayoutEvent, PayoutQuery, PayoutRecord};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{Caller, json_answer, problem, require_pay, rfc3339};
+use crate::Desk;
+use crate::submit::{self, NotSubmitted, Submitted};
+
+/// The longest `?wait=` in seconds.
+pub(crate) const MAX_WAIT: u64 = 60;
+
+/// Payouts in a page of `GET /api/v1/payouts`, by default and at most.
+const PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+/// The members `POST /api/v1/payouts` takes.
+pub(crate) const FIELDS: [&str; 9] = [
+    "payment_id",
+    "phone",
+    "amount",
+    "amount_minor",
+    "currency",
+    "customer",
+    "description",
+    "operator",
+    "metadata",
+];
+
+/// A field's problem.
+fn field_error(field: &str, message: impl Into<String>) -> Value {
+    json!({"field": field, "message": message.into()})
+}
+
+/// The payout a request body describes, or every field's problem (422).
+pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| vec![field_error("", format!("not JSON: {e}"))])?;
+    let Some(object) = value.as_object() else {
+        return Err(vec![field_error("", "the body is a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    for key in object.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+        errors.push(field_error(key, "unknown member"));
+    }
+    let text = |name: &str, errors: &mut Vec<Value>| -> Option<String> {
+        match object.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => {
+                errors.push(field_error(name, "a string"));
+                None
+            }
+        }
+    };
+    let payment_id = match text("payment_id", &mut errors) {
+        None => {
+            errors.push(field_error(
+                "payment_id",
+                "required: your ID of this payout (the idempotency key)",
+            ));
+            None
+        }
+        Some(id) => PaymentId::new(id)
+            .map_err(|e| errors.push(field_error("payment_id", e.to_string())))
+            .ok(),
+    };
+    let phone = match text("phone", &mut errors) {
+        None => {
+            errors.push(field_error("phone", "required"));
+            None
+        }
+        Some(phone) => Msisdn::parse(&phone)
+            .map_err(|e| errors.push(field_error("phone", e.to_string())))
+            .ok(),
+    };
+    let currency = match text("currency", &mut errors) {
+        None => Some(Currency::KZT),
+        Some(code) => {
+            let found = Currency::from_code(code.trim());
+            if found.is_none() {
+                errors.push(field_error(
+                    "currency",
+                    format!("unknown currency {code:?}"),
+                ));
+            }
+            found
+        }
+    };
+    let amount = match (object.get("amount"), object.get("amount_minor"), currency) {
+        (Some(_), Some(_), _) => {
+            errors.push(field_error(
+                "amount",
+                "give amount or amount_minor, not both",
+            ));
+            None
+        }
+        (None, None, _) => {
+            errors.push(field_error(
+                "amount",
+                "required: amount (\"1 500,00\") or amount_minor (150000)",
+            ));
+            None
+        }
+        (_, _, None) => None,
+        (Some(Value::String(text)), None, Some(currency)) => Money::parse(text, currency)
+            .map_err(|e| errors.push(field_error("amount", e.to_string())))
+            .ok(),
+        (Some(_), None, _) => {
+            errors.push(field_error(
+                "amount",
+                "a string as people write it, e.g. \"1 500,50\"; or use amount_minor",
+            ));
+            None
+        }
+        (None, Some(minor), Some(currency)) => match minor.as_u64() {
+            Some(minor) => Some(Money::from_minor(minor, currency)),
+            None => {
+                errors.push(field_error(
+                    "amount_minor",
+                    "a whole number of minor units, 1 or more",
+                ));
+                None
+            }
+        },
+    };
+    let mut builder = Payout::builder();
+    match object.get("customer") {
+        Some(Value::Object(customer)) => {
+            for key in customer
+                .keys()
+                .filter(|k| !["id", "first_name", "last_name", "email", "ip"].contains(&k.as_str()))
+            {
+                errors.push(field_error(&format!("customer.{key}"), "unknown member"));
+            }
+            let part = |name: &str, errors: &mut Vec<Value>| -> Option<String> {
+                match customer.get(name) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(text)) => Some(text.clone()),
+                    Some(_) => {
+                        errors.push(field_error(&format!("customer.{name}"), "a string"));
+                        None
+                    }
+                }
+            };
+            match part("id", &mut errors) {
+                Some(id) => match CustomerId::new(id) {
+                    Ok(id) => builder = builder.customer_id(id),
+                    Err(e) => errors.push(field_error("customer.id", e.to_string())),
+                },
+                None => errors.push(field_error(
+                    "customer.id",
+                    "required: the customer's ID in your system",
+                )),
+            }
+            match (
+                part("first_name", &mut errors),
+                part("last_name", &mut errors),
+            ) {
+                (Some(first), Some(last)) => builder = builder.customer_name(first, last),
+                (None, None) => {}
+                _ => errors.push(field_error(
+                    "customer.last_name",
+                    "first_name and last_name go together",
+                )),
+            }
+            if let Some(email) = part("email", &mut errors) {
+                builder = builder.customer_email(email);
+            }
+            if let Some(ip) = part("ip", &mut errors) {
+                match ip.parse::<IpAddr>() {
+                    Ok(ip) => builder = builder.customer_ip(ip),
+                    Err(_) => errors.push(field_error("customer.ip", "an IPv4 or IPv6 address")),
+                }
+            }
+        }
+        None | Some(Value::Null) => errors.push(field_error(
+            "customer.id",
+            "required: customer.id, the customer's ID in your system",
+        )),
+        Some(_) => errors.push(field_error("customer", "an object: {\"id\": …}")),
+    }
+    if let Some(description) = text("description", &mut errors) {
+        if description.chars().any(char::is_control) {
+            errors.push(field_error(
+                "description",
+                "one line of text, without control characters",
+            ));
+        } else {
+            builder = builder.description(description);
+        }
+    }
+    if let Some(operator) = text("operator", &mut errors) {
+        builder = builder.operator(
+            operator
+                .parse::<Operator>()
+                .unwrap_or_else(|never| match never {}),
+        );
+    }
+    if object.get("metadata").is_some_and(|m| !m.is_null()) {
+        errors.push(field_error(
+            "metadata",
+            "not kept by this version of rp serve yet; send it without",
+        ));
+    }
+    let (Some(payment_id), Some(phone), Some(amount)) = (payment_id, phone, amount) else {
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    builder
+        .payment_id(payment_id)
+        .phone(phone)
+        .amount(amount)
+        .build()
+        .map_err(|e| vec![field_error("", e.to_string())])
+}
+
+/// A payout as the API shows it; `masked`: the phone number masked (lists).
+pub(crate) fn payout_json(record: &PayoutRecord, masked: bool) -> Value {
+    let request = &record.request;
+    let payment = &request.payment;
+    let currency = Currency::from_code(&payment.currency);
+    let phone = if masked {
+        crate::web::layout::masked_phone(record)
+    } else {
+        request.account.number.clone()
+    };
+    json!({
+        "payment_id": record.payment_id.as_str(),
+        "state": record.state.label(),
+        "settled": record.state.is_settled(),
+        "attention": record.attention,
+        "phone": phone,
+        "amount": currency.map(|c| Money::from_minor(payment.amount, c).decimal()),
+        "amount_minor": payment.amount,
+        "currency": payment.currency,
+        "customer_id": request.customer.id.to_string(),
+        "description": payment.description,
+        "code": record.last_code.as_ref().map(ToString::to_string),
+        "message": record.last_message,
+        "request_id": record.request_id,
+        "attempts": record.attempts,
+        "created_at": rfc3339(record.created_at),
+        "updated_at": rfc3339(record.updated_at),
+    })
+}
+
+/// `?wait=SECONDS`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Wait {
+    wait: Option<String>,
+}
+
+/// `POST /api/v1/payouts`: 202 with the new payout (recorded, being sent); 200 with the payout
+/// as it stands when the same payout was already recorded under its ID; 409 when another was;
+/// 422 with every field's problem.
+pub(crate) async fn create(
+    State(desk): State<Desk>,
+    Extension(caller): Extension<Caller>,
+    Query(wait): Query<Wait>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = require_pay(&caller) {
+        return response;
+    }
+    let wait = match wait.wait.as_deref().map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(seconds)) if seconds <= MAX_WAIT => seconds,
+        Some(_) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                &format!("wait: a whole number of seconds, 0 to {MAX_WAIT}"),
+                Some(json!([field_error("wait", format!("0 to {MAX_WAIT}"))])),
+            );
+        }
+    };
+    let payout = match read_payout(&body) {
+        Ok(payout) => payout,
+        Err(errors) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "the payout is not valid; nothing was recorded or sent",
+                Some(Value::Array(errors)),
+            );
+        }
+    };
+    let payment_id = payout.payment_id().clone();
+    let (status, record) = match submit::submit(&desk, payout, caller.source()).await {
+        Ok(Submitted::Existing(record)) => (StatusCode::OK, Some(record)),
+        Ok(Submitted::New(record)) => {
+            tracing::info!(key = %caller.name, payment_id = %payment_id, "payout from the API");
+            (StatusCode::ACCEPTED, record)
+        }
+        Err(NotSubmitted::Conflict) => {
+            return problem(
+                StatusCode::CONFLICT,
+                "payment-id-conflict",
+                &format!(
+                    "payment ID {payment_id} is recorded for a different payout; nothing was changed"
+                ),
+                None,
+            );
+        }
+        Err(NotSubmitted::Refused(error)) => {
+            let kind = if matches!(error, rp_payout::Error::OverLimit { .. }) {
+                "over-limit"
+            } else {
+                "refused"
+            };
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                kind,
+                &submit::refusal(&error),
+                None,
+            );
+        }
+        Err(NotSubmitted::Ledger(error)) => return ledger_failed(&error),
+    };
+    let record = if wait > 0 {
+        settled_within(&desk, &payment_id, Duration::from_secs(wait)).await
+    } else {
+        record
+    };
+    match record {
+        Some(record) => json_answer(status, &payout_json(&record, false)),
+        None => match desk.client().store().get(&payment_id).await {
+            Ok(Some(record)) => json_answer(status, &payout_json(&record, false)),
+            Ok(None) => json_answer(
+                StatusCode::ACCEPTED,
+                &json!({"payment_id": payment_id.as_str(), "state": "created", "settled": false}),
+            ),
+            Err(error) => ledger_failed(&error),
+        },
+    }
+}
+
+/// The payout once it is settled, or as it stands when `limit` has passed.
+async fn settled_within(desk: &Desk, id: &PaymentId, limit: Duration) -> Option<PayoutRecord> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let record = desk.client().store().get(id).await.ok().flatten();
+        if record.as_ref().is_some_and(|r| r.state.is_settled())
+            || tokio::time::Instant::now() >= deadline
+        {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ledger_failed(error: &rp_payout::Error) -> Response {
+    tracing::error!(%error, "API: the ledger failed");
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ledger-unavailable",
+        "The ledger did not answer; nothing was changed by this request. Try again.",
+        None,
+    )
+}
+
+fn payment_id(text: &str) -> Result<PaymentId, Response> {
+    PaymentId::new(text)
+        .map_err(|e| problem(StatusCode::NOT_FOUND, "not-found", &e.to_string(), None))
+}
+
+async fn found(desk: &Desk, id: &PaymentId) -> Result<PayoutRecord, Response> {
+    match desk.client().store().get(id).await {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => Err(problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no payout {id}"),
+            None,
+        )),
+        Err(error) => Err(ledger_failed(&error)),
+    }
+}
+
+/// `GET /api/v1/payouts/{payment_id}`.
+pub(crate) async fn show(State(desk): State<Desk>, Path(id): Path<String>) -> Response {
+    let id = match payment_id(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    match found(&desk, &id).await {
+        Ok(record) => json_answer(StatusCode::OK, &payout_json(&record, false)),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v1/payouts/{payment_id}/events`: the history, oldest first.
+pub(crate) async fn events(State(desk): State<Desk>, Path(id): Path<String>) -> Response {
+    let id = match payment_id(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    if let Err(response) = found(&desk, &id).await {
+        return response;
+    }
+    match desk.client().store().events(&id).await {
+        Ok(events) => {
+            let data: Vec<Value> = events.iter().map(event_json).collect();
+            json_answer(StatusCode::OK, &json!({ "data": data }))
+        }
+        Err(error) => ledger_failed(&error),
+    }
+}
+
+fn event_json(event: &PayoutEvent) -> Value {
+    json!({
+        "at": rfc3339(event.at),
+        "source": event.source.as_text(),
+        "previous": event.previous.as_ref().map(|p| p.label().to_owned()),
+        "state": event.state.label(),
+        "code": event.code.as_ref().map(ToString::to_string),
+        "message": event.message,
+        "note": event.note,
+        "raw": event.raw,
+    })
+}
+
+/// The query of `GET /api/v1/payouts`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    state: Option<String>,
+    since: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/payouts?state=&since=&cursor=&limit=`: newest first, keyset pages
+/// (`next_cursor`), phone numbers masked.
+pub(crate) async fn list(State(desk): State<Desk>, Query(q): Query<ListQuery>) -> Response {
+    let mut errors = Vec::new();
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => PAGE,
+        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => {
+            errors.push(field_error("limit", format!("1 to {MAX_PAGE}")));
+            PAGE
+        }
+    };
+    let mut query = PayoutQuery::new().limit(limit);
+    if let Some(state) = q.state.as_deref().filter(|s| !s.is_empty()) {
+        query = query.state(state);
+    }
+    if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
+        let text = format!("{}+0000", since.trim().trim_end_matches('Z'));
+        match rp_model::GateTime::new(text)
+            .unix_seconds()
+            .ok()
+            .and_then(|s| u64::try_from(s).ok())
+        {
+            Some(seconds) => {
+                query = query.between(Some(UNIX_EPOCH + Duration::from_secs(seconds)), None);
+            }
+            None => errors.push(field_error("since", "a time as 2026-11-27T10:00:00Z")),
+        }
+    }
+    if let Some(cursor) = q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        match read_cursor(cursor) {
+            Some(after) => query.after = Some(after),
+            None => errors.push(field_error("cursor", "not a cursor this API gave")),
+        }
+    }
+    if !errors.is_empty() {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "the query is not valid",
+            Some(Value::Array(errors)),
+        );
+    }
+    match desk.client().store().list(&query).await {
+        Ok(page) => {
+            let next = (page.len() == limit)
+                .then(|| page.last().map(write_cursor))
+                .flatten();
+            let data: Vec<Value> = page.iter().map(|r| payout_json(r, true)).collect();
+            json_answer(StatusCode::OK, &json!({"data": data, "next_cursor": next}))
+        }
+        Err(error) => ledger_failed(&error),
+    }
+}
+
+/// A cursor: the last row's time in nanoseconds and payment ID, hex-encoded (opaque).
+fn write_cursor(record: &PayoutRecord) -> String {
+    let nanos = record
+        .created_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    super::hex_of(format!("{nanos}.{}", record.payment_id).as_bytes())
+}
+
+fn read_cursor(text: &str) -> Option<(std::time::SystemTime, PaymentId)> {
+    if !text.len().is_multiple_of(2) || text.len() > 512 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let (nanos, id) = text.split_once('.')?;
+    let nanos: u64 = nanos.parse().ok()?;
+    Some((
+        UNIX_EPOCH + Duration::from_nanos(nanos),
+        PaymentId::new(id).ok()?,
+    ))
+}
+
+/// `GET /api/v1/limits`: the configured limits and what each rolling window has used.
+pub(crate) async fn limits(State(desk): State<Desk>) -> Response {
+    let limits = desk.client().config().limits;
+    match desk.client().store().usage(limits.currency).await {
+        Ok(usage) => {
+            let mut out = Map::new();
+            for kind in LimitKind::ALL {
+                let used = kind.period().map(|_| usage.of(kind));
+                out.insert(
+                    kind.key().to_owned(),
+                    json!({"limit": limits.get(kind), "used": used,
+                           "left": limits.get(kind).zip(used).map(|(l, u)| l.saturating_sub(u))}),
+                );
+            }
+            json_answer(
+                StatusCode::OK,
+                &json!({"currency": limits.currency.code(), "limits": out}),
+            )
+        }
+        Err(error) => ledger_failed(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_error_is_reported_at_once() {
+        let errors = read_payout(
+            br#"{"phone": "+7 999 123 45 67", "amount": 5, "customer": {}, "extra": 1}"#,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        for field in ["extra", "payment_id", "phone", "amount", "customer.id"] {
+            assert!(fields.contains(&field), "{field} in {fields:?}");
+        }
+        assert!(read_payout(b"[1]").is_err());
+        assert!(read_payout(b"\xff").is_err());
+        let payout = read_payout(br#"{"payment_id": "o-1", "phone": "8 701 123 45 67", "amount_minor": 150000, "customer": {"id": "c-1"}}"#).unwrap();
+        assert_eq!(payout.amount().minor_units(), 150_000);
+        let payout = read_payout(br#"{"payment_id": "o-1", "phone": "+77011234567", "amount": "1 500,50", "currency": "KZT", "customer": {"id": "c-1", "ip": "198.51.100.4"}}"#).unwrap();
+        assert_eq!(payout.amount().minor_units(), 150_050);
+        let both = read_payout(br#"{"payment_id": "o-1", "phone": "+77011234567", "amount": "1", "amount_minor": 1, "customer": {"id": "c"}}"#).unwrap_err();
+        assert_eq!(both[0]["field"], "amount");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        assert!(read_cursor("zz").is_none());
+        assert!(read_cursor("abc").is_none());
+        assert!(read_cursor(&"41".repeat(300)).is_none());
+        let text = super::super::hex_of(b"5.p-1");
+        assert_eq!(read_cursor(&text).unwrap().1.as_str(), "p-1");
+    }
+}
