@@ -207,12 +207,7 @@ pub(crate) async fn require_login(
                 .into_response();
         }
     };
-    let multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    if multipart {
+    if is_multipart(request.headers()) {
         // A file upload: its body is streamed to disk by the handler, never buffered here,
         // so the form carries its token in the query (`?csrf=`).
         let token = request
@@ -237,6 +232,15 @@ pub(crate) async fn require_login(
     }
     request.extensions_mut().insert(me);
     next.run(request).await
+}
+
+/// Whether a request is a file upload (`multipart/form-data`): its body is streamed by its
+/// handler, never read ahead.
+pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
 }
 
 /// Whether a `POST` carries `expected` as its `x-csrf-token` header or its `csrf` form

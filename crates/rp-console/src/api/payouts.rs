@@ -461,8 +461,7 @@ pub(crate) async fn list(State(desk): State<Desk>, Query(q): Query<ListQuery>) -
         query = query.state(state);
     }
     if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
-        let text = format!("{}+0000", since.trim().trim_end_matches('Z'));
-        match rp_model::GateTime::new(text)
+        match rp_model::GateTime::new(since.trim())
             .unix_seconds()
             .ok()
             .and_then(|s| u64::try_from(s).ok())

@@ -134,12 +134,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 /// within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
 /// otherwise.
 async fn read_form_in_time(request: Request, next: Next) -> Response {
-    let multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    if multipart {
+    if crate::auth::is_multipart(request.headers()) {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();

@@ -181,6 +181,19 @@ pub(crate) fn require_pay(me: &Me) -> Result<(), Response> {
     ))
 }
 
+/// The payout an action of `me` is about: only for a `pay` operator, and a payout the ledger
+/// holds.
+async fn acting_on(
+    desk: &Desk,
+    me: &Me,
+    text: &str,
+) -> Result<(PaymentId, PayoutRecord), Response> {
+    require_pay(me)?;
+    let id = payment_id(me, text)?;
+    let record = record(desk, me, &id).await?;
+    Ok((id, record))
+}
+
 /// `POST /payments/{payment_id}/check`: asks the platform now (written into the history with
 /// the operator's name first).
 pub(crate) async fn check(
@@ -188,16 +201,10 @@ pub(crate) async fn check(
     Extension(me): Extension<Me>,
     Path(text): Path<String>,
 ) -> Response {
-    if let Err(response) = require_pay(&me) {
-        return response;
-    }
-    let id = match payment_id(&me, &text) {
-        Ok(id) => id,
+    let id = match acting_on(&desk, &me, &text).await {
+        Ok((id, _)) => id,
         Err(response) => return response,
     };
-    if let Err(response) = record(&desk, &me, &id).await {
-        return response;
-    }
     if let Err(error) = desk
         .client()
         .note(&id, me.source(), "asked for the status from the console")
@@ -224,15 +231,8 @@ pub(crate) async fn resend(
     Extension(me): Extension<Me>,
     Path(text): Path<String>,
 ) -> Response {
-    if let Err(response) = require_pay(&me) {
-        return response;
-    }
-    let id = match payment_id(&me, &text) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let record = match record(&desk, &me, &id).await {
-        Ok(record) => record,
+    let (id, record) = match acting_on(&desk, &me, &text).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     if !record.state.is_resendable() {

@@ -113,33 +113,31 @@ impl Filters {
 }
 
 /// `YYYY-MM-DD` as the start of that day (+ `plus_days`), UTC; `None` when empty.
-fn day(text: &str, name: &str, plus_days: i64) -> Result<Option<SystemTime>, String> {
+fn day(text: &str, name: &str, plus_days: u64) -> Result<Option<SystemTime>, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     let bad = || format!("{name}: write a date as 2026-11-27");
-    let mut parts = text.splitn(3, '-').map(str::parse::<i64>);
-    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shaped {
         return Err(bad());
     }
-    let days = days_from_civil(y, m, d) + plus_days;
-    let seconds = u64::try_from(days * 86_400).map_err(|_| bad())?;
-    Ok(Some(UNIX_EPOCH + Duration::from_secs(seconds)))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let seconds = rp_model::GateTime::new(format!("{text}T00:00:00Z"))
+        .unix_seconds()
+        .ok()
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or_else(bad)?;
+    Ok(Some(
+        UNIX_EPOCH + Duration::from_secs(seconds + plus_days * 86_400),
+    ))
 }
 
 /// The cursor after `record`.
