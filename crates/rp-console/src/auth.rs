@@ -146,7 +146,7 @@ pub(crate) fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: 
     cookie
 }
 
-/// The operator signed in on this request (put there by [`require_login`]).
+/// The operator signed in on this request (put there by the login check of every signed-in page).
 #[derive(Clone)]
 pub struct Me {
     /// The operator's name.
