@@ -223,7 +223,7 @@ async fn batch_worker(
                 }
             };
             let client = match batch_client(&desk, &info.batch) {
-                Ok(client) => client,
+                Ok(client) => Arc::new(client),
                 Err(reason) => {
                     tracing::warn!(batch = %id, %reason, "batch worker: not resumed (run it with rp batch run)");
                     continue;
@@ -253,7 +253,7 @@ async fn batch_worker(
 pub(crate) fn batch_client(
     desk: &Desk,
     batch: &rp_ledger::NewBatch,
-) -> Result<Arc<rp_payout::Client>, String> {
+) -> Result<rp_payout::Client, String> {
     let own = desk.client().config().limits;
     let limits = match rp_batch::run::registered_limits(batch)? {
         Some(registered) if registered.has_amounts() && registered.currency != own.currency => {
@@ -262,7 +262,7 @@ pub(crate) fn batch_client(
         Some(registered) => own.strictest(registered),
         None => own,
     };
-    Ok(Arc::new(desk.client().with_limits(limits)))
+    Ok(desk.client().with_limits(limits))
 }
 
 /// Deletes ended sessions once an hour.

@@ -4,6 +4,7 @@
 
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::str::FromStr as _;
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -189,7 +190,8 @@ pub(crate) async fn resume(
     match crate::serve::batch_client(&desk, &batch.info.batch) {
         Ok(client) => {
             if let Ok(batch_id) = BatchId::from_str(&id) {
-                super::upload::start(&desk, batch_id, client);
+                // Its payouts are recorded as the resuming operator's.
+                super::upload::start(&desk, batch_id, Arc::new(client.recording_as(me.source())));
             }
         }
         Err(reason) => {

@@ -331,8 +331,10 @@ pub(crate) async fn confirm(
     match registered {
         Ok(Registered::New) => {
             tracing::info!(operator = %me.name, batch = %batch, rows = report.valid_rows, "batch confirmed from the console; paying");
-            // Registered just now with the project's limits: the desk's client applies them.
-            start(&desk, batch, Arc::clone(desk.client()));
+            // Registered just now with the project's limits, which the desk's client applies;
+            // its payouts are recorded as the confirming operator's.
+            let client = desk.client().with_limits(limits).recording_as(me.source());
+            start(&desk, batch, Arc::new(client));
         }
         Ok(_) => {
             tracing::info!(operator = %me.name, batch = %batch, "batch confirmed again: already registered");

@@ -193,6 +193,13 @@ async fn an_uploaded_file_is_checked_confirmed_paid_once_and_reported() {
         .unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
     assert_eq!(csv.matches(";success;").count(), 3, "{csv}");
+    // Each row's payout is recorded as the confirming operator's.
+    let payment = &server.sim.payments()[0];
+    let history = server
+        .get_with(&anna.cookie, &format!("/payments/{}", payment.payment_id))
+        .await
+        .1;
+    assert!(history.contains("operator:anna"), "{history}");
 
     // A view operator sees the batch but cannot upload or confirm.
     let victor = server.login(crate::VIEW).await;

@@ -47,6 +47,9 @@ pub struct Client {
     pub(crate) ids: Arc<dyn PaymentIdGenerator>,
     /// This process, as it claims payouts to send them.
     pub(crate) owner: Owner,
+    /// Who [`Client::payout`] records a new payout as coming from (default
+    /// [`EventSource::Call`]; see [`Client::recording_as`]).
+    pub(crate) source: crate::EventSource,
 }
 
 impl fmt::Debug for Client {
@@ -126,6 +129,7 @@ impl ClientBuilder {
                 .ids
                 .unwrap_or_else(|| Arc::new(RandomPaymentIds::default())),
             owner: Owner::new_client(),
+            source: crate::EventSource::Call,
         })
     }
 }
@@ -204,7 +208,17 @@ impl Client {
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
             owner: self.owner.clone(),
+            source: self.source.clone(),
         }
+    }
+
+    /// The same client, recording the payouts [`Client::payout`] makes as coming from
+    /// `source` (e.g. the console operator who confirmed a batch, whose rows it pays): the
+    /// first event of each one's history says who.
+    #[must_use]
+    pub fn recording_as(mut self, source: crate::EventSource) -> Client {
+        self.source = source;
+        self
     }
 
     /// The project.

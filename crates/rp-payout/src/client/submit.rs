@@ -48,7 +48,7 @@ impl Client {
     ///   [`Error::InFlight`] (another call is sending it), [`Error::RecordFailed`] (the store
     ///   failed after the request may have been sent).
     pub async fn payout(&self, payout: &Payout) -> Result<PayoutReceipt, Error> {
-        self.payout_as(payout, EventSource::Call).await
+        self.payout_as(payout, self.source.clone()).await
     }
 
     /// [`Client::payout`], with the payout recorded as coming from `source` (e.g.
