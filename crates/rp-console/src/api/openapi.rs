@@ -14,6 +14,27 @@ pub(crate) async fn serve() -> Response {
     json_answer(StatusCode::OK, &document())
 }
 
+/// The document as committed: pretty-printed with every object's members in name order,
+/// whatever serde_json's map keeps (another crate of a build may turn on its
+/// `preserve_order`).
+pub fn document_text() -> String {
+    fn sorted(value: Value) -> Value {
+        match value {
+            Value::Object(members) => {
+                let mut members: Vec<(String, Value)> = members.into_iter().collect();
+                members.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(members.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+            other => other,
+        }
+    }
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&sorted(document())).unwrap_or_default()
+    )
+}
+
 fn problem_response(description: &str) -> Value {
     json!({
         "description": description,
@@ -224,10 +245,7 @@ mod tests {
     #[test]
     fn the_committed_document_is_fresh() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
-        let made = format!(
-            "{}\n",
-            serde_json::to_string_pretty(&super::document()).unwrap_or_default()
-        );
+        let made = super::document_text();
         if std::env::var_os("RP_BLESS").is_some() {
             std::fs::write(path, &made).unwrap_or_default();
         }
