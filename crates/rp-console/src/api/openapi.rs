@@ -3,19 +3,24 @@
 //! (a test fails when the committed file is stale; `RP_BLESS=1` rewrites it).
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use serde_json::{Value, json};
 
 use super::payouts::{FIELDS, MAX_WAIT};
-use super::{KEY_BURST, KEY_RATE, json_answer};
+use super::{KEY_BURST, KEY_RATE};
 
-/// `/api/v1/openapi.json`.
+/// `/api/v1/openapi.json`: the committed text.
 pub(crate) async fn serve() -> Response {
-    json_answer(StatusCode::OK, &document())
+    let mut response = (StatusCode::OK, document_text()).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// The document as committed: pretty-printed with every object's members in name order,
-/// whatever serde_json's map keeps (another crate of a build may turn on its
+/// whatever `serde_json`'s map keeps (another crate of a build may turn on its
 /// `preserve_order`).
 pub fn document_text() -> String {
     fn sorted(value: Value) -> Value {
