@@ -63,6 +63,7 @@ struct Inner {
     settings: Settings,
     logins: LoginGuard,
     api_limiter: crate::api::KeyLimiter,
+    api_waiters: Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
     background: Mutex<JoinSet<()>>,
     stopping: Arc<AtomicBool>,
@@ -91,6 +92,7 @@ impl Desk {
                 settings,
                 logins: LoginGuard::default(),
                 api_limiter: crate::api::KeyLimiter::default(),
+                api_waiters: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_WAITERS)),
                 metrics: Metrics::default(),
                 background: Mutex::new(JoinSet::new()),
                 stopping: Arc::new(AtomicBool::new(false)),
@@ -134,6 +136,11 @@ impl Desk {
 
     pub(crate) fn api_limiter(&self) -> &crate::api::KeyLimiter {
         &self.inner.api_limiter
+    }
+
+    /// Places for `?wait=` answers ([`crate::api::MAX_WAITERS`]).
+    pub(crate) fn api_waiters(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.inner.api_waiters)
     }
 
     /// Set when the process is shutting down: batch runs stop taking rows.

@@ -66,7 +66,7 @@ mod totp;
 mod web;
 
 pub use api::openapi::{document as openapi_document, document_text as openapi_text};
-pub use api::{API_KEY_PREFIX, KEY_BURST, KEY_RATE, api_key_sha256, new_api_key};
+pub use api::{API_KEY_PREFIX, KEY_BURST, KEY_RATE, MAX_WAITERS, api_key_sha256, new_api_key};
 pub use auth::{
     LOGIN_COOKIE, LOGIN_WINDOW, MAX_FAILED_LOGINS, MIN_PASSWORD_CHARS, Me, PasswordError,
     SESSION_COOKIE, hash_password, verify_password,

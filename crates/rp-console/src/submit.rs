@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use rp_model::Payout;
-use rp_payout::{Error, EventSource, PayoutRecord};
+use rp_payout::{Error, EventSource, PayoutRecord, Recorded};
 use tokio::sync::oneshot;
 
 use crate::Desk;
@@ -35,7 +35,9 @@ pub(crate) enum NotSubmitted {
     Ledger(Error),
 }
 
-/// Submits `payout` as `source` (see the module docs).
+/// Submits `payout` as `source` (see the module docs). The answer says what *this* call
+/// found when it recorded: `New` only for the call that recorded it (others, at the same
+/// moment, get `Existing` or `Conflict`).
 pub(crate) async fn submit(
     desk: &Desk,
     payout: Payout,
@@ -44,6 +46,7 @@ pub(crate) async fn submit(
     let store = desk.client().store().clone();
     let project = desk.client().project_id();
     let payment_id = payout.payment_id().clone();
+    // Recorded before: answered from the ledger, no call made.
     match store.get(&payment_id).await {
         Ok(Some(existing)) if existing.request == payout.to_request(project) => {
             return Ok(Submitted::Existing(existing));
@@ -52,30 +55,46 @@ pub(crate) async fn submit(
         Ok(None) => {}
         Err(error) => return Err(NotSubmitted::Ledger(error)),
     }
-    let (result_tx, mut result_rx) = oneshot::channel();
+    let (recorded_tx, recorded_rx) = oneshot::channel();
+    let (result_tx, result_rx) = oneshot::channel();
     let client = desk.client().clone();
     desk.run_in_background(async move {
-        let result = client.payout_as(&payout, source).await;
+        let result = client
+            .payout_reporting(&payout, source, Some(recorded_tx))
+            .await;
         if let Err(error) = &result {
             tracing::warn!(payment_id = %payout.payment_id(), %error, "payout did not succeed");
         }
         let _ = result_tx.send(result.map(|_| ()));
     });
-    let deadline = tokio::time::Instant::now() + RECORD_WAIT;
-    loop {
-        let finished = result_rx.try_recv().ok();
-        match store.get(&payment_id).await {
-            Ok(Some(record)) => return Ok(Submitted::New(Some(record))),
-            Ok(None) => {}
-            Err(error) => return Err(NotSubmitted::Ledger(error)),
+    let recorded = match tokio::time::timeout(RECORD_WAIT, recorded_rx).await {
+        Ok(Ok(recorded)) => recorded,
+        // Failed before recording: the call's result says why.
+        Ok(Err(_)) => {
+            return match result_rx.await {
+                Ok(Err(error)) if matches!(error, Error::Store { .. }) => {
+                    Err(NotSubmitted::Ledger(error))
+                }
+                Ok(Err(error)) => Err(NotSubmitted::Refused(error)),
+                _ => Ok(Submitted::New(None)),
+            };
         }
-        match finished {
-            // Refused before it was recorded: nothing sent.
-            Some(Err(error)) => return Err(NotSubmitted::Refused(error)),
-            Some(Ok(())) => return Ok(Submitted::New(None)),
-            None if tokio::time::Instant::now() >= deadline => return Ok(Submitted::New(None)),
-            None => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
+        // The ledger is slow: recorded or refused shortly; `GET` tells.
+        Err(_) => return Ok(Submitted::New(None)),
+    };
+    let record = || async { store.get(&payment_id).await.map_err(NotSubmitted::Ledger) };
+    match recorded {
+        Recorded::New => Ok(Submitted::New(record().await?)),
+        Recorded::Existing => match record().await? {
+            Some(existing) => Ok(Submitted::Existing(existing)),
+            None => Ok(Submitted::New(None)),
+        },
+        Recorded::Conflict => Err(NotSubmitted::Conflict),
+        // Over the limits (or whatever a newer rp-payout reports): the call's own error.
+        _ => match result_rx.await {
+            Ok(Err(error)) => Err(NotSubmitted::Refused(error)),
+            _ => Ok(Submitted::New(record().await?)),
+        },
     }
 }
 

@@ -116,8 +116,8 @@ mod store;
 
 pub use callback::CallbackOutcome;
 pub use client::{
-    Acceptance, Client, ClientBuilder, OPERATORS_PATH, PAYOUT_PATH, PayoutReceipt, STATUS_PATH,
-    StatusReport,
+    Acceptance, Client, ClientBuilder, OPERATORS_PATH, PAYOUT_PATH, PayoutReceipt, Recorded,
+    STATUS_PATH, StatusReport,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, DEFAULT_BASE_URL, ENV_BASE_URL, ENV_PROJECT_ID, ENV_SECRET_KEY};

@@ -35,6 +35,11 @@ pub const KEY_RATE: u32 = 20;
 /// Requests a key may make at once, above the rate.
 pub const KEY_BURST: u32 = 40;
 
+/// `POST /api/v1/payouts?wait=` answers held at once, for every key together; past that, the
+/// answer comes at once (the connections they hold are shared with the console and, on one
+/// listener, the platform's callbacks).
+pub const MAX_WAITERS: usize = 64;
+
 /// A new API key: [`API_KEY_PREFIX`] and 64 random hex digits.
 ///
 /// # Errors
@@ -102,6 +107,36 @@ pub(crate) fn problem(
     response
 }
 
+/// Turns an error answer of an `/api/` path that is not a problem already (a body too large,
+/// a query or path axum could not read, a method not allowed) into one, keeping its status.
+pub(crate) async fn problems_only(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !api || status.as_u16() < 400 || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
+    };
+    let mut answer = problem(status, "http", &detail, None);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
 /// A JSON answer.
 pub(crate) fn json_answer(status: StatusCode, value: &Value) -> Response {
     let mut response = (status, value.to_string()).into_response();
@@ -119,8 +154,9 @@ async fn require_key(State(desk): State<Desk>, mut request: Request, next: Next)
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim().split_once([' ', '\t']))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
     else {
         return unauthorized("send the API key as `Authorization: Bearer KEY`");
     };

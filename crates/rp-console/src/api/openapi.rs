@@ -59,7 +59,10 @@ pub fn document() -> Value {
     let payout_id = json!({"name": "payment_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}});
     let common = |extra: Value| -> Value {
         let mut responses = json!({
+            "400": problem_response("A path or query that cannot be read (e.g. a parameter given twice)."),
             "401": problem_response("No key, an unknown key, or a revoked key."),
+            "405": problem_response("Another method than the path takes."),
+            "413": problem_response("A body over 64 KiB."),
             "429": problem_response(&format!("More than {KEY_RATE} requests a second (bursts of {KEY_BURST}) with this key; see Retry-After.")),
             "503": problem_response("The ledger did not answer; nothing was changed.")
         });

@@ -39,6 +39,72 @@ pub(crate) const FIELDS: [&str; 9] = [
     "metadata",
 ];
 
+/// JSON read as a [`Value`], refusing an object with a member given twice (a gateway, a log
+/// or the sender's own code could read the first where `serde_json` keeps the last).
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if members.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "member {key:?} given twice"
+                )));
+            }
+        }
+        Ok(Value::Object(members))
+    }
+}
+
 /// A field's problem.
 fn field_error(field: &str, message: impl Into<String>) -> Value {
     json!({"field": field, "message": message.into()})
@@ -46,7 +112,7 @@ fn field_error(field: &str, message: impl Into<String>) -> Value {
 
 /// The payout a request body describes, or every field's problem (422).
 pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
-    let value: Value = serde_json::from_slice(body)
+    let Strict(value) = serde_json::from_slice(body)
         .map_err(|e| vec![field_error("", format!("not JSON: {e}"))])?;
     let Some(object) = value.as_object() else {
         return Err(vec![field_error("", "the body is a JSON object")]);
@@ -56,14 +122,7 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
         errors.push(field_error(key, "unknown member"));
     }
     let text = |name: &str, errors: &mut Vec<Value>| -> Option<String> {
-        match object.get(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(_) => {
-                errors.push(field_error(name, "a string"));
-                None
-            }
-        }
+        checked_text(name, object.get(name), errors)
     };
     let payment_id = match text("payment_id", &mut errors) {
         None => {
@@ -146,14 +205,7 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
                 errors.push(field_error(&format!("customer.{key}"), "unknown member"));
             }
             let part = |name: &str, errors: &mut Vec<Value>| -> Option<String> {
-                match customer.get(name) {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(text)) => Some(text.clone()),
-                    Some(_) => {
-                        errors.push(field_error(&format!("customer.{name}"), "a string"));
-                        None
-                    }
-                }
+                checked_text(&format!("customer.{name}"), customer.get(name), errors)
             };
             match part("id", &mut errors) {
                 Some(id) => match CustomerId::new(id) {
@@ -193,21 +245,57 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
         Some(_) => errors.push(field_error("customer", "an object: {\"id\": …}")),
     }
     if let Some(description) = text("description", &mut errors) {
-        if description.chars().any(char::is_control) {
-            errors.push(field_error(
-                "description",
-                "one line of text, without control characters",
-            ));
-        } else {
-            builder = builder.description(description);
-        }
+        builder = builder.description(description);
     }
     if let Some(operator) = text("operator", &mut errors) {
-        builder = builder.operator(
-            operator
-                .parse::<Operator>()
-                .unwrap_or_else(|never| match never {}),
-        );
+        let known = operator.len() <= 32
+            && operator
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if known {
+            builder = builder.operator(
+                operator
+                    .parse::<Operator>()
+                    .unwrap_or_else(|never| match never {}),
+            );
+        } else {
+            errors.push(field_error(
+                "operator",
+                "an operator's ID: letters, digits, _ and -, 32 at most",
+            ));
+        }
+    }
+    // What the builder would refuse, named by field, with the rest.
+    let customer = object.get("customer");
+    for (field, value) in [
+        ("description", object.get("description")),
+        (
+            "customer.first_name",
+            customer.and_then(|c| c.get("first_name")),
+        ),
+        (
+            "customer.last_name",
+            customer.and_then(|c| c.get("last_name")),
+        ),
+        ("customer.email", customer.and_then(|c| c.get("email"))),
+    ] {
+        if value
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.contains(';'))
+        {
+            errors.push(field_error(
+                field,
+                "no ';' (the platform's signature cannot tell it from its separator)",
+            ));
+        }
+    }
+    if amount.is_some_and(Money::is_zero) {
+        let field = if object.contains_key("amount") {
+            "amount"
+        } else {
+            "amount_minor"
+        };
+        errors.push(field_error(field, "more than zero"));
     }
     if object.get("metadata").is_some_and(|m| !m.is_null()) {
         errors.push(field_error(
@@ -226,7 +314,41 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
         .phone(phone)
         .amount(amount)
         .build()
-        .map_err(|e| vec![field_error("", e.to_string())])
+        .map_err(|e| builder_errors(&e))
+}
+
+/// A text member: a string without control characters, or its problem.
+fn checked_text(field: &str, value: Option<&Value>, errors: &mut Vec<Value>) -> Option<String> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.chars().any(char::is_control) => {
+            errors.push(field_error(
+                field,
+                "one line of text, without control characters",
+            ));
+            None
+        }
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            errors.push(field_error(field, "a string"));
+            None
+        }
+    }
+}
+
+/// The builder's problems, each named by its field.
+fn builder_errors(error: &rp_model::Error) -> Vec<Value> {
+    use rp_model::Error as E;
+    match error {
+        E::Invalid { problems } => problems.iter().flat_map(builder_errors).collect(),
+        E::SeparatorInValue { field } => vec![field_error(field, error.to_string())],
+        E::ZeroAmount | E::InvalidAmount { .. } | E::AmountOverflow { .. } => {
+            vec![field_error("amount", error.to_string())]
+        }
+        E::PhoneNoPayoutOperator { .. } => vec![field_error("phone", error.to_string())],
+        E::MissingField { field } => vec![field_error(field, error.to_string())],
+        other => vec![field_error("", other.to_string())],
+    }
 }
 
 /// A payout as the API shows it; `masked`: the phone number masked (lists).
@@ -332,11 +454,16 @@ pub(crate) async fn create(
         }
         Err(NotSubmitted::Ledger(error)) => return ledger_failed(&error),
     };
-    let record = if wait > 0 {
+    // At most MAX_WAITERS answers are held at once: past that, the answer comes at once.
+    let waiting = (wait > 0)
+        .then(|| desk.api_waiters().try_acquire_owned().ok())
+        .flatten();
+    let record = if waiting.is_some() {
         settled_within(&desk, &payment_id, Duration::from_secs(wait)).await
     } else {
         record
     };
+    drop(waiting);
     match record {
         Some(record) => json_answer(status, &payout_json(&record, false)),
         None => match desk.client().store().get(&payment_id).await {
@@ -508,7 +635,8 @@ fn write_cursor(record: &PayoutRecord) -> String {
 }
 
 fn read_cursor(text: &str) -> Option<(std::time::SystemTime, PaymentId)> {
-    if !text.len().is_multiple_of(2) || text.len() > 512 {
+    // A payment ID of 1,020 bytes and a time: about 2,100 hex digits.
+    if !text.len().is_multiple_of(2) || text.len() > 4_200 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..text.len())
@@ -578,7 +706,7 @@ mod tests {
     fn cursors_round_trip_and_refuse_garbage() {
         assert!(read_cursor("zz").is_none());
         assert!(read_cursor("abc").is_none());
-        assert!(read_cursor(&"41".repeat(300)).is_none());
+        assert!(read_cursor(&"41".repeat(3_000)).is_none());
         let text = super::super::hex_of(b"5.p-1");
         assert_eq!(read_cursor(&text).unwrap().1.as_str(), "p-1");
     }

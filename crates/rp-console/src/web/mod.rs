@@ -100,6 +100,7 @@ pub fn router(desk: Desk) -> Router {
         .merge(crate::api::router(desk.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn(read_form_in_time))
+        .layer(middleware::from_fn(crate::api::problems_only))
         .layer(middleware::from_fn_with_state(
             desk.clone(),
             headers_and_timing,

@@ -33,6 +33,7 @@ use crate::{
 pub(crate) use record::{Origin, StatusUpdate};
 pub use rp_model::wire::{OPERATORS_PATH, PAYOUT_PATH, STATUS_PATH};
 pub use status::StatusReport;
+pub use submit::Recorded;
 
 /// The payout client: one call to pay out ([`Client::payout`]), one to handle a callback
 /// ([`Client::handle_callback`]), one to reconcile ([`Client::reconcile`]).

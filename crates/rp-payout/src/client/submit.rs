@@ -14,6 +14,21 @@ use crate::client::record::event_for;
 use crate::owner::{Liveness, Owner};
 use crate::store::{EventSource, Inserted, PayoutEvent, PayoutRecord, PayoutState, Updated};
 
+/// What recording a payout found ([`Client::payout_reporting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Recorded {
+    /// Recorded by this call: it is being sent.
+    New,
+    /// The same payout was recorded under its payment ID before: nothing new was recorded
+    /// (it is sent again only if the platform does not have it or it ended in `error`).
+    Existing,
+    /// Another payout is recorded under this payment ID: nothing recorded or sent.
+    Conflict,
+    /// Over the project's limits: nothing recorded or sent.
+    OverLimit,
+}
+
 /// How many times a resubmission re-reads a record that changed under it before it gives up
 /// with [`Error::InFlight`].
 const MAX_CLAIM_TRIES: u32 = 3;
@@ -63,6 +78,29 @@ impl Client {
         payout: &Payout,
         source: EventSource,
     ) -> Result<PayoutReceipt, Error> {
+        self.payout_reporting(payout, source, None).await
+    }
+
+    /// [`Client::payout_as`], telling `recorded` what recording found as soon as it is known
+    /// (before anything is sent): a server answering "accepted" (or "already recorded", or
+    /// "another payout holds this ID") at once while the payout is sent in the background.
+    /// Nothing is told when the payout failed before recording (a signing or store error):
+    /// the call's own result says why.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::payout`].
+    pub async fn payout_reporting(
+        &self,
+        payout: &Payout,
+        source: EventSource,
+        recorded: Option<tokio::sync::oneshot::Sender<Recorded>>,
+    ) -> Result<PayoutReceipt, Error> {
+        let tell = |what: Recorded| {
+            if let Some(recorded) = recorded {
+                let _ = recorded.send(what);
+            }
+        };
         let payment_id = payout.payment_id().clone();
         let span = tracing::info_span!(
             "rp_payout.payout",
@@ -77,9 +115,10 @@ impl Client {
             let mut record = PayoutRecord::new(payment_id.clone(), request, now);
             record.claimed_by = Some(self.owner.token().to_owned());
             record.lease_until = Some(self.lease_clock().await + self.config.in_flight_window());
-            let recorded = PayoutEvent::new(now, source, None, PayoutState::Created);
-            match self.store.insert(record, recorded, self.config.limits).await? {
+            let first_event = PayoutEvent::new(now, source, None, PayoutState::Created);
+            match self.store.insert(record, first_event, self.config.limits).await? {
                 Inserted::OverLimit(reason) => {
+                    tell(Recorded::OverLimit);
                     tracing::warn!(%reason, "payout over the project's limits; not recorded, not sent");
                     Err(Error::OverLimit {
                         payment_id,
@@ -87,6 +126,7 @@ impl Client {
                     })
                 }
                 Inserted::New(record) => {
+                    tell(Recorded::New);
                     crate::failpoint::hit("payout-recorded");
                     tracing::info!("payout recorded; sending");
                     self.drive(record, body, Start::Send { maybe_sent: false })
@@ -94,12 +134,14 @@ impl Client {
                 }
                 Inserted::Existing(existing) => {
                     if existing.request != payout.to_request(self.config.project_id) {
+                        tell(Recorded::Conflict);
                         tracing::warn!("payment ID already recorded with different details");
                         return Err(Error::PaymentIdConflict {
                             payment_id,
                             platform: None,
                         });
                     }
+                    tell(Recorded::Existing);
                     self.resubmit(existing, body).await
                 }
             }
