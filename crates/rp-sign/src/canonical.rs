@@ -239,14 +239,6 @@ impl Buffers {
             })
     }
 
-    /// Runs `write` with this thread's spare text buffers (emptied), then keeps them again.
-    fn with_text<R>(write: impl FnOnce(&mut String, &mut String) -> R) -> R {
-        let mut buffers = Buffers::take();
-        let result = write(&mut buffers.buf, &mut buffers.path);
-        buffers.recycle();
-        result
-    }
-
     /// Empties the buffers and keeps them for this thread's next [`Buffers::take`].
     fn recycle(mut self) {
         let bytes = self.buf.capacity()
@@ -850,12 +842,6 @@ pub(crate) fn key_is_plain(key: &str) -> bool {
         .iter()
         .fold(0, |class, &c| class | KEY_BYTE_CLASS[usize::from(c)])
         == 0
-}
-
-/// Runs `write` with two empty strings (an output and a path), reusing this thread's spare
-/// buffers (see [`Buffers`]).
-pub(crate) fn with_text_buffers<R>(write: impl FnOnce(&mut String, &mut String) -> R) -> R {
-    Buffers::with_text(write)
 }
 
 /// [`KEY_BYTE_CLASS`]: `:` (escaped in paths).

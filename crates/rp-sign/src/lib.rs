@@ -123,6 +123,7 @@ mod natural;
 mod plain;
 mod raw;
 mod signer;
+mod sink;
 mod stream;
 pub mod testing;
 mod write;

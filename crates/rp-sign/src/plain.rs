@@ -1,5 +1,6 @@
 //! The fast path of signing a `serde_json::Value`: the string to sign written directly in
-//! its sorted order, for payloads whose keys are all plain.
+//! its sorted order, for payloads whose keys are all plain, straight into the HMAC through a
+//! small stack buffer ([`crate::sink`]): no string, no line records, no thread-local buffers.
 //!
 //! The general path ([`crate::canonical::Lines`]) writes one line per leaf in document order,
 //! then sorts the lines by path. When no key holds a `:`, an ASCII digit or whitespace and
@@ -13,17 +14,16 @@
 //! the tree gives exactly the sorted lines, with no line records and no global sort.
 //!
 //! Anything else (a key with `:`, a digit, whitespace or `;`, a string value with `;`, a
-//! non-empty array, an object with more than [`MAX_MEMBERS`] members) answers `None`, and the
-//! caller takes the general path. `tests/it/props.rs` and the unit tests below check that
+//! non-empty array, an object with more than [`MAX_MEMBERS`] members, a path longer than
+//! [`MAX_PATH`] bytes) answers `None`, and the caller takes the general path. `tests/it/props.rs` and the unit tests below check that
 //! both give the same string.
 
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use crate::canonical::{
-    FRAME_MODE, Num, has_separator, key_is_plain, push_number, sibling_order, with_text_buffers,
-};
+use crate::canonical::{FRAME_MODE, Num, has_separator, key_is_plain, push_number, sibling_order};
+use crate::sink::{Sink, copy, u64_digits};
 
 /// Objects with more members than this take the general path (their members are sorted on
 /// the stack).
@@ -32,20 +32,36 @@ const MAX_MEMBERS: usize = 32;
 /// Objects with at most this many members are sorted in a smaller array (cheaper to fill).
 const FEW_MEMBERS: usize = 8;
 
+/// Paths longer than this (in bytes) take the general path (the path is kept on the stack).
+const MAX_PATH: usize = 256;
+
 /// A stand-in to fill the member array before it is used.
 static NULL: Value = Value::Null;
 
-/// Runs `use_text` on the string to sign of the root object `map`, if it is plain (see the
-/// module documentation); `None` otherwise.
-pub(crate) fn with_string_to_sign<R>(
+/// Writes the string to sign of the root object `map` to `flush`, in pieces, if it is plain
+/// (see the module documentation); `None` otherwise, possibly after some pieces were
+/// written (the caller then starts again on the general path).
+pub(crate) fn write_string_to_sign(
     map: &Map<String, Value>,
-    use_text: impl FnOnce(&str) -> R,
-) -> Option<R> {
-    with_text_buffers(|out, path| {
-        let mut writer = Writer { out, path };
-        writer.object(map, 0)?;
-        Some(use_text(writer.out))
-    })
+    flush: impl FnMut(&[u8]),
+) -> Option<()> {
+    let mut writer = Writer {
+        out: Sink::new(flush),
+        path: [0; MAX_PATH],
+        path_len: 0,
+        first: true,
+    };
+    writer.object(map, 0)?;
+    writer.out.finish();
+    Some(())
+}
+
+/// The string to sign of `map` by [`write_string_to_sign`], whole (for tests).
+#[cfg(test)]
+pub(crate) fn string_to_sign(map: &Map<String, Value>) -> Option<String> {
+    let mut text = Vec::new();
+    write_string_to_sign(map, |piece| text.extend_from_slice(piece))?;
+    String::from_utf8(text).ok()
 }
 
 /// A member of an object: its key and value.
@@ -67,14 +83,17 @@ fn member_order(a: &Member<'_>, b: &Member<'_>) -> Ordering {
     )
 }
 
-struct Writer<'b> {
-    /// The lines so far, joined with `;`.
-    out: &'b mut String,
-    /// The path of the current node.
-    path: &'b mut String,
+struct Writer<F: FnMut(&[u8])> {
+    /// Where the lines go, joined with `;`.
+    out: Sink<F>,
+    /// The path of the current node is `path[..path_len]`.
+    path: [u8; MAX_PATH],
+    path_len: usize,
+    /// Whether no line has been written yet.
+    first: bool,
 }
 
-impl Writer<'_> {
+impl<F: FnMut(&[u8])> Writer<F> {
     /// Writes the lines of an object's members in order; `depth` is the number of
     /// containers below the root it is in (0 for the root).
     fn object(&mut self, map: &Map<String, Value>, depth: usize) -> Option<()> {
@@ -104,15 +123,19 @@ impl Writer<'_> {
         }
         let members = members.get_mut(..len)?;
         members.sort_unstable_by(member_order);
+        let mark = self.path_len;
         for &(key, value) in &*members {
-            let mark = self.path.len();
+            let mut at = mark;
             if depth > 0 {
-                self.path.push(':');
+                *self.path.get_mut(at)? = b':';
+                at += 1;
             }
-            self.path.push_str(key);
+            let end = at + key.len();
+            copy(self.path.get_mut(at..end)?, key.as_bytes());
+            self.path_len = end;
             self.value(value, depth)?;
-            self.path.truncate(mark);
         }
+        self.path_len = mark;
         Some(())
     }
 
@@ -123,28 +146,47 @@ impl Writer<'_> {
             Value::Array(items) if items.is_empty() => {}
             Value::Array(_) => return None,
             Value::String(s) if has_separator(s) => return None,
-            Value::String(s) => self.line().push_str(s),
-            Value::Bool(true) => self.line().push('1'),
-            Value::Bool(false) => self.line().push('0'),
-            Value::Null => {
+            Value::String(s) => {
                 self.line();
+                self.out.write(s.as_bytes());
             }
+            Value::Bool(true) => {
+                self.line();
+                self.out.byte(b'1');
+            }
+            Value::Bool(false) => {
+                self.line();
+                self.out.byte(b'0');
+            }
+            Value::Null => self.line(),
             Value::Number(n) => {
-                push_number(self.line(), Num::Parsed(n));
+                self.line();
+                let mut digits = [0; 20];
+                if let Some(i) = n.as_i64() {
+                    if i < 0 {
+                        self.out.byte(b'-');
+                    }
+                    self.out.write(u64_digits(i.unsigned_abs(), &mut digits));
+                } else {
+                    let mut text = String::new();
+                    push_number(&mut text, Num::Parsed(n));
+                    self.out.write(text.as_bytes());
+                }
             }
         }
         Some(())
     }
 
     /// Starts a line (`;` before all but the first, the path and `:`), for the value to be
-    /// appended.
-    fn line(&mut self) -> &mut String {
-        if !self.out.is_empty() {
-            self.out.push(';');
+    /// written.
+    fn line(&mut self) {
+        if !self.first {
+            self.out.byte(b';');
         }
-        self.out.push_str(self.path);
-        self.out.push(':');
+        self.first = false;
         self.out
+            .write(self.path.get(..self.path_len).unwrap_or_default());
+        self.out.byte(b':');
     }
 }
 
@@ -163,7 +205,7 @@ mod tests {
     }
 
     fn fast(value: &Value) -> Option<String> {
-        with_string_to_sign(value.as_object()?, str::to_owned)
+        string_to_sign(value.as_object()?)
     }
 
     #[test]
@@ -177,6 +219,20 @@ mod tests {
     }
 
     #[test]
+    fn long_paths_and_values_cross_the_buffer_whole() {
+        // Values and paths around and past the sink's 512 bytes, after lines of every length.
+        for len in [0, 1, 100, 255, 300, 511, 512, 513, 1500] {
+            let value = json!({
+                "k".repeat(MAX_PATH - 1): "v".repeat(len),
+                "a": {"b": "x".repeat(len), "c": -12, "d": u64::MAX, "e": 1.5, "f": -0.0},
+                "z": "é".repeat(len / 2),
+            });
+            let fast = fast(&value).unwrap();
+            assert_eq!(fast, general(value.as_object().unwrap()), "{len}");
+        }
+    }
+
+    #[test]
     fn declines_what_is_not_plain() {
         for value in [
             json!({"a1": 1}),
@@ -186,6 +242,8 @@ mod tests {
             json!({"a": "x;y"}),
             json!({"a": [1]}),
             json!({"a": {"b": [{}]}}),
+            json!({"k".repeat(MAX_PATH + 1): 1}),
+            json!({"k".repeat(MAX_PATH / 2): {"k".repeat(MAX_PATH / 2): 1}}),
             Value::Object(
                 (0..=MAX_MEMBERS)
                     .map(|i| ("k".repeat(i + 1), json!(i)))
@@ -235,7 +293,7 @@ mod tests {
             members in prop::collection::vec((key(), value()), 0..8),
         ) {
             let map: Map<String, Value> = members.into_iter().collect();
-            if let Some(fast) = with_string_to_sign(&map, str::to_owned) {
+            if let Some(fast) = string_to_sign(&map) {
                 prop_assert_eq!(fast, general(&map));
             }
         }

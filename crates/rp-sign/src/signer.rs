@@ -474,14 +474,11 @@ impl Signer {
     fn sign_map(&self, map: &Map<String, Value>, strip: Strip) -> Result<Signature, Error> {
         // The fast path for plain payloads (see `crate::plain`); anything else, and every
         // error, through the general one.
-        if strip == Strip::Nothing
-            && let Some(signature) = plain::with_string_to_sign(map, |text| {
-                let mut mac = self.keyed.clone();
-                mac.update(text.as_bytes());
-                Signature(mac.finalize().into_bytes().into())
-            })
-        {
-            return Ok(signature);
+        if strip == Strip::Nothing {
+            let mut mac = self.keyed.clone();
+            if plain::write_string_to_sign(map, |piece| mac.update(piece)).is_some() {
+                return Ok(Signature(mac.finalize().into_bytes().into()));
+            }
         }
         self.sign_lines(Lines::flatten(value_members(map), strip))
     }
