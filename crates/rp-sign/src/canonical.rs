@@ -739,7 +739,7 @@ pub(crate) fn push_number(out: &mut String, n: Num<'_>) -> bool {
 /// The rendering of an integer token of at most 18 digits (always in `i64`): the token
 /// itself, which JSON writes without `+` or leading zeros, except `-0`, which is `0`. Saves
 /// parsing and printing it again; `None` for any other token.
-fn short_integer(text: &str) -> Option<&str> {
+pub(crate) fn short_integer(text: &str) -> Option<&str> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     let canonical = !digits.is_empty()
         && digits.len() <= 18

@@ -125,6 +125,7 @@ mod raw;
 mod signer;
 mod sink;
 mod stream;
+mod tape;
 pub mod testing;
 mod write;
 

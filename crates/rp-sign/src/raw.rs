@@ -149,6 +149,11 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// The whole text (UTF-8, checked by [`Parser::new`]).
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// The offset of the next byte to read.
     pub(crate) fn position(&self) -> usize {
         self.pos

@@ -17,7 +17,9 @@ use crate::error::{Error, SignatureLocation, SignatureProblem, json_type};
 use crate::key::SecretKey;
 use crate::plain;
 use crate::raw::{Document, RawRef};
+use crate::sink::Sink;
 use crate::stream;
+use crate::tape;
 use crate::write::write_request;
 
 type HmacSha512 = Hmac<Sha512>;
@@ -396,10 +398,18 @@ impl Signer {
         })
     }
 
-    /// The fast path of [`Signer::verify_callback`] (see [`crate::stream`]): the usual
-    /// callback, read and flattened in one pass, whose signature matches in the canonical
-    /// order. `None` for anything else, which the general path then checks (and explains).
+    /// The fast paths of [`Signer::verify_callback`]: a plain callback read into member
+    /// records and written straight into the HMAC (see [`crate::tape`]), else the usual
+    /// callback read and flattened in one pass (see [`crate::stream`]), whose signature
+    /// matches in the canonical order. `None` for anything else, which the general path then
+    /// checks (and explains).
     fn verify_in_one_pass(&self, body: &[u8]) -> Option<SignatureLocation> {
+        if let Some(tape) = tape::read_callback(body) {
+            let expected = decode_signature_text(&tape.signature).ok()?;
+            let mut mac = self.keyed.clone();
+            tape.write(|chunk| mac.update(chunk));
+            return mac.verify_slice(&expected).is_ok().then_some(tape.location);
+        }
         let mut streamed = stream::read_callback(body)?;
         let expected = decode_signature_text(&streamed.signature).ok()?;
         if !streamed.sorted {
@@ -463,11 +473,13 @@ impl Signer {
         self.mac(lines).verify_slice(expected).is_ok()
     }
 
-    /// The keyed HMAC fed with the joined lines, piece by piece (each line with the `;`
-    /// before it; measured no slower than building the joined string first).
+    /// The keyed HMAC fed with the joined lines (each line with the `;` before it), through
+    /// a stack buffer that hands them on in a few large chunks.
     fn mac(&self, lines: &Lines) -> HmacSha512 {
         let mut mac = self.keyed.clone();
-        lines.for_each_piece(|piece| mac.update(piece));
+        let mut sink = Sink::new(|chunk: &[u8]| mac.update(chunk));
+        lines.for_each_piece(|piece| sink.write(piece));
+        sink.finish();
         mac
     }
 

@@ -78,7 +78,7 @@ impl<F: FnMut(&[u8])> Sink<F> {
     }
 }
 
-/// Copies `src` into `dst`, of the same length. Up to 32 bytes are copied inline with two
+/// Copies `src` into `dst`, of the same length. Up to 64 bytes are copied inline with two
 /// overlapping fixed-size moves (the pieces of a string to sign are short, and a call to
 /// `memcpy` for each cost more than the copy itself); longer slices call `memcpy`.
 #[inline]
@@ -87,8 +87,10 @@ pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     if len != dst.len() {
         return;
     }
-    if len > 32 {
+    if len > 64 {
         dst.copy_from_slice(src);
+    } else if len >= 32 {
+        copy_ends::<32>(dst, src);
     } else if len >= 16 {
         copy_ends::<16>(dst, src);
     } else if len >= 8 {
