@@ -23,7 +23,7 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use crate::canonical::{FRAME_MODE, Num, has_separator, key_is_plain, push_number, sibling_order};
-use crate::sink::{Sink, copy, u64_digits};
+use crate::sink::{SLACK, Sink, copy, u64_digits};
 
 /// Objects with more members than this take the general path (their members are sorted on
 /// the stack).
@@ -47,11 +47,10 @@ pub(crate) fn write_string_to_sign(
 ) -> Option<()> {
     let mut writer = Writer {
         out: Sink::new(flush),
-        path: [0; MAX_PATH],
-        path_len: 0,
+        path: [b';'; MAX_PATH + 2 + SLACK],
         first: true,
     };
-    writer.object(map, 0)?;
+    writer.object(map, 1)?;
     writer.out.finish();
     Some(())
 }
@@ -86,29 +85,33 @@ fn member_order(a: &Member<'_>, b: &Member<'_>) -> Ordering {
 struct Writer<F: FnMut(&[u8])> {
     /// Where the lines go, joined with `;`.
     out: Sink<F>,
-    /// The path of the current node is `path[..path_len]`.
-    path: [u8; MAX_PATH],
-    path_len: usize,
+    /// `;`, and the path of the current object and `:` below the root (its end is passed
+    /// along), with [`SLACK`] bytes of room past it for [`Sink::write_from`].
+    path: [u8; MAX_PATH + 2 + SLACK],
     /// Whether no line has been written yet.
     first: bool,
 }
 
 impl<F: FnMut(&[u8])> Writer<F> {
-    /// Writes the lines of an object's members in order; `depth` is the number of
-    /// containers below the root it is in (0 for the root).
-    fn object(&mut self, map: &Map<String, Value>, depth: usize) -> Option<()> {
+    /// Writes the lines of an object's members in order; they start with
+    /// `path[..prefix_end]`.
+    fn object(&mut self, map: &Map<String, Value>, prefix_end: usize) -> Option<()> {
         let len = map.len();
         if len <= FEW_MEMBERS {
-            self.members::<FEW_MEMBERS>(map, depth)
+            self.members::<FEW_MEMBERS>(map, prefix_end)
         } else if len <= MAX_MEMBERS {
-            self.members::<MAX_MEMBERS>(map, depth)
+            self.members::<MAX_MEMBERS>(map, prefix_end)
         } else {
             None
         }
     }
 
     /// [`Writer::object`] for at most `N` members.
-    fn members<const N: usize>(&mut self, map: &Map<String, Value>, depth: usize) -> Option<()> {
+    fn members<const N: usize>(
+        &mut self,
+        map: &Map<String, Value>,
+        prefix_end: usize,
+    ) -> Option<()> {
         let mut members: [Member<'_>; N] = [("", &NULL); N];
         let mut len = 0;
         for (key, value) in map {
@@ -123,44 +126,49 @@ impl<F: FnMut(&[u8])> Writer<F> {
         }
         let members = members.get_mut(..len)?;
         members.sort_unstable_by(member_order);
-        let mark = self.path_len;
         for &(key, value) in &*members {
-            let mut at = mark;
-            if depth > 0 {
-                *self.path.get_mut(at)? = b':';
-                at += 1;
+            // A path longer than `MAX_PATH` (after the `;` at 0) is declined.
+            let key_end = prefix_end + key.len();
+            if key_end > MAX_PATH + 1 {
+                return None;
             }
-            let end = at + key.len();
-            copy(self.path.get_mut(at..end)?, key.as_bytes());
-            self.path_len = end;
-            self.value(value, depth)?;
+            self.value(value, prefix_end, key)?;
         }
-        self.path_len = mark;
         Some(())
     }
 
-    /// Writes the lines of the value at the current path.
-    fn value(&mut self, value: &Value, depth: usize) -> Option<()> {
+    /// Writes the lines of the value of the member `key` of an object whose lines start
+    /// with `path[..prefix_end]`.
+    ///
+    /// A line is written in pieces from where they already are: the prefix, the key and
+    /// the value. (Copying the key into [`Writer::path`] and then the whole path out of it
+    /// read bytes just stored, which stalled on every line.)
+    fn value(&mut self, value: &Value, prefix_end: usize, key: &str) -> Option<()> {
         match value {
-            Value::Object(map) => self.object(map, depth + 1)?,
+            Value::Object(map) => {
+                let key_end = prefix_end + key.len();
+                copy(self.path.get_mut(prefix_end..key_end)?, key.as_bytes());
+                *self.path.get_mut(key_end)? = b':';
+                self.object(map, key_end + 1)?;
+            }
             Value::Array(items) if items.is_empty() => {}
             Value::Array(_) => return None,
             Value::String(s) if has_separator(s) => return None,
             Value::String(s) => {
-                self.line();
+                self.line(prefix_end, key);
                 self.out.write(s.as_bytes());
             }
             Value::Bool(true) => {
-                self.line();
+                self.line(prefix_end, key);
                 self.out.byte(b'1');
             }
             Value::Bool(false) => {
-                self.line();
+                self.line(prefix_end, key);
                 self.out.byte(b'0');
             }
-            Value::Null => self.line(),
+            Value::Null => self.line(prefix_end, key),
             Value::Number(n) => {
-                self.line();
+                self.line(prefix_end, key);
                 let mut digits = [0; 20];
                 if let Some(i) = n.as_i64() {
                     if i < 0 {
@@ -177,15 +185,14 @@ impl<F: FnMut(&[u8])> Writer<F> {
         Some(())
     }
 
-    /// Starts a line (`;` before all but the first, the path and `:`), for the value to be
-    /// written.
-    fn line(&mut self) {
-        if !self.first {
-            self.out.byte(b';');
-        }
+    /// Starts a line: `path[..prefix_end]` (without its `;` before the first line), `key`
+    /// and `:`.
+    fn line(&mut self, prefix_end: usize, key: &str) {
+        let from = usize::from(self.first);
         self.first = false;
         self.out
-            .write(self.path.get(..self.path_len).unwrap_or_default());
+            .write_from(&self.path, from, prefix_end.saturating_sub(from));
+        self.out.write(key.as_bytes());
         self.out.byte(b':');
     }
 }

@@ -6,10 +6,16 @@
 /// straight from it.
 const SINK_BYTES: usize = 512;
 
+/// Pieces of at most this many bytes can be copied as one fixed-size move, bytes past their
+/// end included, by [`Sink::write_from`]; the buffer has this much room past
+/// [`SINK_BYTES`] for it.
+pub(crate) const SLACK: usize = 64;
+
 /// Collects bytes and hands them to `flush` in chunks (see the module documentation). The
 /// concatenation of what `flush` receives is exactly what was written, in order.
 pub(crate) struct Sink<F: FnMut(&[u8])> {
-    buf: [u8; SINK_BYTES],
+    /// `buf[..len]` is what is kept; `len < SINK_BYTES` between calls.
+    buf: [u8; SINK_BYTES + SLACK],
     len: usize,
     flush: F,
 }
@@ -18,7 +24,7 @@ impl<F: FnMut(&[u8])> Sink<F> {
     /// An empty sink that hands its bytes to `flush`.
     pub(crate) fn new(flush: F) -> Self {
         Sink {
-            buf: [0; SINK_BYTES],
+            buf: [0; SINK_BYTES + SLACK],
             len: 0,
             flush,
         }
@@ -28,11 +34,36 @@ impl<F: FnMut(&[u8])> Sink<F> {
     #[inline]
     pub(crate) fn write(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
-        if let Some(room) = self.buf.get_mut(self.len..end) {
+        if end < SINK_BYTES
+            && let Some(room) = self.buf.get_mut(self.len..end)
+        {
             copy(room, bytes);
             self.len = end;
         } else {
             self.spill(bytes);
+        }
+    }
+
+    /// Appends `source[start..start + len]`. When `len` is at most [`SLACK`] and `source`
+    /// has [`SLACK`] bytes from `start`, they are all copied in one fixed-size move (no
+    /// branch on the length, which varies from piece to piece and was mispredicted); the
+    /// bytes past the piece are overwritten by the next one, or never handed on.
+    #[inline]
+    pub(crate) fn write_from(&mut self, source: &[u8], start: usize, len: usize) {
+        if len <= SLACK
+            && let Some(from) = source.get(start..).and_then(<[u8]>::first_chunk::<SLACK>)
+            && let Some(to) = self
+                .buf
+                .get_mut(self.len..)
+                .and_then(<[u8]>::first_chunk_mut::<SLACK>)
+        {
+            *to = *from;
+            self.len += len;
+            if self.len >= SINK_BYTES {
+                self.rotate();
+            }
+        } else if let Some(piece) = source.get(start..start + len) {
+            self.write(piece);
         }
     }
 
@@ -42,9 +73,21 @@ impl<F: FnMut(&[u8])> Sink<F> {
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = byte;
             self.len += 1;
-        } else {
-            self.spill(&[byte]);
+            if self.len >= SINK_BYTES {
+                self.rotate();
+            }
         }
+    }
+
+    /// Hands on the first [`SINK_BYTES`] and keeps the rest (less than [`SLACK`] bytes).
+    #[cold]
+    fn rotate(&mut self) {
+        if let Some(full) = self.buf.get(..SINK_BYTES) {
+            (self.flush)(full);
+        }
+        let rest = self.len.saturating_sub(SINK_BYTES);
+        self.buf.copy_within(SINK_BYTES..SINK_BYTES + rest, 0);
+        self.len = rest;
     }
 
     /// Appends `bytes`, which do not fit in what is left of the buffer: fills it, hands it
@@ -56,7 +99,13 @@ impl<F: FnMut(&[u8])> Sink<F> {
         if let Some(tail) = self.buf.get_mut(self.len..self.len + room) {
             tail.copy_from_slice(head);
         }
-        (self.flush)(&self.buf);
+        self.len += room;
+        if self.len < SINK_BYTES {
+            return;
+        }
+        if let Some(full) = self.buf.get(..SINK_BYTES) {
+            (self.flush)(full);
+        }
         let direct = rest.len() - rest.len() % SINK_BYTES;
         let (whole, left) = rest.split_at(direct);
         if !whole.is_empty() {
@@ -157,6 +206,18 @@ mod tests {
                     expected.extend_from_slice(&piece);
                     sink.byte(b';');
                     expected.push(b';');
+                    // Pieces of a longer source, with and without room past them.
+                    let source: Vec<u8> = (0..piece_len + 70)
+                        .map(|i| u8::try_from(i % 7).unwrap() + 100 + round)
+                        .collect();
+                    for start in [0, 3, 69, piece_len, piece_len + 6] {
+                        for len in [0, 1, 63, 64, 65, piece_len] {
+                            if let Some(part) = source.get(start..start + len) {
+                                sink.write_from(&source, start, len);
+                                expected.extend_from_slice(part);
+                            }
+                        }
+                    }
                 }
                 sink.finish();
                 assert_eq!(seen, expected, "piece {piece_len}, lead {lead}");

@@ -27,7 +27,7 @@ use crate::canonical::{
 };
 use crate::error::SignatureLocation;
 use crate::raw::{MAX_DEPTH, Parser};
-use crate::sink::{Sink, copy};
+use crate::sink::{SLACK, Sink, copy};
 
 /// Paths longer than this (in bytes) are declined (they are written from the stack).
 const MAX_PATH: usize = 256;
@@ -156,10 +156,10 @@ impl Tape<'_> {
         let mut writer = Writer {
             tape: self,
             out: Sink::new(flush),
-            path: [0; MAX_PATH],
+            path: [b';'; MAX_PATH + 2 + SLACK],
             first: true,
         };
-        writer.members(self.root, 0, 0);
+        writer.members(self.root, 1);
         writer.out.finish();
     }
 
@@ -366,45 +366,55 @@ impl<'a> Reader<'a> {
 struct Writer<'t, 'a, F: FnMut(&[u8])> {
     tape: &'t Tape<'a>,
     out: Sink<F>,
-    /// The path of the current node (its length is passed along).
-    path: [u8; MAX_PATH],
+    /// `;` and the path of the current object and `:` (its end is passed along), with room
+    /// for copies of [`SLACK`] bytes from anywhere in it.
+    path: [u8; MAX_PATH + 2 + SLACK],
     /// Whether no line has been written yet.
     first: bool,
 }
 
 impl<F: FnMut(&[u8])> Writer<'_, '_, F> {
-    /// Writes the lines of the members `arena[range]` of an object `depth` containers below
-    /// the root, whose path is `path[..path_len]`.
-    fn members(&mut self, (start, end): (usize, usize), depth: usize, path_len: usize) {
+    /// Writes the lines of the members `arena[range]` of an object, whose lines all start
+    /// with `path[..prefix_end]`: `;`, and the object's path and `:` below the root.
+    ///
+    /// A line is written in pieces from where they already are: that prefix, the key and
+    /// the value from the body. (Copying the key into [`Writer::path`] and then the whole
+    /// path out of it read bytes just stored, which stalled on every line.)
+    fn members(&mut self, (start, end): (usize, usize), prefix_end: usize) {
         let tape = self.tape;
         let body = tape.body;
         for member in tape.arena.get(start..end).unwrap_or_default() {
-            let mut at = path_len;
-            if depth > 0 {
-                if let Some(colon) = self.path.get_mut(at) {
-                    *colon = b':';
-                }
-                at += 1;
-            }
-            let key = member.key(body);
-            let key_end = at + key.len();
-            // Always fits: paths were checked against `MAX_PATH` while reading.
-            if let Some(room) = self.path.get_mut(at..key_end) {
-                copy(room, key);
-            }
-            let range = member.start as usize..member.end as usize;
+            let key_start = member.key_start as usize;
+            let key_len = (member.key_end - member.key_start) as usize;
+            let (start, end) = (member.start as usize, member.end as usize);
             let value: &[u8] = match member.leaf {
                 Leaf::Object => {
-                    self.members((range.start, range.end), depth + 1, key_end);
+                    // Always fits: paths were checked against `MAX_PATH` while reading.
+                    let key_end = prefix_end + key_len;
+                    if let Some(room) = self.path.get_mut(prefix_end..key_end) {
+                        copy(room, member.key(body));
+                    }
+                    if let Some(colon) = self.path.get_mut(key_end) {
+                        *colon = b':';
+                    }
+                    self.members((start, end), key_end + 1);
                     continue;
                 }
                 Leaf::EmptyArray => continue,
-                Leaf::Text => body.get(range).unwrap_or_default(),
-                Leaf::Decoded => tape.decoded.as_bytes().get(range).unwrap_or_default(),
+                Leaf::Text => {
+                    self.line(prefix_end, key_start, key_len);
+                    self.out.write_from(body, start, end - start);
+                    continue;
+                }
+                Leaf::Decoded => tape.decoded.as_bytes().get(start..end).unwrap_or_default(),
                 Leaf::Number => {
-                    let text = tape.text.get(range).unwrap_or_default();
-                    self.line(key_end);
+                    let text = tape.text.get(start..end).unwrap_or_default();
+                    self.line(prefix_end, key_start, key_len);
                     match short_integer(text) {
+                        // The token itself.
+                        Some(digits) if digits.len() == end - start => {
+                            self.out.write_from(body, start, end - start);
+                        }
                         Some(digits) => self.out.write(digits.as_bytes()),
                         None => {
                             let mut rendered = String::new();
@@ -418,19 +428,19 @@ impl<F: FnMut(&[u8])> Writer<'_, '_, F> {
                 Leaf::False => b"0",
                 Leaf::Null => b"",
             };
-            self.line(key_end);
+            self.line(prefix_end, key_start, key_len);
             self.out.write(value);
         }
     }
 
-    /// Starts a line: `;` before all but the first, the path `path[..path_len]` and `:`.
-    fn line(&mut self, path_len: usize) {
-        if !self.first {
-            self.out.byte(b';');
-        }
+    /// Starts a line: `path[..prefix_end]` (without its `;` before the first line), the
+    /// key `body[key_start..key_start + key_len]` and `:`.
+    fn line(&mut self, prefix_end: usize, key_start: usize, key_len: usize) {
+        let from = usize::from(self.first);
         self.first = false;
         self.out
-            .write(self.path.get(..path_len).unwrap_or_default());
+            .write_from(&self.path, from, prefix_end.saturating_sub(from));
+        self.out.write_from(self.tape.body, key_start, key_len);
         self.out.byte(b':');
     }
 }
