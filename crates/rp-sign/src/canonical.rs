@@ -844,6 +844,22 @@ pub(crate) fn key_is_plain(key: &str) -> bool {
         == 0
 }
 
+/// The bytes of `word` that [`KEY_BYTE_CLASS`] flags (`\t` to `\r`, space, `0` to `9`, `:`
+/// and `;`: the ranges 0x09–0x0D, 0x20 and 0x30–0x3B), as their high bits; exact in every
+/// byte (no borrow or carry crosses a byte).
+pub(crate) const fn impure_bytes(word: u64) -> u64 {
+    /// The bytes of `x` strictly between `low` and `high` (both at most 128), as high bits.
+    const fn between(x: u64, low: u64, high: u64) -> u64 {
+        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+        let seven_bits = x & (ONES * 127);
+        ((ONES * (127 + high)).wrapping_sub(seven_bits)
+            & !x
+            & seven_bits.wrapping_add(ONES * (127 - low)))
+            & (ONES * 128)
+    }
+    between(word, 0x08, 0x0e) | between(word, 0x1f, 0x21) | between(word, 0x2f, 0x3c)
+}
+
 /// [`KEY_BYTE_CLASS`]: `:` (escaped in paths).
 const COLON: u8 = 1;
 /// [`KEY_BYTE_CLASS`]: `;` (the line separator: ambiguous).
@@ -940,6 +956,26 @@ mod tests {
                     if wa != wb {
                         assert_eq!(wa.cmp(&wb), order, "{a:?} {ca} / {b:?} {cb}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn impure_bytes_are_the_flagged_bytes() {
+        // Every byte in every lane, next to every byte that matters around the ranges.
+        let around = [0u8, 0x08, 0x09, 0x0d, 0x0e, 0x1f, 0x20, 0x21, 0x2f, 0x30, 0x3b, 0x3c, 0x7f, 0x80, 0xff];
+        for byte in 0..=u8::MAX {
+            for lane in 0..8 {
+                for &other in &around {
+                    let mut bytes = [other; 8];
+                    bytes[lane] = byte;
+                    let flags = impure_bytes(u64::from_le_bytes(bytes));
+                    for (i, &b) in bytes.iter().enumerate() {
+                        let flagged = flags >> (8 * i + 7) & 1 == 1;
+                        assert_eq!(flagged, KEY_BYTE_CLASS[usize::from(b)] != 0, "{bytes:?}");
+                    }
+                    assert_eq!(flags & !u64::from_le_bytes([0x80; 8]), 0);
                 }
             }
         }

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::canonical::{JsonTree, Num, View};
+use crate::canonical::{JsonTree, Num, View, impure_bytes};
 
 /// The deepest nesting of arrays and objects accepted (`serde_json`'s default recursion
 /// limit: it rejects the 128th nested container).
@@ -155,16 +155,19 @@ impl<'a> Parser<'a> {
     }
 
     /// The offset of the next byte to read.
+    #[inline(always)]
     pub(crate) fn position(&self) -> usize {
         self.pos
     }
 
     /// Whether the whole text has been read.
+    #[inline(always)]
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.bytes.len()
     }
 
     /// Steps over `byte` if it is next; says whether it was.
+    #[inline(always)]
     pub(crate) fn eat(&mut self, byte: u8) -> bool {
         let found = self.peek() == Some(byte);
         self.pos += usize::from(found);
@@ -178,10 +181,12 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline(always)]
     pub(crate) fn skip_whitespace(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.pos += 1;
@@ -274,6 +279,7 @@ impl<'a> Parser<'a> {
     }
 
     /// After an element or member: `Ok(true)` on `,`, `Ok(false)` on `close`.
+    #[inline(always)]
     pub(crate) fn separator(&mut self, close: u8) -> Result<bool, SyntaxError> {
         self.skip_whitespace();
         match self.peek() {
@@ -380,6 +386,61 @@ impl<'a> Parser<'a> {
         }
         self.pos = open;
         None
+    }
+
+    /// Reads a string at the opening `"` if it holds no escape, no control character and no
+    /// `;` (the line separator): the text, and the [`impure_bytes`] flags of its bytes, or-ed
+    /// (zero for a plain key). `None` (nothing read) otherwise. One pass over the bytes, eight
+    /// at a time, for what [`Parser::plain_string`], [`crate::canonical::key_is_plain`] and
+    /// [`crate::canonical::has_separator`] would check in three.
+    #[inline(always)]
+    pub(crate) fn unseparated_string(&mut self) -> Option<(&'a str, u64)> {
+        const SEMICOLONS: u64 = u64::from_le_bytes([b';'; 8]);
+        let start = self.pos + 1;
+        let mut pos = start;
+        let mut impure = 0;
+        while let Some(word) = self
+            .bytes
+            .get(pos..pos + 8)
+            .and_then(|chunk| <[u8; 8]>::try_from(chunk).ok())
+        {
+            let word = u64::from_le_bytes(word);
+            let stops = ends_plain_run(word) | zero_bytes(word ^ SEMICOLONS);
+            let flags = impure_bytes(word);
+            if stops != 0 {
+                // The lowest flagged byte is exact: the bytes before it are the string's.
+                let lowest = stops & stops.wrapping_neg();
+                impure |= flags & (lowest - 1);
+                pos += usize::try_from(stops.trailing_zeros() / 8).unwrap_or(0);
+                return self.end_unseparated(start, pos, impure);
+            }
+            impure |= flags;
+            pos += 8;
+        }
+        let tail = self.bytes.get(pos..).unwrap_or_default();
+        let len = tail
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == b';')
+            .unwrap_or(tail.len());
+        let mut last = [0u8; 8];
+        for (slot, &byte) in last.iter_mut().zip(tail.get(..len).unwrap_or_default()) {
+            *slot = byte;
+        }
+        // Zero bytes are not flagged.
+        impure |= impure_bytes(u64::from_le_bytes(last));
+        self.end_unseparated(start, pos + len, impure)
+    }
+
+    /// The end of [`Parser::unseparated_string`]: the string is `start..end` if a `"` is at
+    /// `end`.
+    #[inline(always)]
+    fn end_unseparated(&mut self, start: usize, end: usize, impure: u64) -> Option<(&'a str, u64)> {
+        if self.bytes.get(end) != Some(&b'"') {
+            return None;
+        }
+        let text = self.text.get(start..end)?;
+        self.pos = end + 1;
+        Some((text, impure))
     }
 
     /// Skips the bytes of a string that stand for themselves (not `"`, `\\` or a control).
@@ -529,13 +590,18 @@ impl<'a> Parser<'a> {
 const fn ends_plain_run(word: u64) -> u64 {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
-    const fn zero_bytes(v: u64) -> u64 {
-        v.wrapping_sub(ONES) & !v & HIGH_BITS
-    }
     let quote = zero_bytes(word ^ (ONES * b'"' as u64));
     let backslash = zero_bytes(word ^ (ONES * b'\\' as u64));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
     quote | backslash | control
+}
+
+/// The zero bytes of `v`, as their high bits, exact up to the first one (the classic "has a
+/// zero byte" test: bytes after a zero byte may be flagged too).
+const fn zero_bytes(v: u64) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+    v.wrapping_sub(ONES) & !v & HIGH_BITS
 }
 
 /// How a number token is read (`spec/signature.md` §2 step 1, PHP's reading).
@@ -716,6 +782,39 @@ mod tests {
                         None => {
                             assert!(!plain, "{text:?}");
                             assert_eq!(parser.pos, 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unseparated_strings_are_plain_strings_without_separators() {
+        let filler = "ab_:9 é;~\u{7f}";
+        for len in 0..24 {
+            let chars: String = filler.chars().cycle().skip(len % 5).take(len).collect();
+            for stop in ["\"", "\\", "\n", ";", ""] {
+                for at in (0..=chars.len()).filter(|&at| chars.is_char_boundary(at)) {
+                    let literal = format!("\"{}{stop}{}\"", &chars[..at], &chars[at..]);
+                    let mut parser = Parser::new(literal.as_bytes()).unwrap();
+                    let plain = parser.plain_string();
+                    let mut again = Parser::new(literal.as_bytes()).unwrap();
+                    let read = again.unseparated_string();
+                    match plain.filter(|text| !crate::canonical::has_separator(text)) {
+                        Some(text) => {
+                            let (got, impure) = read.unwrap();
+                            assert_eq!(got, text, "{literal:?}");
+                            assert_eq!(again.pos, parser.pos);
+                            assert_eq!(
+                                impure == 0,
+                                crate::canonical::key_is_plain(text),
+                                "{literal:?}"
+                            );
+                        }
+                        None => {
+                            assert!(read.is_none(), "{literal:?}");
+                            assert_eq!(again.pos, 0);
                         }
                     }
                 }

@@ -22,8 +22,7 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 
 use crate::canonical::{
-    FRAME_MODE, GENERAL, Num, SIGNATURE, has_separator, key_is_plain, push_number, short_integer,
-    sibling_order, sibling_word,
+    Num, has_separator, push_number, short_integer, sibling_order, sibling_word,
 };
 use crate::error::SignatureLocation;
 use crate::raw::{MAX_DEPTH, Parser};
@@ -172,6 +171,45 @@ impl Tape<'_> {
     }
 }
 
+/// Whether `key` is `name` (compared as `N` fixed bytes: no call to `memcmp`).
+fn is<const N: usize>(key: &[u8], name: &[u8; N]) -> bool {
+    key.len() == N && key.first_chunk::<N>() == Some(name)
+}
+
+/// [`sibling_word`] of the key `key` at `body[key_start..]`, read as eight bytes of the body
+/// (the bytes past a short key masked off) when the body has them.
+fn key_word(body: &[u8], key_start: usize, key: &[u8], container: bool) -> u64 {
+    let len = key.len();
+    match body.get(key_start..).and_then(<[u8]>::first_chunk::<8>) {
+        Some(head) if len >= 8 => u64::from_be_bytes(*head),
+        Some(head) => {
+            let colon = if container {
+                u64::from(b':') << (8 * (7 - len))
+            } else {
+                0
+            };
+            (u64::from_be_bytes(*head) & !(u64::MAX >> (8 * len))) | colon
+        }
+        None => sibling_word(key, container),
+    }
+}
+
+/// Whether `member` has the key `key`, whose [`sibling_word`] is `word`: the same length,
+/// the same first eight bytes (the words without the `:` a short container's has), and the
+/// same rest.
+fn same_key(member: &Member, word: u64, key: &[u8], body: &[u8]) -> bool {
+    let len = key.len();
+    if (member.key_end - member.key_start) as usize != len {
+        return false;
+    }
+    let head = if len >= 8 {
+        u64::MAX
+    } else {
+        !(u64::MAX >> (8 * len))
+    };
+    (member.word ^ word) & head == 0 && (len <= 8 || member.key(body).get(8..) == key.get(8..))
+}
+
 /// Where an object is, for the signature members it may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
@@ -244,26 +282,28 @@ impl<'a> Reader<'a> {
             return None;
         }
         let key_start = self.parser.position() + 1;
-        // An escaped key (or a syntax error) is declined.
-        let key = self.parser.plain_string()?;
-        let key_end = key_start + key.len();
+        // An escaped key, a key with `;` (or a syntax error) is declined.
+        let (key, impure) = self.parser.unseparated_string()?;
+        let bytes = key.as_bytes();
+        let key_end = key_start + bytes.len();
         self.parser.skip_whitespace();
         if !self.parser.eat(b':') {
             return None;
         }
         self.parser.skip_whitespace();
-        if key == SIGNATURE {
+        if is(bytes, b"signature") {
             return self.signature(place);
         }
-        if key == FRAME_MODE || !key_is_plain(key) {
+        if impure != 0 || is(bytes, b"frame_mode") {
             return None;
         }
-        let bytes = key.as_bytes();
+        let container = matches!(self.parser.peek(), Some(b'{' | b'['));
+        let word = key_word(tape.body, key_start, bytes, container);
         let earlier = tape.pending.get(mark..).unwrap_or_default();
-        if earlier.iter().any(|m| {
-            m.key_end - m.key_start == u32::try_from(bytes.len()).unwrap_or(u32::MAX)
-                && m.key(tape.body) == bytes
-        }) {
+        if earlier
+            .iter()
+            .any(|m| same_key(m, word, bytes, tape.body))
+        {
             return None;
         }
         let path_len = path_len + usize::from(depth > 0) + bytes.len();
@@ -272,7 +312,7 @@ impl<'a> Reader<'a> {
         }
         let (leaf, start, end) = match self.parser.peek()? {
             b'{' => {
-                let inner = if place == Place::Root && key == GENERAL {
+                let inner = if place == Place::Root && is(bytes, b"general") {
                     Place::General
                 } else {
                     Place::Other
@@ -293,10 +333,7 @@ impl<'a> Reader<'a> {
             }
             b'"' => {
                 let open = self.parser.position();
-                if let Some(text) = self.parser.plain_string() {
-                    if has_separator(text) {
-                        return None;
-                    }
+                if let Some((text, _)) = self.parser.unseparated_string() {
                     (Leaf::Text, open + 1, open + 1 + text.len())
                 } else {
                     let text = self.parser.string().ok()?;
@@ -327,9 +364,8 @@ impl<'a> Reader<'a> {
             }
             _ => return None,
         };
-        let container = matches!(leaf, Leaf::Object | Leaf::EmptyArray);
         tape.pending.push(Member {
-            word: sibling_word(bytes, container),
+            word,
             key_start: u32::try_from(key_start).ok()?,
             key_end: u32::try_from(key_end).ok()?,
             start: u32::try_from(start).ok()?,
@@ -528,6 +564,47 @@ mod tests {
         assert!(taped(long(MAX_PATH).as_bytes()).is_some());
         agrees(long(MAX_PATH).as_bytes()).unwrap();
         assert!(taped(long(MAX_PATH + 1).as_bytes()).is_none());
+    }
+
+    #[test]
+    fn key_words_and_repeats_agree_with_the_keys() {
+        let keys = [
+            "", "a", "ab", "abc", "abcdefg", "abcdefgh", "abcdefghi", "abcdefgh_", "abcdefgi",
+            "é", "aé", "b", "a-", "a_",
+        ];
+        for key in keys {
+            for container in [false, true] {
+                // The key at the start of a body, and near its end (no eight bytes to read).
+                for body in [format!("\"{key}\":{{}}xxxxxxxxxxxx"), format!("\"{key}\"")] {
+                    let word = key_word(body.as_bytes(), 1, key.as_bytes(), container);
+                    assert_eq!(word, sibling_word(key.as_bytes(), container), "{key:?}");
+                }
+            }
+        }
+        let body: String = keys.iter().map(|k| format!("\"{k}\":1,")).collect();
+        let mut start = 1;
+        for (i, key) in keys.iter().enumerate() {
+            let member = Member {
+                word: sibling_word(key.as_bytes(), i % 2 == 0),
+                key_start: u32::try_from(start).unwrap(),
+                key_end: u32::try_from(start + key.len()).unwrap(),
+                start: 0,
+                end: 0,
+                leaf: if i % 2 == 0 { Leaf::Object } else { Leaf::Null },
+            };
+            assert_eq!(member.key(body.as_bytes()), key.as_bytes());
+            for other in keys {
+                for container in [false, true] {
+                    let word = sibling_word(other.as_bytes(), container);
+                    assert_eq!(
+                        same_key(&member, word, other.as_bytes(), body.as_bytes()),
+                        *key == other,
+                        "{key:?} {other:?}"
+                    );
+                }
+            }
+            start += key.len() + 5;
+        }
     }
 
     #[test]
