@@ -143,6 +143,7 @@ impl<F: FnMut(&[u8])> Writer<F> {
     /// A line is written in pieces from where they already are: the prefix, the key and
     /// the value. (Copying the key into [`Writer::path`] and then the whole path out of it
     /// read bytes just stored, which stalled on every line.)
+    #[inline(always)]
     fn value(&mut self, value: &Value, prefix_end: usize, key: &str) -> Option<()> {
         match value {
             Value::Object(map) => {
@@ -187,6 +188,7 @@ impl<F: FnMut(&[u8])> Writer<F> {
 
     /// Starts a line: `path[..prefix_end]` (without its `;` before the first line), `key`
     /// and `:`.
+    #[inline(always)]
     fn line(&mut self, prefix_end: usize, key: &str) {
         let from = usize::from(self.first);
         self.first = false;
