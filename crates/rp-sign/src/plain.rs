@@ -25,6 +25,8 @@ use serde_json::{Map, Value};
 use crate::canonical::{FRAME_MODE, Num, has_separator, key_is_plain, push_number, sibling_order};
 use crate::sink::{SLACK, Sink, copy, u64_digits};
 
+const _: () = assert!(MAX_PATH + 2 >= SLACK);
+
 /// Objects with more members than this take the general path (their members are sorted on
 /// the stack).
 const MAX_MEMBERS: usize = 32;
@@ -33,7 +35,7 @@ const MAX_MEMBERS: usize = 32;
 const FEW_MEMBERS: usize = 8;
 
 /// Paths longer than this (in bytes) take the general path (the path is kept on the stack).
-const MAX_PATH: usize = 256;
+const MAX_PATH: usize = 126;
 
 /// A stand-in to fill the member array before it is used.
 static NULL: Value = Value::Null;
@@ -47,7 +49,7 @@ pub(crate) fn write_string_to_sign(
 ) -> Option<()> {
     let mut writer = Writer {
         out: Sink::new(flush),
-        path: [b';'; MAX_PATH + 2 + SLACK],
+        path: [b';'; MAX_PATH + 2],
         first: true,
     };
     writer.object(map, 1)?;
@@ -86,8 +88,9 @@ struct Writer<F: FnMut(&[u8])> {
     /// Where the lines go, joined with `;`.
     out: Sink<F>,
     /// `;`, and the path of the current object and `:` below the root (its end is passed
-    /// along), with [`SLACK`] bytes of room past it for [`Sink::write_from`].
-    path: [u8; MAX_PATH + 2 + SLACK],
+    /// along). Small enough to be set up without a call to `memset`, and at least [`SLACK`]
+    /// bytes, so that a line's prefix is copied from it as one move ([`Sink::write_from`]).
+    path: [u8; MAX_PATH + 2],
     /// Whether no line has been written yet.
     first: bool,
 }

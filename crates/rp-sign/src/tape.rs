@@ -28,8 +28,10 @@ use crate::error::SignatureLocation;
 use crate::raw::{MAX_DEPTH, Parser};
 use crate::sink::{SLACK, Sink, copy};
 
+const _: () = assert!(MAX_PATH + 2 >= SLACK);
+
 /// Paths longer than this (in bytes) are declined (they are written from the stack).
-const MAX_PATH: usize = 256;
+const MAX_PATH: usize = 126;
 
 /// Records kept for reuse at most, per thread (a few KiB).
 const KEPT_RECORDS: usize = 256;
@@ -155,7 +157,7 @@ impl Tape<'_> {
         let mut writer = Writer {
             tape: self,
             out: Sink::new(flush),
-            path: [b';'; MAX_PATH + 2 + SLACK],
+            path: [b';'; MAX_PATH + 2],
             first: true,
         };
         writer.members(self.root, 1);
@@ -399,9 +401,10 @@ impl<'a> Reader<'a> {
 struct Writer<'t, 'a, F: FnMut(&[u8])> {
     tape: &'t Tape<'a>,
     out: Sink<F>,
-    /// `;` and the path of the current object and `:` (its end is passed along), with room
-    /// for copies of [`SLACK`] bytes from anywhere in it.
-    path: [u8; MAX_PATH + 2 + SLACK],
+    /// `;` and the path of the current object and `:` (its end is passed along). Small
+    /// enough to be set up without a call to `memset`, and at least [`SLACK`] bytes, so that
+    /// a line's prefix is copied from it as one move ([`Sink::write_from`]).
+    path: [u8; MAX_PATH + 2],
     /// Whether no line has been written yet.
     first: bool,
 }

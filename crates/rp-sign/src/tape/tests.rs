@@ -168,10 +168,11 @@ fn declines_what_is_not_plain_or_not_usual() {
             String::from_utf8_lossy(declined)
         );
     }
+    // Empty keys: the deepest path (`:` between them) still fits in `MAX_PATH`.
     let deep = |n: usize| {
         format!(
-            "{{\"signature\":\"x\",\"a\":{}1{}}}",
-            "{\"a\":".repeat(n),
+            "{{\"signature\":\"x\",\"\":{}1{}}}",
+            "{\"\":".repeat(n),
             "}".repeat(n)
         )
     };
