@@ -15,8 +15,8 @@
 //!
 //! Anything else (a key with `:`, a digit, whitespace or `;`, a string value with `;`, a
 //! non-empty array, an object with more than [`MAX_MEMBERS`] members, a path longer than
-//! [`MAX_PATH`] bytes) answers `None`, and the caller takes the general path. `tests/it/props.rs` and the unit tests below check that
-//! both give the same string.
+//! [`MAX_PATH`] bytes) answers `None`, and the caller takes the general path.
+//! `tests/it/props.rs` and the unit tests below check that both give the same string.
 
 use std::cmp::Ordering;
 
@@ -24,8 +24,6 @@ use serde_json::{Map, Value};
 
 use crate::canonical::{FRAME_MODE, Num, has_separator, key_is_plain, push_number, sibling_order};
 use crate::sink::{SLACK, Sink, copy, u64_digits};
-
-const _: () = assert!(MAX_PATH + 2 >= SLACK);
 
 /// Objects with more members than this take the general path (their members are sorted on
 /// the stack).
@@ -36,6 +34,9 @@ const FEW_MEMBERS: usize = 8;
 
 /// Paths longer than this (in bytes) take the general path (the path is kept on the stack).
 const MAX_PATH: usize = 126;
+
+// A line's prefix is copied out of the path buffer as one move of `SLACK` bytes.
+const _: () = assert!(MAX_PATH + 2 >= SLACK);
 
 /// A stand-in to fill the member array before it is used.
 static NULL: Value = Value::Null;

@@ -15,7 +15,7 @@
 //! everything [`crate::stream`] declines (syntax errors, escaped or repeated keys,
 //! `frame_mode`, a misplaced, repeated or non-string signature, a `;` in a value, a path
 //! longer than [`MAX_PATH`] bytes). The caller then takes [`crate::stream`] or the general
-//! path. The unit tests below compare what it writes with the general path's string.
+//! path. Its tests (`tape/tests.rs`) compare what it writes with the general path's string.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -28,10 +28,11 @@ use crate::error::SignatureLocation;
 use crate::raw::{MAX_DEPTH, Parser};
 use crate::sink::{SLACK, Sink, copy};
 
-const _: () = assert!(MAX_PATH + 2 >= SLACK);
-
 /// Paths longer than this (in bytes) are declined (they are written from the stack).
 const MAX_PATH: usize = 126;
+
+// A line's prefix is copied out of the path buffer as one move of `SLACK` bytes.
+const _: () = assert!(MAX_PATH + 2 >= SLACK);
 
 /// Records kept for reuse at most, per thread (a few KiB).
 const KEPT_RECORDS: usize = 256;
