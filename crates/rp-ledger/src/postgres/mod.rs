@@ -84,7 +84,9 @@ struct Shared {
     /// The server's clock, for leases and limits, without a round trip per reading.
     clock: clock::ServerClock,
     /// The compare-and-sets waiting to be written together.
-    updates: writes::UpdateQueue,
+    updates: writes::Queue<writes::Update>,
+    /// The inserts (without limits) waiting to be written together.
+    inserts: writes::Queue<writes::Insert>,
 }
 
 impl fmt::Debug for PostgresLedger {
@@ -134,7 +136,8 @@ impl PostgresLedger {
                 name: name.to_owned(),
                 commits: AtomicU64::new(0),
                 clock: clock::ServerClock::new(),
-                updates: writes::UpdateQueue::default(),
+                updates: writes::Queue::default(),
+                inserts: writes::Queue::default(),
             }),
         };
         ledger.check_pool().await?;

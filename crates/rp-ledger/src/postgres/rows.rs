@@ -122,27 +122,33 @@ impl EventRow {
 
 /// A record from a row of [`RECORD_COLUMNS`].
 pub(super) fn record(row: &Row) -> Result<PayoutRecord, String> {
-    let payment_id: String = column(row, 0)?;
+    record_at(row, 0)
+}
+
+/// A record from the columns of [`RECORD_COLUMNS`] that start at column `first` of `row`.
+pub(super) fn record_at(row: &Row, first: usize) -> Result<PayoutRecord, String> {
+    let at = |index: usize| first + index;
+    let payment_id: String = column(row, at(0))?;
     let payment_id = PaymentId::new(payment_id).map_err(|e| format!("column payment_id: {e}"))?;
-    let request: String = column(row, 1)?;
+    let request: String = column(row, at(1))?;
     let request: wire::PayoutRequest =
         serde_json::from_str(&request).map_err(|e| format!("column request: {e}"))?;
-    let state: String = column(row, 2)?;
+    let state: String = column(row, at(2))?;
     let state: PayoutState =
         serde_json::from_str(&state).map_err(|e| format!("column state: {e}"))?;
-    let mut record = PayoutRecord::new(payment_id, request, time(column(row, 4)?));
+    let mut record = PayoutRecord::new(payment_id, request, time(column(row, at(4))?));
     record.state = state;
-    record.version = u64::try_from(column::<i64>(row, 3)?).unwrap_or(0);
-    record.updated_at = time(column(row, 5)?);
-    record.request_id = column(row, 6)?;
-    record.last_code = column::<Option<String>>(row, 7)?.map(ResponseCode::new);
-    record.last_message = column(row, 8)?;
-    record.attention = column(row, 9)?;
-    record.maybe_sent = column(row, 10)?;
-    record.claimed_by = column(row, 11)?;
-    record.attempts = u32::try_from(column::<i64>(row, 12)?).unwrap_or(u32::MAX);
-    record.lease_until = column::<Option<i64>>(row, 13)?.map(time);
-    record.next_check_at = column::<Option<i64>>(row, 14)?.map(time);
+    record.version = u64::try_from(column::<i64>(row, at(3))?).unwrap_or(0);
+    record.updated_at = time(column(row, at(5))?);
+    record.request_id = column(row, at(6))?;
+    record.last_code = column::<Option<String>>(row, at(7))?.map(ResponseCode::new);
+    record.last_message = column(row, at(8))?;
+    record.attention = column(row, at(9))?;
+    record.maybe_sent = column(row, at(10))?;
+    record.claimed_by = column(row, at(11))?;
+    record.attempts = u32::try_from(column::<i64>(row, at(12))?).unwrap_or(u32::MAX);
+    record.lease_until = column::<Option<i64>>(row, at(13))?.map(time);
+    record.next_check_at = column::<Option<i64>>(row, at(14))?.map(time);
     Ok(record)
 }
 

@@ -17,7 +17,7 @@ use super::PostgresLedger;
 use super::clock::{SERVER_CLOCK, server_time};
 use super::connect::describe;
 use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
-use super::writes::Update;
+use super::writes::{Insert, Outcome, Update};
 
 /// The payouts of one project in a [`PostgresLedger`].
 #[derive(Debug, Clone)]
@@ -41,32 +41,6 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
          ON CONFLICT (project_id, payment_id) DO NOTHING",
         MUTABLE_COLUMNS.join(", "),
         placeholders(1, INSERT_KEY_COLUMNS + MUTABLE_COLUMNS.len())
-    )
-});
-
-/// Compare-and-set of the mutable columns (`$1`…), then project, payment ID, expected
-/// version, request hash (the request is immutable) and whether the payout now counts
-/// against the limits. The payouts table is joined to itself as `old`, the row the statement's
-/// snapshot sees: when the compare-and-set matches, that is the row it replaces (any later
-/// change would have moved the version), so `old.counts` says whether counting flipped.
-static UPDATE: LazyLock<String> = LazyLock::new(|| {
-    let assignments: Vec<String> = MUTABLE_COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 1))
-        .collect();
-    let n = MUTABLE_COLUMNS.len();
-    format!(
-        "UPDATE rp_ledger.payouts AS p SET {}, counts = ${}, version = p.version + 1 \
-         FROM rp_ledger.payouts AS old \
-         WHERE old.project_id = p.project_id AND old.payment_id = p.payment_id \
-         AND p.project_id = ${} AND p.payment_id = ${} AND p.version = ${} AND p.request_sha256 = ${}",
-        assignments.join(", "),
-        n + 5,
-        n + 1,
-        n + 2,
-        n + 3,
-        n + 4
     )
 });
 
@@ -125,26 +99,6 @@ static INSERT_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// [`UPDATE`], its event and the change of usage if counting flipped, in one statement: the
-/// event (with the new version) is written only if the compare-and-set matched. Its
-/// parameters: those of [`UPDATE`], then the event's.
-pub(super) static UPDATE_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
-    let n = MUTABLE_COLUMNS.len() + 5;
-    format!(
-        "WITH changed AS ({} RETURNING p.project_id, p.payment_id, p.version, p.currency, \
-         p.usage_hour, p.amount, p.counts, old.counts AS counted), \
-         flipped AS (SELECT project_id, currency, usage_hour, \
-         CASE WHEN counts THEN amount ELSE -amount END AS amount, \
-         CASE WHEN counts THEN 1 ELSE -1 END AS count FROM changed WHERE counts <> counted), \
-         usage AS ({}) \
-         INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, {EVENT_COLUMNS}) \
-         SELECT project_id, payment_id, version, {} FROM changed",
-        *UPDATE,
-        usage_upsert("flipped"),
-        event_placeholders(n + 1)
-    )
-});
-
 static GET: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {RECORD_COLUMNS} FROM rp_ledger.payouts WHERE project_id = $1 AND payment_id = $2"
@@ -191,7 +145,6 @@ impl PostgresStore {
         limits: Limits,
     ) -> Result<Inserted, Error> {
         let what = format!("insert payout {}", record.payment_id);
-        let fail = |e: tokio_postgres::Error| Error::store(&what, describe(&e));
         let (request, hash) =
             rows::request_text(&record.request).map_err(|e| Error::store(&what, e))?;
         let mutable = Mutable::of(&record).map_err(|e| Error::store(&what, e))?;
@@ -204,44 +157,58 @@ impl PostgresStore {
         let payment = &record.request.payment;
         let amount = i64::try_from(payment.amount).unwrap_or(i64::MAX);
         let counts = !record.state.releases_limits();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &self.project,
-            &payment_id,
-            &request,
-            &hash,
-            &record.request.account.number,
-            &amount,
-            &payment.currency,
-            &counts,
-            &version,
-            &created_at,
-        ];
-        params.extend(mutable.params());
-        params.extend(event.params());
-
-        let mut client = self.ledger.client(&what).await?;
         if !limits.is_empty() {
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+                &self.project,
+                &payment_id,
+                &request,
+                &hash,
+                &record.request.account.number,
+                &amount,
+                &payment.currency,
+                &counts,
+                &version,
+                &created_at,
+            ];
+            params.extend(mutable.params());
+            params.extend(event.params());
+            let mut client = self.ledger.client(&what).await?;
             return self
                 .insert_within(&mut client, &record, &params, limits)
                 .await
                 .map_err(|e| e.into_error(&what));
         }
-        let statement = client
-            .prepare_cached(&INSERT_WITH_EVENT)
+        let insert = Insert {
+            project: self.project,
+            payment_id: payment_id.to_owned(),
+            request,
+            hash,
+            phone: record.request.account.number.clone(),
+            amount,
+            currency: payment.currency.clone(),
+            counts,
+            version,
+            created_at,
+            mutable,
+            event,
+        };
+        // Written with the inserts of other calls that arrive meanwhile (group commit), in
+        // one statement that is committed when this returns.
+        let inserted = self
+            .ledger
+            .write_insert(insert)
             .await
-            .map_err(fail)?;
-        let inserted = client.execute(&statement, &params).await.map_err(fail)?;
-        if inserted == 0 {
+            .map_err(|reason| Error::store(&what, reason))?;
+        if !inserted {
             // `ON CONFLICT DO NOTHING` waited for the conflicting insert to commit: it is there.
             let existing = self
-                .read_record_on(&client, &record.payment_id)
+                .read_record(&record.payment_id)
                 .await
                 .map_err(|e| Error::store(&what, e))?;
             return existing
                 .map(Inserted::Existing)
                 .ok_or_else(|| Error::store(&what, "neither inserted nor found"));
         }
-        self.ledger.committed();
         Ok(Inserted::New(record))
     }
 
@@ -319,16 +286,22 @@ impl PostgresStore {
         };
         // Written with the updates of other calls that arrive meanwhile (group commit), in
         // one statement that is committed when this returns.
-        let changed = self
+        let current = match self
             .ledger
             .write_update(update)
             .await
-            .map_err(|reason| Error::store(&what, reason))?;
-        if !changed {
-            let current = self
-                .read_record(&record.payment_id)
-                .await
-                .map_err(|e| Error::store(&what, e))?;
+            .map_err(|reason| Error::store(&what, reason))?
+        {
+            Outcome::Changed => None,
+            // The record that stopped it, read (under a lock) in the same statement.
+            Outcome::Lost(current) => Some(Some(*current)),
+            Outcome::Unread => Some(
+                self.read_record(&record.payment_id)
+                    .await
+                    .map_err(|e| Error::store(&what, e))?,
+            ),
+        };
+        if let Some(current) = current {
             return match current {
                 Some(current) if current.version == expected => Err(Error::store(
                     &what,

@@ -1,12 +1,15 @@
-//! Group commit of compare-and-sets: the updates that arrive while others are being written
-//! are written together, in **one statement** (one round trip, one commit), instead of one
-//! statement and one commit each.
+//! Group commit of compare-and-sets and of inserts: the writes that arrive while others are
+//! being written are written together, in **one statement** (one round trip, one commit),
+//! instead of one statement and one commit each. Updates ([`Update`]) and inserts without
+//! limits ([`Insert`]) each have their own queue and flushers.
 //!
-//! A write is queued; up to [`MAX_FLUSHERS`] flushers run at once, each taking what is queued
-//! (up to [`MAX_BATCH`] writes, never two of the same payout) and writing it. Alone, a write
-//! is written at once, by the single-row statement ([`UPDATE_WITH_EVENT`]), so a write waits
-//! only while the flushers are busy, and then for at most one batch ahead of it. Each write
-//! keeps its semantics: its compare-and-set, its event and its change of usage are in the
+//! A write is queued; up to [`MAX_FLUSHERS`] flushers per queue run at once, each taking what
+//! is queued (up to [`MAX_BATCH`] writes, never two of the same payout) and writing it. Alone,
+//! a write is written at once, as a batch of one, so a write waits only while the flushers
+//! are busy, and then for at most one batch ahead of it. A compare-and-set that does not match
+//! comes back with the record that stopped it, read in the same statement ([`UPDATE_BATCH`]);
+//! an insert that finds its payment ID recorded comes back as such. Each write keeps its
+//! semantics: its compare-and-set, its event and its change of usage are in the
 //! batch's statement, which is atomic and durable (committed with `synchronous_commit` at
 //! least `on`) when the write returns. A batch statement that fails on a live connection (a
 //! deadlock with another instance's writes, a value refused) is rolled back whole and written
@@ -24,8 +27,11 @@ use deadpool_postgres::Client;
 use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 
-use super::rows::{EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable};
-use super::store::{UPDATE_WITH_EVENT, usage_upsert};
+use rp_payout::PayoutRecord;
+use rp_transport::BoxFuture;
+
+use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
+use super::store::usage_upsert;
 use super::{PostgresLedger, connect::describe, pool_error};
 
 /// Flushers writing at once: each holds one pooled connection while it writes.
@@ -34,7 +40,7 @@ pub(super) const MAX_FLUSHERS: usize = 2;
 /// Writes in one batch at most.
 pub(super) const MAX_BATCH: usize = 64;
 
-/// One compare-and-set of a record with its event, as [`UPDATE_WITH_EVENT`] binds it.
+/// One compare-and-set of a record with its event, as [`UPDATE_BATCH`] binds it.
 #[derive(Debug)]
 pub(super) struct Update {
     pub(super) project: i64,
@@ -46,20 +52,16 @@ pub(super) struct Update {
     pub(super) event: EventRow,
 }
 
-impl Update {
-    /// The parameters of [`UPDATE_WITH_EVENT`].
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        let mut params: Vec<&(dyn ToSql + Sync)> = self.mutable.params().to_vec();
-        params.extend::<[&(dyn ToSql + Sync); 5]>([
-            &self.project,
-            &self.payment_id,
-            &self.expected,
-            &self.hash,
-            &self.counts,
-        ]);
-        params.extend(self.event.params());
-        params
-    }
+/// What a compare-and-set came to, once its statement committed.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// It matched: the record and its event are written.
+    Changed,
+    /// It did not match; nothing was written. The record that stopped it, as it is now.
+    Lost(Box<PayoutRecord>),
+    /// It did not match, and the statement found no record to return (none is recorded, or
+    /// its row could not be read back): the caller reads it.
+    Unread,
 }
 
 /// The SQL types of the mutable columns, in the order of [`MUTABLE_COLUMNS`].
@@ -73,11 +75,23 @@ const EVENT_TYPES: [&str; 8] = [
     "bigint", "text", "text", "text", "text", "text", "text", "text",
 ];
 
-/// [`UPDATE_WITH_EVENT`] for many records: one array parameter per column, `$1` projects,
-/// `$2` payment IDs, `$3` expected versions, `$4` request hashes, `$5` whether each counts
-/// against the limits, then the mutable columns, then the event's columns. Returns the
-/// ordinal (1-based) of each write whose compare-and-set matched. The usage changes of the
-/// batch are summed per hour before they are added (one upsert may not touch a row twice).
+/// The compare-and-sets of one or more records, each with its event (with the new version)
+/// and its change of usage: one array parameter per column, `$1` projects, `$2` payment IDs,
+/// `$3` expected versions, `$4` request hashes (the request is immutable), `$5` whether each
+/// now counts against the limits, then the mutable columns, then the event's columns. The
+/// payouts table is joined to itself as `old`, the row the statement's snapshot sees: when
+/// the compare-and-set matches, that is the row it replaces (any later change would have
+/// moved the version), so `old.counts` says whether counting flipped. The usage changes of
+/// the batch are summed per hour before they are added (one upsert may not touch a row
+/// twice).
+///
+/// Returns one row per write: its ordinal (1-based), whether its compare-and-set matched,
+/// and, when it did not, the record that stopped it ([`RECORD_COLUMNS`], all `NULL` when
+/// there is none), so that a lost compare-and-set needs no second round trip. That record is
+/// read `FOR SHARE`: under `READ COMMITTED` a locking read waits for a concurrent writer of
+/// the row and returns its newest committed version (not the one of the statement's
+/// snapshot), and the lock keeps it the newest until the statement commits: it is the
+/// record a read after the statement would find.
 static UPDATE_BATCH: LazyLock<String> = LazyLock::new(|| {
     let mut columns = vec![
         ("project_id", "bigint"),
@@ -120,51 +134,103 @@ static UPDATE_BATCH: LazyLock<String> = LazyLock::new(|| {
          usage AS ({}), \
          events AS (INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, \
          {EVENT_COLUMNS}) SELECT c.project_id, c.payment_id, c.version, {} \
-         FROM changed AS c JOIN input AS i ON i.ord = c.ord) \
-         SELECT ord FROM changed",
+         FROM changed AS c JOIN input AS i ON i.ord = c.ord), \
+         lost AS (SELECT i.ord, {} FROM input AS i JOIN rp_ledger.payouts AS p \
+         ON p.project_id = i.project_id AND p.payment_id = i.payment_id \
+         WHERE NOT EXISTS (SELECT 1 FROM changed AS c WHERE c.ord = i.ord) FOR SHARE OF p) \
+         SELECT i.ord, c.ord IS NOT NULL, {} FROM input AS i \
+         LEFT JOIN changed AS c ON c.ord = i.ord LEFT JOIN lost AS l ON l.ord = i.ord",
         arrays.join(", "),
         names.join(", "),
         assignments.join(", "),
         usage_upsert("flipped"),
         event_values.join(", "),
+        record_columns("p"),
+        record_columns("l"),
     )
 });
 
-/// The updates waiting to be written, and how many flushers write.
-#[derive(Default)]
-pub(super) struct UpdateQueue {
-    state: Mutex<QueueState>,
+/// [`RECORD_COLUMNS`] of the table or subquery `alias`.
+fn record_columns(alias: &str) -> String {
+    RECORD_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-#[derive(Default)]
-struct QueueState {
-    pending: VecDeque<(Update, oneshot::Sender<Result<bool, String>>)>,
+/// A kind of write that is queued and written in batches: the compare-and-sets
+/// ([`Update`]) and the inserts ([`Insert`]) each have their own [`Queue`] and flushers.
+pub(super) trait Job: Sized + Send + Sync + 'static {
+    /// What a write of this kind comes to, once committed.
+    type Answer: Send + 'static;
+
+    /// The payout it writes: `(project, payment ID)`.
+    fn key(&self) -> (i64, &str);
+
+    /// The queue of this kind of write in `ledger`.
+    fn queue(ledger: &PostgresLedger) -> &Queue<Self>;
+
+    /// Writes `jobs` (distinct payouts) on `client`: one answer per job, in order, or why
+    /// the whole statement failed.
+    fn write_batch<'a>(
+        client: &'a Client,
+        jobs: &'a [Self],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, tokio_postgres::Error>>;
+
+    /// Whether `answer` is a committed change (counted in [`PostgresLedger::stats`]).
+    fn wrote(answer: &Self::Answer) -> bool;
+}
+
+/// A queued write and where its answer goes.
+type Waiting<J> = (J, oneshot::Sender<Result<<J as Job>::Answer, String>>);
+
+/// The writes of one kind waiting to be written, and how many flushers write them.
+pub(super) struct Queue<J: Job> {
+    state: Mutex<QueueState<J>>,
+}
+
+impl<J: Job> Default for Queue<J> {
+    fn default() -> Self {
+        Queue {
+            state: Mutex::new(QueueState {
+                pending: VecDeque::new(),
+                flushers: 0,
+                writing: HashSet::new(),
+            }),
+        }
+    }
+}
+
+struct QueueState<J: Job> {
+    pending: VecDeque<Waiting<J>>,
     flushers: usize,
     /// The payouts that a flusher is writing: a write of one of them waits for the next
     /// batch, so that the batches of this ledger never wait for each other's row locks.
     writing: HashSet<(i64, String)>,
 }
 
-impl UpdateQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+impl<J: Job> Queue<J> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<J>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// A flusher's place, given back when it is dropped, whatever ends the flusher: it ran out
 /// of work, panicked, or its task was dropped before or while it ran (its runtime shut down).
-struct FlusherSlot {
+struct FlusherSlot<J: Job> {
     ledger: PostgresLedger,
     /// The place was given back already (under the lock, by a flusher that ran out of work).
     released: bool,
+    kind: std::marker::PhantomData<fn() -> J>,
 }
 
-impl Drop for FlusherSlot {
+impl<J: Job> Drop for FlusherSlot<J> {
     fn drop(&mut self) {
         if self.released {
             return;
         }
-        let mut state = self.ledger.shared.updates.lock();
+        let mut state = J::queue(&self.ledger).lock();
         state.flushers = state.flushers.saturating_sub(1);
         // A panicking flusher fails what waits rather than leave it to a flusher that may
         // panic the same way.
@@ -176,12 +242,12 @@ impl Drop for FlusherSlot {
 
 /// The payouts of the batch a flusher writes, marked as being written until it is dropped,
 /// whatever ends the write (a flusher dropped mid-write leaves no payout blocked).
-struct Writing<'a> {
-    queue: &'a UpdateQueue,
+struct Writing<'a, J: Job> {
+    queue: &'a Queue<J>,
     keys: Vec<(i64, String)>,
 }
 
-impl Drop for Writing<'_> {
+impl<J: Job> Drop for Writing<'_, J> {
     fn drop(&mut self) {
         let mut state = self.queue.lock();
         for key in &self.keys {
@@ -194,16 +260,23 @@ impl Drop for Writing<'_> {
 const WATCH: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl PostgresLedger {
-    /// Writes `update` (with others that arrive meanwhile): whether its compare-and-set
-    /// matched, once committed; else the reason it failed.
-    pub(super) async fn write_update(&self, update: Update) -> Result<bool, String> {
+    /// Writes `update` (with others that arrive meanwhile): what its compare-and-set came
+    /// to, once committed; else the reason it failed.
+    pub(super) async fn write_update(&self, update: Update) -> Result<Outcome, String> {
+        self.write(update).await
+    }
+
+    /// Writes `insert` (with others that arrive meanwhile): whether the record was new and
+    /// is now written with its event, once committed; else the reason it failed.
+    pub(super) async fn write_insert(&self, insert: Insert) -> Result<bool, String> {
+        self.write(insert).await
+    }
+
+    /// Queues `job` and waits for its answer.
+    async fn write<J: Job>(&self, job: J) -> Result<J::Answer, String> {
         let (sender, mut receiver) = oneshot::channel();
-        self.shared
-            .updates
-            .lock()
-            .pending
-            .push_back((update, sender));
-        self.start_flusher();
+        J::queue(self).lock().pending.push_back((job, sender));
+        self.start_flusher::<J>();
         loop {
             match tokio::time::timeout(WATCH, &mut receiver).await {
                 Ok(answer) => {
@@ -213,58 +286,78 @@ impl PostgresLedger {
                 }
                 // The flushers of other runtimes may be gone (a runtime shut down with its
                 // tasks): then this one starts a flusher, so that no write waits for ever.
-                Err(_) => self.start_flusher(),
+                Err(_) => self.start_flusher::<J>(),
             }
         }
     }
 
     /// Starts a flusher on this runtime if writes wait and fewer than [`MAX_FLUSHERS`] run.
-    fn start_flusher(&self) {
+    fn start_flusher<J: Job>(&self) {
         {
-            let mut state = self.shared.updates.lock();
+            let mut state = J::queue(self).lock();
             if state.pending.is_empty() || state.flushers >= MAX_FLUSHERS {
                 return;
             }
             state.flushers += 1;
         }
         // The place is held by the task from the start: dropped unpolled, it gives it back.
-        let slot = FlusherSlot {
+        let slot = FlusherSlot::<J> {
             ledger: self.clone(),
             released: false,
+            kind: std::marker::PhantomData,
         };
-        tokio::spawn(flush_updates(slot));
+        tokio::spawn(flush(slot));
     }
 
-    /// Writes `updates` (distinct payouts): in one statement, or one by one if that fails.
-    /// Each result: whether the compare-and-set matched, or why the write failed.
-    async fn run_updates(&self, updates: &[Update]) -> Vec<Result<bool, String>> {
+    /// Writes `jobs` (distinct payouts): in one statement, or one by one if that fails.
+    /// Each result: what the write came to, or why it failed.
+    async fn run_batch<J: Job>(&self, jobs: &[J]) -> Vec<Result<J::Answer, String>> {
         let client = match self.shared.pool.get().await {
             Ok(client) => client,
             Err(e) => {
                 let reason = format!("{}: {}", self.shared.name, pool_error(&e));
-                return updates.iter().map(|_| Err(reason.clone())).collect();
+                return jobs.iter().map(|_| Err(reason.clone())).collect();
             }
         };
-        if updates.len() > 1 {
-            match update_batch(&client, updates).await {
-                Ok(changed) => {
-                    let written = changed.iter().filter(|c| **c).count();
-                    for _ in 0..written {
-                        self.committed();
+        if jobs.len() > 1 {
+            match J::write_batch(&client, jobs).await {
+                Ok(answers) if answers.len() == jobs.len() => {
+                    for answer in &answers {
+                        if J::wrote(answer) {
+                            self.committed();
+                        }
                     }
-                    return changed.into_iter().map(Ok).collect();
+                    return answers.into_iter().map(Ok).collect();
+                }
+                Ok(answers) => {
+                    // Committed, but not as asked: no write may be redone.
+                    let reason = format!(
+                        "{}: a batch of {} writes came back with {} answers",
+                        self.shared.name,
+                        jobs.len(),
+                        answers.len()
+                    );
+                    return jobs.iter().map(|_| Err(reason.clone())).collect();
                 }
                 Err(error) => tracing::debug!(
                     error = %describe(&error),
-                    writes = updates.len(),
-                    "ledger: a batch of updates failed; writing them one by one"
+                    writes = jobs.len(),
+                    "ledger: a batch of writes failed; writing them one by one"
                 ),
             }
         }
-        let mut results = Vec::with_capacity(updates.len());
-        for update in updates {
-            let result = update_one(&client, update).await.map_err(|e| describe(&e));
-            if result == Ok(true) {
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let result = J::write_batch(&client, std::slice::from_ref(job))
+                .await
+                .map_err(|e| describe(&e))
+                .and_then(|answers| {
+                    answers
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| "the write came back without its answer".to_owned())
+                });
+            if result.as_ref().is_ok_and(J::wrote) {
                 self.committed();
             }
             results.push(result);
@@ -274,9 +367,9 @@ impl PostgresLedger {
 }
 
 /// Writes what is queued, batch by batch, until nothing is; `slot` is the flusher's place.
-async fn flush_updates(mut slot: FlusherSlot) {
+async fn flush<J: Job>(mut slot: FlusherSlot<J>) {
     let ledger = slot.ledger.clone();
-    let queue = &ledger.shared.updates;
+    let queue = J::queue(&ledger);
     loop {
         let batch = {
             let mut state = queue.lock();
@@ -290,15 +383,18 @@ async fn flush_updates(mut slot: FlusherSlot) {
             }
             batch
         };
-        let (updates, senders): (Vec<Update>, Vec<_>) = batch.into_iter().unzip();
+        let (jobs, senders): (Vec<J>, Vec<_>) = batch.into_iter().unzip();
         let writing = Writing {
             queue,
-            keys: updates
+            keys: jobs
                 .iter()
-                .map(|u| (u.project, u.payment_id.clone()))
+                .map(|j| {
+                    let (project, payment_id) = j.key();
+                    (project, payment_id.to_owned())
+                })
                 .collect(),
         };
-        let results = ledger.run_updates(&updates).await;
+        let results = ledger.run_batch(&jobs).await;
         drop(writing);
         for (sender, result) in senders.into_iter().zip(results) {
             // A caller that stopped waiting: the write is done all the same.
@@ -310,11 +406,11 @@ async fn flush_updates(mut slot: FlusherSlot) {
 /// Takes up to [`MAX_BATCH`] writes off the front of `pending`, at most one per payout and
 /// none of a payout in `writing` (such a write stays queued, in order, for a later batch),
 /// sorted by payout so that rows are locked in one order; adds their payouts to `writing`.
-fn take_batch<T>(
-    pending: &mut VecDeque<(Update, T)>,
+fn take_batch<J: Job, T>(
+    pending: &mut VecDeque<(J, T)>,
     writing: &mut HashSet<(i64, String)>,
-) -> Vec<(Update, T)> {
-    let mut batch: Vec<(Update, T)> = Vec::new();
+) -> Vec<(J, T)> {
+    let mut batch: Vec<(J, T)> = Vec::new();
     let seen = writing;
     let mut kept = VecDeque::new();
     while let Some(item) = pending.pop_front() {
@@ -322,8 +418,8 @@ fn take_batch<T>(
             kept.push_back(item);
             break;
         }
-        let key = (item.0.project, item.0.payment_id.clone());
-        if seen.insert(key) {
+        let (project, payment_id) = item.0.key();
+        if seen.insert((project, payment_id.to_owned())) {
             batch.push(item);
         } else {
             kept.push_back(item);
@@ -331,36 +427,64 @@ fn take_batch<T>(
     }
     kept.append(pending);
     *pending = kept;
-    batch.sort_by(|a, b| (a.0.project, &a.0.payment_id).cmp(&(b.0.project, &b.0.payment_id)));
+    batch.sort_by(|a, b| a.0.key().cmp(&b.0.key()));
     batch
 }
 
-/// One write by the single-row statement: whether its compare-and-set matched.
-async fn update_one(client: &Client, update: &Update) -> Result<bool, tokio_postgres::Error> {
-    let statement = client.prepare_cached(&UPDATE_WITH_EVENT).await?;
-    Ok(client.execute(&statement, &update.params()).await? > 0)
+impl Job for Update {
+    type Answer = Outcome;
+
+    fn key(&self) -> (i64, &str) {
+        (self.project, &self.payment_id)
+    }
+
+    fn queue(ledger: &PostgresLedger) -> &Queue<Update> {
+        &ledger.shared.updates
+    }
+
+    fn write_batch<'a>(
+        client: &'a Client,
+        jobs: &'a [Update],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, tokio_postgres::Error>> {
+        Box::pin(update_batch(client, jobs))
+    }
+
+    fn wrote(answer: &Outcome) -> bool {
+        matches!(answer, Outcome::Changed)
+    }
 }
 
-/// The writes in one statement ([`UPDATE_BATCH`]): whether each compare-and-set matched.
+/// The writes in one statement ([`UPDATE_BATCH`]): what each compare-and-set came to, in
+/// the order of `updates`.
 async fn update_batch(
     client: &Client,
     updates: &[Update],
-) -> Result<Vec<bool>, tokio_postgres::Error> {
+) -> Result<Vec<Outcome>, tokio_postgres::Error> {
     let columns = Columns::of(updates);
     let statement = client.prepare_cached(&UPDATE_BATCH).await?;
     let rows = client.query(&statement, &columns.params()).await?;
-    let mut changed = vec![false; updates.len()];
+    // A write the statement gave no row for is read by its caller (it does not happen).
+    let mut outcomes: Vec<Outcome> = updates.iter().map(|_| Outcome::Unread).collect();
     for row in rows {
         let ord: i64 = row.try_get(0)?;
-        if let Some(slot) = usize::try_from(ord)
+        let Some(slot) = usize::try_from(ord)
             .ok()
             .and_then(|o| o.checked_sub(1))
-            .and_then(|i| changed.get_mut(i))
-        {
-            *slot = true;
-        }
+            .and_then(|i| outcomes.get_mut(i))
+        else {
+            continue;
+        };
+        *slot = if row.try_get(1)? {
+            Outcome::Changed
+        } else if row.try_get::<_, Option<String>>(2)?.is_none() {
+            Outcome::Unread
+        } else {
+            // A row that does not read back as a record: the caller reads it again, and
+            // reports what is wrong with it.
+            rows::record_at(&row, 2).map_or(Outcome::Unread, |r| Outcome::Lost(Box::new(r)))
+        };
     }
-    Ok(changed)
+    Ok(outcomes)
 }
 
 /// The writes of a batch, column by column, as [`UPDATE_BATCH`]'s array parameters.
@@ -370,27 +494,8 @@ struct Columns {
     expected: Vec<i64>,
     hash: Vec<String>,
     counts: Vec<bool>,
-    state: Vec<String>,
-    state_label: Vec<String>,
-    settled: Vec<bool>,
-    updated_at: Vec<i64>,
-    request_id: Vec<Option<String>>,
-    last_code: Vec<Option<String>>,
-    last_message: Vec<Option<String>>,
-    attention: Vec<Option<String>>,
-    maybe_sent: Vec<bool>,
-    claimed_by: Vec<Option<String>>,
-    attempts: Vec<i64>,
-    lease_until: Vec<Option<i64>>,
-    next_check_at: Vec<Option<i64>>,
-    at: Vec<i64>,
-    source: Vec<String>,
-    previous: Vec<Option<String>>,
-    event_state: Vec<String>,
-    code: Vec<Option<String>>,
-    message: Vec<Option<String>>,
-    note: Vec<Option<String>>,
-    raw: Vec<Option<String>>,
+    mutable: MutableColumns,
+    event: EventColumns,
 }
 
 impl Columns {
@@ -404,38 +509,70 @@ impl Columns {
             expected: column(updates, |u| u.expected),
             hash: column(updates, |u| u.hash.clone()),
             counts: column(updates, |u| u.counts),
-            state: column(updates, |u| u.mutable.state.clone()),
-            state_label: column(updates, |u| u.mutable.state_label.clone()),
-            settled: column(updates, |u| u.mutable.settled),
-            updated_at: column(updates, |u| u.mutable.updated_at),
-            request_id: column(updates, |u| u.mutable.request_id.clone()),
-            last_code: column(updates, |u| u.mutable.last_code.clone()),
-            last_message: column(updates, |u| u.mutable.last_message.clone()),
-            attention: column(updates, |u| u.mutable.attention.clone()),
-            maybe_sent: column(updates, |u| u.mutable.maybe_sent),
-            claimed_by: column(updates, |u| u.mutable.claimed_by.clone()),
-            attempts: column(updates, |u| u.mutable.attempts),
-            lease_until: column(updates, |u| u.mutable.lease_until),
-            next_check_at: column(updates, |u| u.mutable.next_check_at),
-            at: column(updates, |u| u.event.at),
-            source: column(updates, |u| u.event.source.clone()),
-            previous: column(updates, |u| u.event.previous.clone()),
-            event_state: column(updates, |u| u.event.state.clone()),
-            code: column(updates, |u| u.event.code.clone()),
-            message: column(updates, |u| u.event.message.clone()),
-            note: column(updates, |u| u.event.note.clone()),
-            raw: column(updates, |u| u.event.raw.clone()),
+            mutable: MutableColumns::of(updates.iter().map(|u| &u.mutable)),
+            event: EventColumns::of(updates.iter().map(|u| &u.event)),
         }
     }
 
     /// In the order of [`UPDATE_BATCH`]'s parameters.
-    fn params(&self) -> [&(dyn ToSql + Sync); 26] {
-        [
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &self.project,
             &self.payment_id,
             &self.expected,
             &self.hash,
             &self.counts,
+        ];
+        params.extend(self.mutable.params());
+        params.extend(self.event.params());
+        params
+    }
+}
+
+/// The mutable columns of the records of a batch, in the order of [`MUTABLE_COLUMNS`].
+struct MutableColumns {
+    state: Vec<String>,
+    state_label: Vec<String>,
+    settled: Vec<bool>,
+    updated_at: Vec<i64>,
+    request_id: Vec<Option<String>>,
+    last_code: Vec<Option<String>>,
+    last_message: Vec<Option<String>>,
+    attention: Vec<Option<String>>,
+    maybe_sent: Vec<bool>,
+    claimed_by: Vec<Option<String>>,
+    attempts: Vec<i64>,
+    lease_until: Vec<Option<i64>>,
+    next_check_at: Vec<Option<i64>>,
+}
+
+impl MutableColumns {
+    fn of<'a>(rows: impl Iterator<Item = &'a Mutable> + Clone) -> MutableColumns {
+        fn column<'a, T>(
+            rows: impl Iterator<Item = &'a Mutable>,
+            f: impl Fn(&Mutable) -> T,
+        ) -> Vec<T> {
+            rows.map(f).collect()
+        }
+        MutableColumns {
+            state: column(rows.clone(), |m| m.state.clone()),
+            state_label: column(rows.clone(), |m| m.state_label.clone()),
+            settled: column(rows.clone(), |m| m.settled),
+            updated_at: column(rows.clone(), |m| m.updated_at),
+            request_id: column(rows.clone(), |m| m.request_id.clone()),
+            last_code: column(rows.clone(), |m| m.last_code.clone()),
+            last_message: column(rows.clone(), |m| m.last_message.clone()),
+            attention: column(rows.clone(), |m| m.attention.clone()),
+            maybe_sent: column(rows.clone(), |m| m.maybe_sent),
+            claimed_by: column(rows.clone(), |m| m.claimed_by.clone()),
+            attempts: column(rows.clone(), |m| m.attempts),
+            lease_until: column(rows.clone(), |m| m.lease_until),
+            next_check_at: column(rows, |m| m.next_check_at),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
+        [
             &self.state,
             &self.state_label,
             &self.settled,
@@ -449,14 +586,233 @@ impl Columns {
             &self.attempts,
             &self.lease_until,
             &self.next_check_at,
+        ]
+    }
+}
+
+/// The events of a batch, in the order of [`EVENT_COLUMNS`].
+struct EventColumns {
+    at: Vec<i64>,
+    source: Vec<String>,
+    previous: Vec<Option<String>>,
+    state: Vec<String>,
+    code: Vec<Option<String>>,
+    message: Vec<Option<String>>,
+    note: Vec<Option<String>>,
+    raw: Vec<Option<String>>,
+}
+
+impl EventColumns {
+    fn of<'a>(rows: impl Iterator<Item = &'a EventRow> + Clone) -> EventColumns {
+        fn column<'a, T>(
+            rows: impl Iterator<Item = &'a EventRow>,
+            f: impl Fn(&EventRow) -> T,
+        ) -> Vec<T> {
+            rows.map(f).collect()
+        }
+        EventColumns {
+            at: column(rows.clone(), |e| e.at),
+            source: column(rows.clone(), |e| e.source.clone()),
+            previous: column(rows.clone(), |e| e.previous.clone()),
+            state: column(rows.clone(), |e| e.state.clone()),
+            code: column(rows.clone(), |e| e.code.clone()),
+            message: column(rows.clone(), |e| e.message.clone()),
+            note: column(rows.clone(), |e| e.note.clone()),
+            raw: column(rows, |e| e.raw.clone()),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
             &self.at,
             &self.source,
             &self.previous,
-            &self.event_state,
+            &self.state,
             &self.code,
             &self.message,
             &self.note,
             &self.raw,
         ]
+    }
+}
+
+/// One insert of a record with its first event, unless its payment ID is recorded: the
+/// columns of the record, then of its event.
+#[derive(Debug)]
+pub(super) struct Insert {
+    pub(super) project: i64,
+    pub(super) payment_id: String,
+    pub(super) request: String,
+    pub(super) hash: String,
+    pub(super) phone: String,
+    pub(super) amount: i64,
+    pub(super) currency: String,
+    pub(super) counts: bool,
+    pub(super) version: i64,
+    pub(super) created_at: i64,
+    pub(super) mutable: Mutable,
+    pub(super) event: EventRow,
+}
+
+/// The inserts of one or more records, each unless its payment ID is recorded (`ON CONFLICT
+/// DO NOTHING` on the primary key), each with its first event and its usage, written only if
+/// the record was: one array parameter per column, `$1` projects, `$2` payment IDs, `$3`
+/// requests, `$4` their hashes, `$5` phones, `$6` amounts, `$7` currencies, `$8` whether each
+/// counts against the limits, `$9` versions, `$10` creation times, then the mutable columns,
+/// then the event's columns; the hour each counts in is the server's. The usage of the batch
+/// is summed per hour before it is added (one upsert may not touch a row twice). Returns the
+/// ordinal (1-based) of each write that inserted its record.
+static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| {
+    let mut columns = vec![
+        ("project_id", "bigint"),
+        ("payment_id", "text"),
+        ("request", "text"),
+        ("request_sha256", "text"),
+        ("phone", "text"),
+        ("amount", "bigint"),
+        ("currency", "text"),
+        ("counts", "boolean"),
+        ("version", "bigint"),
+        ("created_at", "bigint"),
+    ];
+    columns.extend(MUTABLE_COLUMNS.iter().copied().zip(MUTABLE_TYPES));
+    let record_names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let event_names: Vec<String> = EVENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("e_{c}"))
+        .collect();
+    columns.extend(event_names.iter().map(String::as_str).zip(EVENT_TYPES));
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| format!("${}::{kind}[]", i + 1))
+        .collect();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let event_values: Vec<String> = event_names.iter().map(|c| format!("i.{c}")).collect();
+    format!(
+        "WITH input AS MATERIALIZED (SELECT * FROM unnest({}) WITH ORDINALITY AS i({}, ord)), \
+         inserted AS (INSERT INTO rp_ledger.payouts ({}, usage_hour) \
+         SELECT {}, div(extract(epoch FROM clock_timestamp())::bigint, 3600) FROM input \
+         ORDER BY ord ON CONFLICT (project_id, payment_id) DO NOTHING \
+         RETURNING project_id, payment_id, currency, usage_hour, amount, counts), \
+         usage AS ({}), \
+         events AS (INSERT INTO rp_ledger.payout_events (project_id, payment_id, version, \
+         {EVENT_COLUMNS}) SELECT i.project_id, i.payment_id, i.version, {} \
+         FROM inserted AS n JOIN input AS i \
+         ON i.project_id = n.project_id AND i.payment_id = n.payment_id) \
+         SELECT i.ord FROM inserted AS n JOIN input AS i \
+         ON i.project_id = n.project_id AND i.payment_id = n.payment_id",
+        arrays.join(", "),
+        names.join(", "),
+        record_names.join(", "),
+        record_names.join(", "),
+        usage_upsert(
+            "(SELECT project_id, currency, usage_hour, sum(amount)::bigint AS amount, \
+             count(*)::bigint AS count FROM inserted WHERE counts \
+             GROUP BY project_id, currency, usage_hour) AS new"
+        ),
+        event_values.join(", "),
+    )
+});
+
+impl Job for Insert {
+    type Answer = bool;
+
+    fn key(&self) -> (i64, &str) {
+        (self.project, &self.payment_id)
+    }
+
+    fn queue(ledger: &PostgresLedger) -> &Queue<Insert> {
+        &ledger.shared.inserts
+    }
+
+    fn write_batch<'a>(
+        client: &'a Client,
+        jobs: &'a [Insert],
+    ) -> BoxFuture<'a, Result<Vec<bool>, tokio_postgres::Error>> {
+        Box::pin(insert_batch(client, jobs))
+    }
+
+    fn wrote(answer: &bool) -> bool {
+        *answer
+    }
+}
+
+/// The inserts in one statement ([`INSERT_BATCH`]): whether each inserted its record.
+async fn insert_batch(
+    client: &Client,
+    inserts: &[Insert],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let columns = InsertColumns::of(inserts);
+    let statement = client.prepare_cached(&INSERT_BATCH).await?;
+    let rows = client.query(&statement, &columns.params()).await?;
+    let mut inserted = vec![false; inserts.len()];
+    for row in rows {
+        let ord: i64 = row.try_get(0)?;
+        if let Some(slot) = usize::try_from(ord)
+            .ok()
+            .and_then(|o| o.checked_sub(1))
+            .and_then(|i| inserted.get_mut(i))
+        {
+            *slot = true;
+        }
+    }
+    Ok(inserted)
+}
+
+/// The inserts of a batch, column by column, as [`INSERT_BATCH`]'s array parameters.
+struct InsertColumns {
+    project: Vec<i64>,
+    payment_id: Vec<String>,
+    request: Vec<String>,
+    hash: Vec<String>,
+    phone: Vec<String>,
+    amount: Vec<i64>,
+    currency: Vec<String>,
+    counts: Vec<bool>,
+    version: Vec<i64>,
+    created_at: Vec<i64>,
+    mutable: MutableColumns,
+    event: EventColumns,
+}
+
+impl InsertColumns {
+    fn of(inserts: &[Insert]) -> InsertColumns {
+        fn column<T>(inserts: &[Insert], f: impl Fn(&Insert) -> T) -> Vec<T> {
+            inserts.iter().map(f).collect()
+        }
+        InsertColumns {
+            project: column(inserts, |i| i.project),
+            payment_id: column(inserts, |i| i.payment_id.clone()),
+            request: column(inserts, |i| i.request.clone()),
+            hash: column(inserts, |i| i.hash.clone()),
+            phone: column(inserts, |i| i.phone.clone()),
+            amount: column(inserts, |i| i.amount),
+            currency: column(inserts, |i| i.currency.clone()),
+            counts: column(inserts, |i| i.counts),
+            version: column(inserts, |i| i.version),
+            created_at: column(inserts, |i| i.created_at),
+            mutable: MutableColumns::of(inserts.iter().map(|i| &i.mutable)),
+            event: EventColumns::of(inserts.iter().map(|i| &i.event)),
+        }
+    }
+
+    /// In the order of [`INSERT_BATCH`]'s parameters.
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.project,
+            &self.payment_id,
+            &self.request,
+            &self.hash,
+            &self.phone,
+            &self.amount,
+            &self.currency,
+            &self.counts,
+            &self.version,
+            &self.created_at,
+        ];
+        params.extend(self.mutable.params());
+        params.extend(self.event.params());
+        params
     }
 }

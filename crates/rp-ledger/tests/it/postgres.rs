@@ -21,6 +21,7 @@ use rp_payout::{
 };
 use tokio_postgres::NoTls;
 
+mod batched;
 mod review3;
 
 const HOW: &str = "run `cargo xtask test-postgres` (or `cargo xtask ci`), which starts a throwaway \
