@@ -87,6 +87,8 @@ struct Shared {
     updates: writes::Queue<writes::Update>,
     /// The inserts (without limits) waiting to be written together.
     inserts: writes::Queue<writes::Insert>,
+    /// The reads of records by payment ID waiting to be read together.
+    reads: writes::Queue<writes::Read>,
 }
 
 impl fmt::Debug for PostgresLedger {
@@ -138,6 +140,7 @@ impl PostgresLedger {
                 clock: clock::ServerClock::new(),
                 updates: writes::Queue::default(),
                 inserts: writes::Queue::default(),
+                reads: writes::Queue::default(),
             }),
         };
         ledger.check_pool().await?;

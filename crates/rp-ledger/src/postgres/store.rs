@@ -17,7 +17,7 @@ use super::PostgresLedger;
 use super::clock::{SERVER_CLOCK, server_time};
 use super::connect::describe;
 use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
-use super::writes::{Insert, Outcome, Update};
+use super::writes::{Insert, Outcome, Read, Update};
 
 /// The payouts of one project in a [`PostgresLedger`].
 #[derive(Debug, Clone)]
@@ -316,35 +316,17 @@ impl PostgresStore {
         Ok(Updated::Done(stored))
     }
 
+    /// The record of `payment_id`, read with the other reads that arrive meanwhile, in one
+    /// statement.
     async fn read_record(&self, payment_id: &PaymentId) -> Result<Option<PayoutRecord>, Error> {
-        let client = self
-            .ledger
-            .client(&format!("read payout {payment_id}"))
-            .await?;
-        self.read_record_on(&client, payment_id).await
-    }
-
-    /// The record of `payment_id`, read on `client`: a write that changed nothing reads the
-    /// record that stopped it on its own connection, never waiting for a second one (writes
-    /// holding every pooled connection would otherwise wait for each other).
-    async fn read_record_on(
-        &self,
-        client: &Client,
-        payment_id: &PaymentId,
-    ) -> Result<Option<PayoutRecord>, Error> {
-        let what = format!("read payout {payment_id}");
-        let statement = client
-            .prepare_cached(&GET)
+        let read = Read {
+            project: self.project,
+            payment_id: payment_id.as_str().to_owned(),
+        };
+        self.ledger
+            .read(read)
             .await
-            .map_err(|e| Error::store(&what, describe(&e)))?;
-        let row = client
-            .query_opt(&statement, &[&self.project, &payment_id.as_str()])
-            .await
-            .map_err(|e| Error::store(&what, describe(&e)))?;
-        row.as_ref()
-            .map(rows::record)
-            .transpose()
-            .map_err(|e| Error::store(&what, e))
+            .map_err(|reason| Error::store(format!("read payout {payment_id}"), reason))
     }
 
     async fn read_unsettled(

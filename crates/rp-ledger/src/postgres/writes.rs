@@ -272,6 +272,12 @@ impl PostgresLedger {
         self.write(insert).await
     }
 
+    /// Reads the record of `read` (with others that arrive meanwhile): the record, if there
+    /// is one; else the reason it could not be read.
+    pub(super) async fn read(&self, read: Read) -> Result<Option<PayoutRecord>, String> {
+        self.write(read).await?
+    }
+
     /// Queues `job` and waits for its answer.
     async fn write<J: Job>(&self, job: J) -> Result<J::Answer, String> {
         let (sender, mut receiver) = oneshot::channel();
@@ -815,4 +821,72 @@ impl InsertColumns {
         params.extend(self.event.params());
         params
     }
+}
+
+/// One read of a record by its payment ID ([`PostgresLedger::read`]), batched like the
+/// writes: reads that arrive while others are being read are read together, in one
+/// statement, on one connection.
+#[derive(Debug)]
+pub(super) struct Read {
+    pub(super) project: i64,
+    pub(super) payment_id: String,
+}
+
+/// The records of one or more payouts: `$1` projects, `$2` payment IDs. Returns the ordinal
+/// (1-based) of each read whose record exists, then the record ([`RECORD_COLUMNS`]).
+static READ_BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT i.ord, {} FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY \
+         AS i(project_id, payment_id, ord) JOIN rp_ledger.payouts AS p \
+         ON p.project_id = i.project_id AND p.payment_id = i.payment_id",
+        record_columns("p")
+    )
+});
+
+impl Job for Read {
+    /// The record, if there is one, or what is wrong with its row.
+    type Answer = Result<Option<PayoutRecord>, String>;
+
+    fn key(&self) -> (i64, &str) {
+        (self.project, &self.payment_id)
+    }
+
+    fn queue(ledger: &PostgresLedger) -> &Queue<Read> {
+        &ledger.shared.reads
+    }
+
+    fn write_batch<'a>(
+        client: &'a Client,
+        jobs: &'a [Read],
+    ) -> BoxFuture<'a, Result<Vec<Self::Answer>, tokio_postgres::Error>> {
+        Box::pin(read_batch(client, jobs))
+    }
+
+    fn wrote(_: &Self::Answer) -> bool {
+        false
+    }
+}
+
+/// The reads in one statement ([`READ_BATCH`]): each record, in the order of `reads`.
+async fn read_batch(
+    client: &Client,
+    reads: &[Read],
+) -> Result<Vec<Result<Option<PayoutRecord>, String>>, tokio_postgres::Error> {
+    let projects: Vec<i64> = reads.iter().map(|r| r.project).collect();
+    let ids: Vec<&str> = reads.iter().map(|r| r.payment_id.as_str()).collect();
+    let statement = client.prepare_cached(&READ_BATCH).await?;
+    let rows = client.query(&statement, &[&projects, &ids]).await?;
+    let mut records: Vec<Result<Option<PayoutRecord>, String>> =
+        reads.iter().map(|_| Ok(None)).collect();
+    for row in rows {
+        let ord: i64 = row.try_get(0)?;
+        if let Some(slot) = usize::try_from(ord)
+            .ok()
+            .and_then(|o| o.checked_sub(1))
+            .and_then(|i| records.get_mut(i))
+        {
+            *slot = rows::record_at(&row, 1).map(Some);
+        }
+    }
+    Ok(records)
 }

@@ -204,3 +204,48 @@ async fn a_failed_batch_of_inserts_is_redone_insert_by_insert() {
     }
     db.remove().await;
 }
+
+/// Reads racing through one ledger (read together in batches): each answers its own
+/// payout's record, the same payout read many times at once included, and `None` for a
+/// payment ID that is not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_reads_answer_each_caller_its_own_record() {
+    let Some(admin) = server("batched_reads_answer_each_caller_its_own_record") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "batched_reads").await;
+    let store = db.open().await.store(project(1234));
+    let records: Vec<PayoutRecord> = (0..30)
+        .map(|i| record(&format!("read-{i:02}"), "77011234567", 100 + i, 1))
+        .collect();
+    for r in &records {
+        store
+            .insert(r.clone(), first_event(r), rp_model::Limits::NONE)
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let store = store.clone();
+        // A fourth of the reads are of one payout, a fourth of payouts never recorded.
+        let (id, expected) = match i % 4 {
+            0 => (records[0].payment_id.clone(), Some(records[0].clone())),
+            3 => (
+                record(&format!("absent-{i}"), "77011234567", 1, 1).payment_id,
+                None,
+            ),
+            _ => (
+                records[i % 30].payment_id.clone(),
+                Some(records[i % 30].clone()),
+            ),
+        };
+        tasks.push(tokio::spawn(async move {
+            (store.get(&id).await.unwrap(), expected)
+        }));
+    }
+    for task in tasks {
+        let (got, expected) = task.await.unwrap();
+        assert_eq!(got, expected);
+    }
+    db.remove().await;
+}
