@@ -1,7 +1,8 @@
 //! Group commit of compare-and-sets and of inserts: the writes that arrive while others are
 //! being written are written together, in **one statement** (one round trip, one commit),
 //! instead of one statement and one commit each. Updates ([`Update`]) and inserts without
-//! limits ([`Insert`]) each have their own queue and flushers.
+//! limits ([`Insert`]) each have their own queue and flushers; so do the reads of a record by
+//! its payment ID ([`Read`]), which are read together in one statement the same way.
 //!
 //! A write is queued; up to [`MAX_FLUSHERS`] flushers per queue run at once, each taking what
 //! is queued (up to [`MAX_BATCH`] writes, never two of the same payout) and writing it. Alone,
