@@ -5,9 +5,11 @@
 //! its payment ID ([`Read`]), which are read together in one statement the same way.
 //!
 //! A write is queued; up to [`MAX_FLUSHERS`] flushers per queue run at once, each taking what
-//! is queued (up to [`MAX_BATCH`] writes, never two of the same payout) and writing it. Alone,
-//! a write is written at once, as a batch of one, so a write waits only while the flushers
-//! are busy, and then for at most one batch ahead of it. A compare-and-set that does not match
+//! is queued (up to [`MAX_BATCH`] writes, never two of the same payout) and writing it: the
+//! second only once [`BACKLOG`] writes wait, or a write has waited [`WATCH`], so that while
+//! one flusher keeps up it writes bigger batches. Alone, a write is written at once, as a
+//! batch of one, so a write waits only while a flusher is busy, and then for at most one
+//! batch ahead of it. A compare-and-set that does not match
 //! comes back with the record that stopped it, read in the same statement ([`UPDATE_BATCH`]);
 //! an insert that finds its payment ID recorded comes back as such. Each write keeps its
 //! semantics: its compare-and-set, its event and its change of usage are in the
@@ -257,6 +259,9 @@ impl<J: Job> Drop for Writing<'_, J> {
     }
 }
 
+/// How many writes wait before a second flusher starts.
+const BACKLOG: usize = MAX_BATCH / 4;
+
 /// How often a waiting write checks that some flusher will write it.
 const WATCH: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -283,7 +288,7 @@ impl PostgresLedger {
     async fn write<J: Job>(&self, job: J) -> Result<J::Answer, String> {
         let (sender, mut receiver) = oneshot::channel();
         J::queue(self).lock().pending.push_back((job, sender));
-        self.start_flusher::<J>();
+        self.start_flusher::<J>(false);
         loop {
             match tokio::time::timeout(WATCH, &mut receiver).await {
                 Ok(answer) => {
@@ -293,16 +298,22 @@ impl PostgresLedger {
                 }
                 // The flushers of other runtimes may be gone (a runtime shut down with its
                 // tasks): then this one starts a flusher, so that no write waits for ever.
-                Err(_) => self.start_flusher::<J>(),
+                // A write that waited that long starts another flusher in any case (the
+                // running ones may wait for row locks held elsewhere).
+                Err(_) => self.start_flusher::<J>(true),
             }
         }
     }
 
-    /// Starts a flusher on this runtime if writes wait and fewer than [`MAX_FLUSHERS`] run.
-    fn start_flusher<J: Job>(&self) {
+    /// Starts a flusher on this runtime if writes wait and fewer than [`MAX_FLUSHERS`] run:
+    /// the first at once; another only when [`BACKLOG`] writes wait or when `waited` (a
+    /// write waited [`WATCH`]), so that one flusher writes bigger batches (fewer statements
+    /// and commits) while it keeps up.
+    fn start_flusher<J: Job>(&self, waited: bool) {
         {
             let mut state = J::queue(self).lock();
-            if state.pending.is_empty() || state.flushers >= MAX_FLUSHERS {
+            let wanted = state.flushers == 0 || waited || state.pending.len() >= BACKLOG;
+            if state.pending.is_empty() || state.flushers >= MAX_FLUSHERS || !wanted {
                 return;
             }
             state.flushers += 1;
