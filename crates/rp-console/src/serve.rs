@@ -131,23 +131,24 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
     tracing::info!("rp serve: shutting down: no new work; finishing what is in flight");
     batch_stop.store(true, Ordering::SeqCst);
     let _ = stop.send(true);
-    // Requests in flight finish; a connection that will not end (a client that stopped
-    // reading, say) does not hold the exit longer than the grace period.
+    // One grace period for everything: requests in flight, the background loops, the
+    // console's payouts and batch runs. A connection that will not end (a client that stopped
+    // reading, say) does not hold the exit past it.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     let drained = async { while servers.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+    if tokio::time::timeout_at(deadline, drained).await.is_err() {
         tracing::warn!("rp serve: connections still open after the grace period; closed");
         servers.abort_all();
     }
     let background = async { while work.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, background)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout_at(deadline, background).await.is_err() {
         tracing::warn!(
             "rp serve: background work still running after the grace period; reconcile resolves what it held"
         );
     }
-    let left = desk.finish_background(SHUTDOWN_GRACE).await;
+    let left = desk
+        .finish_background(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
     if left > 0 {
         tracing::warn!(
             left,
