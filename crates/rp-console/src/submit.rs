@@ -76,7 +76,12 @@ pub(crate) async fn submit(
                     Err(NotSubmitted::Ledger(error))
                 }
                 Ok(Err(error)) => Err(NotSubmitted::Refused(error)),
-                _ => Ok(Submitted::New(None)),
+                Ok(Ok(())) => Ok(Submitted::New(None)),
+                // The task stopped (a panic) before it recorded anything.
+                Err(_) => Err(NotSubmitted::Ledger(Error::store(
+                    format!("record payout {payment_id}"),
+                    "the task recording it stopped before it did",
+                ))),
             };
         }
         // The ledger is slow: recorded or refused shortly; `GET` tells.

@@ -2,6 +2,7 @@
 
 mod access;
 mod batch;
+mod batched;
 mod clock;
 mod connect;
 mod rows;
@@ -84,11 +85,11 @@ struct Shared {
     /// The server's clock, for leases and limits, without a round trip per reading.
     clock: clock::ServerClock,
     /// The compare-and-sets waiting to be written together.
-    updates: writes::Queue<writes::Update>,
+    updates: writes::Queue<batched::Update>,
     /// The inserts (without limits) waiting to be written together.
-    inserts: writes::Queue<writes::Insert>,
+    inserts: writes::Queue<batched::Insert>,
     /// The reads of records by payment ID waiting to be read together.
-    reads: writes::Queue<writes::Read>,
+    reads: writes::Queue<batched::Read>,
 }
 
 impl fmt::Debug for PostgresLedger {

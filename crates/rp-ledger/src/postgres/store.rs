@@ -14,10 +14,10 @@ use rp_transport::BoxFuture;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresLedger;
+use super::batched::{Insert, Outcome, Read, Update};
 use super::clock::{SERVER_CLOCK, server_time};
 use super::connect::describe;
 use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
-use super::writes::{Insert, Outcome, Read, Update};
 
 /// The payouts of one project in a [`PostgresLedger`].
 #[derive(Debug, Clone)]
