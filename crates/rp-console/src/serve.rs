@@ -60,30 +60,13 @@ impl ServeOptions {
 pub fn callback_router(desk: &Desk) -> Router {
     let metrics_desk = desk.clone();
     let observer: Observer = Arc::new(move |outcome: &CallbackOutcome| {
-        metrics_desk.metrics().callback(&outcome_label(outcome));
+        metrics_desk.metrics().callback(outcome.label());
     });
     callback_router_with_limits(
         Arc::clone(desk.client()),
         RequestLimits::default(),
         Some(observer),
     )
-}
-
-/// `Applied { .. }` → `applied`: the variant's name, for a metrics label.
-fn outcome_label(outcome: &CallbackOutcome) -> String {
-    let shown = format!("{outcome:?}");
-    let name: String = shown
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect();
-    let mut label = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            label.push('_');
-        }
-        label.push(c.to_ascii_lowercase());
-    }
-    label
 }
 
 /// Runs the desk until `shutdown` completes, then shuts down gracefully.

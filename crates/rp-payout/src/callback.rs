@@ -143,6 +143,26 @@ impl CallbackOutcome {
         }
     }
 
+    /// A short, stable name of the outcome (`applied`, `duplicate`, `invalid_signature`, …),
+    /// for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Applied { .. } => "applied",
+            Self::Reversed { .. } => "reversed",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Stale { .. } => "stale",
+            Self::Conflict { .. } => "conflict",
+            Self::Unrecognised { .. } => "unrecognised",
+            Self::IdentityMismatch { .. } => "identity_mismatch",
+            Self::Unrecorded { .. } => "unrecorded",
+            Self::InvalidSignature { .. } => "invalid_signature",
+            Self::Ambiguous { .. } => "ambiguous",
+            Self::WrongProject { .. } => "wrong_project",
+            Self::Malformed { .. } => "malformed",
+            Self::StoreFailed { .. } => "store_failed",
+        }
+    }
+
     /// The response body: `OK` when processed, otherwise a short reason (no details).
     pub fn body(&self) -> &'static str {
         match self {

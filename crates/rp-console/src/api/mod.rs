@@ -24,7 +24,7 @@ use rp_ledger::Role;
 use serde_json::{Value, json};
 
 use crate::Desk;
-use crate::auth::{hex, same_token, token_sha256};
+use crate::auth::{same_token, token_sha256};
 
 /// The prefix of every key (so a leaked one is easy to recognise in a scan).
 pub const API_KEY_PREFIX: &str = "rpk_";
@@ -253,11 +253,6 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
     let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let gate = rp_model::GateTime::from_unix_seconds(i64::try_from(seconds).unwrap_or(0));
     format!("{}Z", gate.as_str().trim_end_matches("+0000"))
-}
-
-/// Hex of bytes (re-exported for the cursor).
-pub(crate) fn hex_of(bytes: &[u8]) -> String {
-    hex(bytes)
 }
 
 #[cfg(test)]

@@ -355,7 +355,6 @@ fn builder_errors(error: &rp_model::Error) -> Vec<Value> {
 pub(crate) fn payout_json(record: &PayoutRecord, masked: bool) -> Value {
     let request = &record.request;
     let payment = &request.payment;
-    let currency = Currency::from_code(&payment.currency);
     let phone = if masked {
         crate::web::layout::masked_phone(record)
     } else {
@@ -367,7 +366,7 @@ pub(crate) fn payout_json(record: &PayoutRecord, masked: bool) -> Value {
         "settled": record.state.is_settled(),
         "attention": record.attention,
         "phone": phone,
-        "amount": currency.map(|c| Money::from_minor(payment.amount, c).decimal()),
+        "amount": crate::web::layout::decimal_amount(record),
         "amount_minor": payment.amount,
         "currency": payment.currency,
         "customer_id": request.customer.id.to_string(),
@@ -631,7 +630,7 @@ fn write_cursor(record: &PayoutRecord) -> String {
         .created_at
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    super::hex_of(format!("{nanos}.{}", record.payment_id).as_bytes())
+    crate::auth::hex(format!("{nanos}.{}", record.payment_id).as_bytes())
 }
 
 fn read_cursor(text: &str) -> Option<(std::time::SystemTime, PaymentId)> {
@@ -707,7 +706,7 @@ mod tests {
         assert!(read_cursor("zz").is_none());
         assert!(read_cursor("abc").is_none());
         assert!(read_cursor(&"41".repeat(3_000)).is_none());
-        let text = super::super::hex_of(b"5.p-1");
+        let text = crate::auth::hex(b"5.p-1");
         assert_eq!(read_cursor(&text).unwrap().1.as_str(), "p-1");
     }
 }

@@ -68,6 +68,14 @@ pub(crate) fn amount(record: &PayoutRecord) -> String {
     )
 }
 
+/// A payout's amount as an exact decimal in major units (`1500.00`); `None` for a currency
+/// not in our table.
+pub(crate) fn decimal_amount(record: &PayoutRecord) -> Option<String> {
+    let payment = &record.request.payment;
+    Currency::from_code(&payment.currency)
+        .map(|currency| Money::from_minor(payment.amount, currency).decimal())
+}
+
 /// The phone number of a payout, masked (`7701***4567`); what was recorded, masked by
 /// position, when it does not parse.
 pub(crate) fn masked_phone(record: &PayoutRecord) -> String {

@@ -465,10 +465,8 @@ pub(crate) async fn export(
 
 fn export_row(record: &PayoutRecord) -> String {
     let payment = &record.request.payment;
-    let decimal = rp_model::Currency::from_code(&payment.currency).map_or_else(
-        || payment.amount.to_string(),
-        |c| rp_model::Money::from_minor(payment.amount, c).decimal(),
-    );
+    let decimal =
+        super::layout::decimal_amount(record).unwrap_or_else(|| payment.amount.to_string());
     csv_line(&[
         &utc(record.created_at),
         record.payment_id.as_str(),
