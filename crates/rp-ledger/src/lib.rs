@@ -56,6 +56,7 @@ mod postgres;
 mod sqlite;
 mod stored;
 mod url;
+mod webhook;
 
 use std::fmt;
 use std::sync::Arc;
@@ -74,13 +75,18 @@ pub use error::LedgerError;
 #[cfg(feature = "postgres")]
 pub use postgres::{
     CONNECT_TIMEOUT, MAX_CONNECTIONS, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresAccess,
-    PostgresBatches, PostgresLedger, PostgresStore,
+    PostgresBatches, PostgresLedger, PostgresStore, PostgresWebhooks,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
     MAX_GROUP, SCHEMA_VERSION, SqliteAccess, SqliteBatches, SqliteLedger, SqliteStore,
+    SqliteWebhooks,
 };
 pub use url::LedgerUrl;
+pub use webhook::{
+    AfterAttempt, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey, DeliveryState,
+    MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
+};
 
 /// An open ledger. Cheap to clone; every clone shares the same connections.
 #[derive(Clone)]
@@ -176,6 +182,17 @@ impl Ledger {
             Backend::Sqlite(ledger) => Arc::new(ledger.batches(project)),
             #[cfg(feature = "postgres")]
             Backend::Postgres(ledger) => Arc::new(ledger.batches(project)),
+        }
+    }
+
+    /// The webhook endpoints of `project` and the deliveries of its payouts' changes (a
+    /// transactional outbox: see [`WebhookStore`]).
+    pub fn webhooks(&self, project: ProjectId) -> Arc<dyn WebhookStore> {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ledger) => Arc::new(ledger.webhooks(project)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(ledger) => Arc::new(ledger.webhooks(project)),
         }
     }
 

@@ -8,6 +8,7 @@ mod connect;
 mod rows;
 mod schema;
 mod store;
+mod webhook;
 mod writes;
 
 use std::fmt;
@@ -26,6 +27,7 @@ pub use access::PostgresAccess;
 pub use batch::PostgresBatches;
 pub use schema::{POSTGRES_SCHEMA, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use store::PostgresStore;
+pub use webhook::PostgresWebhooks;
 
 /// Connections the pool of one [`PostgresLedger`] keeps at most.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -198,6 +200,11 @@ impl PostgresLedger {
     /// The batches of `project`.
     pub fn batches(&self, project: ProjectId) -> PostgresBatches {
         PostgresBatches::new(self.clone(), project)
+    }
+
+    /// The webhook endpoints and deliveries of `project`.
+    pub fn webhooks(&self, project: ProjectId) -> PostgresWebhooks {
+        PostgresWebhooks::new(self.clone(), project)
     }
 
     /// The console's operators and sessions.

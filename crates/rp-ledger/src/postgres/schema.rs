@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -181,8 +181,76 @@ CREATE TABLE rp_ledger.api_keys (
 );
 "#;
 
+/// Version 5: webhooks as a transactional outbox, as in the SQLite ledger: a project's
+/// endpoints, one delivery per endpoint for every change of a payout's state (inserted by a
+/// trigger on `payout_events`, in the transaction that records the change), each attempt's
+/// outcome in a log. Times of deliveries are the server's clock.
+const V5: &str = r#"
+CREATE TABLE rp_ledger.webhook_endpoints (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,   -- never reused
+    project_id      BIGINT NOT NULL,
+    url             TEXT   NOT NULL,
+    secret          TEXT   NOT NULL,   -- whsec_...: signs every delivery; shown once
+    created_at      BIGINT NOT NULL,
+    disabled_at     BIGINT,
+    disabled_reason TEXT
+);
+CREATE INDEX webhook_endpoints_by_project ON rp_ledger.webhook_endpoints (project_id);
+
+CREATE TABLE rp_ledger.webhook_deliveries (
+    endpoint_id     BIGINT NOT NULL REFERENCES rp_ledger.webhook_endpoints (id),
+    project_id      BIGINT NOT NULL,
+    payment_id      TEXT   COLLATE "C" NOT NULL,
+    version         BIGINT NOT NULL,   -- the event's (payout_events.version)
+    created_at      BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,   -- every attempt, for the log
+    failures        BIGINT NOT NULL DEFAULT 0,   -- since created or replayed: the schedule
+    next_attempt_at BIGINT,            -- nanoseconds; NULL once delivered or given up
+    delivered_at    BIGINT,
+    failed_at       BIGINT,            -- given up
+    claimed_by      TEXT,
+    lease_until     BIGINT,
+    PRIMARY KEY (endpoint_id, project_id, payment_id, version),
+    FOREIGN KEY (project_id, payment_id, version)
+        REFERENCES rp_ledger.payout_events (project_id, payment_id, version)
+);
+CREATE INDEX webhook_deliveries_due ON rp_ledger.webhook_deliveries (next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX webhook_deliveries_by_payment
+    ON rp_ledger.webhook_deliveries (project_id, payment_id, version);
+
+CREATE TABLE rp_ledger.webhook_attempts (
+    endpoint_id BIGINT NOT NULL,
+    project_id  BIGINT NOT NULL,
+    payment_id  TEXT   COLLATE "C" NOT NULL,
+    version     BIGINT NOT NULL,
+    attempt     BIGINT NOT NULL,   -- 1, 2, ...
+    at          BIGINT NOT NULL,
+    took_ms     BIGINT NOT NULL,
+    status      INTEGER,           -- the endpoint's HTTP status, when it answered
+    error       TEXT,
+    PRIMARY KEY (endpoint_id, project_id, payment_id, version, attempt),
+    FOREIGN KEY (endpoint_id, project_id, payment_id, version)
+        REFERENCES rp_ledger.webhook_deliveries (endpoint_id, project_id, payment_id, version)
+);
+
+CREATE FUNCTION rp_ledger.payout_events_to_webhooks() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rp_ledger.webhook_deliveries
+        (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at)
+    SELECT e.id, NEW.project_id, NEW.payment_id, NEW.version, NEW.at, NEW.at
+    FROM rp_ledger.webhook_endpoints e WHERE e.project_id = NEW.project_id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER payout_events_to_webhooks AFTER INSERT ON rp_ledger.payout_events
+FOR EACH ROW WHEN (NEW.previous IS NULL OR NEW.previous <> NEW.state)
+EXECUTE FUNCTION rp_ledger.payout_events_to_webhooks();
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is
 /// dropped afterwards.

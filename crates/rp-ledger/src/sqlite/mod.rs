@@ -12,6 +12,7 @@ mod batch;
 mod rows;
 mod schema;
 mod store;
+mod webhook;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use access::SqliteAccess;
 pub use batch::SqliteBatches;
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
+pub use webhook::SqliteWebhooks;
 
 /// The most writes one transaction commits together.
 pub const MAX_GROUP: usize = 256;
@@ -225,6 +227,11 @@ impl SqliteLedger {
     /// The batches of `project`.
     pub fn batches(&self, project: ProjectId) -> SqliteBatches {
         SqliteBatches::new(self.clone(), project)
+    }
+
+    /// The webhook endpoints and deliveries of `project`.
+    pub fn webhooks(&self, project: ProjectId) -> SqliteWebhooks {
+        SqliteWebhooks::new(self.clone(), project)
     }
 
     /// The console's operators and sessions.

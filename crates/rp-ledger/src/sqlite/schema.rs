@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -167,8 +167,70 @@ CREATE TABLE api_keys (
 );
 ";
 
+/// Version 5: webhooks as a transactional outbox. A project's endpoints (with their signing
+/// secrets); one delivery per endpoint for every change of a payout's state, inserted by a
+/// trigger on `payout_events` in the transaction that records the change; each attempt's
+/// outcome in a log.
+const V5: &str = "
+CREATE TABLE webhook_endpoints (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused
+    project_id      INTEGER NOT NULL,
+    url             TEXT    NOT NULL,
+    secret          TEXT    NOT NULL,   -- whsec_...: signs every delivery; shown once
+    created_at      INTEGER NOT NULL,
+    disabled_at     INTEGER,
+    disabled_reason TEXT
+);
+CREATE INDEX webhook_endpoints_by_project ON webhook_endpoints (project_id);
+
+CREATE TABLE webhook_deliveries (
+    endpoint_id     INTEGER NOT NULL REFERENCES webhook_endpoints (id),
+    project_id      INTEGER NOT NULL,
+    payment_id      TEXT    NOT NULL,
+    version         INTEGER NOT NULL,   -- the event's (payout_events.version)
+    created_at      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,   -- every attempt, for the log
+    failures        INTEGER NOT NULL DEFAULT 0,   -- since created or replayed: the schedule
+    next_attempt_at INTEGER,            -- nanoseconds; NULL once delivered or given up
+    delivered_at    INTEGER,
+    failed_at       INTEGER,            -- given up
+    claimed_by      TEXT,
+    lease_until     INTEGER,
+    PRIMARY KEY (endpoint_id, project_id, payment_id, version),
+    FOREIGN KEY (project_id, payment_id, version)
+        REFERENCES payout_events (project_id, payment_id, version)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX webhook_deliveries_by_payment ON webhook_deliveries (project_id, payment_id, version);
+
+CREATE TABLE webhook_attempts (
+    endpoint_id INTEGER NOT NULL,
+    project_id  INTEGER NOT NULL,
+    payment_id  TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,   -- 1, 2, ...
+    at          INTEGER NOT NULL,
+    took_ms     INTEGER NOT NULL,
+    status      INTEGER,            -- the endpoint's HTTP status, when it answered
+    error       TEXT,
+    PRIMARY KEY (endpoint_id, project_id, payment_id, version, attempt),
+    FOREIGN KEY (endpoint_id, project_id, payment_id, version)
+        REFERENCES webhook_deliveries (endpoint_id, project_id, payment_id, version)
+);
+
+CREATE TRIGGER payout_events_to_webhooks AFTER INSERT ON payout_events
+WHEN NEW.previous IS NULL OR NEW.previous <> NEW.state
+BEGIN
+    INSERT INTO webhook_deliveries
+        (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at)
+    SELECT id, NEW.project_id, NEW.payment_id, NEW.version, NEW.at, NEW.at
+    FROM webhook_endpoints WHERE project_id = NEW.project_id;
+END;
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and
 /// every migration run in one `BEGIN IMMEDIATE` transaction, so that processes opening a new

@@ -13,6 +13,7 @@ mod conformance;
 mod postgres;
 mod review;
 mod sqlite;
+mod webhooks;
 
 /// A fresh directory under the target directory, removed first if it exists.
 pub(crate) fn scratch(name: &str) -> std::path::PathBuf {

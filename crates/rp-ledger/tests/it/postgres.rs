@@ -853,6 +853,55 @@ async fn the_postgres_ledger_keeps_operators_and_sessions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_ledger_keeps_a_webhook_outbox() {
+    let Some(admin) = server("the_postgres_ledger_keeps_a_webhook_outbox") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "webhooks").await;
+    let ledger = db.open().await;
+    crate::webhooks::run_all(&ledger).await;
+    crate::webhooks::a_refused_change_makes_no_delivery(&ledger).await;
+    // Two instances claiming at once never get the same delivery.
+    let other = db.open().await;
+    let project = ProjectId::new(1234).unwrap();
+    let hooks = ledger.webhooks(project);
+    for n in 0..20 {
+        let r = record(&format!("wh-many-{n}"), "77011234567", 100, 10 + n);
+        let event = PayoutEvent::new(r.created_at, EventSource::Call, None, PayoutState::Created);
+        ledger
+            .store(project)
+            .insert(r, event, rp_model::Limits::NONE)
+            .await
+            .unwrap();
+    }
+    let lease = std::time::Duration::from_secs(60);
+    let other_hooks = other.webhooks(project);
+    let (one, two) = tokio::join!(
+        hooks.claim_due("one", lease, 15),
+        other_hooks.claim_due("two", lease, 15)
+    );
+    let mut keys: Vec<_> = one
+        .unwrap()
+        .into_iter()
+        .chain(two.unwrap())
+        .map(|c| c.key)
+        .collect();
+    let claimed = keys.len();
+    keys.sort_by(|a, b| {
+        (a.endpoint, a.payment_id.as_str(), a.version).cmp(&(
+            b.endpoint,
+            b.payment_id.as_str(),
+            b.version,
+        ))
+    });
+    keys.dedup();
+    assert_eq!(keys.len(), claimed, "a delivery claimed twice");
+    assert!(claimed >= 20, "{claimed}");
+    drop((ledger, other));
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_ledger_keeps_batches() {
     let Some(admin) = server("the_postgres_ledger_keeps_batches") else {
         return;

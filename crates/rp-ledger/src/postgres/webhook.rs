@@ -1,0 +1,510 @@
+//! [`PostgresWebhooks`]: the webhook endpoints, deliveries and logs of one project in a
+//! PostgreSQL ledger, as a [`WebhookStore`]. Due times and leases are the server's clock
+//! (`clock_timestamp()`), shared by every instance; a claim skips the deliveries another
+//! claim is taking (`FOR UPDATE SKIP LOCKED`), so each is sent by one instance at a time.
+
+use std::time::Duration;
+
+use deadpool_postgres::GenericClient as _;
+use rp_model::{PaymentId, ProjectId};
+use rp_payout::Error;
+use rp_transport::BoxFuture;
+use tokio_postgres::Row;
+
+use super::PostgresLedger;
+use super::batch::{column, execute, failed, query};
+use super::rows;
+use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, time, version};
+use crate::webhook::{
+    AfterAttempt, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey, DeliveryState,
+    MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
+};
+
+/// The webhooks of one project in a [`PostgresLedger`].
+#[derive(Debug, Clone)]
+pub struct PostgresWebhooks {
+    ledger: PostgresLedger,
+    project: i64,
+}
+
+impl PostgresWebhooks {
+    pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresWebhooks {
+        PostgresWebhooks {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// The server's clock in nanoseconds since the Unix epoch.
+const NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint";
+
+const ENDPOINT_COLUMNS: &str = "e.id, e.url, e.secret, e.created_at, e.disabled_at, \
+     e.disabled_reason, \
+     (SELECT count(*) FROM rp_ledger.webhook_deliveries d WHERE d.endpoint_id = e.id \
+      AND d.next_attempt_at IS NOT NULL), \
+     (SELECT count(*) FROM rp_ledger.webhook_deliveries d WHERE d.endpoint_id = e.id \
+      AND d.failed_at IS NOT NULL)";
+
+fn endpoint(row: &Row) -> Result<WebhookEndpoint, String> {
+    Ok(WebhookEndpoint {
+        id: column(row, 0)?,
+        url: column(row, 1)?,
+        secret: column(row, 2)?,
+        created_at: time(column(row, 3)?),
+        disabled_at: column::<Option<i64>>(row, 4)?.map(time),
+        disabled_reason: column(row, 5)?,
+        pending: u64::try_from(column::<i64>(row, 6)?).unwrap_or(0),
+        failed: u64::try_from(column::<i64>(row, 7)?).unwrap_or(0),
+    })
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn nanos_of(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn payment_id(text: String) -> Result<PaymentId, String> {
+    PaymentId::new(text).map_err(|e| e.to_string())
+}
+
+impl PostgresWebhooks {
+    async fn read_endpoint(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        what: &str,
+        id: i64,
+    ) -> Result<Option<WebhookEndpoint>, Error> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM rp_ledger.webhook_endpoints e \
+             WHERE e.project_id = $1 AND e.id = $2"
+        );
+        let rows = query(client, what, &sql, &[&self.project, &id]).await?;
+        rows.first()
+            .map(endpoint)
+            .transpose()
+            .map_err(|e| Error::store(what, e))
+    }
+}
+
+impl WebhookStore for PostgresWebhooks {
+    fn add_endpoint<'a>(
+        &'a self,
+        url: &'a str,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<WebhookEndpoint, Error>> {
+        Box::pin(async move {
+            let what = "add a webhook endpoint";
+            let client = self.ledger.client(what).await?;
+            let sql = format!(
+                "INSERT INTO rp_ledger.webhook_endpoints (project_id, url, secret, created_at) \
+                 VALUES ($1, $2, $3, {NOW}) RETURNING id"
+            );
+            let rows = query(&client, what, &sql, &[&self.project, &url, &secret]).await?;
+            self.ledger.committed();
+            let id: i64 = rows
+                .first()
+                .map(|row| column(row, 0))
+                .transpose()
+                .map_err(|e| Error::store(what, e))?
+                .ok_or_else(|| Error::store(what, "no endpoint number returned"))?;
+            self.read_endpoint(&client, what, id)
+                .await?
+                .ok_or_else(|| Error::store(what, "the endpoint vanished"))
+        })
+    }
+
+    fn endpoints(&self) -> BoxFuture<'_, Result<Vec<WebhookEndpoint>, Error>> {
+        Box::pin(async move {
+            let what = "read the webhook endpoints";
+            let client = self.ledger.client(what).await?;
+            let sql = format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM rp_ledger.webhook_endpoints e \
+                 WHERE e.project_id = $1 ORDER BY e.id"
+            );
+            query(&client, what, &sql, &[&self.project])
+                .await?
+                .iter()
+                .map(endpoint)
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::store(what, e))
+        })
+    }
+
+    fn remove_endpoint(&self, id: i64) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(async move {
+            let what = &format!("remove webhook endpoint {id}");
+            let mut client = self.ledger.client(what).await?;
+            let tx = client.transaction().await.map_err(failed(what))?;
+            let mine = execute(
+                &tx,
+                what,
+                "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE id = $1 AND project_id = $2 \
+                 FOR UPDATE",
+                &[&id, &self.project],
+            )
+            .await?
+                > 0;
+            if mine {
+                for sql in [
+                    "DELETE FROM rp_ledger.webhook_attempts WHERE endpoint_id = $1",
+                    "DELETE FROM rp_ledger.webhook_deliveries WHERE endpoint_id = $1",
+                    "DELETE FROM rp_ledger.webhook_endpoints WHERE id = $1",
+                ] {
+                    execute(&tx, what, sql, &[&id]).await?;
+                }
+            }
+            tx.commit().await.map_err(failed(what))?;
+            self.ledger.committed();
+            Ok(mine)
+        })
+    }
+
+    fn set_disabled<'a>(
+        &'a self,
+        id: i64,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let what = &format!("change webhook endpoint {id}");
+            let mut client = self.ledger.client(what).await?;
+            let tx = client.transaction().await.map_err(failed(what))?;
+            let changed = match reason {
+                Some(reason) => {
+                    let sql = format!(
+                        "UPDATE rp_ledger.webhook_endpoints SET \
+                         disabled_at = coalesce(disabled_at, {NOW}), disabled_reason = $3 \
+                         WHERE id = $1 AND project_id = $2"
+                    );
+                    execute(&tx, what, &sql, &[&id, &self.project, &reason]).await?
+                }
+                None => {
+                    let changed = execute(
+                        &tx,
+                        what,
+                        "UPDATE rp_ledger.webhook_endpoints SET disabled_at = NULL, \
+                         disabled_reason = NULL WHERE id = $1 AND project_id = $2",
+                        &[&id, &self.project],
+                    )
+                    .await?;
+                    let sql = format!(
+                        "UPDATE rp_ledger.webhook_deliveries SET next_attempt_at = {NOW}, \
+                         failures = 0 WHERE endpoint_id = $1 AND next_attempt_at IS NOT NULL"
+                    );
+                    execute(&tx, what, &sql, &[&id]).await?;
+                    changed
+                }
+            };
+            tx.commit().await.map_err(failed(what))?;
+            self.ledger.committed();
+            Ok(changed > 0)
+        })
+    }
+
+    fn claim_due<'a>(
+        &'a self,
+        owner: &'a str,
+        lease: Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ClaimedDelivery>, Error>> {
+        Box::pin(async move {
+            let what = "claim webhook deliveries";
+            let client = self.ledger.client(what).await?;
+            let sql = format!(
+                "WITH now AS (SELECT {NOW} AS t), \
+                 due AS (SELECT d.endpoint_id, d.project_id, d.payment_id, d.version \
+                     FROM rp_ledger.webhook_deliveries d, now \
+                     WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= now.t \
+                     AND d.project_id = $1 \
+                     AND (d.lease_until IS NULL OR d.lease_until <= now.t) \
+                     AND EXISTS (SELECT 1 FROM rp_ledger.webhook_endpoints e \
+                         WHERE e.id = d.endpoint_id AND e.disabled_at IS NULL) \
+                     AND NOT EXISTS (SELECT 1 FROM rp_ledger.webhook_deliveries o \
+                         WHERE o.endpoint_id = d.endpoint_id AND o.project_id = d.project_id \
+                         AND o.payment_id = d.payment_id AND o.version < d.version \
+                         AND o.next_attempt_at IS NOT NULL) \
+                     ORDER BY d.next_attempt_at, d.version LIMIT $4 \
+                     FOR UPDATE OF d SKIP LOCKED) \
+                 UPDATE rp_ledger.webhook_deliveries w \
+                 SET claimed_by = $2, lease_until = now.t + $3 FROM due, now \
+                 WHERE w.endpoint_id = due.endpoint_id AND w.project_id = due.project_id \
+                 AND w.payment_id = due.payment_id AND w.version = due.version \
+                 RETURNING w.endpoint_id, w.payment_id, w.version, w.attempts, w.failures"
+            );
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let keys = query(
+                &client,
+                what,
+                &sql,
+                &[&self.project, &owner, &nanos_of(lease), &limit],
+            )
+            .await?;
+            self.ledger.committed();
+            let record_sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM rp_ledger.payouts \
+                 WHERE project_id = $1 AND payment_id = $2"
+            );
+            let event_sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM rp_ledger.payout_events \
+                 WHERE project_id = $1 AND payment_id = $2 AND version = $3"
+            );
+            let mut claimed = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let read = |e: String| Error::store(what, e);
+                let endpoint_id: i64 = column(key, 0).map_err(read)?;
+                let id: String = column(key, 1).map_err(read)?;
+                let event_version: i64 = column(key, 2).map_err(read)?;
+                let endpoint = self
+                    .read_endpoint(&client, what, endpoint_id)
+                    .await?
+                    .ok_or_else(|| Error::store(what, "the endpoint vanished"))?;
+                let record = query(&client, what, &record_sql, &[&self.project, &id]).await?;
+                let payout = record
+                    .first()
+                    .map(rows::record)
+                    .transpose()
+                    .map_err(read)?
+                    .ok_or_else(|| Error::store(what, format!("no payout {id}")))?;
+                let event_rows = query(
+                    &client,
+                    what,
+                    &event_sql,
+                    &[&self.project, &id, &event_version],
+                )
+                .await?;
+                let event = event_rows
+                    .first()
+                    .map(rows::event)
+                    .transpose()
+                    .map_err(read)?
+                    .ok_or_else(|| {
+                        Error::store(what, format!("no event {event_version} of {id}"))
+                    })?;
+                claimed.push(ClaimedDelivery {
+                    key: DeliveryKey {
+                        endpoint: endpoint_id,
+                        payment_id: payment_id(id).map_err(read)?,
+                        version: u64::try_from(event_version).unwrap_or(0),
+                    },
+                    endpoint,
+                    payout,
+                    event,
+                    attempts: count(column(key, 3).map_err(read)?),
+                    failures: count(column(key, 4).map_err(read)?),
+                });
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn record_attempt<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+        owner: &'a str,
+        attempt: &'a DeliveryAttempt,
+        after: &'a AfterAttempt,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let what = &format!(
+                "record a webhook attempt for {} version {}",
+                key.payment_id, key.version
+            );
+            let (delivered, failed_now, retry_in, failure): (bool, bool, Option<i64>, i64) =
+                match after {
+                    AfterAttempt::Delivered => (true, false, None, 0),
+                    AfterAttempt::RetryIn(delay) => (false, false, Some(nanos_of(*delay)), 1),
+                    AfterAttempt::GiveUp(_) => (false, true, None, 1),
+                };
+            let mut client = self.ledger.client(what).await?;
+            let tx = client.transaction().await.map_err(failed(what))?;
+            let id = key.payment_id.as_str();
+            let event_version = version(key.version);
+            let sql = format!(
+                "WITH now AS (SELECT {NOW} AS t) \
+                 UPDATE rp_ledger.webhook_deliveries SET attempts = attempts + 1, \
+                 failures = failures + $6, next_attempt_at = now.t + $7, \
+                 delivered_at = CASE WHEN $8 THEN now.t END, \
+                 failed_at = CASE WHEN $9 THEN now.t END, \
+                 claimed_by = NULL, lease_until = NULL FROM now \
+                 WHERE endpoint_id = $1 AND project_id = $2 AND payment_id = $3 \
+                 AND version = $4 AND claimed_by = $5 RETURNING attempts"
+            );
+            let rows = query(
+                &tx,
+                what,
+                &sql,
+                &[
+                    &key.endpoint,
+                    &self.project,
+                    &id,
+                    &event_version,
+                    &owner,
+                    &failure,
+                    &retry_in,
+                    &delivered,
+                    &failed_now,
+                ],
+            )
+            .await?;
+            let Some(row) = rows.first() else {
+                return Ok(false);
+            };
+            let number: i64 = column(row, 0).map_err(|e| Error::store(what, e))?;
+            let took = i64::try_from(attempt.took.as_millis()).unwrap_or(i64::MAX);
+            let status = attempt.status.map(i32::from);
+            execute(
+                &tx,
+                what,
+                "INSERT INTO rp_ledger.webhook_attempts (endpoint_id, project_id, payment_id, \
+                 version, attempt, at, took_ms, status, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &key.endpoint,
+                    &self.project,
+                    &id,
+                    &event_version,
+                    &number,
+                    &crate::stored::nanos(attempt.at),
+                    &took,
+                    &status,
+                    &attempt.error,
+                ],
+            )
+            .await?;
+            execute(
+                &tx,
+                what,
+                "DELETE FROM rp_ledger.webhook_attempts WHERE endpoint_id = $1 \
+                 AND project_id = $2 AND payment_id = $3 AND version = $4 AND attempt <= $5",
+                &[
+                    &key.endpoint,
+                    &self.project,
+                    &id,
+                    &event_version,
+                    &(number - i64::from(MAX_LOGGED_ATTEMPTS)),
+                ],
+            )
+            .await?;
+            if let AfterAttempt::GiveUp(reason) = after {
+                let sql = format!(
+                    "UPDATE rp_ledger.webhook_endpoints SET disabled_at = {NOW}, \
+                     disabled_reason = $3 \
+                     WHERE id = $1 AND project_id = $2 AND disabled_at IS NULL"
+                );
+                execute(&tx, what, &sql, &[&key.endpoint, &self.project, reason]).await?;
+            }
+            tx.commit().await.map_err(failed(what))?;
+            self.ledger.committed();
+            Ok(true)
+        })
+    }
+
+    fn deliveries<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Vec<DeliveryInfo>, Error>> {
+        Box::pin(async move {
+            let what = &format!("read the webhook deliveries of {payment_id}");
+            let client = self.ledger.client(what).await?;
+            let id = payment_id.as_str();
+            let rows = query(
+                &client,
+                what,
+                "SELECT d.endpoint_id, d.version, e.url, d.created_at, d.next_attempt_at, \
+                 d.delivered_at, d.failed_at FROM rp_ledger.webhook_deliveries d \
+                 JOIN rp_ledger.webhook_endpoints e ON e.id = d.endpoint_id \
+                 WHERE d.project_id = $1 AND d.payment_id = $2 ORDER BY d.version, d.endpoint_id",
+                &[&self.project, &id],
+            )
+            .await?;
+            let attempt_rows = query(
+                &client,
+                what,
+                "SELECT endpoint_id, version, at, took_ms, status, error \
+                 FROM rp_ledger.webhook_attempts WHERE project_id = $1 AND payment_id = $2 \
+                 ORDER BY endpoint_id, version, attempt",
+                &[&self.project, &id],
+            )
+            .await?;
+            let read = |row: &Row| -> Result<DeliveryInfo, String> {
+                let delivered_at = column::<Option<i64>>(row, 5)?.map(time);
+                let failed_at = column::<Option<i64>>(row, 6)?;
+                let state = match (delivered_at, failed_at) {
+                    (Some(_), _) => DeliveryState::Delivered,
+                    (None, Some(_)) => DeliveryState::Failed,
+                    (None, None) => DeliveryState::Pending,
+                };
+                let endpoint: i64 = column(row, 0)?;
+                let event_version: i64 = column(row, 1)?;
+                let mut attempts = Vec::new();
+                for a in &attempt_rows {
+                    if column::<i64>(a, 0)? == endpoint && column::<i64>(a, 1)? == event_version {
+                        attempts.push(DeliveryAttempt::new(
+                            time(column(a, 2)?),
+                            Duration::from_millis(u64::try_from(column::<i64>(a, 3)?).unwrap_or(0)),
+                            column::<Option<i32>>(a, 4)?.and_then(|s| u16::try_from(s).ok()),
+                            column(a, 5)?,
+                        ));
+                    }
+                }
+                Ok(DeliveryInfo {
+                    key: DeliveryKey {
+                        endpoint,
+                        payment_id: payment_id.clone(),
+                        version: u64::try_from(event_version).unwrap_or(0),
+                    },
+                    url: column(row, 2)?,
+                    state,
+                    created_at: time(column(row, 3)?),
+                    next_attempt_at: column::<Option<i64>>(row, 4)?.map(time),
+                    delivered_at,
+                    attempts,
+                })
+            };
+            rows.iter()
+                .map(read)
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::store(what, e))
+        })
+    }
+
+    fn replay<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+        version: Option<u64>,
+        endpoint: Option<i64>,
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let what = &format!("replay the webhooks of {payment_id}");
+            let client = self.ledger.client(what).await?;
+            let id = payment_id.as_str();
+            let event_version = version.map(crate::stored::version);
+            let sql = format!(
+                "INSERT INTO rp_ledger.webhook_deliveries \
+                 (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at) \
+                 SELECT e.id, v.project_id, v.payment_id, v.version, v.at, {NOW} \
+                 FROM rp_ledger.payout_events v \
+                 JOIN rp_ledger.webhook_endpoints e ON e.project_id = v.project_id \
+                 WHERE v.project_id = $1 AND v.payment_id = $2 \
+                 AND ($3::bigint IS NULL OR v.version = $3) \
+                 AND ($4::bigint IS NULL OR e.id = $4) \
+                 AND (v.previous IS NULL OR v.previous <> v.state) \
+                 ON CONFLICT (endpoint_id, project_id, payment_id, version) DO UPDATE SET \
+                 next_attempt_at = excluded.next_attempt_at, failures = 0, \
+                 delivered_at = NULL, failed_at = NULL"
+            );
+            let n = execute(
+                &client,
+                what,
+                &sql,
+                &[&self.project, &id, &event_version, &endpoint],
+            )
+            .await?;
+            self.ledger.committed();
+            Ok(n)
+        })
+    }
+}

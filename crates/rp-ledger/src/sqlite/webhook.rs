@@ -1,0 +1,500 @@
+//! [`SqliteWebhooks`]: the webhook endpoints, deliveries and logs of one project in an SQLite
+//! ledger, as a [`WebhookStore`]. Writes run in their own transactions on the writer's
+//! connection; times are this machine's clock (every process sharing the file shares it).
+
+use std::time::{Duration, SystemTime};
+
+use rp_model::{PaymentId, ProjectId};
+use rp_payout::Error;
+use rp_transport::BoxFuture;
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use super::SqliteLedger;
+use super::rows::{self, nanos};
+use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, time, version};
+use crate::webhook::{
+    AfterAttempt, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey, DeliveryState,
+    MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
+};
+
+/// The webhooks of one project in an [`SqliteLedger`].
+#[derive(Debug, Clone)]
+pub struct SqliteWebhooks {
+    ledger: SqliteLedger,
+    project: i64,
+}
+
+impl SqliteWebhooks {
+    pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteWebhooks {
+        SqliteWebhooks {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "e.id, e.url, e.secret, e.created_at, e.disabled_at, \
+     e.disabled_reason, \
+     (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
+      AND d.next_attempt_at IS NOT NULL), \
+     (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
+      AND d.failed_at IS NOT NULL)";
+
+fn endpoint(row: &Row<'_>) -> rusqlite::Result<WebhookEndpoint> {
+    Ok(WebhookEndpoint {
+        id: row.get(0)?,
+        url: row.get(1)?,
+        secret: row.get(2)?,
+        created_at: time(row.get(3)?),
+        disabled_at: row.get::<_, Option<i64>>(4)?.map(time),
+        disabled_reason: row.get(5)?,
+        pending: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
+        failed: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
+    })
+}
+
+fn read_endpoint(conn: &Connection, project: i64, id: i64) -> rusqlite::Result<WebhookEndpoint> {
+    conn.query_row(
+        &format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e \
+             WHERE e.project_id = ?1 AND e.id = ?2"
+        ),
+        params![project, id],
+        endpoint,
+    )
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Claims due deliveries: oldest first, none behind a pending earlier event of the same
+/// payout to the same endpoint, none of a disabled endpoint, none under another's live lease.
+fn claim(
+    conn: &Connection,
+    project: i64,
+    owner: &str,
+    lease: Duration,
+    limit: usize,
+) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+    let now = nanos(SystemTime::now());
+    let keys: Vec<(i64, String, i64, i64, i64)> = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET claimed_by = ?2, lease_until = ?3 \
+             WHERE rowid IN (SELECT d.rowid FROM webhook_deliveries d \
+                 JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                 WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?4 \
+                 AND d.project_id = ?1 AND e.disabled_at IS NULL \
+                 AND (d.lease_until IS NULL OR d.lease_until <= ?4) \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+                     WHERE o.endpoint_id = d.endpoint_id AND o.project_id = d.project_id \
+                     AND o.payment_id = d.payment_id AND o.version < d.version \
+                     AND o.next_attempt_at IS NOT NULL) \
+                 ORDER BY d.next_attempt_at, d.version LIMIT ?5) \
+             RETURNING endpoint_id, payment_id, version, attempts, failures",
+        )?
+        .query_map(
+            params![
+                project,
+                owner,
+                nanos(SystemTime::now() + lease),
+                now,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut claimed = Vec::with_capacity(keys.len());
+    for (endpoint_id, payment_id, event_version, attempts, failures) in keys {
+        let endpoint = read_endpoint(conn, project, endpoint_id)?;
+        let payout = conn.query_row(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ?1 AND payment_id = ?2"
+            ),
+            params![project, payment_id],
+            rows::record,
+        )?;
+        let event = conn.query_row(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM payout_events \
+                 WHERE project_id = ?1 AND payment_id = ?2 AND version = ?3"
+            ),
+            params![project, payment_id, event_version],
+            rows::event,
+        )?;
+        claimed.push(ClaimedDelivery {
+            key: DeliveryKey {
+                endpoint: endpoint_id,
+                payment_id: payout.payment_id.clone(),
+                version: u64::try_from(event_version).unwrap_or(0),
+            },
+            endpoint,
+            payout,
+            event,
+            attempts: count(attempts),
+            failures: count(failures),
+        });
+    }
+    Ok(claimed)
+}
+
+fn record_attempt(
+    conn: &Connection,
+    project: i64,
+    key: &DeliveryKey,
+    owner: &str,
+    attempt: &DeliveryAttempt,
+    after: &AfterAttempt,
+) -> rusqlite::Result<bool> {
+    let now = nanos(SystemTime::now());
+    let (delivered_at, failed_at, next, failure) = match after {
+        AfterAttempt::Delivered => (Some(now), None, None, 0),
+        AfterAttempt::RetryIn(delay) => (None, None, Some(nanos(SystemTime::now() + *delay)), 1),
+        AfterAttempt::GiveUp(_) => (None, Some(now), None, 1),
+    };
+    let key_params = (
+        key.endpoint,
+        project,
+        key.payment_id.as_str(),
+        version(key.version),
+    );
+    let number: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, failures = failures + ?6, \
+             next_attempt_at = ?7, delivered_at = ?8, failed_at = ?9, \
+             claimed_by = NULL, lease_until = NULL \
+             WHERE endpoint_id = ?1 AND project_id = ?2 AND payment_id = ?3 AND version = ?4 \
+             AND claimed_by = ?5 RETURNING attempts",
+        )?
+        .query_row(
+            params![
+                key_params.0,
+                key_params.1,
+                key_params.2,
+                key_params.3,
+                owner,
+                failure,
+                next,
+                delivered_at,
+                failed_at
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(number) = number else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "INSERT INTO webhook_attempts \
+         (endpoint_id, project_id, payment_id, version, attempt, at, took_ms, status, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        key_params.0,
+        key_params.1,
+        key_params.2,
+        key_params.3,
+        number,
+        nanos(attempt.at),
+        i64::try_from(attempt.took.as_millis()).unwrap_or(i64::MAX),
+        attempt.status,
+        attempt.error
+    ])?;
+    conn.prepare_cached(
+        "DELETE FROM webhook_attempts WHERE endpoint_id = ?1 AND project_id = ?2 \
+         AND payment_id = ?3 AND version = ?4 AND attempt <= ?5",
+    )?
+    .execute(params![
+        key_params.0,
+        key_params.1,
+        key_params.2,
+        key_params.3,
+        number - i64::from(MAX_LOGGED_ATTEMPTS)
+    ])?;
+    if let AfterAttempt::GiveUp(reason) = after {
+        conn.prepare_cached(
+            "UPDATE webhook_endpoints SET disabled_at = ?3, disabled_reason = ?4 \
+             WHERE id = ?1 AND project_id = ?2 AND disabled_at IS NULL",
+        )?
+        .execute(params![key.endpoint, project, now, reason])?;
+    }
+    Ok(true)
+}
+
+fn deliveries(
+    conn: &Connection,
+    project: i64,
+    payment_id: &str,
+) -> rusqlite::Result<Vec<DeliveryInfo>> {
+    let mut found: Vec<DeliveryInfo> = conn
+        .prepare_cached(
+            "SELECT d.endpoint_id, d.version, e.url, d.created_at, d.next_attempt_at, \
+             d.delivered_at, d.failed_at FROM webhook_deliveries d \
+             JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.project_id = ?1 AND d.payment_id = ?2 ORDER BY d.version, d.endpoint_id",
+        )?
+        .query_map(params![project, payment_id], |row| {
+            let failed: Option<i64> = row.get(6)?;
+            let delivered_at = row.get::<_, Option<i64>>(5)?.map(time);
+            let state = match (delivered_at, failed) {
+                (Some(_), _) => DeliveryState::Delivered,
+                (None, Some(_)) => DeliveryState::Failed,
+                (None, None) => DeliveryState::Pending,
+            };
+            let payment_id = PaymentId::new(payment_id.to_owned()).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    e.to_string().into(),
+                )
+            })?;
+            Ok(DeliveryInfo {
+                key: DeliveryKey {
+                    endpoint: row.get(0)?,
+                    payment_id,
+                    version: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                },
+                url: row.get(2)?,
+                state,
+                created_at: time(row.get(3)?),
+                next_attempt_at: row.get::<_, Option<i64>>(4)?.map(time),
+                delivered_at,
+                attempts: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut attempts = conn.prepare_cached(
+        "SELECT at, took_ms, status, error FROM webhook_attempts \
+         WHERE endpoint_id = ?1 AND project_id = ?2 AND payment_id = ?3 AND version = ?4 \
+         ORDER BY attempt",
+    )?;
+    for delivery in &mut found {
+        delivery.attempts = attempts
+            .query_map(
+                params![
+                    delivery.key.endpoint,
+                    project,
+                    payment_id,
+                    version(delivery.key.version)
+                ],
+                |row| {
+                    Ok(DeliveryAttempt::new(
+                        time(row.get(0)?),
+                        Duration::from_millis(u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0)),
+                        row.get::<_, Option<u16>>(2)?,
+                        row.get(3)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(found)
+}
+
+impl WebhookStore for SqliteWebhooks {
+    fn add_endpoint<'a>(
+        &'a self,
+        url: &'a str,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<WebhookEndpoint, Error>> {
+        let project = self.project;
+        let (url, secret) = (url.to_owned(), secret.to_owned());
+        Box::pin(
+            self.ledger
+                .exclusive("add a webhook endpoint".to_owned(), move |tx| {
+                    let what = "add a webhook endpoint";
+                    let id: i64 = tx
+                        .query_row(
+                            "INSERT INTO webhook_endpoints (project_id, url, secret, created_at) \
+                         VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                            params![project, url, secret, nanos(SystemTime::now())],
+                            |row| row.get(0),
+                        )
+                        .map_err(|e| Error::store(what, e))?;
+                    read_endpoint(tx, project, id).map_err(|e| Error::store(what, e))
+                }),
+        )
+    }
+
+    fn endpoints(&self) -> BoxFuture<'_, Result<Vec<WebhookEndpoint>, Error>> {
+        let project = self.project;
+        Box::pin(
+            self.ledger
+                .read("read the webhook endpoints".to_owned(), move |conn| {
+                    conn.prepare_cached(&format!(
+                        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e \
+                         WHERE e.project_id = ?1 ORDER BY e.id"
+                    ))?
+                    .query_map(params![project], endpoint)?
+                    .collect()
+                }),
+        )
+    }
+
+    fn remove_endpoint(&self, id: i64) -> BoxFuture<'_, Result<bool, Error>> {
+        let project = self.project;
+        Box::pin(
+            self.ledger
+                .exclusive(format!("remove webhook endpoint {id}"), move |tx| {
+                    let run = || -> rusqlite::Result<bool> {
+                        let mine = tx
+                            .query_row(
+                                "SELECT 1 FROM webhook_endpoints WHERE id = ?1 AND project_id = ?2",
+                                params![id, project],
+                                |_| Ok(()),
+                            )
+                            .optional()?
+                            .is_some();
+                        if mine {
+                            tx.execute(
+                                "DELETE FROM webhook_attempts WHERE endpoint_id = ?1",
+                                params![id],
+                            )?;
+                            tx.execute(
+                                "DELETE FROM webhook_deliveries WHERE endpoint_id = ?1",
+                                params![id],
+                            )?;
+                            tx.execute("DELETE FROM webhook_endpoints WHERE id = ?1", params![id])?;
+                        }
+                        Ok(mine)
+                    };
+                    run().map_err(|e| Error::store(format!("remove webhook endpoint {id}"), e))
+                }),
+        )
+    }
+
+    fn set_disabled<'a>(
+        &'a self,
+        id: i64,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let project = self.project;
+        let reason = reason.map(str::to_owned);
+        let what = format!("change webhook endpoint {id}");
+        Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
+            let run = || -> rusqlite::Result<bool> {
+                let now = nanos(SystemTime::now());
+                let changed = match &reason {
+                    Some(reason) => tx.execute(
+                        "UPDATE webhook_endpoints SET disabled_at = coalesce(disabled_at, ?3), \
+                         disabled_reason = ?4 WHERE id = ?1 AND project_id = ?2",
+                        params![id, project, now, reason],
+                    )?,
+                    None => {
+                        let changed = tx.execute(
+                            "UPDATE webhook_endpoints SET disabled_at = NULL, \
+                             disabled_reason = NULL WHERE id = ?1 AND project_id = ?2",
+                            params![id, project],
+                        )?;
+                        tx.execute(
+                            "UPDATE webhook_deliveries SET next_attempt_at = ?2, failures = 0 \
+                             WHERE endpoint_id = ?1 AND next_attempt_at IS NOT NULL",
+                            params![id, now],
+                        )?;
+                        changed
+                    }
+                };
+                Ok(changed > 0)
+            };
+            run().map_err(|e| Error::store(&what, e))
+        }))
+    }
+
+    fn claim_due<'a>(
+        &'a self,
+        owner: &'a str,
+        lease: Duration,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ClaimedDelivery>, Error>> {
+        let project = self.project;
+        let owner = owner.to_owned();
+        Box::pin(
+            self.ledger
+                .exclusive("claim webhook deliveries".to_owned(), move |tx| {
+                    claim(tx, project, &owner, lease, limit)
+                        .map_err(|e| Error::store("claim webhook deliveries", e))
+                }),
+        )
+    }
+
+    fn record_attempt<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+        owner: &'a str,
+        attempt: &'a DeliveryAttempt,
+        after: &'a AfterAttempt,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let project = self.project;
+        let (key, owner, attempt, after) = (
+            key.clone(),
+            owner.to_owned(),
+            attempt.clone(),
+            after.clone(),
+        );
+        let what = format!(
+            "record a webhook attempt for {} version {}",
+            key.payment_id, key.version
+        );
+        Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
+            record_attempt(tx, project, &key, &owner, &attempt, &after)
+                .map_err(|e| Error::store(&what, e))
+        }))
+    }
+
+    fn deliveries<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+    ) -> BoxFuture<'a, Result<Vec<DeliveryInfo>, Error>> {
+        let project = self.project;
+        let id = payment_id.as_str().to_owned();
+        Box::pin(self.ledger.read(
+            format!("read the webhook deliveries of {id}"),
+            move |conn| deliveries(conn, project, &id),
+        ))
+    }
+
+    fn replay<'a>(
+        &'a self,
+        payment_id: &'a PaymentId,
+        version: Option<u64>,
+        endpoint: Option<i64>,
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        let project = self.project;
+        let id = payment_id.as_str().to_owned();
+        let what = format!("replay the webhooks of {id}");
+        let version = version.map(crate::stored::version);
+        Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO webhook_deliveries \
+                 (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at) \
+                 SELECT e.id, v.project_id, v.payment_id, v.version, v.at, ?5 \
+                 FROM payout_events v JOIN webhook_endpoints e ON e.project_id = v.project_id \
+                 WHERE v.project_id = ?1 AND v.payment_id = ?2 \
+                 AND (?3 IS NULL OR v.version = ?3) AND (?4 IS NULL OR e.id = ?4) \
+                 AND (v.previous IS NULL OR v.previous <> v.state) \
+                 ON CONFLICT (endpoint_id, project_id, payment_id, version) DO UPDATE SET \
+                 next_attempt_at = excluded.next_attempt_at, failures = 0, \
+                 delivered_at = NULL, failed_at = NULL",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    project,
+                    id,
+                    version,
+                    endpoint,
+                    nanos(SystemTime::now())
+                ])
+            })
+            .map(|n| n as u64)
+            .map_err(|e| Error::store(&what, e))
+        }))
+    }
+}
