@@ -15,6 +15,7 @@ mod limits_file;
 mod listen;
 mod serve_cmd;
 mod sign_cmd;
+mod webhook_cmd;
 
 use std::process::ExitCode;
 

@@ -78,6 +78,8 @@ enum ServeAction {
         #[command(flatten)]
         ledger: LedgerArgs,
     },
+    #[command(flatten)]
+    Webhooks(crate::webhook_cmd::WebhookAction),
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,6 +126,12 @@ struct RunArgs {
     /// Do not resume stopped batches here (another instance, or `rp batch run`, does).
     #[arg(long)]
     no_batch_worker: bool,
+    /// Do not send webhooks from this instance (another one does).
+    #[arg(long)]
+    no_webhooks: bool,
+    /// Seconds one webhook delivery may take before it counts as failed (1 to 60).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    webhook_timeout: u64,
     /// Batch payouts in flight at once (1 to 64), per batch this instance pays.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     batch_concurrency: u16,
@@ -164,6 +172,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
             runtime()?.block_on(revoke_api_key(name, ledger))
         }
         Some(ServeAction::ApiKeys { ledger }) => runtime()?.block_on(list_api_keys(ledger)),
+        Some(ServeAction::Webhooks(action)) => runtime()?.block_on(crate::webhook_cmd::run(action)),
         None => run(&args.run),
     }
 }
@@ -445,6 +454,10 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         if args.no_batch_worker {
             options.batches_every = None;
         }
+        if args.no_webhooks {
+            options.webhooks_every = None;
+        }
+        options.webhook_timeout = Duration::from_secs(args.webhook_timeout);
         let started = SystemTime::now();
         rp_console::serve(desk, options, shutdown_signal()).await;
         let ran = started.elapsed().unwrap_or_default().as_secs();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rp_batch::run::RunOptions;
-use rp_ledger::{AccessStore, BatchStore, Ledger};
+use rp_ledger::{AccessStore, BatchStore, Ledger, WebhookStore};
 use rp_payout::Client;
 use tokio::task::JoinSet;
 
@@ -60,6 +60,8 @@ struct Inner {
     ledger: Ledger,
     access: Arc<dyn AccessStore>,
     batches: Arc<dyn BatchStore>,
+    webhooks: Arc<dyn WebhookStore>,
+    webhook_wakeup: Arc<tokio::sync::Notify>,
     settings: Settings,
     logins: LoginGuard,
     api_limiter: crate::api::KeyLimiter,
@@ -87,6 +89,8 @@ impl Desk {
             inner: Arc::new(Inner {
                 access: ledger.access(),
                 batches: ledger.batches(project),
+                webhooks: ledger.webhooks(project),
+                webhook_wakeup: Arc::new(tokio::sync::Notify::new()),
                 client,
                 ledger,
                 settings,
@@ -118,6 +122,21 @@ impl Desk {
     /// The project's batches.
     pub fn batches(&self) -> &Arc<dyn BatchStore> {
         &self.inner.batches
+    }
+
+    /// The project's webhook endpoints and deliveries.
+    pub fn webhooks(&self) -> &Arc<dyn WebhookStore> {
+        &self.inner.webhooks
+    }
+
+    /// Tells the webhook sender that a change was just recorded, so it looks now instead of
+    /// at its next round.
+    pub fn wake_webhooks(&self) {
+        self.inner.webhook_wakeup.notify_one();
+    }
+
+    pub(crate) fn webhook_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.webhook_wakeup)
     }
 
     /// The settings.

@@ -64,6 +64,7 @@ mod serve;
 mod submit;
 mod totp;
 mod web;
+pub mod webhooks;
 
 pub use api::openapi::{document as openapi_document, document_text as openapi_text};
 pub use api::{API_KEY_PREFIX, KEY_BURST, KEY_RATE, MAX_WAITERS, api_key_sha256, new_api_key};

@@ -16,6 +16,7 @@ const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 pub struct Metrics {
     callbacks: Mutex<BTreeMap<String, u64>>,
     requests: Mutex<BTreeMap<&'static str, Histogram>>,
+    webhooks: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -34,6 +35,16 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(outcome.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Counts a webhook attempt by its outcome (`delivered`, `failed`, `given_up`).
+    pub fn webhook(&self, outcome: &'static str) {
+        *self
+            .webhooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(outcome)
             .or_default() += 1;
     }
 
@@ -76,6 +87,18 @@ impl Metrics {
                 out,
                 "rp_callbacks_total{{outcome=\"{}\"}} {count}",
                 label(outcome)
+            );
+        }
+        out.push_str("# HELP rp_webhook_attempts_total Webhook delivery attempts by outcome.\n# TYPE rp_webhook_attempts_total counter\n");
+        for (outcome, count) in self
+            .webhooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "rp_webhook_attempts_total{{outcome=\"{outcome}\"}} {count}"
             );
         }
         out.push_str("# HELP rp_http_request_duration_seconds Time to answer HTTP requests.\n# TYPE rp_http_request_duration_seconds histogram\n");

@@ -41,6 +41,11 @@ pub struct ServeOptions {
     /// How often the batch worker looks for stopped batches to resume (`None`: never).
     /// Default 10 s.
     pub batches_every: Option<Duration>,
+    /// How often the webhook sender looks for due deliveries besides being woken by each
+    /// callback (`None`: no sender in this process). Default 1 s.
+    pub webhooks_every: Option<Duration>,
+    /// How long one webhook delivery may take. Default 10 s.
+    pub webhook_timeout: Duration,
 }
 
 impl ServeOptions {
@@ -52,6 +57,8 @@ impl ServeOptions {
             callback_path: DEFAULT_CALLBACK_PATH.to_owned(),
             reconcile_every: Some(Duration::from_secs(30)),
             batches_every: Some(Duration::from_secs(10)),
+            webhooks_every: Some(Duration::from_secs(1)),
+            webhook_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +68,7 @@ pub fn callback_router(desk: &Desk) -> Router {
     let metrics_desk = desk.clone();
     let observer: Observer = Arc::new(move |outcome: &CallbackOutcome| {
         metrics_desk.metrics().callback(outcome.label());
+        metrics_desk.wake_webhooks();
     });
     callback_router_with_limits(
         Arc::clone(desk.client()),
@@ -107,6 +115,20 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
             Arc::clone(&batch_stop),
             stopped.clone(),
         ));
+    }
+    if let Some(every) = options.webhooks_every {
+        match crate::webhooks::http_client(options.webhook_timeout) {
+            Ok(http) => {
+                work.spawn(crate::webhooks::sender(
+                    desk.clone(),
+                    every,
+                    http,
+                    options.webhook_timeout,
+                    stopped.clone(),
+                ));
+            }
+            Err(error) => tracing::error!(%error, "webhooks: not sent by this process"),
+        }
     }
     work.spawn(session_sweeper(desk.clone(), stopped.clone()));
     tracing::info!("rp serve: running");

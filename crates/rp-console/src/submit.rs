@@ -89,7 +89,10 @@ pub(crate) async fn submit(
     };
     let record = || async { store.get(&payment_id).await.map_err(NotSubmitted::Ledger) };
     match recorded {
-        Recorded::New => Ok(Submitted::New(record().await?)),
+        Recorded::New => {
+            desk.wake_webhooks();
+            Ok(Submitted::New(record().await?))
+        }
         Recorded::Existing => match record().await? {
             Some(existing) => Ok(Submitted::Existing(existing)),
             None => Ok(Submitted::New(None)),

@@ -12,10 +12,12 @@ use serde_json::{Value, json};
 
 use crate::Server;
 
-const PAY_KEY: &str = "rpk_0000000000000000000000000000000000000000000000000000000000000001";
-const READ_KEY: &str = "rpk_0000000000000000000000000000000000000000000000000000000000000002";
+pub(crate) const PAY_KEY: &str =
+    "rpk_0000000000000000000000000000000000000000000000000000000000000001";
+pub(crate) const READ_KEY: &str =
+    "rpk_0000000000000000000000000000000000000000000000000000000000000002";
 
-async fn with_keys() -> Server {
+pub(crate) async fn with_keys() -> Server {
     let server = Server::start(None).await;
     for (name, key, role) in [
         ("backend", PAY_KEY, Role::Pay),
@@ -33,7 +35,7 @@ async fn with_keys() -> Server {
 }
 
 /// `method path` with `key` and a JSON body: status, content type and body.
-async fn call(
+pub(crate) async fn call(
     server: &Server,
     method: &str,
     path: &str,
@@ -69,7 +71,7 @@ async fn call(
     )
 }
 
-fn payout(id: &str, amount: &str) -> Value {
+pub(crate) fn payout(id: &str, amount: &str) -> Value {
     json!({"payment_id": id, "phone": "+7 701 123 45 67", "amount": amount, "customer": {"id": "c-1"}})
 }
 

@@ -13,6 +13,7 @@ mod pages;
 mod review;
 mod security;
 mod webdriver;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

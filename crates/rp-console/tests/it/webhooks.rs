@@ -1,0 +1,321 @@
+//! Webhooks against a real `serve`, simulator and receiver: every state change pushed,
+//! signed (checked here with our own HMAC, not the crate's), in order per payout; a receiver
+//! that fails and then recovers gets every event, duplicates only under the same ID.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use rp_ledger::DeliveryState;
+use rp_model::PaymentId;
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::api::{PAY_KEY, call, payout, with_keys};
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) timestamp: String,
+    pub(crate) signature: String,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) body: Value,
+    /// Whether the receiver answered 2xx.
+    pub(crate) accepted: bool,
+}
+
+/// A webhook endpoint on 127.0.0.1:0 that keeps what it gets; it answers 503 while `failing`.
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) got: Arc<Mutex<Vec<Received>>>,
+    pub(crate) failing: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    pub(crate) async fn start(failing: bool) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(AtomicBool::new(failing));
+        let (keep, fail) = (Arc::clone(&got), Arc::clone(&failing));
+        let app = axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (keep, fail) = (Arc::clone(&keep), Arc::clone(&fail));
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let accepted = !fail.load(Ordering::SeqCst);
+                    keep.lock().unwrap().push(Received {
+                        id: header("webhook-id"),
+                        timestamp: header("webhook-timestamp"),
+                        signature: header("webhook-signature"),
+                        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                        raw: body.to_vec(),
+                        accepted,
+                    });
+                    if accepted {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { url, got, failing }
+    }
+
+    pub(crate) fn accepted_for(&self, payment_id: &str) -> Vec<Received> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.accepted && r.body["data"]["payment_id"] == payment_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (at most `limit`) until `payment_id`'s final `state` was accepted.
+    pub(crate) async fn wait_for(&self, payment_id: &str, state: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = self
+                .accepted_for(payment_id)
+                .iter()
+                .any(|r| r.body["data"]["state"] == state);
+            if found {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {state} webhook for {payment_id} within {limit:?}; got {:#?}",
+                self.got.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Checks a message's signature as a receiver does, with our own HMAC: the Base64 after
+/// `whsec_` keys HMAC-SHA256 over `id.timestamp.body`; the header is `v1,` and the Base64 MAC.
+pub(crate) fn signature_is_valid(secret: &str, received: &Received) -> bool {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", received.id, received.timestamp).as_bytes());
+    mac.update(&received.raw);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    received.signature.split(' ').any(|s| s == expected)
+}
+
+/// The versions of a payout's events that changed its state (what webhooks announce).
+async fn state_changes(server: &crate::Server, payment_id: &str) -> BTreeSet<u64> {
+    let events = server
+        .desk
+        .client()
+        .store()
+        .events(&PaymentId::new(payment_id).unwrap())
+        .await
+        .unwrap();
+    // Event i produced version i.
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.previous.as_ref() != Some(&e.state))
+        .map(|(i, _)| i as u64)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_state_change_is_pushed_signed_and_in_order() {
+    let server = with_keys().await;
+    let receiver = Receiver::start(false).await;
+    let secret = rp_console::webhooks::new_secret().unwrap();
+    server
+        .desk
+        .webhooks()
+        .add_endpoint(&receiver.url, &secret)
+        .await
+        .unwrap();
+    let (status, _, body) = call(
+        &server,
+        "POST",
+        "/api/v1/payouts?wait=15",
+        Some(PAY_KEY),
+        Some(payout("wh-1", "1 500")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    receiver
+        .wait_for("wh-1", "success", Duration::from_secs(15))
+        .await;
+
+    let got = receiver.accepted_for("wh-1");
+    let versions: Vec<u64> = got
+        .iter()
+        .map(|r| r.body["data"]["version"].as_u64().unwrap())
+        .collect();
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "in order: {versions:?}"
+    );
+    assert_eq!(
+        versions.iter().copied().collect::<BTreeSet<_>>(),
+        state_changes(&server, "wh-1").await,
+        "one message per state change"
+    );
+    assert_eq!(got[0].body["type"], "payout.created");
+    assert_eq!(got.last().unwrap().body["type"], "payout.success");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ids: BTreeSet<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), got.len(), "one ID per event");
+    for message in &got {
+        assert!(signature_is_valid(&secret, message), "{message:?}");
+        assert!(!signature_is_valid("whsec_AAAA", message));
+        assert!(message.id.starts_with("msg_"));
+        let at: u64 = message.timestamp.parse().unwrap();
+        assert!(now.abs_diff(at) < 60, "timestamp {at} vs now {now}");
+        let data = &message.body["data"];
+        assert_eq!(data["phone"], "7701***4567", "the phone is masked");
+        assert_eq!(data["amount_minor"], 150_000);
+        assert_eq!(data["currency"], "KZT");
+        assert_eq!(data["customer_id"], "c-1");
+    }
+    assert_eq!(got.last().unwrap().body["data"]["settled"], true);
+
+    // The ledger's log: each delivery delivered, at the first attempt.
+    let deliveries = server
+        .desk
+        .webhooks()
+        .deliveries(&PaymentId::new("wh-1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), got.len());
+    for delivery in &deliveries {
+        assert_eq!(delivery.state, DeliveryState::Delivered, "{delivery:?}");
+        assert_eq!(delivery.attempts.len(), 1);
+        assert_eq!(delivery.attempts[0].status, Some(204));
+    }
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rp_webhook_attempts_total{outcome=\"delivered\"}"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_gets_every_event_once_it_recovers() {
+    let server = with_keys().await;
+    let receiver = Receiver::start(true).await;
+    let secret = rp_console::webhooks::new_secret().unwrap();
+    server
+        .desk
+        .webhooks()
+        .add_endpoint(&receiver.url, &secret)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..6).map(|n| format!("wh-fail-{n}")).collect();
+    for id in &ids {
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/api/v1/payouts?wait=15",
+            Some(PAY_KEY),
+            Some(payout(id, "100")),
+        )
+        .await;
+        assert!(status.is_success(), "{body}");
+    }
+    // Every payout's first message was refused at least once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.body["data"]["payment_id"].to_string())
+        .collect::<BTreeSet<_>>()
+        .len()
+        < ids.len()
+    {
+        assert!(Instant::now() < deadline, "not every payout was attempted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    receiver.failing.store(false, Ordering::SeqCst);
+    for id in &ids {
+        // The first retry comes 5 s after a failure.
+        receiver
+            .wait_for(id, "success", Duration::from_secs(20))
+            .await;
+    }
+    let mut bodies_by_id: BTreeMap<String, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for message in receiver.got.lock().unwrap().iter() {
+        assert!(signature_is_valid(&secret, message));
+        bodies_by_id
+            .entry(message.id.clone())
+            .or_default()
+            .insert(message.raw.clone());
+    }
+    assert!(
+        bodies_by_id.values().all(|bodies| bodies.len() == 1),
+        "a repeated ID always carries the same body"
+    );
+    for id in &ids {
+        let accepted: BTreeSet<u64> = receiver
+            .accepted_for(id)
+            .iter()
+            .map(|r| r.body["data"]["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            accepted,
+            state_changes(&server, id).await,
+            "{id}: none lost"
+        );
+        let deliveries = server
+            .desk
+            .webhooks()
+            .deliveries(&PaymentId::new(id.clone()).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            deliveries
+                .iter()
+                .all(|d| d.state == DeliveryState::Delivered)
+        );
+        assert!(
+            deliveries[0].attempts.len() >= 2
+                && deliveries[0].attempts[0].error.as_deref() == Some("HTTP 503"),
+            "{:?}",
+            deliveries[0]
+        );
+    }
+    server.stop().await;
+}
