@@ -9,6 +9,7 @@
 
 pub(crate) mod openapi;
 mod payouts;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -19,7 +20,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use rp_ledger::Role;
 use serde_json::{Value, json};
 
@@ -76,6 +77,17 @@ pub(crate) fn router(desk: Desk) -> Router<Desk> {
         .route("/api/v1/payouts", get(payouts::list).post(payouts::create))
         .route("/api/v1/payouts/{payment_id}", get(payouts::show))
         .route("/api/v1/payouts/{payment_id}/events", get(payouts::events))
+        .route(
+            "/api/v1/payouts/{payment_id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/api/v1/payouts/{payment_id}/deliveries/replay",
+            post(webhooks::replay),
+        )
+        .route("/api/v1/webhooks", get(webhooks::list))
+        .route("/api/v1/webhooks/{id}/enable", post(webhooks::enable))
+        .route("/api/v1/operators", get(webhooks::operators))
         .route("/api/v1/limits", get(payouts::limits))
         .route_layer(middleware::from_fn_with_state(desk, require_key));
     Router::new()

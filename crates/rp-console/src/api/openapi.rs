@@ -73,7 +73,7 @@ pub fn document() -> Value {
         }
         responses
     };
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "rp serve API",
@@ -244,7 +244,185 @@ pub fn document() -> Value {
                 }
             }
         }
-    })
+    });
+    let webhook_paths = json!({
+            "/api/v1/payouts/{payment_id}/deliveries": {
+                "get": {
+                    "operationId": "getPayoutDeliveries",
+                    "summary": "The webhook deliveries of a payout's state changes, with each attempt",
+                    "parameters": [payout_id],
+                    "responses": common(json!({
+                        "200": {"description": "One delivery per state change and endpoint, in the order of the changes.", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["data"],
+                            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}}
+                        }}}},
+                        "404": problem_response("No such payout.")
+                    }))
+                }
+            },
+            "/api/v1/payouts/{payment_id}/deliveries/replay": {
+                "post": {
+                    "operationId": "replayPayoutDeliveries",
+                    "summary": "Send a payout's webhooks again (the same webhook-id), recorded in its history",
+                    "parameters": [payout_id],
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": {
+                            "version": {"type": "integer", "minimum": 0, "description": "Only the change that produced this version."},
+                            "endpoint": {"type": "integer", "minimum": 1, "description": "Only to this endpoint."}
+                        }
+                    }}}},
+                    "responses": common(json!({
+                        "202": {"description": "Queued.", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["queued"], "properties": {"queued": {"type": "integer"}}
+                        }}}},
+                        "403": problem_response("The key's role is read."),
+                        "404": problem_response("No such payout, state change or endpoint."),
+                        "422": problem_response("The body is not valid (every member's problem in errors).")
+                    }))
+                }
+            },
+            "/api/v1/webhooks": {
+                "get": {
+                    "operationId": "listWebhookEndpoints",
+                    "summary": "The webhook endpoints (added with rp serve add-webhook URL; never their secrets)",
+                    "responses": common(json!({
+                        "200": {"description": "The endpoints.", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["data"],
+                            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/WebhookEndpoint"}}}
+                        }}}}
+                    }))
+                }
+            },
+            "/api/v1/webhooks/{id}/enable": {
+                "post": {
+                    "operationId": "enableWebhookEndpoint",
+                    "summary": "Enable an endpoint disabled after persistent failure: what waited is sent",
+                    "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": common(json!({
+                        "200": {"description": "The endpoint, enabled.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookEndpoint"}}}},
+                        "403": problem_response("The key's role is read."),
+                        "404": problem_response("No such endpoint.")
+                    }))
+                }
+            },
+            "/api/v1/operators": {
+                "get": {
+                    "operationId": "listOperators",
+                    "summary": "The mobile operators payouts go to, with their originally allocated prefixes",
+                    "responses": common(json!({
+                        "200": {"description": "The operators.", "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["data"],
+                            "properties": {
+                                "data": {"type": "array", "items": {
+                                    "type": "object", "required": ["id", "name", "prefixes"],
+                                    "properties": {
+                                        "id": {"type": "string", "description": "The ID a payout's operator field takes: ACTIV, ALTEL, BEELINE, KCELL, TELE2."},
+                                        "name": {"type": "string"},
+                                        "prefixes": {"type": "array", "items": {"type": "string"}}
+                                    }
+                                }},
+                                "note": {"type": "string"}
+                            }
+                        }}}}
+                    }))
+                }
+            }
+    });
+    let webhook_schemas = json!({
+                "WebhookMessage": {
+                    "type": "object",
+                    "required": ["type", "timestamp", "data"],
+                    "properties": {
+                        "type": {"type": "string", "description": "payout. and the new state: payout.created, payout.accepted, payout.success, payout.decline, …"},
+                        "timestamp": {"type": "string", "description": "When the change was recorded."},
+                        "data": {
+                            "type": "object",
+                            "required": ["payment_id", "version", "state", "settled", "source"],
+                            "properties": {
+                                "payment_id": {"type": "string"},
+                                "version": {"type": "integer", "description": "The payout's version this change produced: a later change has a higher one."},
+                                "state": {"type": "string"},
+                                "previous_state": {"type": ["string", "null"]},
+                                "settled": {"type": "boolean"},
+                                "source": {"type": "string"},
+                                "code": {"type": ["string", "null"]},
+                                "message": {"type": ["string", "null"]},
+                                "phone": {"type": "string", "description": "Masked: 7701***4567."},
+                                "amount": {"type": ["string", "null"]},
+                                "amount_minor": {"type": "integer"},
+                                "currency": {"type": "string"},
+                                "customer_id": {"type": "string"},
+                                "description": {"type": ["string", "null"]},
+                                "created_at": {"type": "string"}
+                            }
+                        }
+                    }
+                },
+                "WebhookEndpoint": {
+                    "type": "object",
+                    "required": ["id", "url", "enabled", "pending", "failed", "created_at"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "url": {"type": "string"},
+                        "enabled": {"type": "boolean"},
+                        "disabled_at": {"type": ["string", "null"]},
+                        "disabled_reason": {"type": ["string", "null"]},
+                        "pending": {"type": "integer"},
+                        "failed": {"type": "integer"},
+                        "created_at": {"type": "string"}
+                    }
+                },
+                "Delivery": {
+                    "type": "object",
+                    "required": ["endpoint", "url", "version", "webhook_id", "state", "created_at", "attempts"],
+                    "properties": {
+                        "endpoint": {"type": "integer"},
+                        "url": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "webhook_id": {"type": "string"},
+                        "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                        "created_at": {"type": "string"},
+                        "next_attempt_at": {"type": ["string", "null"]},
+                        "delivered_at": {"type": ["string", "null"]},
+                        "attempts": {"type": "array", "items": {
+                            "type": "object", "required": ["at", "took_ms"],
+                            "properties": {
+                                "at": {"type": "string"},
+                                "status": {"type": ["integer", "null"]},
+                                "error": {"type": ["string", "null"]},
+                                "took_ms": {"type": "integer"}
+                            }
+                        }}
+                    }
+                }
+    });
+    let webhooks = json!({
+            "payoutStateChanged": {
+                "post": {
+                    "summary": "A payout's state changed (Standard Webhooks: verify webhook-signature before trusting the body)",
+                    "description": "Sent to every endpoint of the project for every change of a payout's state, at least once, in the order of the payout's changes; retried with backoff for 3 days and 15 hours. Drop a webhook-id you have already processed.",
+                    "parameters": [
+                        {"name": "webhook-id", "in": "header", "required": true, "schema": {"type": "string"}, "description": "msg_…: the same for every attempt of this event."},
+                        {"name": "webhook-timestamp", "in": "header", "required": true, "schema": {"type": "string"}, "description": "Unix seconds of this attempt; refuse one far from your clock."},
+                        {"name": "webhook-signature", "in": "header", "required": true, "schema": {"type": "string"}, "description": "v1, and the Base64 HMAC-SHA256 of id.timestamp.body, keyed by the Base64-decoded secret after whsec_."}
+                    ],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookMessage"}}}},
+                    "responses": {"2XX": {"description": "Taken: not sent again."}, "default": {"description": "Anything else (or no answer within the timeout): sent again later."}}
+                }
+            }
+    });
+    merge(&mut doc["paths"], webhook_paths);
+    merge(&mut doc["components"]["schemas"], webhook_schemas);
+    doc["webhooks"] = webhooks;
+    doc
+}
+
+/// Adds the members of `more` to the object `into`.
+fn merge(into: &mut Value, more: Value) {
+    if let (Some(into), Value::Object(more)) = (into.as_object_mut(), more) {
+        into.extend(more);
+    }
 }
 
 #[cfg(test)]

@@ -490,7 +490,7 @@ async fn settled_within(desk: &Desk, id: &PaymentId, limit: Duration) -> Option<
     }
 }
 
-fn ledger_failed(error: &rp_payout::Error) -> Response {
+pub(crate) fn ledger_failed(error: &rp_payout::Error) -> Response {
     tracing::error!(%error, "API: the ledger failed");
     problem(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -500,12 +500,12 @@ fn ledger_failed(error: &rp_payout::Error) -> Response {
     )
 }
 
-fn payment_id(text: &str) -> Result<PaymentId, Response> {
+pub(crate) fn payment_id(text: &str) -> Result<PaymentId, Response> {
     PaymentId::new(text)
         .map_err(|e| problem(StatusCode::NOT_FOUND, "not-found", &e.to_string(), None))
 }
 
-async fn found(desk: &Desk, id: &PaymentId) -> Result<PayoutRecord, Response> {
+pub(crate) async fn found(desk: &Desk, id: &PaymentId) -> Result<PayoutRecord, Response> {
     match desk.client().store().get(id).await {
         Ok(Some(record)) => Ok(record),
         Ok(None) => Err(problem(

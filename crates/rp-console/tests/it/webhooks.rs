@@ -319,3 +319,162 @@ async fn a_failing_endpoint_gets_every_event_once_it_recovers() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_lists_endpoints_shows_deliveries_and_replays_them() {
+    use crate::api::READ_KEY;
+    let server = with_keys().await;
+    let receiver = Receiver::start(false).await;
+    let secret = rp_console::webhooks::new_secret().unwrap();
+    let endpoint = server
+        .desk
+        .webhooks()
+        .add_endpoint(&receiver.url, &secret)
+        .await
+        .unwrap();
+    let (status, _, body) = call(
+        &server,
+        "POST",
+        "/api/v1/payouts?wait=15",
+        Some(PAY_KEY),
+        Some(payout("wh-api", "25")),
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    receiver
+        .wait_for("wh-api", "success", Duration::from_secs(15))
+        .await;
+
+    // Endpoints: read keys see them, never the secret.
+    let (status, _, list) = call(&server, "GET", "/api/v1/webhooks", Some(READ_KEY), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["data"][0]["id"], endpoint.id);
+    assert_eq!(list["data"][0]["enabled"], true);
+    assert!(!list.to_string().contains("whsec_"), "{list}");
+
+    // Deliveries with their log and the webhook-id the receiver got.
+    let (status, _, deliveries) = call(
+        &server,
+        "GET",
+        "/api/v1/payouts/wh-api/deliveries",
+        Some(READ_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{deliveries}");
+    let data = deliveries["data"].as_array().unwrap();
+    let got = receiver.accepted_for("wh-api");
+    assert_eq!(data.len(), got.len());
+    for (delivery, message) in data.iter().zip(&got) {
+        assert_eq!(delivery["state"], "delivered");
+        assert_eq!(delivery["webhook_id"], message.id.as_str());
+        assert_eq!(delivery["attempts"][0]["status"], 204);
+    }
+
+    // Replay: refused to a read key, checked member by member, then sent again under the
+    // same webhook-id and written into the payout's history with the key's name.
+    let last = data.last().unwrap()["version"].as_u64().unwrap();
+    let replay = "/api/v1/payouts/wh-api/deliveries/replay";
+    let (status, _, _) = call(
+        &server,
+        "POST",
+        replay,
+        Some(READ_KEY),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, bad) = call(
+        &server,
+        "POST",
+        replay,
+        Some(PAY_KEY),
+        Some(serde_json::json!({"version": "last"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(bad["errors"][0]["field"], "version");
+    let (status, _, none) = call(
+        &server,
+        "POST",
+        replay,
+        Some(PAY_KEY),
+        Some(serde_json::json!({"endpoint": endpoint.id + 100})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{none}");
+    let before = got.len();
+    let (status, _, queued) = call(
+        &server,
+        "POST",
+        replay,
+        Some(PAY_KEY),
+        Some(serde_json::json!({"version": last})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["queued"], 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.accepted_for("wh-api").len() == before {
+        assert!(Instant::now() < deadline, "the replay was not sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = receiver.accepted_for("wh-api");
+    assert_eq!(
+        again.last().unwrap().id,
+        got.last().unwrap().id,
+        "same webhook-id"
+    );
+    assert_eq!(
+        again.last().unwrap().raw,
+        got.last().unwrap().raw,
+        "same body"
+    );
+    let (_, _, events) = call(
+        &server,
+        "GET",
+        "/api/v1/payouts/wh-api/events",
+        Some(READ_KEY),
+        None,
+    )
+    .await;
+    let history = events.to_string();
+    assert!(history.contains("operator:api:backend"), "{history}");
+    assert!(history.contains("sent again"), "{history}");
+
+    // Enabling: only with a pay key, 404 for an unknown endpoint.
+    let enable = format!("/api/v1/webhooks/{}/enable", endpoint.id);
+    let (status, _, _) = call(&server, "POST", &enable, Some(READ_KEY), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, enabled) = call(&server, "POST", &enable, Some(PAY_KEY), None).await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(enabled["enabled"], true);
+    let (status, _, _) = call(
+        &server,
+        "POST",
+        "/api/v1/webhooks/999/enable",
+        Some(PAY_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The mobile operators.
+    let (status, _, operators) =
+        call(&server, "GET", "/api/v1/operators", Some(READ_KEY), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = operators["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ACTIV", "ALTEL", "BEELINE", "KCELL", "TELE2"]);
+    assert!(
+        operators["data"][3]["prefixes"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("701"))
+    );
+    server.stop().await;
+}
