@@ -20,6 +20,7 @@ mod review4;
 mod review_batches;
 mod serve_cmd;
 mod sign_cmd;
+mod webhooks;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
