@@ -1,45 +1,49 @@
-//! Headless Chromium for rp-console's browser tests: Debian's `chromium` and
-//! `chromium-driver`. Installed with apt when missing and running as root; otherwise the
-//! missing binaries are named loudly (the browser tests then fail under `CI=true` and skip
-//! loudly elsewhere).
+//! Debian's packages some tests run: headless Chromium for rp-console's browser tests
+//! (`chromium`, `chromium-driver`) and PHP for the README's webhook receiver in PHP
+//! (`php-cli`). Installed with apt when missing and running as root; otherwise the missing
+//! binaries are named loudly (those tests then fail under `CI=true` and skip loudly
+//! elsewhere).
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-/// The binaries the tests use (unless `RP_CHROMIUM` / `RP_CHROMEDRIVER` name others).
-const BINARIES: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+/// The binaries the tests use, and the package of each.
+const NEEDED: [(&str, &str); 3] = [
+    ("/usr/bin/chromium", "chromium"),
+    ("/usr/bin/chromedriver", "chromium-driver"),
+    ("/usr/bin/php", "php-cli"),
+];
 
-/// Makes sure Chromium and chromedriver are there; never fails the run by itself (the tests
-/// decide what a missing browser means).
+/// Makes sure Chromium, chromedriver and PHP are there (`RP_CHROMIUM` and
+/// `RP_CHROMEDRIVER` may name another browser); never fails the run by itself (the tests
+/// decide what a missing program means).
 pub(crate) fn ensure() -> Result<(), String> {
     let overridden =
         std::env::var_os("RP_CHROMIUM").is_some() && std::env::var_os("RP_CHROMEDRIVER").is_some();
-    if overridden || BINARIES.iter().all(|b| Path::new(b).exists()) {
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(binary, package)| {
+            !Path::new(binary).exists() && !(overridden && package.starts_with("chromium"))
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
+    let names = missing.join(" ");
     if !is_root() {
         eprintln!(
-            "\n!!! xtask: Chromium or chromedriver is missing and this is not root: the console's browser tests\n\
-             !!! will FAIL under CI=true and be SKIPPED otherwise. Install them: sudo apt-get install chromium chromium-driver\n"
+            "\n!!! xtask: {names} missing and this is not root: the tests that run them\n\
+             !!! will FAIL under CI=true and be SKIPPED otherwise. Install them: sudo apt-get install {names}\n"
         );
         return Ok(());
     }
     let started = Instant::now();
-    eprintln!(
-        "xtask: installing chromium and chromium-driver with apt-get (the console's browser tests)"
-    );
-    for args in [
-        &["update", "-qq"][..],
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ][..],
-    ] {
+    eprintln!("xtask: installing {names} with apt-get (browser tests, webhook receiver in PHP)");
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(&missing);
+    for args in [&["update", "-qq"][..], &install[..]] {
         let status = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -47,13 +51,13 @@ pub(crate) fn ensure() -> Result<(), String> {
             .map_err(|e| format!("cannot run apt-get: {e}"))?;
         if !status.success() {
             eprintln!(
-                "\n!!! xtask: `apt-get {}` failed ({status}): the browser tests will fail under CI=true\n",
+                "\n!!! xtask: `apt-get {}` failed ({status}): the tests that need {names} will fail under CI=true\n",
                 args.join(" ")
             );
             return Ok(());
         }
     }
-    eprintln!("xtask: chromium installed in {:.1?}", started.elapsed());
+    eprintln!("xtask: {names} installed in {:.1?}", started.elapsed());
     Ok(())
 }
 

@@ -13,8 +13,9 @@
 //! tests: `RP_TEST_POSTGRES_URL` when it is set, else a throwaway cluster (`postgres.rs`)
 //! that is stopped afterwards, pass or fail. When none can be had it says so loudly and runs
 //! the tests anyway: they fail under `CI=true` and skip loudly elsewhere. The same for
-//! rp-console's browser tests: Debian's Chromium and chromedriver, installed with apt when
-//! missing and running as root (`browser.rs`).
+//! Debian's packages some tests run (Chromium and chromedriver for the console's browser
+//! tests, PHP for the webhook receiver example), installed with apt when missing and running
+//! as root (`browser.rs`).
 
 mod browser;
 mod codegen;
@@ -117,7 +118,8 @@ enum Action {
     VerifyOnly,
     /// `cargo doc --no-deps` per crate and feature (see [`DOC_RUNS`]).
     Docs,
-    /// Chromium and chromedriver for the console's browser tests (`browser.rs`).
+    /// Chromium, chromedriver and PHP for the console's browser and webhook tests
+    /// (`browser.rs`).
     Browser,
     /// `cargo ARGS` with `RP_TEST_POSTGRES_URL` pointing at a PostgreSQL server (see
     /// [`cargo_with_postgres`]).
@@ -146,7 +148,7 @@ const CI_STEPS: &[(&str, Action)] = &[
         ),
     ),
     ("codegen freshness", Action::CodegenCheck),
-    ("headless Chromium", Action::Browser),
+    ("Chromium and PHP", Action::Browser),
     (
         "tests",
         Action::CargoWithPostgres(&["test", "--workspace", "--all-features"]),

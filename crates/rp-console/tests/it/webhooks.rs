@@ -478,3 +478,165 @@ async fn the_api_lists_endpoints_shows_deliveries_and_replays_them() {
     );
     server.stop().await;
 }
+
+/// The README's receivers (`examples/webhooks/receive.{py,mjs,php}`), run as they are: each
+/// verifies our deliveries with its own language's HMAC, and refuses a forged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_node_and_php_receivers_verify_our_webhooks() {
+    use tokio::io::AsyncBufReadExt as _;
+    let server = with_keys().await;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/webhooks");
+    let receivers = [
+        ("python3", "receive.py"),
+        ("node", "receive.mjs"),
+        ("php", "receive.php"),
+    ];
+    for (n, (program, script)) in receivers.iter().enumerate() {
+        let found = std::process::Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !found {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{program} is needed under CI=true (.ci/run installs it)"
+            );
+            eprintln!("\n!!! SKIPPED the {script} receiver: {program} is not installed\n");
+            continue;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let secret = rp_console::webhooks::new_secret().unwrap();
+        let mut command = tokio::process::Command::new(program);
+        if *program == "php" {
+            command
+                .arg("-S")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(examples.join(script));
+        } else {
+            command.arg(examples.join(script)).arg(port.to_string());
+        }
+        let mut child = command
+            .env("RP_WEBHOOK_SECRET", &secret)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let said = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let said = Arc::clone(&said);
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    said.lock().unwrap().push_str(&line);
+                    said.lock().unwrap().push('\n');
+                }
+            });
+        }
+        let url = format!("http://127.0.0.1:{port}/hooks");
+        // Up before anything is sent to it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{script} did not start: {}",
+                said.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let endpoint = server
+            .desk
+            .webhooks()
+            .add_endpoint(&url, &secret)
+            .await
+            .unwrap();
+        let id = format!("wh-example-{n}");
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/api/v1/payouts?wait=15",
+            Some(PAY_KEY),
+            Some(payout(&id, "75")),
+        )
+        .await;
+        assert!(status.is_success(), "{body}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let success = format!("payout.success {id}");
+        while !said.lock().unwrap().contains(&success) {
+            assert!(
+                Instant::now() < deadline,
+                "{script} never verified {success}: {}",
+                said.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let deliveries = server
+            .desk
+            .webhooks()
+            .deliveries(&PaymentId::new(id.clone()).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            deliveries
+                .iter()
+                .filter(|d| d.key.endpoint == endpoint.id)
+                .all(|d| d.state == DeliveryState::Delivered),
+            "{script}: {deliveries:?}"
+        );
+        // A forged request (another secret) and a tampered body are refused.
+        let timestamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let body = br#"{"type":"payout.success","data":{"payment_id":"forged"}}"#;
+        let other = rp_console::webhooks::new_secret().unwrap();
+        let forged =
+            rp_console::webhooks::signature(&other, "msg_x", timestamp.parse().unwrap(), body)
+                .unwrap();
+        let genuine =
+            rp_console::webhooks::signature(&secret, "msg_x", timestamp.parse().unwrap(), body)
+                .unwrap();
+        for (signature, sent) in [
+            (&forged, &body[..]),
+            (
+                &genuine,
+                &b"{\"type\":\"payout.success\",\"data\":{\"payment_id\":\"tampered\"}}"[..],
+            ),
+        ] {
+            let answer = server
+                .http
+                .post(&url)
+                .header("webhook-id", "msg_x")
+                .header("webhook-timestamp", &timestamp)
+                .header("webhook-signature", signature.as_str())
+                .body(sent.to_vec())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{script}");
+        }
+        assert!(
+            !said.lock().unwrap().contains("forged")
+                && !said.lock().unwrap().contains("verified msg_x")
+        );
+        server
+            .desk
+            .webhooks()
+            .remove_endpoint(endpoint.id)
+            .await
+            .unwrap();
+        let _ = child.kill().await;
+    }
+    server.stop().await;
+}
