@@ -11,12 +11,13 @@ use rp_payout::PayoutRecord;
 use crate::auth::Me;
 
 /// The sections of the navigation: `(path, label)`.
-const SECTIONS: [(&str, &str); 5] = [
+const SECTIONS: [(&str, &str); 6] = [
     ("/payments", "Payments"),
     ("/payouts/new", "Manual payments"),
     ("/batches", "Mass payouts"),
     ("/limits", "Limits"),
     ("/attention", "Needs attention"),
+    ("/webhooks", "Webhooks"),
 ];
 
 /// A whole page: `title`, the navigation with `current` marked, and `body`.

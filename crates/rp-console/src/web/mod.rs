@@ -8,6 +8,7 @@
 //! | `/payouts/new` → `POST /payouts` | a single payout: form, confirmation, result |
 //! | `/batches`, `/batches/new` → `POST /batches/upload` → `POST /batches/{id}/confirm`, `/batches/{id}`, `/batches/{id}/report.csv` | mass payouts: upload, check, confirm, progress, report |
 //! | `/limits`, `/attention` | the limits and what they use; payouts that need a person |
+//! | `/webhooks` → `POST /webhooks`, `/webhooks/{id}/enable`, `…/disable`, `…/remove`; `POST /payments/{payment_id}/webhooks/replay` | webhook endpoints; a payout's deliveries sent again |
 //! | `/healthz`, `/readyz`, `/metrics` | for the orchestrator and Prometheus |
 
 // Handlers stop early with a finished answer (`Err(Response)`): an error page is the normal
@@ -22,6 +23,7 @@ mod payments;
 mod payout_form;
 mod status;
 mod upload;
+mod webhooks;
 
 use std::time::Instant;
 
@@ -82,6 +84,14 @@ pub fn router(desk: Desk) -> Router {
         .route("/batches/{id}/report.csv", get(batches::report))
         .route("/limits", get(status::limits))
         .route("/attention", get(payments::attention))
+        .route("/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/webhooks/{id}/enable", post(webhooks::enable))
+        .route("/webhooks/{id}/disable", post(webhooks::disable))
+        .route("/webhooks/{id}/remove", post(webhooks::remove))
+        .route(
+            "/payments/{payment_id}/webhooks/replay",
+            post(webhooks::replay),
+        )
         .route_layer(middleware::from_fn_with_state(desk.clone(), require_login));
     Router::new()
         .route("/login", get(login::form).post(login::submit))

@@ -38,6 +38,10 @@ fn done_text(done: Option<&str>) -> Option<(&'static str, &'static str)> {
             "The status request failed; the payout is asked about again by the reconciler.",
         ),
         "resent" => ("ok", "Sent again under the same payment ID."),
+        "replayed" => (
+            "ok",
+            "Its webhooks are being sent again (same webhook-ids).",
+        ),
         _ => return None,
     })
 }
@@ -78,6 +82,10 @@ pub(crate) async fn show(
         Ok(events) => events,
         Err(error) => return ledger_failed(Some(&me), &error),
     };
+    let deliveries = match desk.webhooks().deliveries(&id).await {
+        Ok(deliveries) => deliveries,
+        Err(error) => return ledger_failed(Some(&me), &error),
+    };
     let request = &record.request;
     let path = payment_path(&id);
     let body = html! {
@@ -113,6 +121,7 @@ pub(crate) async fn show(
         }
         h2 { "History" }
         ol.timeline { @for event in &events { (event_item(event)) } }
+        (super::webhooks::deliveries_part(&me, &path, &deliveries))
     };
     html(page(&format!("Payment {id}"), Some(&me), "/payments", body))
 }

@@ -640,3 +640,128 @@ async fn the_python_node_and_php_receivers_verify_our_webhooks() {
     }
     server.stop().await;
 }
+
+/// The console's webhooks page and a payment's deliveries: a `pay` operator adds an endpoint
+/// (its secret shown that once), disables, enables, replays and removes; a `view` operator
+/// sees, and is refused every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_manage_endpoints_and_replay_from_the_console() {
+    let server = with_keys().await;
+    let receiver = Receiver::start(false).await;
+    let anna = server.login(crate::PAY).await;
+    let victor = server.login(crate::VIEW).await;
+    let (status, page) = server.get_with(&anna.cookie, "/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("No endpoints yet"), "{page}");
+
+    // A plain-http URL to another machine is refused beside the form.
+    let refused = server
+        .post(&anna, "/webhooks", &[("url", "http://shop.example/hooks")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("unencrypted"));
+    // A view operator cannot add one.
+    let forbidden = server
+        .post(&victor, "/webhooks", &[("url", receiver.url.as_str())])
+        .await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+    let added = server
+        .post(&anna, "/webhooks", &[("url", receiver.url.as_str())])
+        .await;
+    assert_eq!(added.status(), StatusCode::OK);
+    let shown = added.text().await.unwrap();
+    let secret = shown
+        .split("whsec_")
+        .nth(1)
+        .map(|rest| format!("whsec_{}", rest.split('<').next().unwrap()))
+        .expect("the secret is shown once");
+    let (_, page) = server.get_with(&anna.cookie, "/webhooks").await;
+    assert!(
+        page.contains(&receiver.url) && !page.contains("whsec_"),
+        "{page}"
+    );
+
+    // Disabled: deliveries wait; enabled: they are sent.
+    let id = server.desk.webhooks().endpoints().await.unwrap()[0].id;
+    let disabled = server
+        .post(&anna, &format!("/webhooks/{id}/disable"), &[])
+        .await;
+    assert_eq!(disabled.status(), StatusCode::SEE_OTHER);
+    let (_, page) = server.get_with(&victor.cookie, "/webhooks").await;
+    assert!(page.contains("disabled by anna in the console"), "{page}");
+    assert!(
+        !page.contains("/disable\""),
+        "no actions for a view operator"
+    );
+    let (status, _, body) = call(
+        &server,
+        "POST",
+        "/api/v1/payouts?wait=15",
+        Some(PAY_KEY),
+        Some(payout("wh-console", "30")),
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        receiver.accepted_for("wh-console").is_empty(),
+        "sent while disabled"
+    );
+    let enabled = server
+        .post(&anna, &format!("/webhooks/{id}/enable"), &[])
+        .await;
+    assert_eq!(enabled.status(), StatusCode::SEE_OTHER);
+    receiver
+        .wait_for("wh-console", "success", Duration::from_secs(10))
+        .await;
+    let received = receiver.accepted_for("wh-console");
+    assert!(received.iter().all(|r| signature_is_valid(&secret, r)));
+
+    // The payment page lists the deliveries; "send again" repeats them under their IDs.
+    let page = server
+        .wait_for(&anna, "/payments/wh-console", "delivered")
+        .await;
+    assert!(
+        page.contains("Webhooks") && page.contains(&receiver.url),
+        "{page}"
+    );
+    let forbidden = server
+        .post(&victor, "/payments/wh-console/webhooks/replay", &[])
+        .await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let replayed = server
+        .post(&anna, "/payments/wh-console/webhooks/replay", &[])
+        .await;
+    assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
+    let before = received.len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.accepted_for("wh-console").len() < before * 2 {
+        assert!(Instant::now() < deadline, "the replay was not sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = |messages: &[Received]| -> BTreeSet<String> {
+        messages.iter().map(|m| m.id.clone()).collect()
+    };
+    assert_eq!(ids(&receiver.accepted_for("wh-console")), ids(&received));
+    let page = server
+        .wait_for(&anna, "/payments/wh-console", "sent again from the console")
+        .await;
+    assert!(page.contains("anna"), "{page}");
+
+    // Removing needs the confirmation box.
+    let unconfirmed = server
+        .post(&anna, &format!("/webhooks/{id}/remove"), &[])
+        .await;
+    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let removed = server
+        .post(
+            &anna,
+            &format!("/webhooks/{id}/remove"),
+            &[("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    assert!(server.desk.webhooks().endpoints().await.unwrap().is_empty());
+    server.stop().await;
+}
