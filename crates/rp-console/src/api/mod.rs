@@ -7,6 +7,7 @@
 // Handlers stop early with a finished answer (`Err(Response)`), as the console's do.
 #![allow(clippy::result_large_err)]
 
+mod batches;
 pub(crate) mod openapi;
 mod payouts;
 mod webhooks;
@@ -85,6 +86,9 @@ pub(crate) fn router(desk: Desk) -> Router<Desk> {
             "/api/v1/payouts/{payment_id}/deliveries/replay",
             post(webhooks::replay),
         )
+        .route("/api/v1/batches", post(batches::create))
+        .route("/api/v1/batches/{id}", get(batches::show))
+        .route("/api/v1/batches/{id}/report.csv", get(batches::report))
         .route("/api/v1/webhooks", get(webhooks::list))
         .route("/api/v1/webhooks/{id}/enable", post(webhooks::enable))
         .route("/api/v1/operators", get(webhooks::operators))

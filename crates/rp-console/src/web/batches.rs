@@ -228,53 +228,43 @@ pub(crate) async fn report(
         Ok(batch) => batch,
         Err(response) => return response,
     };
-    let Ok(batch_id) = BatchId::from_str(&batch.info.batch.id) else {
-        return problem(StatusCode::NOT_FOUND, Some(&me), "Not a batch ID.");
-    };
-    let mut file = match tempfile() {
-        Ok(file) => file,
-        Err(error) => {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&me),
-                &format!("Could not make a temporary file for the report: {error}"),
-            );
+    match report_download(&desk, &batch).await {
+        Ok(response) => {
+            tracing::info!(operator = %me.name, batch = %batch.info.batch.id, "batch report downloaded");
+            response
         }
-    };
-    let written = rp_batch::report::write_report(
+        Err(text) => problem(StatusCode::SERVICE_UNAVAILABLE, Some(&me), &text),
+    }
+}
+
+/// A batch's report as a CSV download (phone numbers masked, formula cells defused), or why
+/// it could not be made. Shared by the console and the API.
+pub(crate) async fn report_download(
+    desk: &Desk,
+    batch: &BatchProgress,
+) -> Result<Response, String> {
+    let batch_id =
+        BatchId::from_str(&batch.info.batch.id).map_err(|_| "not a batch ID".to_owned())?;
+    let mut file =
+        tempfile().map_err(|e| format!("Could not make a temporary file for the report: {e}"))?;
+    rp_batch::report::write_report(
         desk.batches().as_ref(),
         desk.client().store().as_ref(),
         batch_id,
         &mut file,
     )
-    .await;
-    if let Err(error) = written {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(&me),
-            &format!("Could not write the report: {error}"),
-        );
-    }
+    .await
+    .map_err(|e| format!("Could not write the report: {e}"))?;
     let delimiter = batch.info.batch.delimiter;
     let phone = phone_position(&batch.info.batch.header, delimiter);
-    let safe = tokio::task::spawn_blocking(move || {
+    let mut file = tokio::task::spawn_blocking(move || {
         file.seek(SeekFrom::Start(0))?;
         for_people(file, delimiter, phone)
     })
     .await
     .map_err(std::io::Error::other)
-    .and_then(|made| made);
-    let mut file = match safe {
-        Ok(file) => file,
-        Err(error) => {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(&me),
-                &format!("Could not read the report back: {error}"),
-            );
-        }
-    };
-    tracing::info!(operator = %me.name, batch = %batch.info.batch.id, "batch report downloaded");
+    .and_then(|made| made)
+    .map_err(|e| format!("Could not read the report back: {e}"))?;
     let (sender, receiver) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let mut chunk = vec![0u8; 64 * 1024];
@@ -300,14 +290,14 @@ pub(crate) async fn report(
         "attachment; filename=\"report-{}.csv\"",
         batch.info.batch.id.get(..12).unwrap_or_default()
     );
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (header::CONTENT_DISPOSITION, name),
         ],
         axum::body::Body::from_stream(ChannelStream(receiver)),
     )
-        .into_response()
+        .into_response())
 }
 
 /// Where the phone numbers are in a batch's rows, from its header.

@@ -15,14 +15,14 @@
 // way out of a page, and boxing every one would only add noise.
 #![allow(clippy::result_large_err)]
 
-mod batches;
+pub(crate) mod batches;
 pub(crate) mod layout;
 mod login;
 mod payment;
 mod payments;
 mod payout_form;
 mod status;
-mod upload;
+pub(crate) mod upload;
 mod webhooks;
 
 use std::time::Instant;
@@ -142,10 +142,13 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 }
 
 /// Reads the body of every request but uploads (which stream to disk, each piece in time)
-/// within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
+/// and API batches (read by their handler, up to the upload size) within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
 /// otherwise.
 async fn read_form_in_time(request: Request, next: Next) -> Response {
-    if crate::auth::is_multipart(request.headers()) {
+    // A batch through the API reads its own body, larger and in its own time.
+    let api_batch =
+        request.method() == axum::http::Method::POST && request.uri().path() == "/api/v1/batches";
+    if api_batch || crate::auth::is_multipart(request.headers()) {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();

@@ -190,7 +190,7 @@ async fn send_one(desk: &Desk, http: &reqwest::Client, owner: &str, delivery: Cl
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             payment_id = %delivery.key.payment_id,
-            "webhooks: the claim ran out before the attempt was recorded; it is sent again"
+            "webhooks: the claim ran out (or the delivery was replayed or its endpoint enabled) before the attempt was recorded; it is sent again"
         ),
         Err(error) => {
             tracing::warn!(%error, "webhooks: could not record an attempt; it is sent again");

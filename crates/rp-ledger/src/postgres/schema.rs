@@ -237,10 +237,15 @@ CREATE TABLE rp_ledger.webhook_attempts (
 CREATE FUNCTION rp_ledger.payout_events_to_webhooks() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- Due now on the server's clock (claims compare with it), whatever the instance's clock
+    -- says. FOR KEY SHARE: an endpoint being removed is waited for, then skipped, instead of
+    -- failing this change on the foreign key.
     INSERT INTO rp_ledger.webhook_deliveries
         (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at)
-    SELECT e.id, NEW.project_id, NEW.payment_id, NEW.version, NEW.at, NEW.at
-    FROM rp_ledger.webhook_endpoints e WHERE e.project_id = NEW.project_id;
+    SELECT e.id, NEW.project_id, NEW.payment_id, NEW.version, NEW.at,
+        (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint
+    FROM rp_ledger.webhook_endpoints e WHERE e.project_id = NEW.project_id
+    FOR KEY SHARE OF e;
     RETURN NULL;
 END
 $$;

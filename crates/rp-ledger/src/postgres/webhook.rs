@@ -190,11 +190,16 @@ impl WebhookStore for PostgresWebhooks {
                         &[&id, &self.project],
                     )
                     .await?;
-                    let sql = format!(
-                        "UPDATE rp_ledger.webhook_deliveries SET next_attempt_at = {NOW}, \
-                         failures = 0 WHERE endpoint_id = $1 AND next_attempt_at IS NOT NULL"
-                    );
-                    execute(&tx, what, &sql, &[&id]).await?;
+                    if changed > 0 {
+                        // Every delivery not delivered is due now, its schedule anew; a send in
+                        // flight loses its claim (sent again under the same ID).
+                        let sql = format!(
+                            "UPDATE rp_ledger.webhook_deliveries SET next_attempt_at = {NOW}, \
+                             failures = 0, failed_at = NULL, claimed_by = NULL, lease_until = NULL \
+                             WHERE endpoint_id = $1 AND project_id = $2 AND delivered_at IS NULL"
+                        );
+                        execute(&tx, what, &sql, &[&id, &self.project]).await?;
+                    }
                     changed
                 }
             };
@@ -257,10 +262,10 @@ impl WebhookStore for PostgresWebhooks {
                 let endpoint_id: i64 = column(key, 0).map_err(read)?;
                 let id: String = column(key, 1).map_err(read)?;
                 let event_version: i64 = column(key, 2).map_err(read)?;
-                let endpoint = self
-                    .read_endpoint(&client, what, endpoint_id)
-                    .await?
-                    .ok_or_else(|| Error::store(what, "the endpoint vanished"))?;
+                // Removed since the claim: its deliveries went with it.
+                let Some(endpoint) = self.read_endpoint(&client, what, endpoint_id).await? else {
+                    continue;
+                };
                 let record = query(&client, what, &record_sql, &[&self.project, &id]).await?;
                 let payout = record
                     .first()
@@ -320,6 +325,18 @@ impl WebhookStore for PostgresWebhooks {
                 };
             let mut client = self.ledger.client(what).await?;
             let tx = client.transaction().await.map_err(failed(what))?;
+            // The endpoint first, as removal takes it: a give-up (which changes it) and a
+            // removal never wait for each other in opposite orders. Gone: nothing to record.
+            let lock = if failed_now {
+                "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE id = $1 AND project_id = $2 \
+                 FOR UPDATE"
+            } else {
+                "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE id = $1 AND project_id = $2 \
+                 FOR SHARE"
+            };
+            if execute(&tx, what, lock, &[&key.endpoint, &self.project]).await? == 0 {
+                return Ok(false);
+            }
             let id = key.payment_id.as_str();
             let event_version = version(key.version);
             let sql = format!(
@@ -494,7 +511,7 @@ impl WebhookStore for PostgresWebhooks {
                  AND (v.previous IS NULL OR v.previous <> v.state) \
                  ON CONFLICT (endpoint_id, project_id, payment_id, version) DO UPDATE SET \
                  next_attempt_at = excluded.next_attempt_at, failures = 0, \
-                 delivered_at = NULL, failed_at = NULL"
+                 delivered_at = NULL, failed_at = NULL, claimed_by = NULL, lease_until = NULL"
             );
             let n = execute(
                 &client,

@@ -33,6 +33,13 @@ impl SqliteWebhooks {
     }
 }
 
+/// Enabling an endpoint: every delivery of it not delivered (pending, or given up while it
+/// failed) is due now, its schedule anew; a send in flight loses its claim (its outcome is
+/// not recorded, and the delivery goes out again under the same ID).
+const REQUEUE: &str = "UPDATE webhook_deliveries SET next_attempt_at = ?3, failures = 0, \
+     failed_at = NULL, claimed_by = NULL, lease_until = NULL \
+     WHERE endpoint_id = ?1 AND project_id = ?2 AND delivered_at IS NULL";
+
 const ENDPOINT_COLUMNS: &str = "e.id, e.url, e.secret, e.created_at, e.disabled_at, \
      e.disabled_reason, \
      (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
@@ -394,11 +401,9 @@ impl WebhookStore for SqliteWebhooks {
                              disabled_reason = NULL WHERE id = ?1 AND project_id = ?2",
                             params![id, project],
                         )?;
-                        tx.execute(
-                            "UPDATE webhook_deliveries SET next_attempt_at = ?2, failures = 0 \
-                             WHERE endpoint_id = ?1 AND next_attempt_at IS NOT NULL",
-                            params![id, now],
-                        )?;
+                        if changed > 0 {
+                            tx.execute(REQUEUE, params![id, project, now])?;
+                        }
                         changed
                     }
                 };
@@ -482,7 +487,7 @@ impl WebhookStore for SqliteWebhooks {
                  AND (v.previous IS NULL OR v.previous <> v.state) \
                  ON CONFLICT (endpoint_id, project_id, payment_id, version) DO UPDATE SET \
                  next_attempt_at = excluded.next_attempt_at, failures = 0, \
-                 delivered_at = NULL, failed_at = NULL",
+                 delivered_at = NULL, failed_at = NULL, claimed_by = NULL, lease_until = NULL",
             )
             .and_then(|mut s| {
                 s.execute(params![

@@ -23,6 +23,7 @@ use tokio_postgres::NoTls;
 
 mod batched;
 mod review3;
+mod review_webhooks;
 
 const HOW: &str = "run `cargo xtask test-postgres` (or `cargo xtask ci`), which starts a throwaway \
      PostgreSQL (needs Debian's postgresql-15 server binaries: apt-get install postgresql-15), \

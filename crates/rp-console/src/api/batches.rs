@@ -1,0 +1,561 @@
+//! `POST /api/v1/batches` (a CSV file, or a JSON array of payouts), `GET
+//! /api/v1/batches/{id}`, `GET /api/v1/batches/{id}/report.csv`: the batch rules of the
+//! console and `rp batch run` — every row checked before anything is sent (422 with every
+//! row's problem), payment IDs the ledger holds for other payouts refused (409), the same file
+//! never a second batch (its ID is the SHA-256 of its bytes: the same body again answers the
+//! batch as it stands), resumable by any instance.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use rp_batch::run::{preflight, register};
+use rp_batch::{BatchId, RowError, check_file};
+use rp_ledger::{BatchProgress, Registered};
+use rp_model::{Currency, Money};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{Caller, json_answer, problem, require_pay, rfc3339};
+use crate::Desk;
+
+/// How long a batch body has to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Row problems listed in a 422 answer, at most (`problem_count` says how many there are).
+const LISTED_PROBLEMS: usize = 1000;
+
+/// The members a payout of a JSON batch takes.
+const ITEM_FIELDS: [&str; 8] = [
+    "payment_id",
+    "phone",
+    "amount",
+    "amount_minor",
+    "currency",
+    "customer",
+    "description",
+    "operator",
+];
+
+/// `?check_only=true` and `?file_name=`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CreateQuery {
+    check_only: Option<String>,
+    file_name: Option<String>,
+}
+
+fn failed(status: StatusCode, kind: &str, detail: &str) -> Response {
+    problem(status, kind, detail, None)
+}
+
+fn unavailable(detail: &str) -> Response {
+    tracing::error!(error = %detail, "API batch failed");
+    failed(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+}
+
+/// A batch as the API shows it.
+pub(crate) fn batch_json(progress: &BatchProgress) -> Value {
+    let info = &progress.info.batch;
+    let totals: Vec<Value> = info
+        .totals
+        .iter()
+        .map(|(code, minor)| {
+            let amount = Currency::from_code(code).map(|c| Money::from_minor(*minor, c).decimal());
+            json!({"currency": code, "amount_minor": minor, "amount": amount})
+        })
+        .collect();
+    let counts: Map<String, Value> = progress
+        .by_label
+        .iter()
+        .map(|(label, n)| (label.clone(), json!(n)))
+        .collect();
+    json!({
+        "id": info.id,
+        "file_name": info.file_name,
+        "rows": info.rows,
+        "valid_rows": info.valid_rows,
+        "totals": totals,
+        "state": progress.state().as_str(),
+        "paused": progress.info.paused,
+        "by_state": counts,
+        "undone": progress.undone,
+        "waiting": progress.waiting,
+        "created_at": rfc3339(progress.info.created_at),
+        "report": format!("/api/v1/batches/{}/report.csv", info.id),
+    })
+}
+
+/// `POST /api/v1/batches`.
+pub(crate) async fn create(
+    State(desk): State<Desk>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<CreateQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(response) = require_pay(&caller) {
+        return response;
+    }
+    let limit = desk.settings().max_upload_bytes;
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return failed(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!("a batch is at most {} MiB", limit / (1024 * 1024)),
+            );
+        }
+        Err(_) => {
+            return failed(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the batch did not arrive in time",
+            );
+        }
+    };
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (csv, from_json) = if kind.starts_with("application/json") {
+        match json_to_csv(&bytes) {
+            Ok(csv) => (csv, true),
+            Err(errors) => {
+                return problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "the batch is not a JSON array of payouts",
+                    Some(Value::Array(errors)),
+                );
+            }
+        }
+    } else if kind.starts_with("text/csv") || kind.starts_with("text/plain") {
+        (bytes.to_vec(), false)
+    } else {
+        return failed(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the batch as text/csv (a file with a header) or application/json (an array of payouts)",
+        );
+    };
+    let file_name = match checked_file_name(query.file_name.as_deref(), from_json) {
+        Ok(name) => name,
+        Err(detail) => return failed(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &detail),
+    };
+    let check_only = match query.check_only.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return failed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                &format!("check_only is true or false, not {other:?}"),
+            );
+        }
+    };
+    // The file, under the name the batch will show, in a directory of its own.
+    let dir = desk
+        .settings()
+        .uploads
+        .join(format!("api-{}", random_hex()));
+    if let Err(error) = tokio::fs::create_dir_all(&dir).await {
+        return unavailable(&format!("cannot make {}: {error}", dir.display()));
+    }
+    let path = dir.join(&file_name);
+    let answer = checked_and_registered(&desk, &caller, &path, &csv, from_json, check_only).await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    answer
+}
+
+async fn checked_and_registered(
+    desk: &Desk,
+    caller: &Caller,
+    path: &std::path::Path,
+    csv: &[u8],
+    from_json: bool,
+    check_only: bool,
+) -> Response {
+    if let Err(error) = tokio::fs::write(path, csv).await {
+        return unavailable(&format!("cannot keep the batch: {error}"));
+    }
+    let limits = desk.client().config().limits;
+    let checked = {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut problems = Vec::new();
+            let mut count = 0u64;
+            let report = check_file(&path, &limits, |problem: &RowError| {
+                count += 1;
+                if problems.len() < LISTED_PROBLEMS {
+                    problems.push(row_problem(problem, from_json));
+                }
+            });
+            report.map(|report| (report, problems, count))
+        })
+        .await
+    };
+    let (report, problems, count) = match checked {
+        Ok(Ok(checked)) => checked,
+        Ok(Err(error)) => {
+            return failed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                &format!("the batch cannot be read: {error}"),
+            );
+        }
+        Err(error) => return unavailable(&format!("the check stopped: {error}")),
+    };
+    let summary = json!({
+        "id": report.batch.to_string(),
+        "rows": report.rows,
+        "valid_rows": report.valid_rows,
+        "totals": report.totals.iter().map(|m| json!({"currency": m.currency().code(), "amount_minor": m.minor_units(), "amount": m.decimal()})).collect::<Vec<_>>(),
+    });
+    if count > 0 {
+        let detail = format!("{count} problem(s) in the batch: nothing was recorded or sent");
+        let mut answer = problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-rows",
+            &detail,
+            Some(Value::Array(problems)),
+        );
+        // How many there are, when the list stops at LISTED_PROBLEMS.
+        if let Ok(value) = axum::http::HeaderValue::from_str(&count.to_string()) {
+            answer.headers_mut().insert("rp-problem-count", value);
+        }
+        return answer;
+    }
+    if report.valid_rows == 0 {
+        return failed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty",
+            "the batch has no row to pay",
+        );
+    }
+    let project = desk.client().project_id();
+    let batch = report.batch;
+    // Registered before: the batch as it stands, nothing paid again.
+    match desk.batches().progress(&batch.to_string()).await {
+        Ok(Some(progress)) => return json_answer(StatusCode::OK, &batch_json(&progress)),
+        Ok(None) => {}
+        Err(error) => return unavailable(&error.to_string()),
+    }
+    match preflight(path, batch, desk.client().store().as_ref(), project).await {
+        Ok(clashes) if clashes.is_empty() => {}
+        Ok(clashes) => {
+            let errors: Vec<Value> = clashes
+                .iter()
+                .map(|c| json!({"field": location(c.line, c.line.saturating_sub(1), from_json, "payment_id"), "message": c.to_string()}))
+                .collect();
+            return problem(
+                StatusCode::CONFLICT,
+                "payment-id-conflict",
+                "some rows use payment IDs the ledger holds for other payouts; nothing was recorded or sent",
+                Some(Value::Array(errors)),
+            );
+        }
+        Err(error) => return unavailable(&error.to_string()),
+    }
+    if check_only {
+        return json_answer(StatusCode::OK, &summary);
+    }
+    match register(path, &report, desk.batches().as_ref(), project, limits).await {
+        Ok(Registered::New) => {
+            tracing::info!(key = %caller.name, batch = %batch, rows = report.valid_rows, "batch from the API; paying");
+            let client = desk
+                .client()
+                .with_limits(limits)
+                .recording_as(caller.source());
+            crate::web::upload::start(desk, batch, Arc::new(client));
+        }
+        Ok(_) => {}
+        Err(error) => return unavailable(&error.to_string()),
+    }
+    match desk.batches().progress(&batch.to_string()).await {
+        Ok(Some(progress)) => json_answer(StatusCode::ACCEPTED, &batch_json(&progress)),
+        Ok(None) => unavailable("the batch was registered but cannot be read back"),
+        Err(error) => unavailable(&error.to_string()),
+    }
+}
+
+/// Where a row problem is: `line 4, column amount` in a file; `[2].amount` in a JSON array.
+fn location(line: u64, row: u64, from_json: bool, column: &str) -> String {
+    if from_json {
+        let index = row.saturating_sub(1);
+        if column.is_empty() {
+            format!("[{index}]")
+        } else {
+            format!("[{index}].{column}")
+        }
+    } else if column.is_empty() {
+        format!("line {line}")
+    } else {
+        format!("line {line}, column {column}")
+    }
+}
+
+fn row_problem(problem: &RowError, from_json: bool) -> Value {
+    let column = problem.column.map_or("", |c| c.name());
+    json!({
+        "field": location(problem.line, problem.row, from_json, column),
+        "message": problem.message,
+        "line": problem.line,
+        "row": problem.row,
+    })
+}
+
+/// The batch's file name: `?file_name=` (a plain name), or `api.csv` / `api.json`.
+fn checked_file_name(given: Option<&str>, from_json: bool) -> Result<String, String> {
+    let Some(name) = given.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(if from_json { "api.json" } else { "api.csv" }.to_owned());
+    };
+    let plain = name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ' | '(' | ')'));
+    if plain {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "file_name {name:?}: a plain name (letters, digits, . _ - space, at most 200 characters)"
+        ))
+    }
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A JSON array of payouts as the CSV file the batch rules read (`;`-separated, a header),
+/// or every item's problem with the JSON itself.
+fn json_to_csv(body: &[u8]) -> Result<Vec<u8>, Vec<Value>> {
+    let field = |name: String, message: &str| json!({"field": name, "message": message});
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| vec![field(String::new(), &format!("not JSON: {e}"))])?;
+    let Some(items) = value.as_array() else {
+        return Err(vec![field(String::new(), "a JSON array of payouts")]);
+    };
+    let header = [
+        "payment_id",
+        "phone",
+        "amount",
+        "currency",
+        "customer_id",
+        "first_name",
+        "last_name",
+        "email",
+        "ip_address",
+        "description",
+        "operator",
+    ];
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
+    let mut errors = Vec::new();
+    let _ = writer.write_record(header);
+    for (index, item) in items.iter().enumerate() {
+        let at = |name: &str| format!("[{index}].{name}");
+        let Some(object) = item.as_object() else {
+            errors.push(field(format!("[{index}]"), "a payout is a JSON object"));
+            continue;
+        };
+        for name in object.keys() {
+            if !ITEM_FIELDS.contains(&name.as_str()) {
+                errors.push(field(at(name), "unknown member"));
+            }
+        }
+        let text = |name: &str, errors: &mut Vec<Value>| -> String {
+            match object.get(name) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => {
+                    errors.push(field(at(name), "a string"));
+                    String::new()
+                }
+            }
+        };
+        let customer_text = |name: &str, errors: &mut Vec<Value>| -> String {
+            match object.get("customer").and_then(|c| c.get(name)) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => {
+                    errors.push(field(at(&format!("customer.{name}")), "a string"));
+                    String::new()
+                }
+            }
+        };
+        if let Some(customer) = object.get("customer") {
+            match customer.as_object() {
+                Some(members) => {
+                    for name in members.keys() {
+                        if !["id", "first_name", "last_name", "email", "ip"]
+                            .contains(&name.as_str())
+                        {
+                            errors.push(field(at(&format!("customer.{name}")), "unknown member"));
+                        }
+                    }
+                }
+                None => errors.push(field(at("customer"), "an object with id")),
+            }
+        }
+        let currency = text("currency", &mut errors);
+        let amount = match (object.get("amount"), object.get("amount_minor")) {
+            (Some(_), Some(_)) => {
+                errors.push(field(at("amount"), "amount or amount_minor, not both"));
+                String::new()
+            }
+            (_, Some(minor)) => match minor.as_u64() {
+                Some(minor) => {
+                    let code = if currency.is_empty() {
+                        "KZT"
+                    } else {
+                        &currency
+                    };
+                    match Currency::from_code(code) {
+                        Some(c) => Money::from_minor(minor, c).decimal(),
+                        None => {
+                            errors.push(field(at("currency"), "an ISO 4217 code this rp knows"));
+                            String::new()
+                        }
+                    }
+                }
+                None => {
+                    errors.push(field(at("amount_minor"), "a whole number of minor units"));
+                    String::new()
+                }
+            },
+            _ => text("amount", &mut errors),
+        };
+        let record = [
+            text("payment_id", &mut errors),
+            text("phone", &mut errors),
+            amount,
+            currency,
+            customer_text("id", &mut errors),
+            customer_text("first_name", &mut errors),
+            customer_text("last_name", &mut errors),
+            customer_text("email", &mut errors),
+            customer_text("ip", &mut errors),
+            text("description", &mut errors),
+            text("operator", &mut errors),
+        ];
+        let _ = writer.write_record(&record);
+        if errors.len() >= LISTED_PROBLEMS {
+            break;
+        }
+    }
+    if items.is_empty() {
+        errors.push(field(String::new(), "the array has no payout"));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    writer
+        .into_inner()
+        .map_err(|e| vec![field(String::new(), &e.to_string())])
+}
+
+/// The batch of the path, or a problem answer.
+async fn find(desk: &Desk, id: &str) -> Result<BatchProgress, Response> {
+    let not_found = || {
+        failed(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no batch {id} (a batch ID is 64 hex digits)"),
+        )
+    };
+    let Ok(batch) = BatchId::from_str(id) else {
+        return Err(not_found());
+    };
+    match desk.batches().progress(&batch.to_string()).await {
+        Ok(Some(progress)) => Ok(progress),
+        Ok(None) => Err(not_found()),
+        Err(error) => Err(unavailable(&error.to_string())),
+    }
+}
+
+/// `GET /api/v1/batches/{id}`.
+pub(crate) async fn show(State(desk): State<Desk>, Path(id): Path<String>) -> Response {
+    match find(&desk, &id).await {
+        Ok(progress) => json_answer(StatusCode::OK, &batch_json(&progress)),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v1/batches/{id}/report.csv`: every row with its payout's outcome (phone numbers
+/// masked).
+pub(crate) async fn report(State(desk): State<Desk>, Path(id): Path<String>) -> Response {
+    let progress = match find(&desk, &id).await {
+        Ok(progress) => progress,
+        Err(response) => return response,
+    };
+    match crate::web::batches::report_download(&desk, &progress).await {
+        Ok(response) => response,
+        Err(text) => unavailable(&text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_batch_becomes_the_csv_the_batch_rules_read() {
+        let csv = json_to_csv(
+            br#"[{"payment_id": "b-1", "phone": "+7 701 123 45 67", "amount": "1 500", "customer": {"id": "c;1"}},
+                 {"phone": "87011234568", "amount_minor": 150050, "customer": {"id": "c-2"}, "description": "bonus"}]"#,
+        )
+        .unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "payment_id;phone;amount;currency;customer_id;first_name;last_name;email;ip_address;description;operator"
+        );
+        assert_eq!(lines[1], "b-1;+7 701 123 45 67;1 500;;\"c;1\";;;;;;");
+        assert_eq!(lines[2], ";87011234568;1500.50;;c-2;;;;;bonus;");
+    }
+
+    #[test]
+    fn every_json_problem_is_named_with_its_item() {
+        let errors = json_to_csv(
+            br#"[{"phone": 7701, "amount": "1", "amount_minor": 1, "customer": "x", "colour": "red"}, 3]"#,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+        for expected in [
+            "[0].colour",
+            "[0].customer",
+            "[0].amount",
+            "[0].phone",
+            "[1]",
+        ] {
+            assert!(fields.contains(&expected), "{expected} in {fields:?}");
+        }
+        assert!(json_to_csv(b"{}").is_err());
+        assert!(json_to_csv(b"[]").is_err());
+        assert!(json_to_csv(b"[").is_err());
+    }
+
+    #[test]
+    fn file_names_are_plain() {
+        assert_eq!(checked_file_name(None, true).unwrap(), "api.json");
+        assert_eq!(
+            checked_file_name(Some("june payouts.csv"), false).unwrap(),
+            "june payouts.csv"
+        );
+        assert!(checked_file_name(Some("../etc/passwd"), false).is_err());
+        assert!(checked_file_name(Some(".hidden"), false).is_err());
+        assert!(checked_file_name(Some("a/b.csv"), false).is_err());
+    }
+}

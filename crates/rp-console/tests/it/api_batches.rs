@@ -1,0 +1,205 @@
+//! Batches through the JSON API against a real `serve` and simulator: every row checked
+//! before anything is sent, the same file never paid twice, a JSON array as good as a file,
+//! the report, and the roles.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::{Value, json};
+
+use crate::Server;
+use crate::api::{PAY_KEY, READ_KEY, with_keys};
+
+/// `POST /api/v1/batches{query}` with `body` of `kind`: status and JSON.
+async fn post_batch(
+    server: &Server,
+    key: &str,
+    query: &str,
+    kind: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let answer = server
+        .http
+        .post(server.url(&format!("/api/v1/batches{query}")))
+        .header(AUTHORIZATION, format!("Bearer {key}"))
+        .header(CONTENT_TYPE, kind)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let text = answer.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn get(server: &Server, path: &str) -> (StatusCode, String) {
+    let answer = server
+        .http
+        .get(server.url(path))
+        .header(AUTHORIZATION, format!("Bearer {READ_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    (answer.status(), answer.text().await.unwrap())
+}
+
+/// Polls the batch until every row's payout is final.
+async fn until_done(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, text) = get(server, &format!("/api/v1/batches/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let batch: Value = serde_json::from_str(&text).unwrap();
+        if batch["state"] == "done" {
+            return batch;
+        }
+        assert!(Instant::now() < deadline, "never done: {batch}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_through_the_api_is_checked_whole_and_paid_once() {
+    let server = with_keys().await;
+    let bad = "phone;amount;customer_id;payment_id\n\
+               +7 701 510 20 01;1 500;c-1;api-b-1\n\
+               +7 703 000 00 00;abc;c-2;api-b-2\n";
+    let (status, problem) = post_batch(&server, PAY_KEY, "", "text/csv", bad.into()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["type"], "urn:rp:problem:invalid-rows");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"line 3, column phone"), "{fields:?}");
+    assert!(fields.contains(&"line 3, column amount"), "{fields:?}");
+    assert!(server.sim.requests().is_empty(), "nothing sent");
+    assert!(
+        server
+            .desk
+            .batches()
+            .list(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A read key may not pay; another content type is refused.
+    let good = "phone;amount;customer_id;payment_id\n\
+                +7 701 510 20 01;1 500;c-1;api-b-1\n\
+                +7 701 510 20 02;2 000,50;c-2;api-b-2\n";
+    let (status, _) = post_batch(&server, READ_KEY, "", "text/csv", good.into()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = post_batch(&server, PAY_KEY, "", "application/xml", good.into()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // check_only: the summary, nothing registered.
+    let (status, summary) = post_batch(
+        &server,
+        PAY_KEY,
+        "?check_only=true",
+        "text/csv",
+        good.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["valid_rows"], 2);
+    assert_eq!(summary["totals"][0]["amount_minor"], 350_050);
+    assert!(
+        server
+            .desk
+            .batches()
+            .list(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let (status, batch) = post_batch(
+        &server,
+        PAY_KEY,
+        "?file_name=june.csv",
+        "text/csv",
+        good.into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let id = batch["id"].as_str().unwrap().to_owned();
+    assert_eq!(id, summary["id"], "the ID is the file's SHA-256");
+    assert_eq!(batch["file_name"], "june.csv");
+    let done = until_done(&server, &id).await;
+    assert_eq!(done["by_state"]["success"], 2, "{done}");
+    // The same file again: the batch as it stands, nothing paid again.
+    let (status, again) = post_batch(&server, PAY_KEY, "", "text/csv", good.into()).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], id.as_str());
+    for payment in ["api-b-1", "api-b-2"] {
+        let sent = server
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("payout") && r.payment_id.as_deref() == Some(payment))
+            .count();
+        assert_eq!(sent, 1, "{payment} paid once");
+    }
+    // The report: every row with its outcome, phones masked.
+    let (status, report) = get(&server, &format!("/api/v1/batches/{id}/report.csv")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report.matches(";success;success;").count(), 2, "{report}");
+    assert!(
+        !report.contains("510 20 01") && !report.contains("77015102001"),
+        "{report}"
+    );
+    let (status, _) = get(&server, &format!("/api/v1/batches/{}", "0".repeat(64))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get(&server, "/api/v1/batches/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A payment ID the ledger holds for another payout: 409, nothing sent.
+    let clash = "phone;amount;customer_id;payment_id\n+7 701 510 20 03;99;c-3;api-b-1\n";
+    let (status, conflict) = post_batch(&server, PAY_KEY, "", "text/csv", clash.into()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["errors"][0]["field"], "line 2, column payment_id");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_is_a_batch_too() {
+    let server = with_keys().await;
+    let items = json!([
+        {"payment_id": "api-j-1", "phone": "+7 701 510 30 01", "amount": "100", "customer": {"id": "c-1"}},
+        {"payment_id": "api-j-2", "phone": "8 701 510 30 02", "amount_minor": 20_050, "customer": {"id": "c-2"}, "description": "bonus"}
+    ]);
+    let bad = json!([{"payment_id": "x", "phone": "+7 701 510 30 01", "amount": "0", "customer": {"id": "c-1"}}]);
+    let (status, problem) = post_batch(
+        &server,
+        PAY_KEY,
+        "",
+        "application/json",
+        bad.to_string().into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "[0].amount", "{problem}");
+    let (status, batch) = post_batch(
+        &server,
+        PAY_KEY,
+        "",
+        "application/json",
+        items.to_string().into(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    assert_eq!(batch["totals"][0]["amount"], "300.50");
+    let done = until_done(&server, batch["id"].as_str().unwrap()).await;
+    assert_eq!(done["by_state"]["success"], 2, "{done}");
+    // Paid as the key: the history says who.
+    let (_, events) = get(&server, "/api/v1/payouts/api-j-2/events").await;
+    assert!(events.contains("operator:api:backend"), "{events}");
+    server.stop().await;
+}
