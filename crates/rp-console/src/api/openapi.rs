@@ -412,6 +412,96 @@ pub fn document() -> Value {
                 }
             }
     });
+    let batch_id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "description": "The batch ID: the SHA-256 of its file."});
+    let batch_paths = json!({
+        "/api/v1/batches": {
+            "post": {
+                "operationId": "createBatch",
+                "summary": "Pay a batch: a CSV file or a JSON array, every row checked before anything is sent",
+                "parameters": [
+                    {"name": "check_only", "in": "query", "required": false, "schema": {"type": "string", "enum": ["true", "false"]}, "description": "Only check: the summary, nothing recorded."},
+                    {"name": "file_name", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 200}}
+                ],
+                "requestBody": {"required": true, "content": {
+                    "text/csv": {"schema": {"type": "string"}, "example": "phone;amount;customer_id;payment_id\n+7 701 123 45 67;1 500;c-1;order-1\n"},
+                    "application/json": {"schema": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/BatchItem"}}}
+                }},
+                "responses": common(json!({
+                    "200": {"description": "Registered before (the same file): the batch as it stands, nothing paid again; or, with check_only, the summary.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
+                    "202": {"description": "Registered and being paid.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
+                    "403": problem_response("The key's role is read."),
+                    "409": problem_response("Rows use payment IDs the ledger holds for other payouts (each in errors); nothing recorded or sent."),
+                    "408": problem_response("The body did not arrive within 120 s."),
+                    "415": problem_response("Neither text/csv nor application/json."),
+                    "422": problem_response("Rows with problems (each with its line or item in errors; rp-problem-count says how many), or no row to pay: nothing recorded or sent.")
+                }))
+            }
+        },
+        "/api/v1/batches/{id}": {
+            "get": {
+                "operationId": "getBatch",
+                "summary": "A batch and its progress",
+                "parameters": [batch_id.clone()],
+                "responses": common(json!({
+                    "200": {"description": "The batch.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
+                    "404": problem_response("No such batch.")
+                }))
+            }
+        },
+        "/api/v1/batches/{id}/report.csv": {
+            "get": {
+                "operationId": "getBatchReport",
+                "summary": "Every row with its payout's outcome (phone numbers masked)",
+                "parameters": [batch_id],
+                "responses": common(json!({
+                    "200": {"description": "The report.", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "404": problem_response("No such batch.")
+                }))
+            }
+        }
+    });
+    let batch_schemas = json!({
+        "BatchItem": {
+            "type": "object",
+            "required": ["phone", "customer"],
+            "additionalProperties": false,
+            "properties": {
+                "payment_id": {"type": "string", "description": "Derived from the batch and the row when absent."},
+                "phone": {"type": "string"},
+                "amount": {"type": "string"},
+                "amount_minor": {"type": "integer", "minimum": 1},
+                "currency": {"type": "string"},
+                "customer": {"type": "object", "required": ["id"], "additionalProperties": false, "properties": {
+                    "id": {"type": "string"}, "first_name": {"type": "string"}, "last_name": {"type": "string"},
+                    "email": {"type": "string"}, "ip": {"type": "string"}
+                }},
+                "description": {"type": "string"},
+                "operator": {"type": "string"}
+            }
+        },
+        "Batch": {
+            "type": "object",
+            "required": ["id", "rows", "valid_rows", "totals"],
+            "properties": {
+                "id": {"type": "string"},
+                "file_name": {"type": "string"},
+                "rows": {"type": "integer"},
+                "valid_rows": {"type": "integer"},
+                "totals": {"type": "array", "items": {"type": "object", "properties": {
+                    "currency": {"type": "string"}, "amount_minor": {"type": "integer"}, "amount": {"type": ["string", "null"]}
+                }}},
+                "state": {"type": "string", "enum": ["running", "stopped", "paused", "waiting", "done"]},
+                "paused": {"type": "boolean"},
+                "by_state": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "undone": {"type": "integer"},
+                "waiting": {"type": "integer"},
+                "created_at": {"type": "string"},
+                "report": {"type": "string"}
+            }
+        }
+    });
+    merge(&mut doc["paths"], batch_paths);
+    merge(&mut doc["components"]["schemas"], batch_schemas);
     merge(&mut doc["paths"], webhook_paths);
     merge(&mut doc["components"]["schemas"], webhook_schemas);
     doc["webhooks"] = webhooks;
