@@ -26,7 +26,7 @@ const NODE_SDK: &str = "ecommpay@0.1.7";
 const PYTHON_SCRIPT: &str = include_str!("interop/sdk_python.py");
 const NODE_SCRIPT: &str = include_str!("interop/sdk_node.js");
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 

@@ -13,11 +13,11 @@
 //! tests: `RP_TEST_POSTGRES_URL` when it is set, else a throwaway cluster (`postgres.rs`)
 //! that is stopped afterwards, pass or fail. When none can be had it says so loudly and runs
 //! the tests anyway: they fail under `CI=true` and skip loudly elsewhere. The same for
-//! Debian's packages some tests run (Chromium and chromedriver for the console's browser
-//! tests, PHP for the webhook receiver example), installed with apt when missing and running
-//! as root (`browser.rs`).
+//! the programs some tests run: Debian's Chromium and chromedriver (the console's browser
+//! tests) and PHP (the webhook receiver example), installed with apt when missing and running
+//! as root, and schemathesis (the API's contract tests) in a venv from PyPI (`tools.rs`).
 
-mod browser;
+mod tools;
 mod codegen;
 mod interop;
 mod postgres;
@@ -118,9 +118,9 @@ enum Action {
     VerifyOnly,
     /// `cargo doc --no-deps` per crate and feature (see [`DOC_RUNS`]).
     Docs,
-    /// Chromium, chromedriver and PHP for the console's browser and webhook tests
-    /// (`browser.rs`).
-    Browser,
+    /// Chromium, chromedriver, PHP and schemathesis for the console's browser, webhook and
+    /// contract tests (`tools.rs`).
+    Tools,
     /// `cargo ARGS` with `RP_TEST_POSTGRES_URL` pointing at a PostgreSQL server (see
     /// [`cargo_with_postgres`]).
     CargoWithPostgres(&'static [&'static str]),
@@ -148,7 +148,7 @@ const CI_STEPS: &[(&str, Action)] = &[
         ),
     ),
     ("codegen freshness", Action::CodegenCheck),
-    ("Chromium and PHP", Action::Browser),
+    ("test tools (Chromium, PHP, schemathesis)", Action::Tools),
     (
         "tests",
         Action::CargoWithPostgres(&["test", "--workspace", "--all-features"]),
@@ -250,7 +250,7 @@ fn run_action(root: &Path, action: &Action) -> Result<(), String> {
         Action::Interop => interop::interop(root),
         Action::VerifyOnly => verify_only(root).and_then(|()| payout_default(root)),
         Action::Docs => docs(root),
-        Action::Browser => browser::ensure(),
+        Action::Tools => tools::ensure(root),
         Action::CargoWithPostgres(args) => cargo_with_postgres(root, args),
         Action::Cargo(args, env) => {
             let status = cargo()

@@ -9,6 +9,7 @@ mod api;
 mod api_batches;
 mod api_review;
 mod batches;
+mod contract;
 mod browser;
 mod pages;
 mod review;

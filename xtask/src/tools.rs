@@ -1,10 +1,14 @@
-//! Debian's packages some tests run: headless Chromium for rp-console's browser tests
-//! (`chromium`, `chromium-driver`) and PHP for the README's webhook receiver in PHP
-//! (`php-cli`). Installed with apt when missing and running as root; otherwise the missing
-//! binaries are named loudly (those tests then fail under `CI=true` and skip loudly
+//! The programs some tests run. Debian's packages: headless Chromium for rp-console's browser
+//! tests (`chromium`, `chromium-driver`) and PHP for the README's webhook receiver in PHP
+//! (`php-cli`), installed with apt when missing and running as root. And schemathesis (from
+//! PyPI, pinned, in a venv under the target directory) for the API's contract tests. What
+//! cannot be had is named loudly (those tests then fail under `CI=true` and skip loudly
 //! elsewhere).
 
 use std::path::Path;
+
+/// The schemathesis the contract tests run (`target/schemathesis/bin/schemathesis`).
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 use std::process::Command;
 use std::time::Instant;
 
@@ -18,7 +22,41 @@ const NEEDED: [(&str, &str); 3] = [
 /// Makes sure Chromium, chromedriver and PHP are there (`RP_CHROMIUM` and
 /// `RP_CHROMEDRIVER` may name another browser); never fails the run by itself (the tests
 /// decide what a missing program means).
-pub(crate) fn ensure() -> Result<(), String> {
+pub(crate) fn ensure(root: &Path) -> Result<(), String> {
+    schemathesis(root);
+    debian_packages()
+}
+
+/// schemathesis in `target/schemathesis` unless an earlier run put it there (a marker
+/// written last names the version).
+fn schemathesis(root: &Path) {
+    let dir = crate::interop::target_dir(root).join("schemathesis");
+    let marker = dir.join(".installed");
+    if std::fs::read_to_string(&marker).is_ok_and(|v| v == SCHEMATHESIS) {
+        return;
+    }
+    let started = Instant::now();
+    eprintln!("xtask: installing {SCHEMATHESIS} into {}", dir.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    let venv = Command::new("python3").args(["-m", "venv"]).arg(&dir).status();
+    let pip = || {
+        Command::new(dir.join("bin").join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", SCHEMATHESIS])
+            .status()
+    };
+    match venv.and_then(|venv| if venv.success() { pip() } else { Ok(venv) }) {
+        Ok(status) if status.success() => {
+            let _ = std::fs::write(&marker, SCHEMATHESIS);
+            eprintln!("xtask: schemathesis installed in {:.1?}", started.elapsed());
+        }
+        outcome => eprintln!(
+            "\n!!! xtask: could not install {SCHEMATHESIS} ({outcome:?}): the API's contract tests will fail under CI=true\n"
+        ),
+    }
+}
+
+/// Chromium, chromedriver and PHP from Debian's packages.
+fn debian_packages() -> Result<(), String> {
     let overridden =
         std::env::var_os("RP_CHROMIUM").is_some() && std::env::var_os("RP_CHROMEDRIVER").is_some();
     let missing: Vec<&str> = NEEDED
