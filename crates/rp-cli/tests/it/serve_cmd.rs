@@ -93,6 +93,190 @@ fn a_public_address_needs_insecure_bind() {
         text.contains("not a loopback address") && text.contains("--insecure-bind"),
         "{text}"
     );
+    assert!(
+        text.contains("--tls-cert") && text.contains("--tls-key"),
+        "the refusal names the TLS flags: {text}"
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost made now, written as PEM files in
+/// `dir`: the certificate's PEM and the two paths.
+fn self_signed(dir: &str) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let pem = made.cert.pem();
+    let cert = crate::scratch_file(dir, "cert.pem", &pem);
+    let key = crate::scratch_file(dir, "key.pem", made.signing_key.serialize_pem());
+    (pem, cert, key)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// With `--tls-cert` and `--tls-key`, `rp serve` takes a non-loopback address and answers
+/// HTTPS with that certificate, on the console's listener and the callbacks' own; plain HTTP
+/// to those ports gets no answer.
+#[test]
+fn serve_speaks_tls_with_its_own_certificate_on_a_public_address() {
+    let (pem, cert, key) = self_signed("serve-tls");
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let (port, callback_port) = (free_port(), free_port());
+    let listen = format!("0.0.0.0:{port}");
+    let callback_listen = format!("127.0.0.1:{callback_port}");
+    let mut child = sim.spawn_in(
+        &ledger,
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--callback-listen",
+            &callback_listen,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get_https = |url: String| {
+        runtime.block_on(async {
+            let answer = https.get(&url).send().await?;
+            let status = answer.status().as_u16();
+            let location = answer
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+                .unwrap_or_default();
+            Ok::<_, reqwest::Error>((status, location))
+        })
+    };
+    let console = format!("https://127.0.0.1:{port}");
+    wait_until(
+        "rp serve answers over HTTPS",
+        Duration::from_secs(20),
+        || get_https(format!("{console}/healthz")).is_ok(),
+    );
+    assert_eq!(get_https(format!("{console}/healthz")).unwrap().0, 200);
+    let (status, location) = get_https(format!("{console}/payments")).unwrap();
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/login"), "{location}");
+    let by_name = get_https(format!("https://localhost:{port}/healthz")).unwrap();
+    assert_eq!(by_name.0, 200);
+    // The callback endpoint, on its own listener, over TLS too.
+    let callback = get_https(format!(
+        "https://127.0.0.1:{callback_port}/rocketpay/callback"
+    ))
+    .unwrap();
+    assert_eq!(callback.0, 405, "the callback endpoint answers over TLS");
+
+    // Plain HTTP to either port is no HTTP answer.
+    for addr in [format!("127.0.0.1:{port}"), callback_listen.clone()] {
+        let plain = get(&addr, "/healthz").unwrap_or_default();
+        assert!(!plain.starts_with("HTTP/"), "{addr}: {plain:?}");
+        let refused = runtime.block_on(reqwest::get(format!("http://{addr}/healthz")));
+        assert!(refused.is_err(), "{addr}: {refused:?}");
+    }
+    // A client that does not trust the certificate is refused by its own check.
+    let untrusting = reqwest::Client::builder().build().unwrap();
+    let untrusted = runtime.block_on(untrusting.get(format!("{console}/healthz")).send());
+    assert!(untrusted.is_err(), "{untrusted:?}");
+
+    signal(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "rp serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains(&format!("console    https://{listen}/")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "callbacks  https://{callback_listen}/rocketpay/callback"
+        )),
+        "{out}"
+    );
+}
+
+/// A certificate or key that cannot be served is told with its path, and rp serve exits
+/// before it listens (nothing printed on stdout, the port still free).
+#[test]
+fn a_bad_certificate_or_key_is_told_before_anything_listens() {
+    let (_, cert, key) = self_signed("serve-tls-bad");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let missing = cert.replace("cert.pem", "missing.pem");
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            &missing,
+            key,
+            &["cannot read the TLS certificate file", "missing.pem"],
+        ),
+        (key, key, &["has no certificate", "key.pem"]),
+        (cert, cert, &["has no private key", "cert.pem"]),
+        (
+            cert,
+            &missing,
+            &["cannot read the TLS key file", "missing.pem"],
+        ),
+    ];
+    for (tls_cert, tls_key, expected) in cases {
+        let out = rp_with(
+            &[
+                "serve",
+                "--listen",
+                &listen,
+                "--project-id",
+                "1234",
+                "--tls-cert",
+                tls_cert,
+                "--tls-key",
+                tls_key,
+            ],
+            &[("RP_SECRET_KEY", "k")],
+            b"",
+        );
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        for needle in expected {
+            assert!(text.contains(needle), "{needle:?} missing: {text}");
+        }
+        assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+        assert!(
+            std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+            "nothing listened on {port}"
+        );
+    }
+    let alone = rp_with(
+        &["serve", "--project-id", "1234", "--tls-cert", cert],
+        &[("RP_SECRET_KEY", "k")],
+        b"",
+    );
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(stderr(&alone).contains("--tls-key"), "{}", stderr(&alone));
 }
 
 /// `GET path` on `addr` over a plain socket: the status line and the body.
