@@ -586,3 +586,237 @@ fn api_keys_are_shown_once_never_reused_and_revoked() {
     let twice = rp_with(&["serve", "revoke-api-key", "backend"], &env, b"");
     assert_eq!(twice.status.code(), Some(2));
 }
+
+/// The project's one callback URL in front of two instances, as a load balancer that sends a
+/// callback anywhere: each goes to the instance that did **not** create the payout (payment
+/// IDs `cross-a-…` are created on A, `cross-b-…` on B). Logs `(payment ID, instance, status)`.
+struct Crossing {
+    url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<(String, char, u16)>>>,
+}
+
+impl Crossing {
+    fn start(a: u16, b: u16) -> Crossing {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/rocketpay/callback",
+            listener.local_addr().unwrap()
+        );
+        let log = std::sync::Arc::default();
+        let shared = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = std::sync::Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let _ = Crossing::forward(stream, a, b, &log);
+                });
+            }
+        });
+        Crossing { url, log }
+    }
+
+    /// One request from the simulator, passed on with `Connection: close` to the other
+    /// instance; its answer passed back.
+    fn forward(
+        mut client: TcpStream,
+        a: u16,
+        b: u16,
+        log: &std::sync::Mutex<Vec<(String, char, u16)>>,
+    ) -> std::io::Result<()> {
+        client.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buffer.len() < head_end + length {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        let body = &buffer[head_end..(head_end + length).min(buffer.len())];
+        let text = String::from_utf8_lossy(body);
+        let start = text.find("cross-").unwrap_or(0);
+        let payment_id = text[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let (to, port) = if payment_id.starts_with("cross-a-") {
+            ('B', b)
+        } else {
+            ('A', a)
+        };
+        let kept: Vec<&str> = head
+            .trim_end()
+            .split("\r\n")
+            .filter(|line| !line.to_ascii_lowercase().starts_with("connection:"))
+            .collect();
+        let mut upstream = TcpStream::connect(("127.0.0.1", port))?;
+        write!(
+            upstream,
+            "{}\r\nConnection: close\r\n\r\n",
+            kept.join("\r\n")
+        )?;
+        upstream.write_all(body)?;
+        let mut answer = Vec::new();
+        upstream.read_to_end(&mut answer)?;
+        let status = String::from_utf8_lossy(&answer)
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        log.lock().unwrap().push((payment_id, to, status));
+        client.write_all(&answer)
+    }
+}
+
+/// `POST path` on `addr` with a JSON body and an API key, over a plain socket: the answer.
+fn post_json(addr: &str, path: &str, key: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Two instances on one ledger (an SQLite file; a PostgreSQL database when the test server is
+/// there), the callbacks of each one's payouts delivered to the other: every payout is paid
+/// once, ends final in the shared ledger, and its callback is recorded once, by the instance
+/// that did not send it. The reconcilers are off, so only the callbacks settle the payouts.
+#[test]
+fn callbacks_of_one_instances_payouts_are_applied_by_the_other() {
+    const EACH: usize = 8;
+    for ledger in crate::ledgers("serve_cross") {
+        let (port_a, port_b) = (free_port(), free_port());
+        let crossing = Crossing::start(port_a, port_b);
+        let url = crossing.url.clone();
+        let sim = Sim::start_built(move |builder| builder.callback_url(url));
+        let added = sim.rp_in(
+            &ledger,
+            &["serve", "add-api-key", "backend", "--role", "pay"],
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
+        let key = stdout(&added)
+            .lines()
+            .find_map(|line| line.strip_prefix("key (shown once): "))
+            .unwrap()
+            .to_owned();
+        let instance = |port: u16| {
+            let listen = format!("127.0.0.1:{port}");
+            sim.spawn_in(
+                &ledger,
+                &[
+                    "serve",
+                    "--listen",
+                    &listen,
+                    "--reconcile-every",
+                    "0",
+                    "--no-batch-worker",
+                ],
+            )
+        };
+        let (mut a, mut b) = (instance(port_a), instance(port_b));
+        let (addr_a, addr_b) = (format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}"));
+        for addr in [&addr_a, &addr_b] {
+            wait_until("the instance answers", Duration::from_secs(20), || {
+                get(addr, "/healthz").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+            });
+        }
+
+        // Payouts to A and to B, interleaved.
+        let mut ids = Vec::new();
+        for n in 1..=EACH {
+            for (name, addr) in [('a', &addr_a), ('b', &addr_b)] {
+                let id = format!("cross-{name}-{n:02}");
+                let body = format!(
+                    r#"{{"payment_id": "{id}", "phone": "+7 701 {:07}", "amount": "{}", "customer": {{"id": "c-{id}"}}}}"#,
+                    5_201_000 + n,
+                    100 + n
+                );
+                let answer = post_json(addr, "/api/v1/payouts", &key, &body);
+                assert!(answer.starts_with("HTTP/1.1 202"), "{ledger}: {answer}");
+                ids.push(id);
+            }
+        }
+        wait_until("every payout is final", Duration::from_secs(60), || {
+            let listed = sim.rp_in(&ledger, &["payouts", "list", "--json", "--limit", "100"]);
+            let json: serde_json::Value =
+                serde_json::from_str(&stdout(&listed)).unwrap_or_default();
+            json["payouts"].as_array().is_some_and(|all| {
+                all.len() == ids.len() && all.iter().all(|p| p["state"] == "success")
+            })
+        });
+
+        // Paid once each, its callback delivered once, to the other instance, answered 200.
+        let payments = sim.sim().payments();
+        assert_eq!(payments.len(), ids.len(), "{ledger}: {payments:?}");
+        let log = crossing.log.lock().unwrap().clone();
+        for id in &ids {
+            assert_eq!(sim.payout_requests(id), 1, "{ledger}: {id} sent once");
+            let delivered: Vec<_> = log.iter().filter(|(p, _, _)| p == id).collect();
+            let other = if id.starts_with("cross-a-") { 'B' } else { 'A' };
+            assert_eq!(delivered.len(), 1, "{ledger}: {id}: {log:?}");
+            assert_eq!(
+                (delivered[0].1, delivered[0].2),
+                (other, 200),
+                "{ledger}: {id}"
+            );
+            let shown = sim.rp_in(&ledger, &["payouts", "show", id, "--json"]);
+            let json: serde_json::Value = serde_json::from_str(&stdout(&shown)).unwrap();
+            assert_eq!(json["state"], "success", "{ledger}: {json}");
+            let events = json["events"].as_array().unwrap();
+            let callbacks = events.iter().filter(|e| e["source"] == "callback").count();
+            assert_eq!(
+                callbacks, 1,
+                "{ledger}: {id}'s callback recorded once: {json}"
+            );
+            assert_eq!(
+                events.iter().filter(|e| e["state"] == "success").count(),
+                1,
+                "{ledger}: {id} became final once: {json}"
+            );
+        }
+        let callbacks = sim.sim().callbacks();
+        assert_eq!(
+            callbacks.len(),
+            ids.len(),
+            "{ledger}: no callback redelivered"
+        );
+
+        for child in [&a, &b] {
+            signal(child, "TERM");
+        }
+        for (name, child) in [("A", &mut a), ("B", &mut b)] {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "{ledger}: {name} stops cleanly");
+        }
+    }
+}
