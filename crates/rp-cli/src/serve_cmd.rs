@@ -28,11 +28,12 @@ Runs the callback endpoint, the reconciler, the batch worker and the web console
 Several instances on one PostgreSQL ledger share the work: each payout, callback and batch row is
 handled once. Sign-in needs an operator: `rp serve add-operator NAME --role pay`.
 
-The console listens on 127.0.0.1 unless told otherwise. rp serve has no TLS of its own: to reach
-the console from another machine, put a TLS-terminating reverse proxy in front and pass
---insecure-bind (the console refuses a non-loopback address without it). The callback endpoint
-(on the console's address, or on --callback-listen) carries no session and accepts only signed
-callbacks, so it may listen on any address.
+The console listens on 127.0.0.1 unless told otherwise. To reach it from another machine, give
+it TLS of its own (--tls-cert and --tls-key: PEM files, checked before anything listens; the
+callback listener of --callback-listen uses them too), or put a TLS-terminating reverse proxy in
+front and pass --insecure-bind (a non-loopback address without either is refused). The callback
+endpoint (on the console's address, or on --callback-listen) carries no session and accepts only
+signed callbacks, so it may listen on any address.
 
 Ctrl-C or SIGTERM: no new work is taken; payouts and batch rows in flight are finished and
 recorded (30 s at most), then rp exits.";
@@ -111,6 +112,13 @@ struct RunArgs {
     /// Allow the console on an address other than loopback without TLS (behind a TLS proxy).
     #[arg(long)]
     insecure_bind: bool,
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate first, then
+    /// its intermediates), on the console's and the callbacks' listeners.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Receive callbacks on this address instead of the console's (e.g. 0.0.0.0:9000).
     #[arg(long, value_name = "ADDR")]
     callback_listen: Option<SocketAddr>,
@@ -380,19 +388,36 @@ fn api_role(role: Role) -> &'static str {
     if role.may_pay() { "pay" } else { "read" }
 }
 
-/// Why `addr` is refused for the console, if it is.
-fn refused_bind(addr: SocketAddr, insecure: bool) -> Option<String> {
-    (!addr.ip().is_loopback() && !insecure).then(|| {
+/// Why `addr` is refused for the console, if it is: not loopback, without TLS (`tls`) or
+/// `--insecure-bind` (`insecure`).
+fn refused_bind(addr: SocketAddr, tls: bool, insecure: bool) -> Option<String> {
+    (!addr.ip().is_loopback() && !tls && !insecure).then(|| {
         format!(
-            "--listen {addr} is not a loopback address, and rp serve has no TLS of its own: operators' \
-             passwords and sessions would cross the network in clear. Put a TLS-terminating reverse \
-             proxy in front and pass --insecure-bind, or listen on 127.0.0.1"
+            "--listen {addr} is not a loopback address, and without TLS operators' passwords and \
+             sessions would cross the network in clear. Give rp serve a certificate with --tls-cert \
+             CERT.pem --tls-key KEY.pem, or put a TLS-terminating reverse proxy in front and pass \
+             --insecure-bind, or listen on 127.0.0.1"
         )
     })
 }
 
+/// The certificate and key of `--tls-cert` and `--tls-key`, loaded and checked.
+fn tls(args: &RunArgs) -> Result<Option<rp_console::Tls>, Failure> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => rp_console::Tls::load(cert, key)
+            .map(Some)
+            .map_err(|e| Failure::usage(e.to_string())),
+        (None, None) => Ok(None),
+        _ => Err(Failure::usage(
+            "--tls-cert and --tls-key go together".to_owned(),
+        )),
+    }
+}
+
 fn run(args: &RunArgs) -> Result<(), Failure> {
-    if let Some(reason) = refused_bind(args.listen, args.insecure_bind) {
+    // Before anything listens: a bad certificate or key is told, not served.
+    let tls = tls(args)?;
+    if let Some(reason) = refused_bind(args.listen, tls.is_some(), args.insecure_bind) {
         return Err(Failure::usage(reason));
     }
     if !args.callback_path.starts_with('/') || args.callback_path.len() < 2 {
@@ -437,9 +462,10 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             Some(listener) => listener.local_addr().map_err(|e| Failure::usage(e.to_string()))?,
             None => console_addr,
         };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         println!("rp serve {}", destination(&base_url, project));
-        println!("  console    http://{console_addr}/");
-        println!("  callbacks  http://{callback_addr}{}", args.callback_path);
+        println!("  console    {scheme}://{console_addr}/");
+        println!("  callbacks  {scheme}://{callback_addr}{}", args.callback_path);
         println!("  ledger     {}", ledger.url());
         if operators.is_empty() {
             println!(
@@ -449,6 +475,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         let mut options = ServeOptions::new(console);
         options.callbacks = callbacks;
         options.callback_path = args.callback_path.clone();
+        options.tls = tls;
         options.reconcile_every =
             (args.reconcile_every > 0).then(|| Duration::from_secs(args.reconcile_every));
         if args.no_batch_worker {
@@ -470,7 +497,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
 /// ledger, with a demo operator; until Ctrl-C or SIGTERM.
 pub(crate) async fn demo_console(listen: SocketAddr, processing: Duration) -> Result<(), Failure> {
     use rp_sim::{DEFAULT_PROJECT_ID, DEFAULT_SECRET_KEY, Simulator};
-    if let Some(reason) = refused_bind(listen, false) {
+    if let Some(reason) = refused_bind(listen, false, false) {
         return Err(Failure::usage(reason));
     }
     let console = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -561,10 +588,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_without_insecure_bind() {
-        assert!(refused_bind("127.0.0.1:8080".parse().unwrap(), false).is_none());
-        assert!(refused_bind("[::1]:8080".parse().unwrap(), false).is_none());
-        assert!(refused_bind("0.0.0.0:8080".parse().unwrap(), false).is_some());
-        assert!(refused_bind("0.0.0.0:8080".parse().unwrap(), true).is_none());
+    fn only_loopback_without_tls_or_insecure_bind() {
+        assert!(refused_bind("127.0.0.1:8080".parse().unwrap(), false, false).is_none());
+        assert!(refused_bind("[::1]:8080".parse().unwrap(), false, false).is_none());
+        let refused = refused_bind("0.0.0.0:8080".parse().unwrap(), false, false).unwrap();
+        assert!(refused.contains("--tls-cert") && refused.contains("--tls-key"));
+        assert!(refused_bind("0.0.0.0:8080".parse().unwrap(), false, true).is_none());
+        assert!(refused_bind("0.0.0.0:8080".parse().unwrap(), true, false).is_none());
     }
 }

@@ -13,7 +13,8 @@
 //!   signed bodies, "ask the status now", "send again under the same payment ID"), the single
 //!   payout form with its confirmation, batches with their progress and report, limits and
 //!   what they use, what needs attention;
-//! - `/healthz`, `/readyz` and `/metrics` (Prometheus).
+//! - `/healthz`, `/readyz` and `/metrics` (Prometheus);
+//! - on both listeners, TLS of its own when given a certificate and key ([`Tls`]).
 //!
 //! Operators and sessions live in the ledger ([`rp_ledger::AccessStore`]): several instances
 //! on one PostgreSQL ledger share them. Passwords are hashed with argon2id
@@ -62,6 +63,7 @@ mod desk;
 mod metrics;
 mod serve;
 mod submit;
+mod tls;
 mod totp;
 mod web;
 pub mod webhooks;
@@ -75,5 +77,6 @@ pub use auth::{
 pub use desk::{Desk, Settings};
 pub use metrics::Metrics;
 pub use serve::{DEFAULT_CALLBACK_PATH, SHUTDOWN_GRACE, ServeOptions, callback_router, serve};
+pub use tls::{Tls, TlsError};
 pub use totp::{new_totp_secret, totp_uri};
 pub use web::router;

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Desk;
+use crate::tls::Tls;
 
 /// Where the callback endpoint is mounted on the console's listener, unless it has its own.
 pub const DEFAULT_CALLBACK_PATH: &str = "/rocketpay/callback";
@@ -46,6 +47,8 @@ pub struct ServeOptions {
     pub webhooks_every: Option<Duration>,
     /// How long one webhook delivery may take. Default 10 s.
     pub webhook_timeout: Duration,
+    /// TLS on both listeners (`--tls-cert`, `--tls-key`); `None` (the default): plain HTTP.
+    pub tls: Option<Tls>,
 }
 
 impl ServeOptions {
@@ -59,6 +62,7 @@ impl ServeOptions {
             batches_every: Some(Duration::from_secs(10)),
             webhooks_every: Some(Duration::from_secs(1)),
             webhook_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -86,10 +90,10 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
         Some(listener) => {
             let callbacks =
                 Router::new().nest_service(&options.callback_path, callback_router(&desk));
-            servers.spawn(rp_payout::axum::serve_with_shutdown(
+            servers.spawn(listen(
                 listener,
                 callbacks,
-                ConnectionLimits::default(),
+                options.tls.clone(),
                 wait_for(stopped.clone()),
             ));
         }
@@ -97,10 +101,10 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
             app = app.nest_service(&options.callback_path, callback_router(&desk));
         }
     }
-    servers.spawn(rp_payout::axum::serve_with_shutdown(
+    servers.spawn(listen(
         options.console,
         app,
-        ConnectionLimits::default(),
+        options.tls,
         wait_for(stopped.clone()),
     ));
     let batch_stop = desk.stopping();
@@ -161,6 +165,20 @@ pub async fn serve(desk: Desk, options: ServeOptions, shutdown: impl Future<Outp
         );
     }
     tracing::info!("rp serve: stopped");
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is given, until `signal`.
+async fn listen(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Tls>,
+    signal: impl Future<Output = ()> + Send,
+) {
+    let limits = ConnectionLimits::default();
+    match tls {
+        Some(tls) => crate::tls::serve_with_shutdown(listener, app, limits, tls, signal).await,
+        None => rp_payout::axum::serve_with_shutdown(listener, app, limits, signal).await,
+    }
 }
 
 /// Completes once `stopped` says so.

@@ -50,6 +50,8 @@
 mod access;
 mod batch;
 mod error;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod origin;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

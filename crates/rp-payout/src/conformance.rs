@@ -31,8 +31,8 @@ use rp_model::{
 };
 
 use crate::store::{
-    EventSource, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutState, PayoutStore,
-    Updated,
+    EventSource, Inserted, PayoutEvent, PayoutOrigin, PayoutQuery, PayoutRecord, PayoutState,
+    PayoutStore, Updated,
 };
 
 /// How many payouts [`pages_cover_everything_once`] records (the 10,000).
@@ -54,6 +54,7 @@ where
     records_round_trip(make().await.as_ref()).await;
     unsettled_pages_walk_every_open_payout(make().await.as_ref()).await;
     list_filters_and_orders(make().await.as_ref()).await;
+    list_filters_by_origin(make().await.as_ref()).await;
     counts_by_state(make().await.as_ref()).await;
     concurrent_inserts_make_one_record(make().await).await;
     concurrent_updates_never_lose_a_change(make().await).await;
@@ -424,6 +425,105 @@ pub async fn list_filters_and_orders(store: &dyn PayoutStore) {
         "list combined",
     ));
     assert_eq!(created, ["l-27", "l-21"], "list: filters combine");
+}
+
+/// `list` by origin: the first event's source tells the API (`operator:api:KEY`), a console
+/// operator (`operator:NAME`) and the library (`call`) apart, whatever came later; with no
+/// batch in the store, nothing is from a batch. Pages and other filters combine with it.
+pub async fn list_filters_by_origin(store: &dyn PayoutStore) {
+    let sources = [
+        EventSource::Call,
+        EventSource::Operator("anna".to_owned()),
+        EventSource::Operator("api:backend".to_owned()),
+        // An operator whose name merely starts like "api" is still an operator.
+        EventSource::Operator("apiary".to_owned()),
+    ];
+    for i in 0..12u64 {
+        let r = record(&format!("o-{i:02}"), "77011234567", 100, i);
+        let first = PayoutEvent::new(
+            r.created_at,
+            sources[(i % 4) as usize].clone(),
+            None,
+            PayoutState::Created,
+        );
+        let stored = match must(store.insert(r, first, Limits::NONE).await, "insert") {
+            Inserted::New(stored) => stored,
+            other => panic!("conformance: list_filters_by_origin: {other:?}"),
+        };
+        if i % 2 == 0 {
+            // A later event by someone else changes nothing about where it came from.
+            let (mut next, mut event) =
+                moved(&stored, PayoutState::Status(PaymentStatus::Success), 50);
+            event.source = EventSource::Operator("api:other".to_owned());
+            next.attention = None;
+            must(store.update(0, next, event).await, "update");
+        }
+    }
+    let listed = |query: PayoutQuery| async move {
+        let mut ids = Vec::new();
+        let mut query = query.limit(2);
+        loop {
+            let page = must(store.list(&query).await, "list by origin");
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            ids.extend(page.into_iter().map(|r| r.payment_id.as_str().to_owned()));
+            query = query.after(&last);
+        }
+        ids
+    };
+    let expect = |ids: &[u64]| -> Vec<String> { ids.iter().map(|i| format!("o-{i:02}")).collect() };
+    assert_eq!(
+        listed(PayoutQuery::new().source(PayoutOrigin::Library)).await,
+        expect(&[8, 4, 0]),
+        "list: from the library"
+    );
+    assert_eq!(
+        listed(PayoutQuery::new().source(PayoutOrigin::Console)).await,
+        expect(&[11, 9, 7, 5, 3, 1]),
+        "list: from the console"
+    );
+    assert_eq!(
+        listed(PayoutQuery::new().source(PayoutOrigin::Api)).await,
+        expect(&[10, 6, 2]),
+        "list: from the API"
+    );
+    assert!(
+        listed(PayoutQuery::new().source(PayoutOrigin::Batch))
+            .await
+            .is_empty(),
+        "list: no batch, nothing from one"
+    );
+    assert_eq!(
+        listed(
+            PayoutQuery::new()
+                .source(PayoutOrigin::Console)
+                .state("created")
+        )
+        .await,
+        expect(&[11, 9, 7, 5, 3, 1]),
+        "list: origin and state combine"
+    );
+    assert_eq!(
+        listed(
+            PayoutQuery::new()
+                .source(PayoutOrigin::Api)
+                .payment_id(pid("o-06"))
+        )
+        .await,
+        expect(&[6]),
+        "list: origin and payment ID combine"
+    );
+    assert!(
+        listed(
+            PayoutQuery::new()
+                .source(PayoutOrigin::Library)
+                .payment_id(pid("o-06"))
+        )
+        .await
+        .is_empty(),
+        "list: a payment ID of another origin"
+    );
 }
 
 /// Counts by state label, with attention and total.

@@ -135,8 +135,9 @@ pub use rp_model::{PaymentId, Payout};
 /// The boxed future [`PayoutStore`] methods return: what an implementation of the trait names.
 pub use rp_transport::BoxFuture;
 pub use store::{
-    EventSource, Inserted, MAX_PAGE, MemoryStore, PayoutEvent, PayoutQuery, PayoutRecord,
-    PayoutState, PayoutStore, StateCount, StatusChange, Updated, usage,
+    API_SOURCE_PREFIX, EventSource, Inserted, MAX_PAGE, MemoryStore, OPERATOR_SOURCE_PREFIX,
+    PayoutEvent, PayoutOrigin, PayoutQuery, PayoutRecord, PayoutState, PayoutStore, StateCount,
+    StatusChange, UnknownOrigin, Updated, usage,
 };
 
 /// The workspace README's library example, compiled as a doctest so it cannot go stale.

@@ -93,6 +93,190 @@ fn a_public_address_needs_insecure_bind() {
         text.contains("not a loopback address") && text.contains("--insecure-bind"),
         "{text}"
     );
+    assert!(
+        text.contains("--tls-cert") && text.contains("--tls-key"),
+        "the refusal names the TLS flags: {text}"
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost made now, written as PEM files in
+/// `dir`: the certificate's PEM and the two paths.
+fn self_signed(dir: &str) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let pem = made.cert.pem();
+    let cert = crate::scratch_file(dir, "cert.pem", &pem);
+    let key = crate::scratch_file(dir, "key.pem", made.signing_key.serialize_pem());
+    (pem, cert, key)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// With `--tls-cert` and `--tls-key`, `rp serve` takes a non-loopback address and answers
+/// HTTPS with that certificate, on the console's listener and the callbacks' own; plain HTTP
+/// to those ports gets no answer.
+#[test]
+fn serve_speaks_tls_with_its_own_certificate_on_a_public_address() {
+    let (pem, cert, key) = self_signed("serve-tls");
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let (port, callback_port) = (free_port(), free_port());
+    let listen = format!("0.0.0.0:{port}");
+    let callback_listen = format!("127.0.0.1:{callback_port}");
+    let mut child = sim.spawn_in(
+        &ledger,
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--callback-listen",
+            &callback_listen,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get_https = |url: String| {
+        runtime.block_on(async {
+            let answer = https.get(&url).send().await?;
+            let status = answer.status().as_u16();
+            let location = answer
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+                .unwrap_or_default();
+            Ok::<_, reqwest::Error>((status, location))
+        })
+    };
+    let console = format!("https://127.0.0.1:{port}");
+    wait_until(
+        "rp serve answers over HTTPS",
+        Duration::from_secs(20),
+        || get_https(format!("{console}/healthz")).is_ok(),
+    );
+    assert_eq!(get_https(format!("{console}/healthz")).unwrap().0, 200);
+    let (status, location) = get_https(format!("{console}/payments")).unwrap();
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/login"), "{location}");
+    let by_name = get_https(format!("https://localhost:{port}/healthz")).unwrap();
+    assert_eq!(by_name.0, 200);
+    // The callback endpoint, on its own listener, over TLS too.
+    let callback = get_https(format!(
+        "https://127.0.0.1:{callback_port}/rocketpay/callback"
+    ))
+    .unwrap();
+    assert_eq!(callback.0, 405, "the callback endpoint answers over TLS");
+
+    // Plain HTTP to either port is no HTTP answer.
+    for addr in [format!("127.0.0.1:{port}"), callback_listen.clone()] {
+        let plain = get(&addr, "/healthz").unwrap_or_default();
+        assert!(!plain.starts_with("HTTP/"), "{addr}: {plain:?}");
+        let refused = runtime.block_on(reqwest::get(format!("http://{addr}/healthz")));
+        assert!(refused.is_err(), "{addr}: {refused:?}");
+    }
+    // A client that does not trust the certificate is refused by its own check.
+    let untrusting = reqwest::Client::builder().build().unwrap();
+    let untrusted = runtime.block_on(untrusting.get(format!("{console}/healthz")).send());
+    assert!(untrusted.is_err(), "{untrusted:?}");
+
+    signal(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "rp serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains(&format!("console    https://{listen}/")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "callbacks  https://{callback_listen}/rocketpay/callback"
+        )),
+        "{out}"
+    );
+}
+
+/// A certificate or key that cannot be served is told with its path, and rp serve exits
+/// before it listens (nothing printed on stdout, the port still free).
+#[test]
+fn a_bad_certificate_or_key_is_told_before_anything_listens() {
+    let (_, cert, key) = self_signed("serve-tls-bad");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let missing = cert.replace("cert.pem", "missing.pem");
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            &missing,
+            key,
+            &["cannot read the TLS certificate file", "missing.pem"],
+        ),
+        (key, key, &["has no certificate", "key.pem"]),
+        (cert, cert, &["has no private key", "cert.pem"]),
+        (
+            cert,
+            &missing,
+            &["cannot read the TLS key file", "missing.pem"],
+        ),
+    ];
+    for (tls_cert, tls_key, expected) in cases {
+        let out = rp_with(
+            &[
+                "serve",
+                "--listen",
+                &listen,
+                "--project-id",
+                "1234",
+                "--tls-cert",
+                tls_cert,
+                "--tls-key",
+                tls_key,
+            ],
+            &[("RP_SECRET_KEY", "k")],
+            b"",
+        );
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        for needle in expected {
+            assert!(text.contains(needle), "{needle:?} missing: {text}");
+        }
+        assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+        assert!(
+            std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+            "nothing listened on {port}"
+        );
+    }
+    let alone = rp_with(
+        &["serve", "--project-id", "1234", "--tls-cert", cert],
+        &[("RP_SECRET_KEY", "k")],
+        b"",
+    );
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(stderr(&alone).contains("--tls-key"), "{}", stderr(&alone));
 }
 
 /// `GET path` on `addr` over a plain socket: the status line and the body.
@@ -401,4 +585,238 @@ fn api_keys_are_shown_once_never_reused_and_revoked() {
     assert!(stdout(&rp_with(&["serve", "api-keys"], &env, b"")).contains("revoked"));
     let twice = rp_with(&["serve", "revoke-api-key", "backend"], &env, b"");
     assert_eq!(twice.status.code(), Some(2));
+}
+
+/// The project's one callback URL in front of two instances, as a load balancer that sends a
+/// callback anywhere: each goes to the instance that did **not** create the payout (payment
+/// IDs `cross-a-…` are created on A, `cross-b-…` on B). Logs `(payment ID, instance, status)`.
+struct Crossing {
+    url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<(String, char, u16)>>>,
+}
+
+impl Crossing {
+    fn start(a: u16, b: u16) -> Crossing {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/rocketpay/callback",
+            listener.local_addr().unwrap()
+        );
+        let log = std::sync::Arc::default();
+        let shared = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = std::sync::Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let _ = Crossing::forward(stream, a, b, &log);
+                });
+            }
+        });
+        Crossing { url, log }
+    }
+
+    /// One request from the simulator, passed on with `Connection: close` to the other
+    /// instance; its answer passed back.
+    fn forward(
+        mut client: TcpStream,
+        a: u16,
+        b: u16,
+        log: &std::sync::Mutex<Vec<(String, char, u16)>>,
+    ) -> std::io::Result<()> {
+        client.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buffer.len() < head_end + length {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        let body = &buffer[head_end..(head_end + length).min(buffer.len())];
+        let text = String::from_utf8_lossy(body);
+        let start = text.find("cross-").unwrap_or(0);
+        let payment_id = text[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let (to, port) = if payment_id.starts_with("cross-a-") {
+            ('B', b)
+        } else {
+            ('A', a)
+        };
+        let kept: Vec<&str> = head
+            .trim_end()
+            .split("\r\n")
+            .filter(|line| !line.to_ascii_lowercase().starts_with("connection:"))
+            .collect();
+        let mut upstream = TcpStream::connect(("127.0.0.1", port))?;
+        write!(
+            upstream,
+            "{}\r\nConnection: close\r\n\r\n",
+            kept.join("\r\n")
+        )?;
+        upstream.write_all(body)?;
+        let mut answer = Vec::new();
+        upstream.read_to_end(&mut answer)?;
+        let status = String::from_utf8_lossy(&answer)
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        log.lock().unwrap().push((payment_id, to, status));
+        client.write_all(&answer)
+    }
+}
+
+/// `POST path` on `addr` with a JSON body and an API key, over a plain socket: the answer.
+fn post_json(addr: &str, path: &str, key: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Two instances on one ledger (an SQLite file; a PostgreSQL database when the test server is
+/// there), the callbacks of each one's payouts delivered to the other: every payout is paid
+/// once, ends final in the shared ledger, and its callback is recorded once, by the instance
+/// that did not send it. The reconcilers are off, so only the callbacks settle the payouts.
+#[test]
+fn callbacks_of_one_instances_payouts_are_applied_by_the_other() {
+    const EACH: usize = 8;
+    for ledger in crate::ledgers("serve_cross") {
+        let (port_a, port_b) = (free_port(), free_port());
+        let crossing = Crossing::start(port_a, port_b);
+        let url = crossing.url.clone();
+        let sim = Sim::start_built(move |builder| builder.callback_url(url));
+        let added = sim.rp_in(
+            &ledger,
+            &["serve", "add-api-key", "backend", "--role", "pay"],
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
+        let key = stdout(&added)
+            .lines()
+            .find_map(|line| line.strip_prefix("key (shown once): "))
+            .unwrap()
+            .to_owned();
+        let instance = |port: u16| {
+            let listen = format!("127.0.0.1:{port}");
+            sim.spawn_in(
+                &ledger,
+                &[
+                    "serve",
+                    "--listen",
+                    &listen,
+                    "--reconcile-every",
+                    "0",
+                    "--no-batch-worker",
+                ],
+            )
+        };
+        let (mut a, mut b) = (instance(port_a), instance(port_b));
+        let (addr_a, addr_b) = (format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}"));
+        for addr in [&addr_a, &addr_b] {
+            wait_until("the instance answers", Duration::from_secs(20), || {
+                get(addr, "/healthz").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+            });
+        }
+
+        // Payouts to A and to B, interleaved.
+        let mut ids = Vec::new();
+        for n in 1..=EACH {
+            for (name, addr) in [('a', &addr_a), ('b', &addr_b)] {
+                let id = format!("cross-{name}-{n:02}");
+                let body = format!(
+                    r#"{{"payment_id": "{id}", "phone": "+7 701 {:07}", "amount": "{}", "customer": {{"id": "c-{id}"}}}}"#,
+                    5_201_000 + n,
+                    100 + n
+                );
+                let answer = post_json(addr, "/api/v1/payouts", &key, &body);
+                assert!(answer.starts_with("HTTP/1.1 202"), "{ledger}: {answer}");
+                ids.push(id);
+            }
+        }
+        wait_until("every payout is final", Duration::from_secs(60), || {
+            let listed = sim.rp_in(&ledger, &["payouts", "list", "--json", "--limit", "100"]);
+            let json: serde_json::Value =
+                serde_json::from_str(&stdout(&listed)).unwrap_or_default();
+            json["payouts"].as_array().is_some_and(|all| {
+                all.len() == ids.len() && all.iter().all(|p| p["state"] == "success")
+            })
+        });
+
+        // Paid once each, its callback delivered once, to the other instance, answered 200.
+        let payments = sim.sim().payments();
+        assert_eq!(payments.len(), ids.len(), "{ledger}: {payments:?}");
+        let log = crossing.log.lock().unwrap().clone();
+        for id in &ids {
+            assert_eq!(sim.payout_requests(id), 1, "{ledger}: {id} sent once");
+            let delivered: Vec<_> = log.iter().filter(|(p, _, _)| p == id).collect();
+            let other = if id.starts_with("cross-a-") { 'B' } else { 'A' };
+            assert_eq!(delivered.len(), 1, "{ledger}: {id}: {log:?}");
+            assert_eq!(
+                (delivered[0].1, delivered[0].2),
+                (other, 200),
+                "{ledger}: {id}"
+            );
+            let shown = sim.rp_in(&ledger, &["payouts", "show", id, "--json"]);
+            let json: serde_json::Value = serde_json::from_str(&stdout(&shown)).unwrap();
+            assert_eq!(json["state"], "success", "{ledger}: {json}");
+            let events = json["events"].as_array().unwrap();
+            let callbacks = events.iter().filter(|e| e["source"] == "callback").count();
+            assert_eq!(
+                callbacks, 1,
+                "{ledger}: {id}'s callback recorded once: {json}"
+            );
+            assert_eq!(
+                events.iter().filter(|e| e["state"] == "success").count(),
+                1,
+                "{ledger}: {id} became final once: {json}"
+            );
+        }
+        let callbacks = sim.sim().callbacks();
+        assert_eq!(
+            callbacks.len(),
+            ids.len(),
+            "{ledger}: no callback redelivered"
+        );
+
+        for child in [&a, &b] {
+            signal(child, "TERM");
+        }
+        for (name, child) in [("A", &mut a), ("B", &mut b)] {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "{ledger}: {name} stops cleanly");
+        }
+    }
 }

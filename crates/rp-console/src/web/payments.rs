@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use rp_model::{Msisdn, PaymentId};
-use rp_payout::{PayoutQuery, PayoutRecord};
+use rp_payout::{PayoutOrigin, PayoutQuery, PayoutRecord};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -33,6 +33,10 @@ pub(crate) struct Filters {
     phone: String,
     #[serde(default)]
     payment_id: String,
+    /// Where the payouts came from: `api`, `console`, `batch`, `library`
+    /// ([`PayoutOrigin`]).
+    #[serde(default)]
+    source: String,
     /// `YYYY-MM-DD`, UTC, from the start of that day.
     #[serde(default)]
     since: String,
@@ -71,6 +75,16 @@ impl Filters {
                 .map_err(|e| format!("phone: {e}"))?;
             query = query.phone(digits);
         }
+        let payment_id = self.payment_id.trim();
+        if !payment_id.is_empty() {
+            let id = PaymentId::new(payment_id).map_err(|e| format!("payment ID: {e}"))?;
+            query = query.payment_id(id);
+        }
+        let source = self.source.trim();
+        if !source.is_empty() {
+            let origin: PayoutOrigin = source.parse().map_err(|e| format!("source: {e}"))?;
+            query = query.source(origin);
+        }
         let since = day(&self.since, "since", 0)?;
         let until = day(&self.until, "until", 1)?;
         query = query.between(since, until);
@@ -100,6 +114,7 @@ impl Filters {
             ("state", &self.state),
             ("phone", &self.phone),
             ("payment_id", &self.payment_id),
+            ("source", &self.source),
             ("since", &self.since),
             ("until", &self.until),
             ("batch", &self.batch),
@@ -187,14 +202,8 @@ async fn listing(
         match filters.query(attention) {
             Err(error) => (Vec::new(), None, Some(error)),
             Ok(query) => {
-                let found = match PaymentId::new(filters.payment_id.trim()) {
-                    _ if filters.payment_id.trim().is_empty() => store.list(&query).await,
-                    Ok(id) => store.get(&id).await.map(|r| r.into_iter().collect()),
-                    Err(e) => {
-                        return problem_in_page(me, path, title, &format!("payment ID: {e}"));
-                    }
-                };
-                match found {
+                // A payment ID is one payout; the other filters still apply to it.
+                match store.list(&query).await {
                     Ok(rows) => {
                         let next = (rows.len() == PAGE)
                             .then(|| rows.last().map(cursor))
@@ -212,9 +221,15 @@ async fn listing(
             Err(BatchPage::Ledger(error)) => return ledger_failed(Some(me), &error),
         }
     };
+    // A filter that is wrong is the request's fault: 400, with the error beside the form.
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let table = table(&rows, filters, path, next.as_deref());
     if headers.contains_key("x-fragment") {
-        return html(table);
+        return (status, html(table)).into_response();
     }
     let counts = match store.counts().await {
         Ok(counts) => counts,
@@ -236,6 +251,12 @@ async fn listing(
             div { label for="state" { "State" } input #state name="state" value=(filters.state) placeholder="success"; }
             div { label for="phone" { "Phone" } input #phone name="phone" value=(filters.phone) inputmode="tel"; }
             div { label for="payment_id" { "Payment ID" } input #payment_id name="payment_id" value=(filters.payment_id); }
+            div { label for="source" { "Source" } select #source name="source" {
+                option value="" { "Any" }
+                @for origin in PayoutOrigin::ALL {
+                    option value=(origin.as_str()) selected[filters.source.trim() == origin.as_str()] { (origin_label(origin)) }
+                }
+            } }
             div { label for="since" { "From" } input #since name="since" type="date" value=(filters.since); }
             div { label for="until" { "To" } input #until name="until" type="date" value=(filters.until); }
             button type="submit" { "Filter" }
@@ -257,16 +278,28 @@ async fn listing(
         @if let Some(error) = &error { (notice("error", error)) }
         div #list data-refresh=(live) data-every="5000" { (table) }
     };
-    html(page(title, Some(me), path, body))
+    (status, html(page(title, Some(me), path, body))).into_response()
 }
 
+/// How the source filter names an origin.
+fn origin_label(origin: PayoutOrigin) -> &'static str {
+    match origin {
+        PayoutOrigin::Api => "API",
+        PayoutOrigin::Console => "Console",
+        PayoutOrigin::Batch => "Batch",
+        PayoutOrigin::Library => "Library or CLI",
+    }
+}
+
+/// A page with only `error` on it, answered 400.
 fn problem_in_page(me: &Me, path: &str, title: &str, error: &str) -> Response {
-    html(page(
+    let shown = html(page(
         title,
         Some(me),
         path,
         html! { h1 { (title) } (notice("error", error)) },
-    ))
+    ));
+    (StatusCode::BAD_REQUEST, shown).into_response()
 }
 
 enum BatchPage {
@@ -382,18 +415,10 @@ pub(crate) async fn export(
             .into_response();
     }
     let attention = export.attention == "1";
+    // Every filter applies, the source and a payment ID's too.
     let mut query = match export.filters.query(attention) {
         Ok(query) => query.limit(EXPORT_PAGE),
         Err(error) => return problem_in_page(&me, "/payments", "Payments", &error),
-    };
-    let one = match export.filters.payment_id.trim() {
-        "" => None,
-        text => match PaymentId::new(text) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                return problem_in_page(&me, "/payments", "Payments", &format!("payment ID: {e}"));
-            }
-        },
     };
     tracing::info!(operator = %me.name, filters = %export.filters.log_text(), "payments exported");
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -413,16 +438,7 @@ pub(crate) async fn export(
             "attention",
         ]);
         loop {
-            let found = match &one {
-                // One payout by its ID (the other filters still apply to it).
-                Some(id) => store.get(id).await.map(|r| {
-                    r.into_iter()
-                        .filter(|r| query.matches(r))
-                        .collect::<Vec<_>>()
-                }),
-                None => store.list(&query).await,
-            };
-            let page = match found {
+            let page = match store.list(&query).await {
                 Ok(page) => page,
                 Err(error) => {
                     // The client sees a truncated download, never a silently short file.
@@ -443,7 +459,7 @@ pub(crate) async fn export(
                 return;
             }
             match page.last() {
-                Some(last) if one.is_none() && page.len() == EXPORT_PAGE => {
+                Some(last) if page.len() == EXPORT_PAGE => {
                     query = query.after(last);
                 }
                 _ => return,
@@ -545,6 +561,24 @@ mod tests {
             ..Filters::default()
         };
         assert!(bad_state.query(false).is_err());
+        let by_source = Filters {
+            source: "batch".to_owned(),
+            ..Filters::default()
+        };
+        assert_eq!(
+            by_source.query(false).unwrap().source,
+            Some(PayoutOrigin::Batch)
+        );
+        assert_eq!(by_source.query_string(), "source=batch");
+        let bad_source = Filters {
+            source: "fax".to_owned(),
+            ..Filters::default()
+        };
+        let error = bad_source.query(false).unwrap_err();
+        assert!(
+            error.starts_with("source: unknown source \"fax\""),
+            "{error}"
+        );
     }
 
     #[test]

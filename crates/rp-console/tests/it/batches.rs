@@ -87,7 +87,7 @@ async fn a_stopped_batch_is_resumed_shown_and_reported() {
 }
 
 /// Uploads `content` as `name` to `/batches/upload` with the CSRF token `csrf` in the query.
-async fn upload(
+pub(crate) async fn upload(
     server: &Server,
     cookie: &str,
     csrf: &str,

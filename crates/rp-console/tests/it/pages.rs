@@ -282,3 +282,133 @@ async fn the_list_filters_counts_exports_and_checks() {
     assert!(limits.contains("No limits are configured"), "{limits}");
     server.stop().await;
 }
+
+/// The source filter: a payout from the JSON API, one from the console's form and the rows of
+/// an uploaded batch (recorded as the operator's too, but from the batch), each listed and
+/// exported under its source alone; an unknown source is the filter's error, answered 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_and_its_export_filter_by_source() {
+    const KEY: &str = "rpk_00000000000000000000000000000000000000000000000000000000000000a1";
+    let server = Server::start(None).await;
+    let added = server
+        .desk
+        .access()
+        .add_api_key(rp_ledger::ApiKey::new(
+            "backend",
+            rp_console::api_key_sha256(KEY),
+            rp_ledger::Role::Pay,
+        ))
+        .await
+        .unwrap();
+    assert!(added);
+    let anna = server.login(PAY).await;
+
+    let from_api = "order-api-1";
+    let created = server
+        .http
+        .post(server.url("/api/v1/payouts?wait=10"))
+        .header(reqwest::header::AUTHORIZATION, format!("Bearer {KEY}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(
+            serde_json::json!({"payment_id": from_api, "phone": "+7 701 123 45 67",
+                "amount": "10", "customer": {"id": "c-api"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let from_console = pay(&server, &anna, "+7 705 765 43 21", "20").await;
+    let file = "phone;amount;customer_id\n+7 747 000 11 22;30;c-b1\n+7 747 000 11 23;31;c-b2\n";
+    let checked = crate::batches::upload(&server, &anna.cookie, &anna.csrf, "s.csv", file).await;
+    assert_eq!(checked.status(), StatusCode::OK);
+    let page = checked.text().await.unwrap();
+    let start = page.find("/batches/").unwrap() + "/batches/".len();
+    let batch = page[start..start + 64].to_owned();
+    let confirmed = server
+        .post(&anna, &format!("/batches/{batch}/confirm"), &[])
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    server
+        .wait_for(&anna, &format!("/batches/{batch}/progress"), "data-final")
+        .await;
+    let from_batch: Vec<String> = server
+        .sim
+        .payments()
+        .into_iter()
+        .map(|p| p.payment_id)
+        .filter(|id| id != from_api && *id != from_console)
+        .collect();
+    assert_eq!(from_batch.len(), 2, "{from_batch:?}");
+
+    let all = [
+        from_api,
+        from_console.as_str(),
+        &from_batch[0],
+        &from_batch[1],
+    ];
+    let expected: [(&str, Vec<&str>); 4] = [
+        ("api", vec![from_api]),
+        ("console", vec![from_console.as_str()]),
+        ("batch", vec![&from_batch[0], &from_batch[1]]),
+        ("library", vec![]),
+    ];
+    for (source, ids) in &expected {
+        let (status, list) = server
+            .get_with(&anna.cookie, &format!("/payments?source={source}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{source}: {list}");
+        for id in all {
+            assert_eq!(
+                list.contains(&format!("/payments/{id}\"")),
+                ids.contains(&id),
+                "{source}, {id}: {list}"
+            );
+        }
+        assert!(
+            list.contains(&format!("/payments.csv?source={source}")),
+            "the export link keeps the filter: {list}"
+        );
+        let csv = server
+            .http
+            .get(server.url(&format!("/payments.csv?source={source}")))
+            .header(reqwest::header::COOKIE, &anna.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(csv.lines().count(), 1 + ids.len(), "{source}: {csv}");
+        for id in all {
+            assert_eq!(
+                csv.contains(&format!(",{id},")),
+                ids.contains(&id),
+                "{source}, {id}: {csv}"
+            );
+        }
+    }
+    // With a payment ID, the source still applies.
+    let (_, one) = server
+        .get_with(
+            &anna.cookie,
+            &format!("/payments?source=batch&payment_id={from_api}"),
+        )
+        .await;
+    assert!(one.contains("No payouts match"), "{one}");
+
+    let (status, bad) = server.get_with(&anna.cookie, "/payments?source=fax").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("unknown source"), "{bad}");
+    assert!(bad.contains("api, console, batch, library"), "{bad}");
+    let export = server
+        .http
+        .get(server.url("/payments.csv?source=fax"))
+        .header(reqwest::header::COOKIE, &anna.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::BAD_REQUEST);
+    assert!(export.text().await.unwrap().contains("unknown source"));
+    server.stop().await;
+}

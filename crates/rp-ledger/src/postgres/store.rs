@@ -8,7 +8,8 @@ use deadpool_postgres::Client;
 use rp_model::{Currency, Limits, PaymentId, Period, ProjectId, Usage};
 use rp_payout::usage::{check_limits, usage_from_hours};
 use rp_payout::{
-    Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
+    Error, Inserted, PayoutEvent, PayoutOrigin, PayoutQuery, PayoutRecord, PayoutStore, StateCount,
+    Updated,
 };
 use rp_transport::BoxFuture;
 use tokio_postgres::types::ToSql;
@@ -478,6 +479,8 @@ struct ListFilter {
     since: Option<i64>,
     until: Option<i64>,
     phone: Option<String>,
+    payment_id: Option<String>,
+    source: Option<PayoutOrigin>,
     after: Option<(i64, String)>,
     limit: i64,
 }
@@ -491,6 +494,8 @@ impl ListFilter {
             since: query.since.map(rows::nanos),
             until: query.until.map(rows::nanos),
             phone: query.phone.clone(),
+            payment_id: query.payment_id.as_ref().map(|id| id.as_str().to_owned()),
+            source: query.source,
             after: query
                 .after
                 .as_ref()
@@ -519,6 +524,28 @@ impl ListFilter {
         }
         if let Some(phone) = &self.phone {
             sql.push_str(&format!(" AND phone = {}", bind(&mut params, phone)));
+        }
+        if let Some(id) = &self.payment_id {
+            sql.push_str(&format!(" AND payment_id = {}", bind(&mut params, id)));
+        }
+        if let Some(origin) = self.source {
+            // (NOT) EXISTS: a semi or anti join on the batch rows, planned as a whole; the
+            // first event is found by its key.
+            let exists = if origin == PayoutOrigin::Batch {
+                "EXISTS"
+            } else {
+                "NOT EXISTS"
+            };
+            sql.push_str(&format!(
+                " AND {exists} (SELECT 1 FROM rp_ledger.batch_rows AS b \
+                 WHERE b.project_id = payouts.project_id AND b.payment_id = payouts.payment_id)"
+            ));
+            let first = "(SELECT source FROM rp_ledger.payout_events AS e \
+                 WHERE e.project_id = payouts.project_id AND e.payment_id = payouts.payment_id \
+                 AND e.version = 0)";
+            if let Some(condition) = crate::origin::first_source_sql(origin, first) {
+                sql.push_str(&format!(" AND {condition}"));
+            }
         }
         if let Some((at, id)) = &self.after {
             let at = bind(&mut params, at);

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use rp_model::{Currency, Limits, PaymentId, Period, ProjectId, Usage, usage_hour};
 use rp_payout::usage::{check_limits, usage_from_hours};
 use rp_payout::{
-    Error, Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated,
+    Error, Inserted, PayoutEvent, PayoutOrigin, PayoutQuery, PayoutRecord, PayoutStore, StateCount,
+    Updated,
 };
 use rp_transport::BoxFuture;
 use rusqlite::types::Value;
@@ -320,6 +321,29 @@ fn list_sql(project: i64, query: &PayoutQuery) -> (String, Vec<Value>) {
     if let Some(phone) = &query.phone {
         sql.push_str(" AND phone = ?");
         values.push(Value::Text(phone.clone()));
+    }
+    if let Some(id) = &query.payment_id {
+        sql.push_str(" AND payment_id = ?");
+        values.push(Value::Text(id.as_str().to_owned()));
+    }
+    if let Some(origin) = query.source {
+        // The batch rows' payment IDs are read once (`IN` a subquery that does not refer to
+        // the row); the first event is found by its key.
+        let in_batch = if origin == PayoutOrigin::Batch {
+            " AND payment_id IN"
+        } else {
+            " AND payment_id NOT IN"
+        };
+        sql.push_str(in_batch);
+        sql.push_str(
+            " (SELECT payment_id FROM batch_rows WHERE project_id = ? AND payment_id IS NOT NULL)",
+        );
+        values.push(Value::Integer(project));
+        let first = "(SELECT source FROM payout_events AS e WHERE e.project_id = payouts.project_id \
+             AND e.payment_id = payouts.payment_id AND e.version = 0)";
+        if let Some(condition) = crate::origin::first_source_sql(origin, first) {
+            sql.push_str(&format!(" AND {condition}"));
+        }
     }
     if let Some((at, id)) = &query.after {
         // A row value: SQLite seeks the (created_at, payment_id) index to it, where the

@@ -8,7 +8,9 @@ use std::time::Duration;
 use rp_ledger::{BatchState, BatchStore, Ledger, NewBatch, NewBatchRow, Registered, RowSource};
 use rp_model::{PaymentStatus, ProjectId};
 use rp_payout::conformance::record;
-use rp_payout::{EventSource, Inserted, PayoutEvent, PayoutState, PayoutStore};
+use rp_payout::{
+    EventSource, Inserted, PayoutEvent, PayoutOrigin, PayoutQuery, PayoutState, PayoutStore,
+};
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -96,6 +98,97 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     racing_workers_claim_each_row_once(Arc::clone(&a)).await;
     hostile_ids_are_refused(a.as_ref()).await;
     paused_batches_are_left_alone(ledger.batches(project(555)).as_ref()).await;
+    a_batchs_payouts_are_from_the_batch(
+        ledger.batches(project(999)).as_ref(),
+        ledger.store(project(999)).as_ref(),
+        ledger.store(project(998)).as_ref(),
+    )
+    .await;
+}
+
+/// The origin filter: a payout whose payment ID a batch row of its project has is from the
+/// batch, whoever recorded it (a console upload records `operator:NAME`, `rp batch run`
+/// `call`); the rest by their first event. Another project's batch is not this one's.
+async fn a_batchs_payouts_are_from_the_batch(
+    batches: &dyn BatchStore,
+    store: &dyn PayoutStore,
+    other_project: &dyn PayoutStore,
+) {
+    let id = batch_id(70);
+    let short = &id[..8];
+    // Rows 1-4; row 2 invalid (no payout), row 4 never paid.
+    assert_eq!(register(batches, &id, 4, &[2]).await, Registered::New);
+    let recorded = |name: &str, source: EventSource, at: u64| {
+        let r = record(name, "77012345678", 1500, at);
+        let first = PayoutEvent::new(r.created_at, source, None, PayoutState::Created);
+        (r, first)
+    };
+    let payouts = [
+        recorded(
+            &format!("pid-{short}-1"),
+            EventSource::Operator("anna".into()),
+            1,
+        ),
+        recorded(&format!("pid-{short}-3"), EventSource::Call, 2),
+        recorded("by-anna", EventSource::Operator("anna".into()), 3),
+        recorded("by-key", EventSource::Operator("api:backend".into()), 4),
+        recorded("by-lib", EventSource::Call, 5),
+    ];
+    for (r, first) in payouts.iter().cloned() {
+        let inserted = store
+            .insert(r, first, rp_model::Limits::NONE)
+            .await
+            .unwrap();
+        assert!(matches!(inserted, Inserted::New(_)), "{inserted:?}");
+    }
+    // The same payment ID in another project, recorded by an operator: not from a batch.
+    let (r, first) = payouts[0].clone();
+    other_project
+        .insert(r, first, rp_model::Limits::NONE)
+        .await
+        .unwrap();
+    let ids = |page: Vec<rp_payout::PayoutRecord>| -> Vec<String> {
+        page.into_iter().map(|r| r.payment_id.to_string()).collect()
+    };
+    let by = |origin| PayoutQuery::new().source(origin);
+    assert_eq!(
+        ids(store.list(&by(PayoutOrigin::Batch)).await.unwrap()),
+        [format!("pid-{short}-3"), format!("pid-{short}-1")]
+    );
+    // A page at a time, keyset pagination unaffected.
+    let first_page = store.list(&by(PayoutOrigin::Batch).limit(1)).await.unwrap();
+    assert_eq!(ids(first_page.clone()), [format!("pid-{short}-3")]);
+    let second = by(PayoutOrigin::Batch).limit(1).after(&first_page[0]);
+    assert_eq!(
+        ids(store.list(&second).await.unwrap()),
+        [format!("pid-{short}-1")]
+    );
+    assert_eq!(
+        ids(store.list(&by(PayoutOrigin::Console)).await.unwrap()),
+        ["by-anna"]
+    );
+    assert_eq!(
+        ids(store.list(&by(PayoutOrigin::Api)).await.unwrap()),
+        ["by-key"]
+    );
+    assert_eq!(
+        ids(store.list(&by(PayoutOrigin::Library)).await.unwrap()),
+        ["by-lib"]
+    );
+    assert_eq!(
+        ids(other_project
+            .list(&by(PayoutOrigin::Console))
+            .await
+            .unwrap()),
+        [format!("pid-{short}-1")]
+    );
+    assert!(
+        other_project
+            .list(&by(PayoutOrigin::Batch))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A batch stopped on purpose is not among the stopped ones a background worker resumes;

@@ -9,12 +9,16 @@ use rp_model::{Currency, Limits, PaymentId, Usage, usage_hour};
 use rp_transport::BoxFuture;
 
 use super::usage::{check_limits, usage_from_hours};
-use super::{Inserted, PayoutEvent, PayoutQuery, PayoutRecord, PayoutStore, StateCount, Updated};
+use super::{
+    Inserted, PayoutEvent, PayoutOrigin, PayoutQuery, PayoutRecord, PayoutStore, StateCount,
+    Updated,
+};
 use crate::Error;
 
 /// An in-memory [`PayoutStore`], for tests and single-process tools. Everything is lost when
 /// the process ends: use a durable ledger (`rp-ledger`) in production. Its clock, for the
-/// limits' windows, is the system clock.
+/// limits' windows, is the system clock. It has no batches: [`PayoutOrigin::Batch`] matches
+/// nothing here.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -167,10 +171,22 @@ impl PayoutStore for MemoryStore {
         query: &'a PayoutQuery,
     ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>> {
         let inner = self.lock();
+        // No batches here: nothing is from one.
+        let origin = |record: &PayoutRecord| {
+            let first = inner
+                .events
+                .get(&record.payment_id)
+                .and_then(|events| events.first());
+            first.map_or(PayoutOrigin::Library, |event| {
+                PayoutOrigin::of(&event.source, false)
+            })
+        };
         let mut found: Vec<&PayoutRecord> = inner
             .records
             .values()
-            .filter(|r| query.matches(r) && query.is_after_cursor(r))
+            .filter(|r| {
+                query.matches(r) && query.is_after_cursor(r) && query.matches_origin(origin(r))
+            })
             .collect();
         found.sort_by(|a, b| {
             b.created_at

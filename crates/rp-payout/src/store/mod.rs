@@ -28,7 +28,10 @@ use crate::Error;
 
 pub use event::{EventSource, PayoutEvent};
 pub use memory::MemoryStore;
-pub use query::{MAX_PAGE, PayoutQuery, StateCount};
+pub use query::{
+    API_SOURCE_PREFIX, MAX_PAGE, OPERATOR_SOURCE_PREFIX, PayoutOrigin, PayoutQuery, StateCount,
+    UnknownOrigin,
+};
 pub use record::{PayoutRecord, PayoutState, StatusChange};
 
 /// The answer to [`PayoutStore::insert`].

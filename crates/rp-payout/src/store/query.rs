@@ -1,11 +1,96 @@
-//! [`PayoutQuery`]: which payouts to list, a page at a time; [`StateCount`]: how many in each
-//! state.
+//! [`PayoutQuery`]: which payouts to list, a page at a time; [`PayoutOrigin`]: where a payout
+//! came from; [`StateCount`]: how many in each state.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::SystemTime;
 
 use rp_model::PaymentId;
 
-use super::PayoutRecord;
+use super::{EventSource, PayoutRecord};
+
+/// Where a payout came from, as its history and the batches tell it (no column of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayoutOrigin {
+    /// The JSON API: its first event is an API key's (`operator:api:KEY`), and no batch has it.
+    Api,
+    /// A console operator's form: its first event is an operator's (`operator:NAME`, not an
+    /// API key's), and no batch has it.
+    Console,
+    /// A row of a batch of the same project (whoever recorded it: `rp batch run`, a console
+    /// upload, the batch worker).
+    Batch,
+    /// The library or the command line (`call`), and no batch has it.
+    Library,
+}
+
+impl PayoutOrigin {
+    /// Every origin, in the order a form lists them.
+    pub const ALL: [PayoutOrigin; 4] = [Self::Api, Self::Console, Self::Batch, Self::Library];
+
+    /// The stable text form: `api`, `console`, `batch`, `library`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Console => "console",
+            Self::Batch => "batch",
+            Self::Library => "library",
+        }
+    }
+
+    /// The origin of a payout whose first event came from `first` and which a batch of its
+    /// project has (`in_batch`) or not: the reference every store implements.
+    pub fn of(first: &EventSource, in_batch: bool) -> PayoutOrigin {
+        match first {
+            _ if in_batch => Self::Batch,
+            EventSource::Operator(name) if name.starts_with(API_PREFIX) => Self::Api,
+            EventSource::Operator(_) => Self::Console,
+            _ => Self::Library,
+        }
+    }
+}
+
+/// What an API key's name is prefixed with in [`EventSource::Operator`] (`operator:api:KEY`).
+const API_PREFIX: &str = "api:";
+
+/// The text of a first event's source ([`EventSource::as_text`]) an API key's starts with.
+pub const API_SOURCE_PREFIX: &str = "operator:api:";
+
+/// The text of a first event's source ([`EventSource::as_text`]) an operator's starts with.
+pub const OPERATOR_SOURCE_PREFIX: &str = "operator:";
+
+impl fmt::Display for PayoutOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that is not an origin's ([`PayoutOrigin::as_str`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOrigin(pub String);
+
+impl fmt::Display for UnknownOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown source {:?}: one of api, console, batch, library",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownOrigin {}
+
+impl FromStr for PayoutOrigin {
+    type Err = UnknownOrigin;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|origin| origin.as_str() == text)
+            .ok_or_else(|| UnknownOrigin(text.to_owned()))
+    }
+}
 
 /// The most records one page holds, whatever [`PayoutQuery::limit`] asks.
 pub const MAX_PAGE: usize = 1000;
@@ -26,6 +111,10 @@ pub struct PayoutQuery {
     pub until: Option<SystemTime>,
     /// Only payouts to this phone number (11 digits, as in the request's `account.number`).
     pub phone: Option<String>,
+    /// Only the payout with this payment ID (the other filters still apply).
+    pub payment_id: Option<PaymentId>,
+    /// Only payouts that came from there ([`PayoutOrigin::of`]).
+    pub source: Option<PayoutOrigin>,
     /// Start after this record (the last of the previous page): its `created_at` and payment ID.
     pub after: Option<(SystemTime, PaymentId)>,
     /// Records per page (1 to [`MAX_PAGE`]; default 100).
@@ -40,6 +129,8 @@ impl Default for PayoutQuery {
             since: None,
             until: None,
             phone: None,
+            payment_id: None,
+            source: None,
             after: None,
             limit: 100,
         }
@@ -81,6 +172,20 @@ impl PayoutQuery {
         self
     }
 
+    /// Only the payout with this payment ID.
+    #[must_use]
+    pub fn payment_id(mut self, payment_id: PaymentId) -> Self {
+        self.payment_id = Some(payment_id);
+        self
+    }
+
+    /// Only payouts that came from `origin`.
+    #[must_use]
+    pub fn source(mut self, origin: PayoutOrigin) -> Self {
+        self.source = Some(origin);
+        self
+    }
+
     /// Records per page (clamped to 1..=[`MAX_PAGE`]).
     #[must_use]
     pub fn limit(mut self, limit: usize) -> Self {
@@ -100,8 +205,9 @@ impl PayoutQuery {
         self.limit.clamp(1, MAX_PAGE)
     }
 
-    /// Whether `record` passes the filters (not the page position): the reference semantics
-    /// that every store implements.
+    /// Whether `record` passes the filters that its record alone decides (all but
+    /// [`PayoutQuery::source`], and not the page position): the reference semantics that every
+    /// store implements.
     pub fn matches(&self, record: &PayoutRecord) -> bool {
         self.state
             .as_deref()
@@ -113,6 +219,15 @@ impl PayoutQuery {
                 .phone
                 .as_deref()
                 .is_none_or(|phone| record.request.account.number == phone)
+            && self
+                .payment_id
+                .as_ref()
+                .is_none_or(|id| record.payment_id == *id)
+    }
+
+    /// Whether a payout from `origin` passes [`PayoutQuery::source`].
+    pub fn matches_origin(&self, origin: PayoutOrigin) -> bool {
+        self.source.is_none_or(|wanted| wanted == origin)
     }
 
     /// Whether `record` comes after the cursor, newest first: older, or as old with a smaller
