@@ -17,10 +17,10 @@
 //! tests) and PHP (the webhook receiver example), installed with apt when missing and running
 //! as root, and schemathesis (the API's contract tests) in a venv from PyPI (`tools.rs`).
 
-mod tools;
 mod codegen;
 mod interop;
 mod postgres;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

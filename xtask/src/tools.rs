@@ -38,10 +38,18 @@ fn schemathesis(root: &Path) {
     let started = Instant::now();
     eprintln!("xtask: installing {SCHEMATHESIS} into {}", dir.display());
     let _ = std::fs::remove_dir_all(&dir);
-    let venv = Command::new("python3").args(["-m", "venv"]).arg(&dir).status();
+    let venv = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status();
     let pip = || {
         Command::new(dir.join("bin").join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", SCHEMATHESIS])
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                SCHEMATHESIS,
+            ])
             .status()
     };
     match venv.and_then(|venv| if venv.success() { pip() } else { Ok(venv) }) {

@@ -3,7 +3,8 @@
 //!
 //! The ledger writes one delivery per endpoint in the same transaction as the change
 //! ([`rp_ledger::WebhookStore`], a transactional outbox), so a change is never committed
-//! without its deliveries, whatever happens to the process after. [`sender`] claims due
+//! without its deliveries, whatever happens to the process after. The sender (run by
+//! [`serve`](crate::serve)) claims due
 //! deliveries with a lease (several instances on one PostgreSQL ledger: each delivery is sent
 //! by one at a time), sends them (`POST`, headers `webhook-id`, `webhook-timestamp`,
 //! `webhook-signature`), and records each attempt: 2xx is delivered; anything else is tried

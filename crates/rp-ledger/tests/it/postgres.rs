@@ -1090,7 +1090,11 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     db.sql()
         .await
         .batch_execute(
-            "DROP TABLE rp_ledger.api_keys; DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators; \
+            "DROP TABLE rp_ledger.webhook_attempts; DROP TABLE rp_ledger.webhook_deliveries; \
+             DROP TABLE rp_ledger.webhook_endpoints; \
+             DROP TRIGGER payout_events_to_webhooks ON rp_ledger.payout_events; \
+             DROP FUNCTION rp_ledger.payout_events_to_webhooks(); \
+             DROP TABLE rp_ledger.api_keys; DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators; \
              DROP TABLE rp_ledger.batch_rows; DROP TABLE rp_ledger.batches; \
              DROP TABLE rp_ledger.limit_usage; \
              ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \
