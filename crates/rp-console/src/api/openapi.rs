@@ -441,7 +441,7 @@ pub fn document() -> Value {
             "get": {
                 "operationId": "getBatch",
                 "summary": "A batch and its progress",
-                "parameters": [batch_id.clone()],
+                "parameters": [batch_id],
                 "responses": common(json!({
                     "200": {"description": "The batch.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
                     "404": problem_response("No such batch.")
