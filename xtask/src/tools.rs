@@ -70,7 +70,8 @@ fn debian_packages() -> Result<(), String> {
     let missing: Vec<&str> = NEEDED
         .iter()
         .filter(|(binary, package)| {
-            !Path::new(binary).exists() && !(overridden && package.starts_with("chromium"))
+            let browser_elsewhere = overridden && package.starts_with("chromium");
+            !(Path::new(binary).exists() || browser_elsewhere)
         })
         .map(|(_, package)| *package)
         .collect();
