@@ -483,6 +483,7 @@ fn payout_default(root: &Path) -> Result<(), String> {
 const BENCHES: &[(&str, &str)] = &[
     ("rp-sign", "sign"),
     ("rp-e2e", "throughput"),
+    ("rp-e2e", "api"),
     ("rp-batch", "check"),
     ("rp-e2e", "batch_run"),
 ];

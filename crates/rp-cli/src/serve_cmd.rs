@@ -134,6 +134,9 @@ struct RunArgs {
     /// Do not resume stopped batches here (another instance, or `rp batch run`, does).
     #[arg(long)]
     no_batch_worker: bool,
+    /// Requests a second each API key may make (bursts of twice that), per instance.
+    #[arg(long, value_name = "N", default_value_t = rp_console::KEY_RATE, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    api_rate: u32,
     /// Do not send webhooks from this instance (another one does).
     #[arg(long)]
     no_webhooks: bool,
@@ -452,6 +455,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         )?;
         let operators = ledger.access().operators().await.map_err(Failure::from)?;
         let mut settings = Settings::default();
+        settings.api_key_rate = args.api_rate;
         settings.batch_options = rp_batch::run::RunOptions::default()
             .concurrency(usize::from(args.batch_concurrency))
             .rate(Some(args.batch_rate))

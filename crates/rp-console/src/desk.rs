@@ -35,6 +35,9 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     /// How batches are paid (concurrency, rate, lease).
     pub batch_options: RunOptions,
+    /// Requests a second each API key may make (bursts of twice that). Default
+    /// [`KEY_RATE`](crate::KEY_RATE).
+    pub api_key_rate: u32,
 }
 
 impl Default for Settings {
@@ -45,6 +48,7 @@ impl Default for Settings {
             uploads: std::env::temp_dir().join("rp-uploads"),
             max_upload_bytes: 64 * 1024 * 1024,
             batch_options: RunOptions::default(),
+            api_key_rate: crate::api::KEY_RATE,
         }
     }
 }
@@ -85,6 +89,7 @@ impl Desk {
     /// `ledger.store(project)`: the console reads what the client records).
     pub fn new(client: Arc<Client>, ledger: Ledger, settings: Settings) -> Desk {
         let project = client.project_id();
+        let api_key_rate = settings.api_key_rate;
         Desk {
             inner: Arc::new(Inner {
                 access: ledger.access(),
@@ -95,7 +100,7 @@ impl Desk {
                 ledger,
                 settings,
                 logins: LoginGuard::default(),
-                api_limiter: crate::api::KeyLimiter::default(),
+                api_limiter: crate::api::KeyLimiter::new(api_key_rate),
                 api_waiters: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_WAITERS)),
                 metrics: Metrics::default(),
                 background: Mutex::new(JoinSet::new()),

@@ -86,8 +86,8 @@ pub use sqlite::{
 };
 pub use url::LedgerUrl;
 pub use webhook::{
-    AfterAttempt, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey, DeliveryState,
-    MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
+    AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey,
+    DeliveryState, MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
 };
 
 /// An open ledger. Cheap to clone; every clone shares the same connections.

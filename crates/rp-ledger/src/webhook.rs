@@ -135,6 +135,17 @@ pub enum AfterAttempt {
     GiveUp(String),
 }
 
+/// An attempt to record, with the delivery it belongs to and what follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// Which delivery.
+    pub key: DeliveryKey,
+    /// The attempt.
+    pub attempt: DeliveryAttempt,
+    /// What follows it.
+    pub after: AfterAttempt,
+}
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -214,15 +225,33 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ClaimedDelivery>, Error>>;
 
-    /// Records an attempt of a delivery `owner` holds and what follows it (a compare-and-set
-    /// on the claim): `false`, and nothing recorded, when the claim is no longer `owner`'s.
+    /// Records attempts of deliveries `owner` holds and what follows each (a compare-and-set
+    /// on each claim), all in one transaction (one commit for many sends): for each, `false`,
+    /// and nothing recorded for it, when its claim is no longer `owner`'s.
+    fn record_attempts<'a>(
+        &'a self,
+        owner: &'a str,
+        attempts: &'a [AttemptRecord],
+    ) -> BoxFuture<'a, Result<Vec<bool>, Error>>;
+
+    /// [`WebhookStore::record_attempts`] of one attempt.
     fn record_attempt<'a>(
         &'a self,
         key: &'a DeliveryKey,
         owner: &'a str,
         attempt: &'a DeliveryAttempt,
         after: &'a AfterAttempt,
-    ) -> BoxFuture<'a, Result<bool, Error>>;
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let one = [AttemptRecord {
+                key: key.clone(),
+                attempt: attempt.clone(),
+                after: after.clone(),
+            }];
+            let recorded = self.record_attempts(owner, &one).await?;
+            Ok(recorded.first().copied().unwrap_or(false))
+        })
+    }
 
     /// The deliveries of a payout's events, with their logs, in the order of the events.
     fn deliveries<'a>(

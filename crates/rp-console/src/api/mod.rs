@@ -201,7 +201,10 @@ async fn require_key(State(desk): State<Desk>, mut request: Request, next: Next)
         let mut response = problem(
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
-            &format!("more than {KEY_RATE} requests a second with this key; slow down"),
+            &format!(
+                "more than {} requests a second with this key; slow down",
+                desk.api_limiter().rate()
+            ),
             None,
         );
         if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
@@ -238,22 +241,46 @@ pub(crate) fn require_pay(caller: &Caller) -> Result<(), Response> {
     ))
 }
 
-/// A token bucket per key, in one process: [`KEY_RATE`] a second, [`KEY_BURST`] at once.
-#[derive(Debug, Default)]
+/// A token bucket per key, in one process: `rate` a second, twice that at once (by default
+/// [`KEY_RATE`] and [`KEY_BURST`]).
+#[derive(Debug)]
 pub(crate) struct KeyLimiter {
+    rate: u32,
+    burst: u32,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
+impl Default for KeyLimiter {
+    fn default() -> Self {
+        KeyLimiter::new(KEY_RATE)
+    }
+}
+
 impl KeyLimiter {
+    /// `rate` requests a second per key (at least 1), bursts of twice that.
+    pub(crate) fn new(rate: u32) -> KeyLimiter {
+        let rate = rate.max(1);
+        KeyLimiter {
+            rate,
+            burst: rate.saturating_mul(2),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Requests a second per key.
+    pub(crate) fn rate(&self) -> u32 {
+        self.rate
+    }
+
     /// Takes a request's token for `key`, or `Err(seconds to wait)`.
     pub(crate) fn take(&self, key: &str) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let (tokens, last) = buckets
             .entry(key.to_owned())
-            .or_insert((f64::from(KEY_BURST), now));
-        let refill = now.duration_since(*last).as_secs_f64() * f64::from(KEY_RATE);
-        *tokens = (*tokens + refill).min(f64::from(KEY_BURST));
+            .or_insert((f64::from(self.burst), now));
+        let refill = now.duration_since(*last).as_secs_f64() * f64::from(self.rate);
+        *tokens = (*tokens + refill).min(f64::from(self.burst));
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

@@ -22,8 +22,8 @@ pub mod policy;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rp_ledger::{AfterAttempt, ClaimedDelivery, DeliveryAttempt};
-use tokio::sync::{Semaphore, watch};
+use rp_ledger::{AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryAttempt};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use message::{SECRET_PREFIX, new_secret, signature};
 pub use policy::{RETRY_SCHEDULE, check_url};
@@ -53,8 +53,9 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
 
 /// Sends due deliveries until `stopped`: looks every `every` (and at once when
 /// [`Desk::wake_webhooks`] is called), claims up to [`MAX_IN_FLIGHT`] with a lease of three
-/// timeouts, sends each, records each attempt. At shutdown it stops claiming and lets the
-/// sends in flight finish (a send cut off keeps its claim until the lease ends; then any
+/// timeouts, sends each, and records the attempts that finished together (one ledger
+/// transaction for many sends). At shutdown it stops claiming, lets the sends in flight
+/// finish and records them (a send cut off keeps its claim until the lease ends; then any
 /// instance sends it again).
 pub(crate) async fn sender(
     desk: Desk,
@@ -66,6 +67,8 @@ pub(crate) async fn sender(
     let owner = owner_token();
     let lease = timeout * 3 + Duration::from_secs(5);
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let (finished, to_record) = mpsc::channel::<Finished>(MAX_IN_FLIGHT);
+    let recorder = tokio::spawn(recorder(desk.clone(), owner.clone(), to_record));
     let mut sends = tokio::task::JoinSet::new();
     loop {
         while sends.try_join_next().is_some() {}
@@ -86,9 +89,11 @@ pub(crate) async fn sender(
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                 break;
             };
-            let (desk, http, owner) = (desk.clone(), http.clone(), owner.clone());
+            let (project, http, finished) =
+                (desk.client().project_id(), http.clone(), finished.clone());
             sends.spawn(async move {
-                send_one(&desk, &http, &owner, delivery).await;
+                let done = send_one(project, &http, delivery).await;
+                let _ = finished.send(done).await;
                 drop(permit);
             });
         }
@@ -110,6 +115,62 @@ pub(crate) async fn sender(
         }
     }
     while sends.join_next().await.is_some() {}
+    drop(finished);
+    let _ = recorder.await;
+}
+
+/// A send that finished: the claimed delivery and what to record.
+struct Finished {
+    delivery: ClaimedDelivery,
+    record: AttemptRecord,
+}
+
+/// Records finished sends as they come, all those waiting in one transaction.
+async fn recorder(desk: Desk, owner: String, mut to_record: mpsc::Receiver<Finished>) {
+    let mut batch = Vec::new();
+    while to_record.recv_many(&mut batch, MAX_IN_FLIGHT).await > 0 {
+        let records: Vec<AttemptRecord> = batch.iter().map(|f| f.record.clone()).collect();
+        match desk.webhooks().record_attempts(&owner, &records).await {
+            Ok(recorded) => {
+                for (done, recorded) in batch.iter().zip(recorded) {
+                    report(&desk, done, recorded);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempts = batch.len(), "webhooks: could not record attempts; they are sent again");
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Metrics and logs of one recorded send.
+fn report(desk: &Desk, done: &Finished, recorded: bool) {
+    let delivery = &done.delivery;
+    let after = &done.record.after;
+    if !recorded {
+        tracing::warn!(
+            payment_id = %delivery.key.payment_id,
+            "webhooks: the claim ran out (or the delivery was replayed or its endpoint enabled) before the attempt was recorded; it is sent again"
+        );
+        return;
+    }
+    desk.metrics().webhook(match after {
+        AfterAttempt::Delivered => "delivered",
+        AfterAttempt::RetryIn(_) => "failed",
+        AfterAttempt::GiveUp(_) => "given_up",
+    });
+    if let AfterAttempt::GiveUp(reason) = after {
+        tracing::warn!(endpoint = delivery.endpoint.id, %reason, "webhooks: endpoint disabled");
+    } else if let Some(error) = &done.record.attempt.error {
+        tracing::info!(
+            endpoint = delivery.endpoint.id,
+            payment_id = %delivery.key.payment_id,
+            version = delivery.key.version,
+            %error,
+            "webhooks: delivery failed; tried again later"
+        );
+    }
 }
 
 /// Who holds claims: this process, for the webhook sender.
@@ -120,9 +181,12 @@ fn owner_token() -> String {
     format!("webhooks/{}/{hex}", std::process::id())
 }
 
-/// One attempt of one delivery, recorded.
-async fn send_one(desk: &Desk, http: &reqwest::Client, owner: &str, delivery: ClaimedDelivery) {
-    let project = desk.client().project_id();
+/// One attempt of one delivery: what to record.
+async fn send_one(
+    project: rp_model::ProjectId,
+    http: &reqwest::Client,
+    delivery: ClaimedDelivery,
+) -> Finished {
     let id = message::message_id(
         project,
         delivery.payout.payment_id.as_str(),
@@ -167,36 +231,12 @@ async fn send_one(desk: &Desk, http: &reqwest::Client, owner: &str, delivery: Cl
             (DeliveryAttempt::new(at, took, None, Some(error)), after)
         }
     };
-    desk.metrics().webhook(match &after {
-        AfterAttempt::Delivered => "delivered",
-        AfterAttempt::RetryIn(_) => "failed",
-        AfterAttempt::GiveUp(_) => "given_up",
-    });
-    if let AfterAttempt::GiveUp(reason) = &after {
-        tracing::warn!(endpoint = delivery.endpoint.id, %reason, "webhooks: endpoint disabled");
-    } else if let Some(error) = &attempt.error {
-        tracing::info!(
-            endpoint = delivery.endpoint.id,
-            payment_id = %delivery.key.payment_id,
-            version = delivery.key.version,
-            %error,
-            "webhooks: delivery failed; tried again later"
-        );
-    }
-    match desk
-        .webhooks()
-        .record_attempt(&delivery.key, owner, &attempt, &after)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            payment_id = %delivery.key.payment_id,
-            "webhooks: the claim ran out (or the delivery was replayed or its endpoint enabled) before the attempt was recorded; it is sent again"
-        ),
-        Err(error) => {
-            tracing::warn!(%error, "webhooks: could not record an attempt; it is sent again");
-        }
-    }
+    let record = AttemptRecord {
+        key: delivery.key.clone(),
+        attempt,
+        after,
+    };
+    Finished { delivery, record }
 }
 
 /// A send error in words, without the URL (it may carry a token of the merchant's).

@@ -3,6 +3,7 @@
 //! (`clock_timestamp()`), shared by every instance; a claim skips the deliveries another
 //! claim is taking (`FOR UPDATE SKIP LOCKED`), so each is sent by one instance at a time.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient as _;
@@ -16,8 +17,8 @@ use super::batch::{column, execute, failed, query};
 use super::rows;
 use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, time, version};
 use crate::webhook::{
-    AfterAttempt, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey, DeliveryState,
-    MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
+    AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey,
+    DeliveryState, MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
 };
 
 /// The webhooks of one project in a [`PostgresLedger`].
@@ -87,6 +88,100 @@ impl PostgresWebhooks {
             .map(endpoint)
             .transpose()
             .map_err(|e| Error::store(what, e))
+    }
+
+    /// One attempt in `tx` (its endpoint locked): `false` when the claim is not `owner`'s.
+    async fn record_one(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        what: &str,
+        owner: &str,
+        record: &AttemptRecord,
+    ) -> Result<bool, Error> {
+        let (key, attempt, after) = (&record.key, &record.attempt, &record.after);
+        let (delivered, failed_now, retry_in, failure): (bool, bool, Option<i64>, i64) = match after
+        {
+            AfterAttempt::Delivered => (true, false, None, 0),
+            AfterAttempt::RetryIn(delay) => (false, false, Some(nanos_of(*delay)), 1),
+            AfterAttempt::GiveUp(_) => (false, true, None, 1),
+        };
+        let id = key.payment_id.as_str();
+        let event_version = version(key.version);
+        let sql = format!(
+            "WITH now AS (SELECT {NOW} AS t) \
+             UPDATE rp_ledger.webhook_deliveries SET attempts = attempts + 1, \
+             failures = failures + $6, next_attempt_at = now.t + $7, \
+             delivered_at = CASE WHEN $8 THEN now.t END, \
+             failed_at = CASE WHEN $9 THEN now.t END, \
+             claimed_by = NULL, lease_until = NULL FROM now \
+             WHERE endpoint_id = $1 AND project_id = $2 AND payment_id = $3 \
+             AND version = $4 AND claimed_by = $5 RETURNING attempts"
+        );
+        let rows = query(
+            tx,
+            what,
+            &sql,
+            &[
+                &key.endpoint,
+                &self.project,
+                &id,
+                &event_version,
+                &owner,
+                &failure,
+                &retry_in,
+                &delivered,
+                &failed_now,
+            ],
+        )
+        .await?;
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        let number: i64 = column(row, 0).map_err(|e| Error::store(what, e))?;
+        let took = i64::try_from(attempt.took.as_millis()).unwrap_or(i64::MAX);
+        let status = attempt.status.map(i32::from);
+        execute(
+            tx,
+            what,
+            "INSERT INTO rp_ledger.webhook_attempts (endpoint_id, project_id, payment_id, \
+             version, attempt, at, took_ms, status, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &key.endpoint,
+                &self.project,
+                &id,
+                &event_version,
+                &number,
+                &crate::stored::nanos(attempt.at),
+                &took,
+                &status,
+                &attempt.error,
+            ],
+        )
+        .await?;
+        execute(
+            tx,
+            what,
+            "DELETE FROM rp_ledger.webhook_attempts WHERE endpoint_id = $1 \
+             AND project_id = $2 AND payment_id = $3 AND version = $4 AND attempt <= $5",
+            &[
+                &key.endpoint,
+                &self.project,
+                &id,
+                &event_version,
+                &(number - i64::from(MAX_LOGGED_ATTEMPTS)),
+            ],
+        )
+        .await?;
+        if let AfterAttempt::GiveUp(reason) = after {
+            let sql = format!(
+                "UPDATE rp_ledger.webhook_endpoints SET disabled_at = {NOW}, \
+                 disabled_reason = $3 \
+                 WHERE id = $1 AND project_id = $2 AND disabled_at IS NULL"
+            );
+            execute(tx, what, &sql, &[&key.endpoint, &self.project, reason]).await?;
+        }
+        Ok(true)
     }
 }
 
@@ -305,117 +400,46 @@ impl WebhookStore for PostgresWebhooks {
         })
     }
 
-    fn record_attempt<'a>(
+    fn record_attempts<'a>(
         &'a self,
-        key: &'a DeliveryKey,
         owner: &'a str,
-        attempt: &'a DeliveryAttempt,
-        after: &'a AfterAttempt,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
+        attempts: &'a [AttemptRecord],
+    ) -> BoxFuture<'a, Result<Vec<bool>, Error>> {
         Box::pin(async move {
-            let what = &format!(
-                "record a webhook attempt for {} version {}",
-                key.payment_id, key.version
-            );
-            let (delivered, failed_now, retry_in, failure): (bool, bool, Option<i64>, i64) =
-                match after {
-                    AfterAttempt::Delivered => (true, false, None, 0),
-                    AfterAttempt::RetryIn(delay) => (false, false, Some(nanos_of(*delay)), 1),
-                    AfterAttempt::GiveUp(_) => (false, true, None, 1),
-                };
+            let what = &format!("record {} webhook attempt(s)", attempts.len());
             let mut client = self.ledger.client(what).await?;
             let tx = client.transaction().await.map_err(failed(what))?;
-            // The endpoint first, as removal takes it: a give-up (which changes it) and a
-            // removal never wait for each other in opposite orders. Gone: nothing to record.
-            let lock = if failed_now {
-                "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE id = $1 AND project_id = $2 \
-                 FOR UPDATE"
-            } else {
-                "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE id = $1 AND project_id = $2 \
-                 FOR SHARE"
-            };
-            if execute(&tx, what, lock, &[&key.endpoint, &self.project]).await? == 0 {
-                return Ok(false);
+            // The endpoints first, in order, as removal takes them: FOR UPDATE where an
+            // attempt gives up (it disables the endpoint), else FOR SHARE. No lock is ever
+            // upgraded, so neither a removal nor another instance's attempts wait for this in
+            // the opposite order. An endpoint gone: nothing to record for it.
+            let mut endpoints: BTreeMap<i64, bool> = BTreeMap::new();
+            for a in attempts {
+                *endpoints.entry(a.key.endpoint).or_default() |=
+                    matches!(a.after, AfterAttempt::GiveUp(_));
             }
-            let id = key.payment_id.as_str();
-            let event_version = version(key.version);
-            let sql = format!(
-                "WITH now AS (SELECT {NOW} AS t) \
-                 UPDATE rp_ledger.webhook_deliveries SET attempts = attempts + 1, \
-                 failures = failures + $6, next_attempt_at = now.t + $7, \
-                 delivered_at = CASE WHEN $8 THEN now.t END, \
-                 failed_at = CASE WHEN $9 THEN now.t END, \
-                 claimed_by = NULL, lease_until = NULL FROM now \
-                 WHERE endpoint_id = $1 AND project_id = $2 AND payment_id = $3 \
-                 AND version = $4 AND claimed_by = $5 RETURNING attempts"
-            );
-            let rows = query(
-                &tx,
-                what,
-                &sql,
-                &[
-                    &key.endpoint,
-                    &self.project,
-                    &id,
-                    &event_version,
-                    &owner,
-                    &failure,
-                    &retry_in,
-                    &delivered,
-                    &failed_now,
-                ],
-            )
-            .await?;
-            let Some(row) = rows.first() else {
-                return Ok(false);
-            };
-            let number: i64 = column(row, 0).map_err(|e| Error::store(what, e))?;
-            let took = i64::try_from(attempt.took.as_millis()).unwrap_or(i64::MAX);
-            let status = attempt.status.map(i32::from);
-            execute(
-                &tx,
-                what,
-                "INSERT INTO rp_ledger.webhook_attempts (endpoint_id, project_id, payment_id, \
-                 version, attempt, at, took_ms, status, error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[
-                    &key.endpoint,
-                    &self.project,
-                    &id,
-                    &event_version,
-                    &number,
-                    &crate::stored::nanos(attempt.at),
-                    &took,
-                    &status,
-                    &attempt.error,
-                ],
-            )
-            .await?;
-            execute(
-                &tx,
-                what,
-                "DELETE FROM rp_ledger.webhook_attempts WHERE endpoint_id = $1 \
-                 AND project_id = $2 AND payment_id = $3 AND version = $4 AND attempt <= $5",
-                &[
-                    &key.endpoint,
-                    &self.project,
-                    &id,
-                    &event_version,
-                    &(number - i64::from(MAX_LOGGED_ATTEMPTS)),
-                ],
-            )
-            .await?;
-            if let AfterAttempt::GiveUp(reason) = after {
-                let sql = format!(
-                    "UPDATE rp_ledger.webhook_endpoints SET disabled_at = {NOW}, \
-                     disabled_reason = $3 \
-                     WHERE id = $1 AND project_id = $2 AND disabled_at IS NULL"
-                );
-                execute(&tx, what, &sql, &[&key.endpoint, &self.project, reason]).await?;
+            let mut present = BTreeSet::new();
+            for (id, exclusive) in endpoints {
+                let lock = if exclusive {
+                    "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE id = $1 AND project_id = $2 \
+                     FOR UPDATE"
+                } else {
+                    "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE id = $1 AND project_id = $2 \
+                     FOR SHARE"
+                };
+                if execute(&tx, what, lock, &[&id, &self.project]).await? > 0 {
+                    present.insert(id);
+                }
+            }
+            let mut recorded = Vec::with_capacity(attempts.len());
+            for a in attempts {
+                let done = present.contains(&a.key.endpoint)
+                    && self.record_one(&tx, what, owner, a).await?;
+                recorded.push(done);
             }
             tx.commit().await.map_err(failed(what))?;
             self.ledger.committed();
-            Ok(true)
+            Ok(recorded)
         })
     }
 

@@ -13,8 +13,8 @@ use super::SqliteLedger;
 use super::rows::{self, nanos};
 use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, time, version};
 use crate::webhook::{
-    AfterAttempt, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey, DeliveryState,
-    MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
+    AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey,
+    DeliveryState, MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
 };
 
 /// The webhooks of one project in an [`SqliteLedger`].
@@ -430,26 +430,19 @@ impl WebhookStore for SqliteWebhooks {
         )
     }
 
-    fn record_attempt<'a>(
+    fn record_attempts<'a>(
         &'a self,
-        key: &'a DeliveryKey,
         owner: &'a str,
-        attempt: &'a DeliveryAttempt,
-        after: &'a AfterAttempt,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
+        attempts: &'a [AttemptRecord],
+    ) -> BoxFuture<'a, Result<Vec<bool>, Error>> {
         let project = self.project;
-        let (key, owner, attempt, after) = (
-            key.clone(),
-            owner.to_owned(),
-            attempt.clone(),
-            after.clone(),
-        );
-        let what = format!(
-            "record a webhook attempt for {} version {}",
-            key.payment_id, key.version
-        );
+        let (owner, attempts) = (owner.to_owned(), attempts.to_vec());
+        let what = format!("record {} webhook attempt(s)", attempts.len());
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
-            record_attempt(tx, project, &key, &owner, &attempt, &after)
+            attempts
+                .iter()
+                .map(|a| record_attempt(tx, project, &a.key, &owner, &a.attempt, &a.after))
+                .collect::<rusqlite::Result<Vec<bool>>>()
                 .map_err(|e| Error::store(&what, e))
         }))
     }

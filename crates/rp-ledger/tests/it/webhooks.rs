@@ -330,11 +330,52 @@ pub(crate) async fn a_refused_change_makes_no_delivery(ledger: &Ledger) {
     );
 }
 
+/// Several attempts recorded in one transaction: each its own compare-and-set.
+pub(crate) async fn attempts_are_recorded_together(ledger: &Ledger) {
+    let hooks = ledger.webhooks(ProjectId::new(77).unwrap());
+    let one = hooks
+        .add_endpoint("https://one.example/", "whsec_eQ==")
+        .await
+        .unwrap();
+    let two = hooks
+        .add_endpoint("https://two.example/", "whsec_eg==")
+        .await
+        .unwrap();
+    let store = ledger.store(ProjectId::new(77).unwrap());
+    let r = record("wh-together", "77011234567", 100, 9);
+    let event = PayoutEvent::new(r.created_at, EventSource::Call, None, PayoutState::Created);
+    store.insert(r, event, Limits::NONE).await.unwrap();
+    let claimed = hooks.claim_due("w", LEASE, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let mut records: Vec<rp_ledger::AttemptRecord> = claimed
+        .iter()
+        .map(|c| rp_ledger::AttemptRecord {
+            key: c.key.clone(),
+            attempt: attempt(Some(200)),
+            after: if c.key.endpoint == two.id {
+                AfterAttempt::GiveUp("gone".to_owned())
+            } else {
+                AfterAttempt::Delivered
+            },
+        })
+        .collect();
+    // A third whose claim is not ours: refused alone.
+    let mut stranger = records[0].clone();
+    stranger.key.version = 99;
+    records.push(stranger);
+    let recorded = hooks.record_attempts("w", &records).await.unwrap();
+    assert_eq!(recorded, [true, true, false]);
+    let endpoints = hooks.endpoints().await.unwrap();
+    assert!(endpoints.iter().any(|e| e.id == one.id && e.enabled()));
+    assert!(endpoints.iter().any(|e| e.id == two.id && !e.enabled()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_ledger_keeps_a_webhook_outbox() {
     let ledger = Ledger::open("sqlite::memory:").await.unwrap();
     run_all(&ledger).await;
     a_refused_change_makes_no_delivery(&ledger).await;
+    attempts_are_recorded_together(&ledger).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

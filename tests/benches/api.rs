@@ -1,0 +1,274 @@
+//! Payouts through `rp serve`'s JSON API, end to end: an HTTP client → `POST /api/v1/payouts`
+//! → `rp serve` (SQLite ledger) → the simulator → its signed callback back to `rp serve` → the
+//! webhook of the final status at a receiver; beside the library's own end-to-end throughput
+//! on the same SQLite ledger (client → simulator → callback → ledger), in the same run.
+//! Reports payouts per second (median of the runs) for both, their ratio (target ≥ 0.7), and
+//! the p50 and p99 from the API call to the final status's webhook.
+//!
+//! `cargo xtask bench` runs it; alone: `cargo bench -p rp-e2e --bench api`.
+//! Knobs: `RP_BENCH_PAYOUTS` (default 1000), `RP_BENCH_RUNS` (default 3),
+//! `RP_BENCH_CONCURRENCY` (default 64 API calls in flight).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use rp_console::{Desk, ServeOptions, Settings};
+use rp_e2e::{Harness, Options};
+use rp_ledger::{ApiKey, Ledger, Role};
+use rp_model::ProjectId;
+use rp_payout::{CallbackOutcome, Client, Config};
+use rp_sign::SecretKey;
+use rp_sim::Simulator;
+
+const KEY: &str = "rpk_00000000000000000000000000000000000000000000000000000000000000be";
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
+
+fn ledger_url(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rp-bench-api-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite:{}", dir.join("ledger.db").display())
+}
+
+/// The library on the SQLite ledger: `payouts` payouts, `concurrency` in flight, until every
+/// one was settled by its callback.
+async fn library(payouts: usize, concurrency: usize) -> Duration {
+    let ledger = Ledger::open(&ledger_url("library")).await.unwrap();
+    let options = Options {
+        processing_delay: Duration::ZERO,
+        store: Some(ledger.store(ProjectId::new(rp_e2e::PROJECT).unwrap())),
+        ..Options::default()
+    };
+    let h = Arc::new(Harness::start_with(options).await);
+    let all: Vec<_> = (0..payouts).map(|_| h.payout("0000")).collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in all.chunks(payouts.div_ceil(concurrency)) {
+        let (chunk, h) = (chunk.to_vec(), Arc::clone(&h));
+        tasks.push(tokio::spawn(async move {
+            for payout in chunk {
+                h.client.payout(&payout).await.expect("payout accepted");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    loop {
+        let settled = h
+            .all_outcomes()
+            .iter()
+            .filter(|o| o.is_acknowledged())
+            .filter_map(CallbackOutcome::payment_id)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        if settled >= payouts {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {settled} settled"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    Arc::into_inner(h).expect("no other owner").shutdown().await;
+    elapsed
+}
+
+/// When each payout's final webhook arrived, by payment ID.
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// A webhook receiver on 127.0.0.1:0 noting when each payout's `success` arrived.
+async fn receiver() -> (String, Arrivals) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let arrivals: Arrivals = Arc::default();
+    let seen = Arc::clone(&arrivals);
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |body: Bytes| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let id = value["data"]["payment_id"].as_str();
+                if let (true, Some(id)) = (value["type"] == "payout.success", id) {
+                    seen.lock()
+                        .unwrap()
+                        .entry(id.to_owned())
+                        .or_insert_with(Instant::now);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, arrivals)
+}
+
+/// Through the API: the elapsed time until every final webhook arrived, and each payout's
+/// latency from its API call to that webhook.
+async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<Duration>) {
+    let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = console.local_addr().unwrap();
+    let project = ProjectId::new(rp_e2e::PROJECT).unwrap();
+    let sim = Simulator::builder()
+        .project(project, SecretKey::from(rp_e2e::SECRET))
+        .callback_url(format!(
+            "http://{addr}{}",
+            rp_console::DEFAULT_CALLBACK_PATH
+        ))
+        .processing_delay(Duration::ZERO)
+        .start()
+        .await
+        .unwrap();
+    let ledger = Ledger::open(&ledger_url(&format!("api-{run}")))
+        .await
+        .unwrap();
+    let config = Config::new(project, SecretKey::from(rp_e2e::SECRET))
+        .with_base_url(sim.base_url())
+        .with_overdue_after(Duration::from_secs(30));
+    let client = Client::builder(config)
+        .store(ledger.store(project))
+        .build()
+        .unwrap();
+    let mut settings = Settings::default();
+    settings.api_key_rate = 100_000;
+    let desk = Desk::new(Arc::new(client), ledger, settings);
+    desk.access()
+        .add_api_key(ApiKey::new(
+            "bench",
+            rp_console::api_key_sha256(KEY),
+            Role::Pay,
+        ))
+        .await
+        .unwrap();
+    let (url, arrivals) = receiver().await;
+    let secret = rp_console::webhooks::new_secret().unwrap();
+    desk.webhooks().add_endpoint(&url, &secret).await.unwrap();
+    let mut options = ServeOptions::new(console);
+    options.reconcile_every = None;
+    options.batches_every = None;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(rp_console::serve(desk, options, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let endpoint = format!("http://{addr}/api/v1/payouts");
+    let called: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let ids: Vec<String> = (0..payouts).map(|n| format!("bench-{run}-{n}")).collect();
+    for chunk in ids.chunks(payouts.div_ceil(concurrency)) {
+        let (chunk, http, endpoint, called) = (
+            chunk.to_vec(),
+            http.clone(),
+            endpoint.clone(),
+            Arc::clone(&called),
+        );
+        tasks.push(tokio::spawn(async move {
+            for id in chunk {
+                let body = serde_json::json!({
+                    "payment_id": id, "phone": "+7 701 123 00 00", "amount": "100",
+                    "customer": {"id": "c-1"}
+                });
+                called.lock().unwrap().insert(id.clone(), Instant::now());
+                let answer = http
+                    .post(&endpoint)
+                    .bearer_auth(KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(answer.status().is_success(), "{}", answer.status());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    loop {
+        let arrived = arrivals.lock().unwrap().len();
+        if arrived >= payouts {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "only {arrived} final webhooks"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    let called = called.lock().unwrap().clone();
+    let arrivals = arrivals.lock().unwrap().clone();
+    let latencies = called
+        .iter()
+        .map(|(id, at)| arrivals[id].duration_since(*at))
+        .collect();
+    assert_eq!(sim.payments().len(), payouts, "every payout paid once");
+    let _ = stop.send(());
+    served.await.unwrap();
+    sim.shutdown().await;
+    (elapsed, latencies)
+}
+
+#[allow(clippy::cast_precision_loss)] // rates and times for people to read, not money
+fn main() {
+    let payouts = knob("RP_BENCH_PAYOUTS", 1000);
+    let runs = knob("RP_BENCH_RUNS", 3);
+    let concurrency = knob("RP_BENCH_CONCURRENCY", 64);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "api: {payouts} payouts per run, {concurrency} in flight, {runs} runs, SQLite ledger \
+         (HTTP client -> rp serve API -> simulator -> callback -> webhook, loopback)"
+    );
+    let mut library_rates = Vec::new();
+    let mut api_rates = Vec::new();
+    let mut latencies = Vec::new();
+    for run in 0..runs {
+        let elapsed = runtime.block_on(library(payouts, concurrency));
+        let rate = payouts as f64 / elapsed.as_secs_f64();
+        println!(
+            "  library run {}: {elapsed:.2?}, {rate:.0} payouts/s",
+            run + 1
+        );
+        library_rates.push(rate);
+        let (elapsed, mut each) = runtime.block_on(api(payouts, concurrency, run));
+        let rate = payouts as f64 / elapsed.as_secs_f64();
+        println!("  API run {}: {elapsed:.2?}, {rate:.0} payouts/s", run + 1);
+        api_rates.push(rate);
+        latencies.append(&mut each);
+    }
+    let median = |rates: &mut Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (library, api) = (median(&mut library_rates), median(&mut api_rates));
+    latencies.sort();
+    // The q-th quantile by rank: percent of the last index, in whole numbers.
+    let at = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
+    println!("api median: {api:.0} payouts/s; library (SQLite) median: {library:.0} payouts/s");
+    println!("API / library: {:.2} (target >= 0.7)", api / library);
+    println!(
+        "API call -> final webhook: p50 {:.1?}, p99 {:.1?} ({} payouts)",
+        at(50),
+        at(99),
+        latencies.len()
+    );
+}
