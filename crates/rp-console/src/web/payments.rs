@@ -236,8 +236,31 @@ async fn listing(
         Err(error) => return ledger_failed(Some(me), &error),
     };
     let live = format!("{path}?{}", filters.query_string());
+    // Webhook endpoints disabled after persistent failure need a person too.
+    let disabled: Vec<String> = if attention {
+        desk.webhooks()
+            .endpoints()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !e.enabled())
+            .map(|e| {
+                format!(
+                    "Webhook endpoint {} ({}) is disabled: {}",
+                    e.id,
+                    e.url,
+                    e.disabled_reason.unwrap_or_default()
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let body = html! {
         h1 { (title) }
+        @for text in &disabled {
+            p.notice.error role="alert" { (text) " " a href="/webhooks" { "Webhooks" } }
+        }
         @if !attention {
             div.counts {
                 a href="/payments" { "All " strong { (counts.total) } }

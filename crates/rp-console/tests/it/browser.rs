@@ -213,6 +213,21 @@ async fn an_operator_pays_one_and_a_file_in_a_real_browser() {
     victor.go(&server.url("/limits")).await;
     victor.screenshot(&shots.join("10-limits.png")).await;
 
+    // Webhooks: an endpoint added from the page, its secret shown once.
+    server
+        .desk
+        .webhooks()
+        .add_endpoint("https://shop.example/rp-webhooks", "whsec_c2VjcmV0")
+        .await
+        .unwrap();
+    anna.go(&server.url("/webhooks")).await;
+    let text = anna.text().await;
+    assert!(
+        text.contains("https://shop.example/rp-webhooks") && !text.contains("whsec_"),
+        "{text}"
+    );
+    anna.screenshot(&shots.join("11-webhooks.png")).await;
+
     anna.quit().await;
     victor.quit().await;
     server.stop().await;

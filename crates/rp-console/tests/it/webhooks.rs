@@ -694,6 +694,11 @@ async fn operators_manage_endpoints_and_replay_from_the_console() {
         !page.contains("/disable\""),
         "no actions for a view operator"
     );
+    let (_, attention) = server.get_with(&victor.cookie, "/attention").await;
+    assert!(
+        attention.contains(&format!("Webhook endpoint {id}")) && attention.contains("is disabled"),
+        "{attention}"
+    );
     let (status, _, body) = call(
         &server,
         "POST",
