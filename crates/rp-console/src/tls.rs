@@ -8,20 +8,14 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use rp_payout::axum::ConnectionLimits;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// Why the certificate or its key cannot be served, each naming the file at fault.
@@ -280,80 +274,25 @@ pub(crate) async fn serve_with_shutdown(
     tls: Tls,
     signal: impl Future<Output = ()> + Send,
 ) {
-    let (stop, stopped) = watch::channel(false);
-    let mut signal = std::pin::pin!(signal);
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut connections = JoinSet::new();
-    loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut signal => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "could not accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+    let handshake_time = limits.header_read_timeout;
+    let acceptor = tls.acceptor;
+    let handshake = move |stream: tokio::net::TcpStream| {
+        let acceptor = acceptor.clone();
+        async move {
+            match tokio::time::timeout(handshake_time, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    None
                 }
-            },
-            () = &mut signal => break,
-        };
-        while connections.try_join_next().is_some() {}
-        let _ = stream.set_nodelay(true);
-        let acceptor = tls.acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
-        let mut stopped_connection = stopped.clone();
-        connections.spawn(async move {
-            let _slot = slot;
-            let handshake =
-                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-            let stream = tokio::select! {
-                done = handshake => match done {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake not finished in time");
-                        return;
-                    }
-                },
-                () = stopping(&mut stopped_connection) => return,
-            };
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .keep_alive(true);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "connection ended");
-                    }
-                }
-                () = stopping(&mut stopped_connection) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                Err(_) => {
+                    tracing::debug!("TLS handshake not finished in time");
+                    None
                 }
             }
-        });
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
-}
-
-/// Resolves once `stopped` turns true (or its sender is gone).
-async fn stopping(stopped: &mut watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    rp_payout::axum::serve_with_shutdown_via(listener, app, limits, signal, handshake).await;
 }
 
 #[cfg(test)]

@@ -401,9 +401,31 @@ pub async fn serve_with_shutdown(
     limits: ConnectionLimits,
     signal: impl Future<Output = ()> + Send,
 ) {
+    serve_with_shutdown_via(listener, app, limits, signal, |stream| async move {
+        Some(stream)
+    })
+    .await;
+}
+
+/// As [`serve_with_shutdown`], each accepted connection first passed through `accept` (a
+/// TLS handshake, say, which bounds its own time): `None` drops the connection. The
+/// connection cap counts a connection from its accept; shutdown cuts an `accept` still
+/// running.
+pub async fn serve_with_shutdown_via<A, F, I>(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    signal: impl Future<Output = ()> + Send,
+    accept: A,
+) where
+    A: Fn(tokio::net::TcpStream) -> F + Send + Sync + 'static,
+    F: Future<Output = Option<I>> + Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (stop, stopped) = watch::channel(false);
     let mut signal = std::pin::pin!(signal);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let accept = Arc::new(accept);
     let mut connections = JoinSet::new();
     loop {
         let slot = tokio::select! {
@@ -428,14 +450,22 @@ pub async fn serve_with_shutdown(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let mut stopped_connection = stopped.clone();
+        let accepting = accept(stream);
         connections.spawn(async move {
             let _slot = slot;
+            let io = tokio::select! {
+                io = accepting => io,
+                () = stopping(&mut stopped_connection) => return,
+            };
+            let Some(io) = io else {
+                return;
+            };
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .keep_alive(true);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let connection = builder.serve_connection(TokioIo::new(io), service);
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => {
