@@ -261,6 +261,56 @@ impl Harness {
         self.receiver.abort();
         self.sim.shutdown().await;
     }
+
+    /// The benchmarks' run: `payouts` successful payouts through the client with
+    /// `concurrency` in flight; the time until every one was settled by its callback (or
+    /// first by a status check, which makes the callback a duplicate: payouts are counted,
+    /// not outcomes). Each is recorded by the simulator once.
+    ///
+    /// # Panics
+    /// If a payout is refused, or they are not all settled within 2 minutes (benchmark
+    /// support).
+    #[allow(clippy::expect_used, clippy::panic)]
+    pub async fn pay_and_settle(self: &Arc<Self>, payouts: usize, concurrency: usize) -> Duration {
+        let all: Vec<Payout> = (0..payouts).map(|_| self.payout("0000")).collect();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for chunk in all.chunks(payouts.div_ceil(concurrency.max(1)).max(1)) {
+            let (chunk, h) = (chunk.to_vec(), Arc::clone(self));
+            tasks.push(tokio::spawn(async move {
+                for payout in chunk {
+                    h.client.payout(&payout).await.expect("payout accepted");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a paying task");
+        }
+        loop {
+            let settled = self
+                .all_outcomes()
+                .iter()
+                .filter(|o| o.is_acknowledged())
+                .filter_map(CallbackOutcome::payment_id)
+                .collect::<std::collections::HashSet<_>>()
+                .len();
+            if settled >= payouts {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "only {settled} settled"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(
+            self.sim.payments().len(),
+            payouts,
+            "every payout recorded once"
+        );
+        elapsed
+    }
 }
 
 /// Peak resident memory of this process (`VmHWM`), in KiB, where `/proc` tells it (the

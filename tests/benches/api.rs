@@ -20,7 +20,7 @@ use rp_console::{Desk, ServeOptions, Settings};
 use rp_e2e::{Harness, Options};
 use rp_ledger::{ApiKey, Ledger, Role};
 use rp_model::ProjectId;
-use rp_payout::{CallbackOutcome, Client, Config};
+use rp_payout::{Client, Config};
 use rp_sign::SecretKey;
 use rp_sim::Simulator;
 
@@ -51,38 +51,7 @@ async fn library(payouts: usize, concurrency: usize) -> Duration {
         ..Options::default()
     };
     let h = Arc::new(Harness::start_with(options).await);
-    let all: Vec<_> = (0..payouts).map(|_| h.payout("0000")).collect();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for chunk in all.chunks(payouts.div_ceil(concurrency)) {
-        let (chunk, h) = (chunk.to_vec(), Arc::clone(&h));
-        tasks.push(tokio::spawn(async move {
-            for payout in chunk {
-                h.client.payout(&payout).await.expect("payout accepted");
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    loop {
-        let settled = h
-            .all_outcomes()
-            .iter()
-            .filter(|o| o.is_acknowledged())
-            .filter_map(CallbackOutcome::payment_id)
-            .collect::<std::collections::HashSet<_>>()
-            .len();
-        if settled >= payouts {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "only {settled} settled"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let elapsed = started.elapsed();
+    let elapsed = h.pay_and_settle(payouts, concurrency).await;
     Arc::into_inner(h).expect("no other owner").shutdown().await;
     elapsed
 }

@@ -13,10 +13,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rp_e2e::{Harness, Options};
-use rp_payout::CallbackOutcome;
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -53,47 +52,7 @@ async fn run(payouts: usize, concurrency: usize, store: Store) -> Duration {
         ..Options::default()
     };
     let h = Arc::new(Harness::start_with(options).await);
-    let all: Vec<_> = (0..payouts).map(|_| h.payout("0000")).collect();
-    let started = Instant::now();
-    let per_task = payouts.div_ceil(concurrency);
-    let mut tasks = Vec::new();
-    for chunk in all.chunks(per_task) {
-        let chunk = chunk.to_vec();
-        let h = Arc::clone(&h);
-        tasks.push(tokio::spawn(async move {
-            for payout in chunk {
-                h.client.payout(&payout).await.expect("payout accepted");
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    loop {
-        // Settled by a callback (or first by a status check, which makes the callback a
-        // duplicate): count payouts, not outcomes.
-        let settled = h
-            .all_outcomes()
-            .iter()
-            .filter(|o| o.is_acknowledged())
-            .filter_map(CallbackOutcome::payment_id)
-            .collect::<std::collections::HashSet<_>>()
-            .len();
-        if settled >= payouts {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "only {settled} settled"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let elapsed = started.elapsed();
-    assert_eq!(
-        h.sim.payments().len(),
-        payouts,
-        "every payout recorded once"
-    );
+    let elapsed = h.pay_and_settle(payouts, concurrency).await;
     Arc::into_inner(h).expect("no other owner").shutdown().await;
     elapsed
 }
