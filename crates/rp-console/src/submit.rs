@@ -10,6 +10,7 @@ use rp_payout::{Error, EventSource, PayoutRecord, Recorded};
 use tokio::sync::oneshot;
 
 use crate::Desk;
+use crate::api::payouts::same_metadata;
 
 /// How long a submission waits for the payout to be recorded before it answers anyway.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
@@ -42,13 +43,17 @@ pub(crate) async fn submit(
     desk: &Desk,
     payout: Payout,
     source: EventSource,
+    metadata: Option<String>,
 ) -> Result<Submitted, NotSubmitted> {
     let store = desk.client().store().clone();
     let project = desk.client().project_id();
     let payment_id = payout.payment_id().clone();
     // Recorded before: answered from the ledger, no call made.
     match store.get(&payment_id).await {
-        Ok(Some(existing)) if existing.request == payout.to_request(project) => {
+        Ok(Some(existing))
+            if existing.request == payout.to_request(project)
+                && same_metadata(existing.metadata.as_deref(), metadata.as_deref()) =>
+        {
             return Ok(Submitted::Existing(existing));
         }
         Ok(Some(_)) => return Err(NotSubmitted::Conflict),
@@ -58,9 +63,10 @@ pub(crate) async fn submit(
     let (recorded_tx, recorded_rx) = oneshot::channel();
     let (result_tx, result_rx) = oneshot::channel();
     let client = desk.client().clone();
+    let metadata_sent = metadata.clone();
     desk.run_in_background(async move {
         let result = client
-            .payout_reporting(&payout, source, Some(recorded_tx))
+            .payout_reporting(&payout, source, metadata_sent, Some(recorded_tx))
             .await;
         if let Err(error) = &result {
             tracing::warn!(payment_id = %payout.payment_id(), %error, "payout did not succeed");
@@ -94,6 +100,11 @@ pub(crate) async fn submit(
             Ok(Submitted::New(record().await?))
         }
         Recorded::Existing => match record().await? {
+            // Recorded by another call meanwhile, with the same request: the same payout only
+            // if its metadata is the same too.
+            Some(existing) if !same_metadata(existing.metadata.as_deref(), metadata.as_deref()) => {
+                Err(NotSubmitted::Conflict)
+            }
             Some(existing) => Ok(Submitted::Existing(existing)),
             None => Ok(Submitted::New(None)),
         },

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 /// The columns a record is read from, in order (both backends' readers follow it).
 pub(crate) const RECORD_COLUMNS: &str = "payment_id, request, state, version, created_at, \
      updated_at, request_id, last_code, last_message, attention, maybe_sent, claimed_by, \
-     attempts, lease_until, next_check_at";
+     attempts, lease_until, next_check_at, metadata";
 
 /// The columns an event is read from, in order.
 pub(crate) const EVENT_COLUMNS: &str = "at, source, previous, state, code, message, note, raw";

@@ -276,7 +276,10 @@ pub async fn records_round_trip(store: &dyn PayoutStore) {
     ];
     for (i, state) in states.into_iter().enumerate() {
         let id = format!("round-{i}");
-        let first = insert(store, record(&id, "77471234567", 1_500, 10)).await;
+        let mut written = record(&id, "77471234567", 1_500, 10);
+        // Metadata is written with the record (the merchant's JSON, any text) and kept.
+        written.metadata = (i % 2 == 1).then(|| format!("{{\"order\": {i}, \"note\": \"«₸»\"}}"));
+        let first = insert(store, written).await;
         let (mut next, event) = moved(&first, state, 11);
         next.request_id = Some("r-ü".to_owned());
         next.last_code = Some(ResponseCode::new("0"));

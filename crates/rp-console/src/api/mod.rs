@@ -9,7 +9,7 @@
 
 mod batches;
 pub(crate) mod openapi;
-mod payouts;
+pub(crate) mod payouts;
 mod webhooks;
 
 use std::collections::HashMap;

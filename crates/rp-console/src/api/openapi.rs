@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use serde_json::{Value, json};
 
-use super::payouts::{FIELDS, MAX_WAIT};
+use super::payouts::{FIELDS, MAX_METADATA_BYTES, MAX_METADATA_KEY, MAX_METADATA_KEYS, MAX_WAIT};
 use super::{KEY_BURST, KEY_RATE};
 
 /// `/api/v1/openapi.json`: the committed text.
@@ -189,7 +189,7 @@ pub fn document() -> Value {
                         },
                         FIELDS[6]: {"type": "string"},
                         FIELDS[7]: {"type": "string", "description": "The operator's ID, when the number was moved to another network."},
-                        FIELDS[8]: {"type": "null", "description": "Not kept by this version yet."}
+                        FIELDS[8]: {"type": ["object", "null"], "maxProperties": MAX_METADATA_KEYS, "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY}, "description": format!("Your own data (an order number, say): kept with the payout, shown with it and in its webhooks, never sent to the platform. At most {MAX_METADATA_BYTES} bytes as JSON. Part of the payout: the same payment ID with other metadata is a conflict.")}
                     }
                 },
                 "Payout": {
@@ -211,7 +211,8 @@ pub fn document() -> Value {
                         "request_id": {"type": ["string", "null"]},
                         "attempts": {"type": "integer"},
                         "created_at": {"type": "string"},
-                        "updated_at": {"type": "string"}
+                        "updated_at": {"type": "string"},
+                        "metadata": {"type": ["object", "null"]}
                     }
                 },
                 "Event": {
@@ -354,7 +355,8 @@ pub fn document() -> Value {
                                 "currency": {"type": "string"},
                                 "customer_id": {"type": "string"},
                                 "description": {"type": ["string", "null"]},
-                                "created_at": {"type": "string"}
+                                "created_at": {"type": "string"},
+                                "metadata": {"type": ["object", "null"]}
                             }
                         }
                     }

@@ -111,7 +111,7 @@ fn field_error(field: &str, message: impl Into<String>) -> Value {
 }
 
 /// The payout a request body describes, or every field's problem (422).
-pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
+pub(crate) fn read_payout(body: &[u8]) -> Result<(Payout, Option<String>), Vec<Value>> {
     let Strict(value) = serde_json::from_slice(body)
         .map_err(|e| vec![field_error("", format!("not JSON: {e}"))])?;
     let Some(object) = value.as_object() else {
@@ -297,24 +297,83 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<Payout, Vec<Value>> {
         };
         errors.push(field_error(field, "more than zero"));
     }
-    if object.get("metadata").is_some_and(|m| !m.is_null()) {
-        errors.push(field_error(
-            "metadata",
-            "not kept by this version of rp serve yet; send it without",
-        ));
-    }
+    let metadata = checked_metadata(object.get("metadata"), &mut errors);
     let (Some(payment_id), Some(phone), Some(amount)) = (payment_id, phone, amount) else {
         return Err(errors);
     };
     if !errors.is_empty() {
         return Err(errors);
     }
-    builder
+    let payout = builder
         .payment_id(payment_id)
         .phone(phone)
         .amount(amount)
         .build()
-        .map_err(|e| builder_errors(&e))
+        .map_err(|e| builder_errors(&e))?;
+    Ok((payout, metadata))
+}
+
+/// Members of `metadata`, at most.
+pub(crate) const MAX_METADATA_KEYS: usize = 50;
+
+/// The longest metadata key, in characters.
+pub(crate) const MAX_METADATA_KEY: usize = 40;
+
+/// The most bytes `metadata` takes as compact JSON.
+pub(crate) const MAX_METADATA_BYTES: usize = 4096;
+
+/// `metadata` as it is kept (compact JSON text), or its problems: a JSON object of at most
+/// [`MAX_METADATA_KEYS`] members, keys of 1 to [`MAX_METADATA_KEY`] characters, at most
+/// [`MAX_METADATA_BYTES`] bytes in all.
+fn checked_metadata(value: Option<&Value>, errors: &mut Vec<Value>) -> Option<String> {
+    let members = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(members)) => members,
+        Some(_) => {
+            errors.push(field_error(
+                "metadata",
+                "a JSON object (your own keys and values)",
+            ));
+            return None;
+        }
+    };
+    let before = errors.len();
+    if members.len() > MAX_METADATA_KEYS {
+        errors.push(field_error(
+            "metadata",
+            format!("at most {MAX_METADATA_KEYS} members"),
+        ));
+    }
+    for key in members.keys() {
+        let length = key.chars().count();
+        if length == 0 || length > MAX_METADATA_KEY {
+            errors.push(field_error(
+                &format!("metadata.{key}"),
+                format!("a key of 1 to {MAX_METADATA_KEY} characters"),
+            ));
+        }
+    }
+    let text = serde_json::to_string(members).unwrap_or_default();
+    if text.len() > MAX_METADATA_BYTES {
+        errors.push(field_error(
+            "metadata",
+            format!("at most {MAX_METADATA_BYTES} bytes as JSON"),
+        ));
+    }
+    (errors.len() == before).then_some(text)
+}
+
+/// Whether two kept metadata texts say the same (member order aside).
+pub(crate) fn same_metadata(a: Option<&str>, b: Option<&str>) -> bool {
+    let parse = |text: Option<&str>| text.and_then(|t| serde_json::from_str::<Value>(t).ok());
+    parse(a) == parse(b)
+}
+
+/// Kept metadata as JSON (`null` when none, or when what is kept does not read as JSON).
+pub(crate) fn metadata_json(metadata: Option<&str>) -> Value {
+    metadata
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// A text member: a string without control characters, or its problem.
@@ -377,6 +436,7 @@ pub(crate) fn payout_json(record: &PayoutRecord, masked: bool) -> Value {
         "attempts": record.attempts,
         "created_at": rfc3339(record.created_at),
         "updated_at": rfc3339(record.updated_at),
+        "metadata": metadata_json(record.metadata.as_deref()),
     })
 }
 
@@ -410,8 +470,8 @@ pub(crate) async fn create(
             );
         }
     };
-    let payout = match read_payout(&body) {
-        Ok(payout) => payout,
+    let (payout, metadata) = match read_payout(&body) {
+        Ok(read) => read,
         Err(errors) => {
             return problem(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -422,7 +482,8 @@ pub(crate) async fn create(
         }
     };
     let payment_id = payout.payment_id().clone();
-    let (status, record) = match submit::submit(&desk, payout, caller.source()).await {
+    let submitted = submit::submit(&desk, payout, caller.source(), metadata).await;
+    let (status, record) = match submitted {
         Ok(Submitted::Existing(record)) => (StatusCode::OK, Some(record)),
         Ok(Submitted::New(record)) => {
             tracing::info!(key = %caller.name, payment_id = %payment_id, "payout from the API");
@@ -693,12 +754,48 @@ mod tests {
         }
         assert!(read_payout(b"[1]").is_err());
         assert!(read_payout(b"\xff").is_err());
-        let payout = read_payout(br#"{"payment_id": "o-1", "phone": "8 701 123 45 67", "amount_minor": 150000, "customer": {"id": "c-1"}}"#).unwrap();
+        let (payout, metadata) = read_payout(br#"{"payment_id": "o-1", "phone": "8 701 123 45 67", "amount_minor": 150000, "customer": {"id": "c-1"}}"#).unwrap();
         assert_eq!(payout.amount().minor_units(), 150_000);
-        let payout = read_payout(br#"{"payment_id": "o-1", "phone": "+77011234567", "amount": "1 500,50", "currency": "KZT", "customer": {"id": "c-1", "ip": "198.51.100.4"}}"#).unwrap();
+        assert_eq!(metadata, None);
+        let (payout, metadata) = read_payout(br#"{"payment_id": "o-1", "phone": "+77011234567", "amount": "1 500,50", "currency": "KZT", "customer": {"id": "c-1", "ip": "198.51.100.4"}, "metadata": {"order": 42, "tags": ["a"]}}"#).unwrap();
         assert_eq!(payout.amount().minor_units(), 150_050);
+        assert!(same_metadata(
+            metadata.as_deref(),
+            Some(r#"{"tags":["a"],"order":42}"#)
+        ));
+        assert!(!same_metadata(
+            metadata.as_deref(),
+            Some(r#"{"order":43,"tags":["a"]}"#)
+        ));
+        assert!(!same_metadata(metadata.as_deref(), None));
         let both = read_payout(br#"{"payment_id": "o-1", "phone": "+77011234567", "amount": "1", "amount_minor": 1, "customer": {"id": "c"}}"#).unwrap_err();
         assert_eq!(both[0]["field"], "amount");
+    }
+
+    #[test]
+    fn metadata_is_an_object_of_bounded_size() {
+        let with = |metadata: &str| {
+            read_payout(format!(r#"{{"payment_id": "o-1", "phone": "+77011234567", "amount": "1", "customer": {{"id": "c"}}, "metadata": {metadata}}}"#).as_bytes())
+        };
+        assert!(with("null").unwrap().1.is_none());
+        for bad in ["[1]", "\"order 1\"", "5"] {
+            let errors = with(bad).unwrap_err();
+            assert_eq!(errors[0]["field"], "metadata", "{bad}");
+        }
+        let long_key = format!(r#"{{"{}": 1}}"#, "k".repeat(41));
+        assert_eq!(
+            with(&long_key).unwrap_err()[0]["field"],
+            format!("metadata.{}", "k".repeat(41))
+        );
+        let many: Vec<String> = (0..51).map(|i| format!(r#""k{i}": 1"#)).collect();
+        assert!(with(&format!("{{{}}}", many.join(", "))).is_err());
+        let big = format!(r#"{{"note": "{}"}}"#, "x".repeat(4100));
+        assert!(
+            with(&big).unwrap_err()[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("4096")
+        );
     }
 
     #[test]

@@ -256,7 +256,7 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
     let page_of = format!("{}?done=sent", payment_path(&payment_id));
     tracing::info!(operator = %me.name, payment_id = %payment_id, phone = %payout.phone(), amount = %payout.amount(), "payout from the console");
     // Pressed twice, or the answer reloaded: the same payout, never sent again from here.
-    match submit::submit(desk, payout, me.source()).await {
+    match submit::submit(desk, payout, me.source(), None).await {
         Ok(_) => Redirect::to(&page_of).into_response(),
         Err(NotSubmitted::Conflict) => {
             let top = format!(

@@ -388,3 +388,83 @@ async fn the_python_and_node_examples_pay_once() {
     }
     server.stop().await;
 }
+
+/// `metadata`: kept with the payout (in its record's own write), shown with it and in its
+/// webhooks, never sent to the platform, and part of the payout for idempotency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_is_kept_shown_and_part_of_the_payout() {
+    let server = with_keys().await;
+    let receiver = crate::webhooks::Receiver::start(false).await;
+    let secret = rp_console::webhooks::new_secret().unwrap();
+    server
+        .desk
+        .webhooks()
+        .add_endpoint(&receiver.url, &secret)
+        .await
+        .unwrap();
+    let mut body = payout("meta-1", "10");
+    body["metadata"] = json!({"order": "A-17", "lines": [1, 2]});
+    let (status, _, created) = call(
+        &server,
+        "POST",
+        "/api/v1/payouts?wait=15",
+        Some(PAY_KEY),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    assert_eq!(created["metadata"]["order"], "A-17");
+    // The same payout, its metadata's members in another order: the same payout.
+    let mut again = payout("meta-1", "10");
+    again["metadata"] = json!({"lines": [1, 2], "order": "A-17"});
+    let (status, _, same) = call(
+        &server,
+        "POST",
+        "/api/v1/payouts",
+        Some(PAY_KEY),
+        Some(again),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    // Other metadata under the same payment ID: a conflict, nothing changed.
+    let mut other = payout("meta-1", "10");
+    other["metadata"] = json!({"order": "B-1"});
+    let (status, _, conflict) = call(
+        &server,
+        "POST",
+        "/api/v1/payouts",
+        Some(PAY_KEY),
+        Some(other),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    let (_, _, shown) = call(
+        &server,
+        "GET",
+        "/api/v1/payouts/meta-1",
+        Some(READ_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(shown["metadata"], json!({"order": "A-17", "lines": [1, 2]}));
+    // Never sent to the platform: not in the request that is signed and sent.
+    let record = server
+        .desk
+        .client()
+        .store()
+        .get(&rp_model::PaymentId::new("meta-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let request = serde_json::to_string(&record.request).unwrap();
+    assert!(!request.contains("A-17"), "{request}");
+    assert!(record.metadata.as_deref().unwrap().contains("A-17"));
+    // In every webhook of the payout.
+    receiver
+        .wait_for("meta-1", "success", Duration::from_secs(15))
+        .await;
+    for message in receiver.accepted_for("meta-1") {
+        assert_eq!(message.body["data"]["metadata"]["order"], "A-17");
+    }
+    server.stop().await;
+}

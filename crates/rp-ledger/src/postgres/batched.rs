@@ -351,6 +351,7 @@ pub(super) struct Insert {
     pub(super) counts: bool,
     pub(super) version: i64,
     pub(super) created_at: i64,
+    pub(super) metadata: Option<String>,
     pub(super) mutable: Mutable,
     pub(super) event: EventRow,
 }
@@ -359,7 +360,8 @@ pub(super) struct Insert {
 /// DO NOTHING` on the primary key), each with its first event and its usage, written only if
 /// the record was: one array parameter per column, `$1` projects, `$2` payment IDs, `$3`
 /// requests, `$4` their hashes, `$5` phones, `$6` amounts, `$7` currencies, `$8` whether each
-/// counts against the limits, `$9` versions, `$10` creation times, then the mutable columns,
+/// counts against the limits, `$9` versions, `$10` creation times, `$11` metadata, then the
+/// mutable columns,
 /// then the event's columns; the hour each counts in is the server's. The usage of the batch
 /// is summed per hour before it is added (one upsert may not touch a row twice). Returns the
 /// ordinal (1-based) of each write that inserted its record.
@@ -375,6 +377,7 @@ static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| {
         ("counts", "boolean"),
         ("version", "bigint"),
         ("created_at", "bigint"),
+        ("metadata", "text"),
     ];
     columns.extend(MUTABLE_COLUMNS.iter().copied().zip(MUTABLE_TYPES));
     let record_names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
@@ -473,6 +476,7 @@ struct InsertColumns {
     counts: Vec<bool>,
     version: Vec<i64>,
     created_at: Vec<i64>,
+    metadata: Vec<Option<String>>,
     mutable: MutableColumns,
     event: EventColumns,
 }
@@ -493,6 +497,7 @@ impl InsertColumns {
             counts: column(inserts, |i| i.counts),
             version: column(inserts, |i| i.version),
             created_at: column(inserts, |i| i.created_at),
+            metadata: column(inserts, |i| i.metadata.clone()),
             mutable: MutableColumns::of(inserts.iter().map(|i| &i.mutable)),
             event: EventColumns::of(inserts.iter().map(|i| &i.event)),
         }
@@ -511,6 +516,7 @@ impl InsertColumns {
             &self.counts,
             &self.version,
             &self.created_at,
+            &self.metadata,
         ];
         params.extend(self.mutable.params());
         params.extend(self.event.params());

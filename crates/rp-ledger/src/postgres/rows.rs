@@ -149,6 +149,7 @@ pub(super) fn record_at(row: &Row, first: usize) -> Result<PayoutRecord, String>
     record.attempts = u32::try_from(column::<i64>(row, at(12))?).unwrap_or(u32::MAX);
     record.lease_until = column::<Option<i64>>(row, at(13))?.map(time);
     record.next_check_at = column::<Option<i64>>(row, at(14))?.map(time);
+    record.metadata = column(row, at(15))?;
     Ok(record)
 }
 

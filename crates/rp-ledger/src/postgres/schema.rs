@@ -181,11 +181,13 @@ CREATE TABLE rp_ledger.api_keys (
 );
 "#;
 
-/// Version 5: webhooks as a transactional outbox, as in the SQLite ledger: a project's
+/// Version 5: each payout's metadata, and webhooks as a transactional outbox, as in the
+/// SQLite ledger: a project's
 /// endpoints, one delivery per endpoint for every change of a payout's state (inserted by a
 /// trigger on `payout_events`, in the transaction that records the change), each attempt's
 /// outcome in a log. Times of deliveries are the server's clock.
 const V5: &str = r#"
+ALTER TABLE rp_ledger.payouts ADD COLUMN metadata TEXT;   -- the merchant's JSON; never sent
 CREATE TABLE rp_ledger.webhook_endpoints (
     id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,   -- never reused
     project_id      BIGINT NOT NULL,

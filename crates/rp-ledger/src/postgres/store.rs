@@ -28,16 +28,16 @@ pub struct PostgresStore {
 }
 
 /// How many columns [`INSERT`] has before the mutable ones.
-const INSERT_KEY_COLUMNS: usize = 10;
+const INSERT_KEY_COLUMNS: usize = 11;
 
 /// `INSERT` of a record, unless its payment ID is recorded: `$1` project, `$2` payment ID,
 /// `$3` request, `$4` its hash, `$5` phone, `$6` amount, `$7` currency, `$8` whether it
-/// counts against the limits, `$9` version, `$10` created at, then the mutable columns; the
-/// hour it counts in is the server's.
+/// counts against the limits, `$9` version, `$10` created at, `$11` metadata, then the
+/// mutable columns; the hour it counts in is the server's.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO rp_ledger.payouts (project_id, payment_id, request, request_sha256, phone, \
-         amount, currency, counts, version, created_at, {}, usage_hour) VALUES ({}, \
+         amount, currency, counts, version, created_at, metadata, {}, usage_hour) VALUES ({}, \
          div(extract(epoch FROM clock_timestamp())::bigint, 3600)) \
          ON CONFLICT (project_id, payment_id) DO NOTHING",
         MUTABLE_COLUMNS.join(", "),
@@ -170,6 +170,7 @@ impl PostgresStore {
                 &counts,
                 &version,
                 &created_at,
+                &record.metadata,
             ];
             params.extend(mutable.params());
             params.extend(event.params());
@@ -190,6 +191,7 @@ impl PostgresStore {
             counts,
             version,
             created_at,
+            metadata: record.metadata.clone(),
             mutable,
             event,
         };

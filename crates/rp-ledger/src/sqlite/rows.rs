@@ -88,6 +88,7 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<PayoutRecord> {
     record.attempts = u32::try_from(row.get::<_, i64>(12)?).unwrap_or(u32::MAX);
     record.lease_until = row.get::<_, Option<i64>>(13)?.map(time);
     record.next_check_at = row.get::<_, Option<i64>>(14)?.map(time);
+    record.metadata = row.get(15)?;
     Ok(record)
 }
 

@@ -167,11 +167,13 @@ CREATE TABLE api_keys (
 );
 ";
 
-/// Version 5: webhooks as a transactional outbox. A project's endpoints (with their signing
+/// Version 5: each payout's metadata (the merchant's own JSON, recorded with it); webhooks as
+/// a transactional outbox. A project's endpoints (with their signing
 /// secrets); one delivery per endpoint for every change of a payout's state, inserted by a
 /// trigger on `payout_events` in the transaction that records the change; each attempt's
 /// outcome in a log.
 const V5: &str = "
+ALTER TABLE payouts ADD COLUMN metadata TEXT;   -- the merchant's JSON; never sent, never changed
 CREATE TABLE webhook_endpoints (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused
     project_id      INTEGER NOT NULL,

@@ -38,14 +38,14 @@ impl SqliteStore {
 
 /// `INSERT` of a record: project, payment ID, request, its SHA-256, phone, amount,
 /// currency, whether it counts against the limits, the hour it counts in (the ledger's
-/// clock), version, created at, then the mutable columns.
+/// clock), version, created at, metadata, then the mutable columns.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO payouts (project_id, payment_id, request, request_sha256, phone, amount, \
-         currency, counts, usage_hour, version, created_at, {}) VALUES ({}) \
+         currency, counts, usage_hour, version, created_at, metadata, {}) VALUES ({}) \
          ON CONFLICT (project_id, payment_id) DO NOTHING",
         MUTABLE_COLUMNS.join(", "),
-        vec!["?"; 11 + MUTABLE_COLUMNS.len()].join(", ")
+        vec!["?"; 12 + MUTABLE_COLUMNS.len()].join(", ")
     )
 });
 
@@ -142,6 +142,10 @@ pub(super) fn insert(
         Value::Integer(hour),
         Value::Integer(rows::version(record.version)),
         Value::Integer(rows::nanos(record.created_at)),
+        record
+            .metadata
+            .as_ref()
+            .map_or(Value::Null, |m| Value::Text(m.clone())),
     ];
     values.extend(rows::mutable_values(record).map_err(&fail)?);
     let inserted = conn

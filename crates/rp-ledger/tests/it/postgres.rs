@@ -1098,7 +1098,7 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
              DROP TABLE rp_ledger.api_keys; DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators; \
              DROP TABLE rp_ledger.batch_rows; DROP TABLE rp_ledger.batches; \
              DROP TABLE rp_ledger.limit_usage; \
-             ALTER TABLE rp_ledger.payouts DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \
+             ALTER TABLE rp_ledger.payouts DROP COLUMN metadata, DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \
              DROP COLUMN usage_hour; \
              UPDATE rp_ledger.schema_version SET version = 1;",
         )

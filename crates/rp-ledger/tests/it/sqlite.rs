@@ -306,7 +306,7 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
         conn.execute_batch(
             "DROP TRIGGER payout_events_to_webhooks; DROP TABLE webhook_attempts; DROP TABLE webhook_deliveries; DROP TABLE webhook_endpoints; \
              DROP TABLE api_keys; DROP TABLE sessions; DROP TABLE operators; DROP TABLE batch_rows; DROP TABLE batches; DROP TRIGGER payouts_written_by_schema_1; DROP TABLE limit_usage; \
-             ALTER TABLE payouts DROP COLUMN amount; ALTER TABLE payouts DROP COLUMN currency; \
+             ALTER TABLE payouts DROP COLUMN metadata; ALTER TABLE payouts DROP COLUMN amount; ALTER TABLE payouts DROP COLUMN currency; \
              ALTER TABLE payouts DROP COLUMN counts; ALTER TABLE payouts DROP COLUMN usage_hour; \
              PRAGMA user_version = 1;",
         )

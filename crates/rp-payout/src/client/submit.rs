@@ -78,14 +78,16 @@ impl Client {
         payout: &Payout,
         source: EventSource,
     ) -> Result<PayoutReceipt, Error> {
-        self.payout_reporting(payout, source, None).await
+        self.payout_reporting(payout, source, None, None).await
     }
 
-    /// [`Client::payout_as`], telling `recorded` what recording found as soon as it is known
-    /// (before anything is sent): a server answering "accepted" (or "already recorded", or
-    /// "another payout holds this ID") at once while the payout is sent in the background.
-    /// Nothing is told when the payout failed before recording (a signing or store error):
-    /// the call's own result says why.
+    /// [`Client::payout_as`], with the merchant's `metadata` recorded with the payout (in the
+    /// same write; never sent to the platform; [`PayoutRecord::metadata`]), telling `recorded`
+    /// what recording found as soon as it is known (before anything is sent): a server
+    /// answering "accepted" (or "already recorded", or "another payout holds this ID") at once
+    /// while the payout is sent in the background. Nothing is told when the payout failed
+    /// before recording (a signing or store error): the call's own result says why. An
+    /// existing record is compared by its request only: comparing metadata is the caller's.
     ///
     /// # Errors
     ///
@@ -94,6 +96,7 @@ impl Client {
         &self,
         payout: &Payout,
         source: EventSource,
+        metadata: Option<String>,
         recorded: Option<tokio::sync::oneshot::Sender<Recorded>>,
     ) -> Result<PayoutReceipt, Error> {
         let tell = |what: Recorded| {
@@ -113,6 +116,7 @@ impl Client {
             let body = self.sign("payout", &request)?;
             let now = self.clock.now();
             let mut record = PayoutRecord::new(payment_id.clone(), request, now);
+            record.metadata = metadata;
             record.claimed_by = Some(self.owner.token().to_owned());
             record.lease_until = Some(self.lease_clock().await + self.config.in_flight_window());
             let first_event = PayoutEvent::new(now, source, None, PayoutState::Created);

@@ -230,6 +230,10 @@ pub struct PayoutRecord {
     /// [`Config::overdue_after`](crate::Config::overdue_after) and an hour). `None`: as soon as it
     /// is overdue.
     pub next_check_at: Option<SystemTime>,
+    /// The merchant's own data about the payout (JSON text, e.g. an order number), recorded
+    /// with it and never changed; never sent to the platform. Not in `Debug`: it is the
+    /// merchant's and may hold anything.
+    pub metadata: Option<String>,
 }
 
 impl PayoutRecord {
@@ -251,6 +255,7 @@ impl PayoutRecord {
             attempts: 0,
             lease_until: None,
             next_check_at: None,
+            metadata: None,
         }
     }
 }
@@ -275,6 +280,7 @@ impl fmt::Debug for PayoutRecord {
             .field("attempts", &self.attempts)
             .field("lease_until", &self.lease_until)
             .field("next_check_at", &self.next_check_at)
+            .field("metadata", &self.metadata.is_some())
             .finish_non_exhaustive()
     }
 }
