@@ -116,6 +116,7 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
         .unwrap();
     let mut settings = Settings::default();
     settings.api_key_rate = 100_000;
+    let watch = ledger.store(project);
     let desk = Desk::new(Arc::new(client), ledger, settings);
     desk.access()
         .add_api_key(ApiKey::new(
@@ -169,6 +170,23 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
     for task in tasks {
         task.await.unwrap();
     }
+    let posted = started.elapsed();
+    loop {
+        let counts = watch.counts().await.unwrap();
+        let done = counts
+            .by_state
+            .iter()
+            .find(|(s, _)| s == "success")
+            .map_or(0, |(_, n)| *n);
+        if done >= payouts as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "    (every payout final in the ledger after {:.2?})",
+        started.elapsed()
+    );
     loop {
         let arrived = arrivals.lock().unwrap().len();
         if arrived >= payouts {
@@ -181,6 +199,7 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed();
+    println!("    (every API call answered after {posted:.2?})");
     let called = called.lock().unwrap().clone();
     let arrivals = arrivals.lock().unwrap().clone();
     let latencies = called
@@ -188,6 +207,13 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
         .map(|(id, at)| arrivals[id].duration_since(*at))
         .collect();
     assert_eq!(sim.payments().len(), payouts, "every payout paid once");
+    let mut answers: HashMap<(u32, Option<u16>), usize> = HashMap::new();
+    for callback in sim.callbacks() {
+        *answers
+            .entry((callback.attempt, callback.http_status))
+            .or_default() += 1;
+    }
+    println!("    callbacks (attempt, answer): {answers:?}");
     let _ = stop.send(());
     served.await.unwrap();
     sim.shutdown().await;

@@ -76,7 +76,9 @@ pub use auth::{
 };
 pub use desk::{Desk, Settings};
 pub use metrics::Metrics;
-pub use serve::{DEFAULT_CALLBACK_PATH, SHUTDOWN_GRACE, ServeOptions, callback_router, serve};
+pub use serve::{
+    CALLBACKS_AT_ONCE, DEFAULT_CALLBACK_PATH, SHUTDOWN_GRACE, ServeOptions, callback_router, serve,
+};
 pub use tls::{Tls, TlsError};
 pub use totp::{new_totp_secret, totp_uri};
 pub use web::router;

@@ -67,6 +67,11 @@ impl ServeOptions {
     }
 }
 
+/// Callbacks `rp serve` handles at once; beyond, 503 and the platform redelivers (10 s
+/// later). Above rp-payout's default: a desk takes the callbacks of bursts of API and batch
+/// payouts, each a small body and one ledger write.
+pub const CALLBACKS_AT_ONCE: usize = 256;
+
 /// The callback endpoint of `desk`, counting outcomes in its metrics.
 pub fn callback_router(desk: &Desk) -> Router {
     let metrics_desk = desk.clone();
@@ -76,7 +81,7 @@ pub fn callback_router(desk: &Desk) -> Router {
     });
     callback_router_with_limits(
         Arc::clone(desk.client()),
-        RequestLimits::default(),
+        RequestLimits::default().with_max_concurrent_requests(CALLBACKS_AT_ONCE),
         Some(observer),
     )
 }

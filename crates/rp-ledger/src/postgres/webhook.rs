@@ -3,7 +3,7 @@
 //! (`clock_timestamp()`), shared by every instance; a claim skips the deliveries another
 //! claim is taking (`FOR UPDATE SKIP LOCKED`), so each is sent by one instance at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient as _;
@@ -352,13 +352,32 @@ impl WebhookStore for PostgresWebhooks {
                  WHERE project_id = $1 AND payment_id = $2 AND version = $3"
             );
             let mut claimed = Vec::with_capacity(keys.len());
+            // Each endpoint read once per claim, without its counts (they scan its deliveries).
+            let mut endpoints: HashMap<i64, Option<WebhookEndpoint>> = HashMap::new();
             for key in &keys {
                 let read = |e: String| Error::store(what, e);
                 let endpoint_id: i64 = column(key, 0).map_err(read)?;
                 let id: String = column(key, 1).map_err(read)?;
                 let event_version: i64 = column(key, 2).map_err(read)?;
+                let endpoint = match endpoints.get(&endpoint_id) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let rows = query(
+                            &client,
+                            what,
+                            "SELECT id, url, secret, created_at, disabled_at, disabled_reason, \
+                             0::bigint, 0::bigint FROM rp_ledger.webhook_endpoints \
+                             WHERE project_id = $1 AND id = $2",
+                            &[&self.project, &endpoint_id],
+                        )
+                        .await?;
+                        let found = rows.first().map(endpoint).transpose().map_err(read)?;
+                        endpoints.insert(endpoint_id, found.clone());
+                        found
+                    }
+                };
                 // Removed since the claim: its deliveries went with it.
-                let Some(endpoint) = self.read_endpoint(&client, what, endpoint_id).await? else {
+                let Some(endpoint) = endpoint else {
                     continue;
                 };
                 let record = query(&client, what, &record_sql, &[&self.project, &id]).await?;

@@ -2,6 +2,7 @@
 //! ledger, as a [`WebhookStore`]. Writes run in their own transactions on the writer's
 //! connection; times are this machine's clock (every process sharing the file shares it).
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use rp_model::{PaymentId, ProjectId};
@@ -77,17 +78,19 @@ fn count(n: i64) -> u32 {
 
 /// Claims due deliveries: oldest first, none behind a pending earlier event of the same
 /// payout to the same endpoint, none of a disabled endpoint, none under another's live lease.
+/// A claimed delivery's key and counts: endpoint, payment ID, version, attempts, failures.
+type ClaimedKey = (i64, String, i64, i64, i64);
+
 fn claim(
     conn: &Connection,
     project: i64,
     owner: &str,
     lease: Duration,
     limit: usize,
-) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+) -> rusqlite::Result<Vec<ClaimedKey>> {
     let now = nanos(SystemTime::now());
-    let keys: Vec<(i64, String, i64, i64, i64)> = conn
-        .prepare_cached(
-            "UPDATE webhook_deliveries SET claimed_by = ?2, lease_until = ?3 \
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET claimed_by = ?2, lease_until = ?3 \
              WHERE rowid IN (SELECT d.rowid FROM webhook_deliveries d \
                  JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                  WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?4 \
@@ -99,44 +102,66 @@ fn claim(
                      AND o.next_attempt_at IS NOT NULL) \
                  ORDER BY d.next_attempt_at, d.version LIMIT ?5) \
              RETURNING endpoint_id, payment_id, version, attempts, failures",
-        )?
-        .query_map(
-            params![
-                project,
-                owner,
-                nanos(SystemTime::now() + lease),
-                now,
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            },
-        )?
-        .collect::<rusqlite::Result<_>>()?;
+    )?
+    .query_map(
+        params![
+            project,
+            owner,
+            nanos(SystemTime::now() + lease),
+            now,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        },
+    )?
+    .collect()
+}
+
+/// What to send for claimed deliveries: each one's endpoint, payout and event (read on a
+/// read connection, not the writer's). One whose endpoint was removed since is left out.
+fn details(
+    conn: &Connection,
+    project: i64,
+    keys: Vec<ClaimedKey>,
+) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+    // Each endpoint read once per claim, without its counts (they scan its deliveries).
+    let mut endpoints: HashMap<i64, Option<WebhookEndpoint>> = HashMap::new();
+    let mut endpoint_of = conn.prepare_cached(
+        "SELECT id, url, secret, created_at, disabled_at, disabled_reason, 0, 0 \
+         FROM webhook_endpoints WHERE project_id = ?1 AND id = ?2",
+    )?;
+    let mut payout_of = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ?1 AND payment_id = ?2"
+    ))?;
+    let mut event_of = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM payout_events \
+         WHERE project_id = ?1 AND payment_id = ?2 AND version = ?3"
+    ))?;
     let mut claimed = Vec::with_capacity(keys.len());
     for (endpoint_id, payment_id, event_version, attempts, failures) in keys {
-        let endpoint = read_endpoint(conn, project, endpoint_id)?;
-        let payout = conn.query_row(
-            &format!(
-                "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ?1 AND payment_id = ?2"
-            ),
-            params![project, payment_id],
-            rows::record,
-        )?;
-        let event = conn.query_row(
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM payout_events \
-                 WHERE project_id = ?1 AND payment_id = ?2 AND version = ?3"
-            ),
-            params![project, payment_id, event_version],
-            rows::event,
-        )?;
+        let endpoint = match endpoints.get(&endpoint_id) {
+            Some(found) => found.clone(),
+            None => {
+                let found = endpoint_of
+                    .query_row(params![project, endpoint_id], endpoint)
+                    .optional()?;
+                endpoints.insert(endpoint_id, found.clone());
+                found
+            }
+        };
+        // Removed since the claim: its deliveries went with it.
+        let Some(endpoint) = endpoint else {
+            continue;
+        };
+        let payout = payout_of.query_row(params![project, payment_id], rows::record)?;
+        let event = event_of.query_row(params![project, payment_id, event_version], rows::event)?;
         claimed.push(ClaimedDelivery {
             key: DeliveryKey {
                 endpoint: endpoint_id,
@@ -421,13 +446,21 @@ impl WebhookStore for SqliteWebhooks {
     ) -> BoxFuture<'a, Result<Vec<ClaimedDelivery>, Error>> {
         let project = self.project;
         let owner = owner.to_owned();
-        Box::pin(
+        Box::pin(async move {
+            let what = "claim webhook deliveries";
+            let keys = self
+                .ledger
+                .exclusive(what.to_owned(), move |tx| {
+                    claim(tx, project, &owner, lease, limit).map_err(|e| Error::store(what, e))
+                })
+                .await?;
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
             self.ledger
-                .exclusive("claim webhook deliveries".to_owned(), move |tx| {
-                    claim(tx, project, &owner, lease, limit)
-                        .map_err(|e| Error::store("claim webhook deliveries", e))
-                }),
-        )
+                .read(what.to_owned(), move |conn| details(conn, project, keys))
+                .await
+        })
     }
 
     fn record_attempts<'a>(
