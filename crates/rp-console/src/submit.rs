@@ -10,7 +10,7 @@ use rp_payout::{Error, EventSource, PayoutRecord, Recorded};
 use tokio::sync::oneshot;
 
 use crate::Desk;
-use crate::api::payouts::same_metadata;
+use crate::api::body::same_metadata;
 
 /// How long a submission waits for the payout to be recorded before it answers anyway.
 const RECORD_WAIT: Duration = Duration::from_secs(5);

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod batches;
+pub(crate) mod body;
 pub(crate) mod openapi;
 pub(crate) mod payouts;
 mod webhooks;

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use serde_json::{Value, json};
 
-use super::payouts::{FIELDS, MAX_METADATA_BYTES, MAX_METADATA_KEY, MAX_METADATA_KEYS, MAX_WAIT};
+use super::body::{FIELDS, MAX_METADATA_BYTES, MAX_METADATA_KEY, MAX_METADATA_KEYS};
+use super::payouts::MAX_WAIT;
 use super::{KEY_BURST, KEY_RATE};
 
 /// `/api/v1/openapi.json`: the committed text.

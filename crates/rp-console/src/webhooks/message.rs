@@ -96,7 +96,7 @@ pub fn body(delivery: &ClaimedDelivery) -> Vec<u8> {
         "customer_id": request.customer.id.to_string(),
         "description": request.payment.description,
         "created_at": rfc3339(payout.created_at),
-        "metadata": crate::api::payouts::metadata_json(payout.metadata.as_deref()),
+        "metadata": crate::api::body::metadata_json(payout.metadata.as_deref()),
     });
     let value: Value = json!({
         "type": event_type(event.state.label()),
