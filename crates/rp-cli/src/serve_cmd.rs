@@ -471,6 +471,18 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         println!("  console    {scheme}://{console_addr}/");
         println!("  callbacks  {scheme}://{callback_addr}{}", args.callback_path);
         println!("  ledger     {}", ledger.url());
+        let endpoints = ledger
+            .webhooks(project)
+            .endpoints()
+            .await
+            .map_err(Failure::from)?;
+        let disabled = endpoints.iter().filter(|e| !e.enabled()).count();
+        match (endpoints.len(), disabled, args.no_webhooks) {
+            (0, _, _) => println!("  webhooks   none (rp serve add-webhook URL)"),
+            (n, _, true) => println!("  webhooks   {n} endpoint(s), sent by another instance (--no-webhooks)"),
+            (n, 0, false) => println!("  webhooks   {n} endpoint(s)"),
+            (n, d, false) => println!("  webhooks   {n} endpoint(s), {d} DISABLED after failing (rp serve webhooks)"),
+        }
         if operators.is_empty() {
             println!(
                 "  no operators yet: rp serve add-operator NAME --role pay (same --ledger) to sign in"
