@@ -104,6 +104,8 @@ pub fn document() -> Value {
                     "parameters": [
                         {"name": "state", "in": "query", "required": false, "schema": {"type": "string"}},
                         {"name": "since", "in": "query", "required": false, "schema": {"type": "string", "description": "2026-11-27T10:00:00Z"}},
+                        {"name": "source", "in": "query", "required": false, "schema": {"type": "string", "enum": ["api", "console", "batch", "library"]}},
+                        {"name": "batch", "in": "query", "required": false, "schema": {"type": "string"}, "description": "A batch ID: its payouts in file order (state, since and source do not apply)."},
                         {"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"}},
                         {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
                     ],

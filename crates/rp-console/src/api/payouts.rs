@@ -243,6 +243,8 @@ fn event_json(event: &PayoutEvent) -> Value {
 pub(crate) struct ListQuery {
     state: Option<String>,
     since: Option<String>,
+    source: Option<String>,
+    batch: Option<String>,
     cursor: Option<String>,
     limit: Option<String>,
 }
@@ -259,7 +261,16 @@ pub(crate) async fn list(State(desk): State<Desk>, Query(q): Query<ListQuery>) -
             PAGE
         }
     };
+    if let Some(batch) = q.batch.as_deref().filter(|b| !b.is_empty()) {
+        return batch_list(&desk, &q, batch, limit, errors).await;
+    }
     let mut query = PayoutQuery::new().limit(limit);
+    if let Some(source) = q.source.as_deref().filter(|s| !s.is_empty()) {
+        match source.parse::<rp_payout::PayoutOrigin>() {
+            Ok(origin) => query = query.source(origin),
+            Err(error) => errors.push(field_error("source", error.to_string())),
+        }
+    }
     if let Some(state) = q.state.as_deref().filter(|s| !s.is_empty()) {
         query = query.state(state);
     }
@@ -298,6 +309,54 @@ pub(crate) async fn list(State(desk): State<Desk>, Query(q): Query<ListQuery>) -
             json_answer(StatusCode::OK, &json!({"data": data, "next_cursor": next}))
         }
         Err(error) => ledger_failed(&error),
+    }
+}
+
+/// `GET /api/v1/payouts?batch=ID`: the batch's payouts in file order; the cursor is a row
+/// number; `state`, `since` and `source` do not apply (refused, not ignored).
+async fn batch_list(
+    desk: &Desk,
+    q: &ListQuery,
+    batch: &str,
+    limit: usize,
+    mut errors: Vec<Value>,
+) -> Response {
+    for (name, given) in [
+        ("state", &q.state),
+        ("since", &q.since),
+        ("source", &q.source),
+    ] {
+        if given.as_deref().is_some_and(|v| !v.is_empty()) {
+            errors.push(field_error(
+                name,
+                "does not apply with batch (its payouts in file order)",
+            ));
+        }
+    }
+    let after = q.cursor.as_deref().unwrap_or_default();
+    if !after.is_empty() && after.parse::<u64>().is_err() {
+        errors.push(field_error("cursor", "not a cursor this API gave"));
+    }
+    if !errors.is_empty() {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "the query is not valid",
+            Some(Value::Array(errors)),
+        );
+    }
+    match crate::web::payments::batch_page(desk, batch, after, limit).await {
+        Ok((page, next)) => {
+            let data: Vec<Value> = page.iter().map(|r| payout_json(r, true)).collect();
+            json_answer(StatusCode::OK, &json!({"data": data, "next_cursor": next}))
+        }
+        Err(crate::web::payments::BatchPage::Bad(detail)) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            &detail,
+            Some(json!([field_error("batch", detail.clone())])),
+        ),
+        Err(crate::web::payments::BatchPage::Ledger(error)) => ledger_failed(&error),
     }
 }
 

@@ -19,7 +19,7 @@ pub(crate) mod batches;
 pub(crate) mod layout;
 mod login;
 mod payment;
-mod payments;
+pub(crate) mod payments;
 mod payout_form;
 mod status;
 pub(crate) mod upload;

@@ -215,7 +215,7 @@ async fn listing(
             }
         }
     } else {
-        match batch_page(desk, filters).await {
+        match batch_page(desk, &filters.batch, &filters.after, PAGE).await {
             Ok((rows, next)) => (rows, next, None),
             Err(BatchPage::Bad(error)) => (Vec::new(), None, Some(error)),
             Err(BatchPage::Ledger(error)) => return ledger_failed(Some(me), &error),
@@ -325,25 +325,28 @@ fn problem_in_page(me: &Me, path: &str, title: &str, error: &str) -> Response {
     (StatusCode::BAD_REQUEST, shown).into_response()
 }
 
-enum BatchPage {
+/// Why a page of a batch's payouts could not be had.
+pub(crate) enum BatchPage {
     /// A filter is wrong.
     Bad(String),
     /// The ledger failed.
     Ledger(rp_payout::Error),
 }
 
-/// A page of a batch's payouts, in file order (rows after the row number in `after`): the
-/// payouts and the cursor of the next page.
-async fn batch_page(
+/// A page of batch `batch`'s payouts, in file order (at most `limit` rows after the row
+/// number in `after`): the payouts and the cursor of the next page. The console's and the
+/// API's.
+pub(crate) async fn batch_page(
     desk: &Desk,
-    filters: &Filters,
+    batch: &str,
+    after: &str,
+    limit: usize,
 ) -> Result<(Vec<PayoutRecord>, Option<String>), BatchPage> {
-    let id: rp_batch::BatchId = filters
-        .batch
+    let id: rp_batch::BatchId = batch
         .trim()
         .parse()
         .map_err(|_| BatchPage::Bad("batch: a batch ID has 64 hex digits".to_owned()))?;
-    let after: u64 = match filters.after.trim() {
+    let after: u64 = match after.trim() {
         "" => 0,
         text => text
             .parse()
@@ -351,10 +354,10 @@ async fn batch_page(
     };
     let rows = desk
         .batches()
-        .rows(&id.to_string(), after, PAGE)
+        .rows(&id.to_string(), after, limit)
         .await
         .map_err(BatchPage::Ledger)?;
-    let next = (rows.len() == PAGE)
+    let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.row.row.to_string()))
         .flatten();
     let mut records = Vec::with_capacity(rows.len());

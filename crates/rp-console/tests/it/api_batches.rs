@@ -160,6 +160,33 @@ async fn a_batch_through_the_api_is_checked_whole_and_paid_once() {
     let (status, _) = get(&server, "/api/v1/batches/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // The batch's payouts through the payouts list: in file order, phones masked; other
+    // filters do not apply to it; by source.
+    let (status, listed) = get(&server, &format!("/api/v1/payouts?batch={id}")).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["payment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["api-b-1", "api-b-2"]);
+    let (status, _) = get(
+        &server,
+        &format!("/api/v1/payouts?batch={id}&state=success"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, by_source) = get(&server, "/api/v1/payouts?source=batch").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        by_source.contains("api-b-1") && by_source.contains("api-b-2"),
+        "{by_source}"
+    );
+    let (status, _) = get(&server, "/api/v1/payouts?source=fax").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
     // A payment ID the ledger holds for another payout: 409, nothing sent.
     let clash = "phone;amount;customer_id;payment_id\n+7 701 510 20 03;99;c-3;api-b-1\n";
     let (status, conflict) = post_batch(&server, PAY_KEY, "", "text/csv", clash.into()).await;
