@@ -30,8 +30,10 @@ impl fmt::Display for Clash {
 }
 
 /// Before a tenge moves: every valid row whose payment ID `store` (the payouts of `project`)
-/// already holds for a different payout (compared as the request that would be sent). Reads
-/// the file once more, checking it is still batch `batch`.
+/// already holds for a different payout: another request than the row would send, or the
+/// same request with the merchant's metadata (a row carries none: the API refuses the same
+/// payment ID with other metadata, and so does a batch). Reads the file once more, checking
+/// it is still batch `batch`.
 ///
 /// # Errors
 /// [`RunError`]: the file, a change of the file, the ledger.
@@ -48,7 +50,7 @@ pub async fn preflight(
             continue;
         };
         if let Some(existing) = store.get(row.payout.payment_id()).await?
-            && existing.request != row.payout.to_request(project)
+            && (existing.request != row.payout.to_request(project) || existing.metadata.is_some())
         {
             clashes.push(Clash {
                 line: row.line,

@@ -27,8 +27,22 @@ use crate::Desk;
 /// How long a batch body has to arrive.
 const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Row problems listed in a 422 answer, at most (`problem_count` says how many there are).
+/// Row problems listed in a 422 answer, at most (`rp-problem-count` says how many there are).
 const LISTED_PROBLEMS: usize = 1000;
+
+/// The largest JSON batch: it is read whole before it is checked (a CSV file is streamed,
+/// up to the upload limit). About 40,000 payouts.
+pub(crate) const MAX_JSON_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// The batch's directory under the uploads, removed when the request ends however it ends
+/// (a client that hangs up mid-check included).
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// The members a payout of a JSON batch takes.
 const ITEM_FIELDS: [&str; 8] = [
@@ -125,8 +139,18 @@ pub(crate) async fn create(
         .unwrap_or_default()
         .to_ascii_lowercase();
     let (csv, from_json) = if kind.starts_with("application/json") {
+        if bytes.len() > MAX_JSON_BATCH_BYTES {
+            return failed(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!(
+                    "a JSON batch is at most {} MiB; send a larger one as text/csv",
+                    MAX_JSON_BATCH_BYTES / (1024 * 1024)
+                ),
+            );
+        }
         match json_to_csv(&bytes) {
-            Ok(csv) => (csv, true),
+            Ok(batch) => (batch.csv, Some((batch.items, batch.problems))),
             Err(errors) => {
                 return problem(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -137,7 +161,7 @@ pub(crate) async fn create(
             }
         }
     } else if kind.starts_with("text/csv") || kind.starts_with("text/plain") {
-        (bytes.to_vec(), false)
+        (bytes.to_vec(), None)
     } else {
         return failed(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -145,7 +169,7 @@ pub(crate) async fn create(
             "send the batch as text/csv (a file with a header) or application/json (an array of payouts)",
         );
     };
-    let file_name = match checked_file_name(query.file_name.as_deref(), from_json) {
+    let file_name = match checked_file_name(query.file_name.as_deref(), from_json.is_some()) {
         Ok(name) => name,
         Err(detail) => return failed(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &detail),
     };
@@ -161,17 +185,16 @@ pub(crate) async fn create(
         }
     };
     // The file, under the name the batch will show, in a directory of its own.
-    let dir = desk
-        .settings()
-        .uploads
-        .join(format!("api-{}", random_hex()));
-    if let Err(error) = tokio::fs::create_dir_all(&dir).await {
-        return unavailable(&format!("cannot make {}: {error}", dir.display()));
+    let dir = Scratch(
+        desk.settings()
+            .uploads
+            .join(format!("api-{}", random_hex())),
+    );
+    if let Err(error) = tokio::fs::create_dir_all(&dir.0).await {
+        return unavailable(&format!("cannot make {}: {error}", dir.0.display()));
     }
-    let path = dir.join(&file_name);
-    let answer = checked_and_registered(&desk, &caller, &path, &csv, from_json, check_only).await;
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    answer
+    let path = dir.0.join(&file_name);
+    checked_and_registered(&desk, &caller, &path, &csv, from_json.as_ref(), check_only).await
 }
 
 async fn checked_and_registered(
@@ -179,22 +202,28 @@ async fn checked_and_registered(
     caller: &Caller,
     path: &std::path::Path,
     csv: &[u8],
-    from_json: bool,
+    from_json: Option<&(Vec<usize>, Vec<Value>)>,
     check_only: bool,
 ) -> Response {
+    // A JSON batch: which item each row is, and the items' own problems.
+    let (items, item_problems) = match from_json {
+        Some((items, problems)) => (Some(items.clone()), problems.clone()),
+        None => (None, Vec::new()),
+    };
     if let Err(error) = tokio::fs::write(path, csv).await {
         return unavailable(&format!("cannot keep the batch: {error}"));
     }
     let limits = desk.client().config().limits;
     let checked = {
         let path = path.to_owned();
+        let items = items.clone();
+        let mut problems = item_problems;
+        let mut count = problems.len() as u64;
         tokio::task::spawn_blocking(move || {
-            let mut problems = Vec::new();
-            let mut count = 0u64;
             let report = check_file(&path, &limits, |problem: &RowError| {
                 count += 1;
                 if problems.len() < LISTED_PROBLEMS {
-                    problems.push(row_problem(problem, from_json));
+                    problems.push(row_problem(problem, items.as_deref()));
                 }
             });
             report.map(|report| (report, problems, count))
@@ -252,7 +281,7 @@ async fn checked_and_registered(
         Ok(clashes) => {
             let errors: Vec<Value> = clashes
                 .iter()
-                .map(|c| json!({"field": location(c.line, c.line.saturating_sub(1), from_json, "payment_id"), "message": c.to_string()}))
+                .map(|c| json!({"field": location(c.line, c.line.saturating_sub(1), items.as_deref(), "payment_id"), "message": c.to_string()}))
                 .collect();
             return problem(
                 StatusCode::CONFLICT,
@@ -266,7 +295,7 @@ async fn checked_and_registered(
     if check_only {
         return json_answer(StatusCode::OK, &summary);
     }
-    match register(path, &report, desk.batches().as_ref(), project, limits).await {
+    let status = match register(path, &report, desk.batches().as_ref(), project, limits).await {
         Ok(Registered::New) => {
             tracing::info!(key = %caller.name, batch = %batch, rows = report.valid_rows, "batch from the API; paying");
             let client = desk
@@ -274,21 +303,36 @@ async fn checked_and_registered(
                 .with_limits(limits)
                 .recording_as(caller.source());
             crate::web::upload::start(desk, batch, Arc::new(client));
+            StatusCode::ACCEPTED
         }
-        Ok(_) => {}
+        // Registered by a request at the same moment: the batch as it stands.
+        Ok(_) => StatusCode::OK,
         Err(error) => return unavailable(&error.to_string()),
-    }
+    };
     match desk.batches().progress(&batch.to_string()).await {
-        Ok(Some(progress)) => json_answer(StatusCode::ACCEPTED, &batch_json(&progress)),
+        Ok(Some(progress)) => json_answer(status, &batch_json(&progress)),
         Ok(None) => unavailable("the batch was registered but cannot be read back"),
         Err(error) => unavailable(&error.to_string()),
     }
 }
 
 /// Where a row problem is: `line 4, column amount` in a file; `[2].amount` in a JSON array.
-fn location(line: u64, row: u64, from_json: bool, column: &str) -> String {
-    if from_json {
-        let index = row.saturating_sub(1);
+fn location(line: u64, row: u64, items: Option<&[usize]>, column: &str) -> String {
+    if let Some(items) = items {
+        let index = usize::try_from(row.saturating_sub(1))
+            .ok()
+            .and_then(|r| items.get(r))
+            .copied()
+            .unwrap_or_default();
+        // The member of the item the column came from.
+        let column = match column {
+            "customer_id" => "customer.id",
+            "first_name" => "customer.first_name",
+            "last_name" => "customer.last_name",
+            "email" => "customer.email",
+            "ip_address" => "customer.ip",
+            other => other,
+        };
         if column.is_empty() {
             format!("[{index}]")
         } else {
@@ -301,10 +345,10 @@ fn location(line: u64, row: u64, from_json: bool, column: &str) -> String {
     }
 }
 
-fn row_problem(problem: &RowError, from_json: bool) -> Value {
+fn row_problem(problem: &RowError, items: Option<&[usize]>) -> Value {
     let column = problem.column.map_or("", |c| c.name());
     json!({
-        "field": location(problem.line, problem.row, from_json, column),
+        "field": location(problem.line, problem.row, items, column),
         "message": problem.message,
         "line": problem.line,
         "row": problem.row,
@@ -336,9 +380,20 @@ fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A JSON array of payouts as the CSV file the batch rules read (`;`-separated, a header),
-/// or every item's problem with the JSON itself.
-fn json_to_csv(body: &[u8]) -> Result<Vec<u8>, Vec<Value>> {
+/// A JSON batch as the CSV file the batch rules read.
+struct JsonBatch {
+    /// `;`-separated, a header, a row per item that could be written.
+    csv: Vec<u8>,
+    /// The item (index in the array) of each row, in order.
+    items: Vec<usize>,
+    /// The items' own problems (not an object, an unknown member, a value of the wrong type,
+    /// an empty payout); the rows' are found by the batch rules.
+    problems: Vec<Value>,
+}
+
+/// A JSON array of payouts as the CSV file the batch rules read, with each item's own
+/// problems; `Err` when it is not an array of payouts at all.
+fn json_to_csv(body: &[u8]) -> Result<JsonBatch, Vec<Value>> {
     let field = |name: String, message: &str| json!({"field": name, "message": message});
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| vec![field(String::new(), &format!("not JSON: {e}"))])?;
@@ -362,9 +417,13 @@ fn json_to_csv(body: &[u8]) -> Result<Vec<u8>, Vec<Value>> {
         .delimiter(b';')
         .from_writer(Vec::new());
     let mut errors = Vec::new();
+    let mut rows = Vec::with_capacity(items.len());
     let _ = writer.write_record(header);
     for (index, item) in items.iter().enumerate() {
         let at = |name: &str| format!("[{index}].{name}");
+        if errors.len() >= LISTED_PROBLEMS {
+            break;
+        }
         let Some(object) = item.as_object() else {
             errors.push(field(format!("[{index}]"), "a payout is a JSON object"));
             continue;
@@ -449,20 +508,26 @@ fn json_to_csv(body: &[u8]) -> Result<Vec<u8>, Vec<Value>> {
             text("description", &mut errors),
             text("operator", &mut errors),
         ];
-        let _ = writer.write_record(&record);
-        if errors.len() >= LISTED_PROBLEMS {
-            break;
+        // A row of blank cells is a blank line to the batch rules, skipped: refused here, so
+        // that no payout goes missing.
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            errors.push(field(format!("[{index}]"), "an empty payout"));
+            continue;
         }
+        let _ = writer.write_record(&record);
+        rows.push(index);
     }
     if items.is_empty() {
-        errors.push(field(String::new(), "the array has no payout"));
+        return Err(vec![field(String::new(), "the array has no payout")]);
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    writer
+    let csv = writer
         .into_inner()
-        .map_err(|e| vec![field(String::new(), &e.to_string())])
+        .map_err(|e| vec![field(String::new(), &e.to_string())])?;
+    Ok(JsonBatch {
+        csv,
+        items: rows,
+        problems: errors,
+    })
 }
 
 /// The batch of the path, or a problem answer.
@@ -516,7 +581,9 @@ mod tests {
                  {"phone": "87011234568", "amount_minor": 150050, "customer": {"id": "c-2"}, "description": "bonus"}]"#,
         )
         .unwrap();
-        let text = String::from_utf8(csv).unwrap();
+        assert!(csv.problems.is_empty());
+        assert_eq!(csv.items, [0, 1]);
+        let text = String::from_utf8(csv.csv).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -528,23 +595,38 @@ mod tests {
 
     #[test]
     fn every_json_problem_is_named_with_its_item() {
-        let errors = json_to_csv(
-            br#"[{"phone": 7701, "amount": "1", "amount_minor": 1, "customer": "x", "colour": "red"}, 3]"#,
+        let batch = json_to_csv(
+            br#"[{"payment_id": "p", "phone": 7701, "amount": "1", "amount_minor": 1, "customer": "x", "colour": "red"}, 3, {}]"#,
         )
-        .unwrap_err();
-        let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+        .unwrap();
+        let fields: Vec<&str> = batch
+            .problems
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
         for expected in [
             "[0].colour",
             "[0].customer",
             "[0].amount",
             "[0].phone",
             "[1]",
+            "[2]",
         ] {
             assert!(fields.contains(&expected), "{expected} in {fields:?}");
         }
+        assert_eq!(
+            batch.items,
+            [0],
+            "rows only for the items that could be written"
+        );
         assert!(json_to_csv(b"{}").is_err());
         assert!(json_to_csv(b"[]").is_err());
         assert!(json_to_csv(b"[").is_err());
+        let many = format!("[{}]", vec!["0"; 5000].join(","));
+        assert_eq!(
+            json_to_csv(many.as_bytes()).unwrap().problems.len(),
+            LISTED_PROBLEMS
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod browser;
 mod contract;
 mod pages;
 mod review;
+mod review_api2;
 mod security;
 mod webdriver;
 mod webhooks;
