@@ -12,7 +12,7 @@ use crate::Server;
 use crate::api::{PAY_KEY, READ_KEY, with_keys};
 
 /// `POST /api/v1/batches{query}` with `body` of `kind`: status and JSON.
-async fn post_batch(
+pub(crate) async fn post_batch(
     server: &Server,
     key: &str,
     query: &str,

@@ -11,27 +11,14 @@ use serde_json::{Value, json};
 use crate::Server;
 use crate::api::{PAY_KEY, READ_KEY, with_keys};
 
+/// `POST /api/v1/batches{query}` with the pay key.
 async fn post_batch(
     server: &Server,
     query: &str,
     kind: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let answer = server
-        .http
-        .post(server.url(&format!("/api/v1/batches{query}")))
-        .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
-        .header(CONTENT_TYPE, kind)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    let text = answer.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    crate::api_batches::post_batch(server, PAY_KEY, query, kind, body).await
 }
 
 fn item(id: &str, phone: &str) -> Value {
