@@ -35,6 +35,10 @@ front and pass --insecure-bind (a non-loopback address without either is refused
 endpoint (on the console's address, or on --callback-listen) carries no session and accepts only
 signed callbacks, so it may listen on any address.
 
+Every change of a payout's state is pushed to the project's webhook endpoints (`rp serve
+add-webhook URL`), signed as Standard Webhooks, retried for 3 days 15 hours; with several
+instances each delivery is sent by one of them (--no-webhooks: not by this one).
+
 Ctrl-C or SIGTERM: no new work is taken; payouts and batch rows in flight are finished and
 recorded (30 s at most), then rp exits.";
 
