@@ -326,7 +326,7 @@ impl WebhookStore for PostgresWebhooks {
                          WHERE o.endpoint_id = d.endpoint_id AND o.project_id = d.project_id \
                          AND o.payment_id = d.payment_id AND o.version < d.version \
                          AND o.next_attempt_at IS NOT NULL) \
-                     ORDER BY d.next_attempt_at, d.version LIMIT $4 \
+                     ORDER BY d.next_attempt_at LIMIT $4 \
                      FOR UPDATE OF d SKIP LOCKED) \
                  UPDATE rp_ledger.webhook_deliveries w \
                  SET claimed_by = $2, lease_until = now.t + $3 FROM due, now \

@@ -100,7 +100,7 @@ fn claim(
                      WHERE o.endpoint_id = d.endpoint_id AND o.project_id = d.project_id \
                      AND o.payment_id = d.payment_id AND o.version < d.version \
                      AND o.next_attempt_at IS NOT NULL) \
-                 ORDER BY d.next_attempt_at, d.version LIMIT ?5) \
+                 ORDER BY d.next_attempt_at LIMIT ?5) \
              RETURNING endpoint_id, payment_id, version, attempts, failures",
     )?
     .query_map(

@@ -111,7 +111,8 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     assert!(deliveries.iter().all(|d| d.state == DeliveryState::Pending));
 
     // Claims: in order per payout and endpoint, so only version 0 of each endpoint first.
-    let first = hooks.claim_due("worker-1", LEASE, 100).await.unwrap();
+    let mut first = hooks.claim_due("worker-1", LEASE, 100).await.unwrap();
+    first.sort_by_key(|c| c.key.endpoint);
     let claimed: Vec<(i64, u64)> = first
         .iter()
         .map(|c| (c.key.endpoint, c.key.version))
