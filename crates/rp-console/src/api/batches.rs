@@ -72,16 +72,20 @@ fn unavailable(detail: &str) -> Response {
     failed(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
 }
 
+/// One currency's total as the API shows it: the code, minor units, and the decimal amount
+/// when the currency is one rp knows.
+fn total_json(code: &str, minor: u64) -> Value {
+    let amount = Currency::from_code(code).map(|c| Money::from_minor(minor, c).decimal());
+    json!({"currency": code, "amount_minor": minor, "amount": amount})
+}
+
 /// A batch as the API shows it.
 pub(crate) fn batch_json(progress: &BatchProgress) -> Value {
     let info = &progress.info.batch;
     let totals: Vec<Value> = info
         .totals
         .iter()
-        .map(|(code, minor)| {
-            let amount = Currency::from_code(code).map(|c| Money::from_minor(*minor, c).decimal());
-            json!({"currency": code, "amount_minor": minor, "amount": amount})
-        })
+        .map(|(code, minor)| total_json(code, *minor))
         .collect();
     let counts: Map<String, Value> = progress
         .by_label
@@ -245,7 +249,11 @@ async fn checked_and_registered(
         "id": report.batch.to_string(),
         "rows": report.rows,
         "valid_rows": report.valid_rows,
-        "totals": report.totals.iter().map(|m| json!({"currency": m.currency().code(), "amount_minor": m.minor_units(), "amount": m.decimal()})).collect::<Vec<_>>(),
+        "totals": report
+            .totals
+            .iter()
+            .map(|m| total_json(m.currency().code(), m.minor_units()))
+            .collect::<Vec<_>>(),
     });
     if count > 0 {
         let detail = format!("{count} problem(s) in the batch: nothing was recorded or sent");

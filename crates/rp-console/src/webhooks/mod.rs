@@ -209,10 +209,10 @@ async fn send_one(
         delivery.key.version,
     );
     let body = message::body(&delivery);
-    let timestamp = SystemTime::now()
+    let at = SystemTime::now();
+    let timestamp = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let at = SystemTime::now();
     let started = Instant::now();
     let outcome = match signature(&delivery.endpoint.secret, &id, timestamp, &body) {
         Ok(signature) => http
