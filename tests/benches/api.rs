@@ -2,8 +2,10 @@
 //! → `rp serve` (SQLite ledger) → the simulator → its signed callback back to `rp serve` → the
 //! webhook of the final status at a receiver; beside the library's own end-to-end throughput
 //! on the same SQLite ledger (client → simulator → callback → ledger), in the same run.
-//! Reports payouts per second (median of the runs) for both, their ratio (target ≥ 0.7), and
-//! the p50 and p99 from the API call to the final status's webhook.
+//! Reports payouts per second (median of the runs) for both, their ratio (target ≥ 0.7), the
+//! p50 and p99 from the API call to the final status's webhook, and the CPU time per payout of
+//! each (the API path does more work per payout: its HTTP call, three webhooks; on a machine
+//! with few cores that, not the ledger, sets its pace).
 //!
 //! `cargo xtask bench` runs it; alone: `cargo bench -p rp-e2e --bench api`.
 //! Knobs: `RP_BENCH_PAYOUTS` (default 1000), `RP_BENCH_RUNS` (default 3),
@@ -236,17 +238,25 @@ fn main() {
     let mut library_rates = Vec::new();
     let mut api_rates = Vec::new();
     let mut latencies = Vec::new();
+    let (mut library_cpu, mut api_cpu) = (Vec::new(), Vec::new());
     for run in 0..runs {
+        let before = cpu_seconds();
         let elapsed = runtime.block_on(library(payouts, concurrency));
+        let cpu = per_payout(before, payouts, &mut library_cpu);
         let rate = payouts as f64 / elapsed.as_secs_f64();
         println!(
-            "  library run {}: {elapsed:.2?}, {rate:.0} payouts/s",
+            "  library run {}: {elapsed:.2?}, {rate:.0} payouts/s{cpu}",
             run + 1
         );
         library_rates.push(rate);
+        let before = cpu_seconds();
         let (elapsed, mut each) = runtime.block_on(api(payouts, concurrency, run));
+        let cpu = per_payout(before, payouts, &mut api_cpu);
         let rate = payouts as f64 / elapsed.as_secs_f64();
-        println!("  API run {}: {elapsed:.2?}, {rate:.0} payouts/s", run + 1);
+        println!(
+            "  API run {}: {elapsed:.2?}, {rate:.0} payouts/s{cpu}",
+            run + 1
+        );
         api_rates.push(rate);
         latencies.append(&mut each);
     }
@@ -255,6 +265,15 @@ fn main() {
         rates[rates.len() / 2]
     };
     let (library, api) = (median(&mut library_rates), median(&mut api_rates));
+    if !library_cpu.is_empty() && !api_cpu.is_empty() {
+        println!(
+            "CPU per payout (every thread of the run: client, server, simulator, receiver): \
+             library {:.2} ms, API {:.2} ms (the machine has {} cores)",
+            median(&mut library_cpu),
+            median(&mut api_cpu),
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        );
+    }
     latencies.sort();
     // The q-th quantile by rank: percent of the last index, in whole numbers.
     let at = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
@@ -266,4 +285,29 @@ fn main() {
         at(99),
         latencies.len()
     );
+}
+
+/// The CPU time this process has used (user and system), where Linux's `/proc` tells it: the
+/// API path is bound by the machine's cores, the library's by the ledger's one writer.
+#[allow(clippy::cast_precision_loss)]
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command's name (in parentheses): utime and stime are 14 and 15,
+    // in clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// ", X ms CPU per payout" since `before`, noted in `all`; empty where it is not known.
+#[allow(clippy::cast_precision_loss)]
+fn per_payout(before: Option<f64>, payouts: usize, all: &mut Vec<f64>) -> String {
+    match (before, cpu_seconds()) {
+        (Some(before), Some(now)) => {
+            let ms = (now - before) * 1000.0 / payouts as f64;
+            all.push(ms);
+            format!(", {ms:.2} ms CPU per payout")
+        }
+        _ => String::new(),
+    }
 }

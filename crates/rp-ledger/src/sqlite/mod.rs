@@ -5,7 +5,10 @@
 //! recorded payout survives a power cut), foreign keys on, a busy timeout for other processes
 //! on the same file. Writes never wait for each other's fsync: whatever is queued when the
 //! writer starts a transaction is committed together ([`MAX_GROUP`] at most), each write in
-//! its own savepoint, so a failed write is rolled back alone and the others commit.
+//! its own savepoint, so a failed write is rolled back alone and the others commit. Payout
+//! writes and the webhook sender's claims and attempts ride in the same groups (one fsync for
+//! all of them); the rarer writes that need a transaction to themselves (batches, endpoints,
+//! accounts) commit what is queued before them and then run alone.
 
 mod access;
 mod batch;
@@ -125,6 +128,46 @@ enum Write {
         event: Box<PayoutEvent>,
         reply: Reply<Updated>,
     },
+    /// Any other write that may share a group (see [`SqliteLedger::grouped`]).
+    Other(Box<dyn OtherWrite>),
+}
+
+/// A write of another kind than a payout's, type-erased so that the group holds any.
+trait OtherWrite: Send {
+    /// Runs the write in its savepoint (see [`run`]); its answer waits for the commit.
+    fn run(self: Box<Self>, conn: &Connection) -> (Done, Option<String>);
+    /// Answers that the write could not be done.
+    fn fail(self: Box<Self>, reason: &str);
+}
+
+/// A write given as a closure, its result sent to `reply` once its group committed.
+struct Work<T, F> {
+    what: String,
+    work: F,
+    reply: Reply<T>,
+}
+
+impl<T, F> OtherWrite for Work<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, Error> + Send,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (Done, Option<String>) {
+        let Work { what, work, reply } = *self;
+        let (result, fatal) = in_savepoint(conn, work);
+        let answer = move |failure: Option<&str>| {
+            let result = match failure {
+                None => result,
+                Some(reason) => Err(Error::store(&what, reason)),
+            };
+            drop(reply.send(result));
+        };
+        (Done::Other(Box::new(answer)), fatal)
+    }
+
+    fn fail(self: Box<Self>, reason: &str) {
+        drop(self.reply.send(Err(Error::store(&self.what, reason))));
+    }
 }
 
 impl SqliteLedger {
@@ -249,6 +292,26 @@ impl SqliteLedger {
         answer
             .await
             .map_err(|_| Error::store(what, "the ledger writer stopped before answering"))?
+    }
+
+    /// Runs `work` in the writer's next group transaction, in its own savepoint (rolled back
+    /// alone when it fails), and answers once the group committed: for short writes that
+    /// need no transaction to themselves, so that many share one fsync.
+    async fn grouped<T: Send + 'static>(
+        &self,
+        what: String,
+        work: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        let failed = what.clone();
+        let job = Job::Write(Write::Other(Box::new(Work { what, work, reply })));
+        self.shared
+            .jobs
+            .send(job)
+            .map_err(|_| Error::store(&failed, "the ledger writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::store(&failed, "the ledger writer stopped before answering"))?
     }
 
     /// Runs `work` in its own `BEGIN IMMEDIATE` transaction on the writer's connection,
@@ -422,6 +485,7 @@ impl Write {
         match self {
             Write::Insert { reply, .. } => drop(reply.send(Err(error()))),
             Write::Update { reply, .. } => drop(reply.send(Err(error()))),
+            Write::Other(other) => other.fail(reason),
         }
     }
 }
@@ -430,7 +494,12 @@ impl Write {
 enum Done {
     Insert(Reply<Inserted>, Result<Inserted, Error>),
     Update(Reply<Updated>, Result<Updated, Error>),
+    /// Another write's answer.
+    Other(Answer),
 }
+
+/// Sends a write's answer, given the reason its group did not commit (if it did not).
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
 impl Done {
     /// Sends the result, or `failure` when the group did not commit. A receiver that went
@@ -442,6 +511,7 @@ impl Done {
             (Done::Insert(reply, _), Some(reason)) => drop(reply.send(Err(fail(reason)))),
             (Done::Update(reply, result), None) => drop(reply.send(result)),
             (Done::Update(reply, _), Some(reason)) => drop(reply.send(Err(fail(reason)))),
+            (Done::Other(answer), failure) => answer(failure),
         }
     }
 }
@@ -526,6 +596,7 @@ fn run(tx: &Connection, write: Write) -> (Done, Option<String>) {
                 in_savepoint(tx, |c| store::update(c, project, expected, &record, &event));
             (Done::Update(reply, result), fatal)
         }
+        Write::Other(other) => other.run(tx),
     }
 }
 

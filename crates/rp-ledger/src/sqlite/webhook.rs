@@ -1,6 +1,7 @@
 //! [`SqliteWebhooks`]: the webhook endpoints, deliveries and logs of one project in an SQLite
-//! ledger, as a [`WebhookStore`]. Writes run in their own transactions on the writer's
-//! connection; times are this machine's clock (every process sharing the file shares it).
+//! ledger, as a [`WebhookStore`]. Claims and attempts share the writer's group transactions
+//! with the payouts' writes; the endpoints' changes run in their own. Times are this machine's
+//! clock (every process sharing the file shares it).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -76,11 +77,29 @@ fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Claims due deliveries: oldest first, none behind a pending earlier event of the same
-/// payout to the same endpoint, none of a disabled endpoint, none under another's live lease.
+/// Claims due deliveries (see [`claim`]). The due index is named: it holds only the
+/// deliveries not yet delivered, in time order, so a claim reads the few due ones and stops at
+/// its limit; without it, SQLite prefers the index by payment (every delivery ever made, then
+/// sorted), and claims slow down as the ledger grows.
+const CLAIM: &str = "UPDATE webhook_deliveries SET claimed_by = ?2, lease_until = ?3 \
+     WHERE rowid IN (SELECT d.rowid FROM webhook_deliveries d \
+         INDEXED BY webhook_deliveries_due \
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?4 \
+         AND d.project_id = ?1 AND e.disabled_at IS NULL \
+         AND (d.lease_until IS NULL OR d.lease_until <= ?4) \
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+             WHERE o.endpoint_id = d.endpoint_id AND o.project_id = d.project_id \
+             AND o.payment_id = d.payment_id AND o.version < d.version \
+             AND o.next_attempt_at IS NOT NULL) \
+         ORDER BY d.next_attempt_at LIMIT ?5) \
+     RETURNING endpoint_id, payment_id, version, attempts, failures";
+
 /// A claimed delivery's key and counts: endpoint, payment ID, version, attempts, failures.
 type ClaimedKey = (i64, String, i64, i64, i64);
 
+/// Claims due deliveries: oldest first, none behind a pending earlier event of the same
+/// payout to the same endpoint, none of a disabled endpoint, none under another's live lease.
 fn claim(
     conn: &Connection,
     project: i64,
@@ -89,39 +108,26 @@ fn claim(
     limit: usize,
 ) -> rusqlite::Result<Vec<ClaimedKey>> {
     let now = nanos(SystemTime::now());
-    conn.prepare_cached(
-        "UPDATE webhook_deliveries SET claimed_by = ?2, lease_until = ?3 \
-             WHERE rowid IN (SELECT d.rowid FROM webhook_deliveries d \
-                 JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-                 WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?4 \
-                 AND d.project_id = ?1 AND e.disabled_at IS NULL \
-                 AND (d.lease_until IS NULL OR d.lease_until <= ?4) \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
-                     WHERE o.endpoint_id = d.endpoint_id AND o.project_id = d.project_id \
-                     AND o.payment_id = d.payment_id AND o.version < d.version \
-                     AND o.next_attempt_at IS NOT NULL) \
-                 ORDER BY d.next_attempt_at LIMIT ?5) \
-             RETURNING endpoint_id, payment_id, version, attempts, failures",
-    )?
-    .query_map(
-        params![
-            project,
-            owner,
-            nanos(SystemTime::now() + lease),
-            now,
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        ],
-        |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        },
-    )?
-    .collect()
+    conn.prepare_cached(CLAIM)?
+        .query_map(
+            params![
+                project,
+                owner,
+                nanos(SystemTime::now() + lease),
+                now,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )?
+        .collect()
 }
 
 /// What to send for claimed deliveries: each one's endpoint, payout and event (read on a
@@ -450,7 +456,7 @@ impl WebhookStore for SqliteWebhooks {
             let what = "claim webhook deliveries";
             let keys = self
                 .ledger
-                .exclusive(what.to_owned(), move |tx| {
+                .grouped(what.to_owned(), move |tx| {
                     claim(tx, project, &owner, lease, limit).map_err(|e| Error::store(what, e))
                 })
                 .await?;
@@ -471,7 +477,7 @@ impl WebhookStore for SqliteWebhooks {
         let project = self.project;
         let (owner, attempts) = (owner.to_owned(), attempts.to_vec());
         let what = format!("record {} webhook attempt(s)", attempts.len());
-        Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
+        Box::pin(self.ledger.grouped(what.clone(), move |tx| {
             attempts
                 .iter()
                 .map(|a| record_attempt(tx, project, &a.key, &owner, &a.attempt, &a.after))
@@ -527,5 +533,31 @@ impl WebhookStore for SqliteWebhooks {
             .map(|n| n as u64)
             .map_err(|e| Error::store(&what, e))
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim walks the due index in time order and sorts nothing, however many
+    /// deliveries the ledger holds.
+    #[test]
+    fn claims_read_the_due_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, "plan").unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {CLAIM}"))
+            .unwrap()
+            .query_map(params![1, "owner", 0, 0, 64], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("SEARCH d USING INDEX webhook_deliveries_due"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

@@ -197,6 +197,63 @@ async fn concurrent_inserts_are_committed_together_and_none_is_lost() {
     );
 }
 
+/// The webhook sender's claims and attempts ride in the payouts' group transactions (one
+/// fsync for all), each still all-or-nothing: a claim answers only for what it committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_claims_and_attempts_share_the_group_commits() {
+    let dir = crate::scratch("group-webhooks");
+    let ledger = Ledger::open(&url(&dir.join("ledger.db"))).await.unwrap();
+    let store = ledger.store(project());
+    let hooks = ledger.webhooks(project());
+    hooks
+        .add_endpoint("https://merchant.example/hooks", "whsec_eQ==")
+        .await
+        .unwrap();
+    let lease = std::time::Duration::from_secs(60);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (store, hooks) = (Arc::clone(&store), Arc::clone(&hooks));
+        tasks.push(tokio::spawn(async move {
+            let r = record(&format!("w-{i:03}"), "77011234567", 100, i);
+            store
+                .insert(r.clone(), first_event(&r), rp_model::Limits::NONE)
+                .await
+                .unwrap();
+            let claimed = hooks.claim_due(&format!("w{i}"), lease, 1).await.unwrap();
+            let records: Vec<rp_ledger::AttemptRecord> = claimed
+                .iter()
+                .map(|c| rp_ledger::AttemptRecord {
+                    key: c.key.clone(),
+                    attempt: rp_ledger::DeliveryAttempt::new(
+                        std::time::SystemTime::now(),
+                        std::time::Duration::from_millis(1),
+                        Some(204),
+                        None,
+                    ),
+                    after: rp_ledger::AfterAttempt::Delivered,
+                })
+                .collect();
+            let recorded = hooks
+                .record_attempts(&format!("w{i}"), &records)
+                .await
+                .unwrap();
+            assert!(recorded.iter().all(|r| *r), "{recorded:?}");
+            records.len()
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        sent += task.await.unwrap();
+    }
+    // Every delivery claimed once, by one of them, and recorded.
+    assert_eq!(sent, 200);
+    assert!(hooks.claim_due("late", lease, 10).await.unwrap().is_empty());
+    let stats = ledger.stats();
+    // 200 inserts, 201 claims, 200 attempts' records: all in the groups.
+    assert_eq!(stats.writes, 601, "{stats:?}");
+    assert!(stats.commits < 601, "{stats:?}: nothing was grouped");
+}
+
 /// Two handles on one file (as two processes would be): one payment ID, one record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handles_on_one_file_record_a_payment_id_once() {
