@@ -110,6 +110,7 @@ pub fn router(desk: Desk) -> Router {
         .merge(crate::api::router(desk.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn(read_form_in_time))
+        .merge(crate::api::batch_upload_router(desk.clone()))
         .layer(middleware::from_fn(crate::api::problems_only))
         .layer(middleware::from_fn_with_state(
             desk.clone(),
@@ -142,13 +143,11 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 }
 
 /// Reads the body of every request but uploads (which stream to disk, each piece in time)
-/// and API batches (read by their handler, up to the upload size) within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
-/// otherwise.
+/// within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
+/// otherwise. (Batches through the API are routed around it:
+/// [`crate::api::batch_upload_router`].)
 async fn read_form_in_time(request: Request, next: Next) -> Response {
-    // A batch through the API reads its own body, larger and in its own time.
-    let api_batch =
-        request.method() == axum::http::Method::POST && request.uri().path() == "/api/v1/batches";
-    if api_batch || crate::auth::is_multipart(request.headers()) {
+    if crate::auth::is_multipart(request.headers()) {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();

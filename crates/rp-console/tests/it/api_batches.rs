@@ -230,3 +230,27 @@ async fn a_json_array_is_a_batch_too() {
     assert!(events.contains("operator:api:backend"), "{events}");
     server.stop().await;
 }
+
+/// A file larger than a form (64 KiB) is a batch all the same: the API reads it in its own
+/// time, up to the upload size; a small request to any other path is still read whole first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_a_form_is_read_whole() {
+    let server = with_keys().await;
+    let mut csv = String::from("phone;amount;customer_id;payment_id;description\n");
+    let mut rows = 0;
+    while csv.len() < 200 * 1024 {
+        rows += 1;
+        csv.push_str(&format!(
+            "+7 701 {:03} {:02} {:02};100;c-{rows};big-{rows};{}\n",
+            rows / 10_000 % 1000,
+            rows / 100 % 100,
+            rows % 100,
+            "x".repeat(40)
+        ));
+    }
+    let (status, summary) =
+        post_batch(&server, PAY_KEY, "?check_only=true", "text/csv", csv.into()).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["valid_rows"], rows, "{summary}");
+    server.stop().await;
+}
