@@ -59,6 +59,7 @@
 
 mod api;
 mod auth;
+mod batch_page;
 mod desk;
 mod metrics;
 mod serve;

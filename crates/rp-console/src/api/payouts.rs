@@ -345,18 +345,18 @@ async fn batch_list(
             Some(Value::Array(errors)),
         );
     }
-    match crate::web::payments::batch_page(desk, batch, after, limit).await {
+    match crate::batch_page::batch_page(desk, batch, after, limit).await {
         Ok((page, next)) => {
             let data: Vec<Value> = page.iter().map(|r| payout_json(r, true)).collect();
             json_answer(StatusCode::OK, &json!({"data": data, "next_cursor": next}))
         }
-        Err(crate::web::payments::BatchPage::Bad(detail)) => problem(
+        Err(crate::batch_page::BatchPage::Bad(detail)) => problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",
             &detail,
             Some(json!([field_error("batch", detail.clone())])),
         ),
-        Err(crate::web::payments::BatchPage::Ledger(error)) => ledger_failed(&error),
+        Err(crate::batch_page::BatchPage::Ledger(error)) => ledger_failed(&error),
     }
 }
 
