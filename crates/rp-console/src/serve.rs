@@ -77,7 +77,14 @@ pub fn callback_router(desk: &Desk) -> Router {
     let metrics_desk = desk.clone();
     let observer: Observer = Arc::new(move |outcome: &CallbackOutcome| {
         metrics_desk.metrics().callback(outcome.label());
-        metrics_desk.wake_webhooks();
+        // Only a recorded change makes a delivery: a refused, duplicate or stale callback
+        // (anyone may post one) costs the sender no claim.
+        if matches!(
+            outcome,
+            CallbackOutcome::Applied { .. } | CallbackOutcome::Reversed { .. }
+        ) {
+            metrics_desk.wake_webhooks();
+        }
     });
     callback_router_with_limits(
         Arc::clone(desk.client()),

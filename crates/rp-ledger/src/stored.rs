@@ -41,6 +41,12 @@ pub(crate) fn nanos(time: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// [`nanos`] of `after` past `now`; the largest time when that is beyond what a clock holds
+/// (a lease or a retry delay of `Duration::MAX` from a caller: never a panic).
+pub(crate) fn nanos_after(now: SystemTime, after: Duration) -> i64 {
+    now.checked_add(after).map_or(i64::MAX, nanos)
+}
+
 /// The time of [`nanos`].
 pub(crate) fn time(nanos: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))

@@ -181,7 +181,8 @@ pub struct DeliveryInfo {
     pub state: DeliveryState,
     /// When its change was committed.
     pub created_at: SystemTime,
-    /// When it is tried next (pending only).
+    /// When it is tried next (pending only; SQLite keeps none for one set aside while its
+    /// endpoint is disabled: enabling the endpoint makes it due).
     pub next_attempt_at: Option<SystemTime>,
     /// When the endpoint took it.
     pub delivered_at: Option<SystemTime>,

@@ -325,14 +325,18 @@ impl SqliteLedger {
         let failed = |what: &str, e: &dyn fmt::Display| Error::store(what, e);
         let task = what.clone();
         let job = Job::Exclusive(Box::new(move |conn: &mut Connection| {
-            let result = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| failed(&task, &e))
-                .and_then(|tx| {
-                    let value = work(&tx)?;
-                    tx.commit().map_err(|e| failed(&task, &e))?;
-                    Ok(value)
-                });
+            // A panic (a bug) rolls the transaction back (dropped while unwinding) and fails
+            // this work alone: the writer thread goes on.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                conn.transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| failed(&task, &e))
+                    .and_then(|tx| {
+                        let value = work(&tx)?;
+                        tx.commit().map_err(|e| failed(&task, &e))?;
+                        Ok(value)
+                    })
+            }))
+            .unwrap_or_else(|_| Err(failed(&task, &"failed unexpectedly (a bug); rolled back")));
             let _ = reply.send(result);
         }));
         self.shared
@@ -612,7 +616,16 @@ fn in_savepoint<T>(
         let reason = error.to_string();
         return (Err(failed(error)), Some(reason));
     }
-    match write(conn) {
+    // A write that panics (a bug) fails alone, rolled back like any failed write: the writer
+    // thread, which every write of the process goes through, goes on.
+    let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(conn)))
+        .unwrap_or_else(|_| {
+            Err(Error::store(
+                "write to the ledger",
+                "the write failed unexpectedly (a bug); nothing of it was kept",
+            ))
+        });
+    match written {
         Ok(value) => match conn.execute_batch("RELEASE one_write") {
             Ok(()) => (Ok(value), None),
             Err(error) => {

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::SqliteLedger;
 use super::rows::{self, nanos};
-use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, time, version};
+use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, nanos_after, time, version};
 use crate::webhook::{
     AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey,
     DeliveryState, MAX_LOGGED_ATTEMPTS, WebhookEndpoint, WebhookStore,
@@ -45,7 +45,7 @@ const REQUEUE: &str = "UPDATE webhook_deliveries SET next_attempt_at = ?3, failu
 const ENDPOINT_COLUMNS: &str = "e.id, e.url, e.secret, e.created_at, e.disabled_at, \
      e.disabled_reason, \
      (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
-      AND d.next_attempt_at IS NOT NULL), \
+      AND d.delivered_at IS NULL AND d.failed_at IS NULL), \
      (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
       AND d.failed_at IS NOT NULL)";
 
@@ -98,8 +98,44 @@ const CLAIM: &str = "UPDATE webhook_deliveries SET claimed_by = ?2, lease_until 
 /// A claimed delivery's key and counts: endpoint, payment ID, version, attempts, failures.
 type ClaimedKey = (i64, String, i64, i64, i64);
 
+/// Sets aside the due deliveries no claim can take now, so that claims do not read them again
+/// and again (an endpoint down for days, thousands of payouts): those of a disabled endpoint
+/// wait with no time (enabling it makes every one due), and one behind an earlier change of
+/// its payout that waits for a retry is due at that retry, no sooner (a delivered attempt
+/// makes the later changes due at once: [`PULL_LATER`]). Only a timing: the order per payout
+/// is the claim's `NOT EXISTS`.
+const SET_ASIDE_DISABLED: &str = "UPDATE webhook_deliveries SET next_attempt_at = NULL \
+     WHERE rowid IN (SELECT d.rowid FROM webhook_deliveries d \
+         INDEXED BY webhook_deliveries_due \
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2 \
+         AND d.project_id = ?1 AND e.disabled_at IS NOT NULL \
+         AND (d.lease_until IS NULL OR d.lease_until <= ?2))";
+
+/// See [`SET_ASIDE_DISABLED`].
+const SET_ASIDE_BLOCKED: &str = "UPDATE webhook_deliveries AS w SET next_attempt_at = \
+     (SELECT max(o.next_attempt_at) FROM webhook_deliveries o \
+         WHERE o.endpoint_id = w.endpoint_id AND o.project_id = w.project_id \
+         AND o.payment_id = w.payment_id AND o.version < w.version) \
+     WHERE rowid IN (SELECT d.rowid FROM webhook_deliveries d \
+         INDEXED BY webhook_deliveries_due \
+         WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?2 \
+         AND d.project_id = ?1 AND (d.lease_until IS NULL OR d.lease_until <= ?2) \
+         AND EXISTS (SELECT 1 FROM webhook_deliveries o \
+             WHERE o.endpoint_id = d.endpoint_id AND o.project_id = d.project_id \
+             AND o.payment_id = d.payment_id AND o.version < d.version \
+             AND o.next_attempt_at > ?2))";
+
+/// A delivered attempt: the later changes of its payout to its endpoint set aside behind it
+/// ([`SET_ASIDE_BLOCKED`]) are due now.
+const PULL_LATER: &str = "UPDATE webhook_deliveries SET next_attempt_at = ?5 \
+     WHERE endpoint_id = ?1 AND project_id = ?2 AND payment_id = ?3 AND version > ?4 \
+     AND next_attempt_at > ?5";
+
 /// Claims due deliveries: oldest first, none behind a pending earlier event of the same
 /// payout to the same endpoint, none of a disabled endpoint, none under another's live lease.
+/// A claim that finds fewer than `limit` has read every due delivery: it sets aside those it
+/// could not take ([`SET_ASIDE_DISABLED`]).
 fn claim(
     conn: &Connection,
     project: i64,
@@ -107,13 +143,15 @@ fn claim(
     lease: Duration,
     limit: usize,
 ) -> rusqlite::Result<Vec<ClaimedKey>> {
-    let now = nanos(SystemTime::now());
-    conn.prepare_cached(CLAIM)?
+    let at = SystemTime::now();
+    let now = nanos(at);
+    let claimed: Vec<ClaimedKey> = conn
+        .prepare_cached(CLAIM)?
         .query_map(
             params![
                 project,
                 owner,
-                nanos(SystemTime::now() + lease),
+                nanos_after(at, lease),
                 now,
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
@@ -127,7 +165,14 @@ fn claim(
                 ))
             },
         )?
-        .collect()
+        .collect::<rusqlite::Result<_>>()?;
+    if claimed.len() < limit {
+        conn.prepare_cached(SET_ASIDE_DISABLED)?
+            .execute(params![project, now])?;
+        conn.prepare_cached(SET_ASIDE_BLOCKED)?
+            .execute(params![project, now])?;
+    }
+    Ok(claimed)
 }
 
 /// What to send for claimed deliveries: each one's endpoint, payout and event (read on a
@@ -192,10 +237,11 @@ fn record_attempt(
     attempt: &DeliveryAttempt,
     after: &AfterAttempt,
 ) -> rusqlite::Result<bool> {
-    let now = nanos(SystemTime::now());
+    let at = SystemTime::now();
+    let now = nanos(at);
     let (delivered_at, failed_at, next, failure) = match after {
         AfterAttempt::Delivered => (Some(now), None, None, 0),
-        AfterAttempt::RetryIn(delay) => (None, None, Some(nanos(SystemTime::now() + *delay)), 1),
+        AfterAttempt::RetryIn(delay) => (None, None, Some(nanos_after(at, *delay)), 1),
         AfterAttempt::GiveUp(_) => (None, Some(now), None, 1),
     };
     let key_params = (
@@ -257,12 +303,24 @@ fn record_attempt(
         key_params.3,
         number - i64::from(MAX_LOGGED_ATTEMPTS)
     ])?;
-    if let AfterAttempt::GiveUp(reason) = after {
-        conn.prepare_cached(
-            "UPDATE webhook_endpoints SET disabled_at = ?3, disabled_reason = ?4 \
-             WHERE id = ?1 AND project_id = ?2 AND disabled_at IS NULL",
-        )?
-        .execute(params![key.endpoint, project, now, reason])?;
+    match after {
+        AfterAttempt::Delivered => {
+            conn.prepare_cached(PULL_LATER)?.execute(params![
+                key_params.0,
+                key_params.1,
+                key_params.2,
+                key_params.3,
+                now
+            ])?;
+        }
+        AfterAttempt::GiveUp(reason) => {
+            conn.prepare_cached(
+                "UPDATE webhook_endpoints SET disabled_at = ?3, disabled_reason = ?4 \
+                 WHERE id = ?1 AND project_id = ?2 AND disabled_at IS NULL",
+            )?
+            .execute(params![key.endpoint, project, now, reason])?;
+        }
+        AfterAttempt::RetryIn(_) => {}
     }
     Ok(true)
 }
