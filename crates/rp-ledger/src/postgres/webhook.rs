@@ -159,20 +159,23 @@ impl PostgresWebhooks {
             ],
         )
         .await?;
-        execute(
-            tx,
-            what,
-            "DELETE FROM rp_ledger.webhook_attempts WHERE endpoint_id = $1 \
-             AND project_id = $2 AND payment_id = $3 AND version = $4 AND attempt <= $5",
-            &[
-                &key.endpoint,
-                &self.project,
-                &id,
-                &event_version,
-                &(number - i64::from(MAX_LOGGED_ATTEMPTS)),
-            ],
-        )
-        .await?;
+        // The log keeps the last MAX_LOGGED_ATTEMPTS: the oldest goes once there are more.
+        if number > i64::from(MAX_LOGGED_ATTEMPTS) {
+            execute(
+                tx,
+                what,
+                "DELETE FROM rp_ledger.webhook_attempts WHERE endpoint_id = $1 \
+                 AND project_id = $2 AND payment_id = $3 AND version = $4 AND attempt <= $5",
+                &[
+                    &key.endpoint,
+                    &self.project,
+                    &id,
+                    &event_version,
+                    &(number - i64::from(MAX_LOGGED_ATTEMPTS)),
+                ],
+            )
+            .await?;
+        }
         if let AfterAttempt::GiveUp(reason) = after {
             let sql = format!(
                 "UPDATE rp_ledger.webhook_endpoints SET disabled_at = {NOW}, \

@@ -292,17 +292,20 @@ fn record_attempt(
         attempt.status,
         attempt.error
     ])?;
-    conn.prepare_cached(
-        "DELETE FROM webhook_attempts WHERE endpoint_id = ?1 AND project_id = ?2 \
-         AND payment_id = ?3 AND version = ?4 AND attempt <= ?5",
-    )?
-    .execute(params![
-        key_params.0,
-        key_params.1,
-        key_params.2,
-        key_params.3,
-        number - i64::from(MAX_LOGGED_ATTEMPTS)
-    ])?;
+    // The log keeps the last MAX_LOGGED_ATTEMPTS: the oldest goes once there are more.
+    if number > i64::from(MAX_LOGGED_ATTEMPTS) {
+        conn.prepare_cached(
+            "DELETE FROM webhook_attempts WHERE endpoint_id = ?1 AND project_id = ?2 \
+             AND payment_id = ?3 AND version = ?4 AND attempt <= ?5",
+        )?
+        .execute(params![
+            key_params.0,
+            key_params.1,
+            key_params.2,
+            key_params.3,
+            number - i64::from(MAX_LOGGED_ATTEMPTS)
+        ])?;
+    }
     match after {
         AfterAttempt::Delivered => {
             conn.prepare_cached(PULL_LATER)?.execute(params![

@@ -371,12 +371,54 @@ pub(crate) async fn attempts_are_recorded_together(ledger: &Ledger) {
     assert!(endpoints.iter().any(|e| e.id == two.id && !e.enabled()));
 }
 
+/// A delivery's log keeps its last [`rp_ledger::MAX_LOGGED_ATTEMPTS`] attempts, in order,
+/// however often it is tried; its attempt count goes on.
+pub(crate) async fn the_log_keeps_the_last_attempts(ledger: &Ledger) {
+    let project = ProjectId::new(78).unwrap();
+    let hooks = ledger.webhooks(project);
+    hooks
+        .add_endpoint("https://log.example/", "whsec_eQ==")
+        .await
+        .unwrap();
+    let r = record("wh-log", "77011234567", 100, 9);
+    let event = PayoutEvent::new(r.created_at, EventSource::Call, None, PayoutState::Created);
+    ledger
+        .store(project)
+        .insert(r, event, Limits::NONE)
+        .await
+        .unwrap();
+    let tries = rp_ledger::MAX_LOGGED_ATTEMPTS + 3;
+    for n in 0..tries {
+        let claimed = hooks.claim_due("w", LEASE, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1, "try {n}");
+        assert_eq!(claimed[0].attempts, n);
+        let record = rp_ledger::AttemptRecord {
+            key: claimed[0].key.clone(),
+            attempt: attempt(Some(500 + u16::try_from(n).unwrap())),
+            after: AfterAttempt::RetryIn(Duration::ZERO),
+        };
+        assert_eq!(hooks.record_attempts("w", &[record]).await.unwrap(), [true]);
+    }
+    let id = PaymentId::new("wh-log").unwrap();
+    let logged = &hooks.deliveries(&id).await.unwrap()[0].attempts;
+    let statuses: Vec<u16> = logged.iter().map(|a| a.status.unwrap()).collect();
+    let kept: Vec<u16> = (3..tries)
+        .map(|n| 500 + u16::try_from(n).unwrap())
+        .collect();
+    assert_eq!(statuses, kept);
+    assert_eq!(
+        hooks.claim_due("w", LEASE, 10).await.unwrap()[0].attempts,
+        tries
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_ledger_keeps_a_webhook_outbox() {
     let ledger = Ledger::open("sqlite::memory:").await.unwrap();
     run_all(&ledger).await;
     a_refused_change_makes_no_delivery(&ledger).await;
     attempts_are_recorded_together(&ledger).await;
+    the_log_keeps_the_last_attempts(&ledger).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
