@@ -393,15 +393,7 @@ async fn the_python_and_node_examples_pay_once() {
 /// webhooks, never sent to the platform, and part of the payout for idempotency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_is_kept_shown_and_part_of_the_payout() {
-    let server = with_keys().await;
-    let receiver = crate::webhooks::Receiver::start(false).await;
-    let secret = rp_console::webhooks::new_secret().unwrap();
-    server
-        .desk
-        .webhooks()
-        .add_endpoint(&receiver.url, &secret)
-        .await
-        .unwrap();
+    let (server, receiver, _endpoint) = crate::webhooks::serve_with_receiver(false).await;
     let mut body = payout("meta-1", "10");
     body["metadata"] = json!({"order": "A-17", "lines": [1, 2]});
     let (status, _, created) = call(

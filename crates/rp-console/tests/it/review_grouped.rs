@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::api::{PAY_KEY, call, payout, with_keys};
-use crate::webhooks::Receiver;
+use crate::api::{PAY_KEY, call, payout};
 
 /// Ledger writes (payouts' writes, claims, attempts) committed so far.
 fn writes(server: &crate::Server) -> u64 {
@@ -17,15 +16,7 @@ fn writes(server: &crate::Server) -> u64 {
 /// the sender claims once per round (`webhooks_every`, 1 s), not continuously.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_serve_with_a_failing_endpoint_claims_once_a_round() {
-    let server = with_keys().await;
-    let receiver = Receiver::start(true).await;
-    let secret = rp_console::webhooks::new_secret().unwrap();
-    server
-        .desk
-        .webhooks()
-        .add_endpoint(&receiver.url, &secret)
-        .await
-        .unwrap();
+    let (server, receiver, _endpoint) = crate::webhooks::serve_with_receiver(true).await;
     for n in 0..3 {
         let (status, _, body) = call(
             &server,
@@ -61,15 +52,7 @@ async fn an_idle_serve_with_a_failing_endpoint_claims_once_a_round() {
 /// the sender's rounds (one claim a second) may write meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_callbacks_do_not_each_cost_a_webhook_claim() {
-    let server = with_keys().await;
-    let receiver = Receiver::start(true).await;
-    let secret = rp_console::webhooks::new_secret().unwrap();
-    server
-        .desk
-        .webhooks()
-        .add_endpoint(&receiver.url, &secret)
-        .await
-        .unwrap();
+    let (server, _receiver, _endpoint) = crate::webhooks::serve_with_receiver(true).await;
     // Let the sender's first rounds pass.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let callback = server.url(rp_console::DEFAULT_CALLBACK_PATH);

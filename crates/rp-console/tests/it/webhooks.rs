@@ -38,6 +38,22 @@ pub(crate) struct Receiver {
     pub(crate) failing: Arc<AtomicBool>,
 }
 
+/// A served desk with `receiver` (failing or not) registered as its webhook endpoint.
+pub(crate) async fn serve_with_receiver(
+    failing: bool,
+) -> (crate::Server, Receiver, rp_ledger::WebhookEndpoint) {
+    let server = with_keys().await;
+    let receiver = Receiver::start(failing).await;
+    let secret = rp_console::webhooks::new_secret().unwrap();
+    let endpoint = server
+        .desk
+        .webhooks()
+        .add_endpoint(&receiver.url, &secret)
+        .await
+        .unwrap();
+    (server, receiver, endpoint)
+}
+
 impl Receiver {
     pub(crate) async fn start(failing: bool) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -144,15 +160,8 @@ async fn state_changes(server: &crate::Server, payment_id: &str) -> BTreeSet<u64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_state_change_is_pushed_signed_and_in_order() {
-    let server = with_keys().await;
-    let receiver = Receiver::start(false).await;
-    let secret = rp_console::webhooks::new_secret().unwrap();
-    server
-        .desk
-        .webhooks()
-        .add_endpoint(&receiver.url, &secret)
-        .await
-        .unwrap();
+    let (server, receiver, endpoint) = serve_with_receiver(false).await;
+    let secret = endpoint.secret;
     let (status, _, body) = call(
         &server,
         "POST",
@@ -233,15 +242,8 @@ async fn each_state_change_is_pushed_signed_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_endpoint_gets_every_event_once_it_recovers() {
-    let server = with_keys().await;
-    let receiver = Receiver::start(true).await;
-    let secret = rp_console::webhooks::new_secret().unwrap();
-    server
-        .desk
-        .webhooks()
-        .add_endpoint(&receiver.url, &secret)
-        .await
-        .unwrap();
+    let (server, receiver, endpoint) = serve_with_receiver(true).await;
+    let secret = endpoint.secret;
     let ids: Vec<String> = (0..6).map(|n| format!("wh-fail-{n}")).collect();
     for id in &ids {
         let (status, _, body) = call(
@@ -323,15 +325,7 @@ async fn a_failing_endpoint_gets_every_event_once_it_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_lists_endpoints_shows_deliveries_and_replays_them() {
     use crate::api::READ_KEY;
-    let server = with_keys().await;
-    let receiver = Receiver::start(false).await;
-    let secret = rp_console::webhooks::new_secret().unwrap();
-    let endpoint = server
-        .desk
-        .webhooks()
-        .add_endpoint(&receiver.url, &secret)
-        .await
-        .unwrap();
+    let (server, receiver, endpoint) = serve_with_receiver(false).await;
     let (status, _, body) = call(
         &server,
         "POST",
