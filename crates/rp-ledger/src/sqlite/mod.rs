@@ -282,7 +282,7 @@ impl SqliteLedger {
         SqliteAccess::new(self.clone())
     }
 
-    /// Queues a write and waits for its commit.
+    /// Queues a job for the writer thread and waits for its answer (a write's: after its commit).
     async fn write<T>(&self, job: impl FnOnce(Reply<T>) -> Job, what: &str) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
         self.shared
@@ -302,16 +302,12 @@ impl SqliteLedger {
         what: String,
         work: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let (reply, answer) = oneshot::channel();
-        let failed = what.clone();
-        let job = Job::Write(Write::Other(Box::new(Work { what, work, reply })));
-        self.shared
-            .jobs
-            .send(job)
-            .map_err(|_| Error::store(&failed, "the ledger writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| Error::store(&failed, "the ledger writer stopped before answering"))?
+        let task = what.clone();
+        self.write(
+            |reply| Job::Write(Write::Other(Box::new(Work { what, work, reply }))),
+            &task,
+        )
+        .await
     }
 
     /// Runs `work` in its own `BEGIN IMMEDIATE` transaction on the writer's connection,
@@ -321,31 +317,28 @@ impl SqliteLedger {
         what: String,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let (reply, answer) = oneshot::channel();
         let failed = |what: &str, e: &dyn fmt::Display| Error::store(what, e);
         let task = what.clone();
-        let job = Job::Exclusive(Box::new(move |conn: &mut Connection| {
-            // A panic (a bug) rolls the transaction back (dropped while unwinding) and fails
-            // this work alone: the writer thread goes on.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                conn.transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(|e| failed(&task, &e))
-                    .and_then(|tx| {
-                        let value = work(&tx)?;
-                        tx.commit().map_err(|e| failed(&task, &e))?;
-                        Ok(value)
-                    })
+        let job = |reply: Reply<T>| {
+            Job::Exclusive(Box::new(move |conn: &mut Connection| {
+                // A panic (a bug) rolls the transaction back (dropped while unwinding) and
+                // fails this work alone: the writer thread goes on.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(|e| failed(&task, &e))
+                        .and_then(|tx| {
+                            let value = work(&tx)?;
+                            tx.commit().map_err(|e| failed(&task, &e))?;
+                            Ok(value)
+                        })
+                }))
+                .unwrap_or_else(|_| {
+                    Err(failed(&task, &"failed unexpectedly (a bug); rolled back"))
+                });
+                let _ = reply.send(result);
             }))
-            .unwrap_or_else(|_| Err(failed(&task, &"failed unexpectedly (a bug); rolled back")));
-            let _ = reply.send(result);
-        }));
-        self.shared
-            .jobs
-            .send(job)
-            .map_err(|_| Error::store(&what, "the ledger writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| Error::store(&what, "the ledger writer stopped before answering"))?
+        };
+        self.write(job, &what).await
     }
 
     /// Runs a read on a read connection (off the async threads), or through the writer for an
