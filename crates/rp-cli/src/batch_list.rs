@@ -15,14 +15,8 @@ use crate::ledger_cmd::utc;
 /// Options every `rp batch list|show` takes: the project, the ledger, JSON.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LedgerView {
-    /// Your project ID (the ledger keeps each project's batches apart).
-    #[arg(
-        long,
-        env = "RP_PROJECT_ID",
-        value_name = "N",
-        allow_hyphen_values = true
-    )]
-    project_id: Option<String>,
+    #[command(flatten)]
+    project: crate::common::ProjectArg,
     #[command(flatten)]
     ledger: crate::ledger_cmd::LedgerArgs,
     /// Print JSON for scripts instead of text for people.
@@ -56,7 +50,7 @@ pub(crate) struct ShowArgs {
 
 /// Runs `rp batch list`.
 pub(crate) fn list(args: &ListArgs) -> Result<(), Failure> {
-    let project = crate::common::project_id(args.view.project_id.as_deref())?;
+    let project = args.view.project.id()?;
     runtime()?.block_on(async {
         let ledger = args.view.ledger.open().await?;
         let batches = ledger.batches(project);
@@ -96,7 +90,7 @@ pub(crate) fn list(args: &ListArgs) -> Result<(), Failure> {
 
 /// Runs `rp batch show BATCH`.
 pub(crate) fn show(args: &ShowArgs) -> Result<(), Failure> {
-    let project = crate::common::project_id(args.view.project_id.as_deref())?;
+    let project = args.view.project.id()?;
     runtime()?.block_on(async {
         let ledger = args.view.ledger.open().await?;
         let batches = ledger.batches(project);

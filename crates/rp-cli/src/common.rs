@@ -314,6 +314,27 @@ pub(crate) struct GateArgs {
     pub(crate) json: bool,
 }
 
+/// `--project-id` / `RP_PROJECT_ID` of a command on the ledger.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProjectArg {
+    /// Your project ID (the ledger keeps each project's payouts, batches and webhook
+    /// endpoints apart).
+    #[arg(
+        long,
+        env = "RP_PROJECT_ID",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    project_id: Option<String>,
+}
+
+impl ProjectArg {
+    /// The project ID given, or why there is none.
+    pub(crate) fn id(&self) -> Result<ProjectId, Failure> {
+        project_id(self.project_id.as_deref())
+    }
+}
+
 /// The project ID from `--project-id` / `RP_PROJECT_ID`.
 pub(crate) fn project_id(text: Option<&str>) -> Result<ProjectId, Failure> {
     match text {

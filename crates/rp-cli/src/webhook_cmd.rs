@@ -4,21 +4,8 @@
 
 use rp_model::PaymentId;
 
-use crate::common::{Failure, project_id};
+use crate::common::{Failure, ProjectArg};
 use crate::ledger_cmd::{LedgerArgs, utc};
-
-/// The project whose endpoints a command manages.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ProjectArg {
-    /// Your project ID (endpoints receive the changes of this project's payouts).
-    #[arg(
-        long,
-        env = "RP_PROJECT_ID",
-        value_name = "N",
-        allow_hyphen_values = true
-    )]
-    project_id: Option<String>,
-}
 
 /// The webhook subcommands of `rp serve`.
 #[derive(Debug, clap::Subcommand)]
@@ -99,7 +86,7 @@ pub(crate) async fn run(action: &WebhookAction) -> Result<(), Failure> {
         } => {
             rp_console::webhooks::check_url(url, *allow_plain_http).map_err(Failure::usage)?;
             let secret = rp_console::webhooks::new_secret().map_err(Failure::unreachable)?;
-            let project = project_id(project.project_id.as_deref())?;
+            let project = project.id()?;
             let ledger = ledger.open().await?;
             let endpoint = ledger
                 .webhooks(project)
@@ -120,7 +107,7 @@ pub(crate) async fn run(action: &WebhookAction) -> Result<(), Failure> {
             project,
             ledger,
         } => {
-            let project = project_id(project.project_id.as_deref())?;
+            let project = project.id()?;
             let ledger = ledger.open().await?;
             if ledger
                 .webhooks(project)
@@ -145,7 +132,7 @@ pub(crate) async fn run(action: &WebhookAction) -> Result<(), Failure> {
             ledger,
         } => {
             let enable = matches!(action, WebhookAction::EnableWebhook { .. });
-            let project = project_id(project.project_id.as_deref())?;
+            let project = project.id()?;
             let ledger = ledger.open().await?;
             let reason = (!enable).then_some("disabled by hand (rp serve disable-webhook)");
             if ledger
@@ -164,7 +151,7 @@ pub(crate) async fn run(action: &WebhookAction) -> Result<(), Failure> {
             }
         }
         WebhookAction::Webhooks { project, ledger } => {
-            let project = project_id(project.project_id.as_deref())?;
+            let project = project.id()?;
             let ledger = ledger.open().await?;
             let endpoints = ledger
                 .webhooks(project)
@@ -206,7 +193,7 @@ pub(crate) async fn run(action: &WebhookAction) -> Result<(), Failure> {
         } => {
             let payment_id = PaymentId::new(payment_id.clone())
                 .map_err(|e| Failure::usage(format!("payment ID {payment_id:?}: {e}")))?;
-            let project = project_id(project.project_id.as_deref())?;
+            let project = project.id()?;
             let ledger = ledger.open().await?;
             let hooks = ledger.webhooks(project);
             let queued = hooks

@@ -93,26 +93,24 @@ pub(crate) async fn submit(
         // The ledger is slow: recorded or refused shortly; `GET` tells.
         Err(_) => return Ok(Submitted::New(None)),
     };
-    let record = || async { store.get(&payment_id).await.map_err(NotSubmitted::Ledger) };
     match recorded {
-        Recorded::New => {
+        Recorded::New(record) => {
             desk.wake_webhooks();
-            Ok(Submitted::New(record().await?))
+            Ok(Submitted::New(Some(*record)))
         }
-        Recorded::Existing => match record().await? {
-            // Recorded by another call meanwhile, with the same request: the same payout only
-            // if its metadata is the same too.
-            Some(existing) if !same_metadata(existing.metadata.as_deref(), metadata.as_deref()) => {
-                Err(NotSubmitted::Conflict)
-            }
-            Some(existing) => Ok(Submitted::Existing(existing)),
-            None => Ok(Submitted::New(None)),
-        },
+        // Recorded by another call meanwhile, with the same request: the same payout only if
+        // its metadata is the same too.
+        Recorded::Existing(existing)
+            if !same_metadata(existing.metadata.as_deref(), metadata.as_deref()) =>
+        {
+            Err(NotSubmitted::Conflict)
+        }
+        Recorded::Existing(existing) => Ok(Submitted::Existing(*existing)),
         Recorded::Conflict => Err(NotSubmitted::Conflict),
         // Over the limits (or whatever a newer rp-payout reports): the call's own error.
         _ => match result_rx.await {
             Ok(Err(error)) => Err(NotSubmitted::Refused(error)),
-            _ => Ok(Submitted::New(record().await?)),
+            _ => Ok(Submitted::New(None)),
         },
     }
 }

@@ -21,6 +21,7 @@ use rp_model::{Currency, Money};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::body::FIELDS;
 use super::{Caller, json_answer, problem, require_pay, rfc3339};
 use crate::Desk;
 
@@ -44,17 +45,12 @@ impl Drop for Scratch {
     }
 }
 
-/// The members a payout of a JSON batch takes.
-const ITEM_FIELDS: [&str; 8] = [
-    "payment_id",
-    "phone",
-    "amount",
-    "amount_minor",
-    "currency",
-    "customer",
-    "description",
-    "operator",
-];
+/// The members a payout of a JSON batch takes: a single payout's but its `metadata` (a
+/// batch's rows carry none), which [`FIELDS`] lists last.
+const ITEM_FIELDS: &[&str] = match FIELDS.split_last() {
+    Some((_metadata, rest)) => rest,
+    None => &[],
+};
 
 /// `?check_only=true` and `?file_name=`.
 #[derive(Debug, Default, Deserialize)]
@@ -581,6 +577,13 @@ pub(crate) async fn report(State(desk): State<Desk>, Path(id): Path<String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_payout_takes_every_member_of_a_payout_but_metadata() {
+        assert_eq!(FIELDS.last(), Some(&"metadata"));
+        assert_eq!(ITEM_FIELDS.len(), FIELDS.len() - 1);
+        assert!(!ITEM_FIELDS.contains(&"metadata"));
+    }
 
     #[test]
     fn a_json_batch_becomes_the_csv_the_batch_rules_read() {

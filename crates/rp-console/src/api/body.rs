@@ -8,7 +8,8 @@ use rp_model::{Currency, CustomerId, Money, Msisdn, Operator, PaymentId, Payout}
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// The members `POST /api/v1/payouts` takes.
+/// The members `POST /api/v1/payouts` takes; `metadata` last (a JSON batch's payouts take
+/// the others).
 pub(crate) const FIELDS: [&str; 9] = [
     "payment_id",
     "phone",

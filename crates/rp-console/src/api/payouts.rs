@@ -293,12 +293,7 @@ pub(crate) async fn list(State(desk): State<Desk>, Query(q): Query<ListQuery>) -
         }
     }
     if !errors.is_empty() {
-        return problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            "the query is not valid",
-            Some(Value::Array(errors)),
-        );
+        return invalid_query(errors);
     }
     match desk.client().store().list(&query).await {
         Ok(page) => {
@@ -338,12 +333,7 @@ async fn batch_list(
         errors.push(field_error("cursor", "not a cursor this API gave"));
     }
     if !errors.is_empty() {
-        return problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            "the query is not valid",
-            Some(Value::Array(errors)),
-        );
+        return invalid_query(errors);
     }
     match crate::batch_page::batch_page(desk, batch, after, limit).await {
         Ok((page, next)) => {
@@ -358,6 +348,16 @@ async fn batch_list(
         ),
         Err(crate::batch_page::BatchPage::Ledger(error)) => ledger_failed(&error),
     }
+}
+
+/// 422: the query's problems, each field's.
+fn invalid_query(errors: Vec<Value>) -> Response {
+    problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "the query is not valid",
+        Some(Value::Array(errors)),
+    )
 }
 
 /// A cursor: the last row's time in nanoseconds and payment ID, hex-encoded (opaque).

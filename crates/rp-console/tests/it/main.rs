@@ -296,6 +296,24 @@ pub(crate) fn location(answer: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// Whether `program` runs (`program --version`).
+pub(crate) fn installed(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+/// Says loudly that `what` is skipped, and why; under `CI=true` that fails the test instead
+/// (CI installs every program the tests need).
+pub(crate) fn skip(what: &str, why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} cannot be skipped under CI=true: {why}"
+    );
+    eprintln!("\n!!! SKIPPED {what}: {why}\n");
+}
+
 /// A fresh directory under the target directory.
 pub(crate) fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))

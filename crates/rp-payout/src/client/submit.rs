@@ -15,14 +15,15 @@ use crate::owner::{Liveness, Owner};
 use crate::store::{EventSource, Inserted, PayoutEvent, PayoutRecord, PayoutState, Updated};
 
 /// What recording a payout found ([`Client::payout_reporting`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Recorded {
-    /// Recorded by this call: it is being sent.
-    New,
-    /// The same payout was recorded under its payment ID before: nothing new was recorded
-    /// (it is sent again only if the platform does not have it or it ended in `error`).
-    Existing,
+    /// Recorded by this call, as recorded: it is being sent.
+    New(Box<PayoutRecord>),
+    /// The same payout was recorded under its payment ID before, as it was found: nothing new
+    /// was recorded (it is sent again only if the platform does not have it or it ended in
+    /// `error`).
+    Existing(Box<PayoutRecord>),
     /// Another payout is recorded under this payment ID: nothing recorded or sent.
     Conflict,
     /// Over the project's limits: nothing recorded or sent.
@@ -130,7 +131,7 @@ impl Client {
                     })
                 }
                 Inserted::New(record) => {
-                    tell(Recorded::New);
+                    tell(Recorded::New(Box::new(record.clone())));
                     crate::failpoint::hit("payout-recorded");
                     tracing::info!("payout recorded; sending");
                     self.drive(record, body, Start::Send { maybe_sent: false })
@@ -145,7 +146,7 @@ impl Client {
                             platform: None,
                         });
                     }
-                    tell(Recorded::Existing);
+                    tell(Recorded::Existing(Box::new(existing.clone())));
                     self.resubmit(existing, body).await
                 }
             }
