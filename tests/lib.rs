@@ -313,6 +313,16 @@ impl Harness {
     }
 }
 
+/// A benchmark's knob: the environment variable `name` when it holds a number above zero,
+/// else `default`.
+pub fn knob<T: std::str::FromStr + PartialOrd + Default>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > T::default())
+        .unwrap_or(default)
+}
+
 /// Peak resident memory of this process (`VmHWM`), in KiB, where `/proc` tells it (the
 /// benchmarks' memory figure).
 pub fn peak_memory_kib() -> Option<u64> {

@@ -28,14 +28,6 @@ use rp_sim::Simulator;
 
 const KEY: &str = "rpk_00000000000000000000000000000000000000000000000000000000000000be";
 
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(default)
-}
-
 fn ledger_url(name: &str) -> String {
     let dir = std::env::temp_dir().join(format!("rp-bench-api-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -224,9 +216,9 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
 
 #[allow(clippy::cast_precision_loss)] // rates and times for people to read, not money
 fn main() {
-    let payouts = knob("RP_BENCH_PAYOUTS", 1000);
-    let runs = knob("RP_BENCH_RUNS", 3);
-    let concurrency = knob("RP_BENCH_CONCURRENCY", 64);
+    let payouts = rp_e2e::knob("RP_BENCH_PAYOUTS", 1000);
+    let runs = rp_e2e::knob("RP_BENCH_RUNS", 3);
+    let concurrency = rp_e2e::knob("RP_BENCH_CONCURRENCY", 64);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

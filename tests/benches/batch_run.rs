@@ -34,14 +34,6 @@ use rp_sign::SecretKey;
 const PROJECT: u64 = 1234;
 const SECRET: &str = "bench-secret-key";
 
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(default)
-}
-
 /// A file of `rows` payouts the simulator pays (numbers ending in 0000), IDs derived.
 fn generate(path: &Path, rows: u64) {
     let file = std::fs::File::create(path).unwrap();
@@ -101,8 +93,8 @@ fn start_simulator() -> (Child, String) {
 }
 
 fn main() {
-    let rows = knob("RP_BENCH_ROWS", 100_000);
-    let concurrency = usize::try_from(knob("RP_BENCH_CONCURRENCY", 64)).unwrap();
+    let rows: u64 = rp_e2e::knob("RP_BENCH_ROWS", 100_000);
+    let concurrency: usize = rp_e2e::knob("RP_BENCH_CONCURRENCY", 64);
     let dir = std::env::temp_dir().join(format!("rp-batch-run-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -17,14 +17,6 @@ use std::time::Duration;
 
 use rp_e2e::{Harness, Options};
 
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|v| *v > 0)
-        .unwrap_or(default)
-}
-
 /// One run: a fresh simulator and client, `payouts` payouts with `concurrency` in flight;
 /// returns the time until every payout was settled by its callback.
 async fn run(payouts: usize, concurrency: usize, store: Store) -> Duration {
@@ -92,9 +84,9 @@ async fn fresh_postgres() -> String {
 
 fn main() {
     // `cargo bench` passes `--bench` (and criterion-style filters); nothing to read there.
-    let payouts = knob("RP_BENCH_PAYOUTS", 2000);
-    let runs = knob("RP_BENCH_RUNS", 5);
-    let concurrency = knob("RP_BENCH_CONCURRENCY", 64);
+    let payouts = rp_e2e::knob("RP_BENCH_PAYOUTS", 2000);
+    let runs = rp_e2e::knob("RP_BENCH_RUNS", 5);
+    let concurrency = rp_e2e::knob("RP_BENCH_CONCURRENCY", 64);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
