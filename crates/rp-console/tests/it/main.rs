@@ -15,6 +15,7 @@ mod pages;
 mod review;
 mod review_api2;
 mod review_grouped;
+mod review_submit;
 mod security;
 mod webdriver;
 mod webhooks;
