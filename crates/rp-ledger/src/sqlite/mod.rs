@@ -407,11 +407,19 @@ impl Shared {
     }
 }
 
-/// `synchronous=FULL`, foreign keys, busy timeout: settings of the connection, not the file.
+/// `synchronous=FULL`, foreign keys, busy timeout, and temporary data in memory: settings of
+/// the connection, not the file.
+///
+/// Temporary data is mostly the savepoints' journals (each write of a group runs in one, so
+/// that it can fail alone): kept in files, every page a write touched was copied to disk
+/// first, several times a payout. They are never needed after a crash (the WAL is what
+/// recovers), so memory is where they belong.
 fn configure(conn: &Connection, name: &str) -> Result<(), LedgerError> {
     let fail = |e: rusqlite::Error| schema::classify(name, &e, "configure the ledger");
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
     conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(fail)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(fail)?;
@@ -633,5 +641,22 @@ fn in_savepoint<T>(
                 (Err(error), Some(reason))
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The savepoints' journals stay in memory: in files, every page a write touched was
+    /// written to disk once more (SQLite's default, 0, means files here).
+    #[test]
+    fn connections_keep_temporary_data_in_memory() {
+        let conn = Connection::open_in_memory().unwrap();
+        configure(&conn, "test").unwrap();
+        let store: i64 = conn
+            .query_row("PRAGMA temp_store", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(store, 2, "temp_store: 2 is MEMORY");
     }
 }
