@@ -221,8 +221,12 @@ pub(crate) async fn require_login(
         }
     } else if request.method() != Method::GET && request.method() != Method::HEAD {
         let (parts, body) = request.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, crate::web::MAX_FORM_BYTES).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response();
+        let bytes = match axum::body::to_bytes(body, crate::web::MAX_FORM_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let (status, text) = crate::web::unreadable("the form", &error);
+                return (status, [(header::CONNECTION, "close")], text).into_response();
+            }
         };
         if !check_csrf(&parts.headers, &bytes, &me.csrf) {
             tracing::warn!(operator = %me.name, path = parts.uri.path(), "refused a POST without the session's CSRF token");

@@ -118,12 +118,15 @@ pub(crate) async fn create(
     let limit = desk.settings().max_upload_bytes;
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return failed(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                &format!("a batch is at most {} MiB", limit / (1024 * 1024)),
-            );
+        Ok(Err(error)) => {
+            return match crate::web::unreadable("the batch", &error) {
+                (StatusCode::PAYLOAD_TOO_LARGE, _) => failed(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    &format!("a batch is at most {} MiB", limit / (1024 * 1024)),
+                ),
+                (status, text) => failed(status, "unreadable", &text),
+            };
         }
         Err(_) => {
             return failed(

@@ -60,7 +60,7 @@ pub fn document() -> Value {
     let payout_id = json!({"name": "payment_id", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}});
     let common = |extra: Value| -> Value {
         let mut responses = json!({
-            "400": problem_response("A path or query that cannot be read (e.g. a parameter given twice)."),
+            "400": problem_response("A path, query or body that cannot be read (e.g. a parameter given twice, a broken chunked body)."),
             "401": problem_response("No key, an unknown key, or a revoked key."),
             "405": problem_response("Another method than the path takes."),
             "413": problem_response("A body over 64 KiB."),

@@ -142,6 +142,27 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     (StatusCode::NOT_FOUND, "no such page").into_response()
 }
 
+/// A body that could not be read whole: 413 when it is over the limit it was read with,
+/// otherwise 400 with the cause (the client broke its framing: bad chunks, a length it did not
+/// send). `what` names the body ("the form"). Answer it with the connection closed: what
+/// follows on it cannot be trusted to be a request.
+pub(crate) fn unreadable(what: &str, error: &axum::Error) -> (StatusCode, String) {
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if inner.is::<http_body_util::LengthLimitError>() {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{what} is too large"),
+            );
+        }
+        cause = inner.source();
+    }
+    (
+        StatusCode::BAD_REQUEST,
+        format!("{what} could not be read: {error}"),
+    )
+}
+
 /// Reads the body of every request but uploads (which stream to disk, each piece in time)
 /// within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
 /// otherwise. (Batches through the API are routed around it:
@@ -154,8 +175,9 @@ async fn read_form_in_time(request: Request, next: Next) -> Response {
     let read = axum::body::to_bytes(body, MAX_FORM_BYTES);
     let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response();
+        Ok(Err(error)) => {
+            let (status, text) = unreadable("the form", &error);
+            return (status, [(header::CONNECTION, "close")], text).into_response();
         }
         Err(_) => {
             let mut response = (

@@ -254,3 +254,43 @@ async fn a_batch_larger_than_a_form_is_read_whole() {
     assert_eq!(summary["valid_rows"], rows, "{summary}");
     server.stop().await;
 }
+
+/// Sends `POST path` with `headers` and a chunked body whose second chunk is malformed
+/// (its size is not hexadecimal), and reads the answer's status line and body.
+async fn post_broken_chunks(server: &Server, path: &str, headers: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A body that cannot be read (here, broken chunked encoding) is the client's error, 400,
+/// saying so; not 413 "too large" (what every read error was answered, misleading whoever
+/// sent a small file), on the API's batches, the API's other routes and the console's forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_body_is_400_not_413() {
+    let server = with_keys().await;
+    let auth = format!("Authorization: Bearer {PAY_KEY}\r\nContent-Type: text/csv\r\n");
+    let json = format!("Authorization: Bearer {PAY_KEY}\r\nContent-Type: application/json\r\n");
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let mut wrong = Vec::new();
+    for (path, headers) in [
+        ("/api/v1/batches", auth.as_str()),
+        ("/api/v1/payouts", json.as_str()),
+        ("/login", form),
+    ] {
+        let answer = post_broken_chunks(&server, path, headers).await;
+        let readable = answer.contains("could not be read");
+        if !answer.starts_with("HTTP/1.1 400") || !readable {
+            wrong.push(format!("{path}: {answer}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
+    server.stop().await;
+}
