@@ -123,7 +123,13 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     let store = ledger.store(project);
     let batches = ledger.batches(project);
     let clashes = runtime
-        .block_on(run::preflight(&args.file, batch, store.as_ref(), project))
+        .block_on(run::preflight(
+            &args.file,
+            batch,
+            store.as_ref(),
+            batches.as_ref(),
+            project,
+        ))
         .map_err(|e| Failure::usage(format!("{file}: {e}")))?;
     for clash in &clashes {
         println!("{clash}");

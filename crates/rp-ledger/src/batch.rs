@@ -234,6 +234,23 @@ impl fmt::Debug for BatchRow {
     }
 }
 
+/// A valid row of a batch holding a payment ID ([`BatchStore::held_elsewhere`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeldRow {
+    /// The payment ID.
+    pub payment_id: String,
+    /// The batch whose row holds it.
+    pub batch_id: String,
+    /// The row's line in that batch's file.
+    pub line: u64,
+    /// The SHA-256 of the request the row pays ([`NewBatchRow::request_sha256`]).
+    pub request_sha256: Option<String>,
+}
+
+/// Payment IDs asked of [`BatchStore::held_elsewhere`] at once, at most.
+pub const MAX_HELD_QUERY: usize = 1000;
+
 /// The longest lease a claim may ask for.
 pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 
@@ -355,6 +372,33 @@ pub trait BatchStore: Send + Sync + fmt::Debug {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<BatchRow>, Error>>;
+
+    /// The valid rows of batches other than `batch` that hold any of `payment_ids` (at most
+    /// [`MAX_HELD_QUERY`]), paid or not yet, in no particular order: so that a payment ID
+    /// another batch holds for a different payout is found before a batch is registered, not
+    /// when the second of the two is paid.
+    ///
+    /// # Errors
+    /// [`Error::Store`]; more than [`MAX_HELD_QUERY`] payment IDs.
+    fn held_elsewhere<'a>(
+        &'a self,
+        batch: &'a str,
+        payment_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<HeldRow>, Error>>;
+}
+
+/// `payment_ids` is no longer than [`MAX_HELD_QUERY`].
+pub(crate) fn check_held_query(payment_ids: &[String]) -> Result<(), Error> {
+    if payment_ids.len() > MAX_HELD_QUERY {
+        return Err(Error::store(
+            "find the batches holding payment IDs",
+            format!(
+                "{} payment IDs asked at once; at most {MAX_HELD_QUERY}",
+                payment_ids.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 // What every backend shares.

@@ -15,7 +15,7 @@ mod register;
 mod types;
 mod worker;
 
-pub use preflight::{Clash, preflight};
+pub use preflight::{Clash, Holder, preflight};
 pub use register::{register, registered_limits};
 pub use types::{RowFailure, RowOutcome, RowResult, RunError, RunOptions, RunSummary};
 pub use worker::run;

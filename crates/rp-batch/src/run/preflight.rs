@@ -1,8 +1,11 @@
-//! Before a tenge moves: the payment IDs the ledger holds for other payouts.
+//! Before a tenge moves: the payment IDs the ledger holds for other payouts, as payouts or
+//! as rows of other batches.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
+use rp_ledger::{BatchStore, HeldRow, MAX_HELD_QUERY};
 use rp_model::{PaymentId, ProjectId};
 use rp_payout::PayoutStore;
 
@@ -12,28 +15,59 @@ use crate::reader::{BatchReader, Record};
 
 /// A row whose payment ID the ledger holds for a different payout: nothing is sent under it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Clash {
     /// The line.
     pub line: u64,
     /// The payment ID.
     pub payment_id: PaymentId,
+    /// What holds it.
+    pub holder: Holder,
+}
+
+/// What holds a payment ID a row would use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Holder {
+    /// A payout the ledger records (sent or not).
+    Payout,
+    /// A row of another batch, paid or not yet: its batch and line.
+    Batch {
+        /// The batch's ID (64 hex digits).
+        batch: String,
+        /// The row's line in that batch's file.
+        line: u64,
+    },
 }
 
 impl fmt::Display for Clash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "line {}, column payment_id: {} is already in the ledger for a different payout (phone, amount, customer or parameters differ); give this row a new payment ID",
+            "line {}, column payment_id: {} is ",
             self.line, self.payment_id
+        )?;
+        match &self.holder {
+            Holder::Payout => f.write_str("already in the ledger")?,
+            Holder::Batch { batch, line } => {
+                let short = batch.get(..20).unwrap_or(batch);
+                write!(f, "held by batch {short} (its line {line})")?;
+            }
+        }
+        f.write_str(
+            " for a different payout (phone, amount, customer or parameters differ); give this row a new payment ID",
         )
     }
 }
 
-/// Before a tenge moves: every valid row whose payment ID `store` (the payouts of `project`)
-/// already holds for a different payout: another request than the row would send, or the
-/// same request with the merchant's metadata (a row carries none: the API refuses the same
-/// payment ID with other metadata, and so does a batch). Reads the file once more, checking
-/// it is still batch `batch`.
+/// Before a tenge moves: every valid row whose payment ID is held for a different payout,
+/// by the payouts `store` records (of `project`), or by a valid row of another batch in
+/// `batches` (paid or not yet: two batches accepted with one payment ID for two payouts
+/// would pay only the first to run, and show the other's row as a conflict only then). A
+/// payout is different when its request differs from the row's, or when it carries the
+/// merchant's metadata (a row carries none: the API refuses the same payment ID with other
+/// metadata, and so does a batch). Reads the file once more, checking it is still batch
+/// `batch`. Clashes come in line order.
 ///
 /// # Errors
 /// [`RunError`]: the file, a change of the file, the ledger.
@@ -41,24 +75,88 @@ pub async fn preflight(
     path: &Path,
     batch: BatchId,
     store: &dyn PayoutStore,
+    batches: &dyn BatchStore,
     project: ProjectId,
 ) -> Result<Vec<Clash>, RunError> {
     let mut reader = open_same(path, batch)?;
     let mut clashes = Vec::new();
+    let mut pending = Pending::default();
     while let Some(record) = reader.next_record()? {
         let Record::Valid(row) = record else {
             continue;
         };
+        let request = row.payout.to_request(project);
         if let Some(existing) = store.get(row.payout.payment_id()).await?
-            && (existing.request != row.payout.to_request(project) || existing.metadata.is_some())
+            && (existing.request != request || existing.metadata.is_some())
         {
             clashes.push(Clash {
                 line: row.line,
                 payment_id: row.payout.payment_id().clone(),
+                holder: Holder::Payout,
             });
+            continue;
+        }
+        let hash = rp_ledger::request_sha256(&request)?;
+        pending.push(row.line, row.payout.payment_id().clone(), hash);
+        if pending.ids.len() == MAX_HELD_QUERY {
+            pending.check(batches, batch, &mut clashes).await?;
         }
     }
+    pending.check(batches, batch, &mut clashes).await?;
+    clashes.sort_by_key(|clash| clash.line);
     Ok(clashes)
+}
+
+/// Rows waiting to be looked up among other batches' rows, a query's worth at a time.
+#[derive(Default)]
+struct Pending {
+    ids: Vec<String>,
+    rows: Vec<(u64, PaymentId, String)>,
+}
+
+impl Pending {
+    fn push(&mut self, line: u64, payment_id: PaymentId, request_sha256: String) {
+        self.ids.push(payment_id.as_str().to_owned());
+        self.rows.push((line, payment_id, request_sha256));
+    }
+
+    /// Looks the waiting rows up; a row held by another batch's row for another request is a
+    /// clash (each row once, with the first holder found).
+    async fn check(
+        &mut self,
+        batches: &dyn BatchStore,
+        batch: BatchId,
+        clashes: &mut Vec<Clash>,
+    ) -> Result<(), RunError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        let held = batches
+            .held_elsewhere(&batch.to_string(), &self.ids)
+            .await?;
+        let mut by_id: HashMap<&str, Vec<&HeldRow>> = HashMap::new();
+        for row in &held {
+            by_id.entry(row.payment_id.as_str()).or_default().push(row);
+        }
+        for (line, payment_id, hash) in self.rows.drain(..) {
+            let other = by_id.get(payment_id.as_str()).and_then(|rows| {
+                rows.iter()
+                    .find(|h| h.request_sha256.as_deref() != Some(hash.as_str()))
+            });
+            if let Some(other) = other {
+                clashes.push(Clash {
+                    line,
+                    payment_id,
+                    holder: Holder::Batch {
+                        batch: other.batch_id.clone(),
+                        line: other.line,
+                    },
+                });
+            }
+        }
+        self.ids.clear();
+        Ok(())
+    }
 }
 
 /// Opens `path` and checks it is still batch `batch`.

@@ -283,7 +283,15 @@ async fn checked_and_registered(
         Ok(None) => {}
         Err(error) => return unavailable(&error.to_string()),
     }
-    match preflight(path, batch, desk.client().store().as_ref(), project).await {
+    match preflight(
+        path,
+        batch,
+        desk.client().store().as_ref(),
+        desk.batches().as_ref(),
+        project,
+    )
+    .await
+    {
         Ok(clashes) if clashes.is_empty() => {}
         Ok(clashes) => {
             let errors: Vec<Value> = clashes

@@ -115,11 +115,18 @@ pub(crate) async fn upload(
         return unavailable(&me, &format!("cannot keep the file: {error}"));
     }
     let project = desk.client().project_id();
-    let clashes =
-        match preflight(&path, report.batch, desk.client().store().as_ref(), project).await {
-            Ok(clashes) => clashes,
-            Err(error) => return unavailable(&me, &error.to_string()),
-        };
+    let clashes = match preflight(
+        &path,
+        report.batch,
+        desk.client().store().as_ref(),
+        desk.batches().as_ref(),
+        project,
+    )
+    .await
+    {
+        Ok(clashes) => clashes,
+        Err(error) => return unavailable(&me, &error.to_string()),
+    };
     tracing::info!(operator = %me.name, batch = %report.batch, rows = report.rows, file = %name, "batch file uploaded and checked");
     let mut response = html(check_page(
         &me,
@@ -315,7 +322,15 @@ pub(crate) async fn confirm(
         Err(error) => return unavailable(&me, &error.to_string()),
     };
     let project = desk.client().project_id();
-    match preflight(&path, batch, desk.client().store().as_ref(), project).await {
+    match preflight(
+        &path,
+        batch,
+        desk.client().store().as_ref(),
+        desk.batches().as_ref(),
+        project,
+    )
+    .await
+    {
         Ok(clashes) if clashes.is_empty() => {}
         Ok(_) => {
             return refuse(

@@ -19,6 +19,12 @@ pub(crate) const READ_KEY: &str =
 
 pub(crate) async fn with_keys() -> Server {
     let server = Server::start(None).await;
+    add_keys(&server).await;
+    server
+}
+
+/// Adds the pay key [`PAY_KEY`] and the read key [`READ_KEY`] to `server`.
+pub(crate) async fn add_keys(server: &Server) {
     for (name, key, role) in [
         ("backend", PAY_KEY, Role::Pay),
         ("reports", READ_KEY, Role::View),
@@ -31,7 +37,6 @@ pub(crate) async fn with_keys() -> Server {
             .unwrap();
         assert!(added);
     }
-    server
 }
 
 /// `method path` with `key` and a JSON body: status, content type and body.

@@ -294,3 +294,62 @@ async fn an_unreadable_body_is_400_not_413() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
     server.stop().await;
 }
+
+/// Registers `csv` as a batch in the server's ledger without paying it (a batch whose worker
+/// has not reached it yet, or whose process stopped right after registering): its ID.
+async fn register_unpaid(server: &Server, name: &str, csv: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rp-unpaid-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, csv).unwrap();
+    let limits = rp_model::Limits::NONE;
+    let report = rp_batch::check_file(&path, &limits, |_| {}).unwrap();
+    let project = server.desk.client().project_id();
+    rp_batch::run::register(
+        &path,
+        &report,
+        server.desk.batches().as_ref(),
+        project,
+        limits,
+    )
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    report.batch.to_string()
+}
+
+/// A payment ID that another batch, not paid yet, holds for a different payout is a clash
+/// found at upload: 409 naming that batch and its line, nothing recorded. Before, only the
+/// ledger's payouts were looked at, so both batches were accepted and the clash came out late,
+/// as a `conflict` row of whichever batch paid second. The same payout in both files is no
+/// clash (it is paid once, by whichever pays first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_id_another_unpaid_batch_holds_is_a_clash_at_upload() {
+    // The batch worker does not look for the unpaid batch during the test.
+    let server = Server::start_with("sqlite::memory:", None, Duration::from_secs(3600)).await;
+    crate::api::add_keys(&server).await;
+    let first = "phone;amount;customer_id;payment_id\n\
+                 +7 701 510 40 01;100;c-1;held-1\n+7 701 510 40 02;200;c-2;held-2\n";
+    let held_by = register_unpaid(&server, "first.csv", first).await;
+
+    // held-1 for another amount: a clash with the first batch's line 2.
+    let other = "phone;amount;customer_id;payment_id\n+7 701 510 40 01;150;c-1;held-1\n";
+    let (status, conflict) = post_batch(&server, PAY_KEY, "", "text/csv", other.into()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["errors"][0]["field"], "line 2, column payment_id");
+    let message = conflict["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&held_by[..12]) && message.contains("line 2"),
+        "the message names neither the batch nor its line: {message}"
+    );
+    assert_eq!(server.desk.batches().list(None, 10).await.unwrap().len(), 1);
+
+    // The same payout as the first batch's (and a new one): accepted.
+    let same = "phone;amount;customer_id;payment_id\n\
+                +7 701 510 40 02;200;c-2;held-2\n+7 701 510 40 03;300;c-3;new-3\n";
+    let (status, accepted) = post_batch(&server, PAY_KEY, "", "text/csv", same.into()).await;
+    assert!(status.is_success(), "{status} {accepted}");
+    server.stop().await;
+}

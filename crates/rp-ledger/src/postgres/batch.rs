@@ -19,8 +19,8 @@ use tokio_postgres::types::{FromSql, ToSql};
 use super::PostgresLedger;
 use super::connect::describe;
 use crate::batch::{
-    self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, LabelCount, NewBatch,
-    NewBatchRow, Registered, RowSource, signed, unsigned,
+    self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, HeldRow, LabelCount,
+    NewBatch, NewBatchRow, Registered, RowSource, signed, unsigned,
 };
 use crate::stored::{nanos, time};
 
@@ -168,6 +168,11 @@ const ROWS: &str = "SELECT row_no, line, payment_id, valid, cells, problems, don
      request_sha256 \
      FROM rp_ledger.batch_rows WHERE project_id = $1 AND batch_id = $2 AND row_no > $3 \
      ORDER BY row_no LIMIT $4";
+
+/// The valid rows of other batches holding any of the payment IDs `$3`.
+const HELD: &str = "SELECT payment_id, batch_id, line, request_sha256 \
+     FROM rp_ledger.batch_rows WHERE project_id = $1 AND payment_id = ANY($3) AND valid \
+     AND batch_id <> $2";
 
 /// A failed statement as the store error of `what`.
 pub(super) fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
@@ -694,5 +699,30 @@ impl BatchStore for PostgresBatches {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<BatchRow>, Error>> {
         Box::pin(self.read_rows(id, after, limit))
+    }
+
+    fn held_elsewhere<'a>(
+        &'a self,
+        batch: &'a str,
+        payment_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<HeldRow>, Error>> {
+        Box::pin(async move {
+            batch::check_held_query(payment_ids)?;
+            let what = "find the batches holding payment IDs";
+            let client = self.ledger.client(what).await?;
+            query(&client, what, HELD, &[&self.project, &batch, &payment_ids])
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(HeldRow {
+                        payment_id: column(row, 0)?,
+                        batch_id: column(row, 1)?,
+                        line: unsigned(column(row, 2)?),
+                        request_sha256: column(row, 3)?,
+                    })
+                })
+                .collect::<Result<_, String>>()
+                .map_err(|e| Error::store(what, e))
+        })
     }
 }

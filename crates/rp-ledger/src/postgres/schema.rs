@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -256,8 +256,14 @@ FOR EACH ROW WHEN (NEW.previous IS NULL OR NEW.previous <> NEW.state)
 EXECUTE FUNCTION rp_ledger.payout_events_to_webhooks();
 "#;
 
+/// Version 6: batch rows by payment ID, as in the SQLite ledger.
+const V6: &str = r#"
+CREATE INDEX batch_rows_by_payment ON rp_ledger.batch_rows (project_id, payment_id)
+    WHERE payment_id IS NOT NULL;
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is
 /// dropped afterwards.

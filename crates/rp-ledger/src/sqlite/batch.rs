@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter
 use super::SqliteLedger;
 use super::rows::nanos;
 use crate::batch::{
-    self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, LabelCount, NewBatch,
-    NewBatchRow, Registered, RowSource, signed, unsigned,
+    self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, HeldRow, LabelCount,
+    NewBatch, NewBatchRow, Registered, RowSource, signed, unsigned,
 };
 use crate::stored::time;
 
@@ -502,6 +502,46 @@ impl BatchStore for SqliteBatches {
                     )?
                     .collect()
                 })
+                .await
+        })
+    }
+
+    fn held_elsewhere<'a>(
+        &'a self,
+        batch: &'a str,
+        payment_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<HeldRow>, Error>> {
+        let project = self.project;
+        let (batch, payment_ids) = (batch.to_owned(), payment_ids.to_vec());
+        Box::pin(async move {
+            batch::check_held_query(&payment_ids)?;
+            self.ledger
+                .read(
+                    "find the batches holding payment IDs".to_owned(),
+                    move |conn| {
+                        let mut held = Vec::new();
+                        let mut holders = conn.prepare_cached(
+                            "SELECT batch_id, line, request_sha256 FROM batch_rows \
+                         INDEXED BY batch_rows_by_payment \
+                         WHERE project_id = ?1 AND payment_id = ?2 AND valid AND batch_id <> ?3",
+                        )?;
+                        for payment_id in payment_ids {
+                            let rows =
+                                holders.query_map(params![project, payment_id, batch], |row| {
+                                    Ok(HeldRow {
+                                        payment_id: payment_id.clone(),
+                                        batch_id: row.get(0)?,
+                                        line: unsigned(row.get(1)?),
+                                        request_sha256: row.get(2)?,
+                                    })
+                                })?;
+                            for row in rows {
+                                held.push(row?);
+                            }
+                        }
+                        Ok(held)
+                    },
+                )
                 .await
         })
     }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -231,8 +231,15 @@ BEGIN
 END;
 ";
 
+/// Version 6: batch rows by payment ID, so that a new batch's payment IDs held by another
+/// batch for a different payout (paid or not yet) are found before it is registered.
+const V6: &str = "
+CREATE INDEX batch_rows_by_payment ON batch_rows (project_id, payment_id)
+    WHERE payment_id IS NOT NULL;
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and
 /// every migration run in one `BEGIN IMMEDIATE` transaction, so that processes opening a new

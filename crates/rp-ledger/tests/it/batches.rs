@@ -98,6 +98,11 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     racing_workers_claim_each_row_once(Arc::clone(&a)).await;
     hostile_ids_are_refused(a.as_ref()).await;
     paused_batches_are_left_alone(ledger.batches(project(555)).as_ref()).await;
+    payment_ids_held_by_other_batches_are_found(
+        ledger.batches(project(4321)).as_ref(),
+        ledger.batches(project(4322)).as_ref(),
+    )
+    .await;
     a_batchs_payouts_are_from_the_batch(
         ledger.batches(project(999)).as_ref(),
         ledger.store(project(999)).as_ref(),
@@ -467,6 +472,52 @@ async fn racing_workers_claim_each_row_once(store: Arc<dyn BatchStore>) {
     let once: BTreeSet<u64> = all.iter().copied().collect();
     assert_eq!(all.len(), 300, "no row claimed twice");
     assert_eq!(once, (1..=300).collect());
+}
+
+/// `held_elsewhere`: the valid rows of other batches of the project holding the payment IDs,
+/// with their line and request hash; not the asking batch's own rows, not invalid rows, not
+/// another project's; too many IDs at once are refused.
+async fn payment_ids_held_by_other_batches_are_found(
+    store: &dyn BatchStore,
+    other: &dyn BatchStore,
+) {
+    let (held_by, asking) = (batch_id(41), batch_id(42));
+    register(store, &held_by, 3, &[2]).await;
+    register(other, &held_by, 3, &[]).await;
+    let short = &held_by[..8];
+    let ids: Vec<String> = (1..=3)
+        .map(|n| format!("pid-{short}-{n}"))
+        .chain(["pid-nobody".to_owned()])
+        .collect();
+    let mut held = store.held_elsewhere(&asking, &ids).await.unwrap();
+    held.sort_by_key(|h| h.line);
+    let found: Vec<(String, String, u64, Option<String>)> = held
+        .into_iter()
+        .map(|h| (h.payment_id, h.batch_id, h.line, h.request_sha256))
+        .collect();
+    assert_eq!(
+        found,
+        [1, 3]
+            .map(|n| (
+                format!("pid-{short}-{n}"),
+                held_by.clone(),
+                n + 1,
+                Some(row_request(short, n))
+            ))
+            .to_vec()
+    );
+    // Its own rows are not another batch's.
+    assert!(
+        store
+            .held_elsewhere(&held_by, &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let too_many = vec!["x".to_owned(); rp_ledger::MAX_HELD_QUERY + 1];
+    let error = store.held_elsewhere(&asking, &too_many).await.unwrap_err();
+    assert!(error.to_string().contains("at most"), "{error}");
+    assert!(store.held_elsewhere(&asking, &[]).await.unwrap().is_empty());
 }
 
 async fn hostile_ids_are_refused(store: &dyn BatchStore) {

@@ -395,3 +395,41 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     let error = old_insert.unwrap_err().to_string();
     assert!(error.contains("upgrade this process"), "{error}");
 }
+
+/// A ledger of schema version 5 (before batch rows were indexed by payment ID) is brought to
+/// the current version on open, its batches kept and found by payment ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_5_ledger_gets_its_batch_rows_indexed_by_payment() {
+    let dir = crate::scratch("v5");
+    let path = dir.join("ledger.db");
+    let id = crate::batches::batch_id(7);
+    {
+        let ledger = Ledger::open(&url(&path)).await.unwrap();
+        let batches = ledger.batches(project());
+        batches
+            .register(
+                crate::batches::new_batch(&id, 2, &[]),
+                crate::batches::rows_of(&id, 2, &[]),
+            )
+            .await
+            .unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP INDEX batch_rows_by_payment").unwrap();
+        conn.pragma_update(None, "user_version", 5).unwrap();
+    }
+    let ledger = Ledger::open(&url(&path)).await.unwrap();
+    let held = ledger
+        .batches(project())
+        .held_elsewhere(&crate::batches::batch_id(8), &[format!("pid-{}-2", &id[..8])])
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].line, 3);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
