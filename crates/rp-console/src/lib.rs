@@ -13,7 +13,7 @@
 //!   signed bodies, "ask the status now", "send again under the same payment ID"), the single
 //!   payout form with its confirmation, batches with their progress and report, limits and
 //!   what they use, what needs attention;
-//! - `/healthz`, `/readyz` and `/metrics` (Prometheus);
+//! - `/healthz`, `/readyz` and `/metrics` (Prometheus, with an API key of either role);
 //! - on both listeners, TLS of its own when given a certificate and key ([`Tls`]).
 //!
 //! Operators and sessions live in the ledger ([`rp_ledger::AccessStore`]): several instances

@@ -173,8 +173,13 @@ pub(crate) fn json_answer(status: StatusCode, value: &Value) -> Response {
 }
 
 /// Finds the request's key (`Authorization: Bearer KEY`): 401 without a valid, unrevoked one;
-/// 429 past its rate (with `Retry-After`). The key's role is checked by each handler.
-async fn require_key(State(desk): State<Desk>, mut request: Request, next: Next) -> Response {
+/// 429 past its rate (with `Retry-After`). The key's role is checked by each handler. Guards
+/// `/metrics` too (any role).
+pub(crate) async fn require_key(
+    State(desk): State<Desk>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(key) = request
         .headers()
         .get(header::AUTHORIZATION)

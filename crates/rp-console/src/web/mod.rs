@@ -1,4 +1,4 @@
-//! The console's router: the public pages (login, assets, health, metrics), the pages that
+//! The console's router: the public pages (login, assets, health; metrics with an API key), the pages that
 //! need a signed-in operator, and the headers every answer carries.
 //!
 //! | Path | What |
@@ -9,7 +9,7 @@
 //! | `/batches`, `/batches/new` → `POST /batches/upload` → `POST /batches/{id}/confirm`, `/batches/{id}`, `/batches/{id}/report.csv` | mass payouts: upload, check, confirm, progress, report |
 //! | `/limits`, `/attention` | the limits and what they use; payouts that need a person |
 //! | `/webhooks` → `POST /webhooks`, `/webhooks/{id}/enable`, `…/disable`, `…/remove`; `POST /payments/{payment_id}/webhooks/replay` | webhook endpoints; a payout's deliveries sent again |
-//! | `/healthz`, `/readyz`, `/metrics` | for the orchestrator and Prometheus |
+//! | `/healthz`, `/readyz`; `/metrics` (with an API key) | for the orchestrator and Prometheus |
 
 // Handlers stop early with a finished answer (`Err(Response)`): an error page is the normal
 // way out of a page, and boxing every one would only add noise.
@@ -105,7 +105,13 @@ pub fn router(desk: Desk) -> Router {
         )
         .route("/healthz", get(status::health))
         .route("/readyz", get(status::ready))
-        .route("/metrics", get(status::metrics))
+        .route(
+            "/metrics",
+            get(status::metrics).route_layer(middleware::from_fn_with_state(
+                desk.clone(),
+                crate::api::require_key,
+            )),
+        )
         .merge(signed_in)
         .merge(crate::api::router(desk.clone()))
         .fallback(not_found)

@@ -1,6 +1,6 @@
 //! `/limits` (the configured limits and how much of each rolling window is used), and the
 //! operations endpoints: `/healthz` (the process answers), `/readyz` (the ledger answers),
-//! `/metrics` (Prometheus).
+//! `/metrics` (Prometheus; it asks for an API key, `crate::api::require_key`).
 
 use axum::Extension;
 use axum::extract::State;
@@ -33,7 +33,7 @@ pub(crate) async fn ready(State(desk): State<Desk>) -> Response {
     }
 }
 
-/// `/metrics`.
+/// `/metrics` (behind an API key of either role).
 pub(crate) async fn metrics(State(desk): State<Desk>) -> Response {
     match desk.client().store().counts().await {
         Ok(counts) => (

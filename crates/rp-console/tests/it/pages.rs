@@ -260,7 +260,12 @@ async fn the_list_filters_counts_exports_and_checks() {
     assert_eq!(resend.status(), StatusCode::CONFLICT);
 
     // Metrics: payouts by state, callbacks by outcome, request times.
-    let metrics = reqwest::get(server.url("/metrics"))
+    crate::api::add_keys(&server).await;
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .bearer_auth(crate::api::READ_KEY)
+        .send()
         .await
         .unwrap()
         .text()

@@ -352,3 +352,50 @@ async fn a_second_factor_is_required_and_each_code_works_once() {
     );
     server.stop().await;
 }
+
+/// `/metrics` (payouts by state, callbacks, webhooks: a merchant's volumes) is served on the
+/// listener that, by default, also takes the platform's callbacks from the internet: it asks
+/// for an API key (any role, as Prometheus' `authorization` sends it), and refuses none, an
+/// unknown and a revoked one. `/healthz` and `/readyz` tell nothing and stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_an_api_key() {
+    use crate::api::{PAY_KEY, READ_KEY, add_keys};
+    use reqwest::header::AUTHORIZATION;
+    let server = Server::start(None).await;
+    add_keys(&server).await;
+    let metrics = |key: Option<&str>| {
+        let mut request = server.http.get(server.url("/metrics"));
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        async move {
+            let answer = request.send().await.unwrap();
+            (answer.status(), answer.text().await.unwrap())
+        }
+    };
+    let (status, body) = metrics(None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(!body.contains("rp_payouts"), "{body}");
+    let (status, _) = metrics(Some("rpk_nope")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for key in [READ_KEY, PAY_KEY] {
+        let (status, body) = metrics(Some(key)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("rp_http_request_duration_seconds"), "{body}");
+    }
+    assert!(
+        server
+            .desk
+            .access()
+            .revoke_api_key("reports", std::time::SystemTime::now())
+            .await
+            .unwrap()
+    );
+    let (status, _) = metrics(Some(READ_KEY)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for open in ["/healthz", "/readyz"] {
+        let answer = server.http.get(server.url(open)).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{open}");
+    }
+    server.stop().await;
+}

@@ -227,6 +227,7 @@ async fn each_state_change_is_pushed_signed_and_in_order() {
     let metrics = server
         .http
         .get(server.url("/metrics"))
+        .bearer_auth(crate::api::READ_KEY)
         .send()
         .await
         .unwrap()

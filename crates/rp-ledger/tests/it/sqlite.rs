@@ -416,13 +416,17 @@ async fn a_version_5_ledger_gets_its_batch_rows_indexed_by_payment() {
     }
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP INDEX batch_rows_by_payment").unwrap();
+        conn.execute_batch("DROP INDEX batch_rows_by_payment")
+            .unwrap();
         conn.pragma_update(None, "user_version", 5).unwrap();
     }
     let ledger = Ledger::open(&url(&path)).await.unwrap();
     let held = ledger
         .batches(project())
-        .held_elsewhere(&crate::batches::batch_id(8), &[format!("pid-{}-2", &id[..8])])
+        .held_elsewhere(
+            &crate::batches::batch_id(8),
+            &[format!("pid-{}-2", &id[..8])],
+        )
         .await
         .unwrap();
     assert_eq!(held.len(), 1, "{held:?}");
