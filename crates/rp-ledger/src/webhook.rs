@@ -182,7 +182,8 @@ pub struct DeliveryInfo {
     /// When its change was committed.
     pub created_at: SystemTime,
     /// When it is tried next (pending only; SQLite keeps none for one set aside while its
-    /// endpoint is disabled: enabling the endpoint makes it due).
+    /// endpoint is disabled: enabling the endpoint makes it due, and, while a sender holds
+    /// it, keeps the end of its lease: when it is sent again if that sender's attempt is lost).
     pub next_attempt_at: Option<SystemTime>,
     /// When the endpoint took it.
     pub delivered_at: Option<SystemTime>,

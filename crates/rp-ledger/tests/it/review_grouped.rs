@@ -347,3 +347,67 @@ async fn a_panicking_grouped_write_fails_alone_and_the_writer_goes_on() {
         "after one bad webhook attempt, the ledger refuses every write: {after:?}"
     );
 }
+
+/// A delivery in flight (claimed, its attempt not yet recorded) is next due when its lease
+/// ends, not at its old due time: so the deliveries in flight (up to 128 per sender) are not in
+/// the range each later claim and set-aside reads, and a later change of the same payout, blocked
+/// behind it, is set aside until then instead of being read again by every claim; the
+/// delivery pulls it forward.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_makes_its_deliveries_due_at_the_end_of_the_lease() {
+    let dir = crate::scratch("review-grouped-in-flight");
+    let ledger = Ledger::open(&url(&dir.join("ledger.db"))).await.unwrap();
+    let project = ProjectId::new(9302).unwrap();
+    let hooks = ledger.webhooks(project);
+    let store = ledger.store(project);
+    hooks
+        .add_endpoint("https://merchant.example/hooks", "whsec_eA==")
+        .await
+        .unwrap();
+    insert_many(&ledger, project, "fly", 1).await;
+    let claimed = hooks.claim_due("sender", LEASE, 128).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let id = rp_model::PaymentId::new("fly-0").unwrap();
+    let lease_end = SystemTime::now() + LEASE;
+    let in_flight = next_of(&hooks.deliveries(&id).await.unwrap(), 0).unwrap();
+    assert!(
+        in_flight > lease_end - Duration::from_secs(60) && in_flight <= lease_end,
+        "in flight, due at {in_flight:?}; the lease ends about {lease_end:?}"
+    );
+    // A later change, blocked behind it: a claim sets it aside until the lease ends.
+    let r = store.get(&id).await.unwrap().unwrap();
+    let mut next = r.clone();
+    next.state = PayoutState::Unknown;
+    let event = PayoutEvent::new(
+        SystemTime::now(),
+        EventSource::Call,
+        Some(r.state.clone()),
+        PayoutState::Unknown,
+    );
+    assert!(matches!(
+        store.update(r.version, next, event).await.unwrap(),
+        Updated::Done(_)
+    ));
+    assert!(
+        hooks
+            .claim_due("other", LEASE, 128)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        next_of(&hooks.deliveries(&id).await.unwrap(), 1),
+        Some(in_flight)
+    );
+    // Delivered: the later change is due at once, and claimed.
+    assert_eq!(
+        hooks
+            .record_attempts("sender", &[delivered(&claimed[0].key)])
+            .await
+            .unwrap(),
+        [true]
+    );
+    let claimed = hooks.claim_due("other", LEASE, 128).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].key.version, 1);
+}
