@@ -14,8 +14,9 @@ use rp_transport::BoxFuture;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 
+use super::SqliteLedger;
 use super::rows::{self, EVENT_COLUMNS, MUTABLE_COLUMNS, RECORD_COLUMNS};
-use super::{Job, SqliteLedger, Write};
+use super::writer::{Job, Write};
 
 /// The payouts of one project in an [`SqliteLedger`].
 #[derive(Debug, Clone)]
