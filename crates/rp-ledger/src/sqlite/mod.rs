@@ -12,6 +12,7 @@
 
 mod access;
 mod batch;
+mod delivery;
 mod rows;
 mod schema;
 mod store;
