@@ -9,7 +9,7 @@ use rp_transport::BoxFuture;
 use tokio_postgres::Row;
 
 use super::PostgresLedger;
-use super::batch::{column, execute, failed, query};
+use super::sql::{column, execute, failed, query};
 use crate::access::{AccessStore, ApiKey, OperatorAccount, Role, Session, unknown_role};
 use crate::stored::{nanos, time};
 

@@ -3,7 +3,7 @@
 //! (`clock_timestamp()`), shared by every instance on every machine. A claim is one statement
 //! whose choice of rows skips the rows another claim is taking (`FOR UPDATE SKIP LOCKED`), so
 //! concurrent workers neither wait for each other nor get the same row; a registration is one
-//! transaction, its rows inserted in chunks.
+//! transaction, its rows inserted in chunks (`register.rs`).
 
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
@@ -14,10 +14,10 @@ use rp_payout::Error;
 use rp_transport::BoxFuture;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::Row;
-use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::types::ToSql;
 
 use super::PostgresLedger;
-use super::connect::describe;
+use super::sql::{column, execute, failed, query};
 use crate::batch::{
     self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, HeldRow, LabelCount,
     NewBatch, NewBatchRow, Registered, RowSource, signed, unsigned,
@@ -27,26 +27,9 @@ use crate::stored::{nanos, time};
 /// The batches of one project in a [`PostgresLedger`].
 #[derive(Debug, Clone)]
 pub struct PostgresBatches {
-    ledger: PostgresLedger,
-    project: i64,
+    pub(super) ledger: PostgresLedger,
+    pub(super) project: i64,
 }
-
-/// Rows inserted by one statement of a registration, at most.
-const CHUNK_ROWS: usize = 1000;
-
-/// Bytes of cells inserted by one statement of a registration, about (a chunk stops growing
-/// once it holds this much).
-const CHUNK_BYTES: usize = 4 << 20;
-
-/// A registration of at least this many rows then refreshes the planner's statistics
-/// ([`ANALYZE`]).
-const ANALYZE_ROWS: usize = 10_000;
-
-/// Run after registering a large batch, outside its transaction. Until the statistics know
-/// the batch (autovacuum's next look: a minute or more), the planner takes it for a couple of
-/// rows, and a claim or a finish scans the whole batch (40 ms a claim at 100,000 rows,
-/// instead of 1 ms). A sample of at most 30,000 rows by default; no lock that writes wait for.
-const ANALYZE: &str = "ANALYZE rp_ledger.batch_rows";
 
 /// `now.t`: the server's clock, read once per statement, in nanoseconds since the Unix epoch
 /// (microsecond resolution). A volatile CTE, so never inlined: one value for every row.
@@ -55,25 +38,6 @@ const NOW: &str =
 
 const INFO_COLUMNS: &str =
     "batch_id, file_name, delimiter, header, rows, valid_rows, totals, created_at, limits, paused";
-
-/// The batch, unless registered: `$1` project, `$2` ID, `$3` file name, `$4` delimiter,
-/// `$5` header, `$6` rows, `$7` valid rows, `$8` totals, `$9` limits; registered now on the
-/// server's clock.
-const INSERT_BATCH: &str = "INSERT INTO rp_ledger.batches (project_id, batch_id, file_name, \
-     delimiter, header, rows, valid_rows, totals, limits, created_at) VALUES ($1, $2, $3, $4, \
-     $5, $6, $7, $8, $9, (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint) \
-     ON CONFLICT (project_id, batch_id) DO NOTHING";
-
-/// A chunk of rows, one array per column: `$1` project, `$2` batch, then row numbers, lines,
-/// payment IDs, validity, cells, problems and request hashes. An invalid row is done from
-/// the start.
-const INSERT_ROWS: &str = "INSERT INTO rp_ledger.batch_rows (project_id, batch_id, row_no, \
-     line, payment_id, valid, cells, problems, request_sha256, done) \
-     SELECT $1, $2, r.row_no, r.line, r.payment_id, r.valid, r.cells, r.problems, \
-     r.request_sha256, NOT r.valid \
-     FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::boolean[], $7::bytea[], \
-     $8::text[], $9::text[]) AS r (row_no, line, payment_id, valid, cells, problems, \
-     request_sha256)";
 
 /// The owners holding live claims on a batch, with how many rows each holds: `$1` project,
 /// `$2` batch.
@@ -174,19 +138,6 @@ const HELD: &str = "SELECT payment_id, batch_id, line, request_sha256 \
      FROM rp_ledger.batch_rows WHERE project_id = $1 AND payment_id = ANY($3) AND valid \
      AND batch_id <> $2";
 
-/// A failed statement as the store error of `what`.
-pub(super) fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
-    move |e| Error::store(what, describe(&e))
-}
-
-/// Column `index` of `row`, or what is wrong with it.
-pub(super) fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, String> {
-    row.try_get(index).map_err(|e| {
-        let name = row.columns().get(index).map_or("?", |c| c.name());
-        format!("column {name}: {}", describe(&e))
-    })
-}
-
 /// A [`BatchInfo`] from a row of [`INFO_COLUMNS`].
 fn info(row: &Row) -> Result<BatchInfo, String> {
     let totals: String = column(row, 6)?;
@@ -215,31 +166,6 @@ fn limit(n: usize) -> i64 {
 /// A lease in nanoseconds, to add to the server's clock.
 fn lease_nanos(lease: Duration) -> i64 {
     i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX)
-}
-
-/// Runs a prepared, cached statement on `client`; its rows.
-pub(super) async fn query(
-    client: &impl GenericClient,
-    what: &str,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, Error> {
-    let statement = client.prepare_cached(sql).await.map_err(failed(what))?;
-    client.query(&statement, params).await.map_err(failed(what))
-}
-
-/// Runs a prepared, cached statement on `client`; how many rows it changed.
-pub(super) async fn execute(
-    client: &impl GenericClient,
-    what: &str,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, Error> {
-    let statement = client.prepare_cached(sql).await.map_err(failed(what))?;
-    client
-        .execute(&statement, params)
-        .await
-        .map_err(failed(what))
 }
 
 /// The owners holding live claims on batch `id`, with how many rows each holds.
@@ -289,7 +215,7 @@ async fn progress(
 /// A transaction on `client`: `READ COMMITTED` to write, whatever the server's default; a
 /// read-only `REPEATABLE READ` one to read (one snapshot for every statement of a batch's
 /// progress, or of a list).
-async fn begin<'c>(
+pub(super) async fn begin<'c>(
     client: &'c mut Client,
     what: &str,
     read: bool,
@@ -308,131 +234,12 @@ async fn begin<'c>(
         .map_err(failed(what))
 }
 
-/// A chunk of rows to register, one vector per column of [`INSERT_ROWS`].
-#[derive(Default)]
-struct Chunk {
-    row_no: Vec<i64>,
-    line: Vec<i64>,
-    payment_id: Vec<Option<String>>,
-    valid: Vec<bool>,
-    cells: Vec<Vec<u8>>,
-    problems: Vec<Option<String>>,
-    request_sha256: Vec<Option<String>>,
-}
-
-impl Chunk {
-    /// The next rows of `rows`, up to [`CHUNK_ROWS`] (or about [`CHUNK_BYTES`] of cells);
-    /// none when the rows are over.
-    fn read(rows: &mut RowSource) -> Result<Chunk, String> {
-        let mut chunk = Chunk::default();
-        let mut bytes = 0;
-        while chunk.row_no.len() < CHUNK_ROWS && bytes < CHUNK_BYTES {
-            let Some(row) = rows.next() else {
-                break;
-            };
-            let row: NewBatchRow = row?;
-            bytes += row.cells.len();
-            chunk.row_no.push(signed(row.row));
-            chunk.line.push(signed(row.line));
-            chunk.payment_id.push(row.payment_id);
-            chunk.valid.push(row.valid);
-            chunk.cells.push(row.cells);
-            chunk.problems.push(row.problems);
-            chunk.request_sha256.push(row.request_sha256);
-        }
-        Ok(chunk)
-    }
-}
-
-/// Reads the next chunk of `rows` off the async threads (the source may read a file); the
-/// source comes back with it.
-fn read_chunk(mut rows: RowSource) -> tokio::task::JoinHandle<(RowSource, Result<Chunk, String>)> {
-    tokio::task::spawn_blocking(move || {
-        let chunk = Chunk::read(&mut rows);
-        (rows, chunk)
-    })
-}
-
 impl PostgresBatches {
     pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresBatches {
         PostgresBatches {
             ledger,
             project: i64::try_from(project.get()).unwrap_or(i64::MAX),
         }
-    }
-
-    async fn register_batch(&self, new: NewBatch, rows: RowSource) -> Result<Registered, Error> {
-        batch::check_id(&new.id)?;
-        let what = format!("register batch {}", new.id);
-        let mut client = self.ledger.client(&what).await?;
-        let tx = begin(&mut client, &what, false).await?;
-        // A concurrent registration of the same batch holds its key until it commits (then
-        // this inserts nothing) or rolls back (then this inserts it).
-        let (delimiter, totals) = (i16::from(new.delimiter), batch::pairs_text(&new.totals));
-        let limits = batch::pairs_text(&new.limits);
-        let (rows_count, valid) = (signed(new.rows), signed(new.valid_rows));
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &self.project,
-            &new.id,
-            &new.file_name,
-            &delimiter,
-            &new.header,
-            &rows_count,
-            &valid,
-            &totals,
-            &limits,
-        ];
-        let inserted = execute(&tx, &what, INSERT_BATCH, &params).await?;
-        if inserted == 0 {
-            // Nothing written; the transaction is rolled back as it is dropped.
-            return Ok(Registered::Existing);
-        }
-        let statement = tx
-            .prepare_cached(INSERT_ROWS)
-            .await
-            .map_err(failed(&what))?;
-        // The next chunk is read while the previous one is inserted.
-        let mut next = read_chunk(rows);
-        let mut written = 0;
-        loop {
-            let (rows, chunk) = next.await.map_err(|e| {
-                Error::store(&what, format!("the task reading the rows failed: {e}"))
-            })?;
-            // An error of the rows rolls everything back (the transaction is dropped).
-            let chunk = chunk.map_err(|reason| Error::store(&what, reason))?;
-            if chunk.row_no.is_empty() {
-                break;
-            }
-            next = read_chunk(rows);
-            written += chunk.row_no.len();
-            let params: [&(dyn ToSql + Sync); 9] = [
-                &self.project,
-                &new.id,
-                &chunk.row_no,
-                &chunk.line,
-                &chunk.payment_id,
-                &chunk.valid,
-                &chunk.cells,
-                &chunk.problems,
-                &chunk.request_sha256,
-            ];
-            tx.execute(&statement, &params)
-                .await
-                .map_err(failed(&what))?;
-        }
-        tx.commit().await.map_err(failed(&what))?;
-        if written >= ANALYZE_ROWS {
-            // Not part of the registration: its failure is only logged.
-            if let Err(e) = client.batch_execute(ANALYZE).await {
-                tracing::warn!(
-                    batch = %new.id,
-                    error = %describe(&e),
-                    "ledger: could not refresh the statistics of rp_ledger.batch_rows after \
-                     registering a batch; its claims may be slow until autovacuum does"
-                );
-            }
-        }
-        Ok(Registered::New)
     }
 
     async fn claim_rows(

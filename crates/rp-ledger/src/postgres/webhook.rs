@@ -13,8 +13,8 @@ use rp_transport::BoxFuture;
 use tokio_postgres::Row;
 
 use super::PostgresLedger;
-use super::batch::{column, execute, failed, query};
 use super::rows;
+use super::sql::{column, execute, failed, query};
 use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, time, version};
 use crate::webhook::{
     AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryInfo, DeliveryKey,
