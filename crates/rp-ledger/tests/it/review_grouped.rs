@@ -63,6 +63,29 @@ async fn insert_many(ledger: &Ledger, project: ProjectId, prefix: &str, n: u64) 
     }
 }
 
+/// A file ledger in a fresh directory named `name`.
+async fn outbox(name: &str) -> Ledger {
+    let dir = crate::scratch(name);
+    Ledger::open(&url(&dir.join("ledger.db"))).await.unwrap()
+}
+
+/// One more change of payout `id`: to `Unknown` (a delivery per endpoint).
+async fn to_unknown(store: &dyn rp_payout::PayoutStore, id: &rp_model::PaymentId) {
+    let r = store.get(id).await.unwrap().unwrap();
+    let mut next = r.clone();
+    next.state = PayoutState::Unknown;
+    let event = PayoutEvent::new(
+        SystemTime::now(),
+        EventSource::Call,
+        Some(r.state.clone()),
+        PayoutState::Unknown,
+    );
+    assert!(matches!(
+        store.update(r.version, next, event).await.unwrap(),
+        Updated::Done(_)
+    ));
+}
+
 fn next_of(deliveries: &[rp_ledger::DeliveryInfo], version: u64) -> Option<SystemTime> {
     deliveries
         .iter()
@@ -83,8 +106,7 @@ fn next_of(deliveries: &[rp_ledger::DeliveryInfo], version: u64) -> Option<Syste
 /// makes them due again at once. (Not timed: the due times are what the claim reads.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_set_aside_what_they_cannot_take() {
-    let dir = crate::scratch("review-grouped-aside");
-    let ledger = Ledger::open(&url(&dir.join("ledger.db"))).await.unwrap();
+    let ledger = outbox("review-grouped-aside").await;
     let project = ProjectId::new(9301).unwrap();
     let hooks = ledger.webhooks(project);
     let store = ledger.store(project);
@@ -107,19 +129,7 @@ async fn claims_set_aside_what_they_cannot_take() {
     // Each payout changes again: a second delivery, blocked behind the first.
     for i in 0..2 {
         let id = rp_model::PaymentId::new(format!("blk-{i}")).unwrap();
-        let r = store.get(&id).await.unwrap().unwrap();
-        let mut next = r.clone();
-        next.state = PayoutState::Unknown;
-        let event = PayoutEvent::new(
-            SystemTime::now(),
-            EventSource::Call,
-            Some(r.state.clone()),
-            PayoutState::Unknown,
-        );
-        assert!(matches!(
-            store.update(r.version, next, event).await.unwrap(),
-            Updated::Done(_)
-        ));
+        to_unknown(store.as_ref(), &id).await;
     }
     let id = rp_model::PaymentId::new("blk-0").unwrap();
     let before = hooks.deliveries(&id).await.unwrap();
@@ -324,8 +334,7 @@ async fn two_handles_claim_each_delivery_once_and_in_order_while_payouts_are_wri
 /// (`exclusive`) but also killed the writer; now it also takes the payouts queued beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_grouped_write_fails_alone_and_the_writer_goes_on() {
-    let dir = crate::scratch("review-grouped-panic");
-    let ledger = Ledger::open(&url(&dir.join("ledger.db"))).await.unwrap();
+    let ledger = outbox("review-grouped-panic").await;
     let project = ProjectId::new(9303).unwrap();
     let hooks = ledger.webhooks(project);
     hooks
@@ -355,11 +364,11 @@ async fn a_panicking_grouped_write_fails_alone_and_the_writer_goes_on() {
 /// delivery pulls it forward.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_makes_its_deliveries_due_at_the_end_of_the_lease() {
-    let dir = crate::scratch("review-grouped-in-flight");
-    let ledger = Ledger::open(&url(&dir.join("ledger.db"))).await.unwrap();
-    let project = ProjectId::new(9302).unwrap();
-    let hooks = ledger.webhooks(project);
-    let store = ledger.store(project);
+    let (ledger, project) = (
+        outbox("review-grouped-in-flight").await,
+        ProjectId::new(9302).unwrap(),
+    );
+    let (hooks, store) = (ledger.webhooks(project), ledger.store(project));
     hooks
         .add_endpoint("https://merchant.example/hooks", "whsec_eA==")
         .await
@@ -375,19 +384,7 @@ async fn a_claim_makes_its_deliveries_due_at_the_end_of_the_lease() {
         "in flight, due at {in_flight:?}; the lease ends about {lease_end:?}"
     );
     // A later change, blocked behind it: a claim sets it aside until the lease ends.
-    let r = store.get(&id).await.unwrap().unwrap();
-    let mut next = r.clone();
-    next.state = PayoutState::Unknown;
-    let event = PayoutEvent::new(
-        SystemTime::now(),
-        EventSource::Call,
-        Some(r.state.clone()),
-        PayoutState::Unknown,
-    );
-    assert!(matches!(
-        store.update(r.version, next, event).await.unwrap(),
-        Updated::Done(_)
-    ));
+    to_unknown(store.as_ref(), &id).await;
     assert!(
         hooks
             .claim_due("other", LEASE, 128)
