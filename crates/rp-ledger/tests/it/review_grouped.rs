@@ -364,10 +364,8 @@ async fn a_panicking_grouped_write_fails_alone_and_the_writer_goes_on() {
 /// delivery pulls it forward.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_makes_its_deliveries_due_at_the_end_of_the_lease() {
-    let (ledger, project) = (
-        outbox("review-grouped-in-flight").await,
-        ProjectId::new(9302).unwrap(),
-    );
+    let ledger = outbox("review-grouped-in-flight").await;
+    let project = ProjectId::new(9302).unwrap();
     let (hooks, store) = (ledger.webhooks(project), ledger.store(project));
     hooks
         .add_endpoint("https://merchant.example/hooks", "whsec_eA==")
