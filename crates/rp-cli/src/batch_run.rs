@@ -154,6 +154,16 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     match registered {
         Registered::New => eprintln!("batch {batch} registered in the ledger"),
         Registered::Existing => eprintln!("batch {batch} is in the ledger already: resuming it"),
+        Registered::Clashes(found) => {
+            for clash in found.iter().filter_map(run::Clash::of_registration) {
+                println!("{clash}");
+            }
+            return Err(Failure::usage(format!(
+                "{file}: {} row(s) use a payment ID another batch, registered since the check, \
+                 holds for a different payout; nothing was registered or sent",
+                found.len()
+            )));
+        }
     }
     // Every worker holds the batch to the limits it was confirmed with, and to its own.
     let applied = runtime

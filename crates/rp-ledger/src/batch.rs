@@ -95,12 +95,38 @@ impl fmt::Debug for NewBatchRow {
 pub type RowSource = Box<dyn Iterator<Item = Result<NewBatchRow, String>> + Send>;
 
 /// The answer to [`BatchStore::register`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
     /// The batch and all its rows were written.
     New,
     /// The batch was already registered (nothing was written; the rows were not read).
     Existing,
+    /// Nothing was written: valid rows of the batch use payment IDs the ledger holds for
+    /// different payouts: a recorded payout (another request, or the merchant's metadata),
+    /// or, when none is recorded, a valid row of another batch (two batches that would pay two
+    /// payouts under one ID; whichever paid second would find a conflict). At most
+    /// [`MAX_CLASHES`], in row order. Checked in the registration's transaction, so that of
+    /// two batches registered at the same moment, the second sees the first (and what the
+    /// first paid meanwhile).
+    Clashes(Vec<RowClash>),
+}
+
+/// Clashes [`Registered::Clashes`] lists, at most.
+pub const MAX_CLASHES: usize = 100;
+
+/// A row of a batch being registered whose payment ID the ledger holds for a different
+/// payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RowClash {
+    /// The row (1-based, non-blank rows after the header).
+    pub row: u64,
+    /// The line of the file it starts on.
+    pub line: u64,
+    /// Its payment ID.
+    pub payment_id: String,
+    /// The other batch's row holding it; `None`: a recorded payout does.
+    pub held_by: Option<HeldRow>,
 }
 
 /// A registered batch: what [`NewBatch`] said of it, and when it was registered.
@@ -259,7 +285,8 @@ pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 /// statement (after reading who holds live claims, to tell the dead from the living).
 pub trait BatchStore: Send + Sync + fmt::Debug {
     /// Registers `batch` with every row `rows` yields, in one transaction, unless a batch with
-    /// its ID is registered already ([`Registered::Existing`]: nothing is read or written).
+    /// its ID is registered already ([`Registered::Existing`]: nothing is read or written), or
+    /// its payment IDs clash with another batch's ([`Registered::Clashes`]: nothing written).
     ///
     /// # Errors
     /// [`Error::Store`]: the ledger failed, or `rows` yielded an error (nothing is written).

@@ -70,8 +70,9 @@ pub use access::{
     AccessStore, ApiKey, MAX_OPERATOR_NAME, OperatorAccount, Role, Session, check_operator_name,
 };
 pub use batch::{
-    BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, HeldRow,
-    MAX_HELD_QUERY, MAX_LEASE, NewBatch, NewBatchRow, Registered, RowSource, request_sha256,
+    BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, HeldRow, MAX_CLASHES,
+    MAX_HELD_QUERY, MAX_LEASE, NewBatch, NewBatchRow, Registered, RowClash, RowSource,
+    request_sha256,
 };
 pub use error::LedgerError;
 #[cfg(feature = "postgres")]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use rp_ledger::{BatchStore, HeldRow, MAX_HELD_QUERY};
+use rp_ledger::{BatchStore, HeldRow, MAX_HELD_QUERY, RowClash};
 use rp_model::{PaymentId, ProjectId};
 use rp_payout::PayoutStore;
 
@@ -17,6 +17,8 @@ use crate::reader::{BatchReader, Record};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Clash {
+    /// The row (1-based, non-blank rows after the header: the item of a JSON batch).
+    pub row: u64,
     /// The line.
     pub line: u64,
     /// The payment ID.
@@ -40,30 +42,58 @@ pub enum Holder {
     },
 }
 
+impl Clash {
+    /// A clash the ledger found registering a batch ([`rp_ledger::Registered::Clashes`]).
+    /// `None` for a payment ID that is not one (a ledger's rows are written valid).
+    pub fn of_registration(clash: &RowClash) -> Option<Clash> {
+        Some(Clash {
+            row: clash.row,
+            line: clash.line,
+            payment_id: PaymentId::new(clash.payment_id.clone()).ok()?,
+            holder: match &clash.held_by {
+                Some(held) => Holder::Batch {
+                    batch: held.batch_id.clone(),
+                    line: held.line,
+                },
+                None => Holder::Payout,
+            },
+        })
+    }
+
+    /// What is wrong, without where: "ID is held by … for a different payout; give this row a
+    /// new payment ID".
+    pub fn reason(&self) -> String {
+        let holder = match &self.holder {
+            Holder::Payout => "already in the ledger".to_owned(),
+            Holder::Batch { batch, line } => {
+                let short = batch.get(..20).unwrap_or(batch);
+                format!("held by batch {short} (its line {line})")
+            }
+        };
+        format!(
+            "{} is {holder} for a different payout (phone, amount, customer or parameters differ); give this row a new payment ID",
+            self.payment_id
+        )
+    }
+}
+
 impl fmt::Display for Clash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "line {}, column payment_id: {} is ",
-            self.line, self.payment_id
-        )?;
-        match &self.holder {
-            Holder::Payout => f.write_str("already in the ledger")?,
-            Holder::Batch { batch, line } => {
-                let short = batch.get(..20).unwrap_or(batch);
-                write!(f, "held by batch {short} (its line {line})")?;
-            }
-        }
-        f.write_str(
-            " for a different payout (phone, amount, customer or parameters differ); give this row a new payment ID",
+            "line {}, column payment_id: {}",
+            self.line,
+            self.reason()
         )
     }
 }
 
 /// Before a tenge moves: every valid row whose payment ID is held for a different payout,
-/// by the payouts `store` records (of `project`), or by a valid row of another batch in
-/// `batches` (paid or not yet: two batches accepted with one payment ID for two payouts
-/// would pay only the first to run, and show the other's row as a conflict only then). A
+/// by the payouts `store` records (of `project`), or, when none is recorded under it, by a
+/// valid row of another batch in `batches` (two batches accepted with one payment ID for two
+/// payouts would pay only the first to run, and show the other's row as a conflict only
+/// then). Registration checks the batches again, atomically
+/// ([`rp_ledger::Registered::Clashes`]): this is what an operator sees before confirming. A
 /// payout is different when its request differs from the row's, or when it carries the
 /// merchant's metadata (a row carries none: the API refuses the same payment ID with other
 /// metadata, and so does a batch). Reads the file once more, checking it is still batch
@@ -86,18 +116,21 @@ pub async fn preflight(
             continue;
         };
         let request = row.payout.to_request(project);
-        if let Some(existing) = store.get(row.payout.payment_id()).await?
-            && (existing.request != request || existing.metadata.is_some())
-        {
-            clashes.push(Clash {
-                line: row.line,
-                payment_id: row.payout.payment_id().clone(),
-                holder: Holder::Payout,
-            });
+        // A recorded payout decides whose the ID is: the row is it, or clashes with it; other
+        // batches' rows holding the ID for another payout are then conflicts, never paid.
+        if let Some(existing) = store.get(row.payout.payment_id()).await? {
+            if existing.request != request || existing.metadata.is_some() {
+                clashes.push(Clash {
+                    row: row.row,
+                    line: row.line,
+                    payment_id: row.payout.payment_id().clone(),
+                    holder: Holder::Payout,
+                });
+            }
             continue;
         }
         let hash = rp_ledger::request_sha256(&request)?;
-        pending.push(row.line, row.payout.payment_id().clone(), hash);
+        pending.push(row.row, row.line, row.payout.payment_id().clone(), hash);
         if pending.ids.len() == MAX_HELD_QUERY {
             pending.check(batches, batch, &mut clashes).await?;
         }
@@ -111,13 +144,13 @@ pub async fn preflight(
 #[derive(Default)]
 struct Pending {
     ids: Vec<String>,
-    rows: Vec<(u64, PaymentId, String)>,
+    rows: Vec<(u64, u64, PaymentId, String)>,
 }
 
 impl Pending {
-    fn push(&mut self, line: u64, payment_id: PaymentId, request_sha256: String) {
+    fn push(&mut self, row: u64, line: u64, payment_id: PaymentId, request_sha256: String) {
         self.ids.push(payment_id.as_str().to_owned());
-        self.rows.push((line, payment_id, request_sha256));
+        self.rows.push((row, line, payment_id, request_sha256));
     }
 
     /// Looks the waiting rows up; a row held by another batch's row for another request is a
@@ -138,13 +171,14 @@ impl Pending {
         for row in &held {
             by_id.entry(row.payment_id.as_str()).or_default().push(row);
         }
-        for (line, payment_id, hash) in self.rows.drain(..) {
+        for (row, line, payment_id, hash) in self.rows.drain(..) {
             let other = by_id.get(payment_id.as_str()).and_then(|rows| {
                 rows.iter()
                     .find(|h| h.request_sha256.as_deref() != Some(hash.as_str()))
             });
             if let Some(other) = other {
                 clashes.push(Clash {
+                    row,
                     line,
                     payment_id,
                     holder: Holder::Batch {

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use rp_batch::run::{preflight, register};
+use rp_batch::run::{Clash, preflight, register};
 use rp_batch::{BatchId, RowError, check_file};
 use rp_ledger::{BatchProgress, Registered};
 use rp_model::{Currency, Money};
@@ -293,18 +293,7 @@ async fn checked_and_registered(
     .await
     {
         Ok(clashes) if clashes.is_empty() => {}
-        Ok(clashes) => {
-            let errors: Vec<Value> = clashes
-                .iter()
-                .map(|c| json!({"field": location(c.line, c.line.saturating_sub(1), items.as_deref(), "payment_id"), "message": c.to_string()}))
-                .collect();
-            return problem(
-                StatusCode::CONFLICT,
-                "payment-id-conflict",
-                "some rows use payment IDs the ledger holds for other payouts; nothing was recorded or sent",
-                Some(Value::Array(errors)),
-            );
-        }
+        Ok(clashes) => return clashed(&clashes, items.as_deref()),
         Err(error) => return unavailable(&error.to_string()),
     }
     if check_only {
@@ -320,6 +309,11 @@ async fn checked_and_registered(
             crate::web::upload::start(desk, batch, Arc::new(client));
             StatusCode::ACCEPTED
         }
+        // Another batch registered since the preflight holds some of its payment IDs.
+        Ok(Registered::Clashes(found)) => {
+            let clashes: Vec<Clash> = found.iter().filter_map(Clash::of_registration).collect();
+            return clashed(&clashes, items.as_deref());
+        }
         // Registered by a request at the same moment: the batch as it stands.
         Ok(_) => StatusCode::OK,
         Err(error) => return unavailable(&error.to_string()),
@@ -329,6 +323,29 @@ async fn checked_and_registered(
         Ok(None) => unavailable("the batch was registered but cannot be read back"),
         Err(error) => unavailable(&error.to_string()),
     }
+}
+
+/// 409: rows use payment IDs the ledger holds for other payouts, each named where it is
+/// (`line 4, column payment_id`; `[2].payment_id` in a JSON array, its message without the
+/// line).
+fn clashed(clashes: &[Clash], items: Option<&[usize]>) -> Response {
+    let errors: Vec<Value> = clashes
+        .iter()
+        .map(|c| {
+            let message = if items.is_some() {
+                c.reason()
+            } else {
+                c.to_string()
+            };
+            json!({"field": location(c.line, c.row, items, "payment_id"), "message": message})
+        })
+        .collect();
+    problem(
+        StatusCode::CONFLICT,
+        "payment-id-conflict",
+        "some rows use payment IDs the ledger holds for other payouts; nothing was recorded or sent",
+        Some(Value::Array(errors)),
+    )
 }
 
 /// Where a row problem is: `line 4, column amount` in a file; `[2].amount` in a JSON array.

@@ -71,12 +71,6 @@ pub fn router(desk: Desk) -> Router {
         .route("/payouts", post(payout_form::submit))
         .route("/batches", get(batches::list))
         .route("/batches/new", get(upload::new))
-        .route(
-            "/batches/upload",
-            post(upload::upload).layer(DefaultBodyLimit::max(
-                desk.settings().max_upload_bytes.saturating_add(64 * 1024),
-            )),
-        )
         .route("/batches/{id}/confirm", post(upload::confirm))
         .route("/batches/{id}/resume", post(batches::resume))
         .route("/batches/{id}", get(batches::show))
@@ -116,6 +110,7 @@ pub fn router(desk: Desk) -> Router {
         .merge(crate::api::router(desk.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn(read_form_in_time))
+        .merge(upload_router(desk.clone()))
         .merge(crate::api::batch_upload_router(desk.clone()))
         .layer(middleware::from_fn(crate::api::problems_only))
         .layer(middleware::from_fn_with_state(
@@ -123,6 +118,18 @@ pub fn router(desk: Desk) -> Router {
             headers_and_timing,
         ))
         .with_state(desk)
+}
+
+/// The console's file upload, which streams to disk (each piece in time, up to the upload
+/// limit): outside the layer that reads every other body whole within 64 KiB.
+fn upload_router(desk: Desk) -> Router<Desk> {
+    let limit = desk.settings().max_upload_bytes.saturating_add(64 * 1024);
+    Router::new()
+        .route(
+            "/batches/upload",
+            post(upload::upload).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route_layer(middleware::from_fn_with_state(desk, require_login))
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -169,14 +176,10 @@ pub(crate) fn unreadable(what: &str, error: &axum::Error) -> (StatusCode, String
     )
 }
 
-/// Reads the body of every request but uploads (which stream to disk, each piece in time)
-/// within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`], before any handler: 408 or 413
-/// otherwise. (Batches through the API are routed around it:
-/// [`crate::api::batch_upload_router`].)
+/// Reads the body of every request within [`BODY_READ_TIMEOUT`] and [`MAX_FORM_BYTES`],
+/// before any handler: 408 or 413 otherwise, whatever its content type. (Uploads, which
+/// stream, are routed around it: [`upload_router`], [`crate::api::batch_upload_router`].)
 async fn read_form_in_time(request: Request, next: Next) -> Response {
-    if crate::auth::is_multipart(request.headers()) {
-        return next.run(request).await;
-    }
     let (parts, body) = request.into_parts();
     let read = axum::body::to_bytes(body, MAX_FORM_BYTES);
     let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {

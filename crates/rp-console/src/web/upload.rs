@@ -351,7 +351,14 @@ pub(crate) async fn confirm(
             let client = desk.client().with_limits(limits).recording_as(me.source());
             start(&desk, batch, Arc::new(client));
         }
-        Ok(_) => {
+        Ok(Registered::Clashes(_)) => {
+            return refuse(
+                &me,
+                StatusCode::CONFLICT,
+                "Another batch registered since the check holds some of these payment IDs for other payouts; nothing was sent. Upload the file again to see them.",
+            );
+        }
+        Ok(Registered::Existing) => {
             tracing::info!(operator = %me.name, batch = %batch, "batch confirmed again: already registered");
         }
         Err(error) => return unavailable(&me, &error.to_string()),

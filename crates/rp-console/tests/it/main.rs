@@ -14,6 +14,7 @@ mod contract;
 mod pages;
 mod review;
 mod review_api2;
+mod review_clash;
 mod review_grouped;
 mod review_submit;
 mod security;

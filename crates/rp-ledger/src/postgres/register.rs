@@ -2,13 +2,18 @@
 //! the rows inserted a chunk at a time (one statement of arrays each) while the next chunk is
 //! read off the async threads.
 
+use std::sync::LazyLock;
+
 use rp_payout::Error;
 use tokio_postgres::types::ToSql;
 
 use super::batch::{PostgresBatches, begin};
 use super::connect::describe;
-use super::sql::{execute, failed};
-use crate::batch::{self, NewBatch, NewBatchRow, Registered, RowSource, signed};
+use super::sql::{column, execute, failed, query};
+use crate::batch::{
+    self, HeldRow, MAX_CLASHES, NewBatch, NewBatchRow, Registered, RowClash, RowSource, signed,
+    unsigned,
+};
 
 /// Rows inserted by one statement of a registration, at most.
 const CHUNK_ROWS: usize = 1000;
@@ -45,6 +50,35 @@ const INSERT_ROWS: &str = "INSERT INTO rp_ledger.batch_rows (project_id, batch_i
      FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::boolean[], $7::bytea[], \
      $8::text[], $9::text[]) AS r (row_no, line, payment_id, valid, cells, problems, \
      request_sha256)";
+
+/// Waits for the project's other registrations to commit (a transaction-level advisory lock on
+/// a key of its own: `$1` project).
+const LOCK_REGISTRATIONS: &str = "SELECT pg_advisory_xact_lock(hashtextextended('rp_ledger.batch_register.' || $1::bigint::text, 0))";
+
+/// The valid rows of batch `$2` whose payment ID the ledger holds for another payout (as the
+/// SQLite ledger's `clashes`): a recorded payout of another request or with metadata, or,
+/// when none is recorded, a valid row of another batch for another request. One per row, in
+/// row order.
+static CLASHES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT DISTINCT ON (row_no) * FROM ( \
+         SELECT r.row_no, r.line, r.payment_id, NULL::text AS batch_id, NULL::bigint AS held_line, \
+         NULL::text AS held_sha256 FROM rp_ledger.batch_rows r JOIN rp_ledger.payouts p \
+         ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
+         WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid \
+         AND (p.request_sha256 IS DISTINCT FROM r.request_sha256 OR p.metadata IS NOT NULL) \
+         UNION ALL \
+         SELECT r.row_no, r.line, r.payment_id, o.batch_id, o.line, o.request_sha256 \
+         FROM rp_ledger.batch_rows r JOIN rp_ledger.batch_rows o \
+         ON o.project_id = r.project_id AND o.payment_id = r.payment_id \
+         WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid \
+         AND o.valid AND o.batch_id <> r.batch_id \
+         AND o.request_sha256 IS DISTINCT FROM r.request_sha256 \
+         AND NOT EXISTS (SELECT 1 FROM rp_ledger.payouts p \
+             WHERE p.project_id = r.project_id AND p.payment_id = r.payment_id) \
+         ) AS c ORDER BY row_no, batch_id LIMIT {MAX_CLASHES}"
+    )
+});
 
 /// A chunk of rows to register, one vector per column of [`INSERT_ROWS`].
 #[derive(Default)]
@@ -102,6 +136,10 @@ impl PostgresBatches {
         let what = format!("register batch {}", new.id);
         let mut client = self.ledger.client(&what).await?;
         let tx = begin(&mut client, &what, false).await?;
+        // One registration of the project at a time, each to its commit: the clash check
+        // below sees every batch registered before it (two at once would not see each other's
+        // uncommitted rows).
+        execute(&tx, &what, LOCK_REGISTRATIONS, &[&self.project]).await?;
         // A concurrent registration of the same batch holds its key until it commits (then
         // this inserts nothing) or rolls back (then this inserts it).
         let (delimiter, totals) = (i16::from(new.delimiter), batch::pairs_text(&new.totals));
@@ -155,6 +193,33 @@ impl PostgresBatches {
             tx.execute(&statement, &params)
                 .await
                 .map_err(failed(&what))?;
+        }
+        let clashes = query(&tx, &what, &CLASHES, &[&self.project, &new.id])
+            .await?
+            .iter()
+            .map(|row| {
+                let payment_id: String = column(row, 2)?;
+                let held_by = match column::<Option<String>>(row, 3)? {
+                    Some(batch_id) => Some(HeldRow {
+                        payment_id: payment_id.clone(),
+                        batch_id,
+                        line: unsigned(column(row, 4)?),
+                        request_sha256: column(row, 5)?,
+                    }),
+                    None => None,
+                };
+                Ok(RowClash {
+                    row: unsigned(column(row, 0)?),
+                    line: unsigned(column(row, 1)?),
+                    payment_id,
+                    held_by,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| Error::store(&what, e))?;
+        if !clashes.is_empty() {
+            // Nothing written: the transaction is rolled back as it is dropped.
+            return Ok(Registered::Clashes(clashes));
         }
         tx.commit().await.map_err(failed(&what))?;
         if written >= ANALYZE_ROWS {

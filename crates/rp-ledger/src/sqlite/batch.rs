@@ -14,7 +14,7 @@ use super::SqliteLedger;
 use super::rows::nanos;
 use crate::batch::{
     self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, HeldRow, LabelCount,
-    NewBatch, NewBatchRow, Registered, RowSource, signed, unsigned,
+    NewBatch, NewBatchRow, Registered, RowClash, RowSource, signed, unsigned,
 };
 use crate::stored::time;
 
@@ -141,6 +141,9 @@ fn register(
 ) -> Result<Registered, Error> {
     let what = format!("register batch {}", new.id);
     let failed = |e: rusqlite::Error| Error::store(&what, e);
+    // Rows clashing with another batch's undo the whole registration (the transaction is the
+    // caller's: it commits what this leaves).
+    conn.execute_batch("SAVEPOINT register").map_err(failed)?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO batches (project_id, batch_id, file_name, delimiter, header, rows, \
@@ -163,6 +166,7 @@ fn register(
         })
         .map_err(failed)?;
     if inserted == 0 {
+        conn.execute_batch("RELEASE register").map_err(failed)?;
         return Ok(Registered::Existing);
     }
     let mut statement = conn
@@ -188,7 +192,69 @@ fn register(
             ])
             .map_err(failed)?;
     }
-    Ok(Registered::New)
+    let clashes = clashes(conn, project, &new.id).map_err(failed)?;
+    if clashes.is_empty() {
+        conn.execute_batch("RELEASE register").map_err(failed)?;
+        return Ok(Registered::New);
+    }
+    conn.execute_batch("ROLLBACK TO register; RELEASE register")
+        .map_err(failed)?;
+    Ok(Registered::Clashes(clashes))
+}
+
+/// The valid rows of batch `id` whose payment ID the ledger holds for another payout: a
+/// recorded payout of another request (or with the merchant's metadata: a row carries none),
+/// or, when none is recorded, a valid row of another batch for another request (the recorded
+/// payout decides whose the ID is: the other batch's row is then a conflict, never paid). One
+/// per row, in row order, at most [`batch::MAX_CLASHES`].
+fn clashes(conn: &Connection, project: i64, id: &str) -> rusqlite::Result<Vec<RowClash>> {
+    let mut found: Vec<RowClash> = Vec::new();
+    let rows = conn
+        .prepare_cached(
+            "SELECT r.row_no, r.line, r.payment_id, NULL, NULL, NULL \
+             FROM batch_rows r JOIN payouts p \
+             ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
+             WHERE r.project_id = ?1 AND r.batch_id = ?2 AND r.valid \
+             AND (p.request_sha256 IS NOT r.request_sha256 OR p.metadata IS NOT NULL) \
+             UNION ALL \
+             SELECT r.row_no, r.line, r.payment_id, o.batch_id, o.line, o.request_sha256 \
+             FROM batch_rows r JOIN batch_rows o INDEXED BY batch_rows_by_payment \
+             ON o.project_id = r.project_id AND o.payment_id = r.payment_id \
+             WHERE r.project_id = ?1 AND r.batch_id = ?2 AND r.valid \
+             AND o.valid AND o.batch_id <> r.batch_id \
+             AND o.request_sha256 IS NOT r.request_sha256 \
+             AND NOT EXISTS (SELECT 1 FROM payouts p \
+                 WHERE p.project_id = r.project_id AND p.payment_id = r.payment_id) \
+             ORDER BY 1 LIMIT ?3",
+        )?
+        .query_map(
+            params![project, id, signed(batch::MAX_CLASHES as u64)],
+            |row| {
+                let payment_id: String = row.get(2)?;
+                let held_by = match row.get::<_, Option<String>>(3)? {
+                    Some(batch_id) => Some(HeldRow {
+                        payment_id: payment_id.clone(),
+                        batch_id,
+                        line: unsigned(row.get(4)?),
+                        request_sha256: row.get(5)?,
+                    }),
+                    None => None,
+                };
+                Ok(RowClash {
+                    row: unsigned(row.get(0)?),
+                    line: unsigned(row.get(1)?),
+                    payment_id,
+                    held_by,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for clash in rows {
+        if found.last().is_none_or(|last| last.row != clash.row) {
+            found.push(clash);
+        }
+    }
+    Ok(found)
 }
 
 /// Claims rows (inside the caller's transaction).

@@ -338,7 +338,10 @@ impl Shared {
 /// Temporary data is mostly the savepoints' journals (each write of a group runs in one, so
 /// that it can fail alone): kept in files, every page a write touched was copied to disk
 /// first, several times a payout. They are never needed after a crash (the WAL is what
-/// recovers), so memory is where they belong.
+/// recovers), so memory is where they belong. Only the writer's connection is configured so:
+/// its sorts are small (a migration's new index aside), while read connections keep SQLite's
+/// default, so that a large read (an export) spills its sort to a file instead of growing in
+/// memory.
 fn configure(conn: &Connection, name: &str) -> Result<(), LedgerError> {
     let fail = |e: rusqlite::Error| schema::classify(name, &e, "configure the ledger");
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;

@@ -98,6 +98,12 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     racing_workers_claim_each_row_once(Arc::clone(&a)).await;
     hostile_ids_are_refused(a.as_ref()).await;
     paused_batches_are_left_alone(ledger.batches(project(555)).as_ref()).await;
+    registration_refuses_payment_ids_another_batch_holds(
+        ledger.batches(project(4323)).as_ref(),
+        ledger.store(project(4323)).as_ref(),
+    )
+    .await;
+    racing_registrations_of_one_payment_id_register_one(ledger.batches(project(4324))).await;
     payment_ids_held_by_other_batches_are_found(
         ledger.batches(project(4321)).as_ref(),
         ledger.batches(project(4322)).as_ref(),
@@ -518,6 +524,130 @@ async fn payment_ids_held_by_other_batches_are_found(
     let error = store.held_elsewhere(&asking, &too_many).await.unwrap_err();
     assert!(error.to_string().contains("at most"), "{error}");
     assert!(store.held_elsewhere(&asking, &[]).await.unwrap().is_empty());
+}
+
+/// Valid rows paying `(payment ID, request hash)`, one per line from line 2.
+fn rows_paying(rows: &[(&str, &str)]) -> RowSource {
+    let rows: Vec<(String, String)> = rows
+        .iter()
+        .map(|(id, hash)| ((*id).to_owned(), (*hash).to_owned()))
+        .collect();
+    Box::new(rows.into_iter().zip(1..).map(|((id, hash), n)| {
+        Ok(NewBatchRow {
+            row: n,
+            line: n + 1,
+            payment_id: Some(id),
+            request_sha256: Some(hash),
+            valid: true,
+            cells: format!("77012345678;100;c{n}").into_bytes(),
+            problems: None,
+        })
+    }))
+}
+
+/// A registration whose rows use payment IDs the ledger holds for other payouts writes
+/// nothing and names them, each row once, in row order: a recorded payout of another request,
+/// or, when none is recorded, another batch's row for another request. The same requests are
+/// no clash, and a recorded payout decides whose an ID is (another batch's row for another
+/// request is then a conflict row, never paid: no clash for the row that is the payout).
+async fn registration_refuses_payment_ids_another_batch_holds(
+    store: &dyn BatchStore,
+    payouts: &dyn PayoutStore,
+) {
+    let (first, second, third) = (batch_id(43), batch_id(44), batch_id(45));
+    let held = rows_paying(&[
+        ("h-1", "aa"),
+        ("h-2", "bb"),
+        ("h-3", "cc"),
+        ("h-paid", "dd"),
+    ]);
+    let registered = store.register(new_batch(&first, 4, &[]), held).await;
+    assert_eq!(registered.unwrap(), Registered::New);
+    // h-paid is recorded, for another request than the first batch's row.
+    let paid = record("h-paid", "77012345678", 100, 0);
+    let paid_hash = rp_ledger::request_sha256(&paid.request).unwrap();
+    let event = PayoutEvent::new(
+        paid.created_at,
+        EventSource::Call,
+        None,
+        PayoutState::Created,
+    );
+    let inserted = payouts.insert(paid, event, rp_model::Limits::NONE).await;
+    assert!(matches!(inserted.unwrap(), Inserted::New(_)));
+
+    let clashing = rows_paying(&[
+        ("h-1", "aa"),
+        ("h-2", "XX"),
+        ("new", "ee"),
+        ("h-3", "YY"),
+        ("h-paid", "ZZ"),
+    ]);
+    let answer = store.register(new_batch(&second, 5, &[]), clashing).await;
+    let Registered::Clashes(clashes) = answer.unwrap() else {
+        panic!("registered with clashing payment IDs");
+    };
+    let found: Vec<(u64, u64, &str, Option<(&str, u64)>)> = clashes
+        .iter()
+        .map(|c| {
+            let held = c.held_by.as_ref().map(|h| (h.batch_id.as_str(), h.line));
+            (c.row, c.line, c.payment_id.as_str(), held)
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (2, 3, "h-2", Some((first.as_str(), 3))),
+            (4, 5, "h-3", Some((first.as_str(), 4))),
+            (5, 6, "h-paid", None),
+        ]
+    );
+    assert_eq!(
+        store.progress(&second).await.unwrap(),
+        None,
+        "nothing written"
+    );
+
+    // The same requests, and the recorded payout itself: registered.
+    let same = rows_paying(&[("h-1", "aa"), ("h-2", "bb"), ("h-paid", &paid_hash)]);
+    let registered = store.register(new_batch(&third, 3, &[]), same).await;
+    assert_eq!(registered.unwrap(), Registered::New);
+}
+
+/// Two batches registered at the same moment, each of 2,000 rows with one payment ID for two
+/// different payouts: one is registered, the other sees it (its transaction waits for the
+/// first's) and writes nothing.
+async fn racing_registrations_of_one_payment_id_register_one(store: Arc<dyn BatchStore>) {
+    const ROWS: u64 = 2_000;
+    let mut tasks = Vec::new();
+    for (n, hash) in [(46u8, "one"), (47, "two")] {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let id = batch_id(n);
+            let rows: Vec<(String, String)> = (0..ROWS)
+                .map(|r| match r {
+                    // The shared ID last: inserted after most of the other's rows.
+                    r if r == ROWS - 1 => ("race-shared".to_owned(), hash.to_owned()),
+                    r => (format!("race-{n}-{r}"), "h".to_owned()),
+                })
+                .collect();
+            let refs: Vec<(&str, &str)> =
+                rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            store
+                .register(new_batch(&id, ROWS, &[]), rows_paying(&refs))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let new = answers.iter().filter(|a| **a == Registered::New).count();
+    let clashed = answers
+        .iter()
+        .filter(|a| matches!(a, Registered::Clashes(c) if c.len() == 1 && c[0].row == ROWS))
+        .count();
+    assert_eq!((new, clashed), (1, 1), "{answers:?}");
 }
 
 async fn hostile_ids_are_refused(store: &dyn BatchStore) {
