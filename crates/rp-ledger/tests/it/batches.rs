@@ -586,21 +586,22 @@ async fn registration_refuses_payment_ids_another_batch_holds(
     let Registered::Clashes(clashes) = answer.unwrap() else {
         panic!("registered with clashing payment IDs");
     };
-    let found: Vec<(u64, u64, &str, Option<(&str, u64)>)> = clashes
+    // Row, line, payment ID, and who holds it: another batch's row (its line), or a payout.
+    let found: Vec<String> = clashes
         .iter()
-        .map(|c| {
-            let held = c.held_by.as_ref().map(|h| (h.batch_id.as_str(), h.line));
-            (c.row, c.line, c.payment_id.as_str(), held)
+        .map(|c| match &c.held_by {
+            Some(h) => format!(
+                "{} {} {} {} {}",
+                c.row,
+                c.line,
+                c.payment_id,
+                &h.batch_id[..2],
+                h.line
+            ),
+            None => format!("{} {} {} payout", c.row, c.line, c.payment_id),
         })
         .collect();
-    assert_eq!(
-        found,
-        [
-            (2, 3, "h-2", Some((first.as_str(), 3))),
-            (4, 5, "h-3", Some((first.as_str(), 4))),
-            (5, 6, "h-paid", None),
-        ]
-    );
+    assert_eq!(found, ["2 3 h-2 2b 3", "4 5 h-3 2b 4", "5 6 h-paid payout"]);
     assert_eq!(
         store.progress(&second).await.unwrap(),
         None,
