@@ -121,7 +121,9 @@ pub fn router(desk: Desk) -> Router {
 }
 
 /// The console's file upload, which streams to disk (each piece in time, up to the upload
-/// limit): outside the layer that reads every other body whole within 64 KiB.
+/// limit): outside the layer that reads every other body whole within 64 KiB. Only a
+/// `multipart/form-data` body is taken, refused before anything reads it otherwise (the
+/// sign-in check would read a form's body for its token, with no time limit here).
 fn upload_router(desk: Desk) -> Router<Desk> {
     let limit = desk.settings().max_upload_bytes.saturating_add(64 * 1024);
     Router::new()
@@ -130,6 +132,20 @@ fn upload_router(desk: Desk) -> Router<Desk> {
             post(upload::upload).layer(DefaultBodyLimit::max(limit)),
         )
         .route_layer(middleware::from_fn_with_state(desk, require_login))
+        .route_layer(middleware::from_fn(multipart_only))
+}
+
+/// 415 for a request that is not `multipart/form-data`, before its body is read.
+async fn multipart_only(request: Request, next: Next) -> Response {
+    if crate::auth::is_multipart(request.headers()) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        [(header::CONNECTION, "close")],
+        "send the file as multipart/form-data",
+    )
+        .into_response()
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> Response {

@@ -157,12 +157,19 @@ async fn receive(
 ) -> Result<(PathBuf, String), Received> {
     let max = desk.settings().max_upload_bytes;
     loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => return Err(Received::Refused("no file was sent".to_owned())),
-            Err(error) => {
+        // The next part's headers (and the rest of a part skipped) in time too.
+        let field = match tokio::time::timeout(UPLOAD_IDLE_TIMEOUT, multipart.next_field()).await {
+            Ok(Ok(Some(field))) => field,
+            Ok(Ok(None)) => return Err(Received::Refused("no file was sent".to_owned())),
+            Ok(Err(error)) => {
                 return Err(Received::Refused(format!(
                     "the upload is not a readable form: {error}"
+                )));
+            }
+            Err(_) => {
+                return Err(Received::Refused(format!(
+                    "the upload stalled for {} s",
+                    UPLOAD_IDLE_TIMEOUT.as_secs()
                 )));
             }
         };

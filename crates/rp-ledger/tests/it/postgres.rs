@@ -24,6 +24,7 @@ use tokio_postgres::NoTls;
 mod batched;
 mod review3;
 mod review_clash;
+mod review_reg;
 mod review_webhooks;
 
 const HOW: &str = "run `cargo xtask test-postgres` (or `cargo xtask ci`), which starts a throwaway \
