@@ -3,7 +3,9 @@
 //! read off the async threads.
 
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
+use deadpool_postgres::Transaction;
 use rp_payout::Error;
 use tokio_postgres::types::ToSql;
 
@@ -51,9 +53,13 @@ const INSERT_ROWS: &str = "INSERT INTO rp_ledger.batch_rows (project_id, batch_i
      $8::text[], $9::text[]) AS r (row_no, line, payment_id, valid, cells, problems, \
      request_sha256)";
 
-/// Waits for the project's other registrations to commit (a transaction-level advisory lock on
-/// a key of its own: `$1` project).
-const LOCK_REGISTRATIONS: &str = "SELECT pg_advisory_xact_lock(hashtextextended('rp_ledger.batch_register.' || $1::bigint::text, 0))";
+/// Takes the project's registration lock for the transaction, if no other registration holds
+/// it (a transaction-level advisory lock on a key of its own: `$1` project): whether it did.
+const TRY_LOCK_REGISTRATIONS: &str = "SELECT pg_try_advisory_xact_lock(\
+     hashtextextended('rp_ledger.batch_register.' || $1::bigint::text, 0))";
+
+/// How long a registration waits for the project's other registrations, at most.
+const REGISTER_WAIT: Duration = Duration::from_secs(120);
 
 /// The valid rows of batch `$2` whose payment ID the ledger holds for another payout (as the
 /// SQLite ledger's `clashes`): a recorded payout of another request or with metadata, or,
@@ -134,12 +140,65 @@ impl PostgresBatches {
     ) -> Result<Registered, Error> {
         batch::check_id(&new.id)?;
         let what = format!("register batch {}", new.id);
-        let mut client = self.ledger.client(&what).await?;
-        let tx = begin(&mut client, &what, false).await?;
-        // One registration of the project at a time, each to its commit: the clash check
-        // below sees every batch registered before it (two at once would not see each other's
-        // uncommitted rows).
-        execute(&tx, &what, LOCK_REGISTRATIONS, &[&self.project]).await?;
+        let id = new.id.clone();
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let mut client = self.ledger.client(&what).await?;
+            let tx = begin(&mut client, &what, false).await?;
+            // One registration of the project at a time, each to its commit: the clash check
+            // sees every batch registered before it (two at once would not see each other's
+            // uncommitted rows). Waited for without a connection: registrations queued
+            // behind a large one do not take the pool from payouts and callbacks.
+            let locked = query(&tx, &what, TRY_LOCK_REGISTRATIONS, &[&self.project])
+                .await?
+                .first()
+                .map(|row| column::<bool>(row, 0))
+                .transpose()
+                .map_err(|e| Error::store(&what, e))?
+                .unwrap_or(false);
+            if locked {
+                let (registered, written) = self.register_locked(tx, &what, new, rows).await?;
+                if written >= ANALYZE_ROWS {
+                    // Not part of the registration: its failure is only logged.
+                    if let Err(e) = client.batch_execute(ANALYZE).await {
+                        tracing::warn!(
+                            batch = %id,
+                            error = %describe(&e),
+                            "ledger: could not refresh the statistics of rp_ledger.batch_rows \
+                             after registering a batch; its claims may be slow until \
+                             autovacuum does"
+                        );
+                    }
+                }
+                return Ok(registered);
+            }
+            drop(tx);
+            drop(client);
+            if started.elapsed() >= REGISTER_WAIT {
+                return Err(Error::store(
+                    &what,
+                    format!(
+                        "another batch of this project has been registering for over {} s; \
+                         nothing was written: try again",
+                        REGISTER_WAIT.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// [`PostgresBatches::register_batch`] in `tx`, which holds the project's registration
+    /// lock: what it answers, and how many rows it wrote.
+    async fn register_locked(
+        &self,
+        tx: Transaction<'_>,
+        what: &str,
+        new: NewBatch,
+        rows: RowSource,
+    ) -> Result<(Registered, usize), Error> {
         // A concurrent registration of the same batch holds its key until it commits (then
         // this inserts nothing) or rolls back (then this inserts it).
         let (delimiter, totals) = (i16::from(new.delimiter), batch::pairs_text(&new.totals));
@@ -156,24 +215,21 @@ impl PostgresBatches {
             &totals,
             &limits,
         ];
-        let inserted = execute(&tx, &what, INSERT_BATCH, &params).await?;
+        let inserted = execute(&tx, what, INSERT_BATCH, &params).await?;
         if inserted == 0 {
             // Nothing written; the transaction is rolled back as it is dropped.
-            return Ok(Registered::Existing);
+            return Ok((Registered::Existing, 0));
         }
-        let statement = tx
-            .prepare_cached(INSERT_ROWS)
-            .await
-            .map_err(failed(&what))?;
+        let statement = tx.prepare_cached(INSERT_ROWS).await.map_err(failed(what))?;
         // The next chunk is read while the previous one is inserted.
         let mut next = read_chunk(rows);
         let mut written = 0;
         loop {
             let (rows, chunk) = next.await.map_err(|e| {
-                Error::store(&what, format!("the task reading the rows failed: {e}"))
+                Error::store(what, format!("the task reading the rows failed: {e}"))
             })?;
             // An error of the rows rolls everything back (the transaction is dropped).
-            let chunk = chunk.map_err(|reason| Error::store(&what, reason))?;
+            let chunk = chunk.map_err(|reason| Error::store(what, reason))?;
             if chunk.row_no.is_empty() {
                 break;
             }
@@ -192,9 +248,9 @@ impl PostgresBatches {
             ];
             tx.execute(&statement, &params)
                 .await
-                .map_err(failed(&what))?;
+                .map_err(failed(what))?;
         }
-        let clashes = query(&tx, &what, &CLASHES, &[&self.project, &new.id])
+        let clashes = query(&tx, what, &CLASHES, &[&self.project, &new.id])
             .await?
             .iter()
             .map(|row| {
@@ -216,23 +272,12 @@ impl PostgresBatches {
                 })
             })
             .collect::<Result<Vec<_>, String>>()
-            .map_err(|e| Error::store(&what, e))?;
+            .map_err(|e| Error::store(what, e))?;
         if !clashes.is_empty() {
             // Nothing written: the transaction is rolled back as it is dropped.
-            return Ok(Registered::Clashes(clashes));
+            return Ok((Registered::Clashes(clashes), 0));
         }
-        tx.commit().await.map_err(failed(&what))?;
-        if written >= ANALYZE_ROWS {
-            // Not part of the registration: its failure is only logged.
-            if let Err(e) = client.batch_execute(ANALYZE).await {
-                tracing::warn!(
-                    batch = %new.id,
-                    error = %describe(&e),
-                    "ledger: could not refresh the statistics of rp_ledger.batch_rows after \
-                     registering a batch; its claims may be slow until autovacuum does"
-                );
-            }
-        }
-        Ok(Registered::New)
+        tx.commit().await.map_err(failed(what))?;
+        Ok((Registered::New, written))
     }
 }

@@ -170,3 +170,60 @@ async fn review_reg_postgres_registrations_take_turns_and_let_go() {
     drop((a, b));
     db.remove().await;
 }
+
+/// Registrations queued behind a slow one (here 20, more than the pool's 16 connections) wait
+/// for the project's lock without holding a connection: a payout on the same handle goes
+/// through meanwhile, and every one of them is registered once the slow one is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_waiting_for_their_turn_leave_the_pool_to_payouts() {
+    let Some(admin) = server("registrations_waiting_for_their_turn_leave_the_pool_to_payouts")
+    else {
+        return;
+    };
+    let db = Database::fresh(&admin, "review_reg_pool").await;
+    let ledger = db.open().await;
+    let slow_one = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            ledger
+                .batches(project(77))
+                .register(
+                    sized(&batch_id(0x60), 3_000),
+                    slow("p", 3_000, Duration::from_secs(6)),
+                )
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut queued = Vec::new();
+    for n in 0..20u8 {
+        let ledger = ledger.clone();
+        queued.push(tokio::spawn(async move {
+            ledger
+                .batches(project(77))
+                .register(
+                    sized(&batch_id(0x61 + n), 10),
+                    rows(&format!("q{n}"), 1, 10, "h", None),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let paid = tokio::time::timeout(
+        Duration::from_secs(4),
+        pay(ledger.store(project(77)).as_ref(), "beside-the-queue"),
+    )
+    .await;
+    assert!(
+        paid.is_ok(),
+        "a payout waited for a connection behind registrations waiting for their turn"
+    );
+    assert_eq!(slow_one.await.unwrap(), Registered::New);
+    for registration in queued {
+        assert_eq!(registration.await.unwrap(), Registered::New);
+    }
+    drop(ledger);
+    db.remove().await;
+}
