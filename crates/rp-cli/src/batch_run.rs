@@ -159,8 +159,8 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
                 println!("{clash}");
             }
             return Err(Failure::usage(format!(
-                "{file}: {} row(s) use a payment ID another batch, registered since the check, \
-                 holds for a different payout; nothing was registered or sent",
+                "{file}: {} row(s) use a payment ID the ledger took for a different payout since \
+                 the check (another batch, or a payout); nothing was registered or sent",
                 found.len()
             )));
         }

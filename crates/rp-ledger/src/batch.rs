@@ -286,7 +286,8 @@ pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 pub trait BatchStore: Send + Sync + fmt::Debug {
     /// Registers `batch` with every row `rows` yields, in one transaction, unless a batch with
     /// its ID is registered already ([`Registered::Existing`]: nothing is read or written), or
-    /// its payment IDs clash with another batch's ([`Registered::Clashes`]: nothing written).
+    /// the ledger holds some of its payment IDs for other payouts ([`Registered::Clashes`]:
+    /// nothing written).
     ///
     /// # Errors
     /// [`Error::Store`]: the ledger failed, or `rows` yielded an error (nothing is written).

@@ -309,7 +309,7 @@ async fn checked_and_registered(
             crate::web::upload::start(desk, batch, Arc::new(client));
             StatusCode::ACCEPTED
         }
-        // Another batch registered since the preflight holds some of its payment IDs.
+        // Since the preflight, the ledger took some of its payment IDs for other payouts.
         Ok(Registered::Clashes(found)) => {
             let clashes: Vec<Clash> = found.iter().filter_map(Clash::of_registration).collect();
             return clashed(&clashes, items.as_deref());

@@ -1,5 +1,5 @@
-//! The console's router: the public pages (login, assets, health; metrics with an API key), the pages that
-//! need a signed-in operator, and the headers every answer carries.
+//! The console's router: the public pages (login, assets, health; metrics with an API key),
+//! the pages that need a signed-in operator, and the headers every answer carries.
 //!
 //! | Path | What |
 //! | --- | --- |

@@ -362,7 +362,7 @@ pub(crate) async fn confirm(
             return refuse(
                 &me,
                 StatusCode::CONFLICT,
-                "Another batch registered since the check holds some of these payment IDs for other payouts; nothing was sent. Upload the file again to see them.",
+                "Since the check, the ledger took some of these payment IDs for other payouts (another batch, or a payout); nothing was sent. Upload the file again to see them.",
             );
         }
         Ok(Registered::Existing) => {
