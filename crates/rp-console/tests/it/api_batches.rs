@@ -48,7 +48,7 @@ async fn get(server: &Server, path: &str) -> (StatusCode, String) {
 }
 
 /// Polls the batch until every row's payout is final.
-async fn until_done(server: &Server, id: &str) -> Value {
+pub(crate) async fn until_done(server: &Server, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, text) = get(server, &format!("/api/v1/batches/{id}")).await;
@@ -297,7 +297,7 @@ async fn an_unreadable_body_is_400_not_413() {
 
 /// Registers `csv` as a batch in the server's ledger without paying it (a batch whose worker
 /// has not reached it yet, or whose process stopped right after registering): its ID.
-async fn register_unpaid(server: &Server, name: &str, csv: &str) -> String {
+pub(crate) async fn register_unpaid(server: &Server, name: &str, csv: &str) -> String {
     let dir = std::env::temp_dir().join(format!("rp-unpaid-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);

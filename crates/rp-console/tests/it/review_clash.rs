@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::Server;
 use crate::api::PAY_KEY;
@@ -14,43 +14,9 @@ use crate::api_batches::post_batch;
 
 /// Registers `csv` as a batch in the server's ledger without preflight and without paying
 /// it: what a ledger upgraded from schema 5 holds (batches registered before clashes across
-/// batches were looked for), or what two uploads racing each other leave. Its ID and path.
-async fn register_directly(server: &Server, name: &str, csv: &str) -> (String, std::path::PathBuf) {
-    let dir = crate::scratch(&format!("review-clash-{name}"));
-    let path = dir.join(name);
-    std::fs::write(&path, csv).unwrap();
-    let limits = rp_model::Limits::NONE;
-    let report = rp_batch::check_file(&path, &limits, |_| {}).unwrap();
-    let project = server.desk.client().project_id();
-    rp_batch::run::register(
-        &path,
-        &report,
-        server.desk.batches().as_ref(),
-        project,
-        limits,
-    )
-    .await
-    .unwrap();
-    (report.batch.to_string(), path)
-}
-
-async fn until_done(server: &Server, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer = server
-            .http
-            .get(server.url(&format!("/api/v1/batches/{id}")))
-            .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
-            .send()
-            .await
-            .unwrap();
-        let batch: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
-        if batch["state"] == "done" {
-            return batch;
-        }
-        assert!(Instant::now() < deadline, "never done: {batch}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// batches were looked for), or what two uploads racing each other left. Its ID.
+async fn register_directly(server: &Server, name: &str, csv: &str) -> String {
+    crate::api_batches::register_unpaid(server, name, csv).await
 }
 
 /// FINDING: a row that is exactly the payout the ledger already records (and paid) under its
@@ -70,11 +36,11 @@ async fn review_clash_a_row_matching_the_recorded_payout_is_no_clash_with_a_conf
     let (status, paid) = post_batch(&server, PAY_KEY, "", "text/csv", first.into()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{paid}");
     let paid_id = paid["id"].as_str().unwrap().to_owned();
-    let done = until_done(&server, &paid_id).await;
+    let done = crate::api_batches::until_done(&server, &paid_id).await;
     assert_eq!(done["by_state"]["success"], 1, "{done}");
 
     // Another batch holding rc-paid-1 for another amount, registered without preflight.
-    let (legacy, _) = register_directly(
+    let legacy = register_directly(
         &server,
         "legacy.csv",
         "phone;amount;customer_id;payment_id\n+7 701 510 60 01;999;c-1;rc-paid-1\n",
