@@ -121,7 +121,7 @@ fn main() {
         let started = Instant::now();
         let report = check_file(&path, &Limits::none(Currency::KZT), |_| {}).unwrap();
         assert!(report.is_valid());
-        run::register(&path, &report, batches.as_ref(), project, Limits::none(Currency::KZT)).await.unwrap();
+        run::register(&path, &report, batches.as_ref(), project, Limits::none(Currency::KZT), rp_ledger::OnClash::Refuse).await.unwrap();
         let registered = started.elapsed();
         let stop = AtomicBool::new(false);
         let options = RunOptions::default()

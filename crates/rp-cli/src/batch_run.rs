@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rp_batch::run::{self, RowOutcome, RunOptions, RunSummary};
 use rp_batch::{BatchId, CheckReport, Limits, check_file, report};
-use rp_ledger::{BatchStore, Registered};
+use rp_ledger::{BatchStore, OnClash, Registered};
 use rp_payout::{Client, PayoutStore};
 
 use crate::batch_cmd::LimitArgs;
@@ -149,6 +149,13 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             batches.as_ref(),
             project,
             limits,
+            // --skip-invalid sends the other rows: a clashing row is registered and never
+            // paid (a `conflict` row), as preflight said.
+            if args.skip_invalid {
+                OnClash::Register
+            } else {
+                OnClash::Refuse
+            },
         ))
         .map_err(|e| Failure::new(EXIT_NOT_SENT, format!("{file}: {e}")))?;
     match registered {

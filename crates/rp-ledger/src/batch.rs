@@ -111,6 +111,18 @@ pub enum Registered {
     Clashes(Vec<RowClash>),
 }
 
+/// What a registration does when the ledger holds some of the batch's payment IDs for other
+/// payouts ([`BatchStore::register_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnClash {
+    /// Writes nothing and names them: [`Registered::Clashes`].
+    Refuse,
+    /// Registers the batch all the same: such a row is never paid (when its turn comes, the
+    /// payout under its ID is another's: a `conflict` row). For an operator who chose to send
+    /// the other rows (`rp batch run --skip-invalid`).
+    Register,
+}
+
 /// Clashes [`Registered::Clashes`] lists, at most.
 pub const MAX_CLASHES: usize = 100;
 
@@ -286,16 +298,29 @@ pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 pub trait BatchStore: Send + Sync + fmt::Debug {
     /// Registers `batch` with every row `rows` yields, in one transaction, unless a batch with
     /// its ID is registered already ([`Registered::Existing`]: nothing is read or written), or
-    /// the ledger holds some of its payment IDs for other payouts ([`Registered::Clashes`]:
-    /// nothing written).
+    /// the ledger holds some of its payment IDs for other payouts and `on_clash` is
+    /// [`OnClash::Refuse`] ([`Registered::Clashes`]: nothing written).
     ///
     /// # Errors
     /// [`Error::Store`]: the ledger failed, or `rows` yielded an error (nothing is written).
+    fn register_with(
+        &self,
+        batch: NewBatch,
+        rows: RowSource,
+        on_clash: OnClash,
+    ) -> BoxFuture<'_, Result<Registered, Error>>;
+
+    /// [`BatchStore::register_with`], refusing clashes ([`OnClash::Refuse`]).
+    ///
+    /// # Errors
+    /// As [`BatchStore::register_with`].
     fn register(
         &self,
         batch: NewBatch,
         rows: RowSource,
-    ) -> BoxFuture<'_, Result<Registered, Error>>;
+    ) -> BoxFuture<'_, Result<Registered, Error>> {
+        self.register_with(batch, rows, OnClash::Refuse)
+    }
 
     /// Claims up to `max` valid rows of batch `id` that this pass has not finished and no
     /// other worker holds (its lease expired, or its process on this host is gone), lowest

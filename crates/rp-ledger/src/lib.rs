@@ -71,7 +71,7 @@ pub use access::{
 };
 pub use batch::{
     BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, HeldRow, MAX_CLASHES,
-    MAX_HELD_QUERY, MAX_LEASE, NewBatch, NewBatchRow, Registered, RowClash, RowSource,
+    MAX_HELD_QUERY, MAX_LEASE, NewBatch, NewBatchRow, OnClash, Registered, RowClash, RowSource,
     request_sha256,
 };
 pub use error::LedgerError;

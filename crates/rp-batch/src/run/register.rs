@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use rp_ledger::{BatchStore, NewBatch, NewBatchRow, Registered, RowSource};
+use rp_ledger::{BatchStore, NewBatch, NewBatchRow, OnClash, Registered, RowSource};
 use rp_model::{Currency, LimitKind, Limits, PaymentId, ProjectId};
 
 use super::preflight::open_same;
@@ -14,7 +14,8 @@ use crate::reader::{BatchReader, Record};
 /// Registers batch `batch` (the file at `path`, checked as `report`) in `batches` of
 /// `project`, with the `limits` it is confirmed with (see [`registered_limits`]), every row
 /// with its cells and the hash of the request it pays, in one transaction, unless it is
-/// registered already. Reads the file once more; if what it reads
+/// registered already, or, unless `on_clash` says to register them all the same, some of its
+/// payment IDs are the ledger's for other payouts ([`Registered::Clashes`]). Reads the file once more; if what it reads
 /// is not batch `batch` (the file changed since it was checked), nothing is registered.
 /// Memory stays flat.
 ///
@@ -26,6 +27,7 @@ pub async fn register(
     batches: &dyn BatchStore,
     project: ProjectId,
     limits: Limits,
+    on_clash: OnClash,
 ) -> Result<Registered, RunError> {
     let batch = report.batch;
     let reader = open_same(path, batch)?;
@@ -52,7 +54,7 @@ pub async fn register(
         batch,
         project,
     });
-    Ok(batches.register(new, rows).await?)
+    Ok(batches.register_with(new, rows, on_clash).await?)
 }
 
 /// The rows of a file as a ledger registers them.

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use rp_batch::run::{Clash, preflight, register};
 use rp_batch::{BatchId, RowError, check_file};
-use rp_ledger::{BatchProgress, Registered};
+use rp_ledger::{BatchProgress, OnClash, Registered};
 use rp_model::{Currency, Money};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -299,7 +299,15 @@ async fn checked_and_registered(
     if check_only {
         return json_answer(StatusCode::OK, &summary);
     }
-    let status = match register(path, &report, desk.batches().as_ref(), project, limits).await {
+    let registered = register(
+        path,
+        &report,
+        desk.batches().as_ref(),
+        project,
+        limits,
+        OnClash::Refuse,
+    );
+    let status = match registered.await {
         Ok(Registered::New) => {
             tracing::info!(key = %caller.name, batch = %batch, rows = report.valid_rows, "batch from the API; paying");
             let client = desk

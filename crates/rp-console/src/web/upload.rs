@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use rp_batch::run::{Clash, preflight, register};
 use rp_batch::{BatchId, CheckReport, RowError, check_file};
-use rp_ledger::Registered;
+use rp_ledger::{OnClash, Registered};
 use tokio::io::AsyncWriteExt as _;
 
 use super::layout::{notice, page};
@@ -348,7 +348,15 @@ pub(crate) async fn confirm(
         }
         Err(error) => return unavailable(&me, &error.to_string()),
     }
-    let registered = register(&path, &report, desk.batches().as_ref(), project, limits).await;
+    let registered = register(
+        &path,
+        &report,
+        desk.batches().as_ref(),
+        project,
+        limits,
+        OnClash::Refuse,
+    )
+    .await;
     let _ = tokio::fs::remove_file(&path).await;
     match registered {
         Ok(Registered::New) => {

@@ -311,6 +311,7 @@ pub(crate) async fn register_unpaid(server: &Server, name: &str, csv: &str) -> S
         server.desk.batches().as_ref(),
         project,
         limits,
+        rp_ledger::OnClash::Refuse,
     )
     .await
     .unwrap();

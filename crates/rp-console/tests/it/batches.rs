@@ -24,6 +24,7 @@ async fn a_stopped_batch_is_resumed_shown_and_reported() {
         server.desk.batches().as_ref(),
         project,
         Limits::NONE,
+        rp_ledger::OnClash::Refuse,
     )
     .await
     .unwrap();

@@ -295,6 +295,7 @@ async fn review_the_batch_report_masks_phones_and_neutralises_formulas() {
         server.desk.batches().as_ref(),
         server.desk.client().project_id(),
         rp_model::Limits::NONE,
+        rp_ledger::OnClash::Refuse,
     )
     .await
     .unwrap();
@@ -507,6 +508,7 @@ async fn review_a_batch_stopped_on_purpose_stays_stopped() {
         server.desk.batches().as_ref(),
         server.desk.client().project_id(),
         rp_model::Limits::NONE,
+        rp_ledger::OnClash::Refuse,
     )
     .await
     .unwrap();

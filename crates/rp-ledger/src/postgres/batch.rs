@@ -20,7 +20,7 @@ use super::PostgresLedger;
 use super::sql::{column, execute, failed, query};
 use crate::batch::{
     self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, HeldRow, LabelCount,
-    NewBatch, NewBatchRow, Registered, RowSource, signed, unsigned,
+    NewBatch, NewBatchRow, OnClash, Registered, RowSource, signed, unsigned,
 };
 use crate::stored::{nanos, time};
 
@@ -371,12 +371,13 @@ impl PostgresBatches {
 }
 
 impl BatchStore for PostgresBatches {
-    fn register(
+    fn register_with(
         &self,
         batch: NewBatch,
         rows: RowSource,
+        on_clash: OnClash,
     ) -> BoxFuture<'_, Result<Registered, Error>> {
-        Box::pin(self.register_batch(batch, rows))
+        Box::pin(self.register_batch(batch, rows, on_clash))
     }
 
     fn claim<'a>(

@@ -13,8 +13,8 @@ use super::batch::{PostgresBatches, begin};
 use super::connect::describe;
 use super::sql::{column, execute, failed, query};
 use crate::batch::{
-    self, HeldRow, MAX_CLASHES, NewBatch, NewBatchRow, Registered, RowClash, RowSource, signed,
-    unsigned,
+    self, HeldRow, MAX_CLASHES, NewBatch, NewBatchRow, OnClash, Registered, RowClash, RowSource,
+    signed, unsigned,
 };
 
 /// Rows inserted by one statement of a registration, at most.
@@ -137,6 +137,7 @@ impl PostgresBatches {
         &self,
         new: NewBatch,
         rows: RowSource,
+        on_clash: OnClash,
     ) -> Result<Registered, Error> {
         batch::check_id(&new.id)?;
         let what = format!("register batch {}", new.id);
@@ -158,7 +159,8 @@ impl PostgresBatches {
                 .map_err(|e| Error::store(&what, e))?
                 .unwrap_or(false);
             if locked {
-                let (registered, written) = self.register_locked(tx, &what, new, rows).await?;
+                let (registered, written) =
+                    self.register_locked(tx, &what, new, rows, on_clash).await?;
                 if written >= ANALYZE_ROWS {
                     // Not part of the registration: its failure is only logged.
                     if let Err(e) = client.batch_execute(ANALYZE).await {
@@ -198,6 +200,7 @@ impl PostgresBatches {
         what: &str,
         new: NewBatch,
         rows: RowSource,
+        on_clash: OnClash,
     ) -> Result<(Registered, usize), Error> {
         // A concurrent registration of the same batch holds its key until it commits (then
         // this inserts nothing) or rolls back (then this inserts it).
@@ -249,6 +252,10 @@ impl PostgresBatches {
             tx.execute(&statement, &params)
                 .await
                 .map_err(failed(what))?;
+        }
+        if on_clash == OnClash::Register {
+            tx.commit().await.map_err(failed(what))?;
+            return Ok((Registered::New, written));
         }
         let clashes = query(&tx, what, &CLASHES, &[&self.project, &new.id])
             .await?

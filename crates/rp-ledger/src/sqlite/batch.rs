@@ -14,7 +14,7 @@ use super::SqliteLedger;
 use super::rows::nanos;
 use crate::batch::{
     self, BatchInfo, BatchProgress, BatchRow, BatchStore, ClaimedRow, HeldRow, LabelCount,
-    NewBatch, NewBatchRow, Registered, RowClash, RowSource, signed, unsigned,
+    NewBatch, NewBatchRow, OnClash, Registered, RowClash, RowSource, signed, unsigned,
 };
 use crate::stored::time;
 
@@ -138,6 +138,7 @@ fn register(
     project: i64,
     new: &NewBatch,
     rows: RowSource,
+    on_clash: OnClash,
 ) -> Result<Registered, Error> {
     let what = format!("register batch {}", new.id);
     let failed = |e: rusqlite::Error| Error::store(&what, e);
@@ -192,7 +193,10 @@ fn register(
             ])
             .map_err(failed)?;
     }
-    let clashes = clashes(conn, project, &new.id).map_err(failed)?;
+    let clashes = match on_clash {
+        OnClash::Refuse => clashes(conn, project, &new.id).map_err(failed)?,
+        OnClash::Register => Vec::new(),
+    };
     if clashes.is_empty() {
         conn.execute_batch("RELEASE register").map_err(failed)?;
         return Ok(Registered::New);
@@ -331,17 +335,18 @@ impl SqliteBatches {
 }
 
 impl BatchStore for SqliteBatches {
-    fn register(
+    fn register_with(
         &self,
         batch: NewBatch,
         rows: RowSource,
+        on_clash: OnClash,
     ) -> BoxFuture<'_, Result<Registered, Error>> {
         let project = self.project;
         Box::pin(async move {
             batch::check_id(&batch.id)?;
             self.ledger
                 .exclusive(format!("register batch {}", batch.id), move |tx| {
-                    register(tx, project, &batch, rows)
+                    register(tx, project, &batch, rows, on_clash)
                 })
                 .await
         })

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rp_ledger::{BatchState, BatchStore, Ledger, NewBatch, NewBatchRow, Registered, RowSource};
+use rp_ledger::{
+    BatchState, BatchStore, Ledger, NewBatch, NewBatchRow, OnClash, Registered, RowSource,
+};
 use rp_model::{PaymentStatus, ProjectId};
 use rp_payout::conformance::record;
 use rp_payout::{
@@ -611,6 +613,17 @@ async fn registration_refuses_payment_ids_another_batch_holds(
     // The same requests, and the recorded payout itself: registered.
     let same = rows_paying(&[("h-1", "aa"), ("h-2", "bb"), ("h-paid", &paid_hash)]);
     let registered = store.register(new_batch(&third, 3, &[]), same).await;
+    assert_eq!(registered.unwrap(), Registered::New);
+    // Registered all the same when asked (`rp batch run --skip-invalid`): those rows are
+    // conflicts when their turn comes, never paid.
+    let skipping = rows_paying(&[("h-2", "XX"), ("new-2", "ee")]);
+    let registered = store
+        .register_with(
+            new_batch(&batch_id(48), 2, &[]),
+            skipping,
+            OnClash::Register,
+        )
+        .await;
     assert_eq!(registered.unwrap(), Registered::New);
 }
 
