@@ -181,9 +181,9 @@ pub struct DeliveryInfo {
     pub state: DeliveryState,
     /// When its change was committed.
     pub created_at: SystemTime,
-    /// When it is tried next (pending only; SQLite keeps none for one set aside while its
-    /// endpoint is disabled: enabling the endpoint makes it due, and, while a sender holds
-    /// it, keeps the end of its lease: when it is sent again if that sender's attempt is lost).
+    /// When it is tried next (pending only). While a sender holds it: the end of its lease,
+    /// when it is sent again if that sender's attempt is lost. SQLite keeps none for one set
+    /// aside while its endpoint is disabled (enabling the endpoint makes it due).
     pub next_attempt_at: Option<SystemTime>,
     /// When the endpoint took it.
     pub delivered_at: Option<SystemTime>,
@@ -219,7 +219,8 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
     /// Claims up to `limit` due deliveries of enabled endpoints for `owner` until `lease` from
     /// now (the ledger's clock), oldest first, none whose earlier event of the same payout to
     /// the same endpoint is still pending. A claim another owner holds is taken only once its
-    /// lease ran out.
+    /// lease ran out: a claimed delivery is next due then (its recorded attempt sets the time
+    /// that follows it).
     fn claim_due<'a>(
         &'a self,
         owner: &'a str,

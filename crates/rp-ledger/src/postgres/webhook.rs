@@ -332,7 +332,9 @@ impl WebhookStore for PostgresWebhooks {
                      ORDER BY d.next_attempt_at LIMIT $4 \
                      FOR UPDATE OF d SKIP LOCKED) \
                  UPDATE rp_ledger.webhook_deliveries w \
-                 SET claimed_by = $2, lease_until = now.t + $3 FROM due, now \
+                 SET claimed_by = $2, lease_until = now.t + $3, \
+                 next_attempt_at = now.t + $3 \
+                 FROM due, now \
                  WHERE w.endpoint_id = due.endpoint_id AND w.project_id = due.project_id \
                  AND w.payment_id = due.payment_id AND w.version = due.version \
                  RETURNING w.endpoint_id, w.payment_id, w.version, w.attempts, w.failures"

@@ -121,6 +121,17 @@ pub(crate) async fn run_all(ledger: &Ledger) {
     assert_eq!(first[0].endpoint.secret, "whsec_c2VjcmV0LWE=");
     assert_eq!(first[0].event.state, PayoutState::Created);
     assert_eq!(first[0].payout.payment_id.as_str(), "wh-1");
+    // In flight, each is next due when its lease ends (if its attempt is lost, it goes again
+    // then), on the ledger's clock (PostgreSQL: the server's, here the same machine's).
+    let soon = SystemTime::now() + LEASE - Duration::from_secs(30);
+    let in_flight = hooks.deliveries(&id("wh-1")).await.unwrap();
+    assert!(
+        in_flight
+            .iter()
+            .filter(|d| d.key.version == 0)
+            .all(|d| d.next_attempt_at.is_some_and(|at| at > soon)),
+        "{in_flight:?}"
+    );
     // Another worker gets nothing while the leases hold.
     assert!(
         hooks
