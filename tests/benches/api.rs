@@ -5,7 +5,8 @@
 //! Reports payouts per second (median of the runs) for both, their ratio (target ≥ 0.7), the
 //! p50 and p99 from the API call to the final status's webhook, and the CPU time per payout of
 //! each (the API path does more work per payout: its HTTP call, three webhooks; on a machine
-//! with few cores that, not the ledger, sets its pace).
+//! with few cores that, not the ledger, sets its pace). Each run also pays through the API
+//! with no webhook endpoint registered, to show what the webhooks cost.
 //!
 //! `cargo xtask bench` runs it; alone: `cargo bench -p rp-e2e --bench api`.
 //! Knobs: `RP_BENCH_PAYOUTS` (default 1000), `RP_BENCH_RUNS` (default 3),
@@ -83,8 +84,14 @@ async fn receiver() -> (String, Arrivals) {
 }
 
 /// Through the API: the elapsed time until every final webhook arrived, and each payout's
-/// latency from its API call to that webhook.
-async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<Duration>) {
+/// latency from its API call to that webhook. Without `webhooks` (no endpoint registered, for
+/// comparison): until every payout is final in the ledger, and no latencies.
+async fn api(
+    payouts: usize,
+    concurrency: usize,
+    run: usize,
+    webhooks: bool,
+) -> (Duration, Vec<Duration>) {
     let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = console.local_addr().unwrap();
     let project = ProjectId::new(rp_e2e::PROJECT).unwrap();
@@ -98,7 +105,7 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
         .start()
         .await
         .unwrap();
-    let ledger = Ledger::open(&ledger_url(&format!("api-{run}")))
+    let ledger = Ledger::open(&ledger_url(&format!("api-{run}-{webhooks}")))
         .await
         .unwrap();
     let config = Config::new(project, SecretKey::from(rp_e2e::SECRET))
@@ -122,7 +129,9 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
         .unwrap();
     let (url, arrivals) = receiver().await;
     let secret = rp_console::webhooks::new_secret().unwrap();
-    desk.webhooks().add_endpoint(&url, &secret).await.unwrap();
+    if webhooks {
+        desk.webhooks().add_endpoint(&url, &secret).await.unwrap();
+    }
     let mut options = ServeOptions::new(console);
     options.reconcile_every = None;
     options.batches_every = None;
@@ -177,13 +186,12 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    println!(
-        "    (every payout final in the ledger after {:.2?})",
-        started.elapsed()
-    );
+    let final_in_ledger = started.elapsed();
+    println!("    (every payout final in the ledger after {final_in_ledger:.2?})");
+    // With webhooks: until every payout's final one arrived.
     loop {
         let arrived = arrivals.lock().unwrap().len();
-        if arrived >= payouts {
+        if !webhooks || arrived >= payouts {
             break;
         }
         assert!(
@@ -192,13 +200,17 @@ async fn api(payouts: usize, concurrency: usize, run: usize) -> (Duration, Vec<D
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let elapsed = started.elapsed();
+    let elapsed = if webhooks {
+        started.elapsed()
+    } else {
+        final_in_ledger
+    };
     println!("    (every API call answered after {posted:.2?})");
     let called = called.lock().unwrap().clone();
     let arrivals = arrivals.lock().unwrap().clone();
     let latencies = called
         .iter()
-        .map(|(id, at)| arrivals[id].duration_since(*at))
+        .filter_map(|(id, at)| Some(arrivals.get(id)?.duration_since(*at)))
         .collect();
     assert_eq!(sim.payments().len(), payouts, "every payout paid once");
     let mut answers: HashMap<(u32, Option<u16>), usize> = HashMap::new();
@@ -229,8 +241,9 @@ fn main() {
     );
     let mut library_rates = Vec::new();
     let mut api_rates = Vec::new();
+    let mut bare_rates = Vec::new();
     let mut latencies = Vec::new();
-    let (mut library_cpu, mut api_cpu) = (Vec::new(), Vec::new());
+    let (mut library_cpu, mut api_cpu, mut bare_cpu) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let before = cpu_seconds();
         let elapsed = runtime.block_on(library(payouts, concurrency));
@@ -242,7 +255,7 @@ fn main() {
         );
         library_rates.push(rate);
         let before = cpu_seconds();
-        let (elapsed, mut each) = runtime.block_on(api(payouts, concurrency, run));
+        let (elapsed, mut each) = runtime.block_on(api(payouts, concurrency, run, true));
         let cpu = per_payout(before, payouts, &mut api_cpu);
         let rate = payouts as f64 / elapsed.as_secs_f64();
         println!(
@@ -251,18 +264,31 @@ fn main() {
         );
         api_rates.push(rate);
         latencies.append(&mut each);
+        // The same without a webhook endpoint: what the webhooks cost.
+        let before = cpu_seconds();
+        let (elapsed, _) = runtime.block_on(api(payouts, concurrency, run, false));
+        let cpu = per_payout(before, payouts, &mut bare_cpu);
+        let rate = payouts as f64 / elapsed.as_secs_f64();
+        println!(
+            "  API without webhooks run {}: {elapsed:.2?}, {rate:.0} payouts/s{cpu}",
+            run + 1
+        );
+        bare_rates.push(rate);
     }
     let median = |rates: &mut Vec<f64>| {
         rates.sort_by(f64::total_cmp);
         rates[rates.len() / 2]
     };
     let (library, api) = (median(&mut library_rates), median(&mut api_rates));
-    if !library_cpu.is_empty() && !api_cpu.is_empty() {
+    let bare = median(&mut bare_rates);
+    if !library_cpu.is_empty() && !api_cpu.is_empty() && !bare_cpu.is_empty() {
         println!(
             "CPU per payout (every thread of the run: client, server, simulator, receiver): \
-             library {:.2} ms, API {:.2} ms (the machine has {} cores)",
+             library {:.2} ms, API {:.2} ms, API without webhooks {:.2} ms (the machine has {} \
+             cores)",
             median(&mut library_cpu),
             median(&mut api_cpu),
+            median(&mut bare_cpu),
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         );
     }
@@ -271,6 +297,11 @@ fn main() {
     let at = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
     println!("api median: {api:.0} payouts/s; library (SQLite) median: {library:.0} payouts/s");
     println!("API / library: {:.2} (target >= 0.7)", api / library);
+    println!(
+        "API without webhooks: {bare:.0} payouts/s, {:.2} of the library's (what the three \
+         webhooks of a payout cost)",
+        bare / library
+    );
     println!(
         "API call -> final webhook: p50 {:.1?}, p99 {:.1?} ({} payouts)",
         at(50),
