@@ -29,7 +29,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use rp_console::{Desk, ServeOptions, Settings, hash_password};
 use rp_ledger::{Ledger, OperatorAccount, Role};
-use rp_model::ProjectId;
+use rp_model::{Limits, ProjectId};
 use rp_payout::{Client, Config, RetryPolicy};
 use rp_sign::SecretKey;
 use rp_sim::{RunningSimulator, Simulator};
@@ -68,12 +68,26 @@ impl Server {
         Self::start_with(ledger_url, reconcile, Duration::from_millis(300)).await
     }
 
+    /// As [`Server::start`], its client holding payouts to `limits`.
+    pub(crate) async fn start_limited(limits: Limits) -> Server {
+        Self::start_full("sqlite::memory:", None, Duration::from_millis(300), limits).await
+    }
+
     /// As [`Server::start_on`], the batch worker looking for stopped batches every `batches`
     /// (its first look after one interval).
     pub(crate) async fn start_with(
         ledger_url: &str,
         reconcile: Option<Duration>,
         batches: Duration,
+    ) -> Server {
+        Self::start_full(ledger_url, reconcile, batches, Limits::NONE).await
+    }
+
+    async fn start_full(
+        ledger_url: &str,
+        reconcile: Option<Duration>,
+        batches: Duration,
+        limits: Limits,
     ) -> Server {
         let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = console.local_addr().unwrap();
@@ -100,6 +114,7 @@ impl Server {
         let config = Config::new(project, SecretKey::from(SECRET))
             .with_base_url(sim.base_url())
             .with_retry(retry)
+            .with_limits(limits)
             .with_overdue_after(Duration::from_millis(200));
         let client = Client::builder(config)
             .store(ledger.store(project))

@@ -2,21 +2,15 @@
 //! carry the record (9fee311): the 202 is answered from the inserted record, and the metadata
 //! of a payout recorded meanwhile is compared from the record the insert found.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use rp_console::{Desk, ServeOptions, Settings};
-use rp_ledger::{ApiKey, Ledger, Role};
-use rp_model::{Limits, ProjectId};
-use rp_payout::{Client, Config, RetryPolicy};
-use rp_sign::SecretKey;
-use rp_sim::Simulator;
+use rp_model::Limits;
 use serde_json::{Value, json};
 
+use crate::Server;
 use crate::api::{PAY_KEY, READ_KEY, call, with_keys};
-use crate::{PROJECT, SECRET, Server};
 
 /// How many payout requests for `id` reached the simulator.
 fn sent(server: &Server, id: &str) -> usize {
@@ -67,6 +61,54 @@ const STABLE: [&str; 10] = [
     "created_at",
     "settled",
 ];
+
+/// Posts every `(amount, metadata)` under `id` at once, and says what is wrong with the
+/// answers: not exactly one 202; a 202 or 200 that is not the recorded payout (its amount and
+/// metadata as posted); a 409 for a post that is the recorded payout; any other answer; the
+/// payout not sent exactly once.
+async fn race(server: &Server, id: &str, posts: Vec<(u64, Value)>) -> Vec<String> {
+    let mut calls = tokio::task::JoinSet::new();
+    for (n, (amount, metadata)) in posts.into_iter().enumerate() {
+        let asked = body(id, amount, Some(metadata.clone()));
+        let (http, url) = (server.http.clone(), server.url("/api/v1/payouts"));
+        calls.spawn(async move { (n, amount, metadata, post(http, url, asked).await) });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        answers.push(done.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let path = format!("/api/v1/payouts/{id}");
+    let (_, _, recorded) = call(server, "GET", &path, Some(READ_KEY), None).await;
+    let mut wrong = Vec::new();
+    let accepted = answers
+        .iter()
+        .filter(|a| a.3.0 == StatusCode::ACCEPTED)
+        .count();
+    if accepted != 1 {
+        wrong.push(format!("{id}: {accepted} answers 202"));
+    }
+    for (n, amount, metadata, (status, answer)) in &answers {
+        let same = recorded["amount_minor"] == json!(amount) && recorded["metadata"] == *metadata;
+        let ok = match *status {
+            StatusCode::ACCEPTED | StatusCode::OK => {
+                same && answer["amount_minor"] == json!(amount) && answer["metadata"] == *metadata
+            }
+            StatusCode::CONFLICT => !same,
+            _ => false,
+        };
+        if !ok {
+            wrong.push(format!(
+                "{id} #{n} (amount {amount}, metadata {metadata}): {status} {answer}; recorded {recorded}"
+            ));
+        }
+    }
+    let sent = sent(server, id);
+    if sent != 1 {
+        wrong.push(format!("{id}: sent {sent} times"));
+    }
+    wrong
+}
 
 /// The 202 is the payout as recorded: its state, amounts, metadata, and what `GET` shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,135 +225,19 @@ async fn review_submit_mixed_concurrent_posts_are_one_202_and_the_rest_by_their_
     for round in 0..4 {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let id = format!("rs-mix-{round}");
-        let mut calls = tokio::task::JoinSet::new();
-        for n in 0..24u64 {
-            // 0..12: same as each other; 12..18: other metadata (each different);
-            // 18..24: another amount, the same metadata as the first group.
-            let (amount, metadata) = match n {
+        // 0..12: same as each other; 12..18: other metadata (each different);
+        // 18..24: another amount, the same metadata as the first group.
+        let posts = (0..24u64)
+            .map(|n| match n {
                 0..12 => (1_000, json!({"k": "same"})),
                 12..18 => (1_000, json!({"k": format!("other-{n}")})),
                 _ => (1_000 + n, json!({"k": "same"})),
-            };
-            let asked = body(&id, amount, Some(metadata.clone()));
-            let (http, url) = (server.http.clone(), server.url("/api/v1/payouts"));
-            calls.spawn(async move { (n, amount, metadata, post(http, url, asked).await) });
-        }
-        let mut answers = Vec::new();
-        while let Some(done) = calls.join_next().await {
-            answers.push(done.unwrap());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (_, _, recorded) = call(
-            &server,
-            "GET",
-            &format!("/api/v1/payouts/{id}"),
-            Some(READ_KEY),
-            None,
-        )
-        .await;
-        let accepted = answers
-            .iter()
-            .filter(|a| a.3.0 == StatusCode::ACCEPTED)
-            .count();
-        if accepted != 1 {
-            wrong.push(format!("{id}: {accepted} answers 202"));
-        }
-        for (n, amount, metadata, (status, answer)) in &answers {
-            let same =
-                recorded["amount_minor"] == json!(amount) && recorded["metadata"] == *metadata;
-            let ok = match *status {
-                StatusCode::ACCEPTED | StatusCode::OK => {
-                    same && answer["amount_minor"] == json!(amount)
-                        && answer["metadata"] == *metadata
-                }
-                StatusCode::CONFLICT => !same,
-                _ => false,
-            };
-            if !ok {
-                wrong.push(format!(
-                    "{id} #{n} (amount {amount}, metadata {metadata}): {status} {answer}; recorded {recorded}"
-                ));
-            }
-        }
-        let sent = sent(&server, &id);
-        if sent != 1 {
-            wrong.push(format!("{id}: sent {sent} times"));
-        }
+            })
+            .collect();
+        wrong.extend(race(&server, &id, posts).await);
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     server.stop().await;
-}
-
-/// A serve whose client has `limits`.
-async fn with_limits(limits: Limits) -> Server {
-    let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = console.local_addr().unwrap();
-    let project = ProjectId::new(PROJECT).unwrap();
-    let sim = Simulator::builder()
-        .project(project, SecretKey::from(SECRET))
-        .callback_url(format!(
-            "http://{addr}{}",
-            rp_console::DEFAULT_CALLBACK_PATH
-        ))
-        .processing_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .unwrap();
-    let ledger = Ledger::open("sqlite::memory:").await.unwrap();
-    let retry = RetryPolicy {
-        max_attempts: 4,
-        max_status_checks: 6,
-        max_elapsed: Duration::from_secs(20),
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
-        status_delay: Duration::from_millis(50),
-    };
-    let config = Config::new(project, SecretKey::from(SECRET))
-        .with_base_url(sim.base_url())
-        .with_retry(retry)
-        .with_limits(limits)
-        .with_overdue_after(Duration::from_millis(200));
-    let client = Client::builder(config)
-        .store(ledger.store(project))
-        .build()
-        .unwrap();
-    let desk = Desk::new(Arc::new(client), ledger, Settings::default());
-    let added = desk
-        .access()
-        .add_api_key(ApiKey::new(
-            "backend",
-            rp_console::api_key_sha256(PAY_KEY),
-            Role::Pay,
-        ))
-        .await
-        .unwrap();
-    assert!(added);
-    let added = desk
-        .access()
-        .add_api_key(ApiKey::new(
-            "reports",
-            rp_console::api_key_sha256(READ_KEY),
-            Role::View,
-        ))
-        .await
-        .unwrap();
-    assert!(added);
-    let options = ServeOptions::new(console);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(rp_console::serve(desk.clone(), options, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        sim,
-        base: format!("http://{addr}"),
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        desk,
-        stop: Some(stop),
-        served: Some(served),
-    }
 }
 
 /// Under limits (the insert reads the usage in the writer's transaction): over the limit is
@@ -322,7 +248,8 @@ async fn review_submit_under_limits_over_is_422_and_races_are_by_content() {
     let mut limits = Limits::NONE;
     limits.max_amount = Some(100_000);
     limits.daily_count = Some(3);
-    let server = with_limits(limits).await;
+    let server = Server::start_limited(limits).await;
+    crate::api::add_keys(&server).await;
     let (status, _, over) = call(
         &server,
         "POST",
@@ -346,54 +273,10 @@ async fn review_submit_under_limits_over_is_422_and_races_are_by_content() {
     for round in 0..3 {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let id = format!("rs-lim-{round}");
-        let mut calls = tokio::task::JoinSet::new();
-        for n in 0..20u64 {
-            let metadata = if n % 2 == 0 {
-                json!({"k": "a"})
-            } else {
-                json!({"k": "b"})
-            };
-            let asked = body(&id, 500, Some(metadata.clone()));
-            let (http, url) = (server.http.clone(), server.url("/api/v1/payouts"));
-            calls.spawn(async move { (n, metadata, post(http, url, asked).await) });
-        }
-        let mut answers = Vec::new();
-        while let Some(done) = calls.join_next().await {
-            answers.push(done.unwrap());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (_, _, recorded) = call(
-            &server,
-            "GET",
-            &format!("/api/v1/payouts/{id}"),
-            Some(READ_KEY),
-            None,
-        )
-        .await;
-        let accepted = answers
-            .iter()
-            .filter(|a| a.2.0 == StatusCode::ACCEPTED)
-            .count();
-        if accepted != 1 {
-            wrong.push(format!("{id}: {accepted} answers 202"));
-        }
-        for (n, metadata, (status, answer)) in &answers {
-            let same = recorded["metadata"] == *metadata;
-            let ok = match *status {
-                StatusCode::ACCEPTED | StatusCode::OK => same && answer["metadata"] == *metadata,
-                StatusCode::CONFLICT => !same,
-                _ => false,
-            };
-            if !ok {
-                wrong.push(format!(
-                    "{id} #{n} ({metadata}): {status} {answer}; recorded {recorded}"
-                ));
-            }
-        }
-        let sent = sent(&server, &id);
-        if sent != 1 {
-            wrong.push(format!("{id}: sent {sent} times"));
-        }
+        let posts = (0..20u64)
+            .map(|n| (500, json!({"k": if n % 2 == 0 { "a" } else { "b" }})))
+            .collect();
+        wrong.extend(race(&server, &id, posts).await);
     }
     // The daily count (3) is used up: the next is over the limit.
     let (status, _, over) = call(
