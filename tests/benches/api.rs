@@ -239,56 +239,31 @@ fn main() {
         "api: {payouts} payouts per run, {concurrency} in flight, {runs} runs, SQLite ledger \
          (HTTP client -> rp serve API -> simulator -> callback -> webhook, loopback)"
     );
-    let mut library_rates = Vec::new();
-    let mut api_rates = Vec::new();
-    let mut bare_rates = Vec::new();
+    let mut lib_runs = Measured::new("library");
+    let mut api_runs = Measured::new("API");
+    let mut bare_runs = Measured::new("API without webhooks");
     let mut latencies = Vec::new();
-    let (mut library_cpu, mut api_cpu, mut bare_cpu) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let before = cpu_seconds();
         let elapsed = runtime.block_on(library(payouts, concurrency));
-        let cpu = per_payout(before, payouts, &mut library_cpu);
-        let rate = payouts as f64 / elapsed.as_secs_f64();
-        println!(
-            "  library run {}: {elapsed:.2?}, {rate:.0} payouts/s{cpu}",
-            run + 1
-        );
-        library_rates.push(rate);
+        lib_runs.note(run, payouts, before, elapsed);
         let before = cpu_seconds();
         let (elapsed, mut each) = runtime.block_on(api(payouts, concurrency, run, true));
-        let cpu = per_payout(before, payouts, &mut api_cpu);
-        let rate = payouts as f64 / elapsed.as_secs_f64();
-        println!(
-            "  API run {}: {elapsed:.2?}, {rate:.0} payouts/s{cpu}",
-            run + 1
-        );
-        api_rates.push(rate);
+        api_runs.note(run, payouts, before, elapsed);
         latencies.append(&mut each);
         // The same without a webhook endpoint: what the webhooks cost.
         let before = cpu_seconds();
         let (elapsed, _) = runtime.block_on(api(payouts, concurrency, run, false));
-        let cpu = per_payout(before, payouts, &mut bare_cpu);
-        let rate = payouts as f64 / elapsed.as_secs_f64();
-        println!(
-            "  API without webhooks run {}: {elapsed:.2?}, {rate:.0} payouts/s{cpu}",
-            run + 1
-        );
-        bare_rates.push(rate);
+        bare_runs.note(run, payouts, before, elapsed);
     }
-    let median = |rates: &mut Vec<f64>| {
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
-    };
-    let (library, api) = (median(&mut library_rates), median(&mut api_rates));
-    let bare = median(&mut bare_rates);
-    if !library_cpu.is_empty() && !api_cpu.is_empty() && !bare_cpu.is_empty() {
+    let (library, api, bare) = (lib_runs.rate(), api_runs.rate(), bare_runs.rate());
+    if let (Some(lib_cpu), Some(api_cpu), Some(bare_cpu)) =
+        (lib_runs.cpu(), api_runs.cpu(), bare_runs.cpu())
+    {
         println!(
             "CPU per payout (every thread of the run: client, server, simulator, receiver): \
-             library {:.2} ms, API {:.2} ms, API without webhooks {:.2} ms (the machine has {} \
-             cores)",
-            median(&mut library_cpu),
-            median(&mut api_cpu),
-            median(&mut bare_cpu),
+             library {lib_cpu:.2} ms, API {api_cpu:.2} ms, API without webhooks {bare_cpu:.2} ms \
+             (the machine has {} cores)",
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         );
     }
@@ -308,6 +283,52 @@ fn main() {
         at(99),
         latencies.len()
     );
+}
+
+/// The runs of one path: each one's payouts per second and CPU time per payout.
+struct Measured {
+    name: &'static str,
+    rates: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Measured {
+    fn new(name: &'static str) -> Measured {
+        Measured {
+            name,
+            rates: Vec::new(),
+            cpu: Vec::new(),
+        }
+    }
+
+    /// Notes (and prints) run `run` of `payouts` that took `elapsed`, the process's CPU time
+    /// having been `before` when it started.
+    #[allow(clippy::cast_precision_loss)]
+    fn note(&mut self, run: usize, payouts: usize, before: Option<f64>, elapsed: Duration) {
+        let cpu = per_payout(before, payouts, &mut self.cpu);
+        let rate = payouts as f64 / elapsed.as_secs_f64();
+        println!(
+            "  {} run {}: {elapsed:.2?}, {rate:.0} payouts/s{cpu}",
+            self.name,
+            run + 1
+        );
+        self.rates.push(rate);
+    }
+
+    /// The median payouts per second.
+    fn rate(&mut self) -> f64 {
+        median(&mut self.rates).unwrap_or(0.0)
+    }
+
+    /// The median CPU milliseconds per payout, where it was known.
+    fn cpu(&mut self) -> Option<f64> {
+        median(&mut self.cpu)
+    }
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 /// The CPU time this process has used (user and system), where Linux's `/proc` tells it: the
