@@ -141,6 +141,19 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
             clashes.len()
         )));
     }
+    // A row another batch's unpaid row holds cannot be skipped: whichever batch ran first
+    // would take the ID (a recorded payout's ID is safe to skip: the row is never paid).
+    let held = clashes
+        .iter()
+        .filter(|clash| matches!(clash.holder, run::Holder::Batch { .. }))
+        .count();
+    if held > 0 {
+        return Err(Failure::usage(format!(
+            "{file}: {held} row(s) use a payment ID another batch holds for a different payout, \
+             not paid yet; they cannot be skipped (whichever batch ran first would take the ID): \
+             give them new payment IDs, or pay that batch first; nothing was sent"
+        )));
+    }
     confirm(args, &config, &report, batch)?;
     let registered = runtime
         .block_on(run::register(

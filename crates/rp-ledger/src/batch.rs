@@ -117,9 +117,11 @@ pub enum Registered {
 pub enum OnClash {
     /// Writes nothing and names them: [`Registered::Clashes`].
     Refuse,
-    /// Registers the batch all the same: such a row is never paid (when its turn comes, the
-    /// payout under its ID is another's: a `conflict` row). For an operator who chose to send
-    /// the other rows (`rp batch run --skip-invalid`).
+    /// Registers rows whose payment ID a recorded payout holds all the same: such a row is
+    /// never paid (when its turn comes, the payout under its ID is another's: a `conflict`
+    /// row). For an operator who chose to send the other rows (`rp batch run --skip-invalid`).
+    /// A row that another batch's row holds, none recorded yet, is still refused: it cannot be
+    /// skipped, since whichever batch ran first would take the ID.
     Register,
 }
 

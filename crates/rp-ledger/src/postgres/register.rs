@@ -253,11 +253,7 @@ impl PostgresBatches {
                 .await
                 .map_err(failed(what))?;
         }
-        if on_clash == OnClash::Register {
-            tx.commit().await.map_err(failed(what))?;
-            return Ok((Registered::New, written));
-        }
-        let clashes = query(&tx, what, &CLASHES, &[&self.project, &new.id])
+        let mut clashes: Vec<RowClash> = query(&tx, what, &CLASHES, &[&self.project, &new.id])
             .await?
             .iter()
             .map(|row| {
@@ -280,6 +276,9 @@ impl PostgresBatches {
             })
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| Error::store(what, e))?;
+        if on_clash == OnClash::Register {
+            clashes.retain(|clash| clash.held_by.is_some());
+        }
         if !clashes.is_empty() {
             // Nothing written: the transaction is rolled back as it is dropped.
             return Ok((Registered::Clashes(clashes), 0));

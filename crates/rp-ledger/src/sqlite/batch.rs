@@ -193,10 +193,10 @@ fn register(
             ])
             .map_err(failed)?;
     }
-    let clashes = match on_clash {
-        OnClash::Refuse => clashes(conn, project, &new.id).map_err(failed)?,
-        OnClash::Register => Vec::new(),
-    };
+    let mut clashes = clashes(conn, project, &new.id).map_err(failed)?;
+    if on_clash == OnClash::Register {
+        clashes.retain(|clash| clash.held_by.is_some());
+    }
     if clashes.is_empty() {
         conn.execute_batch("RELEASE register").map_err(failed)?;
         return Ok(Registered::New);

@@ -614,9 +614,10 @@ async fn registration_refuses_payment_ids_another_batch_holds(
     let same = rows_paying(&[("h-1", "aa"), ("h-2", "bb"), ("h-paid", &paid_hash)]);
     let registered = store.register(new_batch(&third, 3, &[]), same).await;
     assert_eq!(registered.unwrap(), Registered::New);
-    // Registered all the same when asked (`rp batch run --skip-invalid`): those rows are
-    // conflicts when their turn comes, never paid.
-    let skipping = rows_paying(&[("h-2", "XX"), ("new-2", "ee")]);
+    // Registered all the same when asked (`rp batch run --skip-invalid`) where a recorded
+    // payout holds the ID: that row is a conflict when its turn comes, never paid. Not where
+    // another batch's row holds it (whichever ran first would take the ID).
+    let skipping = rows_paying(&[("h-paid", "XX"), ("new-2", "ee")]);
     let registered = store
         .register_with(
             new_batch(&batch_id(48), 2, &[]),
@@ -625,6 +626,17 @@ async fn registration_refuses_payment_ids_another_batch_holds(
         )
         .await;
     assert_eq!(registered.unwrap(), Registered::New);
+    let over_a_batch = rows_paying(&[("h-3", "QQ"), ("new-3", "ee")]);
+    let registered = store
+        .register_with(
+            new_batch(&batch_id(49), 2, &[]),
+            over_a_batch,
+            OnClash::Register,
+        )
+        .await;
+    assert!(
+        matches!(registered.unwrap(), Registered::Clashes(c) if c.len() == 1 && c[0].payment_id == "h-3")
+    );
 }
 
 /// Two batches registered at the same moment, each of 2,000 rows with one payment ID for two

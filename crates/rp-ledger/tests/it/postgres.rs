@@ -24,6 +24,7 @@ use tokio_postgres::NoTls;
 mod batched;
 mod review3;
 mod review_clash;
+mod review_onclash_pg;
 mod review_reg;
 mod review_webhooks;
 
