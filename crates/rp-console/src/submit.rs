@@ -10,7 +10,6 @@ use rp_payout::{Error, EventSource, PayoutRecord, Recorded};
 use tokio::sync::oneshot;
 
 use crate::Desk;
-use crate::api::body::same_metadata;
 
 /// How long a submission waits for the payout to be recorded before it answers anyway.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
@@ -51,8 +50,7 @@ pub(crate) async fn submit(
     // Recorded before: answered from the ledger, no call made.
     match store.get(&payment_id).await {
         Ok(Some(existing))
-            if existing.request == payout.to_request(project)
-                && same_metadata(existing.metadata.as_deref(), metadata.as_deref()) =>
+            if existing.is_same_payout(&payout.to_request(project), metadata.as_deref()) =>
         {
             return Ok(Submitted::Existing(existing));
         }
@@ -63,10 +61,9 @@ pub(crate) async fn submit(
     let (recorded_tx, recorded_rx) = oneshot::channel();
     let (result_tx, result_rx) = oneshot::channel();
     let client = desk.client().clone();
-    let metadata_sent = metadata.clone();
     desk.run_in_background(async move {
         let result = client
-            .payout_reporting(&payout, source, metadata_sent, Some(recorded_tx))
+            .payout_reporting(&payout, source, metadata, Some(recorded_tx))
             .await;
         if let Err(error) = &result {
             tracing::warn!(payment_id = %payout.payment_id(), %error, "payout did not succeed");
@@ -98,13 +95,7 @@ pub(crate) async fn submit(
             desk.wake_webhooks();
             Ok(Submitted::New(Some(*record)))
         }
-        // Recorded by another call meanwhile, with the same request: the same payout only if
-        // its metadata is the same too.
-        Recorded::Existing(existing)
-            if !same_metadata(existing.metadata.as_deref(), metadata.as_deref()) =>
-        {
-            Err(NotSubmitted::Conflict)
-        }
+        // Recorded by another call meanwhile, with the same request and metadata.
         Recorded::Existing(existing) => Ok(Submitted::Existing(*existing)),
         Recorded::Conflict => Err(NotSubmitted::Conflict),
         // Over the limits (or whatever a newer rp-payout reports): the call's own error.

@@ -110,3 +110,110 @@ async fn review_onclash_a_row_registered_over_another_batchs_unpaid_row_is_never
     );
     server.stop().await;
 }
+
+/// A payout recorded through the API with the merchant's metadata, and a row of
+/// `rp batch run --skip-invalid` with the same payment ID and the same request: preflight
+/// shows the row as a clash (the API refuses the same ID with other metadata, and a row has
+/// none), so the operator is told it will not be paid. It must then end as a `conflict` row,
+/// not be taken for the API's payout and reported `success` (before, the client compared
+/// only the request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_row_matching_a_payout_with_metadata_is_a_conflict_not_a_success() {
+    let server = Server::start_with("sqlite::memory:", None, Duration::from_secs(3600)).await;
+    crate::api::add_keys(&server).await;
+    let mut body = crate::api::payout("meta-1", "100");
+    body["metadata"] = serde_json::json!({"order": 7});
+    let (status, _, answer) = crate::api::call(
+        &server,
+        "POST",
+        "/api/v1/payouts?wait=10",
+        Some(crate::api::PAY_KEY),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["state"], "success", "{answer}");
+
+    let dir = crate::scratch("review-onclash-metadata");
+    let file = dir.join("b.csv");
+    std::fs::write(
+        &file,
+        "phone;amount;customer_id;payment_id\n+7 701 123 45 67;100;c-1;meta-1\n\
+         +7 701 510 40 02;200;c-2;fresh-2\n",
+    )
+    .unwrap();
+    let limits = rp_model::Limits::NONE;
+    let report = rp_batch::check_file(&file, &limits, |_| {}).unwrap();
+    let store = server.desk.client().store();
+    let recorded = store
+        .get(&rp_model::PaymentId::new("meta-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let clashes = rp_batch::run::preflight(
+        &file,
+        report.batch,
+        store.as_ref(),
+        server.desk.batches().as_ref(),
+        server.desk.client().project_id(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(clashes.len(), 1, "{clashes:?}");
+    assert_eq!(clashes[0].row, 1);
+    let registered = rp_batch::run::register(
+        &file,
+        &report,
+        server.desk.batches().as_ref(),
+        server.desk.client().project_id(),
+        limits,
+        rp_ledger::OnClash::Register,
+    )
+    .await
+    .unwrap();
+    assert_eq!(registered, rp_ledger::Registered::New);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut outcomes = Vec::new();
+    rp_batch::run::run(
+        report.batch,
+        Arc::clone(server.desk.client()),
+        Arc::clone(server.desk.batches()),
+        rp_batch::run::RunOptions::default(),
+        &stop,
+        |outcome, _| outcomes.push(outcome.clone()),
+    )
+    .await
+    .unwrap();
+    let result = |row: u64| {
+        outcomes
+            .iter()
+            .find(|o| o.row == row)
+            .map(|o| o.result.clone())
+    };
+    assert!(
+        matches!(result(1), Some(RowResult::Failed(f)) if f.label == "conflict"),
+        "row 1 (meta-1, the same request as the API's payout, which carries metadata) was \
+         shown as a clash, then ended {:?}",
+        result(1)
+    );
+    assert!(
+        matches!(result(2), Some(RowResult::Sent(_))),
+        "{:?}",
+        result(2)
+    );
+    // The API's payout is as it was: paid once, its metadata kept.
+    let after = store
+        .get(&rp_model::PaymentId::new("meta-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.metadata, recorded.metadata);
+    let sent = server
+        .sim
+        .payments()
+        .into_iter()
+        .filter(|p| p.payment_id == "meta-1")
+        .count();
+    assert_eq!(sent, 1);
+    server.stop().await;
+}

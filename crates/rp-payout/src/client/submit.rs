@@ -38,7 +38,8 @@ impl Client {
     /// Pays out, at most once, whatever the network does.
     ///
     /// 1. Records the payout in the store before the first byte is sent. If its payment ID is
-    ///    already recorded: with different details → [`Error::PaymentIdConflict`]; with the same
+    ///    already recorded: with different details, or with the merchant's metadata
+    ///    ([`Client::payout_reporting`]) → [`Error::PaymentIdConflict`]; with the same
     ///    details → the recorded state, without sending (unless it is not registered on the
     ///    platform or ended in `error`: then it is resent under the same payment ID, and an
     ///    unknown outcome is first resolved through the status endpoint). A payout in
@@ -87,8 +88,10 @@ impl Client {
     /// what recording found as soon as it is known (before anything is sent): a server
     /// answering "accepted" (or "already recorded", or "another payout holds this ID") at once
     /// while the payout is sent in the background. Nothing is told when the payout failed
-    /// before recording (a signing or store error): the call's own result says why. An
-    /// existing record is compared by its request only: comparing metadata is the caller's.
+    /// before recording (a signing or store error): the call's own result says why. A payout
+    /// recorded under the payment ID with other metadata is another payout
+    /// ([`PayoutRecord::is_same_payout`]): [`Error::PaymentIdConflict`], as
+    /// [`Client::payout`] (which has none) is for one recorded with metadata.
     ///
     /// # Errors
     ///
@@ -117,7 +120,7 @@ impl Client {
             let body = self.sign("payout", &request)?;
             let now = self.clock.now();
             let mut record = PayoutRecord::new(payment_id.clone(), request, now);
-            record.metadata = metadata;
+            record.metadata.clone_from(&metadata);
             record.claimed_by = Some(self.owner.token().to_owned());
             record.lease_until = Some(self.lease_clock().await + self.config.in_flight_window());
             let first_event = PayoutEvent::new(now, source, None, PayoutState::Created);
@@ -138,9 +141,12 @@ impl Client {
                         .await
                 }
                 Inserted::Existing(existing) => {
-                    if existing.request != payout.to_request(self.config.project_id) {
+                    let request = payout.to_request(self.config.project_id);
+                    if !existing.is_same_payout(&request, metadata.as_deref()) {
                         tell(Recorded::Conflict);
-                        tracing::warn!("payment ID already recorded with different details");
+                        tracing::warn!(
+                            "payment ID already recorded with different details or metadata"
+                        );
                         return Err(Error::PaymentIdConflict {
                             payment_id,
                             platform: None,

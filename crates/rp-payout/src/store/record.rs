@@ -258,6 +258,32 @@ impl PayoutRecord {
             metadata: None,
         }
     }
+
+    /// Whether `request` with the merchant's `metadata` is this payout: the same request and
+    /// the same metadata (JSON compared as values, member order aside; text that does not
+    /// read as JSON compared as text). A payment ID recorded with either different is another
+    /// payout's.
+    pub fn is_same_payout(&self, request: &wire::PayoutRequest, metadata: Option<&str>) -> bool {
+        self.request == *request && same_metadata(self.metadata.as_deref(), metadata)
+    }
+}
+
+/// Whether two metadata texts say the same (see [`PayoutRecord::is_same_payout`]).
+fn same_metadata(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a == b
+                || matches!(
+                    (
+                        serde_json::from_str::<serde_json::Value>(a),
+                        serde_json::from_str::<serde_json::Value>(b),
+                    ),
+                    (Ok(a), Ok(b)) if a == b
+                )
+        }
+        _ => false,
+    }
 }
 
 impl fmt::Debug for PayoutRecord {
@@ -420,5 +446,24 @@ mod tests {
         assert!(!PayoutState::Unknown.is_resendable());
         assert!(PayoutState::PaymentIdTaken.is_settled());
         assert!(!PayoutState::PaymentIdTaken.is_resendable());
+    }
+
+    #[test]
+    fn the_same_payout_has_the_same_request_and_metadata() {
+        let mut kept = record("p-1", 1);
+        let request = kept.request.clone();
+        assert!(kept.is_same_payout(&request, None));
+        assert!(!kept.is_same_payout(&request, Some("{}")));
+        kept.metadata = Some(r#"{"order":42,"tags":["a"]}"#.to_owned());
+        assert!(!kept.is_same_payout(&request, None));
+        assert!(kept.is_same_payout(&request, Some(r#"{"tags": ["a"], "order": 42}"#)));
+        assert!(!kept.is_same_payout(&request, Some(r#"{"order":43,"tags":["a"]}"#)));
+        let mut other = request.clone();
+        other.payment.amount += 1;
+        assert!(!kept.is_same_payout(&other, kept.metadata.as_deref()));
+        // Kept text that does not read as JSON is compared as text.
+        kept.metadata = Some("not json".to_owned());
+        assert!(kept.is_same_payout(&request, Some("not json")));
+        assert!(!kept.is_same_payout(&request, Some("not  json")));
     }
 }

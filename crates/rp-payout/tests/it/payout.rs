@@ -82,6 +82,47 @@ async fn accepted_over_http() {
     assert!(body["general"]["signature"].is_string());
 }
 
+/// The merchant's metadata is part of what a payment ID names: the same request with other
+/// metadata (or none, as `payout` has) is another payout, refused before anything is sent;
+/// the same metadata, written in another member order, is the payout as it stands.
+#[tokio::test]
+async fn the_same_request_with_other_metadata_is_a_conflict() {
+    let gate = Gate::start().await;
+    gate.on_payout(accepted("p-meta", "r-1"));
+    let (client, _clock, store) = gate.client();
+    let source = rp_payout::EventSource::Call;
+    let metadata = || Some(r#"{"order":7,"tags":["a"]}"#.to_owned());
+    client
+        .payout_reporting(&payout("p-meta"), source.clone(), metadata(), None)
+        .await
+        .unwrap();
+    assert_eq!(gate.calls(), ["payout"]);
+
+    let error = client.payout(&payout("p-meta")).await.unwrap_err();
+    assert!(
+        matches!(error, Error::PaymentIdConflict { platform: None, .. }),
+        "{error}"
+    );
+    let (told, recorded) = tokio::sync::oneshot::channel();
+    let other = Some(r#"{"order":8,"tags":["a"]}"#.to_owned());
+    let error = client
+        .payout_reporting(&payout("p-meta"), source.clone(), other, Some(told))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::PaymentIdConflict { .. }), "{error}");
+    assert_eq!(recorded.await.unwrap(), rp_payout::Recorded::Conflict);
+
+    let reordered = Some(r#"{"tags": ["a"], "order": 7}"#.to_owned());
+    let receipt = client
+        .payout_reporting(&payout("p-meta"), source, reordered, None)
+        .await
+        .unwrap();
+    assert_eq!(receipt.acceptance, Acceptance::AlreadyRecorded);
+    assert_eq!(gate.calls(), ["payout"], "nothing sent again");
+    let kept = store.get(&pid("p-meta")).await.unwrap().unwrap();
+    assert_eq!(kept.metadata, metadata());
+}
+
 #[tokio::test]
 async fn validation_error_is_a_typed_rejection_and_is_never_resent() {
     let gate = Gate::start().await;
