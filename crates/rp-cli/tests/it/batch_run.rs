@@ -605,3 +605,69 @@ fn a_batch_keeps_the_limits_it_was_confirmed_with() {
         "no row paid past the batch's limit"
     );
 }
+
+/// `--skip-invalid` skips a row whose payment ID a recorded payout holds (it is never paid),
+/// but not one that another batch's row holds for a different payout without a payout yet:
+/// whichever batch ran first would take the ID. That run stops before the confirmation,
+/// naming the other batch's line; nothing is registered or sent.
+#[test]
+fn skip_invalid_does_not_skip_a_row_another_batch_holds() {
+    let sim = Sim::start();
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    // Batch A pays its first row; its second, over the day's count, holds `held-2` unpaid.
+    let first = file(
+        "holder.csv",
+        "payment_id,phone,amount,customer_id\n\
+         paid-1,87011237001,1000,c-1\nheld-2,87011237002,1000,c-2\n",
+    );
+    let a = sim.rp_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            first.to_str().unwrap(),
+            "--yes",
+            "--skip-invalid",
+            "--daily-count",
+            "1",
+        ],
+    );
+    assert!(stdout(&a).contains("over_limit 1"), "{}", stdout(&a));
+    assert_eq!(sim.sim().payments().len(), 1);
+
+    // Batch B: `held-2` for someone else, and a fresh row.
+    let second = file(
+        "taker.csv",
+        "payment_id,phone,amount,customer_id\n\
+         held-2,87011237009,5000,c-9\nfresh-3,87011237003,1000,c-3\n",
+    );
+    let b = sim.rp_in(
+        &ledger,
+        &[
+            "batch",
+            "run",
+            second.to_str().unwrap(),
+            "--yes",
+            "--skip-invalid",
+        ],
+    );
+    assert_eq!(b.status.code(), Some(2), "{}", stderr(&b));
+    assert!(
+        stdout(&b).contains("line 2") && stdout(&b).contains("held-2"),
+        "the clash names the row: {}",
+        stdout(&b)
+    );
+    assert!(
+        stderr(&b).contains("cannot be skipped") && stderr(&b).contains("nothing was sent"),
+        "{}",
+        stderr(&b)
+    );
+    assert_eq!(sim.sim().payments().len(), 1, "nothing of batch B was sent");
+    let listed = sim.rp_in(&ledger, &["batch", "list", "--json"]);
+    let batches: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(
+        batches["batches"].as_array().map(Vec::len),
+        Some(1),
+        "batch B was not registered: {batches}"
+    );
+}
