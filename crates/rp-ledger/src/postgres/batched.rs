@@ -4,7 +4,9 @@
 //! a record by payment ID ([`Read`]), each bound as one statement of array parameters.
 
 use super::PostgresLedger;
-use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
+use super::rows::{
+    self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS, qualified,
+};
 use super::store::usage_upsert;
 use super::writes::{Job, Queue};
 use deadpool_postgres::Client;
@@ -118,19 +120,10 @@ static UPDATE_BATCH: LazyLock<String> = LazyLock::new(|| {
         assignments.join(", "),
         usage_upsert("flipped"),
         event_values.join(", "),
-        record_columns("p"),
-        record_columns("l"),
+        qualified(RECORD_COLUMNS, "p"),
+        qualified(RECORD_COLUMNS, "l"),
     )
 });
-
-/// [`RECORD_COLUMNS`] of the table or subquery `alias`.
-fn record_columns(alias: &str) -> String {
-    RECORD_COLUMNS
-        .split(", ")
-        .map(|c| format!("{alias}.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 impl Job for Update {
     type Answer = Outcome;
@@ -540,7 +533,7 @@ static READ_BATCH: LazyLock<String> = LazyLock::new(|| {
         "SELECT i.ord, {} FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY \
          AS i(project_id, payment_id, ord) JOIN rp_ledger.payouts AS p \
          ON p.project_id = i.project_id AND p.payment_id = i.payment_id",
-        record_columns("p")
+        qualified(RECORD_COLUMNS, "p")
     )
 });
 

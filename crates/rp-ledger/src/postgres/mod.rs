@@ -1,6 +1,7 @@
 //! The PostgreSQL ledger (feature `postgres`): see [`PostgresLedger`].
 
 mod access;
+mod aside;
 mod batch;
 mod batched;
 mod clock;

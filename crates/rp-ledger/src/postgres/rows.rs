@@ -155,25 +155,40 @@ pub(super) fn record_at(row: &Row, first: usize) -> Result<PayoutRecord, String>
 
 /// An event from a row of [`EVENT_COLUMNS`].
 pub(super) fn event(row: &Row) -> Result<PayoutEvent, String> {
-    let source: String = column(row, 1)?;
+    event_at(row, 0)
+}
+
+/// An event from the columns of [`EVENT_COLUMNS`] that start at column `first` of `row`.
+pub(super) fn event_at(row: &Row, first: usize) -> Result<PayoutEvent, String> {
+    let at = |index: usize| first + index;
+    let source: String = column(row, at(1))?;
     let source = EventSource::from_text(&source)
         .ok_or_else(|| format!("column source: unknown event source {source:?}"))?;
     let state_at = |index: usize| -> Result<Option<PayoutState>, String> {
-        column::<Option<String>>(row, index)?
+        column::<Option<String>>(row, at(index))?
             .map(|text| serde_json::from_str(&text).map_err(|e| format!("column {index}: {e}")))
             .transpose()
     };
     let previous = state_at(2)?;
     let state = state_at(3)?.ok_or_else(|| "column state: no state".to_owned())?;
     Ok(
-        PayoutEvent::new(time(column(row, 0)?), source, previous, state)
+        PayoutEvent::new(time(column(row, at(0))?), source, previous, state)
             .with_code(
-                column::<Option<String>>(row, 4)?.map(ResponseCode::new),
-                column(row, 5)?,
+                column::<Option<String>>(row, at(4))?.map(ResponseCode::new),
+                column(row, at(5))?,
             )
-            .with_note(column(row, 6)?)
-            .with_raw(column(row, 7)?),
+            .with_note(column(row, at(6))?)
+            .with_raw(column(row, at(7))?),
     )
+}
+
+/// The `columns` (as [`RECORD_COLUMNS`] lists them) of the table or subquery `alias`.
+pub(super) fn qualified(columns: &str, alias: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Column `index` of `row`, or what is wrong with it.

@@ -3,7 +3,7 @@
 //! (`clock_timestamp()`), shared by every instance; a claim skips the deliveries another
 //! claim is taking (`FOR UPDATE SKIP LOCKED`), so each is sent by one instance at a time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient as _;
@@ -13,7 +13,8 @@ use rp_transport::BoxFuture;
 use tokio_postgres::Row;
 
 use super::PostgresLedger;
-use super::rows;
+use super::aside::{self, PULL_LATER};
+use super::rows::{self, qualified};
 use super::sql::{column, execute, failed, query};
 use crate::stored::{EVENT_COLUMNS, RECORD_COLUMNS, time, version};
 use crate::webhook::{
@@ -40,10 +41,15 @@ impl PostgresWebhooks {
 /// The server's clock in nanoseconds since the Unix epoch.
 const NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint";
 
+/// [`NOW`] as of the statement's start: the same throughout the statement, so the planner
+/// takes it as a bound of an index range (the claim reads only the due part of the due index,
+/// not the deliveries waiting for a later time; `clock_timestamp()` would be a filter on each).
+const STATEMENT_NOW: &str = "(extract(epoch FROM statement_timestamp()) * 1000000000)::bigint";
+
 const ENDPOINT_COLUMNS: &str = "e.id, e.url, e.secret, e.created_at, e.disabled_at, \
      e.disabled_reason, \
      (SELECT count(*) FROM rp_ledger.webhook_deliveries d WHERE d.endpoint_id = e.id \
-      AND d.next_attempt_at IS NOT NULL), \
+      AND d.delivered_at IS NULL AND d.failed_at IS NULL), \
      (SELECT count(*) FROM rp_ledger.webhook_deliveries d WHERE d.endpoint_id = e.id \
       AND d.failed_at IS NOT NULL)";
 
@@ -64,12 +70,13 @@ fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn nanos_of(duration: Duration) -> i64 {
-    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
-}
+/// The longest delay a due time takes: 200 years ("never"). The server adds a delay to its
+/// clock, and nanoseconds since 1970 end in 2262: a longer one would be out of range.
+const LONGEST_DELAY: Duration = Duration::from_secs(200 * 365 * 24 * 3600);
 
-fn payment_id(text: String) -> Result<PaymentId, String> {
-    PaymentId::new(text).map_err(|e| e.to_string())
+/// A lease or retry delay in nanoseconds, at most [`LONGEST_DELAY`].
+fn nanos_of(duration: Duration) -> i64 {
+    i64::try_from(duration.min(LONGEST_DELAY).as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl PostgresWebhooks {
@@ -115,7 +122,7 @@ impl PostgresWebhooks {
              failed_at = CASE WHEN $9 THEN now.t END, \
              claimed_by = NULL, lease_until = NULL FROM now \
              WHERE endpoint_id = $1 AND project_id = $2 AND payment_id = $3 \
-             AND version = $4 AND claimed_by = $5 RETURNING attempts"
+             AND version = $4 AND claimed_by = $5 RETURNING attempts, now.t"
         );
         let rows = query(
             tx,
@@ -138,6 +145,16 @@ impl PostgresWebhooks {
             return Ok(false);
         };
         let number: i64 = column(row, 0).map_err(|e| Error::store(what, e))?;
+        if delivered {
+            let now: i64 = column(row, 1).map_err(|e| Error::store(what, e))?;
+            execute(
+                tx,
+                what,
+                PULL_LATER,
+                &[&key.endpoint, &self.project, &id, &event_version, &now],
+            )
+            .await?;
+        }
         let took = i64::try_from(attempt.took.as_millis()).unwrap_or(i64::MAX);
         let status = attempt.status.map(i32::from);
         execute(
@@ -315,14 +332,16 @@ impl WebhookStore for PostgresWebhooks {
     ) -> BoxFuture<'a, Result<Vec<ClaimedDelivery>, Error>> {
         Box::pin(async move {
             let what = "claim webhook deliveries";
-            let client = self.ledger.client(what).await?;
+            let mut client = self.ledger.client(what).await?;
+            // One statement: the claim and what each delivery is sent with (its endpoint, the
+            // payout, the event), read in the claim's snapshot. The foreign keys keep the
+            // three; nothing is claimed unless everything is read.
             let sql = format!(
-                "WITH now AS (SELECT {NOW} AS t), \
-                 due AS (SELECT d.endpoint_id, d.project_id, d.payment_id, d.version \
-                     FROM rp_ledger.webhook_deliveries d, now \
-                     WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= now.t \
+                "WITH due AS (SELECT d.endpoint_id, d.project_id, d.payment_id, d.version \
+                     FROM rp_ledger.webhook_deliveries d \
+                     WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= {STATEMENT_NOW} \
                      AND d.project_id = $1 \
-                     AND (d.lease_until IS NULL OR d.lease_until <= now.t) \
+                     AND (d.lease_until IS NULL OR d.lease_until <= {STATEMENT_NOW}) \
                      AND EXISTS (SELECT 1 FROM rp_ledger.webhook_endpoints e \
                          WHERE e.id = d.endpoint_id AND e.disabled_at IS NULL) \
                      AND NOT EXISTS (SELECT 1 FROM rp_ledger.webhook_deliveries o \
@@ -330,17 +349,26 @@ impl WebhookStore for PostgresWebhooks {
                          AND o.payment_id = d.payment_id AND o.version < d.version \
                          AND o.next_attempt_at IS NOT NULL) \
                      ORDER BY d.next_attempt_at LIMIT $4 \
-                     FOR UPDATE OF d SKIP LOCKED) \
-                 UPDATE rp_ledger.webhook_deliveries w \
-                 SET claimed_by = $2, lease_until = now.t + $3, \
-                 next_attempt_at = now.t + $3 \
-                 FROM due, now \
-                 WHERE w.endpoint_id = due.endpoint_id AND w.project_id = due.project_id \
-                 AND w.payment_id = due.payment_id AND w.version = due.version \
-                 RETURNING w.endpoint_id, w.payment_id, w.version, w.attempts, w.failures"
+                     FOR UPDATE OF d SKIP LOCKED), \
+                 claimed AS (UPDATE rp_ledger.webhook_deliveries w \
+                     SET claimed_by = $2, lease_until = {STATEMENT_NOW} + $3, \
+                     next_attempt_at = {STATEMENT_NOW} + $3 \
+                     FROM due \
+                     WHERE w.endpoint_id = due.endpoint_id AND w.project_id = due.project_id \
+                     AND w.payment_id = due.payment_id AND w.version = due.version \
+                     RETURNING w.endpoint_id, w.payment_id, w.version, w.attempts, w.failures) \
+                 SELECT e.id, e.url, e.secret, e.created_at, e.disabled_at, e.disabled_reason, \
+                     0::bigint, 0::bigint, c.version, c.attempts, c.failures, {}, {} \
+                 FROM claimed c \
+                 JOIN rp_ledger.webhook_endpoints e ON e.id = c.endpoint_id \
+                 JOIN rp_ledger.payout_events v ON v.project_id = $1 \
+                     AND v.payment_id = c.payment_id AND v.version = c.version \
+                 JOIN rp_ledger.payouts p ON p.project_id = $1 AND p.payment_id = c.payment_id",
+                qualified(EVENT_COLUMNS, "v"),
+                qualified(RECORD_COLUMNS, "p"),
             );
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let keys = query(
+            let rows = query(
                 &client,
                 what,
                 &sql,
@@ -348,76 +376,36 @@ impl WebhookStore for PostgresWebhooks {
             )
             .await?;
             self.ledger.committed();
-            let record_sql = format!(
-                "SELECT {RECORD_COLUMNS} FROM rp_ledger.payouts \
-                 WHERE project_id = $1 AND payment_id = $2"
-            );
-            let event_sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM rp_ledger.payout_events \
-                 WHERE project_id = $1 AND payment_id = $2 AND version = $3"
-            );
-            let mut claimed = Vec::with_capacity(keys.len());
-            // Each endpoint read once per claim, without its counts (they scan its deliveries).
-            let mut endpoints: HashMap<i64, Option<WebhookEndpoint>> = HashMap::new();
-            for key in &keys {
+            // Fewer than it may take: every due delivery was read. Those no claim can take
+            // now are set aside (a failure only leaves them to be read again).
+            if rows.len() < usize::try_from(limit).unwrap_or(usize::MAX)
+                && let Err(error) = aside::set_aside(&mut client, self.project).await
+            {
+                tracing::warn!(%error, "webhooks: could not set aside deliveries");
+            }
+            // The columns: the endpoint's (without its counts: they scan its deliveries),
+            // the delivery's, the event's, the payout's.
+            const DELIVERY: usize = 8;
+            const EVENT: usize = DELIVERY + 3;
+            let event_columns = EVENT_COLUMNS.split(", ").count();
+            let mut claimed = Vec::with_capacity(rows.len());
+            for row in &rows {
                 let read = |e: String| Error::store(what, e);
-                let endpoint_id: i64 = column(key, 0).map_err(read)?;
-                let id: String = column(key, 1).map_err(read)?;
-                let event_version: i64 = column(key, 2).map_err(read)?;
-                let endpoint = match endpoints.get(&endpoint_id) {
-                    Some(found) => found.clone(),
-                    None => {
-                        let rows = query(
-                            &client,
-                            what,
-                            "SELECT id, url, secret, created_at, disabled_at, disabled_reason, \
-                             0::bigint, 0::bigint FROM rp_ledger.webhook_endpoints \
-                             WHERE project_id = $1 AND id = $2",
-                            &[&self.project, &endpoint_id],
-                        )
-                        .await?;
-                        let found = rows.first().map(endpoint).transpose().map_err(read)?;
-                        endpoints.insert(endpoint_id, found.clone());
-                        found
-                    }
-                };
-                // Removed since the claim: its deliveries went with it.
-                let Some(endpoint) = endpoint else {
-                    continue;
-                };
-                let record = query(&client, what, &record_sql, &[&self.project, &id]).await?;
-                let payout = record
-                    .first()
-                    .map(rows::record)
-                    .transpose()
-                    .map_err(read)?
-                    .ok_or_else(|| Error::store(what, format!("no payout {id}")))?;
-                let event_rows = query(
-                    &client,
-                    what,
-                    &event_sql,
-                    &[&self.project, &id, &event_version],
-                )
-                .await?;
-                let event = event_rows
-                    .first()
-                    .map(rows::event)
-                    .transpose()
-                    .map_err(read)?
-                    .ok_or_else(|| {
-                        Error::store(what, format!("no event {event_version} of {id}"))
-                    })?;
+                let endpoint = endpoint(row).map_err(read)?;
+                let event = rows::event_at(row, EVENT).map_err(read)?;
+                let payout = rows::record_at(row, EVENT + event_columns).map_err(read)?;
                 claimed.push(ClaimedDelivery {
                     key: DeliveryKey {
-                        endpoint: endpoint_id,
-                        payment_id: payment_id(id).map_err(read)?,
-                        version: u64::try_from(event_version).unwrap_or(0),
+                        endpoint: endpoint.id,
+                        payment_id: payout.payment_id.clone(),
+                        version: u64::try_from(column::<i64>(row, DELIVERY).map_err(read)?)
+                            .unwrap_or(0),
                     },
                     endpoint,
                     payout,
                     event,
-                    attempts: count(column(key, 3).map_err(read)?),
-                    failures: count(column(key, 4).map_err(read)?),
+                    attempts: count(column(row, DELIVERY + 1).map_err(read)?),
+                    failures: count(column(row, DELIVERY + 2).map_err(read)?),
                 });
             }
             Ok(claimed)

@@ -21,6 +21,7 @@ use rp_payout::{
 };
 use tokio_postgres::NoTls;
 
+mod aside;
 mod batched;
 mod review3;
 mod review_clash;

@@ -3,6 +3,10 @@
 //! drives the outbox to completion afterwards and checks the promise: every delivery ends
 //! delivered, none claimed before an earlier change of its payout to its endpoint was delivered
 //! or given up, none parked while its endpoint is enabled.
+//!
+//! Each scenario runs on SQLite here (a fresh file each, [`sqlite`]) and on PostgreSQL
+//! ([`run_all`], called by the PostgreSQL tests on one database: the projects keep the
+//! scenarios apart).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,8 +18,25 @@ use rp_payout::{EventSource, PayoutEvent, PayoutState, PayoutStore, Updated};
 
 const LEASE: Duration = Duration::from_secs(600);
 
-fn url(path: &std::path::Path) -> String {
-    format!("sqlite:{}", path.display())
+/// Where the scenarios run.
+pub(crate) enum Place {
+    /// A fresh SQLite file for each scenario.
+    Sqlite,
+    /// One PostgreSQL database (its URL) for every scenario.
+    Postgres(String),
+}
+
+impl Place {
+    /// The ledger URL of scenario `name`.
+    fn url(&self, name: &str) -> String {
+        match self {
+            Place::Sqlite => format!(
+                "sqlite:{}",
+                crate::scratch(name).join("ledger.db").display()
+            ),
+            Place::Postgres(url) => url.clone(),
+        }
+    }
 }
 
 fn attempt(key: &DeliveryKey, after: AfterAttempt) -> AttemptRecord {
@@ -132,9 +153,12 @@ async fn drain(hooks: &Hooks, ids: &[&str], limit: usize, patience: Duration) {
     }
 }
 
-async fn setup(name: &str, project: u64) -> (Ledger, Arc<dyn PayoutStore>, Hooks, i64) {
-    let dir = crate::scratch(name);
-    let ledger = Ledger::open(&url(&dir.join("ledger.db"))).await.unwrap();
+async fn setup(
+    place: &Place,
+    name: &str,
+    project: u64,
+) -> (Ledger, Arc<dyn PayoutStore>, Hooks, i64) {
+    let ledger = Ledger::open(&place.url(name)).await.unwrap();
     let project = ProjectId::new(project).unwrap();
     let hooks = ledger.webhooks(project);
     let store = ledger.store(project);
@@ -148,9 +172,8 @@ async fn setup(name: &str, project: u64) -> (Ledger, Arc<dyn PayoutStore>, Hooks
 const SHORT: Duration = Duration::from_secs(5);
 
 /// Disabled before any claim; changes made while disabled; set aside; enabled; drained.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_disabled_before_claim() {
-    let (_l, store, hooks, e) = setup("aside-1", 9401).await;
+pub(crate) async fn aside_disabled_before_claim(place: &Place) {
+    let (_l, store, hooks, e) = setup(place, "aside-1", 9401).await;
     hooks.set_disabled(e, Some("off")).await.unwrap();
     insert(&store, "p").await;
     change(&store, "p").await;
@@ -163,8 +186,7 @@ async fn aside_disabled_before_claim() {
 }
 
 /// Disabled between the claim of the head and its record (`Delivered`, `RetryIn`, `GiveUp`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_disabled_between_claim_and_record() {
+pub(crate) async fn aside_disabled_between_claim_and_record(place: &Place) {
     for (n, after) in [
         AfterAttempt::Delivered,
         AfterAttempt::RetryIn(Duration::from_millis(100)),
@@ -174,7 +196,7 @@ async fn aside_disabled_between_claim_and_record() {
     .into_iter()
     .enumerate()
     {
-        let (_l, store, hooks, e) = setup(&format!("aside-2-{n}"), 9402).await;
+        let (_l, store, hooks, e) = setup(place, &format!("aside-2-{n}"), 9420 + n as u64).await;
         insert(&store, "p").await;
         change(&store, "p").await;
         let keys = claim(&hooks, "a", LEASE, 1).await;
@@ -196,9 +218,8 @@ async fn aside_disabled_between_claim_and_record() {
 }
 
 /// Given up (the endpoint disabled), later changes set aside, then enabled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_after_give_up() {
-    let (_l, store, hooks, e) = setup("aside-3", 9403).await;
+pub(crate) async fn aside_after_give_up(place: &Place) {
+    let (_l, store, hooks, e) = setup(place, "aside-3", 9403).await;
     insert(&store, "p").await;
     insert(&store, "q").await;
     let keys = claim(&hooks, "a", LEASE, 1).await;
@@ -237,10 +258,9 @@ async fn aside_after_give_up() {
 
 /// The head retries far in the future; later changes set aside behind it; then replays of an
 /// earlier or a later version, in every combination.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_replays_while_set_aside() {
+pub(crate) async fn aside_replays_while_set_aside(place: &Place) {
     for (n, replay) in [Some(0), Some(1), Some(2), None].into_iter().enumerate() {
-        let (_l, store, hooks, _e) = setup(&format!("aside-4-{n}"), 9404).await;
+        let (_l, store, hooks, _e) = setup(place, &format!("aside-4-{n}"), 9440 + n as u64).await;
         insert(&store, "p").await;
         let keys = claim(&hooks, "a", LEASE, 128).await;
         hooks
@@ -264,9 +284,8 @@ async fn aside_replays_while_set_aside() {
 }
 
 /// Replays of an earlier delivered version while the later ones are set aside behind a retry.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_replay_of_delivered_earlier_version() {
-    let (_l, store, hooks, _e) = setup("aside-5", 9405).await;
+pub(crate) async fn aside_replay_of_delivered_earlier_version(place: &Place) {
+    let (_l, store, hooks, _e) = setup(place, "aside-5", 9405).await;
     insert(&store, "p").await;
     drain(&hooks, &["p"], 128, SHORT).await;
     change(&store, "p").await;
@@ -290,9 +309,8 @@ async fn aside_replay_of_delivered_earlier_version() {
 
 /// The head's short lease runs out, another claims it, the first one's Delivered is lost;
 /// followers set aside behind the second one's retry.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_lease_expiry_of_head() {
-    let (_l, store, hooks, _e) = setup("aside-6", 9406).await;
+pub(crate) async fn aside_lease_expiry_of_head(place: &Place) {
+    let (_l, store, hooks, _e) = setup(place, "aside-6", 9406).await;
     insert(&store, "p").await;
     let a = claim(&hooks, "a", Duration::from_millis(30), 128).await;
     change(&store, "p").await;
@@ -323,13 +341,11 @@ async fn aside_lease_expiry_of_head() {
 }
 
 /// Two handles on one file: claims, records, enable and replay interleaved.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_two_handles_interleaved() {
-    let dir = crate::scratch("aside-7");
-    let path = dir.join("ledger.db");
+pub(crate) async fn aside_two_handles_interleaved(place: &Place) {
+    let url = place.url("aside-7");
     let project = ProjectId::new(9407).unwrap();
-    let a = Ledger::open(&url(&path)).await.unwrap();
-    let b = Ledger::open(&url(&path)).await.unwrap();
+    let a = Ledger::open(&url).await.unwrap();
+    let b = Ledger::open(&url).await.unwrap();
     let (ha, hb) = (a.webhooks(project), b.webhooks(project));
     let (sa, sb) = (a.store(project), b.store(project));
     let e1 = ha
@@ -378,9 +394,8 @@ async fn aside_two_handles_interleaved() {
 }
 
 /// Two endpoints, one disabled, one removed while set aside.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_several_endpoints_one_disabled_one_removed() {
-    let (_l, store, hooks, e1) = setup("aside-8", 9408).await;
+pub(crate) async fn aside_several_endpoints_one_disabled_one_removed(place: &Place) {
+    let (_l, store, hooks, e1) = setup(place, "aside-8", 9408).await;
     let e2 = hooks
         .add_endpoint("https://merchant.example/b", "whsec_eA==")
         .await
@@ -411,9 +426,8 @@ async fn aside_several_endpoints_one_disabled_one_removed() {
 
 /// An endpoint added after the changes, replayed whole (every version due at once), while a
 /// disabled endpoint holds set-aside deliveries of the same payout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_replay_to_a_new_endpoint() {
-    let (_l, store, hooks, e1) = setup("aside-9", 9409).await;
+pub(crate) async fn aside_replay_to_a_new_endpoint(place: &Place) {
+    let (_l, store, hooks, e1) = setup(place, "aside-9", 9409).await;
     hooks.set_disabled(e1, Some("off")).await.unwrap();
     insert(&store, "p").await;
     change(&store, "p").await;
@@ -438,9 +452,8 @@ async fn aside_replay_to_a_new_endpoint() {
 
 /// The head's retry past the end of the clock (`Duration::MAX`, saturated); its followers set
 /// aside to that time; the head replayed and delivered: the followers go at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_predecessor_retry_at_the_end_of_time() {
-    let (_l, store, hooks, _e) = setup("aside-10", 9410).await;
+pub(crate) async fn aside_predecessor_retry_at_the_end_of_time(place: &Place) {
+    let (_l, store, hooks, _e) = setup(place, "aside-10", 9410).await;
     insert(&store, "p").await;
     let keys = claim(&hooks, "a", Duration::MAX, 128).await;
     hooks
@@ -498,19 +511,17 @@ async fn none_parked(hooks: &Hooks, ids: &[&str], step: &str) {
 /// claims (short and long leases, small and large limits), records (delivered, retry soon,
 /// give up), disable, enable, replays; the order checked at every claim, nothing parked
 /// while enabled after every step; then everything enabled and drained.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aside_random_sequences() {
+pub(crate) async fn aside_random_sequences(place: &Place) {
     const IDS: [&str; 3] = ["p", "q", "r"];
     for seed in (0..40u64).chain(
         std::env::var("ASIDE_SEEDS")
             .ok()
             .map_or(0..0, |n| 40..40 + n.parse::<u64>().unwrap()),
     ) {
-        let dir = crate::scratch(&format!("aside-rand-{seed}"));
-        let path = dir.join("ledger.db");
+        let url = place.url(&format!("aside-rand-{seed}"));
         let project = ProjectId::new(9500 + seed).unwrap();
-        let a = Ledger::open(&url(&path)).await.unwrap();
-        let b = Ledger::open(&url(&path)).await.unwrap();
+        let a = Ledger::open(&url).await.unwrap();
+        let b = Ledger::open(&url).await.unwrap();
         let hooks = [a.webhooks(project), b.webhooks(project)];
         let stores = [a.store(project), b.store(project)];
         let mut eps = vec![
@@ -638,5 +649,80 @@ impl Drop for Log {
         if std::thread::panicking() {
             eprintln!("seed {}:\n{}", self.0, self.1.join("\n"));
         }
+    }
+}
+
+/// Every scenario on `place`.
+pub(crate) async fn run_all(place: &Place) {
+    aside_disabled_before_claim(place).await;
+    aside_disabled_between_claim_and_record(place).await;
+    aside_after_give_up(place).await;
+    aside_replays_while_set_aside(place).await;
+    aside_replay_of_delivered_earlier_version(place).await;
+    aside_lease_expiry_of_head(place).await;
+    aside_two_handles_interleaved(place).await;
+    aside_several_endpoints_one_disabled_one_removed(place).await;
+    aside_replay_to_a_new_endpoint(place).await;
+    aside_predecessor_retry_at_the_end_of_time(place).await;
+    aside_random_sequences(place).await;
+}
+
+/// The scenarios on SQLite.
+mod sqlite {
+    use super::Place;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_disabled_before_claim() {
+        super::aside_disabled_before_claim(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_disabled_between_claim_and_record() {
+        super::aside_disabled_between_claim_and_record(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_after_give_up() {
+        super::aside_after_give_up(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_replays_while_set_aside() {
+        super::aside_replays_while_set_aside(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_replay_of_delivered_earlier_version() {
+        super::aside_replay_of_delivered_earlier_version(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_lease_expiry_of_head() {
+        super::aside_lease_expiry_of_head(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_two_handles_interleaved() {
+        super::aside_two_handles_interleaved(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_several_endpoints_one_disabled_one_removed() {
+        super::aside_several_endpoints_one_disabled_one_removed(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_replay_to_a_new_endpoint() {
+        super::aside_replay_to_a_new_endpoint(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_predecessor_retry_at_the_end_of_time() {
+        super::aside_predecessor_retry_at_the_end_of_time(&Place::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aside_random_sequences() {
+        super::aside_random_sequences(&Place::Sqlite).await;
     }
 }
