@@ -10,6 +10,57 @@ use rp_batch::run::RowResult;
 use crate::Server;
 use crate::api_batches::register_unpaid;
 
+/// `rp batch run --skip-invalid` of `file` on `server`'s ledger, as far as registration: the
+/// check, what preflight shows, and the registration with `OnClash::Register`.
+async fn skip_invalid_register(
+    server: &Server,
+    file: &std::path::Path,
+) -> (
+    rp_batch::CheckReport,
+    Vec<rp_batch::run::Clash>,
+    rp_ledger::Registered,
+) {
+    let limits = rp_model::Limits::NONE;
+    let report = rp_batch::check_file(file, &limits, |_| {}).unwrap();
+    let clashes = rp_batch::run::preflight(
+        file,
+        report.batch,
+        server.desk.client().store().as_ref(),
+        server.desk.batches().as_ref(),
+        server.desk.client().project_id(),
+    )
+    .await
+    .unwrap();
+    let registered = rp_batch::run::register(
+        file,
+        &report,
+        server.desk.batches().as_ref(),
+        server.desk.client().project_id(),
+        limits,
+        rp_ledger::OnClash::Register,
+    )
+    .await
+    .unwrap();
+    (report, clashes, registered)
+}
+
+/// Pays batch `batch` on `server` (one pass): each row's outcome.
+async fn pay(server: &Server, batch: rp_batch::BatchId) -> Vec<rp_batch::run::RowOutcome> {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut outcomes = Vec::new();
+    rp_batch::run::run(
+        batch,
+        Arc::clone(server.desk.client()),
+        Arc::clone(server.desk.batches()),
+        rp_batch::run::RunOptions::default(),
+        &stop,
+        |outcome, _| outcomes.push(outcome.clone()),
+    )
+    .await
+    .unwrap();
+    outcomes
+}
+
 /// Batch A holds `held-1` (100 ₸ to c-1) and is not paid yet (its worker has not reached it).
 /// `rp batch run --skip-invalid` of batch B, whose `held-1` is 150 ₸ to someone else,
 /// registers B with `OnClash::Register` and pays it at once. The ledger's clash check is
@@ -31,51 +82,21 @@ async fn review_onclash_a_row_registered_over_another_batchs_unpaid_row_is_never
          +7 701 510 40 02;200;c-2;fresh-2\n",
     )
     .unwrap();
-    let limits = rp_model::Limits::NONE;
-    let report = rp_batch::check_file(&file, &limits, |_| {}).unwrap();
-    // What preflight shows for B: held-1 is held by batch A.
-    let clashes = rp_batch::run::preflight(
-        &file,
-        report.batch,
-        server.desk.client().store().as_ref(),
-        server.desk.batches().as_ref(),
-        server.desk.client().project_id(),
-    )
-    .await
-    .unwrap();
+    // `rp batch run --skip-invalid`: preflight shows that held-1 is held by batch A;
+    // registered all the same, then paid.
+    let (report, clashes, registered) = skip_invalid_register(&server, &file).await;
     assert_eq!(clashes.len(), 1, "{clashes:?}");
-    // `rp batch run --skip-invalid`: registered all the same, then paid.
-    let registered = rp_batch::run::register(
-        &file,
-        &report,
-        server.desk.batches().as_ref(),
-        server.desk.client().project_id(),
-        limits,
-        rp_ledger::OnClash::Register,
-    )
-    .await
-    .unwrap();
     // (Fixed: a row that another batch's unpaid row holds cannot be skipped, only a recorded
     // payout's can; the registration is refused, and B is not paid at all.)
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let mut outcomes = Vec::new();
-    if registered == rp_ledger::Registered::New {
-        rp_batch::run::run(
-            report.batch,
-            Arc::clone(server.desk.client()),
-            Arc::clone(server.desk.batches()),
-            rp_batch::run::RunOptions::default(),
-            &stop,
-            |outcome, _| outcomes.push(outcome.clone()),
-        )
-        .await
-        .unwrap();
+    let outcomes = if registered == rp_ledger::Registered::New {
+        pay(&server, report.batch).await
     } else {
         assert!(
             matches!(&registered, rp_ledger::Registered::Clashes(c) if c.len() == 1),
             "{registered:?}"
         );
-    }
+        Vec::new()
+    };
     let held = outcomes.iter().find(|o| o.row == 1);
     let sent_150 = server
         .sim
@@ -84,17 +105,7 @@ async fn review_onclash_a_row_registered_over_another_batchs_unpaid_row_is_never
         .filter(|p| p.amount == 15_000)
         .count();
     // Batch A's turn: its row for held-1 (the ID was A's first) is refused.
-    let mut a_outcomes = Vec::new();
-    rp_batch::run::run(
-        a.parse().unwrap(),
-        Arc::clone(server.desk.client()),
-        Arc::clone(server.desk.batches()),
-        rp_batch::run::RunOptions::default(),
-        &stop,
-        |outcome, _| a_outcomes.push(outcome.clone()),
-    )
-    .await
-    .unwrap();
+    let a_outcomes = pay(&server, a.parse().unwrap()).await;
     let a_row = a_outcomes
         .iter()
         .find(|o| o.row == 1)
@@ -142,48 +153,17 @@ async fn a_skipped_row_matching_a_payout_with_metadata_is_a_conflict_not_a_succe
          +7 701 510 40 02;200;c-2;fresh-2\n",
     )
     .unwrap();
-    let limits = rp_model::Limits::NONE;
-    let report = rp_batch::check_file(&file, &limits, |_| {}).unwrap();
     let store = server.desk.client().store();
     let recorded = store
         .get(&rp_model::PaymentId::new("meta-1").unwrap())
         .await
         .unwrap()
         .unwrap();
-    let clashes = rp_batch::run::preflight(
-        &file,
-        report.batch,
-        store.as_ref(),
-        server.desk.batches().as_ref(),
-        server.desk.client().project_id(),
-    )
-    .await
-    .unwrap();
+    let (report, clashes, registered) = skip_invalid_register(&server, &file).await;
     assert_eq!(clashes.len(), 1, "{clashes:?}");
     assert_eq!(clashes[0].row, 1);
-    let registered = rp_batch::run::register(
-        &file,
-        &report,
-        server.desk.batches().as_ref(),
-        server.desk.client().project_id(),
-        limits,
-        rp_ledger::OnClash::Register,
-    )
-    .await
-    .unwrap();
     assert_eq!(registered, rp_ledger::Registered::New);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let mut outcomes = Vec::new();
-    rp_batch::run::run(
-        report.batch,
-        Arc::clone(server.desk.client()),
-        Arc::clone(server.desk.batches()),
-        rp_batch::run::RunOptions::default(),
-        &stop,
-        |outcome, _| outcomes.push(outcome.clone()),
-    )
-    .await
-    .unwrap();
+    let outcomes = pay(&server, report.batch).await;
     let result = |row: u64| {
         outcomes
             .iter()

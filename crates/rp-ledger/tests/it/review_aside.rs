@@ -39,7 +39,7 @@ impl Place {
     }
 }
 
-fn attempt(key: &DeliveryKey, after: AfterAttempt) -> AttemptRecord {
+pub(crate) fn attempt(key: &DeliveryKey, after: AfterAttempt) -> AttemptRecord {
     let ok = after == AfterAttempt::Delivered;
     AttemptRecord {
         key: key.clone(),
@@ -66,14 +66,14 @@ fn state(n: u64) -> PayoutState {
     }
 }
 
-async fn insert(store: &Arc<dyn PayoutStore>, id: &str) {
+pub(crate) async fn insert(store: &Arc<dyn PayoutStore>, id: &str) {
     let r = record(id, "77011234567", 100, 1);
     let event = PayoutEvent::new(r.created_at, EventSource::Call, None, PayoutState::Created);
     store.insert(r, event, Limits::NONE).await.unwrap();
 }
 
 /// One more change of `id` (its next version).
-async fn change(store: &Arc<dyn PayoutStore>, id: &str) {
+pub(crate) async fn change(store: &Arc<dyn PayoutStore>, id: &str) {
     let r = store.get(&pid(id)).await.unwrap().unwrap();
     let mut next = r.clone();
     next.state = state(r.version);

@@ -4,15 +4,13 @@
 //! deliveries, at every claim). Setting aside must never lose a delivery, whatever runs
 //! beside it on another instance: enabling the endpoint, recording the earlier attempt.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use rp_ledger::{AfterAttempt, AttemptRecord, DeliveryAttempt, DeliveryKey, Ledger};
-use rp_model::{Limits, PaymentId, ProjectId};
-use rp_payout::conformance::record;
-use rp_payout::{EventSource, PayoutEvent, PayoutState, Updated};
+use rp_ledger::{AfterAttempt, AttemptRecord};
+use rp_model::ProjectId;
 
 use super::{Database, server};
-use crate::review_aside::{self, Place};
+use crate::review_aside::{self, Place, attempt, change, insert};
 
 const LEASE: Duration = Duration::from_secs(600);
 
@@ -25,50 +23,6 @@ async fn the_set_aside_scenarios_hold_on_postgres() {
     let db = Database::fresh(&admin, "aside_scenarios").await;
     review_aside::run_all(&Place::Postgres(db.url.clone())).await;
     db.remove().await;
-}
-
-async fn insert(ledger: &Ledger, project: ProjectId, id: &str) {
-    let r = record(id, "77011234567", 100, 1);
-    let event = PayoutEvent::new(r.created_at, EventSource::Call, None, PayoutState::Created);
-    ledger
-        .store(project)
-        .insert(r, event, Limits::NONE)
-        .await
-        .unwrap();
-}
-
-/// One more change of `id` (a delivery to each endpoint).
-async fn change(ledger: &Ledger, project: ProjectId, id: &str) {
-    let store = ledger.store(project);
-    let r = store
-        .get(&PaymentId::new(id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut next = r.clone();
-    next.state = if r.version % 2 == 0 {
-        PayoutState::Accepted
-    } else {
-        PayoutState::Unknown
-    };
-    let event = PayoutEvent::new(
-        SystemTime::now(),
-        EventSource::Call,
-        Some(r.state.clone()),
-        next.state.clone(),
-    );
-    assert!(matches!(
-        store.update(r.version, next, event).await.unwrap(),
-        Updated::Done(_)
-    ));
-}
-
-fn delivered(key: &DeliveryKey) -> AttemptRecord {
-    AttemptRecord {
-        key: key.clone(),
-        attempt: DeliveryAttempt::new(SystemTime::now(), Duration::from_millis(1), Some(204), None),
-        after: AfterAttempt::Delivered,
-    }
 }
 
 /// `(payment_id, version, next_attempt_at is null, next_attempt_at > now)` of every
@@ -107,8 +61,8 @@ async fn a_claim_sets_aside_what_no_claim_can_take() {
         .unwrap()
         .id;
     hooks.set_disabled(e, Some("off")).await.unwrap();
-    insert(&ledger, off, "d-1").await;
-    change(&ledger, off, "d-1").await;
+    insert(&ledger.store(off), "d-1").await;
+    change(&ledger.store(off), "d-1").await;
     assert_eq!(
         due_times(&db, 31).await,
         [
@@ -140,10 +94,10 @@ async fn a_claim_sets_aside_what_no_claim_can_take() {
         .add_endpoint("https://m.example/on", "whsec_eA==")
         .await
         .unwrap();
-    insert(&ledger, on, "b-1").await;
+    insert(&ledger.store(on), "b-1").await;
     let head = hooks.claim_due("a", LEASE, 128).await.unwrap();
     assert_eq!(head.len(), 1);
-    change(&ledger, on, "b-1").await;
+    change(&ledger.store(on), "b-1").await;
     // Not set aside by a claim that took as many as it may (it has not read everything).
     assert_eq!(hooks.claim_due("a", LEASE, 0).await.unwrap().len(), 0);
     assert_eq!(due_times(&db, 32).await[1], ("b-1".into(), 1, false, false));
@@ -154,7 +108,7 @@ async fn a_claim_sets_aside_what_no_claim_can_take() {
         "behind the head in flight: due when its lease ends"
     );
     let done = hooks
-        .record_attempts("a", &[delivered(&head[0].key)])
+        .record_attempts("a", &[attempt(&head[0].key, AfterAttempt::Delivered)])
         .await
         .unwrap();
     assert_eq!(done, [true]);
@@ -190,7 +144,7 @@ async fn enabling_beside_a_set_aside_leaves_nothing_waiting() {
             .id;
         claims.set_disabled(e, Some("off")).await.unwrap();
         for n in 0..30 {
-            insert(&one, project, &format!("en-{n}")).await;
+            insert(&one.store(project), &format!("en-{n}")).await;
         }
         let (claimed, enabled) = tokio::join!(
             claims.claim_due("a", LEASE, 128),
@@ -231,14 +185,17 @@ async fn a_delivery_recorded_beside_a_set_aside_leaves_nothing_behind_it() {
             .await
             .unwrap();
         for n in 0..30 {
-            insert(&one, project, &format!("rc-{n}")).await;
+            insert(&one.store(project), &format!("rc-{n}")).await;
         }
         let heads = records.claim_due("head", LEASE, 128).await.unwrap();
         assert_eq!(heads.len(), 30);
         for n in 0..30 {
-            change(&one, project, &format!("rc-{n}")).await;
+            change(&one.store(project), &format!("rc-{n}")).await;
         }
-        let attempts: Vec<AttemptRecord> = heads.iter().map(|h| delivered(&h.key)).collect();
+        let attempts: Vec<AttemptRecord> = heads
+            .iter()
+            .map(|h| attempt(&h.key, AfterAttempt::Delivered))
+            .collect();
         let (claimed, recorded) = tokio::join!(
             claims.claim_due("other", LEASE, 128),
             records.record_attempts("head", &attempts)
