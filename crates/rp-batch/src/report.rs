@@ -143,15 +143,25 @@ async fn report_cells(
         let message = "not sent: run the file again to send it".to_owned();
         return Ok(plain(number, payment_id, "not_recorded", message));
     };
-    // The payout under the row's payment ID is the row's only if it pays the row's request.
-    if row.row.request_sha256.as_deref()
-        != Some(rp_ledger::request_sha256(&record.request)?.as_str())
-    {
+    // The payout under the row's payment ID is the row's only if it pays the row's request
+    // and carries no merchant's metadata (a row has none: one with it was made elsewhere).
+    let same_request = row.row.request_sha256.as_deref()
+        == Some(rp_ledger::request_sha256(&record.request)?.as_str());
+    if !same_request || record.metadata.is_some() {
         summary.conflict += 1;
-        let message = format!(
-            "not paid: payment ID {payment_id} is held in the ledger by a different payout \
-             (phone, amount, customer or parameters differ); give this row a new payment ID"
-        );
+        let message = if same_request {
+            format!(
+                "not sent by this batch: payment ID {payment_id} is held by a payout with this \
+                 row's phone, amount and customer, made with the merchant's metadata (through \
+                 the API, say); that payout is this payee's: check it (rp status {payment_id}) \
+                 before paying this row under another payment ID"
+            )
+        } else {
+            format!(
+                "not paid: payment ID {payment_id} is held in the ledger by a different payout \
+                 (phone, amount, customer or parameters differ); give this row a new payment ID"
+            )
+        };
         return Ok(plain(number, payment_id, "conflict", message));
     }
     summary.final_rows += u64::from(is_final(&record));

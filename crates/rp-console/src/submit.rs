@@ -27,12 +27,57 @@ pub(crate) enum Submitted {
 /// Why a submission recorded nothing.
 #[derive(Debug)]
 pub(crate) enum NotSubmitted {
-    /// Another payout is recorded under this payment ID.
-    Conflict,
+    /// Another payout holds this payment ID.
+    Conflict(Holder),
     /// Refused before it was recorded (over the limits, a conflict found on recording).
     Refused(Error),
     /// The ledger failed.
     Ledger(Error),
+}
+
+/// What holds a payment ID a submission may not take.
+#[derive(Debug)]
+pub(crate) enum Holder {
+    /// A recorded payout: with other details, or (`same_details`) with the same phone, amount
+    /// and customer but other merchant's metadata: then it is this payee's, and paying again
+    /// under a new payment ID would pay them twice.
+    Payout {
+        /// Only the metadata differs.
+        same_details: bool,
+    },
+    /// A valid row of a batch, not paid yet (no payout recorded under the ID): the batch's ID
+    /// and the row's line. The row would find the ID taken when its turn comes.
+    Batch {
+        /// The batch's ID (64 hex digits).
+        batch: String,
+        /// The row's line.
+        line: u64,
+    },
+}
+
+impl Holder {
+    /// What a person is told: the ID is held, by what, and what to do.
+    pub(crate) fn describe(&self, payment_id: &rp_model::PaymentId) -> String {
+        match self {
+            Holder::Payout {
+                same_details: false,
+            } => format!(
+                "payment ID {payment_id} is recorded for a different payout; nothing was \
+                 changed or sent"
+            ),
+            Holder::Payout { same_details: true } => format!(
+                "payment ID {payment_id} is recorded for a payout to the same phone, amount and \
+                 customer with other merchant's metadata (or none); nothing was changed or sent. \
+                 That payout is this payee's: check it before paying this payee again"
+            ),
+            Holder::Batch { batch, line } => format!(
+                "payment ID {payment_id} is held by batch {} (its line {line}), not paid yet; \
+                 nothing was changed or sent. Let the batch pay it, or use another payment ID \
+                 for a different payout",
+                batch.get(..20).unwrap_or(batch)
+            ),
+        }
+    }
 }
 
 /// Submits `payout` as `source` (see the module docs). The answer says what *this* call
@@ -47,16 +92,24 @@ pub(crate) async fn submit(
     let store = desk.client().store().clone();
     let project = desk.client().project_id();
     let payment_id = payout.payment_id().clone();
+    let request = payout.to_request(project);
     // Recorded before: answered from the ledger, no call made.
     match store.get(&payment_id).await {
-        Ok(Some(existing))
-            if existing.is_same_payout(&payout.to_request(project), metadata.as_deref()) =>
-        {
+        Ok(Some(existing)) if existing.is_same_payout(&request, metadata.as_deref()) => {
             return Ok(Submitted::Existing(existing));
         }
-        Ok(Some(_)) => return Err(NotSubmitted::Conflict),
+        Ok(Some(existing)) => {
+            return Err(NotSubmitted::Conflict(Holder::Payout {
+                same_details: existing.request == request,
+            }));
+        }
         Ok(None) => {}
         Err(error) => return Err(NotSubmitted::Ledger(error)),
+    }
+    // Not recorded, but a batch's row not paid yet may hold the ID: only this very payout
+    // (a row carries no metadata) may take it, as the row would then find it paid.
+    if let Some(holder) = held_by_batch(desk, &payment_id, &request, metadata.is_some()).await? {
+        return Err(NotSubmitted::Conflict(holder));
     }
     let (recorded_tx, recorded_rx) = oneshot::channel();
     let (result_tx, result_rx) = oneshot::channel();
@@ -97,13 +150,44 @@ pub(crate) async fn submit(
         }
         // Recorded by another call meanwhile, with the same request and metadata.
         Recorded::Existing(existing) => Ok(Submitted::Existing(*existing)),
-        Recorded::Conflict => Err(NotSubmitted::Conflict),
+        Recorded::Conflict => Err(NotSubmitted::Conflict(Holder::Payout {
+            same_details: match result_rx.await {
+                Ok(Err(Error::PaymentIdConflict { same_details, .. })) => same_details,
+                _ => false,
+            },
+        })),
         // Over the limits (or whatever a newer rp-payout reports): the call's own error.
         _ => match result_rx.await {
             Ok(Err(error)) => Err(NotSubmitted::Refused(error)),
             _ => Ok(Submitted::New(None)),
         },
     }
+}
+
+/// The batch row holding `payment_id` for another payout than `request` (or for any payout
+/// with the merchant's metadata), if one does.
+async fn held_by_batch(
+    desk: &Desk,
+    payment_id: &rp_model::PaymentId,
+    request: &rp_model::wire::PayoutRequest,
+    with_metadata: bool,
+) -> Result<Option<Holder>, NotSubmitted> {
+    let held = desk
+        .batches()
+        .held_elsewhere("", &[payment_id.as_str().to_owned()])
+        .await
+        .map_err(NotSubmitted::Ledger)?;
+    if held.is_empty() {
+        return Ok(None);
+    }
+    let hash = rp_ledger::request_sha256(request).map_err(NotSubmitted::Ledger)?;
+    Ok(held
+        .into_iter()
+        .find(|row| with_metadata || row.request_sha256.as_deref() != Some(hash.as_str()))
+        .map(|row| Holder::Batch {
+            batch: row.batch_id,
+            line: row.line,
+        }))
 }
 
 /// What a refusal says to a person.

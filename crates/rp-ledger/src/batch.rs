@@ -141,6 +141,11 @@ pub struct RowClash {
     pub payment_id: String,
     /// The other batch's row holding it; `None`: a recorded payout does.
     pub held_by: Option<HeldRow>,
+    /// The recorded payout holding it pays this row's very request, and differs by the
+    /// merchant's metadata only (one made through the API, say): it is this row's payee's, and
+    /// the row must not be paid again under another payment ID. `false` for another batch's
+    /// row.
+    pub same_request: bool,
 }
 
 /// A registered batch: what [`NewBatch`] said of it, and when it was registered.

@@ -26,13 +26,15 @@ pub enum Error {
     InvalidRequest(#[from] rp_model::Error),
 
     /// The payment ID belongs to a different payout: recorded in the store with different
-    /// details (nothing was sent), or found on the platform with a different amount or currency
-    /// (this payout is not registered under it and is not sent again).
+    /// details or the merchant's metadata (nothing was sent), or found on the platform with a
+    /// different amount or currency (this payout is not registered under it and is not sent
+    /// again).
     #[error(
         "payment ID {payment_id} {}",
-        match platform {
-            None => "is already recorded for a different payout (phone, amount, customer or parameters differ); nothing was sent. A new payout needs a new payment ID".to_owned(),
-            Some(found) => format!("is used on the platform by a different payout ({found}); this payout is not registered under it and will not be sent under it. Check that payment in the Dashboard; this payout needs a new payment ID"),
+        match (platform, same_details) {
+            (None, false) => "is already recorded for a different payout (phone, amount, customer or parameters differ); nothing was sent. A new payout needs a new payment ID".to_owned(),
+            (None, true) => "is already recorded for a payout with the same phone, amount and customer but other merchant's metadata (one made through the API, say); nothing was sent. That payout is this payee's: check it before paying this payee again".to_owned(),
+            (Some(found), _) => format!("is used on the platform by a different payout ({found}); this payout is not registered under it and will not be sent under it. Check that payment in the Dashboard; this payout needs a new payment ID"),
         }
     )]
     PaymentIdConflict {
@@ -41,6 +43,10 @@ pub enum Error {
         /// `None` when the store holds the different payout; otherwise how the payment the
         /// platform holds under this ID differs (amount, currency).
         platform: Option<String>,
+        /// The store's payout has the same details (phone, amount, customer, parameters) and
+        /// differs only by the merchant's metadata ([`crate::PayoutRecord::metadata`]): its
+        /// payee is this one, so paying again under a new payment ID would pay them twice.
+        same_details: bool,
     },
 
     /// The payout does not fit the project's amount limits

@@ -31,8 +31,12 @@ pub struct Clash {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Holder {
-    /// A payout the ledger records (sent or not).
+    /// A payout the ledger records (sent or not), with other details.
     Payout,
+    /// A payout the ledger records with the row's very details and the merchant's metadata
+    /// (one made through the API, say; a row carries none): the row is not paid, and that
+    /// payout is its payee's, so the row must not be paid again under another payment ID.
+    PayoutWithMetadata,
     /// A row of another batch, paid or not yet: its batch and line.
     Batch {
         /// The batch's ID (64 hex digits).
@@ -55,15 +59,25 @@ impl Clash {
                     batch: held.batch_id.clone(),
                     line: held.line,
                 },
+                None if clash.same_request => Holder::PayoutWithMetadata,
                 None => Holder::Payout,
             },
         })
     }
 
     /// What is wrong, without where: "ID is held by … for a different payout; give this row a
-    /// new payment ID".
+    /// new payment ID" (or, for [`Holder::PayoutWithMetadata`], check that payout first).
     pub fn reason(&self) -> String {
         let holder = match &self.holder {
+            Holder::PayoutWithMetadata => {
+                return format!(
+                    "{} is already in the ledger for a payout with this row's phone, amount and \
+                     customer, made with the merchant's metadata (through the API, say): this row \
+                     is not sent; that payout is this payee's, check it (rp status {}) before \
+                     paying this row under another payment ID",
+                    self.payment_id, self.payment_id
+                );
+            }
             Holder::Payout => "already in the ledger".to_owned(),
             Holder::Batch { batch, line } => {
                 let short = batch.get(..20).unwrap_or(batch);
@@ -119,12 +133,19 @@ pub async fn preflight(
         // A recorded payout decides whose the ID is: the row is it, or clashes with it; other
         // batches' rows holding the ID for another payout are then conflicts, never paid.
         if let Some(existing) = store.get(row.payout.payment_id()).await? {
-            if existing.request != request || existing.metadata.is_some() {
+            let holder = if existing.request != request {
+                Some(Holder::Payout)
+            } else if existing.metadata.is_some() {
+                Some(Holder::PayoutWithMetadata)
+            } else {
+                None
+            };
+            if let Some(holder) = holder {
                 clashes.push(Clash {
                     row: row.row,
                     line: row.line,
                     payment_id: row.payout.payment_id().clone(),
-                    holder: Holder::Payout,
+                    holder,
                 });
             }
             continue;

@@ -336,6 +336,9 @@ fn checked_metadata(value: Option<&Value>, errors: &mut Vec<Value>) -> Option<St
             ));
         }
     }
+    for (key, value) in members {
+        inexact_numbers(&format!("metadata.{key}"), value, errors);
+    }
     let text = serde_json::to_string(members).unwrap_or_default();
     if text.len() > MAX_METADATA_BYTES {
         errors.push(field_error(
@@ -344,6 +347,36 @@ fn checked_metadata(value: Option<&Value>, errors: &mut Vec<Value>) -> Option<St
         ));
     }
     (errors.len() == before).then_some(text)
+}
+
+/// Numbers in `value` (at `path`) that would not be kept as written: past 2^53 and not a
+/// 64-bit integer (`100000000000000000001` would be kept as `1e20`, the digits lost, and
+/// taken for another such number). Each is an error: such numbers travel as strings.
+fn inexact_numbers(path: &str, value: &Value, errors: &mut Vec<Value>) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        Value::Number(n)
+            if n.as_i64().is_none()
+                && n.as_u64().is_none()
+                && n.as_f64().is_none_or(|f| f.abs() >= EXACT) =>
+        {
+            errors.push(field_error(
+                path,
+                "a number this large is not kept exactly: send it as a string",
+            ));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                inexact_numbers(&format!("{path}[{i}]"), item, errors);
+            }
+        }
+        Value::Object(members) => {
+            for (key, item) in members {
+                inexact_numbers(&format!("{path}.{key}"), item, errors);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Kept metadata as JSON (`null` when none, or when what is kept does not read as JSON).
@@ -440,6 +473,18 @@ mod tests {
                 .as_str()
                 .unwrap()
                 .contains("4096")
+        );
+        // Numbers past 2^53 that are not 64-bit integers would lose digits: refused, where.
+        let errors =
+            with(r#"{"order": 100000000000000000001, "n": [1, {"x": 1e300}]}"#).unwrap_err();
+        let mut fields: Vec<&str> = errors
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["metadata.n[1].x", "metadata.order"], "{errors:?}");
+        assert!(
+            with(r#"{"max": 18446744073709551615, "min": -9223372036854775808, "f": 0.5}"#).is_ok()
         );
     }
 }

@@ -105,13 +105,11 @@ pub(crate) async fn create(
             tracing::info!(key = %caller.name, payment_id = %payment_id, "payout from the API");
             (StatusCode::ACCEPTED, record)
         }
-        Err(NotSubmitted::Conflict) => {
+        Err(NotSubmitted::Conflict(holder)) => {
             return problem(
                 StatusCode::CONFLICT,
                 "payment-id-conflict",
-                &format!(
-                    "payment ID {payment_id} is recorded for a different payout; nothing was changed"
-                ),
+                &holder.describe(&payment_id),
                 None,
             );
         }

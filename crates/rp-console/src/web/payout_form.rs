@@ -258,10 +258,16 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
     // Pressed twice, or the answer reloaded: the same payout, never sent again from here.
     match submit::submit(desk, payout, me.source(), None).await {
         Ok(_) => Redirect::to(&page_of).into_response(),
-        Err(NotSubmitted::Conflict) => {
+        Err(NotSubmitted::Conflict(submit::Holder::Payout {
+            same_details: false,
+        })) => {
             let top = format!(
                 "Payment ID {payment_id} is already recorded for another payout; nothing was sent. Review again for a new ID."
             );
+            html(form_page(me, form, &[], Some(&top)))
+        }
+        Err(NotSubmitted::Conflict(holder)) => {
+            let top = capitalized(&holder.describe(&payment_id));
             html(form_page(me, form, &[], Some(&top)))
         }
         Err(NotSubmitted::Refused(error)) => {
@@ -270,6 +276,14 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
         }
         Err(NotSubmitted::Ledger(error)) => ledger_failed(Some(me), &error),
     }
+}
+
+/// `text` with its first letter a capital.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 #[cfg(test)]

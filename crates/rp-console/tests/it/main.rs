@@ -16,6 +16,7 @@ mod review;
 mod review_api2;
 mod review_clash;
 mod review_grouped;
+mod review_meta;
 mod review_onclash;
 mod review_reg;
 mod review_submit;

@@ -99,7 +99,7 @@ const REOPEN: &str = "UPDATE rp_ledger.batch_rows AS r \
          AND u.batch_id = $2 AND u.valid AND NOT u.done) \
      AND NOT EXISTS (SELECT 1 FROM rp_ledger.payouts p \
          WHERE p.project_id = $1 AND p.payment_id = r.payment_id \
-         AND p.request_sha256 = r.request_sha256 AND p.settled)";
+         AND p.request_sha256 = r.request_sha256 AND p.metadata IS NULL AND p.settled)";
 
 static INFO: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {INFO_COLUMNS} FROM rp_ledger.batches WHERE project_id = $1 AND batch_id = $2")
@@ -107,13 +107,14 @@ static INFO: LazyLock<String> = LazyLock::new(|| {
 
 /// A batch's valid rows grouped by their payout's state label: rows, undone rows, finished
 /// rows whose payout is recorded but not final.
-/// A row whose payment ID the ledger holds for a different payout (another request hash)
-/// counts as `conflict`.
+/// A row whose payment ID the ledger holds for a different payout (another request hash, or
+/// the merchant's metadata: a row carries none) counts as `conflict`.
 const COUNTS: &str = "SELECT CASE WHEN p.payment_id IS NULL THEN NULL \
-         WHEN p.request_sha256 IS DISTINCT FROM r.request_sha256 THEN 'conflict' \
-         ELSE p.state_label END AS label, \
+         WHEN p.request_sha256 IS DISTINCT FROM r.request_sha256 OR p.metadata IS NOT NULL \
+         THEN 'conflict' ELSE p.state_label END AS label, \
      count(*), count(*) FILTER (WHERE NOT r.done), \
-     count(*) FILTER (WHERE r.done AND p.request_sha256 = r.request_sha256 AND NOT p.settled \
+     count(*) FILTER (WHERE r.done AND p.request_sha256 = r.request_sha256 \
+         AND p.metadata IS NULL AND NOT p.settled \
          AND p.state_label NOT IN ('error', 'not_registered')) \
      FROM rp_ledger.batch_rows r LEFT JOIN rp_ledger.payouts p \
      ON p.project_id = r.project_id AND p.payment_id = r.payment_id \

@@ -69,12 +69,14 @@ static CLASHES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT DISTINCT ON (row_no) * FROM ( \
          SELECT r.row_no, r.line, r.payment_id, NULL::text AS batch_id, NULL::bigint AS held_line, \
-         NULL::text AS held_sha256 FROM rp_ledger.batch_rows r JOIN rp_ledger.payouts p \
+         NULL::text AS held_sha256, \
+         p.request_sha256 IS NOT DISTINCT FROM r.request_sha256 AS same_request \
+         FROM rp_ledger.batch_rows r JOIN rp_ledger.payouts p \
          ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
          WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid \
          AND (p.request_sha256 IS DISTINCT FROM r.request_sha256 OR p.metadata IS NOT NULL) \
          UNION ALL \
-         SELECT r.row_no, r.line, r.payment_id, o.batch_id, o.line, o.request_sha256 \
+         SELECT r.row_no, r.line, r.payment_id, o.batch_id, o.line, o.request_sha256, false \
          FROM rp_ledger.batch_rows r JOIN rp_ledger.batch_rows o \
          ON o.project_id = r.project_id AND o.payment_id = r.payment_id \
          WHERE r.project_id = $1 AND r.batch_id = $2 AND r.valid \
@@ -272,6 +274,7 @@ impl PostgresBatches {
                     line: unsigned(column(row, 1)?),
                     payment_id,
                     held_by,
+                    same_request: column(row, 6)?,
                 })
             })
             .collect::<Result<Vec<_>, String>>()

@@ -109,10 +109,11 @@ fn progress(
     let counts: Vec<LabelCount> = conn
         .prepare_cached(
             "SELECT CASE WHEN p.payment_id IS NULL THEN NULL \
-                 WHEN p.request_sha256 IS NOT r.request_sha256 THEN 'conflict' \
-                 ELSE p.state_label END AS label, \
+                 WHEN p.request_sha256 IS NOT r.request_sha256 OR p.metadata IS NOT NULL \
+                 THEN 'conflict' ELSE p.state_label END AS label, \
              count(*), sum(r.done = 0), \
-             sum(r.done = 1 AND p.request_sha256 = r.request_sha256 AND p.settled = 0 \
+             sum(r.done = 1 AND p.request_sha256 = r.request_sha256 AND p.metadata IS NULL \
+                 AND p.settled = 0 \
                  AND p.state_label NOT IN ('error', 'not_registered')) \
              FROM batch_rows r LEFT JOIN payouts p \
              ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
@@ -215,13 +216,14 @@ fn clashes(conn: &Connection, project: i64, id: &str) -> rusqlite::Result<Vec<Ro
     let mut found: Vec<RowClash> = Vec::new();
     let rows = conn
         .prepare_cached(
-            "SELECT r.row_no, r.line, r.payment_id, NULL, NULL, NULL \
+            "SELECT r.row_no, r.line, r.payment_id, NULL, NULL, NULL, \
+             p.request_sha256 IS r.request_sha256 \
              FROM batch_rows r JOIN payouts p \
              ON p.project_id = r.project_id AND p.payment_id = r.payment_id \
              WHERE r.project_id = ?1 AND r.batch_id = ?2 AND r.valid \
              AND (p.request_sha256 IS NOT r.request_sha256 OR p.metadata IS NOT NULL) \
              UNION ALL \
-             SELECT r.row_no, r.line, r.payment_id, o.batch_id, o.line, o.request_sha256 \
+             SELECT r.row_no, r.line, r.payment_id, o.batch_id, o.line, o.request_sha256, 0 \
              FROM batch_rows r JOIN batch_rows o INDEXED BY batch_rows_by_payment \
              ON o.project_id = r.project_id AND o.payment_id = r.payment_id \
              WHERE r.project_id = ?1 AND r.batch_id = ?2 AND r.valid \
@@ -249,6 +251,7 @@ fn clashes(conn: &Connection, project: i64, id: &str) -> rusqlite::Result<Vec<Ro
                     line: unsigned(row.get(1)?),
                     payment_id,
                     held_by,
+                    same_request: row.get(6)?,
                 })
             },
         )?
@@ -431,7 +434,7 @@ impl BatchStore for SqliteBatches {
                  AND batch_id = ?2 AND valid = 1 AND done = 0) \
              AND NOT EXISTS (SELECT 1 FROM payouts p \
                  WHERE p.project_id = ?1 AND p.payment_id = batch_rows.payment_id \
-                 AND p.request_sha256 = batch_rows.request_sha256 \
+                 AND p.request_sha256 = batch_rows.request_sha256 AND p.metadata IS NULL \
                  AND p.settled = 1)",
             Vec::new(),
         ))

@@ -222,6 +222,7 @@ impl Client {
             return Err(Error::PaymentIdConflict {
                 payment_id: payment_id.clone(),
                 platform: Some(difference),
+                same_details: false,
             });
         }
         let reported = StatusUpdate {

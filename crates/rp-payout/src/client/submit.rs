@@ -150,6 +150,7 @@ impl Client {
                         return Err(Error::PaymentIdConflict {
                             payment_id,
                             platform: None,
+                            same_details: existing.request == request,
                         });
                     }
                     tell(Recorded::Existing(Box::new(existing.clone())));
@@ -292,6 +293,7 @@ impl Client {
                     platform: Some(existing.last_message.clone().unwrap_or_else(|| {
                         "the platform has a different payout under it".to_owned()
                     })),
+                    same_details: false,
                 });
             }
             // Not on the platform (a signed 3061 once the platform's delay had passed, or never

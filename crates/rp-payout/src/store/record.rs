@@ -260,9 +260,9 @@ impl PayoutRecord {
     }
 
     /// Whether `request` with the merchant's `metadata` is this payout: the same request and
-    /// the same metadata (JSON compared as values, member order aside; text that does not
-    /// read as JSON compared as text). A payment ID recorded with either different is another
-    /// payout's.
+    /// the same metadata (JSON compared as values: member order aside, numbers by value, so
+    /// `1`, `1.0` and `1e0` are one; text that does not read as JSON compared as text). A
+    /// payment ID recorded with either different is another payout's.
     pub fn is_same_payout(&self, request: &wire::PayoutRequest, metadata: Option<&str>) -> bool {
         self.request == *request && same_metadata(self.metadata.as_deref(), metadata)
     }
@@ -279,10 +279,38 @@ fn same_metadata(a: Option<&str>, b: Option<&str>) -> bool {
                         serde_json::from_str::<serde_json::Value>(a),
                         serde_json::from_str::<serde_json::Value>(b),
                     ),
-                    (Ok(a), Ok(b)) if a == b
+                    (Ok(a), Ok(b)) if same_json(&a, &b)
                 )
         }
         _ => false,
+    }
+}
+
+/// JSON values compared as JSON means them: objects member order aside (`serde_json` maps),
+/// numbers by value (`1`, `1.0`, `1e0` and `-0` against `0` alike). Integers are compared
+/// exactly; an integer with a fraction-bearing number by their `f64` values.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => x
+                    .as_f64()
+                    .zip(y.as_f64())
+                    .is_some_and(|(x, y)| x.partial_cmp(&y) == Some(std::cmp::Ordering::Equal)),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, x)| y.get(key).is_some_and(|y| same_json(x, y)))
+        }
+        _ => a == b,
     }
 }
 
@@ -461,6 +489,21 @@ mod tests {
         let mut other = request.clone();
         other.payment.amount += 1;
         assert!(!kept.is_same_payout(&other, kept.metadata.as_deref()));
+        // Numbers by value.
+        kept.metadata =
+            Some(r#"{"qty":1.0,"cents":1e2,"neg":-0,"big":18446744073709551615}"#.to_owned());
+        assert!(kept.is_same_payout(
+            &request,
+            Some(r#"{"cents":100,"qty":1,"neg":0,"big":18446744073709551615}"#)
+        ));
+        assert!(!kept.is_same_payout(
+            &request,
+            Some(r#"{"cents":100,"qty":1,"neg":0,"big":18446744073709551614}"#)
+        ));
+        assert!(!kept.is_same_payout(
+            &request,
+            Some(r#"{"cents":100.5,"qty":1,"neg":0,"big":18446744073709551615}"#)
+        ));
         // Kept text that does not read as JSON is compared as text.
         kept.metadata = Some("not json".to_owned());
         assert!(kept.is_same_payout(&request, Some("not json")));

@@ -12,5 +12,6 @@ mod payout;
 mod reconcile;
 mod review;
 mod review_ledger;
+mod review_meta;
 mod status;
 mod store_failure;
