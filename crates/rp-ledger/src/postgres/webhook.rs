@@ -4,6 +4,7 @@
 //! claim is taking (`FOR UPDATE SKIP LOCKED`), so each is sent by one instance at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient as _;
@@ -69,6 +70,33 @@ fn endpoint(row: &Row) -> Result<WebhookEndpoint, String> {
 fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+/// Gives back the claimed deliveries (`$2[i]`, `$3[i]`, `$4[i]`, owner `$5`) behind an earlier
+/// change of their payout to their endpoint that waits: due now, unclaimed. Their keys.
+static GIVE_BACK: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE rp_ledger.webhook_deliveries w SET claimed_by = NULL, lease_until = NULL, \
+         next_attempt_at = {NOW} \
+         FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS k(endpoint_id, payment_id, version) \
+         WHERE w.endpoint_id = k.endpoint_id AND w.project_id = $1 \
+         AND w.payment_id = k.payment_id AND w.version = k.version AND w.claimed_by = $5 \
+         AND EXISTS (SELECT 1 FROM rp_ledger.webhook_deliveries o \
+             WHERE o.endpoint_id = w.endpoint_id AND o.project_id = w.project_id \
+             AND o.payment_id = w.payment_id AND o.version < w.version \
+             AND o.next_attempt_at IS NOT NULL) \
+         RETURNING w.endpoint_id, w.payment_id, w.version"
+    )
+});
+
+/// Locks, in key order, the deliveries a record of attempts changes: each attempt's
+/// (`$2[i]`, `$3[i]`, `$4[i]`) and, when it was delivered (`$5[i]`), the later changes of its
+/// payout to its endpoint ([`PULL_LATER`]).
+const LOCK_RECORDED: &str = "SELECT 1 FROM unnest($2::bigint[], $3::text[], $4::bigint[], \
+         $5::bool[]) AS k(endpoint_id, payment_id, version, pulls) \
+     JOIN rp_ledger.webhook_deliveries d ON d.endpoint_id = k.endpoint_id \
+     AND d.project_id = $1 AND d.payment_id = k.payment_id \
+     AND (d.version = k.version OR (k.pulls AND d.version > k.version)) \
+     ORDER BY d.endpoint_id, d.payment_id, d.version FOR UPDATE OF d";
 
 /// The longest delay a due time takes: 200 years ("never"). The server adds a delay to its
 /// clock, and nanoseconds since 1970 end in 2262: a longer one would be out of range.
@@ -388,7 +416,7 @@ impl WebhookStore for PostgresWebhooks {
             const DELIVERY: usize = 8;
             const EVENT: usize = DELIVERY + 3;
             let event_columns = EVENT_COLUMNS.split(", ").count();
-            let mut claimed = Vec::with_capacity(rows.len());
+            let mut claimed: Vec<ClaimedDelivery> = Vec::with_capacity(rows.len());
             for row in &rows {
                 let read = |e: String| Error::store(what, e);
                 let endpoint = endpoint(row).map_err(read)?;
@@ -407,6 +435,54 @@ impl WebhookStore for PostgresWebhooks {
                     attempts: count(column(row, DELIVERY + 1).map_err(read)?),
                     failures: count(column(row, DELIVERY + 2).map_err(read)?),
                 });
+            }
+            // The claim's check for an earlier change still waiting read the statement's
+            // snapshot: a replay committed while it ran is seen only now. A delivery behind
+            // one is given back (due, so set aside behind it), never sent out of order.
+            if !claimed.is_empty() {
+                let (e, p, v): (Vec<i64>, Vec<&str>, Vec<i64>) = claimed
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.key.endpoint,
+                            c.key.payment_id.as_str(),
+                            version(c.key.version),
+                        )
+                    })
+                    .fold(
+                        (Vec::new(), Vec::new(), Vec::new()),
+                        |mut all, (e, p, v)| {
+                            all.0.push(e);
+                            all.1.push(p);
+                            all.2.push(v);
+                            all
+                        },
+                    );
+                let back = query(
+                    &client,
+                    what,
+                    &GIVE_BACK,
+                    &[&self.project, &e, &p, &v, &owner],
+                )
+                .await?;
+                if !back.is_empty() {
+                    let read = |e: String| Error::store(what, e);
+                    let mut given: Vec<(i64, String, i64)> = Vec::with_capacity(back.len());
+                    for row in &back {
+                        given.push((
+                            column(row, 0).map_err(read)?,
+                            column(row, 1).map_err(read)?,
+                            column(row, 2).map_err(read)?,
+                        ));
+                    }
+                    claimed.retain(|c| {
+                        !given.iter().any(|(e, p, v)| {
+                            *e == c.key.endpoint
+                                && p == c.key.payment_id.as_str()
+                                && *v == version(c.key.version)
+                        })
+                    });
+                }
             }
             Ok(claimed)
         })
@@ -442,6 +518,28 @@ impl WebhookStore for PostgresWebhooks {
                 if execute(&tx, what, lock, &[&id, &self.project]).await? > 0 {
                     present.insert(id);
                 }
+            }
+            // Then every delivery this record changes, in one order shared by every record:
+            // its own, and for one delivered the later changes it may pull. Taken one by one,
+            // two records pulling each other's rows crossed and deadlocked.
+            let (mut e, mut p, mut v, mut pulls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for a in attempts
+                .iter()
+                .filter(|a| present.contains(&a.key.endpoint))
+            {
+                e.push(a.key.endpoint);
+                p.push(a.key.payment_id.as_str());
+                v.push(version(a.key.version));
+                pulls.push(a.after == AfterAttempt::Delivered);
+            }
+            if !e.is_empty() {
+                execute(
+                    &tx,
+                    what,
+                    LOCK_RECORDED,
+                    &[&self.project, &e, &p, &v, &pulls],
+                )
+                .await?;
             }
             let mut recorded = Vec::with_capacity(attempts.len());
             for a in attempts {

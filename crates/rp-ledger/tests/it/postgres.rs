@@ -26,6 +26,7 @@ mod batched;
 mod review3;
 mod review_clash;
 mod review_onclash_pg;
+mod review_pg_aside;
 mod review_reg;
 mod review_webhooks;
 
