@@ -1,7 +1,6 @@
 //! Review of 7a317eb (the merchant's metadata is part of what a payment ID names, compared by
 //! rp-payout's `PayoutRecord::is_same_payout`). Each test here fails on 7a317eb.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -10,6 +9,7 @@ use serde_json::json;
 
 use crate::Server;
 use crate::api::{PAY_KEY, add_keys, call, payout};
+use crate::review_onclash::{pay, skip_invalid_register};
 
 /// An API payout `meta-1` (with metadata) paid; then `rp batch run --skip-invalid` of a file
 /// whose row 1 is the same request under `meta-1` (a row carries no metadata) and whose row
@@ -38,31 +38,13 @@ async fn api_payout_then_clashing_batch(
          +7 701 510 40 02;200;c-2;fresh-2\n",
     )
     .unwrap();
-    let limits = rp_model::Limits::NONE;
-    let report = rp_batch::check_file(&file, &limits, |_| {}).unwrap();
-    let registered = rp_batch::run::register(
-        &file,
-        &report,
-        server.desk.batches().as_ref(),
-        server.desk.client().project_id(),
-        limits,
-        rp_ledger::OnClash::Register,
-    )
-    .await
-    .unwrap();
+    let (report, _clashes, registered) = skip_invalid_register(server, &file).await;
     assert_eq!(registered, rp_ledger::Registered::New);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let mut outcomes = Vec::new();
-    rp_batch::run::run(
-        report.batch,
-        Arc::clone(server.desk.client()),
-        Arc::clone(server.desk.batches()),
-        rp_batch::run::RunOptions::default(),
-        &stop,
-        |outcome, _| outcomes.push((outcome.row, outcome.result.clone())),
-    )
-    .await
-    .unwrap();
+    let outcomes = pay(server, report.batch)
+        .await
+        .into_iter()
+        .map(|o| (o.row, o.result))
+        .collect();
     (report.batch, outcomes)
 }
 
@@ -223,18 +205,11 @@ async fn review_meta_api_payout_with_metadata_over_an_unpaid_batch_row_makes_it_
     )
     .await;
 
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let mut outcomes = Vec::new();
-    rp_batch::run::run(
-        batch.parse().unwrap(),
-        Arc::clone(server.desk.client()),
-        Arc::clone(server.desk.batches()),
-        rp_batch::run::RunOptions::default(),
-        &stop,
-        |outcome, _| outcomes.push((outcome.row, outcome.result.clone())),
-    )
-    .await
-    .unwrap();
+    let outcomes: Vec<(u64, RowResult)> = pay(&server, batch.parse().unwrap())
+        .await
+        .into_iter()
+        .map(|o| (o.row, o.result))
+        .collect();
     let paid = server
         .sim
         .payments()

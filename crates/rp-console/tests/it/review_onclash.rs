@@ -12,7 +12,7 @@ use crate::api_batches::register_unpaid;
 
 /// `rp batch run --skip-invalid` of `file` on `server`'s ledger, as far as registration: the
 /// check, what preflight shows, and the registration with `OnClash::Register`.
-async fn skip_invalid_register(
+pub(crate) async fn skip_invalid_register(
     server: &Server,
     file: &std::path::Path,
 ) -> (
@@ -45,7 +45,10 @@ async fn skip_invalid_register(
 }
 
 /// Pays batch `batch` on `server` (one pass): each row's outcome.
-async fn pay(server: &Server, batch: rp_batch::BatchId) -> Vec<rp_batch::run::RowOutcome> {
+pub(crate) async fn pay(
+    server: &Server,
+    batch: rp_batch::BatchId,
+) -> Vec<rp_batch::run::RowOutcome> {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let mut outcomes = Vec::new();
     rp_batch::run::run(
