@@ -6,6 +6,7 @@ mod batch;
 mod batched;
 mod clock;
 mod connect;
+mod delivery;
 mod register;
 mod rows;
 mod schema;
