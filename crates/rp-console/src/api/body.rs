@@ -280,7 +280,7 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<(Payout, Option<String>), Vec<V
         };
         errors.push(field_error(field, "more than zero"));
     }
-    let metadata = checked_metadata(object.get("metadata"), &mut errors);
+    let metadata = checked_metadata(object.get("metadata"), body, &mut errors);
     let (Some(payment_id), Some(phone), Some(amount)) = (payment_id, phone, amount) else {
         return Err(errors);
     };
@@ -308,7 +308,7 @@ pub(crate) const MAX_METADATA_BYTES: usize = 4096;
 /// `metadata` as it is kept (compact JSON text), or its problems: a JSON object of at most
 /// [`MAX_METADATA_KEYS`] members, keys of 1 to [`MAX_METADATA_KEY`] characters, at most
 /// [`MAX_METADATA_BYTES`] bytes in all.
-fn checked_metadata(value: Option<&Value>, errors: &mut Vec<Value>) -> Option<String> {
+fn checked_metadata(value: Option<&Value>, body: &[u8], errors: &mut Vec<Value>) -> Option<String> {
     let members = match value {
         None | Some(Value::Null) => return None,
         Some(Value::Object(members)) => members,
@@ -336,8 +336,11 @@ fn checked_metadata(value: Option<&Value>, errors: &mut Vec<Value>) -> Option<St
             ));
         }
     }
-    for (key, value) in members {
-        inexact_numbers(&format!("metadata.{key}"), value, errors);
+    for number in inexact_numbers(body) {
+        errors.push(field_error(
+            "metadata",
+            format!("the number {number} is not kept exactly (at most 15 significant digits, or a 64-bit integer): send it as a string"),
+        ));
     }
     let text = serde_json::to_string(members).unwrap_or_default();
     if text.len() > MAX_METADATA_BYTES {
@@ -349,34 +352,69 @@ fn checked_metadata(value: Option<&Value>, errors: &mut Vec<Value>) -> Option<St
     (errors.len() == before).then_some(text)
 }
 
-/// Numbers in `value` (at `path`) that would not be kept as written: past 2^53 and not a
-/// 64-bit integer (`100000000000000000001` would be kept as `1e20`, the digits lost, and
-/// taken for another such number). Each is an error: such numbers travel as strings.
-fn inexact_numbers(path: &str, value: &Value, errors: &mut Vec<Value>) {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    match value {
-        Value::Number(n)
-            if n.as_i64().is_none()
-                && n.as_u64().is_none()
-                && n.as_f64().is_none_or(|f| f.abs() >= EXACT) =>
-        {
-            errors.push(field_error(
-                path,
-                "a number this large is not kept exactly: send it as a string",
-            ));
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                inexact_numbers(&format!("{path}[{i}]"), item, errors);
-            }
-        }
-        Value::Object(members) => {
-            for (key, item) in members {
-                inexact_numbers(&format!("{path}.{key}"), item, errors);
-            }
-        }
-        _ => {}
+/// The number literals of the `metadata` member of `body`, as written, whose value would not
+/// be kept exactly: an integer past 64 bits, or another number of more than 15 significant
+/// digits (a double holds 15 for sure: `1234567890123456.7` would be kept as
+/// `1234567890123456.8`, and taken for it).
+fn inexact_numbers(body: &[u8]) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow)]
+        metadata: Option<&'a serde_json::value::RawValue>,
     }
+    let Ok(Raw {
+        metadata: Some(raw),
+    }) = serde_json::from_slice::<Raw<'_>>(body)
+    else {
+        return Vec::new();
+    };
+    number_literals(raw.get())
+        .into_iter()
+        .filter(|literal| !exact(literal))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The number literals of JSON text `json` (outside its strings).
+fn number_literals(json: &str) -> Vec<&str> {
+    let bytes = json.as_bytes();
+    let (mut found, mut i, mut in_string) = (Vec::new(), 0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+        } else if b == b'"' {
+            in_string = true;
+            i += 1;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            found.extend(json.get(start..i));
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// Whether a number literal's value is kept exactly: a 64-bit integer, or at most 15
+/// significant digits.
+fn exact(literal: &str) -> bool {
+    if !literal.contains(['.', 'e', 'E']) {
+        return literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok();
+    }
+    let mantissa = literal.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits.trim_start_matches('0').trim_end_matches('0').len() <= 15
 }
 
 /// Kept metadata as JSON (`null` when none, or when what is kept does not read as JSON).
@@ -474,17 +512,23 @@ mod tests {
                 .unwrap()
                 .contains("4096")
         );
-        // Numbers past 2^53 that are not 64-bit integers would lose digits: refused, where.
-        let errors =
-            with(r#"{"order": 100000000000000000001, "n": [1, {"x": 1e300}]}"#).unwrap_err();
-        let mut fields: Vec<&str> = errors
+        // Numbers that would not be kept as written are refused, named as written.
+        let errors = with(
+            r#"{"order": 100000000000000000001, "n": [1, {"x": 1234567890123456.7}], "s": "1234567890123456.7"}"#,
+        )
+        .unwrap_err();
+        let mut messages: Vec<&str> = errors
             .iter()
-            .map(|e| e["field"].as_str().unwrap())
+            .map(|e| e["message"].as_str().unwrap())
             .collect();
-        fields.sort_unstable();
-        assert_eq!(fields, ["metadata.n[1].x", "metadata.order"], "{errors:?}");
+        messages.sort_unstable();
+        assert_eq!(messages.len(), 2, "{errors:?}");
+        assert!(messages[0].contains("100000000000000000001"), "{errors:?}");
+        assert!(messages[1].contains("1234567890123456.7"), "{errors:?}");
+        assert!(errors.iter().all(|e| e["field"] == "metadata"));
         assert!(
-            with(r#"{"max": 18446744073709551615, "min": -9223372036854775808, "f": 0.5}"#).is_ok()
+            with(r#"{"max": 18446744073709551615, "min": -9223372036854775808, "f": 0.5, "e": 1e300, "z": 1.50000000000000000000, "d": 12345678901234.5}"#)
+                .is_ok()
         );
     }
 }

@@ -17,6 +17,7 @@ mod review_api2;
 mod review_clash;
 mod review_grouped;
 mod review_meta;
+mod review_meta_digits;
 mod review_onclash;
 mod review_reg;
 mod review_submit;

@@ -104,7 +104,7 @@ async fn review_meta_batch_report_shows_a_conflict_row_as_the_api_payouts_succes
 }
 
 /// `POST /api/v1/payouts?wait=10` with this raw body (so that numbers stay as written).
-async fn post_raw(server: &Server, body: String) -> (StatusCode, String) {
+pub(crate) async fn post_raw(server: &Server, body: String) -> (StatusCode, String) {
     let answer = server
         .http
         .post(server.url("/api/v1/payouts?wait=10"))
@@ -118,7 +118,7 @@ async fn post_raw(server: &Server, body: String) -> (StatusCode, String) {
     (status, answer.text().await.unwrap())
 }
 
-fn raw_payout(id: &str, metadata: &str) -> String {
+pub(crate) fn raw_payout(id: &str, metadata: &str) -> String {
     format!(
         r#"{{"payment_id":"{id}","phone":"+7 701 123 45 67","amount":"100","customer":{{"id":"c-1"}},"metadata":{metadata}}}"#
     )
@@ -147,7 +147,7 @@ async fn review_meta_the_same_number_written_1_or_1_0_is_a_409() {
 /// `{"order": 100000000000000000000}` (order numbers past u64, as some systems issue). Both
 /// were read as the same f64 (kept as `1e20`, the merchant's digits lost), so the second call,
 /// with other metadata, was answered 200 with the first payout, as the same payout.
-/// (Fixed: such numbers are refused, 422 naming the member, nothing recorded: they travel as
+/// (Fixed: such numbers are refused, 422 naming the number, nothing recorded: they travel as
 /// strings, kept and compared as written.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_meta_other_big_integer_metadata_is_taken_for_the_same_payout() {
@@ -158,7 +158,7 @@ async fn review_meta_other_big_integer_metadata_is_taken_for_the_same_payout() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
-    assert!(text.contains("metadata.order"), "{text}");
+    assert!(text.contains("the number 100000000000000000001"), "{text}");
     // As strings, kept as written and told apart.
     let (status, text) = post_raw(
         &server,

@@ -303,9 +303,31 @@ impl WebhookStore for PostgresWebhooks {
     ) -> BoxFuture<'a, Result<u64, Error>> {
         Box::pin(async move {
             let what = &format!("replay the webhooks of {payment_id}");
-            let client = self.ledger.client(what).await?;
+            let mut client = self.ledger.client(what).await?;
             let id = payment_id.as_str();
             let event_version = version.map(crate::stored::version);
+            let tx = client.transaction().await.map_err(failed(what))?;
+            // In the order records and removals take them: the endpoints (a removal waits,
+            // or is waited for), then the deliveries in key order. Taken as the upsert below
+            // reaches them, they crossed a record's or a removal's and deadlocked.
+            execute(
+                &tx,
+                what,
+                "SELECT 1 FROM rp_ledger.webhook_endpoints WHERE project_id = $1 \
+                 AND ($2::bigint IS NULL OR id = $2) ORDER BY id FOR SHARE",
+                &[&self.project, &endpoint],
+            )
+            .await?;
+            execute(
+                &tx,
+                what,
+                "SELECT 1 FROM rp_ledger.webhook_deliveries WHERE project_id = $1 \
+                 AND payment_id = $2 AND ($3::bigint IS NULL OR version = $3) \
+                 AND ($4::bigint IS NULL OR endpoint_id = $4) \
+                 ORDER BY endpoint_id, payment_id, version FOR UPDATE",
+                &[&self.project, &id, &event_version, &endpoint],
+            )
+            .await?;
             let sql = format!(
                 "INSERT INTO rp_ledger.webhook_deliveries \
                  (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at) \
@@ -321,12 +343,13 @@ impl WebhookStore for PostgresWebhooks {
                  delivered_at = NULL, failed_at = NULL, claimed_by = NULL, lease_until = NULL"
             );
             let n = execute(
-                &client,
+                &tx,
                 what,
                 &sql,
                 &[&self.project, &id, &event_version, &endpoint],
             )
             .await?;
+            tx.commit().await.map_err(failed(what))?;
             self.ledger.committed();
             Ok(n)
         })

@@ -27,6 +27,7 @@ mod review3;
 mod review_clash;
 mod review_onclash_pg;
 mod review_pg_aside;
+mod review_pg_replay_locks;
 mod review_reg;
 mod review_webhooks;
 
