@@ -19,7 +19,7 @@ fn key_of(key: &DeliveryKey) -> (String, u64) {
 }
 
 /// Delivers everything due, in order, as owner `o`.
-async fn deliver_all(ledger: &Ledger, project: ProjectId) {
+pub(super) async fn deliver_all(ledger: &Ledger, project: ProjectId) {
     let hooks = ledger.webhooks(project);
     for _ in 0..10 {
         let claimed = hooks.claim_due("o", LEASE, 128).await.unwrap();

@@ -14,30 +14,14 @@
 
 use std::time::Duration;
 
-use rp_ledger::{AfterAttempt, DeliveryKey, Ledger};
+use rp_ledger::{AfterAttempt, DeliveryKey};
 use rp_model::{PaymentId, ProjectId};
 
+use super::review_pg_aside::deliver_all;
 use super::{Database, server};
 use crate::review_aside::{attempt, change, insert};
 
 const LEASE: Duration = Duration::from_secs(600);
-
-/// Delivers everything due, as owner `o`.
-async fn deliver_all(ledger: &Ledger, project: ProjectId) {
-    let hooks = ledger.webhooks(project);
-    for _ in 0..10 {
-        let claimed = hooks.claim_due("o", LEASE, 128).await.unwrap();
-        if claimed.is_empty() {
-            return;
-        }
-        let records: Vec<_> = claimed
-            .iter()
-            .map(|c| attempt(&c.key, AfterAttempt::Delivered))
-            .collect();
-        hooks.record_attempts("o", &records).await.unwrap();
-    }
-    panic!("deliveries never ran out");
-}
 
 fn keys(infos: &[rp_ledger::DeliveryInfo]) -> Vec<(i64, u64)> {
     infos
