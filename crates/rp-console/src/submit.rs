@@ -9,6 +9,8 @@ use rp_model::Payout;
 use rp_payout::{Error, EventSource, PayoutRecord, Recorded};
 use tokio::sync::oneshot;
 
+use rp_batch::run::Holder;
+
 use crate::Desk;
 
 /// How long a submission waits for the payout to be recorded before it answers anyway.
@@ -35,48 +37,24 @@ pub(crate) enum NotSubmitted {
     Ledger(Error),
 }
 
-/// What holds a payment ID a submission may not take.
-#[derive(Debug)]
-pub(crate) enum Holder {
-    /// A recorded payout: with other details, or (`same_details`) with the same phone, amount
-    /// and customer but other merchant's metadata: then it is this payee's, and paying again
-    /// under a new payment ID would pay them twice.
-    Payout {
-        /// Only the metadata differs.
-        same_details: bool,
-    },
-    /// A valid row of a batch, not paid yet (no payout recorded under the ID): the batch's ID
-    /// and the row's line. The row would find the ID taken when its turn comes.
-    Batch {
-        /// The batch's ID (64 hex digits).
-        batch: String,
-        /// The row's line.
-        line: u64,
-    },
-}
-
-impl Holder {
-    /// What a person is told: the ID is held, by what, and what to do.
-    pub(crate) fn describe(&self, payment_id: &rp_model::PaymentId) -> String {
-        match self {
-            Holder::Payout {
-                same_details: false,
-            } => format!(
-                "payment ID {payment_id} is recorded for a different payout; nothing was \
-                 changed or sent"
-            ),
-            Holder::Payout { same_details: true } => format!(
-                "payment ID {payment_id} is recorded for a payout to the same phone, amount and \
-                 customer with other merchant's metadata (or none); nothing was changed or sent. \
-                 That payout is this payee's: check it before paying this payee again"
-            ),
-            Holder::Batch { batch, line } => format!(
-                "payment ID {payment_id} is held by batch {} (its line {line}), not paid yet; \
-                 nothing was changed or sent. Let the batch pay it, or use another payment ID \
-                 for a different payout",
-                batch.get(..20).unwrap_or(batch)
-            ),
-        }
+/// What a person is told when `holder` holds `payment_id`: by what, and what to do.
+pub(crate) fn held(holder: &Holder, payment_id: &rp_model::PaymentId) -> String {
+    match holder {
+        Holder::PayoutWithMetadata => format!(
+            "payment ID {payment_id} is recorded for a payout to the same phone, amount and \
+             customer with other merchant's metadata (or none); nothing was changed or sent. \
+             That payout is this payee's: check it before paying this payee again"
+        ),
+        Holder::Batch { batch, line } => format!(
+            "payment ID {payment_id} is held by batch {} (its line {line}), not paid yet; \
+             nothing was changed or sent. Let the batch pay it, or use another payment ID \
+             for a different payout",
+            batch.get(..20).unwrap_or(batch)
+        ),
+        _ => format!(
+            "payment ID {payment_id} is recorded for a different payout; nothing was changed \
+             or sent"
+        ),
     }
 }
 
@@ -99,8 +77,10 @@ pub(crate) async fn submit(
             return Ok(Submitted::Existing(existing));
         }
         Ok(Some(existing)) => {
-            return Err(NotSubmitted::Conflict(Holder::Payout {
-                same_details: existing.request == request,
+            return Err(NotSubmitted::Conflict(if existing.request == request {
+                Holder::PayoutWithMetadata
+            } else {
+                Holder::Payout
             }));
         }
         Ok(None) => {}
@@ -150,11 +130,11 @@ pub(crate) async fn submit(
         }
         // Recorded by another call meanwhile, with the same request and metadata.
         Recorded::Existing(existing) => Ok(Submitted::Existing(*existing)),
-        Recorded::Conflict => Err(NotSubmitted::Conflict(Holder::Payout {
-            same_details: match result_rx.await {
-                Ok(Err(Error::PaymentIdConflict { same_details, .. })) => same_details,
-                _ => false,
-            },
+        Recorded::Conflict => Err(NotSubmitted::Conflict(match result_rx.await {
+            Ok(Err(Error::PaymentIdConflict {
+                same_details: true, ..
+            })) => Holder::PayoutWithMetadata,
+            _ => Holder::Payout,
         })),
         // Over the limits (or whatever a newer rp-payout reports): the call's own error.
         _ => match result_rx.await {

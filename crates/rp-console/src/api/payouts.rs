@@ -109,7 +109,7 @@ pub(crate) async fn create(
             return problem(
                 StatusCode::CONFLICT,
                 "payment-id-conflict",
-                &holder.describe(&payment_id),
+                &submit::held(&holder, &payment_id),
                 None,
             );
         }

@@ -258,16 +258,14 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
     // Pressed twice, or the answer reloaded: the same payout, never sent again from here.
     match submit::submit(desk, payout, me.source(), None).await {
         Ok(_) => Redirect::to(&page_of).into_response(),
-        Err(NotSubmitted::Conflict(submit::Holder::Payout {
-            same_details: false,
-        })) => {
+        Err(NotSubmitted::Conflict(rp_batch::run::Holder::Payout)) => {
             let top = format!(
                 "Payment ID {payment_id} is already recorded for another payout; nothing was sent. Review again for a new ID."
             );
             html(form_page(me, form, &[], Some(&top)))
         }
         Err(NotSubmitted::Conflict(holder)) => {
-            let top = capitalized(&holder.describe(&payment_id));
+            let top = capitalized(&submit::held(&holder, &payment_id));
             html(form_page(me, form, &[], Some(&top)))
         }
         Err(NotSubmitted::Refused(error)) => {

@@ -13,10 +13,15 @@ use crate::review_onclash::{pay, skip_invalid_register};
 
 /// An API payout `meta-1` (with metadata) paid; then `rp batch run --skip-invalid` of a file
 /// whose row 1 is the same request under `meta-1` (a row carries no metadata) and whose row
-/// 2 is fresh. Returns the batch ID after the run, and the row outcomes.
-async fn api_payout_then_clashing_batch(
+/// 2 is fresh. Returns the batch ID after the run, what preflight showed, and the row
+/// outcomes.
+pub(crate) async fn api_payout_then_clashing_batch(
     server: &Server,
-) -> (rp_batch::BatchId, Vec<(u64, RowResult)>) {
+) -> (
+    rp_batch::BatchId,
+    Vec<rp_batch::run::Clash>,
+    Vec<(u64, RowResult)>,
+) {
     let mut body = payout("meta-1", "100");
     body["metadata"] = json!({"order": 7});
     let (status, _, answer) = call(
@@ -30,7 +35,10 @@ async fn api_payout_then_clashing_batch(
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["state"], "success", "{answer}");
 
-    let dir = crate::scratch("review-meta-report");
+    // A directory of each call's own: tests calling this run at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call_no = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = crate::scratch(&format!("review-meta-report-{call_no}"));
     let file = dir.join("b.csv");
     std::fs::write(
         &file,
@@ -38,14 +46,14 @@ async fn api_payout_then_clashing_batch(
          +7 701 510 40 02;200;c-2;fresh-2\n",
     )
     .unwrap();
-    let (report, _clashes, registered) = skip_invalid_register(server, &file).await;
+    let (report, clashes, registered) = skip_invalid_register(server, &file).await;
     assert_eq!(registered, rp_ledger::Registered::New);
     let outcomes = pay(server, report.batch)
         .await
         .into_iter()
         .map(|o| (o.row, o.result))
         .collect();
-    (report.batch, outcomes)
+    (report.batch, clashes, outcomes)
 }
 
 /// The run reports row 1 as `conflict` (7a317eb's own test), but the batch's report and
@@ -57,7 +65,7 @@ async fn api_payout_then_clashing_batch(
 async fn review_meta_batch_report_shows_a_conflict_row_as_the_api_payouts_success() {
     let server = Server::start_with("sqlite::memory:", None, Duration::from_secs(3600)).await;
     add_keys(&server).await;
-    let (batch, outcomes) = api_payout_then_clashing_batch(&server).await;
+    let (batch, _, outcomes) = api_payout_then_clashing_batch(&server).await;
     assert!(
         outcomes
             .iter()

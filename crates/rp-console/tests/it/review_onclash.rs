@@ -135,44 +135,10 @@ async fn review_onclash_a_row_registered_over_another_batchs_unpaid_row_is_never
 async fn a_skipped_row_matching_a_payout_with_metadata_is_a_conflict_not_a_success() {
     let server = Server::start_with("sqlite::memory:", None, Duration::from_secs(3600)).await;
     crate::api::add_keys(&server).await;
-    let mut body = crate::api::payout("meta-1", "100");
-    body["metadata"] = serde_json::json!({"order": 7});
-    let (status, _, answer) = crate::api::call(
-        &server,
-        "POST",
-        "/api/v1/payouts?wait=10",
-        Some(crate::api::PAY_KEY),
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{answer}");
-    assert_eq!(answer["state"], "success", "{answer}");
-
-    let dir = crate::scratch("review-onclash-metadata");
-    let file = dir.join("b.csv");
-    std::fs::write(
-        &file,
-        "phone;amount;customer_id;payment_id\n+7 701 123 45 67;100;c-1;meta-1\n\
-         +7 701 510 40 02;200;c-2;fresh-2\n",
-    )
-    .unwrap();
-    let store = server.desk.client().store();
-    let recorded = store
-        .get(&rp_model::PaymentId::new("meta-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let (report, clashes, registered) = skip_invalid_register(&server, &file).await;
+    let (_, clashes, outcomes) = crate::review_meta::api_payout_then_clashing_batch(&server).await;
     assert_eq!(clashes.len(), 1, "{clashes:?}");
     assert_eq!(clashes[0].row, 1);
-    assert_eq!(registered, rp_ledger::Registered::New);
-    let outcomes = pay(&server, report.batch).await;
-    let result = |row: u64| {
-        outcomes
-            .iter()
-            .find(|o| o.row == row)
-            .map(|o| o.result.clone())
-    };
+    let result = |row: u64| outcomes.iter().find(|o| o.0 == row).map(|o| o.1.clone());
     assert!(
         matches!(result(1), Some(RowResult::Failed(f)) if f.label == "conflict"),
         "row 1 (meta-1, the same request as the API's payout, which carries metadata) was \
@@ -185,12 +151,15 @@ async fn a_skipped_row_matching_a_payout_with_metadata_is_a_conflict_not_a_succe
         result(2)
     );
     // The API's payout is as it was: paid once, its metadata kept.
-    let after = store
+    let after = server
+        .desk
+        .client()
+        .store()
         .get(&rp_model::PaymentId::new("meta-1").unwrap())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(after.metadata, recorded.metadata);
+    assert_eq!(after.metadata.as_deref(), Some(r#"{"order":7}"#));
     let sent = server
         .sim
         .payments()

@@ -106,16 +106,7 @@ async fn review_pg_crossed_pulls_deadlock_two_records() {
     let qa = claim_one(&two, project, "B", &("xq".into(), va)).await;
 
     // A third transaction reads the two in-flight later deliveries FOR SHARE for a moment.
-    let mut sql = db.sql().await;
-    let holder = sql.transaction().await.unwrap();
-    let held = holder
-        .execute(
-            "SELECT 1 FROM rp_ledger.webhook_deliveries WHERE project_id = 41 \
-             AND version = $1 FOR SHARE",
-            &[&i64::try_from(vb).unwrap()],
-        )
-        .await
-        .unwrap();
+    let (holder, held) = hold_deliveries(&db, 41, None, vb).await;
     assert_eq!(held, 2);
     let (a_hooks, b_hooks) = (one.webhooks(project), two.webhooks(project));
     let a_records = [
@@ -129,7 +120,7 @@ async fn review_pg_crossed_pulls_deadlock_two_records() {
     let a = tokio::spawn(async move { a_hooks.record_attempts("A", &a_records).await });
     let b = tokio::spawn(async move { b_hooks.record_attempts("B", &b_records).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    holder.commit().await.unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     assert!(
         a.is_ok() && b.is_ok(),
@@ -137,6 +128,29 @@ async fn review_pg_crossed_pulls_deadlock_two_records() {
     );
     drop((one, two));
     db.remove().await;
+}
+
+/// Holds `FOR SHARE`, in a transaction left open, the deliveries of project `project` at
+/// version `version` (of endpoint `endpoint`, or every endpoint): what a set-aside's read of
+/// waiting deliveries takes, to line two other transactions up behind it. The connection
+/// (`COMMIT` lets go) and how many are held.
+pub(super) async fn hold_deliveries(
+    db: &Database,
+    project: i64,
+    endpoint: Option<i64>,
+    version: u64,
+) -> (tokio_postgres::Client, u64) {
+    let sql = db.sql().await;
+    sql.batch_execute("BEGIN").await.unwrap();
+    let held = sql
+        .execute(
+            "SELECT 1 FROM rp_ledger.webhook_deliveries WHERE project_id = $1 \
+             AND ($2::bigint IS NULL OR endpoint_id = $2) AND version = $3 FOR SHARE",
+            &[&project, &endpoint, &i64::try_from(version).unwrap()],
+        )
+        .await
+        .unwrap();
+    (sql, held)
 }
 
 /// A's and B's crossed deliveries in `project`: (P's earlier, Q's later) claimed by A,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rp_ledger::{AfterAttempt, DeliveryKey};
 use rp_model::{PaymentId, ProjectId};
 
-use super::review_pg_aside::deliver_all;
+use super::review_pg_aside::{deliver_all, hold_deliveries};
 use super::{Database, server};
 use crate::review_aside::{attempt, change, insert};
 
@@ -74,16 +74,7 @@ async fn review_pg_replay_and_removal_of_a_later_endpoint_deadlock() {
             .any(|i| i.key.endpoint == e1 && i.key.version < later)
     );
 
-    let mut sql = db.sql().await;
-    let holder = sql.transaction().await.unwrap();
-    let held = holder
-        .execute(
-            "SELECT 1 FROM rp_ledger.webhook_deliveries WHERE project_id = 81 \
-             AND endpoint_id = $1 AND version = $2 FOR SHARE",
-            &[&e2, &i64::try_from(later).unwrap()],
-        )
-        .await
-        .unwrap();
+    let (holder, held) = hold_deliveries(&db, 81, Some(e2), later).await;
     assert_eq!(held, 1);
     let replays = one.webhooks(project);
     let replay = tokio::spawn(async move {
@@ -95,7 +86,7 @@ async fn review_pg_replay_and_removal_of_a_later_endpoint_deadlock() {
     let removals = two.webhooks(project);
     let removal = tokio::spawn(async move { removals.remove_endpoint(e2).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    holder.commit().await.unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
     let (replay, removal) = (replay.await.unwrap(), removal.await.unwrap());
     assert!(
         replay.is_ok() && removal.is_ok(),
@@ -154,16 +145,7 @@ async fn review_pg_replay_and_record_cross_deadlock() {
         [(e1, v2), (e2, v1)]
     );
 
-    let mut sql = db.sql().await;
-    let holder = sql.transaction().await.unwrap();
-    let held = holder
-        .execute(
-            "SELECT 1 FROM rp_ledger.webhook_deliveries WHERE project_id = 82 \
-             AND endpoint_id = $1 AND version = $2 FOR SHARE",
-            &[&e2, &i64::try_from(v1).unwrap()],
-        )
-        .await
-        .unwrap();
+    let (holder, held) = hold_deliveries(&db, 82, Some(e2), v1).await;
     assert_eq!(held, 1);
     let replays = one.webhooks(project);
     let replay = tokio::spawn(async move {
@@ -179,7 +161,7 @@ async fn review_pg_replay_and_record_cross_deadlock() {
         .collect();
     let record = tokio::spawn(async move { records.record_attempts("A", &attempts).await });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    holder.commit().await.unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
     let (replay, record) = (replay.await.unwrap(), record.await.unwrap());
     assert!(
         replay.is_ok() && record.is_ok(),
