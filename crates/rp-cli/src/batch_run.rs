@@ -136,9 +136,8 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
     }
     if !clashes.is_empty() && !args.skip_invalid {
         return Err(Failure::usage(format!(
-            "{file}: {} row(s) use a payment ID the ledger holds for a different payout; \
-             nothing was sent",
-            clashes.len()
+            "{file}: {}; nothing was sent",
+            clash_summary(&clashes)
         )));
     }
     // A row another batch's unpaid row holds cannot be skipped: whichever batch ran first
@@ -175,13 +174,16 @@ pub(crate) fn run_batch(args: &RunArgs) -> Result<(), Failure> {
         Registered::New => eprintln!("batch {batch} registered in the ledger"),
         Registered::Existing => eprintln!("batch {batch} is in the ledger already: resuming it"),
         Registered::Clashes(found) => {
-            for clash in found.iter().filter_map(run::Clash::of_registration) {
+            let clashes: Vec<run::Clash> = found
+                .iter()
+                .filter_map(run::Clash::of_registration)
+                .collect();
+            for clash in &clashes {
                 println!("{clash}");
             }
             return Err(Failure::usage(format!(
-                "{file}: {} row(s) use a payment ID the ledger took for a different payout since \
-                 the check (another batch, or a payout); nothing was registered or sent",
-                found.len()
+                "{file}: since the check, {}; nothing was registered or sent",
+                clash_summary(&clashes)
             )));
         }
     }
@@ -559,6 +561,32 @@ async fn wait_final(
             }
         }
     }
+}
+
+/// What `clashes` come to, for the line that ends a run: how many rows' payment IDs the
+/// ledger holds for a different payout, and how many are a payout with these rows' very
+/// details made with the merchant's metadata (its payee may be paid already: the rows above
+/// say to check it, not to pay under a new payment ID).
+fn clash_summary(clashes: &[run::Clash]) -> String {
+    let with_metadata = clashes
+        .iter()
+        .filter(|clash| matches!(clash.holder, run::Holder::PayoutWithMetadata))
+        .count();
+    let other = clashes.len() - with_metadata;
+    let mut parts = Vec::new();
+    if other > 0 {
+        parts.push(format!(
+            "{other} row(s) use a payment ID the ledger holds for a different payout"
+        ));
+    }
+    if with_metadata > 0 {
+        parts.push(format!(
+            "{with_metadata} row(s) are a payout the ledger holds with the merchant's metadata \
+             (their payee may be paid already: check it before paying them under another \
+             payment ID)"
+        ));
+    }
+    parts.join("; ")
 }
 
 /// Checks that the report can be written at `out` (its `.csv.partial` beside it is created

@@ -108,6 +108,7 @@ impl From<rp_payout::Error> for Failure {
         use rp_payout::Error as E;
         let payment_id = match &error {
             E::PaymentIdConflict { payment_id, .. }
+            | E::PaymentIdHeld { payment_id, .. }
             | E::NotFound { payment_id, .. }
             | E::OutcomeUnknown { payment_id, .. }
             | E::InFlight { payment_id, .. }
@@ -119,10 +120,11 @@ impl From<rp_payout::Error> for Failure {
             _ => None,
         };
         let (code, message) = match &error {
-            E::Config { .. } | E::InvalidRequest(_) | E::Sign { .. } => {
-                (EXIT_USAGE, error.to_string())
-            }
-            E::PaymentIdConflict { platform: None, .. } => (EXIT_USAGE, error.to_string()),
+            E::Config { .. }
+            | E::InvalidRequest(_)
+            | E::Sign { .. }
+            | E::PaymentIdConflict { platform: None, .. }
+            | E::PaymentIdHeld { .. } => (EXIT_USAGE, error.to_string()),
             E::PaymentIdConflict { .. } => (EXIT_DECLINED, error.to_string()),
             E::Rejected { code, .. }
                 if code

@@ -86,11 +86,10 @@ pub(crate) async fn submit(
         Ok(None) => {}
         Err(error) => return Err(NotSubmitted::Ledger(error)),
     }
-    // Not recorded, but a batch's row not paid yet may hold the ID: only this very payout
-    // (a row carries no metadata) may take it, as the row would then find it paid.
-    if let Some(holder) = held_by_batch(desk, &payment_id, &request, metadata.is_some()).await? {
-        return Err(NotSubmitted::Conflict(holder));
-    }
+    // Not recorded. A batch's row not paid yet may hold the ID: the ledger then refuses to
+    // record it (`Recorded::Held`) unless it is that row's very payout (a row carries no
+    // metadata), as the row would then find it paid.
+    let metadata_given = metadata.is_some();
     let (recorded_tx, recorded_rx) = oneshot::channel();
     let (result_tx, result_rx) = oneshot::channel();
     let client = desk.client().clone();
@@ -136,6 +135,15 @@ pub(crate) async fn submit(
             })) => Holder::PayoutWithMetadata,
             _ => Holder::Payout,
         })),
+        // A batch's row holds the ID for another payout: that row, as the ledger has it.
+        Recorded::Held(_) => {
+            let holder = held_by_batch(desk, &payment_id, &request, metadata_given).await?;
+            match (holder, result_rx.await) {
+                (Some(holder), _) => Err(NotSubmitted::Conflict(holder)),
+                (None, Ok(Err(error))) => Err(NotSubmitted::Refused(error)),
+                (None, _) => Err(NotSubmitted::Conflict(Holder::Payout)),
+            }
+        }
         // Over the limits (or whatever a newer rp-payout reports): the call's own error.
         _ => match result_rx.await {
             Ok(Err(error)) => Err(NotSubmitted::Refused(error)),
@@ -145,7 +153,8 @@ pub(crate) async fn submit(
 }
 
 /// The batch row holding `payment_id` for another payout than `request` (or for any payout
-/// with the merchant's metadata), if one does.
+/// with the merchant's metadata), if one does: what the ledger refused to record a payout
+/// for ([`Recorded::Held`]), read back to name it.
 async fn held_by_batch(
     desk: &Desk,
     payment_id: &rp_model::PaymentId,

@@ -447,6 +447,15 @@ pub trait BatchStore: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<Vec<HeldRow>, Error>>;
 }
 
+/// How a new payout's insert names the batch row that holds its payment ID
+/// ([`rp_payout::Inserted::Held`]): `batch 5f3a09c1d2e4b6a87c90 (its line 3)`.
+pub(crate) fn holder_name(batch_id: &str, line: u64) -> String {
+    format!(
+        "batch {} (its line {line})",
+        batch_id.get(..20).unwrap_or(batch_id)
+    )
+}
+
 /// `payment_ids` is no longer than [`MAX_HELD_QUERY`].
 pub(crate) fn check_held_query(payment_ids: &[String]) -> Result<(), Error> {
     if payment_ids.len() > MAX_HELD_QUERY {

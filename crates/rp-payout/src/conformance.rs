@@ -132,6 +132,10 @@ async fn insert(store: &dyn PayoutStore, record: PayoutRecord) -> PayoutRecord {
             )
         }
         Inserted::OverLimit(over) => panic!("conformance: over no limit: {over}"),
+        Inserted::Held(holder) => panic!(
+            "conformance: {} held by {holder} in a store with no batch",
+            record.payment_id
+        ),
     }
 }
 
@@ -769,6 +773,7 @@ pub async fn concurrent_reservations_never_overshoot(store: Arc<dyn PayoutStore>
                 Inserted::New(_) => 1_000 + i,
                 Inserted::OverLimit(_) => 0,
                 Inserted::Existing(_) => panic!("concurrent reservations: {i} existed"),
+                Inserted::Held(holder) => panic!("concurrent reservations: {i} held by {holder}"),
             }
         }));
     }

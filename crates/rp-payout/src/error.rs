@@ -49,6 +49,20 @@ pub enum Error {
         same_details: bool,
     },
 
+    /// No payout is recorded under the payment ID, but the store holds it for a different
+    /// payout to come ([`crate::Inserted::Held`]: a batch's row not paid yet, in `rp-ledger`):
+    /// nothing was recorded or sent.
+    #[error(
+        "payment ID {payment_id} is held by {holder} for a different payout, not paid yet; \
+         nothing was recorded or sent. Let that payout take it, or use another payment ID"
+    )]
+    PaymentIdHeld {
+        /// The payment ID.
+        payment_id: PaymentId,
+        /// What holds it, as the store names it (e.g. `batch 5f3a… (its line 3)`).
+        holder: String,
+    },
+
     /// The payout does not fit the project's amount limits
     /// ([`Config::limits`](crate::Config::limits)), counting what the store already holds:
     /// it was neither recorded nor sent. The reason names the limit, the amount and what

@@ -300,7 +300,7 @@ fn failure(error: &Error) -> RowFailure {
         Error::RecordFailed { .. } => "record_failed",
         Error::OverLimit { .. } => "over_limit",
         Error::Rejected { .. } => "rejected",
-        Error::PaymentIdConflict { .. } => "conflict",
+        Error::PaymentIdConflict { .. } | Error::PaymentIdHeld { .. } => "conflict",
         Error::NotSent { .. } | Error::Transport { .. } | Error::Store { .. } => "not_sent",
         _ => "error",
     };

@@ -10,7 +10,7 @@ use crate::gate_cmd::Sim;
 use crate::{stderr, stdout};
 
 /// Writes `contents` to a fresh file under the target directory.
-fn file(name: &str, contents: &str) -> PathBuf {
+pub(crate) fn file(name: &str, contents: &str) -> PathBuf {
     crate::scratch_file("rp-cli-batch-run", name, contents)
 }
 

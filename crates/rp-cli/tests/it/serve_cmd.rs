@@ -820,3 +820,74 @@ fn callbacks_of_one_instances_payouts_are_applied_by_the_other() {
         }
     }
 }
+
+/// A batch row with the very details of a payout made through the API with the merchant's
+/// metadata is not that payout: `rp batch run` stops before the confirmation, naming the row,
+/// and its last line says that the row's payee may be paid already (not that the payment ID
+/// is another payout's, which would invite paying them under a new one).
+#[test]
+fn a_row_matching_an_api_payout_with_metadata_is_told_to_check_it() {
+    let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
+    let sim = Sim::start();
+    let added = sim.rp_in(
+        &ledger,
+        &["serve", "add-api-key", "backend", "--role", "pay"],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let key = stdout(&added)
+        .lines()
+        .find_map(|line| line.strip_prefix("key (shown once): "))
+        .unwrap()
+        .to_owned();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut serve = sim.spawn_in(
+        &ledger,
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--reconcile-every",
+            "0",
+            "--no-batch-worker",
+        ],
+    );
+    wait_until("rp serve answers", Duration::from_secs(20), || {
+        get(&listen, "/healthz").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+    });
+    let answer = post_json(
+        &listen,
+        "/api/v1/payouts",
+        &key,
+        r#"{"payment_id": "meta-1", "phone": "+7 701 123 70 01", "amount": "1000",
+            "customer": {"id": "c-1"}, "metadata": {"order": 7}}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    signal(&serve, "TERM");
+    assert!(serve.wait().unwrap().success(), "rp serve stops cleanly");
+
+    let file = crate::batch_run::file(
+        "meta.csv",
+        "payment_id,phone,amount,customer_id\n\
+         meta-1,87011237001,1000,c-1\nfresh-2,87011237002,1000,c-2\n",
+    );
+    let run = sim.rp_in(&ledger, &["batch", "run", file.to_str().unwrap(), "--yes"]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(
+        stdout(&run).contains("line 2") && stdout(&run).contains("rp status meta-1"),
+        "the row is named, with what to check: {}",
+        stdout(&run)
+    );
+    let last = stderr(&run);
+    assert!(
+        last.contains("1 row(s) are a payout the ledger holds with the merchant's metadata")
+            && last.contains("may be paid already")
+            && !last.contains("different payout"),
+        "{last}"
+    );
+    assert_eq!(
+        sim.sim().payments().len(),
+        1,
+        "only the API's payout was sent"
+    );
+}

@@ -349,15 +349,31 @@ pub(super) struct Insert {
     pub(super) event: EventRow,
 }
 
+/// What one insert came to, once its transaction committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Inserting {
+    /// The record is written, with its first event and its usage.
+    Inserted,
+    /// A record with its payment ID is recorded: nothing written.
+    NotInserted,
+    /// No record is, but a batch row holds the payment ID for a different payout (see
+    /// [`rp_payout::Inserted::Held`]): nothing written. Which row.
+    Held(String),
+}
+
 /// The inserts of one or more records, each unless its payment ID is recorded (`ON CONFLICT
-/// DO NOTHING` on the primary key), each with its first event and its usage, written only if
-/// the record was: one array parameter per column, `$1` projects, `$2` payment IDs, `$3`
+/// DO NOTHING` on the primary key) or, none recorded, a batch row holds it for a different
+/// payout (a valid row of another request hash, or any when the record carries the
+/// merchant's metadata: answered with the row), each with its first event and its usage,
+/// written only if the record was: one array parameter per column, `$1` projects, `$2` payment IDs, `$3`
 /// requests, `$4` their hashes, `$5` phones, `$6` amounts, `$7` currencies, `$8` whether each
 /// counts against the limits, `$9` versions, `$10` creation times, `$11` metadata, then the
 /// mutable columns,
 /// then the event's columns; the hour each counts in is the server's. The usage of the batch
 /// is summed per hour before it is added (one upsert may not touch a row twice). Returns the
-/// ordinal (1-based) of each write that inserted its record.
+/// ordinal (1-based) of each write that inserted its record (with no batch row), and of each
+/// held one with the batch and line of the row holding it. Run after
+/// [`super::store::LOCK_PAYMENT_IDS_SHARED`], in its transaction.
 static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| {
     let mut columns = vec![
         ("project_id", "bigint"),
@@ -388,8 +404,16 @@ static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| {
     let event_values: Vec<String> = event_names.iter().map(|c| format!("i.{c}")).collect();
     format!(
         "WITH input AS MATERIALIZED (SELECT * FROM unnest({}) WITH ORDINALITY AS i({}, ord)), \
+         held AS MATERIALIZED (SELECT i.ord, h.batch_id, h.line FROM input AS i \
+         CROSS JOIN LATERAL (SELECT r.batch_id, r.line FROM rp_ledger.batch_rows AS r \
+         WHERE r.project_id = i.project_id AND r.payment_id = i.payment_id AND r.valid \
+         AND (i.metadata IS NOT NULL OR r.request_sha256 IS DISTINCT FROM i.request_sha256) \
+         ORDER BY r.batch_id LIMIT 1) AS h \
+         WHERE NOT EXISTS (SELECT 1 FROM rp_ledger.payouts AS p \
+         WHERE p.project_id = i.project_id AND p.payment_id = i.payment_id)), \
          inserted AS (INSERT INTO rp_ledger.payouts ({}, usage_hour) \
          SELECT {}, div(extract(epoch FROM clock_timestamp())::bigint, 3600) FROM input \
+         WHERE ord NOT IN (SELECT ord FROM held) \
          ORDER BY ord ON CONFLICT (project_id, payment_id) DO NOTHING \
          RETURNING project_id, payment_id, currency, usage_hour, amount, counts), \
          usage AS ({}), \
@@ -397,8 +421,10 @@ static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| {
          {EVENT_COLUMNS}) SELECT i.project_id, i.payment_id, i.version, {} \
          FROM inserted AS n JOIN input AS i \
          ON i.project_id = n.project_id AND i.payment_id = n.payment_id) \
-         SELECT i.ord FROM inserted AS n JOIN input AS i \
-         ON i.project_id = n.project_id AND i.payment_id = n.payment_id",
+         SELECT i.ord, NULL::text AS batch_id, NULL::bigint AS line \
+         FROM inserted AS n JOIN input AS i \
+         ON i.project_id = n.project_id AND i.payment_id = n.payment_id \
+         UNION ALL SELECT ord, batch_id, line FROM held",
         arrays.join(", "),
         names.join(", "),
         record_names.join(", "),
@@ -413,7 +439,7 @@ static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| {
 });
 
 impl Job for Insert {
-    type Answer = bool;
+    type Answer = Inserting;
 
     fn key(&self) -> (i64, &str) {
         (self.project, &self.payment_id)
@@ -426,35 +452,62 @@ impl Job for Insert {
     fn write_batch<'a>(
         client: &'a Client,
         jobs: &'a [Insert],
-    ) -> BoxFuture<'a, Result<Vec<bool>, tokio_postgres::Error>> {
+    ) -> BoxFuture<'a, Result<Vec<Inserting>, tokio_postgres::Error>> {
         Box::pin(insert_batch(client, jobs))
     }
 
-    fn wrote(answer: &bool) -> bool {
-        *answer
+    fn wrote(answer: &Inserting) -> bool {
+        *answer == Inserting::Inserted
     }
 }
 
-/// The inserts in one statement ([`INSERT_BATCH`]): whether each inserted its record.
+/// The inserts in one transaction: the payment-ID locks of their projects, shared, then
+/// [`INSERT_BATCH`]; what each came to. Its four statements are sent at once (pipelined, one
+/// round trip); whatever fails, the `COMMIT` ends the transaction (an aborted one as a
+/// rollback), so the connection goes back to the pool outside of one.
 async fn insert_batch(
     client: &Client,
     inserts: &[Insert],
-) -> Result<Vec<bool>, tokio_postgres::Error> {
+) -> Result<Vec<Inserting>, tokio_postgres::Error> {
     let columns = InsertColumns::of(inserts);
-    let statement = client.prepare_cached(&INSERT_BATCH).await?;
-    let rows = client.query(&statement, &columns.params()).await?;
-    let mut inserted = vec![false; inserts.len()];
+    let projects: Vec<i64> = inserts.iter().map(|insert| insert.project).collect();
+    let (lock, statement) = tokio::try_join!(
+        client.prepare_cached(super::store::LOCK_PAYMENT_IDS_SHARED),
+        client.prepare_cached(&INSERT_BATCH)
+    )?;
+    let (params, lock_params): (_, [&(dyn ToSql + Sync); 1]) = (columns.params(), [&projects]);
+    let (begun, locked, rows, committed) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.execute(&lock, &lock_params),
+        client.query(&statement, &params),
+        client.batch_execute("COMMIT"),
+    );
+    begun?;
+    locked?;
+    let rows = rows?;
+    committed?;
+    let mut answers = vec![Inserting::NotInserted; inserts.len()];
     for row in rows {
         let ord: i64 = row.try_get(0)?;
+        let holder: Option<(String, i64)> = match row.try_get::<_, Option<String>>(1)? {
+            Some(batch_id) => Some((batch_id, row.try_get(2)?)),
+            None => None,
+        };
         if let Some(slot) = usize::try_from(ord)
             .ok()
             .and_then(|o| o.checked_sub(1))
-            .and_then(|i| inserted.get_mut(i))
+            .and_then(|i| answers.get_mut(i))
         {
-            *slot = true;
+            *slot = match holder {
+                Some((batch_id, line)) => Inserting::Held(crate::batch::holder_name(
+                    &batch_id,
+                    crate::batch::unsigned(line),
+                )),
+                None => Inserting::Inserted,
+            };
         }
     }
-    Ok(inserted)
+    Ok(answers)
 }
 
 /// The inserts of a batch, column by column, as [`INSERT_BATCH`]'s array parameters.

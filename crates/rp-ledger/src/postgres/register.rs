@@ -58,6 +58,13 @@ const INSERT_ROWS: &str = "INSERT INTO rp_ledger.batch_rows (project_id, batch_i
 const TRY_LOCK_REGISTRATIONS: &str = "SELECT pg_try_advisory_xact_lock(\
      hashtextextended('rp_ledger.batch_register.' || $1::bigint::text, 0))";
 
+/// Takes the project's payment-ID lock for the transaction, alone (`$1` project): new
+/// payouts hold it shared from before they look for a batch row holding their payment ID to
+/// their commit ([`super::store::LOCK_PAYMENT_IDS_SHARED`]), so a registration's clash check
+/// and a new payout's check never miss each other's uncommitted rows.
+const LOCK_PAYMENT_IDS: &str = "SELECT pg_advisory_xact_lock(\
+     hashtextextended('rp_ledger.payment_ids/' || $1::bigint::text, 0))";
+
 /// How long a registration waits for the project's other registrations, at most.
 const REGISTER_WAIT: Duration = Duration::from_secs(120);
 
@@ -255,6 +262,9 @@ impl PostgresBatches {
                 .await
                 .map_err(failed(what))?;
         }
+        // New payouts wait from here to the commit, and this waits for those recording now
+        // ([`LOCK_PAYMENT_IDS`]): the check below sees each of them, or each sees these rows.
+        execute(&tx, what, LOCK_PAYMENT_IDS, &[&self.project]).await?;
         let mut clashes: Vec<RowClash> = query(&tx, what, &CLASHES, &[&self.project, &new.id])
             .await?
             .iter()

@@ -15,7 +15,7 @@ use rp_transport::BoxFuture;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresLedger;
-use super::batched::{Insert, Outcome, Read, Update};
+use super::batched::{Insert, Inserting, Outcome, Read, Update};
 use super::clock::{SERVER_CLOCK, server_time};
 use super::connect::describe;
 use super::rows::{self, EVENT_COLUMNS, EventRow, MUTABLE_COLUMNS, Mutable, RECORD_COLUMNS};
@@ -67,6 +67,23 @@ const USAGE: &str = "SELECT hour, sum(amount)::bigint, sum(count)::bigint \
 /// Serialises the reservations of one project: `$1` project.
 const LOCK_LIMITS: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('rp_ledger.limits/' || ($1::bigint)::text, 0))";
+
+/// Takes the payment-ID locks of projects `$1` (an array), shared, for the transaction: a
+/// new payout holds its project's from before it looks for a batch row holding its payment
+/// ID to its commit, and a batch's registration takes it alone for its clash check
+/// ([`super::register`]'s `LOCK_PAYMENT_IDS`). A statement of its own: the look that follows
+/// is a later statement, whose snapshot has every registration committed before the lock.
+pub(super) const LOCK_PAYMENT_IDS_SHARED: &str = "SELECT count(pg_advisory_xact_lock_shared(\
+     hashtextextended('rp_ledger.payment_ids/' || p::text, 0))) \
+     FROM (SELECT DISTINCT unnest($1::bigint[]) AS p) AS projects";
+
+/// The batch row holding payment ID `$2` of project `$1` for a different payout (see
+/// [`Inserted::Held`]): a valid row whose request hash is not `$4`, or any valid row when
+/// the payout carries the merchant's metadata (`$3`; a row carries none). Asked only when no
+/// payout is recorded under the ID.
+const HOLDER: &str = "SELECT batch_id, line FROM rp_ledger.batch_rows \
+     WHERE project_id = $1 AND payment_id = $2 AND valid \
+     AND ($3 OR request_sha256 IS DISTINCT FROM $4) ORDER BY batch_id LIMIT 1";
 
 /// The event columns as typed placeholders from `$first` on, for `INSERT … SELECT`.
 fn event_placeholders(first: usize) -> String {
@@ -202,7 +219,10 @@ impl PostgresStore {
             .write_insert(insert)
             .await
             .map_err(|reason| Error::store(&what, reason))?;
-        if !inserted {
+        if let Inserting::Held(holder) = inserted {
+            return Ok(Inserted::Held(holder));
+        }
+        if inserted == Inserting::NotInserted {
             // `ON CONFLICT DO NOTHING` waited for the conflicting insert to commit: it is there.
             let existing = self
                 .read_record(&record.payment_id)
@@ -230,8 +250,29 @@ impl PostgresStore {
             .start()
             .await?;
         tx.execute(LOCK_LIMITS, &[&self.project]).await?;
+        tx.execute(LOCK_PAYMENT_IDS_SHARED, &[&vec![self.project]])
+            .await?;
         if let Some(existing) = self.existing_on(&tx, &record.payment_id).await? {
             return Ok(Inserted::Existing(existing));
+        }
+        let (hash, with_metadata) = (params[3], record.metadata.is_some());
+        let holder = tx
+            .query_opt(
+                HOLDER,
+                &[
+                    &self.project,
+                    &record.payment_id.as_str(),
+                    &with_metadata,
+                    hash,
+                ],
+            )
+            .await?;
+        if let Some(row) = holder {
+            let (batch_id, line): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+            return Ok(Inserted::Held(crate::batch::holder_name(
+                &batch_id,
+                crate::batch::unsigned(line),
+            )));
         }
         let now = server_time(tx.query_one(SERVER_CLOCK, &[]).await?.try_get(0)?);
         let used = usage_on(&tx, self.project, limits.currency, now).await?;

@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 use rp_payout::PayoutRecord;
 use rp_transport::BoxFuture;
 
-use super::batched::{Insert, Outcome, Read, Update};
+use super::batched::{Insert, Inserting, Outcome, Read, Update};
 use super::{PostgresLedger, connect::describe, pool_error};
 
 /// Flushers writing at once: each holds one pooled connection while it writes.
@@ -151,9 +151,9 @@ impl PostgresLedger {
         self.write(update).await
     }
 
-    /// Writes `insert` (with others that arrive meanwhile): whether the record was new and
-    /// is now written with its event, once committed; else the reason it failed.
-    pub(super) async fn write_insert(&self, insert: Insert) -> Result<bool, String> {
+    /// Writes `insert` (with others that arrive meanwhile): what it came to, once committed;
+    /// else the reason it failed.
+    pub(super) async fn write_insert(&self, insert: Insert) -> Result<Inserting, String> {
         self.write(insert).await
     }
 

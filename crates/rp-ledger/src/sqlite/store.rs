@@ -128,6 +128,10 @@ pub(super) fn insert(
         }
     }
     let (request, hash) = rows::request_text(&record.request).map_err(&fail)?;
+    // In the writer's transaction, as a batch's registration is: the two never cross.
+    if let Some(holder) = holder(conn, project, record, &hash).map_err(&fail)? {
+        return Ok(Inserted::Held(holder));
+    }
     let counts = !record.state.releases_limits();
     let hour = usage_hour(now);
     let payment = &record.request.payment;
@@ -172,6 +176,40 @@ pub(super) fn insert(
         .map_err(&fail)?;
     }
     Ok(Inserted::New(record.clone()))
+}
+
+/// The batch row holding `record`'s payment ID for a different payout (see
+/// [`Inserted::Held`]), unless a payout is recorded under it (that payout decides whose the
+/// ID is): a valid row whose request hash is not `hash`, or any valid row when `record`
+/// carries the merchant's metadata (a row carries none).
+fn holder(
+    conn: &Connection,
+    project: i64,
+    record: &PayoutRecord,
+    hash: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT batch_id, line FROM batch_rows INDEXED BY batch_rows_by_payment \
+         WHERE project_id = ?1 AND payment_id = ?2 AND valid \
+         AND (?3 OR request_sha256 IS NOT ?4) \
+         AND NOT EXISTS (SELECT 1 FROM payouts WHERE project_id = ?1 AND payment_id = ?2) \
+         ORDER BY batch_id LIMIT 1",
+    )?
+    .query_row(
+        params![
+            project,
+            record.payment_id.as_str(),
+            record.metadata.is_some(),
+            hash
+        ],
+        |row| {
+            Ok(crate::batch::holder_name(
+                &row.get::<_, String>(0)?,
+                crate::batch::unsigned(row.get(1)?),
+            ))
+        },
+    )
+    .optional()
 }
 
 /// An amount as SQLite stores it (amounts above `i64::MAX` minor units do not occur).

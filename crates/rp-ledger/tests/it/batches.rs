@@ -111,6 +111,11 @@ pub(crate) async fn run_all(ledger: &Ledger) {
         ledger.batches(project(4322)).as_ref(),
     )
     .await;
+    new_payouts_refuse_payment_ids_a_batch_row_holds(
+        ledger.batches(project(4325)).as_ref(),
+        ledger.store(project(4325)).as_ref(),
+    )
+    .await;
     a_batchs_payouts_are_from_the_batch(
         ledger.batches(project(999)).as_ref(),
         ledger.store(project(999)).as_ref(),
@@ -364,12 +369,33 @@ async fn a_new_pass_reopens_what_is_not_settled(
     payouts: &dyn PayoutStore,
 ) {
     let id = batch_id(5);
-    register(batches, &id, 4, &[4]).await;
+    let short = &id[..8];
+    // Row 3's payment ID taken by a different payout (another phone), settled, before the
+    // batch is registered (`--skip-invalid`: the row is registered, never paid).
+    let mut other = record(&format!("pid-{short}-3"), "77019999999", 1500, 3);
+    other.state = PayoutState::Status(PaymentStatus::Success);
+    let event = PayoutEvent::new(
+        other.created_at,
+        EventSource::Call,
+        None,
+        other.state.clone(),
+    );
+    payouts
+        .insert(other, event, rp_model::Limits::NONE)
+        .await
+        .unwrap();
+    let registered = batches
+        .register_with(
+            new_batch(&id, 4, &[4]),
+            rows_of(&id, 4, &[4]),
+            OnClash::Register,
+        )
+        .await;
+    assert_eq!(registered.unwrap(), Registered::New);
     let claimed = batches.claim(&id, "w", LEASE, 10).await.unwrap();
     assert_eq!(numbers(&claimed), [1, 2, 3]);
     assert_eq!(batches.reopen(&id).await.unwrap(), 0, "a pass is going");
-    // Row 1 paid (settled), row 2 accepted (waiting), row 3 never recorded.
-    let short = &id[..8];
+    // Row 1 paid (settled), row 2 accepted (waiting), row 3 not its payout's.
     for (n, state) in [
         (1, PayoutState::Status(PaymentStatus::Success)),
         (2, PayoutState::Accepted),
@@ -385,30 +411,16 @@ async fn a_new_pass_reopens_what_is_not_settled(
     }
     assert_eq!(batches.finish(&id, "w", &[1, 2, 3]).await.unwrap(), 3);
     let progress = batches.progress(&id).await.unwrap().unwrap();
+    // Row 3 is a conflict, never counted as that payout's success, and reopened by the next
+    // pass.
     assert_eq!(
         progress.by_label,
         vec![
             ("accepted".to_owned(), 1),
-            ("not_recorded".to_owned(), 1),
+            ("conflict".to_owned(), 1),
             ("success".to_owned(), 1)
         ]
     );
-    // Row 3's payment ID taken by a different payout (another phone), settled: the row is a
-    // conflict, never counted as that payout's success, and reopened by the next pass.
-    let mut other = record(&format!("pid-{short}-3"), "77019999999", 1500, 3);
-    other.state = PayoutState::Status(PaymentStatus::Success);
-    let event = PayoutEvent::new(
-        other.created_at,
-        EventSource::Call,
-        None,
-        other.state.clone(),
-    );
-    payouts
-        .insert(other, event, rp_model::Limits::NONE)
-        .await
-        .unwrap();
-    let progress = batches.progress(&id).await.unwrap().unwrap();
-    assert_eq!(progress.count("conflict"), 1, "{:?}", progress.by_label);
     assert_eq!(progress.count("success"), 1, "{:?}", progress.by_label);
     assert_eq!((progress.undone, progress.waiting), (0, 1));
     assert_eq!(progress.state(), BatchState::Waiting);
@@ -563,9 +575,8 @@ async fn registration_refuses_payment_ids_another_batch_holds(
         ("h-3", "cc"),
         ("h-paid", "dd"),
     ]);
-    let registered = store.register(new_batch(&first, 4, &[]), held).await;
-    assert_eq!(registered.unwrap(), Registered::New);
-    // h-paid is recorded, for another request than the first batch's row.
+    // h-paid is recorded, for another request than the first batch's row (registered all
+    // the same: that row is a conflict, never paid).
     let paid = record("h-paid", "77012345678", 100, 0);
     let paid_hash = rp_ledger::request_sha256(&paid.request).unwrap();
     let event = PayoutEvent::new(
@@ -576,6 +587,10 @@ async fn registration_refuses_payment_ids_another_batch_holds(
     );
     let inserted = payouts.insert(paid, event, rp_model::Limits::NONE).await;
     assert!(matches!(inserted.unwrap(), Inserted::New(_)));
+    let registered = store
+        .register_with(new_batch(&first, 4, &[]), held, OnClash::Register)
+        .await;
+    assert_eq!(registered.unwrap(), Registered::New);
 
     let clashing = rows_paying(&[
         ("h-1", "aa"),
@@ -637,6 +652,93 @@ async fn registration_refuses_payment_ids_another_batch_holds(
     assert!(
         matches!(registered.unwrap(), Registered::Clashes(c) if c.len() == 1 && c[0].payment_id == "h-3")
     );
+}
+
+/// A new payout whose payment ID a valid batch row holds, none recorded under it, is refused
+/// in its insert, naming the row (`Inserted::Held`), unless it is that row's very payout (the
+/// same request, no metadata): a different request, or the same with the merchant's
+/// metadata (a row carries none), with limits or without. An invalid row holds nothing, and
+/// once a payout is recorded under an ID, it decides: the same request again is `Existing`.
+async fn new_payouts_refuse_payment_ids_a_batch_row_holds(
+    store: &dyn BatchStore,
+    payouts: &dyn PayoutStore,
+) {
+    let row_payout = |id: &str| record(id, "77012345678", 1500, 0);
+    let other_payout = |id: &str| record(id, "77019999999", 1500, 0);
+    let hash = |id: &str| rp_ledger::request_sha256(&row_payout(id).request).unwrap();
+    let rows = rows_paying(&[
+        ("held-1", &hash("held-1")),
+        ("held-2", &hash("held-2")),
+        ("held-3", &hash("held-3")),
+        ("held-4", &hash("held-4")),
+    ]);
+    let mut rows = rows.map(|row| {
+        row.map(|mut row| {
+            row.valid = row.row != 4;
+            row
+        })
+    });
+    let rows: RowSource = Box::new(std::iter::from_fn(move || rows.next()));
+    let id = batch_id(0x5e);
+    let registered = store.register(new_batch(&id, 4, &[4]), rows).await;
+    assert_eq!(registered.unwrap(), Registered::New);
+    let mut limits = rp_model::Limits::none(rp_model::Currency::KZT);
+    limits.daily_count = Some(1_000);
+    let insert = |record: rp_payout::PayoutRecord, limits: rp_model::Limits| async move {
+        let event = PayoutEvent::new(
+            record.created_at,
+            EventSource::Call,
+            None,
+            PayoutState::Created,
+        );
+        payouts.insert(record, event, limits).await.unwrap()
+    };
+    let held_by = |line: u64| format!("batch {} (its line {line})", &id[..20]);
+    let with_metadata = |mut record: rp_payout::PayoutRecord| {
+        record.metadata = Some(r#"{"order":7}"#.to_owned());
+        record
+    };
+
+    for limits in [rp_model::Limits::NONE, limits] {
+        // Another payee under the row's ID, or the row's payee with metadata: refused.
+        assert_eq!(
+            insert(other_payout("held-1"), limits).await,
+            Inserted::Held(held_by(2))
+        );
+        assert_eq!(
+            insert(with_metadata(row_payout("held-3")), limits).await,
+            Inserted::Held(held_by(4))
+        );
+    }
+    // Nothing was recorded by the refusals.
+    assert_eq!(payouts.get(&pid("held-1")).await.unwrap(), None);
+    assert_eq!(payouts.get(&pid("held-3")).await.unwrap(), None);
+    // The row's very payout is recorded; the ID is then the payout's.
+    assert!(matches!(
+        insert(row_payout("held-2"), rp_model::Limits::NONE).await,
+        Inserted::New(_)
+    ));
+    assert!(matches!(
+        insert(other_payout("held-2"), limits).await,
+        Inserted::Existing(_)
+    ));
+    assert!(matches!(
+        insert(with_metadata(row_payout("held-2")), rp_model::Limits::NONE).await,
+        Inserted::Existing(_)
+    ));
+    // With limits too, and an invalid row holds nothing.
+    assert!(matches!(
+        insert(row_payout("held-1"), limits).await,
+        Inserted::New(_)
+    ));
+    assert!(matches!(
+        insert(other_payout("held-4"), rp_model::Limits::NONE).await,
+        Inserted::New(_)
+    ));
+}
+
+fn pid(id: &str) -> rp_model::PaymentId {
+    rp_model::PaymentId::new(id).unwrap()
 }
 
 /// Two batches registered at the same moment, each of 2,000 rows with one payment ID for two

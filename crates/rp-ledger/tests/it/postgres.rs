@@ -23,6 +23,7 @@ use tokio_postgres::NoTls;
 
 mod aside;
 mod batched;
+mod held;
 mod review3;
 mod review_clash;
 mod review_onclash_pg;

@@ -28,6 +28,9 @@ pub enum Recorded {
     Conflict,
     /// Over the project's limits: nothing recorded or sent.
     OverLimit,
+    /// The store holds the payment ID for a different payout to come
+    /// ([`crate::Inserted::Held`]): nothing recorded or sent. What holds it.
+    Held(String),
 }
 
 /// How many times a resubmission re-reads a record that changed under it before it gives up
@@ -132,6 +135,11 @@ impl Client {
                         payment_id,
                         reason: Box::new(reason),
                     })
+                }
+                Inserted::Held(holder) => {
+                    tell(Recorded::Held(holder.clone()));
+                    tracing::warn!(%holder, "payment ID held for a different payout; not recorded, not sent");
+                    Err(Error::PaymentIdHeld { payment_id, holder })
                 }
                 Inserted::New(record) => {
                     tell(Recorded::New(Box::new(record.clone())));

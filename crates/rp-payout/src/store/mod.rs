@@ -43,6 +43,11 @@ pub enum Inserted {
     Existing(PayoutRecord),
     /// The payout does not fit the limits, counting what the store holds: nothing was stored.
     OverLimit(LimitError),
+    /// No payout is recorded under the payment ID, but the store holds it for a different
+    /// payout to come (in `rp-ledger`, a batch's row not paid yet, whose request differs, or
+    /// any request with the merchant's metadata: a row carries none): nothing was stored. Says
+    /// what holds it, e.g. `batch 5f3a09c1d2e4b6a87c90 (its line 3)`.
+    Held(String),
 }
 
 /// The answer to [`PayoutStore::update`].
@@ -73,6 +78,10 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
     /// limit set ([`Limits::is_empty`]) nothing is refused, but the record still counts. A
     /// record counts while its state is not one the platform definitively refused
     /// ([`PayoutState::releases_limits`]): every update keeps the usage in step.
+    ///
+    /// **Held payment IDs.** A store that knows of payouts to come (a ledger's batches)
+    /// refuses, in the same atomic step, a new record whose payment ID one of them holds for
+    /// a different payout: [`Inserted::Held`]. [`MemoryStore`] holds none.
     ///
     /// # Errors
     ///
