@@ -635,6 +635,34 @@ fn skip_invalid_does_not_skip_a_row_another_batch_holds() {
     assert!(stdout(&a).contains("over_limit 1"), "{}", stdout(&a));
     assert_eq!(sim.sim().payments().len(), 1);
 
+    // `rp payout` on the ledger may not take it for someone else either.
+    let payout = |phone: &str| {
+        sim.rp_in(
+            &ledger,
+            &[
+                "payout",
+                "--phone",
+                phone,
+                "--amount",
+                "1000",
+                "--customer-id",
+                "c-2",
+                "--payment-id",
+                "held-2",
+            ],
+        )
+    };
+    let other = payout("87011237009");
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("held by batch")
+            && stderr(&other).contains("(its line 3)")
+            && stderr(&other).contains("nothing was recorded or sent"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(sim.sim().payments().len(), 1, "not sent");
+
     // Batch B: `held-2` for someone else, and a fresh row.
     let second = file(
         "taker.csv",
