@@ -470,7 +470,7 @@ async fn insert_batch(
     inserts: &[Insert],
 ) -> Result<Vec<Inserting>, tokio_postgres::Error> {
     let columns = InsertColumns::of(inserts);
-    let projects: Vec<i64> = inserts.iter().map(|insert| insert.project).collect();
+    let projects = super::store::sorted_projects(inserts.iter().map(|i| i.project).collect());
     let (lock, statement) = tokio::try_join!(
         client.prepare_cached(super::store::LOCK_PAYMENT_IDS_SHARED),
         client.prepare_cached(&INSERT_BATCH)

@@ -73,9 +73,17 @@ const LOCK_LIMITS: &str =
 /// ID to its commit, and a batch's registration takes it alone for its clash check
 /// ([`super::register`]'s `LOCK_PAYMENT_IDS`). A statement of its own: the look that follows
 /// is a later statement, whose snapshot has every registration committed before the lock.
+/// The projects come sorted and each once ([`sorted_projects`]), and are locked in that
+/// order: two inserts of several projects never wait for each other behind two registrations.
 pub(super) const LOCK_PAYMENT_IDS_SHARED: &str = "SELECT count(pg_advisory_xact_lock_shared(\
-     hashtextextended('rp_ledger.payment_ids/' || p::text, 0))) \
-     FROM (SELECT DISTINCT unnest($1::bigint[]) AS p) AS projects";
+     hashtextextended('rp_ledger.payment_ids/' || p::text, 0))) FROM unnest($1::bigint[]) AS p";
+
+/// `projects` sorted, each once: [`LOCK_PAYMENT_IDS_SHARED`]'s parameter.
+pub(super) fn sorted_projects(mut projects: Vec<i64>) -> Vec<i64> {
+    projects.sort_unstable();
+    projects.dedup();
+    projects
+}
 
 /// The batch row holding payment ID `$2` of project `$1` for a different payout (see
 /// [`Inserted::Held`]): a valid row whose request hash is not `$4`, or any valid row when
@@ -250,15 +258,16 @@ impl PostgresStore {
             .start()
             .await?;
         tx.execute(LOCK_LIMITS, &[&self.project]).await?;
-        tx.execute(LOCK_PAYMENT_IDS_SHARED, &[&vec![self.project]])
-            .await?;
+        let lock = tx.prepare_cached(LOCK_PAYMENT_IDS_SHARED).await?;
+        tx.execute(&lock, &[&vec![self.project]]).await?;
         if let Some(existing) = self.existing_on(&tx, &record.payment_id).await? {
             return Ok(Inserted::Existing(existing));
         }
         let (hash, with_metadata) = (params[3], record.metadata.is_some());
+        let holder = tx.prepare_cached(HOLDER).await?;
         let holder = tx
             .query_opt(
-                HOLDER,
+                &holder,
                 &[
                     &self.project,
                     &record.payment_id.as_str(),
