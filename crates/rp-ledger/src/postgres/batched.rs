@@ -365,11 +365,11 @@ pub(super) enum Inserting {
 /// DO NOTHING` on the primary key) or, none recorded, a batch row holds it for a different
 /// payout (a valid row of another request hash, or any when the record carries the
 /// merchant's metadata: answered with the row), each with its first event and its usage,
-/// written only if the record was: one array parameter per column, `$1` projects, `$2` payment IDs, `$3`
-/// requests, `$4` their hashes, `$5` phones, `$6` amounts, `$7` currencies, `$8` whether each
-/// counts against the limits, `$9` versions, `$10` creation times, `$11` metadata, then the
-/// mutable columns,
-/// then the event's columns; the hour each counts in is the server's. The usage of the batch
+/// written only if the record was: one array parameter per column, `$1` projects, `$2`
+/// payment IDs, `$3` requests, `$4` their hashes, `$5` phones, `$6` amounts, `$7`
+/// currencies, `$8` whether each counts against the limits, `$9` versions, `$10` creation
+/// times, `$11` metadata, then the mutable columns, then the event's columns; the hour each
+/// counts in is the server's. The usage of the batch
 /// is summed per hour before it is added (one upsert may not touch a row twice). Returns the
 /// ordinal (1-based) of each write that inserted its record (with no batch row), and of each
 /// held one with the batch and line of the row holding it. Run after
