@@ -27,6 +27,10 @@ use rp_payout::{Client, Config};
 use rp_sign::SecretKey;
 use rp_sim::Simulator;
 
+/// The allocator `rp serve` runs with (rp-cli's main.rs), for both paths of the run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "rpk_00000000000000000000000000000000000000000000000000000000000000be";
 
 fn ledger_url(name: &str) -> String {

@@ -18,6 +18,10 @@
     clippy::cast_precision_loss
 )]
 
+/// The allocator `rp` runs with (rp-cli's main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
