@@ -116,25 +116,48 @@ impl PostgresWebhooks {
         const DELIVERY: usize = 8;
         const EVENT: usize = DELIVERY + 3;
         let event_columns = EVENT_COLUMNS.split(", ").count();
+        // A row that cannot be read (its payout's state written by a newer rp, say) is left
+        // claimed until its lease ends, and holds up none of the others; when none could be
+        // read, the first failure is the answer.
         let mut claimed: Vec<ClaimedDelivery> = Vec::with_capacity(rows.len());
+        let mut first_failure = None;
         for row in &rows {
-            let read = |e: String| Error::store(what, e);
-            let endpoint = endpoint(row).map_err(read)?;
-            let event = rows::event_at(row, EVENT).map_err(read)?;
-            let payout = rows::record_at(row, EVENT + event_columns).map_err(read)?;
-            claimed.push(ClaimedDelivery {
-                key: DeliveryKey {
-                    endpoint: endpoint.id,
-                    payment_id: payout.payment_id.clone(),
-                    version: u64::try_from(column::<i64>(row, DELIVERY).map_err(read)?)
-                        .unwrap_or(0),
-                },
-                endpoint,
-                payout,
-                event,
-                attempts: count(column(row, DELIVERY + 1).map_err(read)?),
-                failures: count(column(row, DELIVERY + 2).map_err(read)?),
-            });
+            let read = || -> Result<ClaimedDelivery, String> {
+                let endpoint = endpoint(row)?;
+                let event = rows::event_at(row, EVENT)?;
+                let payout = rows::record_at(row, EVENT + event_columns)?;
+                Ok(ClaimedDelivery {
+                    key: DeliveryKey {
+                        endpoint: endpoint.id,
+                        payment_id: payout.payment_id.clone(),
+                        version: u64::try_from(column::<i64>(row, DELIVERY)?).unwrap_or(0),
+                    },
+                    endpoint,
+                    payout,
+                    event,
+                    attempts: count(column(row, DELIVERY + 1)?),
+                    failures: count(column(row, DELIVERY + 2)?),
+                })
+            };
+            match read() {
+                Ok(delivery) => claimed.push(delivery),
+                Err(error) => {
+                    tracing::warn!(
+                        endpoint = column::<i64>(row, 0).ok(),
+                        payment_id = column::<String>(row, EVENT + event_columns).ok(),
+                        version = column::<i64>(row, DELIVERY).ok(),
+                        %error,
+                        "webhooks: a claimed delivery cannot be read; it is tried again when \
+                         its lease ends"
+                    );
+                    first_failure.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_failure
+            && claimed.is_empty()
+        {
+            return Err(Error::store(what, error));
         }
         // The claim's check for an earlier change still waiting read the statement's
         // snapshot: a replay committed while it ran is seen only now. A delivery behind

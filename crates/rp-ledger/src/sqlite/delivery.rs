@@ -118,44 +118,97 @@ pub(super) fn claim(
 }
 
 /// What to send for claimed deliveries: each one's endpoint, payout and event (read on a
-/// read connection, not the writer's). One whose endpoint was removed since is left out.
+/// read connection, not the writer's). One whose endpoint was removed since is left out. So
+/// is one that cannot be read (its payout's state written by a newer rp, say): it stays
+/// claimed until its lease ends, and holds up none of the others. When none could be read,
+/// the first failure is the answer.
 pub(super) fn details(
     conn: &Connection,
     project: i64,
     keys: Vec<ClaimedKey>,
 ) -> rusqlite::Result<Vec<ClaimedDelivery>> {
-    // Each endpoint read once per claim, without its counts (they scan its deliveries).
-    let mut endpoints: HashMap<i64, Option<WebhookEndpoint>> = HashMap::new();
-    let mut endpoint_of = conn.prepare_cached(
-        "SELECT id, url, secret, created_at, disabled_at, disabled_reason, 0, 0 \
-         FROM webhook_endpoints WHERE project_id = ?1 AND id = ?2",
-    )?;
-    let mut payout_of = conn.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ?1 AND payment_id = ?2"
-    ))?;
-    let mut event_of = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM payout_events \
-         WHERE project_id = ?1 AND payment_id = ?2 AND version = ?3"
-    ))?;
+    let mut read = Details::prepare(conn, project)?;
     let mut claimed = Vec::with_capacity(keys.len());
-    for (endpoint_id, payment_id, event_version, attempts, failures) in keys {
-        let endpoint = match endpoints.get(&endpoint_id) {
+    let mut first_failure = None;
+    for key in keys {
+        let (endpoint_id, payment_id, event_version) = (key.0, key.1.clone(), key.2);
+        match read.delivery(key) {
+            Ok(Some(delivery)) => claimed.push(delivery),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(
+                    endpoint = endpoint_id,
+                    %payment_id,
+                    version = event_version,
+                    %error,
+                    "webhooks: a claimed delivery cannot be read; it is tried again when its \
+                     lease ends"
+                );
+                first_failure.get_or_insert(error);
+            }
+        }
+    }
+    match first_failure {
+        Some(error) if claimed.is_empty() => Err(error),
+        _ => Ok(claimed),
+    }
+}
+
+/// The statements [`details`] reads a claimed delivery with, and the endpoints read so far.
+struct Details<'c> {
+    project: i64,
+    /// Each endpoint read once per claim, without its counts (they scan its deliveries).
+    endpoints: HashMap<i64, Option<WebhookEndpoint>>,
+    endpoint_of: rusqlite::CachedStatement<'c>,
+    payout_of: rusqlite::CachedStatement<'c>,
+    event_of: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> Details<'c> {
+    fn prepare(conn: &'c Connection, project: i64) -> rusqlite::Result<Details<'c>> {
+        Ok(Details {
+            project,
+            endpoints: HashMap::new(),
+            endpoint_of: conn.prepare_cached(
+                "SELECT id, url, secret, created_at, disabled_at, disabled_reason, 0, 0 \
+                 FROM webhook_endpoints WHERE project_id = ?1 AND id = ?2",
+            )?,
+            payout_of: conn.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ?1 AND payment_id = ?2"
+            ))?,
+            event_of: conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM payout_events \
+                 WHERE project_id = ?1 AND payment_id = ?2 AND version = ?3"
+            ))?,
+        })
+    }
+
+    /// The delivery of `key`, or `None` when its endpoint was removed since the claim (its
+    /// deliveries went with it).
+    fn delivery(&mut self, key: ClaimedKey) -> rusqlite::Result<Option<ClaimedDelivery>> {
+        let (endpoint_id, payment_id, event_version, attempts, failures) = key;
+        let project = self.project;
+        let endpoint = match self.endpoints.get(&endpoint_id) {
             Some(found) => found.clone(),
             None => {
-                let found = endpoint_of
+                let found = self
+                    .endpoint_of
                     .query_row(params![project, endpoint_id], endpoint)
                     .optional()?;
-                endpoints.insert(endpoint_id, found.clone());
+                self.endpoints.insert(endpoint_id, found.clone());
                 found
             }
         };
-        // Removed since the claim: its deliveries went with it.
         let Some(endpoint) = endpoint else {
-            continue;
+            return Ok(None);
         };
-        let payout = payout_of.query_row(params![project, payment_id], rows::record)?;
-        let event = event_of.query_row(params![project, payment_id, event_version], rows::event)?;
-        claimed.push(ClaimedDelivery {
+        let payout = self
+            .payout_of
+            .query_row(params![project, payment_id], rows::record)?;
+        let event = self
+            .event_of
+            .query_row(params![project, payment_id, event_version], rows::event)?;
+        Ok(Some(ClaimedDelivery {
             key: DeliveryKey {
                 endpoint: endpoint_id,
                 payment_id: payout.payment_id.clone(),
@@ -166,9 +219,8 @@ pub(super) fn details(
             event,
             attempts: count(attempts),
             failures: count(failures),
-        });
+        }))
     }
-    Ok(claimed)
 }
 
 pub(super) fn record_attempt(

@@ -17,6 +17,7 @@ mod review_grouped;
 mod review_reg;
 mod review_webhooks;
 mod sqlite;
+mod unreadable;
 mod webhooks;
 
 /// A fresh directory under the target directory, removed first if it exists.

@@ -28,7 +28,7 @@ pub(crate) enum Place {
 
 impl Place {
     /// The ledger URL of scenario `name`.
-    fn url(&self, name: &str) -> String {
+    pub(crate) fn url(&self, name: &str) -> String {
         match self {
             Place::Sqlite => format!(
                 "sqlite:{}",

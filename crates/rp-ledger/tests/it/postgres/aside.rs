@@ -22,6 +22,11 @@ async fn the_set_aside_scenarios_hold_on_postgres() {
     };
     let db = Database::fresh(&admin, "aside_scenarios").await;
     review_aside::run_all(&Place::Postgres(db.url.clone())).await;
+    crate::unreadable::an_unreadable_delivery_holds_up_no_other(
+        &Place::Postgres(db.url.clone()),
+        7101,
+    )
+    .await;
     db.remove().await;
 }
 
