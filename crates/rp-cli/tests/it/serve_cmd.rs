@@ -707,6 +707,41 @@ fn post_json(addr: &str, path: &str, key: &str, body: &str) -> String {
     answer
 }
 
+/// A new API key of role `pay` on `ledger`, as `rp serve add-api-key` prints it once.
+fn add_pay_key(sim: &Sim, ledger: &str) -> String {
+    let added = sim.rp_in(
+        ledger,
+        &["serve", "add-api-key", "backend", "--role", "pay"],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    stdout(&added)
+        .lines()
+        .find_map(|line| line.strip_prefix("key (shown once): "))
+        .unwrap()
+        .to_owned()
+}
+
+/// `rp serve` on `ledger` at 127.0.0.1:`port`, without its reconciler and batch worker, once
+/// it answers its health check.
+fn serve_api(sim: &Sim, ledger: &str, port: u16) -> std::process::Child {
+    let listen = format!("127.0.0.1:{port}");
+    let child = sim.spawn_in(
+        ledger,
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--reconcile-every",
+            "0",
+            "--no-batch-worker",
+        ],
+    );
+    wait_until("rp serve answers", Duration::from_secs(20), || {
+        get(&listen, "/healthz").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+    });
+    child
+}
+
 /// Two instances on one ledger (an SQLite file; a PostgreSQL database when the test server is
 /// there), the callbacks of each one's payouts delivered to the other: every payout is paid
 /// once, ends final in the shared ledger, and its callback is recorded once, by the instance
@@ -719,37 +754,12 @@ fn callbacks_of_one_instances_payouts_are_applied_by_the_other() {
         let crossing = Crossing::start(port_a, port_b);
         let url = crossing.url.clone();
         let sim = Sim::start_built(move |builder| builder.callback_url(url));
-        let added = sim.rp_in(
-            &ledger,
-            &["serve", "add-api-key", "backend", "--role", "pay"],
+        let key = add_pay_key(&sim, &ledger);
+        let (mut a, mut b) = (
+            serve_api(&sim, &ledger, port_a),
+            serve_api(&sim, &ledger, port_b),
         );
-        assert!(added.status.success(), "{}", stderr(&added));
-        let key = stdout(&added)
-            .lines()
-            .find_map(|line| line.strip_prefix("key (shown once): "))
-            .unwrap()
-            .to_owned();
-        let instance = |port: u16| {
-            let listen = format!("127.0.0.1:{port}");
-            sim.spawn_in(
-                &ledger,
-                &[
-                    "serve",
-                    "--listen",
-                    &listen,
-                    "--reconcile-every",
-                    "0",
-                    "--no-batch-worker",
-                ],
-            )
-        };
-        let (mut a, mut b) = (instance(port_a), instance(port_b));
         let (addr_a, addr_b) = (format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}"));
-        for addr in [&addr_a, &addr_b] {
-            wait_until("the instance answers", Duration::from_secs(20), || {
-                get(addr, "/healthz").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
-            });
-        }
 
         // Payouts to A and to B, interleaved.
         let mut ids = Vec::new();
@@ -829,32 +839,10 @@ fn callbacks_of_one_instances_payouts_are_applied_by_the_other() {
 fn a_row_matching_an_api_payout_with_metadata_is_told_to_check_it() {
     let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
     let sim = Sim::start();
-    let added = sim.rp_in(
-        &ledger,
-        &["serve", "add-api-key", "backend", "--role", "pay"],
-    );
-    assert!(added.status.success(), "{}", stderr(&added));
-    let key = stdout(&added)
-        .lines()
-        .find_map(|line| line.strip_prefix("key (shown once): "))
-        .unwrap()
-        .to_owned();
+    let key = add_pay_key(&sim, &ledger);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut serve = sim.spawn_in(
-        &ledger,
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--reconcile-every",
-            "0",
-            "--no-batch-worker",
-        ],
-    );
-    wait_until("rp serve answers", Duration::from_secs(20), || {
-        get(&listen, "/healthz").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
-    });
+    let mut serve = serve_api(&sim, &ledger, port);
     let answer = post_json(
         &listen,
         "/api/v1/payouts",

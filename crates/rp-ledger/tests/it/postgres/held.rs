@@ -38,6 +38,26 @@ async fn insert(ledger: &Ledger, record: PayoutRecord, limits: Limits) -> Insert
         .unwrap()
 }
 
+/// What `task` (`what`) answers once `tx` commits: it must still be waiting after
+/// [`SETTLE`], and answer within 20 s of the commit.
+async fn waits_for_commit<T: std::fmt::Debug>(
+    task: tokio::task::JoinHandle<T>,
+    tx: tokio_postgres::Transaction<'_>,
+    what: &str,
+) -> T {
+    tokio::time::sleep(SETTLE).await;
+    assert!(
+        !task.is_finished(),
+        "{what} did not wait for the other side's commit: {:?}",
+        task.await
+    );
+    tx.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap_or_else(|_| panic!("{what} still waits after the commit"))
+        .unwrap()
+}
+
 /// A registration commits its rows while new payouts under their payment IDs wait on its
 /// lock: each is then refused, naming the row, with limits (one transaction of its own) or
 /// without (a group of inserts).
@@ -82,17 +102,7 @@ async fn a_payout_recorded_while_a_batch_commits_is_held() {
             let payout = record(&format!("{held}-1"), "77012345678", 100, 0);
             tokio::spawn(async move { insert(&ledger, payout, limits).await })
         };
-        tokio::time::sleep(SETTLE).await;
-        assert!(
-            !task.is_finished(),
-            "the payout was recorded while the batch's rows were not committed: {:?}",
-            task.await
-        );
-        tx.commit().await.unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(20), task)
-            .await
-            .expect("the payout still waits after the commit")
-            .unwrap();
+        let answer = waits_for_commit(task, tx, "the payout").await;
         assert_eq!(
             answer,
             Inserted::Held(format!("batch {} (its line 2)", &copy[..20]))
@@ -139,17 +149,7 @@ async fn a_registration_sees_a_payout_being_recorded() {
                 .unwrap()
         })
     };
-    tokio::time::sleep(SETTLE).await;
-    assert!(
-        !task.is_finished(),
-        "the batch was registered beside a payout not committed: {:?}",
-        task.await
-    );
-    tx.commit().await.unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("the registration still waits after the commit")
-        .unwrap();
+    let answer = waits_for_commit(task, tx, "the registration").await;
     let Registered::Clashes(clashes) = answer else {
         panic!("registered beside the payout under b-1: {answer:?}");
     };
