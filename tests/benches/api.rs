@@ -26,6 +26,7 @@ use rp_model::ProjectId;
 use rp_payout::{Client, Config};
 use rp_sign::SecretKey;
 use rp_sim::Simulator;
+use tokio::runtime::Handle;
 
 /// The allocator `rp serve` runs with (rp-cli's main.rs), for both paths of the run.
 #[global_allocator]
@@ -58,8 +59,13 @@ async fn library(payouts: usize, concurrency: usize) -> Duration {
 /// When each payout's final webhook arrived, by payment ID.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
-/// A webhook receiver on 127.0.0.1:0 noting when each payout's `success` arrived.
-async fn receiver() -> (String, Arrivals) {
+/// A webhook receiver on 127.0.0.1:0 noting when each payout's `success` arrived, served by
+/// `merchant` (the merchant's side of the run).
+async fn receiver(merchant: &Handle) -> (String, Arrivals) {
+    merchant.spawn(serve_receiver()).await.unwrap()
+}
+
+async fn serve_receiver() -> (String, Arrivals) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
     let arrivals: Arrivals = Arc::default();
@@ -89,8 +95,10 @@ async fn receiver() -> (String, Arrivals) {
 
 /// Through the API: the elapsed time until every final webhook arrived, and each payout's
 /// latency from its API call to that webhook. Without `webhooks` (no endpoint registered, for
-/// comparison): until every payout is final in the ledger, and no latencies.
+/// comparison): until every payout is final in the ledger, and no latencies. The HTTP client
+/// and the webhook receiver run on `merchant`, the runtime of the merchant's side.
 async fn api(
+    merchant: &Handle,
     payouts: usize,
     concurrency: usize,
     run: usize,
@@ -131,7 +139,7 @@ async fn api(
         ))
         .await
         .unwrap();
-    let (url, arrivals) = receiver().await;
+    let (url, arrivals) = receiver(merchant).await;
     let secret = rp_console::webhooks::new_secret().unwrap();
     if webhooks {
         desk.webhooks().add_endpoint(&url, &secret).await.unwrap();
@@ -156,7 +164,7 @@ async fn api(
             endpoint.clone(),
             Arc::clone(&called),
         );
-        tasks.push(tokio::spawn(async move {
+        tasks.push(merchant.spawn(async move {
             for id in chunk {
                 let body = serde_json::json!({
                     "payment_id": id, "phone": "+7 701 123 00 00", "amount": "100",
@@ -239,6 +247,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // The merchant's side (the HTTP client calling the API, the webhook receiver) on threads
+    // of its own, so that their CPU time is told apart: in production it is another machine's.
+    let merchant = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(MERCHANT_THREADS)
+        .enable_all()
+        .build()
+        .unwrap();
     println!(
         "api: {payouts} payouts per run, {concurrency} in flight, {runs} runs, SQLite ledger \
          (HTTP client -> rp serve API -> simulator -> callback -> webhook, loopback)"
@@ -246,18 +261,28 @@ fn main() {
     let mut lib_runs = Measured::new("library");
     let mut api_runs = Measured::new("API");
     let mut bare_runs = Measured::new("API without webhooks");
+    let mut merchant_cpu = Vec::new();
     let mut latencies = Vec::new();
     for run in 0..runs {
         let before = cpu_seconds();
         let elapsed = runtime.block_on(library(payouts, concurrency));
         lib_runs.note(run, payouts, before, elapsed);
         let before = cpu_seconds();
-        let (elapsed, mut each) = runtime.block_on(api(payouts, concurrency, run, true));
+        let merchant_before = merchant_cpu_seconds();
+        let (elapsed, mut each) =
+            runtime.block_on(api(merchant.handle(), payouts, concurrency, run, true));
         api_runs.note(run, payouts, before, elapsed);
+        per_payout_of(
+            merchant_before,
+            merchant_cpu_seconds(),
+            payouts,
+            &mut merchant_cpu,
+        );
         latencies.append(&mut each);
         // The same without a webhook endpoint: what the webhooks cost.
         let before = cpu_seconds();
-        let (elapsed, _) = runtime.block_on(api(payouts, concurrency, run, false));
+        let (elapsed, _) =
+            runtime.block_on(api(merchant.handle(), payouts, concurrency, run, false));
         bare_runs.note(run, payouts, before, elapsed);
     }
     let (library, api, bare) = (lib_runs.rate(), api_runs.rate(), bare_runs.rate());
@@ -270,6 +295,15 @@ fn main() {
              (the machine has {} cores)",
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         );
+        if let Some(merchant) = median(&mut merchant_cpu) {
+            let own = api_cpu - merchant;
+            println!(
+                "  of the API's, the merchant's side (HTTP client, webhook receiver) {merchant:.2} \
+                 ms; rp serve and the simulator {own:.2} ms: with the merchant's side on other \
+                 machines, the library's CPU per payout is {:.2} of the API's",
+                lib_cpu / own
+            );
+        }
     }
     latencies.sort();
     // The q-th quantile by rank: percent of the last index, in whole numbers.
@@ -347,15 +381,41 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// ", X ms CPU per payout" since `before`, noted in `all`; empty where it is not known.
+/// The name of the merchant runtime's threads.
+const MERCHANT_THREADS: &str = "merchant";
+
+/// The CPU time the merchant runtime's threads have used, where Linux's `/proc` tells it.
 #[allow(clippy::cast_precision_loss)]
-fn per_payout(before: Option<f64>, payouts: usize, all: &mut Vec<f64>) -> String {
-    match (before, cpu_seconds()) {
-        (Some(before), Some(now)) => {
-            let ms = (now - before) * 1000.0 / payouts as f64;
-            all.push(ms);
-            format!(", {ms:.2} ms CPU per payout")
+fn merchant_cpu_seconds() -> Option<f64> {
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(stat) = std::fs::read_to_string(task.ok()?.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (name, rest) = stat.split_once('(')?.1.rsplit_once(')')?;
+        if name != MERCHANT_THREADS {
+            continue;
         }
-        _ => String::new(),
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / 100.0)
+}
+
+/// Notes in `all` the CPU milliseconds per payout from `before` to `now`, where both are known.
+#[allow(clippy::cast_precision_loss)]
+fn per_payout_of(before: Option<f64>, now: Option<f64>, payouts: usize, all: &mut Vec<f64>) {
+    if let (Some(before), Some(now)) = (before, now) {
+        all.push((now - before) * 1000.0 / payouts as f64);
+    }
+}
+
+/// ", X ms CPU per payout" since `before`, noted in `all`; empty where it is not known.
+fn per_payout(before: Option<f64>, payouts: usize, all: &mut Vec<f64>) -> String {
+    let known = all.len();
+    per_payout_of(before, cpu_seconds(), payouts, all);
+    match all.get(known) {
+        Some(ms) => format!(", {ms:.2} ms CPU per payout"),
+        None => String::new(),
     }
 }
