@@ -24,8 +24,10 @@ use clap::{Parser, Subcommand};
 /// mimalloc instead of the system's allocator: `rp serve` allocates on many threads at once
 /// (HTTP server and client, the ledger's threads, the webhook sender), and glibc's malloc
 /// took about a sixth of the API bench's CPU time (perf), with more in the futex waits of its
-/// locks. With mimalloc the API bench pays about a fifth more payouts per second, and the
-/// library in the same run a third more (the benches use it too).
+/// locks. Built without transparent huge pages (`no_thp`, the workspace's Cargo.toml): with
+/// them, the kernel zeroed 2 MB at each fresh page, a tenth of the API bench's CPU time. With
+/// both, the API bench pays about a fifth more payouts per second, and the library in the
+/// same run a third more (the benches use it too).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
