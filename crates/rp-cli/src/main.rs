@@ -26,8 +26,9 @@ use clap::{Parser, Subcommand};
 /// took about a sixth of the API bench's CPU time (perf), with more in the futex waits of its
 /// locks. Built without transparent huge pages (`no_thp`, the workspace's Cargo.toml): with
 /// them, the kernel zeroed 2 MB at each fresh page, a tenth of the API bench's CPU time. With
-/// both, the API bench pays about a fifth more payouts per second, and the library in the
-/// same run a third more (the benches use it too).
+/// both, `cargo xtask bench` measured about a quarter more payouts per second through the API
+/// and for the library on SQLite, and four fifths more on the memory store (the benches use
+/// it too).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
