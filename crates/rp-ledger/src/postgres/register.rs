@@ -255,8 +255,7 @@ impl PostgresBatches {
                 .await
                 .map_err(failed(what))?;
         }
-        // New payouts wait from here to the commit, and this waits for those recording now
-        // ([`LOCK_PAYMENT_IDS`]): the check below sees each of them, or each sees these rows.
+        // The clash check below, and a claim or a finish later, plan with these rows counted.
         if written >= ANALYZE_ROWS
             && let Err(error) = tx.batch_execute(ANALYZE).await
         {
@@ -271,6 +270,8 @@ impl PostgresBatches {
                 .await
                 .map_err(failed(what))?;
         }
+        // New payouts wait from here to the commit, and this waits for those recording now
+        // ([`LOCK_PAYMENT_IDS`]): the check below sees each of them, or each sees these rows.
         execute(&tx, what, LOCK_PAYMENT_IDS, &[&self.project]).await?;
         let mut clashes: Vec<RowClash> = query(&tx, what, &CLASHES, &[&self.project, &new.id])
             .await?
