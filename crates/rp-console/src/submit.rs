@@ -31,6 +31,9 @@ pub(crate) enum Submitted {
 pub(crate) enum NotSubmitted {
     /// Another payout holds this payment ID.
     Conflict(Holder),
+    /// A batch's row not paid yet holds this payment ID for another payout: the ledger
+    /// refused to record it ([`Error::PaymentIdHeld`], which names the row).
+    Held(Error),
     /// Refused before it was recorded (over the limits, a conflict found on recording).
     Refused(Error),
     /// The ledger failed.
@@ -44,12 +47,6 @@ pub(crate) fn held(holder: &Holder, payment_id: &rp_model::PaymentId) -> String 
             "payment ID {payment_id} is recorded for a payout to the same phone, amount and \
              customer with other merchant's metadata (or none); nothing was changed or sent. \
              That payout is this payee's: check it before paying this payee again"
-        ),
-        Holder::Batch { batch, line } => format!(
-            "payment ID {payment_id} is held by batch {} (its line {line}), not paid yet; \
-             nothing was changed or sent. Let the batch pay it, or use another payment ID \
-             for a different payout",
-            batch.get(..20).unwrap_or(batch)
         ),
         _ => format!(
             "payment ID {payment_id} is recorded for a different payout; nothing was changed \
@@ -89,7 +86,6 @@ pub(crate) async fn submit(
     // Not recorded. A batch's row not paid yet may hold the ID: the ledger then refuses to
     // record it (`Recorded::Held`) unless it is that row's very payout (a row carries no
     // metadata), as the row would then find it paid.
-    let metadata_given = metadata.is_some();
     let (recorded_tx, recorded_rx) = oneshot::channel();
     let (result_tx, result_rx) = oneshot::channel();
     let client = desk.client().clone();
@@ -136,47 +132,17 @@ pub(crate) async fn submit(
             _ => Holder::Payout,
         })),
         // A batch's row holds the ID for another payout: that row, as the ledger has it.
-        Recorded::Held(_) => {
-            let holder = held_by_batch(desk, &payment_id, &request, metadata_given).await?;
-            match (holder, result_rx.await) {
-                (Some(holder), _) => Err(NotSubmitted::Conflict(holder)),
-                (None, Ok(Err(error))) => Err(NotSubmitted::Refused(error)),
-                (None, _) => Err(NotSubmitted::Conflict(Holder::Payout)),
-            }
-        }
+        Recorded::Held(_) => Err(match result_rx.await {
+            Ok(Err(error @ Error::PaymentIdHeld { .. })) => NotSubmitted::Held(error),
+            Ok(Err(error)) => NotSubmitted::Refused(error),
+            _ => NotSubmitted::Conflict(Holder::Payout),
+        }),
         // Over the limits (or whatever a newer rp-payout reports): the call's own error.
         _ => match result_rx.await {
             Ok(Err(error)) => Err(NotSubmitted::Refused(error)),
             _ => Ok(Submitted::New(None)),
         },
     }
-}
-
-/// The batch row holding `payment_id` for another payout than `request` (or for any payout
-/// with the merchant's metadata), if one does: what the ledger refused to record a payout
-/// for ([`Recorded::Held`]), read back to name it.
-async fn held_by_batch(
-    desk: &Desk,
-    payment_id: &rp_model::PaymentId,
-    request: &rp_model::wire::PayoutRequest,
-    with_metadata: bool,
-) -> Result<Option<Holder>, NotSubmitted> {
-    let held = desk
-        .batches()
-        .held_elsewhere("", &[payment_id.as_str().to_owned()])
-        .await
-        .map_err(NotSubmitted::Ledger)?;
-    if held.is_empty() {
-        return Ok(None);
-    }
-    let hash = rp_ledger::request_sha256(request).map_err(NotSubmitted::Ledger)?;
-    Ok(held
-        .into_iter()
-        .find(|row| with_metadata || row.request_sha256.as_deref() != Some(hash.as_str()))
-        .map(|row| Holder::Batch {
-            batch: row.batch_id,
-            line: row.line,
-        }))
 }
 
 /// What a refusal says to a person.

@@ -54,7 +54,8 @@ pub enum Error {
     /// nothing was recorded or sent.
     #[error(
         "payment ID {payment_id} is held by {holder} for a different payout, not paid yet; \
-         nothing was recorded or sent. Let that payout take it, or use another payment ID"
+         nothing was recorded or sent. Let it be paid there, or use another payment ID for a \
+         different payout"
     )]
     PaymentIdHeld {
         /// The payment ID.

@@ -113,6 +113,14 @@ pub(crate) async fn create(
                 None,
             );
         }
+        Err(NotSubmitted::Held(error)) => {
+            return problem(
+                StatusCode::CONFLICT,
+                "payment-id-conflict",
+                &error.to_string(),
+                None,
+            );
+        }
         Err(NotSubmitted::Refused(error)) => {
             let kind = if matches!(error, rp_payout::Error::OverLimit { .. }) {
                 "over-limit"

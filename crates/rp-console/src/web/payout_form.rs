@@ -268,6 +268,10 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
             let top = capitalized(&submit::held(&holder, &payment_id));
             html(form_page(me, form, &[], Some(&top)))
         }
+        Err(NotSubmitted::Held(error)) => {
+            let top = capitalized(&error.to_string());
+            html(form_page(me, form, &[], Some(&top)))
+        }
         Err(NotSubmitted::Refused(error)) => {
             let top = submit::refusal(&error);
             html(form_page(me, form, &[], Some(&top)))

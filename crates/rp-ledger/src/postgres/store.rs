@@ -201,7 +201,7 @@ impl PostgresStore {
             params.extend(event.params());
             let mut client = self.ledger.client(&what).await?;
             return self
-                .insert_within(&mut client, &record, &params, limits)
+                .insert_within(&mut client, &record, &hash, &params, limits)
                 .await
                 .map_err(|e| e.into_error(&what));
         }
@@ -244,11 +244,13 @@ impl PostgresStore {
     }
 
     /// An insert against limits, in a transaction that holds the project's reservation lock:
-    /// the usage read and the insert are one step for every other reservation.
+    /// the usage read and the insert are one step for every other reservation. `hash` is the
+    /// request's hash (as in `params`), for the look for a batch row holding the ID.
     async fn insert_within(
         &self,
         client: &mut Client,
         record: &PayoutRecord,
+        hash: &str,
         params: &[&(dyn ToSql + Sync)],
         limits: Limits,
     ) -> Result<Inserted, Failure> {
@@ -263,7 +265,7 @@ impl PostgresStore {
         if let Some(existing) = self.existing_on(&tx, &record.payment_id).await? {
             return Ok(Inserted::Existing(existing));
         }
-        let (hash, with_metadata) = (params[3], record.metadata.is_some());
+        let with_metadata = record.metadata.is_some();
         let holder = tx.prepare_cached(HOLDER).await?;
         let holder = tx
             .query_opt(
@@ -272,7 +274,7 @@ impl PostgresStore {
                     &self.project,
                     &record.payment_id.as_str(),
                     &with_metadata,
-                    hash,
+                    &hash,
                 ],
             )
             .await?;
