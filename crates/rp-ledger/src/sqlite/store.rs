@@ -118,6 +118,12 @@ pub(super) fn insert(
     let fail = store_error(&what);
     // The ledger's clock, read once: the usage's windows and the hour this payout counts in.
     let now = SystemTime::now();
+    let (request, hash) = rows::request_text(&record.request).map_err(&fail)?;
+    // In the writer's transaction, as a batch's registration is: the two never cross. Before
+    // the limits, as on PostgreSQL: a held ID is refused as held, whatever the limits say.
+    if let Some(holder) = holder(conn, project, record, &hash).map_err(&fail)? {
+        return Ok(Inserted::Held(holder));
+    }
     if !limits.is_empty() {
         if let Some(existing) = get(conn, project, &record.payment_id).map_err(&fail)? {
             return Ok(Inserted::Existing(existing));
@@ -126,11 +132,6 @@ pub(super) fn insert(
         if let Err(over) = check_limits(limits, used, record)? {
             return Ok(Inserted::OverLimit(over));
         }
-    }
-    let (request, hash) = rows::request_text(&record.request).map_err(&fail)?;
-    // In the writer's transaction, as a batch's registration is: the two never cross.
-    if let Some(holder) = holder(conn, project, record, &hash).map_err(&fail)? {
-        return Ok(Inserted::Held(holder));
     }
     let counts = !record.state.releases_limits();
     let hour = usage_hour(now);

@@ -14,6 +14,7 @@ mod postgres;
 mod review;
 mod review_aside;
 mod review_grouped;
+mod review_held;
 mod review_reg;
 mod review_webhooks;
 mod sqlite;

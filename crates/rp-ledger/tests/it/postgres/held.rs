@@ -171,3 +171,20 @@ async fn a_registration_sees_a_payout_being_recorded() {
     );
     db.remove().await;
 }
+
+/// A fresh reviewer's: a payout both held and over the limits is told it is held, as on
+/// SQLite (`review_held::held_and_over_limit_is_held`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_held_pg_held_and_over_limit_is_held() {
+    let Some(admin) = server("review_held_pg_held_and_over_limit_is_held") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "review_held_over_limit").await;
+    let ledger = db.open().await;
+    crate::review_held::held_and_over_limit_is_held(
+        ledger.batches(project(4401)).as_ref(),
+        ledger.store(project(4401)).as_ref(),
+    )
+    .await;
+    db.remove().await;
+}
