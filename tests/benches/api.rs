@@ -243,6 +243,14 @@ fn main() {
     let payouts = rp_e2e::knob("RP_BENCH_PAYOUTS", 1000);
     let runs = rp_e2e::knob("RP_BENCH_RUNS", 3);
     let concurrency = rp_e2e::knob("RP_BENCH_CONCURRENCY", 64);
+    // What rp serve warns of, on stderr: a run that stalls says why.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
