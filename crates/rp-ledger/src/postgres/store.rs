@@ -391,14 +391,27 @@ impl PostgresStore {
     ) -> Result<Vec<PayoutRecord>, Error> {
         let what = "list unsettled payouts";
         let after = after.map(PaymentId::into_string).unwrap_or_default();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .query(what, &UNSETTLED, &[&self.project, &after, &limit])
-            .await?;
-        rows.iter()
-            .map(rows::record)
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::store(what, e))
+        // A record this rp cannot read is skipped (and said), and the page filled from the
+        // rows after it: one such record must not stop reconcile.
+        let (mut page, mut after) = (Vec::new(), after);
+        loop {
+            let wanted = i64::try_from(limit - page.len()).unwrap_or(i64::MAX);
+            let rows = self
+                .query(what, &UNSETTLED, &[&self.project, &after, &wanted])
+                .await?;
+            let exhausted = rows.len() < limit - page.len();
+            for row in &rows {
+                let payment_id: String = row.try_get(0).map_err(|e| Error::store(what, e))?;
+                match rows::record(row) {
+                    Ok(record) => page.push(record),
+                    Err(error) => crate::stored::unreadable(&payment_id, &error),
+                }
+                after = payment_id;
+            }
+            if exhausted || page.len() >= limit {
+                return Ok(page);
+            }
+        }
     }
 
     async fn read_events(&self, payment_id: &PaymentId) -> Result<Vec<PayoutEvent>, Error> {

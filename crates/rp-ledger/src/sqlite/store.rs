@@ -478,16 +478,34 @@ impl PayoutStore for SqliteStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<PayoutRecord>, Error>> {
         let project = self.project;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let after = after.map(PaymentId::into_string).unwrap_or_default();
         Box::pin(
             self.ledger
                 .read("list unsettled payouts".to_owned(), move |conn| {
                     let mut statement = conn.prepare_cached(&UNSETTLED)?;
-
-                    statement
-                        .query_map(params![project, after, limit], rows::record)?
-                        .collect()
+                    // A record this rp cannot read is skipped (and said), and the page filled
+                    // from the rows after it: one such record must not stop reconcile.
+                    let (mut page, mut after) = (Vec::new(), after);
+                    loop {
+                        let wanted = limit - page.len();
+                        let rows: Vec<(String, rusqlite::Result<PayoutRecord>)> = statement
+                            .query_map(
+                                params![project, after, i64::try_from(wanted).unwrap_or(i64::MAX)],
+                                |row| Ok((row.get(0)?, rows::record(row))),
+                            )?
+                            .collect::<rusqlite::Result<_>>()?;
+                        let exhausted = rows.len() < wanted;
+                        for (payment_id, record) in rows {
+                            match record {
+                                Ok(record) => page.push(record),
+                                Err(error) => crate::stored::unreadable(&payment_id, &error),
+                            }
+                            after = payment_id;
+                        }
+                        if exhausted || page.len() >= limit {
+                            return Ok(page);
+                        }
+                    }
                 }),
         )
     }

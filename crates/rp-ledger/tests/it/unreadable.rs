@@ -1,6 +1,9 @@
-//! A claimed delivery whose payout cannot be read (its state written by a newer rp, say, in a
-//! rolling upgrade) holds up no other delivery: the claim answers with the others, and that
-//! one stays claimed until its lease ends (then it is tried again), on SQLite and PostgreSQL.
+//! A payout record this rp cannot read (its state written by a newer rp, say, in a rolling
+//! upgrade) holds up nothing else, on SQLite and PostgreSQL:
+//! - a claimed delivery of it: the claim answers with the others, and that one stays claimed
+//!   until its lease ends (then it is tried again);
+//! - reconcile's walk over the unsettled payouts: it is left out, and each page is filled
+//!   from the payouts after it.
 
 use std::time::Duration;
 
@@ -24,38 +27,7 @@ pub(crate) async fn an_unreadable_delivery_holds_up_no_other(place: &Place, proj
     for id in ["u-ok-1", "u-newer", "u-ok-2"] {
         insert(&store, id).await;
     }
-    let sql = "UPDATE {payouts} SET state = $state WHERE project_id = $project \
-               AND payment_id = 'u-newer'";
-    match place {
-        Place::Sqlite => {
-            let path = url.replace("sqlite:", "");
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.execute(
-                &sql.replace("{payouts}", "payouts")
-                    .replace("$state", "?1")
-                    .replace("$project", "?2"),
-                rusqlite::params![NEWER_STATE, project],
-            )
-            .unwrap();
-        }
-        #[cfg(feature = "postgres")]
-        Place::Postgres(url) => {
-            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            let project = i64::try_from(project).unwrap();
-            client
-                .execute(
-                    &sql.replace("{payouts}", "rp_ledger.payouts")
-                        .replace("$state", "$1")
-                        .replace("$project", "$2"),
-                    &[&NEWER_STATE, &project],
-                )
-                .await
-                .unwrap();
-        }
-    }
+    make_unreadable(place, &url, project, "u-newer").await;
 
     let claimed = hooks
         .claim_due("w", LEASE, 10)
@@ -76,4 +48,84 @@ pub(crate) async fn an_unreadable_delivery_holds_up_no_other(place: &Place, proj
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_delivery_holds_up_no_other_on_sqlite() {
     an_unreadable_delivery_holds_up_no_other(&Place::Sqlite, 7101).await;
+}
+
+/// Writes a state no rp knows into the record of `payment_id`.
+async fn make_unreadable(place: &Place, url: &str, project: u64, payment_id: &str) {
+    let sql = "UPDATE {payouts} SET state = $state WHERE project_id = $project \
+               AND payment_id = $id";
+    match place {
+        Place::Sqlite => {
+            let path = url.replace("sqlite:", "");
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute(
+                &sql.replace("{payouts}", "payouts")
+                    .replace("$state", "?1")
+                    .replace("$project", "?2")
+                    .replace("$id", "?3"),
+                rusqlite::params![NEWER_STATE, project, payment_id],
+            )
+            .unwrap();
+        }
+        #[cfg(feature = "postgres")]
+        Place::Postgres(url) => {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let project = i64::try_from(project).unwrap();
+            client
+                .execute(
+                    &sql.replace("{payouts}", "rp_ledger.payouts")
+                        .replace("$state", "$1")
+                        .replace("$project", "$2")
+                        .replace("$id", "$3"),
+                    &[&NEWER_STATE, &project, &payment_id],
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Reconcile's walk: `unsettled` leaves the unreadable records out and fills its pages from
+/// the records after them, so that a short page still means the end.
+pub(crate) async fn unreadable_records_stop_no_reconcile(place: &Place, project: u64) {
+    let url = place.url("unreadable-unsettled");
+    let ledger = rp_ledger::Ledger::open(&url).await.unwrap();
+    let store = ledger.store(rp_model::ProjectId::new(project).unwrap());
+    for id in ["r-1", "r-2", "r-3", "r-4", "r-5"] {
+        insert(&store, id).await;
+    }
+    for id in ["r-2", "r-3"] {
+        make_unreadable(place, &url, project, id).await;
+    }
+    let ids = |page: Vec<rp_payout::PayoutRecord>| -> Vec<String> {
+        page.into_iter()
+            .map(|r| r.payment_id.as_str().to_owned())
+            .collect()
+    };
+    let page = |after: Option<&str>, limit| {
+        let store = std::sync::Arc::clone(&store);
+        let after = after.map(|id| rp_model::PaymentId::new(id).unwrap());
+        async move {
+            store
+                .unsettled(after, limit)
+                .await
+                .expect("unsettled answers with what it could read")
+        }
+    };
+    assert_eq!(ids(page(None, 10).await), ["r-1", "r-4", "r-5"]);
+    // Full pages, filled past the unreadable ones, then a short one at the end.
+    assert_eq!(ids(page(None, 2).await), ["r-1", "r-4"]);
+    assert_eq!(ids(page(Some("r-1"), 1).await), ["r-4"]);
+    assert_eq!(ids(page(Some("r-4"), 2).await), ["r-5"]);
+    assert!(page(Some("r-5"), 2).await.is_empty());
+    // Before the fix: one unreadable record failed every page that held it.
+    assert_eq!(ids(page(Some("r-1"), 2).await), ["r-4", "r-5"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_records_stop_no_reconcile_on_sqlite() {
+    unreadable_records_stop_no_reconcile(&Place::Sqlite, 7102).await;
 }

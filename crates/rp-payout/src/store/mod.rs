@@ -120,7 +120,10 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
     /// Up to `limit` records that are not settled ([`PayoutState::is_settled`]), in payment-ID
     /// order, starting after `after` (all of them from the start when `None`). Keyset
     /// pagination, so a caller can walk every unsettled payout however many there are; in SQL:
-    /// `WHERE NOT settled AND payment_id > $after ORDER BY payment_id LIMIT $limit`.
+    /// `WHERE NOT settled AND payment_id > $after ORDER BY payment_id LIMIT $limit`. A record
+    /// the store cannot read (written by a newer version, say) is left out and logged, and
+    /// the page filled from the records after it, so that it stops no walk (reconcile) and a
+    /// page shorter than `limit` still means the end.
     ///
     /// # Errors
     ///
