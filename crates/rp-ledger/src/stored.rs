@@ -73,11 +73,12 @@ pub(crate) fn state_text(state: &PayoutState) -> Result<String, serde_json::Erro
 }
 
 /// Says that the record of `payment_id` cannot be read by this rp (its state written by a
-/// newer one, say) and is left out of a walk over many, which goes on without it.
+/// newer one, say) and is left out of a page of many (reconcile's walk, a list), which goes
+/// on without it.
 pub(crate) fn unreadable(payment_id: &str, error: &dyn std::fmt::Display) {
     tracing::warn!(
         %payment_id,
         %error,
-        "a payout record this rp cannot read is left out (reconcile skips it until it can be read)"
+        "a payout record this rp cannot read is left out of reconcile and of lists until it can be read"
     );
 }

@@ -427,13 +427,35 @@ impl PostgresStore {
 
     async fn read_list(&self, query: &PayoutQuery) -> Result<Vec<PayoutRecord>, Error> {
         let what = "list payouts";
-        let filter = ListFilter::of(self.project, query);
-        let (sql, params) = filter.sql();
-        let rows = self.query(what, &sql, &params).await?;
-        rows.iter()
-            .map(rows::record)
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::store(what, e))
+        let mut filter = ListFilter::of(self.project, query);
+        let size = query.page_size();
+        // As in `read_unsettled`: a record this rp cannot read is left out (and said), and
+        // the page filled from the rows after it.
+        let mut page = Vec::new();
+        loop {
+            filter.limit = i64::try_from(size - page.len()).unwrap_or(i64::MAX);
+            let rows = {
+                let (sql, params) = filter.sql();
+                self.query(what, &sql, &params).await?
+            };
+            let exhausted = rows.len() < size - page.len();
+            for row in &rows {
+                let cursor: (String, i64) = (
+                    row.try_get(0)
+                        .map_err(|e| Error::store(what, describe(&e)))?,
+                    row.try_get(4)
+                        .map_err(|e| Error::store(what, describe(&e)))?,
+                );
+                match rows::record(row) {
+                    Ok(record) => page.push(record),
+                    Err(error) => crate::stored::unreadable(&cursor.0, &error),
+                }
+                filter.after = Some((cursor.1, cursor.0));
+            }
+            if exhausted || page.len() >= size {
+                return Ok(page);
+            }
+        }
     }
 
     async fn read_counts(&self) -> Result<StateCount, Error> {

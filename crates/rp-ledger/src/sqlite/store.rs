@@ -531,13 +531,40 @@ impl PayoutStore for SqliteStore {
         &'a self,
         query: &'a PayoutQuery,
     ) -> BoxFuture<'a, Result<Vec<PayoutRecord>, Error>> {
-        let (sql, values) = list_sql(self.project, query);
+        let (project, mut query) = (self.project, query.clone());
         Box::pin(self.ledger.read("list payouts".to_owned(), move |conn| {
-            let mut statement = conn.prepare_cached(&sql)?;
-
-            statement
-                .query_map(params_from_iter(values), rows::record)?
-                .collect()
+            // As in `unsettled`: a record this rp cannot read is left out (and said), and the
+            // page filled from the rows after it.
+            let size = query.page_size();
+            let mut page = Vec::new();
+            loop {
+                query.limit = size - page.len();
+                let (sql, values) = list_sql(project, &query);
+                let rows: Vec<(String, i64, rusqlite::Result<PayoutRecord>)> = conn
+                    .prepare_cached(&sql)?
+                    .query_map(params_from_iter(values), |row| {
+                        Ok((row.get(0)?, row.get(4)?, rows::record(row)))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let exhausted = rows.len() < query.limit;
+                for (payment_id, created_at, record) in rows {
+                    match record {
+                        Ok(record) => page.push(record),
+                        Err(error) => crate::stored::unreadable(&payment_id, &error),
+                    }
+                    let payment_id = PaymentId::new(payment_id).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            0,
+                            rusqlite::types::Type::Text,
+                            e.to_string().into(),
+                        )
+                    })?;
+                    query.after = Some((crate::stored::time(created_at), payment_id));
+                }
+                if exhausted || page.len() >= size {
+                    return Ok(page);
+                }
+            }
         }))
     }
 

@@ -2,8 +2,8 @@
 //! upgrade) holds up nothing else, on SQLite and PostgreSQL:
 //! - a claimed delivery of it: the claim answers with the others, and that one stays claimed
 //!   until its lease ends (then it is tried again);
-//! - reconcile's walk over the unsettled payouts: it is left out, and each page is filled
-//!   from the payouts after it.
+//! - reconcile's walk over the unsettled payouts, and the lists of the console and the API:
+//!   it is left out, and each page is filled from the payouts after it.
 
 use std::time::Duration;
 
@@ -88,9 +88,10 @@ async fn make_unreadable(place: &Place, url: &str, project: u64, payment_id: &st
     }
 }
 
-/// Reconcile's walk: `unsettled` leaves the unreadable records out and fills its pages from
-/// the records after them, so that a short page still means the end.
-pub(crate) async fn unreadable_records_stop_no_reconcile(place: &Place, project: u64) {
+/// Reconcile's walk and the lists: `unsettled` and `list` leave the unreadable records out
+/// and fill their pages from the records after them, so that a short page still means the
+/// end.
+pub(crate) async fn unreadable_records_stop_no_walk(place: &Place, project: u64) {
     let url = place.url("unreadable-unsettled");
     let ledger = rp_ledger::Ledger::open(&url).await.unwrap();
     let store = ledger.store(rp_model::ProjectId::new(project).unwrap());
@@ -123,9 +124,31 @@ pub(crate) async fn unreadable_records_stop_no_reconcile(place: &Place, project:
     assert!(page(Some("r-5"), 2).await.is_empty());
     // Before the fix: one unreadable record failed every page that held it.
     assert_eq!(ids(page(Some("r-1"), 2).await), ["r-4", "r-5"]);
+
+    // The lists, newest first (the same time: by payment ID, descending).
+    let list = |after: Option<&rp_payout::PayoutRecord>, limit| {
+        let store = std::sync::Arc::clone(&store);
+        let mut query = rp_payout::PayoutQuery::default();
+        query.after = after.map(|r| (r.created_at, r.payment_id.clone()));
+        query.limit = limit;
+        async move {
+            store
+                .list(&query)
+                .await
+                .expect("the list answers with what it could read")
+        }
+    };
+    assert_eq!(ids(list(None, 10).await), ["r-5", "r-4", "r-1"]);
+    let first = list(None, 2).await;
+    let last = first.last().cloned();
+    assert_eq!(ids(first), ["r-5", "r-4"]);
+    let second = list(last.as_ref(), 2).await;
+    let last = second.last().cloned();
+    assert_eq!(ids(second), ["r-1"]);
+    assert!(list(last.as_ref(), 2).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreadable_records_stop_no_reconcile_on_sqlite() {
-    unreadable_records_stop_no_reconcile(&Place::Sqlite, 7102).await;
+async fn unreadable_records_stop_no_walk_on_sqlite() {
+    unreadable_records_stop_no_walk(&Place::Sqlite, 7102).await;
 }

@@ -146,7 +146,9 @@ pub trait PayoutStore: Send + Sync + fmt::Debug {
 
     /// One page of payouts matching `query`, newest first (by `created_at`, then payment ID),
     /// at most `query.limit` (capped at [`MAX_PAGE`]). The next page starts after the last
-    /// record of this one ([`PayoutQuery::after`]).
+    /// record of this one ([`PayoutQuery::after`]). A record the store cannot read is left
+    /// out and logged, and the page filled from the records after it (as in
+    /// [`PayoutStore::unsettled`]).
     ///
     /// # Errors
     ///

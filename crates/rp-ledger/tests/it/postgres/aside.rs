@@ -27,7 +27,7 @@ async fn the_set_aside_scenarios_hold_on_postgres() {
         7101,
     )
     .await;
-    crate::unreadable::unreadable_records_stop_no_reconcile(&Place::Postgres(db.url.clone()), 7102)
+    crate::unreadable::unreadable_records_stop_no_walk(&Place::Postgres(db.url.clone()), 7102)
         .await;
     db.remove().await;
 }
