@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -262,8 +262,25 @@ CREATE INDEX batch_rows_by_payment ON rp_ledger.batch_rows (project_id, payment_
     WHERE payment_id IS NOT NULL;
 "#;
 
+/// Version 7: the due deliveries by project, then time. A claim and a set-aside read one
+/// project's due deliveries; on a ledger shared by projects, those of another project (one
+/// whose sender is not running, say) are no longer read by each of them.
+const V7: &str = r#"
+DROP INDEX rp_ledger.webhook_deliveries_due;
+CREATE INDEX webhook_deliveries_due ON rp_ledger.webhook_deliveries (project_id, next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, V1),
+    (2, V2),
+    (3, V3),
+    (4, V4),
+    (5, V5),
+    (6, V6),
+    (7, V7),
+];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is
 /// dropped afterwards.

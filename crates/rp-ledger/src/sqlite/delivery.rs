@@ -16,8 +16,8 @@ use crate::webhook::{
 };
 
 /// Claims due deliveries (see [`claim`]). The due index is named: it holds only the
-/// deliveries not yet delivered, in time order, so a claim reads the few due ones and stops at
-/// its limit; without it, SQLite prefers the index by payment (every delivery ever made, then
+/// deliveries not yet delivered, by project and time, so a claim reads the few due ones of its
+/// project and stops at its limit; without it, SQLite prefers the index by payment (every delivery ever made, then
 /// sorted), and claims slow down as the ledger grows. A claimed delivery is next due when its
 /// lease ends (its attempt, recorded, sets the real time): the deliveries in flight are out of
 /// the range every later claim and set-aside reads, and one that is blocked behind them is set
@@ -326,8 +326,8 @@ pub(super) fn record_attempt(
 mod tests {
     use super::*;
 
-    /// The claim walks the due index in time order and sorts nothing, however many
-    /// deliveries the ledger holds.
+    /// The claim walks the due index of its project in time order and sorts nothing, however
+    /// many deliveries the ledger (and its other projects) hold.
     #[test]
     fn claims_read_the_due_index() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -345,5 +345,10 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        // One project's due deliveries only: another project's are not read.
+        assert!(
+            plan.contains("USING INDEX webhook_deliveries_due (project_id=? AND next_attempt_at"),
+            "{plan}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -238,8 +238,25 @@ CREATE INDEX batch_rows_by_payment ON batch_rows (project_id, payment_id)
     WHERE payment_id IS NOT NULL;
 ";
 
+/// Version 7: the due deliveries by project, then time. A claim and a set-aside read one
+/// project's due deliveries; on a ledger shared by projects, those of another project (one
+/// whose sender is not running, say) are no longer read by each of them.
+const V7: &str = "
+DROP INDEX webhook_deliveries_due;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (project_id, next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, V1),
+    (2, V2),
+    (3, V3),
+    (4, V4),
+    (5, V5),
+    (6, V6),
+    (7, V7),
+];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and
 /// every migration run in one `BEGIN IMMEDIATE` transaction, so that processes opening a new

@@ -1142,3 +1142,38 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     drop(ledger);
     db.remove().await;
 }
+
+/// The due deliveries are indexed by project, then time: a claim seeks its own project's,
+/// and never reads another project's (a project whose sender is not running, say).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_deliveries_are_sought_by_project() {
+    let Some(admin) = server("due_deliveries_are_sought_by_project") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "due_by_project").await;
+    drop(db.open().await);
+    let sql = db.sql().await;
+    // An empty table: without this the planner would scan it, whatever the indexes.
+    sql.batch_execute("SET enable_seqscan = off").await.unwrap();
+    let plan: Vec<String> = sql
+        .query(
+            "EXPLAIN SELECT endpoint_id FROM rp_ledger.webhook_deliveries \
+             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= 5 AND project_id = 7 \
+             ORDER BY next_attempt_at LIMIT 10",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("webhook_deliveries_due"), "{plan}");
+    let condition = plan
+        .lines()
+        .find(|l| l.contains("Index Cond"))
+        .unwrap_or_default();
+    assert!(condition.contains("project_id = 7"), "{plan}");
+    assert!(!plan.contains("Sort"), "{plan}");
+    db.remove().await;
+}
