@@ -4,7 +4,8 @@
 use rp_model::{PaymentId, ResponseCode, wire};
 use rp_payout::{EventSource, PayoutEvent, PayoutRecord, PayoutState};
 use rusqlite::Row;
-use rusqlite::types::{Type, Value};
+use rusqlite::ToSql;
+use rusqlite::types::{ToSqlOutput, Type, Value, ValueRef};
 
 use crate::stored::time;
 pub(super) use crate::stored::{EVENT_COLUMNS, MUTABLE_COLUMNS, RECORD_COLUMNS, nanos, version};
@@ -90,6 +91,46 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<PayoutRecord> {
     record.next_check_at = row.get::<_, Option<i64>>(14)?.map(time);
     record.metadata = row.get(15)?;
     Ok(record)
+}
+
+/// A payment ID exactly as stored, whatever it holds (text that is not UTF-8, a BLOB: a
+/// foreign write), as the keyset cursor of a walk that goes on after an unreadable record.
+/// (`rusqlite`'s own `Value` panics on text that is not UTF-8.)
+pub(super) enum StoredKey {
+    /// Text, as its bytes.
+    Text(Vec<u8>),
+    /// Anything else.
+    Other(Value),
+}
+
+impl StoredKey {
+    /// Column `index` of `row`.
+    pub(super) fn read(row: &Row<'_>, index: usize) -> rusqlite::Result<StoredKey> {
+        Ok(match row.get_ref(index)? {
+            ValueRef::Text(bytes) => StoredKey::Text(bytes.to_vec()),
+            other => StoredKey::Other(Value::from(other)),
+        })
+    }
+
+    /// For a log line: the text (lossy), or what it is when it is not text.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            StoredKey::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            StoredKey::Other(Value::Blob(bytes)) => format!("(a BLOB of {} bytes)", bytes.len()),
+            StoredKey::Other(Value::Integer(n)) => format!("(the number {n})"),
+            StoredKey::Other(Value::Real(n)) => format!("(the number {n})"),
+            StoredKey::Other(_) => "(NULL)".to_owned(),
+        }
+    }
+}
+
+impl ToSql for StoredKey {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            StoredKey::Text(bytes) => ValueRef::Text(bytes),
+            StoredKey::Other(value) => ValueRef::from(value),
+        }))
+    }
 }
 
 /// An event from a row of [`EVENT_COLUMNS`].

@@ -485,22 +485,32 @@ impl PayoutStore for SqliteStore {
                     let mut statement = conn.prepare_cached(&UNSETTLED)?;
                     // A record this rp cannot read is skipped (and said), and the page filled
                     // from the rows after it: one such record must not stop reconcile.
-                    let (mut page, mut after) = (Vec::new(), after);
+                    // The cursor is the key as stored: a key that is not text (a foreign
+                    // write) is an unreadable record too, and the walk goes on after it.
+                    let (mut page, mut after) =
+                        (Vec::new(), rows::StoredKey::Text(after.into_bytes()));
                     loop {
                         let wanted = limit - page.len();
-                        let rows: Vec<(String, rusqlite::Result<PayoutRecord>)> = statement
-                            .query_map(
-                                params![project, after, i64::try_from(wanted).unwrap_or(i64::MAX)],
-                                |row| Ok((row.get(0)?, rows::record(row))),
-                            )?
-                            .collect::<rusqlite::Result<_>>()?;
+                        let rows: Vec<(rows::StoredKey, rusqlite::Result<PayoutRecord>)> =
+                            statement
+                                .query_map(
+                                    params![
+                                        project,
+                                        after,
+                                        i64::try_from(wanted).unwrap_or(i64::MAX)
+                                    ],
+                                    |row| Ok((rows::StoredKey::read(row, 0)?, rows::record(row))),
+                                )?
+                                .collect::<rusqlite::Result<_>>()?;
                         let exhausted = rows.len() < wanted;
-                        for (payment_id, record) in rows {
+                        for (key, record) in rows {
                             match record {
                                 Ok(record) => page.push(record),
-                                Err(error) => crate::stored::unreadable(&payment_id, &error),
+                                Err(error) => {
+                                    crate::stored::unreadable(&key.describe(), &error);
+                                }
                             }
-                            after = payment_id;
+                            after = key;
                         }
                         if exhausted || page.len() >= limit {
                             return Ok(page);

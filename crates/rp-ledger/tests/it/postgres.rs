@@ -30,6 +30,7 @@ mod review_onclash_pg;
 mod review_pg_aside;
 mod review_pg_replay_locks;
 mod review_reg;
+mod review_unsettled_pg;
 mod review_webhooks;
 
 const HOW: &str = "run `cargo xtask test-postgres` (or `cargo xtask ci`), which starts a throwaway \

@@ -51,7 +51,7 @@ async fn an_unreadable_delivery_holds_up_no_other_on_sqlite() {
 }
 
 /// Writes a state no rp knows into the record of `payment_id`.
-async fn make_unreadable(place: &Place, url: &str, project: u64, payment_id: &str) {
+pub(crate) async fn make_unreadable(place: &Place, url: &str, project: u64, payment_id: &str) {
     let sql = "UPDATE {payouts} SET state = $state WHERE project_id = $project \
                AND payment_id = $id";
     match place {

@@ -13,5 +13,7 @@ mod reconcile;
 mod review;
 mod review_ledger;
 mod review_meta;
+#[cfg(feature = "axum")]
+mod review_serve;
 mod status;
 mod store_failure;
