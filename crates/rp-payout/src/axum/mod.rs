@@ -25,10 +25,11 @@
 //! cap on connections, so 50 clients that send half a request head hold 50 connections
 //! forever. [`serve`] and [`serve_with_shutdown`] add them ([`ConnectionLimits`]): the request
 //! head must arrive within 10 s ([`DEFAULT_HEADER_READ_TIMEOUT`], also the idle keep-alive
-//! time), and at most 256 connections ([`DEFAULT_MAX_CONNECTIONS`]) are served at once: near
-//! the cap answers close their connections, at the cap the connection idle the longest makes
-//! way for a new one, and when every one has a request in flight, new ones wait for the first
-//! answer. Mount the router where the
+//! time), a client that takes no part of its answer for 10 s is cut off
+//! ([`DEFAULT_WRITE_TIMEOUT`]), and at most 256 connections ([`DEFAULT_MAX_CONNECTIONS`]) are
+//! served at once: near the cap answers close their connections, at the cap the connection
+//! idle the longest makes way for a new one (a request received, or an answer being written,
+//! is never cut), and when none is idle, new ones wait for a place. Mount the router where the
 //! project's callback URL points:
 //!
 //! ```no_run
@@ -63,11 +64,12 @@ use tokio::sync::Semaphore;
 
 use crate::{CallbackOutcome, Client};
 
+mod connections;
 mod serve;
 
 pub use serve::{
-    ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, serve,
-    serve_with_shutdown, serve_with_shutdown_via,
+    ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_WRITE_TIMEOUT,
+    SHUTDOWN_GRACE, serve, serve_with_shutdown, serve_with_shutdown_via,
 };
 
 /// The default largest callback body: 64 KiB. The platform's callbacks are a few KiB.

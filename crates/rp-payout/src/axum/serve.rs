@@ -1,12 +1,11 @@
-//! The serve loop: HTTP/1.1 connections with a header read timeout and a connection cap,
-//! which `axum::serve` lacks. Near the cap, answers close their connections; at the cap, the
-//! connection idle the longest is closed to let a new one in ([`Open`]).
+//! The serve loop: HTTP/1.1 connections with a header read timeout, a write timeout and a
+//! connection cap, which `axum::serve` lacks. Near the cap, answers close their connections;
+//! at the cap, an idle connection is closed to let a new one in
+//! ([`super::connections`]).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header::CONNECTION};
@@ -15,18 +14,31 @@ use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, TryAcquireError, watch};
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 use tokio::task::JoinSet;
+
+use super::connections::{Busy, Counted, Open, Tracked};
 
 /// The default time a client has to send a request head (and that an idle keep-alive
 /// connection stays open): 10 s.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default time a client may take no part of its answer before its connection is cut:
+/// 10 s.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long, after the shutdown signal, the connections still open may finish: then they are
+/// dropped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How often the accept loop, waiting at the cap, looks again for an idle connection.
+const RECHECK: Duration = Duration::from_millis(100);
+
 /// The default number of connections [`serve`] handles at once: 256.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
-/// The connection limits of [`serve`]: the header read timeout and the connection cap. See
-/// the [module documentation](self) for the defaults.
+/// The connection limits of [`serve`]: the header read timeout, the write timeout and the
+/// connection cap. See the [module documentation](super) for the defaults.
 ///
 /// ```
 /// use std::time::Duration;
@@ -34,6 +46,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 ///
 /// let limits = ConnectionLimits::default()
 ///     .with_header_read_timeout(Duration::from_secs(5))
+///     .with_write_timeout(Duration::from_secs(20))
 ///     .with_max_connections(64);
 /// assert_eq!(limits.max_connections, 64);
 /// assert_eq!(ConnectionLimits::default().header_read_timeout, Duration::from_secs(10));
@@ -45,11 +58,13 @@ pub struct ConnectionLimits {
     /// connection is kept (default [`DEFAULT_HEADER_READ_TIMEOUT`]). Then the connection is
     /// closed.
     pub header_read_timeout: Duration,
+    /// How long a client may take no part of its answer (default [`DEFAULT_WRITE_TIMEOUT`]).
+    /// Then the connection is cut: a client that does not read holds no place for ever.
+    pub write_timeout: Duration,
     /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], at
     /// least 1). Near the cap, each answer closes its connection; at the cap, a new
-    /// connection is let in by closing the one idle the longest (between two requests, or yet
-    /// to send its first), and when every one has a request in flight, it waits until the
-    /// first of them is answered.
+    /// connection is let in by closing the one idle the longest (nothing received since its
+    /// last answer, or since it connected), and when none is idle, it waits for a place.
     pub max_connections: usize,
 }
 
@@ -57,6 +72,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
@@ -67,6 +83,13 @@ impl ConnectionLimits {
     #[must_use]
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// The same limits with another write timeout.
+    #[must_use]
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 
@@ -86,17 +109,20 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits)
 
 /// Serves `app` on `listener` (HTTP/1.1) until `signal` completes, with what `axum::serve`
 /// lacks: a header read timeout ([`ConnectionLimits::header_read_timeout`], which also ends
-/// idle keep-alive connections) and a connection cap ([`ConnectionLimits::max_connections`]).
-/// Near the cap (fewer than an eighth of the places free, at least two), each answer closes
-/// its connection (`Connection: close`), and at the cap the connection idle the longest
-/// (between two requests, or yet to send its first) is closed to let a new one in, as a
-/// reverse proxy does: otherwise a client's pool of keep-alive connections, idle after a
-/// burst, would hold every place until its idle time ran out, and the next connection would
-/// wait that long in the listen backlog. Put [`RequestLimits`](super::RequestLimits) on the
-/// router for the body (the callback routers have them).
+/// idle keep-alive connections), a write timeout ([`ConnectionLimits::write_timeout`]) and a
+/// connection cap ([`ConnectionLimits::max_connections`]). Near the cap (fewer than an
+/// eighth of the places free), each answer closes its connection (`Connection: close`), and
+/// at the cap the connection idle the longest (nothing received since its last answer, or
+/// since it connected) is closed to let a new one in, as a reverse proxy does: otherwise a
+/// client's pool of keep-alive connections, idle after a burst, would hold every place until
+/// its idle time ran out, and the next connection would wait that long in the listen
+/// backlog. A request received, even in part, is never cut for this, nor an answer being
+/// written. Put [`RequestLimits`](super::RequestLimits) on the router for the body (the
+/// callback routers have them).
 ///
 /// On `signal` it stops accepting, lets requests in flight finish, closes idle connections,
-/// and returns when every connection has ended. Errors accepting a connection (e.g. too many
+/// and returns when every connection has ended, or [`SHUTDOWN_GRACE`] after the signal (the
+/// connections still open are then dropped). Errors accepting a connection (e.g. too many
 /// open files) are logged and retried after 50 ms; errors of a single connection are logged
 /// at debug level.
 pub async fn serve_with_shutdown(
@@ -128,8 +154,9 @@ pub async fn serve_with_shutdown_via<A, F, I>(
 {
     let (stop, stopped) = watch::channel(false);
     let mut signal = std::pin::pin!(signal);
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let open = Arc::new(Open::new(Arc::clone(&slots), limits.max_connections.max(1)));
+    let cap = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(cap));
+    let open = Arc::new(Open::new(Arc::clone(&slots), cap));
     let accept = Arc::new(accept);
     let mut connections = JoinSet::new();
     loop {
@@ -144,24 +171,7 @@ pub async fn serve_with_shutdown_via<A, F, I>(
             },
             () = &mut signal => break,
         };
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => Some(slot),
-            Err(TryAcquireError::Closed) => None,
-            Err(TryAcquireError::NoPermits) => {
-                // At the cap: the connection idle the longest makes way; when every one has
-                // a request in flight, the first to finish does (crowded: it closes).
-                if open.close_longest_idle() {
-                    tracing::debug!(
-                        "at the connection cap: closed the connection idle the longest"
-                    );
-                }
-                tokio::select! {
-                    slot = Arc::clone(&slots).acquire_owned() => slot.ok(),
-                    () = &mut signal => None,
-                }
-            }
-        };
-        let Some(slot) = slot else {
+        let Some(slot) = place(&slots, &open, &mut signal).await else {
             break;
         };
         while connections.try_join_next().is_some() {}
@@ -179,181 +189,119 @@ pub async fn serve_with_shutdown_via<A, F, I>(
             let Some(io) = io else {
                 return;
             };
-            let this = open.register();
-            let service = {
-                let (open, this) = (Arc::clone(&open), Arc::clone(&this.connection));
-                hyper::service::service_fn(move |request| {
-                    let busy = Busy::enter(&open, &this);
-                    let call = app.call(request);
-                    async move {
-                        let mut response = call.await;
-                        if busy.open.crowded()
-                            && let Ok(response) = &mut response
-                        {
-                            response
-                                .headers_mut()
-                                .insert(CONNECTION, HeaderValue::from_static("close"));
-                        }
-                        drop(busy);
-                        response
-                    }
-                })
-            };
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .keep_alive(true);
-            let connection = builder.serve_connection(TokioIo::new(io), service);
-            let mut connection = std::pin::pin!(connection);
-            let close = this.connection.close.notified();
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "connection ended");
-                    }
-                }
-                () = async { tokio::select! {
-                    () = stopping(&mut stopped_connection) => {}
-                    () = close => {}
-                } } => {
-                    // Idle: closed now; else after the request in flight.
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            serve_connection(io, app, &open, limits, stopped_connection).await;
         });
     }
     drop(listener);
     let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    let all = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open {SHUTDOWN_GRACE:?} after the shutdown signal are dropped"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+/// A place for a new connection: at once when one is free; at the cap, once the connection
+/// idle the longest has made way (looked for again whenever a connection becomes idle or
+/// declines, and every [`RECHECK`]), or another ended. `None` on `signal`.
+async fn place(
+    slots: &Arc<Semaphore>,
+    open: &Open,
+    signal: &mut (impl Future<Output = ()> + Unpin),
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        match Arc::clone(slots).try_acquire_owned() {
+            Ok(slot) => return Some(slot),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let changed = open.changed.notified();
+        open.close_longest_idle();
+        tokio::select! {
+            slot = Arc::clone(slots).acquire_owned() => return slot.ok(),
+            () = changed => {}
+            () = tokio::time::sleep(RECHECK) => {}
+            () = &mut *signal => return None,
+        }
+    }
+}
+
+/// Serves one accepted connection until it ends, `stopped` turns true (then gracefully), or
+/// it is asked to make way while idle.
+async fn serve_connection<I>(
+    io: I,
+    app: TowerToHyperService<Router>,
+    open: &Arc<Open>,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let this = open.register();
+    let io = Counted::new(io, Arc::clone(&this.connection), limits.write_timeout);
+    let service = {
+        let (open, connection) = (Arc::clone(open), Arc::clone(&this.connection));
+        hyper::service::service_fn(move |request| {
+            let busy = Busy::enter(&open, &connection);
+            let call = app.call(request);
+            async move {
+                let response = call.await?;
+                let (mut head, body) = response.into_parts();
+                if busy.crowded() {
+                    head.headers
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(axum::http::Response::from_parts(
+                    head,
+                    Tracked::body(body, busy),
+                ))
+            }
+        })
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    loop {
+        // The connection first: bytes already in its socket are read (and count) before a
+        // request to make way is looked at.
+        tokio::select! {
+            biased;
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended");
+                }
+                return;
+            }
+            () = stopping(&mut stopped) => break,
+            () = this.connection.close.notified() => {
+                if this.connection.is_idle() {
+                    break;
+                }
+                open.declined(&this.connection);
+            }
+        }
+    }
+    // Never answered and idle: nothing received, nothing to write, and hyper would keep it
+    // until its head read timeout; dropped.
+    if this.connection.is_fresh() && this.connection.is_idle() {
+        return;
+    }
+    // Idle: closed now; else after the request in flight.
+    connection.as_mut().graceful_shutdown();
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended");
+    }
 }
 
 /// Resolves once `stopped` turns true (or its sender is gone).
 async fn stopping(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
-}
-
-/// The connections being served (past their `accept`), so that at the cap the one idle the
-/// longest can be asked to close.
-struct Open {
-    /// Served connections by number; one asked to close is taken out.
-    connections: Mutex<HashMap<u64, Arc<Connection>>>,
-    /// The next connection's number.
-    next: AtomicU64,
-    /// The places ([`ConnectionLimits::max_connections`]) not taken.
-    slots: Arc<Semaphore>,
-    /// Fewer places than this free: crowded ([`Open::crowded`]).
-    headroom: usize,
-    /// Where [`Connection::idle_since`] counts from.
-    started: Instant,
-}
-
-/// One served connection, as [`Open`] sees it.
-#[derive(Default)]
-struct Connection {
-    /// Requests in the service now; none means idle (between two requests, or yet to send
-    /// its first).
-    in_flight: AtomicUsize,
-    /// Since when it has been idle, in microseconds from [`Open::started`].
-    idle_since: AtomicU64,
-    /// Asks the connection to close (at once when idle, else after its request in flight).
-    close: Notify,
-}
-
-impl Open {
-    fn new(slots: Arc<Semaphore>, cap: usize) -> Open {
-        Open {
-            connections: Mutex::default(),
-            next: AtomicU64::new(0),
-            slots,
-            headroom: (cap / 8).max(2),
-            started: Instant::now(),
-        }
-    }
-
-    /// Near the cap (fewer than an eighth of the places free, or a connection waiting for
-    /// one): each answer closes its connection (`Connection: close`), so that places free
-    /// up without closing a connection under a client about to reuse it.
-    fn crowded(&self) -> bool {
-        self.slots.available_permits() < self.headroom
-    }
-
-    /// Microseconds since [`Open::started`].
-    fn now(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
-        self.connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Adds a connection, idle from now; it is taken out when the answer is dropped.
-    fn register(self: &Arc<Self>) -> Registered {
-        let number = self.next.fetch_add(1, Ordering::Relaxed);
-        let connection = Arc::new(Connection::default());
-        connection.idle_since.store(self.now(), Ordering::Relaxed);
-        self.connections().insert(number, Arc::clone(&connection));
-        Registered {
-            open: Arc::clone(self),
-            number,
-            connection,
-        }
-    }
-
-    /// Asks the connection idle the longest to close, and takes it out; `false` when none
-    /// is idle.
-    fn close_longest_idle(&self) -> bool {
-        let mut connections = self.connections();
-        let longest = connections
-            .iter()
-            .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
-            .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
-            .map(|(number, _)| *number);
-        let Some(connection) = longest.and_then(|number| connections.remove(&number)) else {
-            return false;
-        };
-        connection.close.notify_one();
-        true
-    }
-}
-
-/// A connection in [`Open`], taken out when dropped (its task ended).
-struct Registered {
-    open: Arc<Open>,
-    number: u64,
-    connection: Arc<Connection>,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        self.open.connections().remove(&self.number);
-    }
-}
-
-/// A request in the service: its connection is not idle until this is dropped.
-struct Busy {
-    open: Arc<Open>,
-    connection: Arc<Connection>,
-}
-
-impl Busy {
-    fn enter(open: &Arc<Open>, connection: &Arc<Connection>) -> Busy {
-        connection.in_flight.fetch_add(1, Ordering::AcqRel);
-        Busy {
-            open: Arc::clone(open),
-            connection: Arc::clone(connection),
-        }
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.connection
-            .idle_since
-            .store(self.open.now(), Ordering::Relaxed);
-        self.connection.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
 }

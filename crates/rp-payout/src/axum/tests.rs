@@ -106,6 +106,7 @@ fn the_defaults_are_the_documented_ones() {
     let connection = ConnectionLimits::default();
     assert_eq!(connection.header_read_timeout, Duration::from_secs(10));
     assert_eq!(connection.max_connections, 256);
+    assert_eq!(connection.write_timeout, Duration::from_secs(10));
     assert_eq!(
         RequestLimits::default()
             .with_max_concurrent_requests(0)
@@ -237,30 +238,34 @@ fn closed(stream: &mut TcpStream) -> bool {
 
 #[tokio::test]
 async fn near_the_cap_answers_close_their_connections() {
-    // Idle keep-alive connections would hold their places for a minute.
+    // Sixteen places: crowded when fewer than two are free. Idle keep-alive connections
+    // would hold their places for a minute.
     let (addr, handled) = start(
         limits(),
         connection_limits()
-            .with_max_connections(4)
+            .with_max_connections(16)
             .with_header_read_timeout(Duration::from_secs(60)),
     )
     .await;
     tokio::task::spawn_blocking(move || {
-        // Two of four places taken: kept alive.
-        let mut first = TcpStream::connect(addr).unwrap();
-        assert!(!keep_alive_exchange(&mut first).1, "kept alive");
-        let mut second = TcpStream::connect(addr).unwrap();
-        assert!(!keep_alive_exchange(&mut second).1, "kept alive");
-        // Three: fewer than two places free, so the answer closes its connection...
-        let mut third = TcpStream::connect(addr).unwrap();
-        assert!(keep_alive_exchange(&mut third).1, "Connection: close");
-        assert!(closed(&mut third), "the third connection is closed");
+        // Up to fourteen of sixteen places taken: kept alive.
+        let mut kept: Vec<TcpStream> = (0..14)
+            .map(|_| {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                assert!(!keep_alive_exchange(&mut stream).1, "kept alive");
+                stream
+            })
+            .collect();
+        // Fifteen: one place free, so the answer closes its connection...
+        let mut crowded = TcpStream::connect(addr).unwrap();
+        assert!(keep_alive_exchange(&mut crowded).1, "Connection: close");
+        assert!(closed(&mut crowded), "the fifteenth connection is closed");
         // ...and the others still serve (now not crowded).
-        assert!(!keep_alive_exchange(&mut first).1, "kept alive");
+        assert!(!keep_alive_exchange(&mut kept[0]).1, "kept alive");
     })
     .await
     .unwrap();
-    assert_eq!(handled.load(Ordering::SeqCst), 4);
+    assert_eq!(handled.load(Ordering::SeqCst), 16);
 }
 
 #[tokio::test]

@@ -100,6 +100,28 @@ async fn at_the_cap_a_connection_still_writing_its_answer_is_not_the_one_to_make
     );
 }
 
+/// A client that does not read its answer is cut after the write timeout, and its place goes
+/// to the next connection (before the write timeout, it held the place for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_its_answer_is_cut_after_the_write_timeout() {
+    let addr = start(
+        app(),
+        ConnectionLimits::default()
+            .with_max_connections(1)
+            .with_header_read_timeout(Duration::from_secs(60))
+            .with_write_timeout(Duration::from_millis(500)),
+    )
+    .await;
+    let _slow_reader = non_reading_download(addr);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, took) = exchange(addr, CALLBACK).await;
+    assert_eq!(status, "200", "served once the non-reader was cut");
+    assert!(
+        took >= Duration::from_millis(300),
+        "served after {took:?}: the only place was taken"
+    );
+}
+
 /// Pre-existing, not new in c7d3a7a, but the question was asked: a client that pipelines
 /// requests to the callback router and never reads its answers holds its place for ever
 /// (there is no write timeout), and `serve_with_shutdown` never returns after its signal.
