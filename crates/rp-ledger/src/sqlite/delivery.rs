@@ -16,12 +16,13 @@ use crate::webhook::{
 };
 
 /// Claims due deliveries (see [`claim`]). The due index is named: it holds only the
-/// deliveries not yet delivered, by project and time, so a claim reads the few due ones of its
-/// project and stops at its limit; without it, SQLite prefers the index by payment (every delivery ever made, then
-/// sorted), and claims slow down as the ledger grows. A claimed delivery is next due when its
-/// lease ends (its attempt, recorded, sets the real time): the deliveries in flight are out of
-/// the range every later claim and set-aside reads, and one that is blocked behind them is set
-/// aside until then (or until their delivery pulls it forward), not read again by each claim.
+/// deliveries not yet delivered, by project and time, so a claim reads the few due ones of
+/// its project and stops at its limit; without it, SQLite prefers the index by payment (every
+/// delivery ever made, then sorted), and claims slow down as the ledger grows. A claimed
+/// delivery is next due when its lease ends (its attempt, recorded, sets the real time): the
+/// deliveries in flight are out of the range every later claim and set-aside reads, and one
+/// that is blocked behind them is set aside until then (or until their delivery pulls it
+/// forward), not read again by each claim.
 const CLAIM: &str = "UPDATE webhook_deliveries SET claimed_by = ?2, lease_until = ?3, \
      next_attempt_at = ?3 \
      WHERE rowid IN (SELECT d.rowid FROM webhook_deliveries d \
