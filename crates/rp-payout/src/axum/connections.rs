@@ -24,6 +24,12 @@ use tokio::sync::{Notify, Semaphore};
 /// How long a connection asked to make way may take to close before another is asked.
 const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a connection must have been idle to be asked to make way: its client may be
+/// writing a request at this very moment (a new connection's first, one round trip after a
+/// TLS handshake; a pooled connection's next), and such a request must not meet a closed
+/// socket.
+const MIN_IDLE: Duration = Duration::from_secs(1);
+
 /// The connections being served (past their `accept`), so that at the cap an idle one can
 /// be asked to close, and so that answers close their connections near the cap.
 pub(super) struct Open {
@@ -131,23 +137,27 @@ impl Open {
         }
     }
 
-    /// Asks the connection idle the longest to make way, unless one asked less than
-    /// [`CLOSING_GRACE`] ago is still closing (one at a time).
+    /// Asks the connection idle the longest (at least [`MIN_IDLE`]) to make way, unless one
+    /// asked less than [`CLOSING_GRACE`] ago is still closing (one at a time); one asked
+    /// before and still closing is not asked again.
     pub(super) fn close_longest_idle(&self) {
         let now = self.now();
-        let grace = u64::try_from(CLOSING_GRACE.as_micros()).unwrap_or(u64::MAX);
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let connections = self.connections();
         let closing = connections.values().any(|c| {
             let since = c.closing_since.load(Ordering::Acquire);
-            since != 0 && now.saturating_sub(since - 1) < grace
+            since != 0 && now.saturating_sub(since - 1) < micros(CLOSING_GRACE)
         });
         if closing {
             return;
         }
         let longest = connections
             .values()
-            .filter(|c| c.is_idle())
-            .min_by_key(|c| c.idle_since.load(Ordering::Relaxed));
+            .filter(|c| c.closing_since.load(Ordering::Acquire) == 0 && c.is_idle())
+            .min_by_key(|c| c.idle_since.load(Ordering::Acquire))
+            .filter(|c| {
+                now.saturating_sub(c.idle_since.load(Ordering::Acquire)) >= micros(MIN_IDLE)
+            });
         if let Some(connection) = longest {
             connection.closing_since.store(now + 1, Ordering::Release);
             connection.close.notify_one();
@@ -209,7 +219,7 @@ impl Drop for Busy {
             .store(connection.read.load(Ordering::Acquire), Ordering::Release);
         connection
             .idle_since
-            .store(self.open.now(), Ordering::Relaxed);
+            .store(self.open.now(), Ordering::Release);
         if connection.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.open.changed.notify_waiters();
         }

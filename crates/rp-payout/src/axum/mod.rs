@@ -28,8 +28,8 @@
 //! time), a client that takes no part of its answer for 10 s is cut off
 //! ([`DEFAULT_WRITE_TIMEOUT`]), and at most 256 connections ([`DEFAULT_MAX_CONNECTIONS`]) are
 //! served at once: near the cap answers close their connections, at the cap the connection
-//! idle the longest makes way for a new one (a request received, or an answer being written,
-//! is never cut), and when none is idle, new ones wait for a place. Mount the router where the
+//! idle the longest (a second at least) makes way for a new one (a request received, or an
+//! answer being written, is never cut), and when none is idle, new ones wait for a place. Mount the router where the
 //! project's callback URL points:
 //!
 //! ```no_run

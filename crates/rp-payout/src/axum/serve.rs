@@ -34,6 +34,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How often the accept loop, waiting at the cap, looks again for an idle connection.
 const RECHECK: Duration = Duration::from_millis(100);
 
+/// The timeouts are kept within these bounds (hyper adds the header read timeout to the
+/// time now: `Duration::MAX` would overflow).
+const TIMEOUT_BOUNDS: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_secs(24 * 3600));
+
+/// The most bytes a connection's socket holds not yet sent (`TCP_NOTSENT_LOWAT`, Linux):
+/// the socket is writable again as the client acknowledges, so the write timeout sees a
+/// slow but steady reader's progress (without it, only once a third of a send buffer of up
+/// to 4 MiB has drained).
+const NOT_SENT_AT_MOST: u32 = 128 * 1024;
+
 /// The default number of connections [`serve`] handles at once: 256.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
@@ -59,12 +70,14 @@ pub struct ConnectionLimits {
     /// closed.
     pub header_read_timeout: Duration,
     /// How long a client may take no part of its answer (default [`DEFAULT_WRITE_TIMEOUT`]).
-    /// Then the connection is cut: a client that does not read holds no place for ever.
+    /// Then the connection is cut: a client that does not read holds no place for ever. Both
+    /// timeouts are kept between 1 ms and 24 h.
     pub write_timeout: Duration,
     /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], at
     /// least 1). Near the cap, each answer closes its connection; at the cap, a new
     /// connection is let in by closing the one idle the longest (nothing received since its
-    /// last answer, or since it connected), and when none is idle, it waits for a place.
+    /// last answer, or since it connected, for at least a second), and when none is, it
+    /// waits for a place.
     pub max_connections: usize,
 }
 
@@ -113,7 +126,8 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits)
 /// connection cap ([`ConnectionLimits::max_connections`]). Near the cap (fewer than an
 /// eighth of the places free), each answer closes its connection (`Connection: close`), and
 /// at the cap the connection idle the longest (nothing received since its last answer, or
-/// since it connected) is closed to let a new one in, as a reverse proxy does: otherwise a
+/// since it connected, for at least a second) is closed to let a new one in, as a reverse
+/// proxy does: otherwise a
 /// client's pool of keep-alive connections, idle after a burst, would hold every place until
 /// its idle time ran out, and the next connection would wait that long in the listen
 /// backlog. A request received, even in part, is never cut for this, nor an answer being
@@ -176,12 +190,13 @@ pub async fn serve_with_shutdown_via<A, F, I>(
         };
         while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOT_SENT_AT_MOST);
         let app = TowerToHyperService::new(app.clone());
         let mut stopped_connection = stopped.clone();
         let accepting = accept(stream);
         let open = Arc::clone(&open);
         connections.spawn(async move {
-            let _slot = slot;
             let io = tokio::select! {
                 io = accepting => io,
                 () = stopping(&mut stopped_connection) => return,
@@ -189,7 +204,7 @@ pub async fn serve_with_shutdown_via<A, F, I>(
             let Some(io) = io else {
                 return;
             };
-            serve_connection(io, app, &open, limits, stopped_connection).await;
+            serve_connection(io, app, &open, limits, slot, stopped_connection).await;
         });
     }
     drop(listener);
@@ -230,19 +245,26 @@ async fn place(
     }
 }
 
-/// Serves one accepted connection until it ends, `stopped` turns true (then gracefully), or
-/// it is asked to make way while idle.
+/// Serves one accepted connection, holding `slot`, until it ends, `stopped` turns true (then
+/// gracefully), or it is asked to make way while idle (its place is then given up at once,
+/// while it closes).
 async fn serve_connection<I>(
     io: I,
     app: TowerToHyperService<Router>,
     open: &Arc<Open>,
     limits: ConnectionLimits,
+    slot: tokio::sync::OwnedSemaphorePermit,
     mut stopped: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let bounded = |timeout: Duration| timeout.clamp(TIMEOUT_BOUNDS.0, TIMEOUT_BOUNDS.1);
     let this = open.register();
-    let io = Counted::new(io, Arc::clone(&this.connection), limits.write_timeout);
+    let io = Counted::new(
+        io,
+        Arc::clone(&this.connection),
+        bounded(limits.write_timeout),
+    );
     let service = {
         let (open, connection) = (Arc::clone(open), Arc::clone(&this.connection));
         hyper::service::service_fn(move |request| {
@@ -265,7 +287,7 @@ async fn serve_connection<I>(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(bounded(limits.header_read_timeout))
         .keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     let mut connection = std::pin::pin!(connection);
@@ -282,17 +304,21 @@ async fn serve_connection<I>(
             }
             () = stopping(&mut stopped) => break,
             () = this.connection.close.notified() => {
-                if this.connection.is_idle() {
-                    break;
+                if !this.connection.is_idle() {
+                    open.declined(&this.connection);
+                    continue;
                 }
-                open.declined(&this.connection);
+                // Never answered: nothing received, nothing to write, and hyper would keep
+                // it until its head read timeout; dropped.
+                if this.connection.is_fresh() {
+                    return;
+                }
+                // Its close (a TLS close_notify, say) may take a while: the newcomer need
+                // not wait for it.
+                drop(slot);
+                break;
             }
         }
-    }
-    // Never answered and idle: nothing received, nothing to write, and hyper would keep it
-    // until its head read timeout; dropped.
-    if this.connection.is_fresh() && this.connection.is_idle() {
-        return;
     }
     // Idle: closed now; else after the request in flight.
     connection.as_mut().graceful_shutdown();

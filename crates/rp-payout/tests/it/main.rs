@@ -15,5 +15,7 @@ mod review_ledger;
 mod review_meta;
 #[cfg(feature = "axum")]
 mod review_serve;
+#[cfg(feature = "axum")]
+mod review_serve2;
 mod status;
 mod store_failure;
