@@ -24,6 +24,9 @@ use tokio::sync::{Notify, Semaphore};
 /// How long a connection asked to make way may take to close before another is asked.
 const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
+/// [`Connection::closing_since`] of a connection that accepted to make way.
+const GAVE_WAY: u64 = u64::MAX;
+
 /// How long a connection must have been idle to be asked to make way: its client may be
 /// writing a request at this very moment (a new connection's first, one round trip after a
 /// TLS handshake; a pooled connection's next), and such a request must not meet a closed
@@ -64,7 +67,7 @@ pub(super) struct Connection {
     /// Since when it has been idle, in microseconds from [`Open::started`].
     idle_since: AtomicU64,
     /// When it was asked to make way, in microseconds from [`Open::started`] plus one (0:
-    /// not asked, or it declined).
+    /// not asked, or it declined; [`GAVE_WAY`]: it accepted).
     closing_since: AtomicU64,
     /// Asks the connection to close if it is still idle when it looks.
     pub(super) close: Notify,
@@ -146,7 +149,7 @@ impl Open {
         let connections = self.connections();
         let closing = connections.values().any(|c| {
             let since = c.closing_since.load(Ordering::Acquire);
-            since != 0 && now.saturating_sub(since - 1) < micros(CLOSING_GRACE)
+            since != 0 && since != GAVE_WAY && now.saturating_sub(since - 1) < micros(CLOSING_GRACE)
         });
         if closing {
             return;
@@ -165,6 +168,12 @@ impl Open {
                 "at the connection cap: the connection idle the longest is asked to make way"
             );
         }
+    }
+
+    /// `connection` accepted to make way and gave its place up: another may be asked at
+    /// once (it is not asked again).
+    pub(super) fn gave_way(&self, connection: &Connection) {
+        connection.closing_since.store(GAVE_WAY, Ordering::Release);
     }
 
     /// `connection` was asked to make way but is no longer idle: another may be asked.

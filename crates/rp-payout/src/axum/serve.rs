@@ -316,6 +316,7 @@ async fn serve_connection<I>(
                 // Its close (a TLS close_notify, say) may take a while: the newcomer need
                 // not wait for it.
                 drop(slot);
+                open.gave_way(&this.connection);
                 break;
             }
         }
