@@ -40,10 +40,13 @@ const TIMEOUT_BOUNDS: (Duration, Duration) =
     (Duration::from_millis(1), Duration::from_secs(24 * 3600));
 
 /// The most bytes a connection's socket holds not yet sent (`TCP_NOTSENT_LOWAT`, Linux):
-/// the socket is writable again as the client acknowledges, so the write timeout sees a
-/// slow but steady reader's progress (without it, only once a third of a send buffer of up
-/// to 4 MiB has drained).
-const NOT_SENT_AT_MOST: u32 = 128 * 1024;
+/// the socket is writable again once half of it is sent, so the write timeout sees a slow
+/// but steady reader's progress (at the default 10 s, one reading 1 KiB/s is not cut;
+/// without it, only once a third of a send buffer of up to 4 MiB has drained).
+const NOT_SENT_AT_MOST: u32 = 16 * 1024;
+
+/// The largest connection cap (tokio's semaphore takes at most `usize::MAX >> 3`).
+const MAX_CAP: usize = 1_000_000;
 
 /// The default number of connections [`serve`] handles at once: 256.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
@@ -73,8 +76,8 @@ pub struct ConnectionLimits {
     /// Then the connection is cut: a client that does not read holds no place for ever. Both
     /// timeouts are kept between 1 ms and 24 h.
     pub write_timeout: Duration,
-    /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], at
-    /// least 1). Near the cap, each answer closes its connection; at the cap, a new
+    /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], 1 to
+    /// 1,000,000). Near the cap, each answer closes its connection; at the cap, a new
     /// connection is let in by closing the one idle the longest (nothing received since its
     /// last answer, or since it connected, for at least a second), and when none is, it
     /// waits for a place.
@@ -106,10 +109,10 @@ impl ConnectionLimits {
         self
     }
 
-    /// The same limits with another connection cap (at least 1).
+    /// The same limits with another connection cap (1 to 1,000,000).
     #[must_use]
     pub fn with_max_connections(mut self, connections: usize) -> Self {
-        self.max_connections = connections.max(1);
+        self.max_connections = connections.clamp(1, MAX_CAP);
         self
     }
 }
@@ -168,7 +171,7 @@ pub async fn serve_with_shutdown_via<A, F, I>(
 {
     let (stop, stopped) = watch::channel(false);
     let mut signal = std::pin::pin!(signal);
-    let cap = limits.max_connections.max(1);
+    let cap = limits.max_connections.clamp(1, MAX_CAP);
     let slots = Arc::new(Semaphore::new(cap));
     let open = Arc::new(Open::new(Arc::clone(&slots), cap));
     let accept = Arc::new(accept);

@@ -17,5 +17,7 @@ mod review_meta;
 mod review_serve;
 #[cfg(feature = "axum")]
 mod review_serve2;
+#[cfg(feature = "axum")]
+mod review_serve3;
 mod status;
 mod store_failure;
