@@ -101,9 +101,9 @@ impl Open {
         }
     }
 
-    /// Near the cap (fewer than an eighth of the places free, at least none): each answer
-    /// closes its connection (`Connection: close`), so that places free up without closing a
-    /// connection under a client about to reuse it.
+    /// Near the cap (fewer than an eighth of the places free; for a cap under 16, none):
+    /// each answer closes its connection (`Connection: close`), so that places free up
+    /// without closing a connection under a client about to reuse it.
     pub(super) fn crowded(&self) -> bool {
         self.slots.available_permits() < self.headroom
     }
