@@ -19,5 +19,7 @@ mod review_serve;
 mod review_serve2;
 #[cfg(feature = "axum")]
 mod review_serve3;
+#[cfg(feature = "axum")]
+mod serve_support;
 mod status;
 mod store_failure;

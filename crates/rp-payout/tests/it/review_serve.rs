@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::{get, post};
 use rp_model::ProjectId;
-use rp_payout::axum::{ConnectionLimits, callback_router, serve, serve_with_shutdown};
+use rp_payout::axum::{ConnectionLimits, callback_router, serve_with_shutdown};
 use rp_payout::{Client, Config};
 use rp_sign::SecretKey;
 use tokio::net::TcpListener;
+
+use crate::serve_support::{one_answer, start};
 
 /// 32 MiB: more than the loopback socket buffers hold, so a client that does not read
 /// leaves the server writing it.
@@ -26,13 +28,6 @@ fn app() -> Router {
     Router::new()
         .route("/big", get(|| async { vec![b'x'; BIG] }))
         .route("/callback", post(|| async { "ok" }))
-}
-
-async fn start(app: Router, limits: ConnectionLimits) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, app, limits));
-    addr
 }
 
 /// A complete request on a fresh connection; the status line's code and how long it took.
@@ -198,33 +193,6 @@ async fn at_the_cap_a_slowloris_connection_is_not_the_one_to_make_way() {
     drop(slowloris);
 }
 
-/// Reads one whole answer (with a Content-Length) from `stream`: `None` when the connection
-/// ends (EOF or reset) before it.
-fn read_answer(stream: &mut TcpStream) -> Option<String> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut response = Vec::new();
-    let mut buffer = [0u8; 1024];
-    loop {
-        let read = stream.read(&mut buffer).ok()?;
-        if read == 0 {
-            return None;
-        }
-        response.extend_from_slice(&buffer[..read]);
-        let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |n| n.trim().parse().unwrap());
-            if response.len() >= end + 4 + length {
-                return Some(text);
-            }
-        }
-    }
-}
-
 /// A keep-alive connection answered while the server was not crowded (no `Connection:
 /// close`), then the server fills up: a client reusing it and a new connection arriving at
 /// the same moment. When the accept loop runs first, the reused connection counts as idle
@@ -248,8 +216,7 @@ async fn a_request_already_sent_on_a_reused_connection_is_not_dropped_at_the_cap
         .await;
         let lost = tokio::task::spawn_blocking(move || {
             let mut reused = TcpStream::connect(addr).unwrap();
-            reused.write_all(KEEP_ALIVE.as_bytes()).unwrap();
-            let first = read_answer(&mut reused).unwrap();
+            let first = one_answer(&mut reused, KEEP_ALIVE.as_bytes(), false).unwrap();
             assert!(!first.contains("connection: close"), "{first}");
             // Fifteen more, sent nothing: the cap is reached.
             let others: Vec<TcpStream> =
@@ -259,7 +226,7 @@ async fn a_request_already_sent_on_a_reused_connection_is_not_dropped_at_the_cap
             // returns, on loopback), then a new connection.
             reused.write_all(KEEP_ALIVE.as_bytes()).unwrap();
             let newcomer = TcpStream::connect(addr).unwrap();
-            let answer = read_answer(&mut reused);
+            let answer = one_answer(&mut reused, b"", false);
             drop((others, newcomer));
             answer.is_none()
         })

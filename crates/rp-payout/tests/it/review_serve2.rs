@@ -13,6 +13,8 @@ use axum::routing::{get, post};
 use rp_payout::axum::{ConnectionLimits, serve};
 use tokio::net::TcpListener;
 
+use crate::serve_support::{holding, one_answer, read_slowly, start};
+
 fn app() -> Router {
     Router::new()
         .route("/callback", post(|| async { "ok" }))
@@ -25,13 +27,6 @@ fn app() -> Router {
         )
         .route("/big", get(|| async { vec![b'x'; 8 << 20] }))
         .route("/small", get(|| async { "small" }))
-}
-
-async fn start(app: Router, limits: ConnectionLimits) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, app, limits));
-    addr
 }
 
 const CALLBACK: &[u8] =
@@ -229,24 +224,7 @@ async fn a_steady_reader_never_pausing_for_the_write_timeout_is_not_cut() {
         ConnectionLimits::default().with_write_timeout(Duration::from_secs(2)),
     )
     .await;
-    let (got, took) = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream
-            .write_all(b"GET /big HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut buffer = vec![0u8; 64 << 10];
-        let (mut total, started) = (0usize, Instant::now());
-        while let Ok(n @ 1..) = stream.read(&mut buffer) {
-            total += n;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        (total, started.elapsed())
-    })
-    .await
-    .unwrap();
+    let (got, took) = read_slowly(addr, "/big", 64 << 10, Duration::from_millis(100)).await;
     assert!(
         got > 8 << 20,
         "the answer was cut after {got} of {} bytes ({took:?}), though the client read 64 KiB \
@@ -309,33 +287,6 @@ async fn no_stale_write_timer_fires_after_a_stall_and_an_idle_pause() {
     .unwrap();
     assert!(got >= 8 << 20, "only {got} bytes of the answer arrived");
     assert!(second.starts_with("HTTP/1.1 200"), "{second:?}");
-}
-
-/// Sends `request` on `stream` and reads one answer (by its Content-Length, none for HEAD /
-/// 204 / 304): its head, lowercased.
-fn one_answer(stream: &mut TcpStream, request: &[u8], bodyless: bool) -> Option<String> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(request).ok()?;
-    let mut response = Vec::new();
-    let mut byte = [0u8; 1];
-    while !response.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        response.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&response).to_ascii_lowercase();
-    if !bodyless {
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |n| n.trim().parse().unwrap());
-        let mut body = vec![0u8; length];
-        stream.read_exact(&mut body).ok()?;
-    }
-    Some(head)
 }
 
 /// Held (passes): `Tracked` keeps Content-Length (GET and HEAD), and HEAD, 204 and 304 answers
@@ -485,15 +436,7 @@ async fn a_connection_slow_to_close_does_not_keep_the_next_idle_one_from_making_
             std::thread::sleep(Duration::from_millis(200));
         }
         // Fourteen requests in flight: at the cap.
-        let held: Vec<TcpStream> = (0..14)
-            .map(|_| {
-                let mut stream = TcpStream::connect(addr).unwrap();
-                stream
-                    .write_all(b"POST /hold HTTP/1.1\r\nHost: m\r\nContent-Length: 0\r\n\r\n")
-                    .unwrap();
-                stream
-            })
-            .collect();
+        let held: Vec<TcpStream> = holding(addr, 14);
         std::thread::sleep(Duration::from_millis(300));
         let started = Instant::now();
         // Until the status line (every connection here takes 5 s to close, this one too).
@@ -547,15 +490,7 @@ async fn a_pipelined_request_partly_received_is_not_cut_at_the_cap() {
         )
         .unwrap();
         // Fifteen requests in flight: at the cap; then one more connection.
-        let held: Vec<TcpStream> = (0..15)
-            .map(|_| {
-                let mut stream = TcpStream::connect(addr).unwrap();
-                stream
-                    .write_all(b"POST /hold HTTP/1.1\r\nHost: m\r\nContent-Length: 0\r\n\r\n")
-                    .unwrap();
-                stream
-            })
-            .collect();
+        let held: Vec<TcpStream> = holding(addr, 15);
         std::thread::sleep(Duration::from_millis(300));
         let newcomer = TcpStream::connect(addr).unwrap();
         std::thread::sleep(Duration::from_millis(300));

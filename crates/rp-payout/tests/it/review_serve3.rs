@@ -9,14 +9,13 @@ use axum::routing::get;
 use rp_payout::axum::{ConnectionLimits, serve};
 use tokio::net::TcpListener;
 
+use crate::serve_support::{self, read_slowly};
+
 const BODY: usize = 320 << 10;
 
 async fn start(limits: ConnectionLimits) -> SocketAddr {
     let app = Router::new().route("/medium", get(|| async { vec![b'x'; BODY] }));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, app, limits));
-    addr
+    serve_support::start(app, limits).await
 }
 
 /// A client reading 4 KiB every 125 ms (32 KiB/s) is not cut by the default write timeout.
@@ -28,24 +27,7 @@ async fn start(limits: ConnectionLimits) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_taking_4_kib_every_125_ms_is_not_cut_by_the_default_write_timeout() {
     let addr = start(ConnectionLimits::default()).await;
-    let (got, took) = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream
-            .write_all(b"GET /medium HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut buffer = vec![0u8; 4 << 10];
-        let (mut total, started) = (0usize, Instant::now());
-        while let Ok(n @ 1..) = stream.read(&mut buffer) {
-            total += n;
-            std::thread::sleep(Duration::from_millis(125));
-        }
-        (total, started.elapsed())
-    })
-    .await
-    .unwrap();
+    let (got, took) = read_slowly(addr, "/medium", 4 << 10, Duration::from_millis(125)).await;
     assert!(
         got > BODY,
         "the answer was cut after {got} of {BODY} bytes ({took:?}), though the client read \
