@@ -316,6 +316,11 @@ async fn callback_retries_start_with_six_retries_10_seconds_apart() {
         "attempt 8 came {:?} after attempt 7: {gaps:?}",
         gaps[6]
     );
+    // The simulator logs an attempt once its answer is read, a moment after the receiver
+    // saw it: wait for the eighth entry too.
+    while env.sim.callbacks().len() < 8 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let log = env.sim.callbacks();
     assert_eq!(log.len(), 8);
     assert_eq!(log[7].attempt, 8);
