@@ -96,6 +96,7 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<PayoutRecord> {
 /// A payment ID exactly as stored, whatever it holds (text that is not UTF-8, a BLOB: a
 /// foreign write), as the keyset cursor of a walk that goes on after an unreadable record.
 /// (`rusqlite`'s own `Value` panics on text that is not UTF-8.)
+#[derive(Clone)]
 pub(super) enum StoredKey {
     /// Text, as its bytes.
     Text(Vec<u8>),

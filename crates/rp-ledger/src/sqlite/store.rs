@@ -11,6 +11,7 @@ use rp_payout::{
     Updated,
 };
 use rp_transport::BoxFuture;
+use rusqlite::ToSql;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 
@@ -343,8 +344,13 @@ fn get(
         .optional()
 }
 
-/// `list`'s SQL and its parameters.
-fn list_sql(project: i64, query: &PayoutQuery) -> (String, Vec<Value>) {
+/// `list`'s SQL and its parameters; `after` (creation time in nanoseconds, payment ID as
+/// stored) in place of `query.after`.
+fn list_sql(
+    project: i64,
+    query: &PayoutQuery,
+    after: Option<&(i64, rows::StoredKey)>,
+) -> (String, Vec<Box<dyn ToSql>>) {
     let mut sql = format!("SELECT {RECORD_COLUMNS} FROM payouts WHERE project_id = ?");
     let mut values = vec![Value::Integer(project)];
     if let Some(label) = &query.state {
@@ -389,18 +395,20 @@ fn list_sql(project: i64, query: &PayoutQuery) -> (String, Vec<Value>) {
             sql.push_str(&format!(" AND {condition}"));
         }
     }
-    if let Some((at, id)) = &query.after {
+    let mut values: Vec<Box<dyn ToSql>> = values
+        .into_iter()
+        .map(|value| Box::new(value) as Box<dyn ToSql>)
+        .collect();
+    if let Some((at, id)) = after {
         // A row value: SQLite seeks the (created_at, payment_id) index to it, where the
         // equivalent `a < x OR (a = x AND b < y)` scans (38 ms instead of 0.3 ms a page at
         // 1,000,000 payouts).
         sql.push_str(" AND (created_at, payment_id) < (?, ?)");
-        values.extend([
-            Value::Integer(rows::nanos(*at)),
-            Value::Text(id.as_str().to_owned()),
-        ]);
+        values.push(Box::new(*at));
+        values.push(Box::new(id.clone()));
     }
     sql.push_str(" ORDER BY created_at DESC, payment_id DESC LIMIT ?");
-    values.push(Value::Integer(
+    values.push(Box::new(
         i64::try_from(query.page_size()).unwrap_or(i64::MAX),
     ));
     (sql, values)
@@ -545,31 +553,35 @@ impl PayoutStore for SqliteStore {
         Box::pin(self.ledger.read("list payouts".to_owned(), move |conn| {
             // As in `unsettled`: a record this rp cannot read is left out (and said), and the
             // page filled from the rows after it.
+            // The cursor is the payment ID as stored, whatever it holds (see `unsettled`).
             let size = query.page_size();
+            let mut after = query.after.take().map(|(at, id)| {
+                (
+                    rows::nanos(at),
+                    rows::StoredKey::Text(id.into_string().into_bytes()),
+                )
+            });
             let mut page = Vec::new();
             loop {
                 query.limit = size - page.len();
-                let (sql, values) = list_sql(project, &query);
-                let rows: Vec<(String, i64, rusqlite::Result<PayoutRecord>)> = conn
+                let (sql, values) = list_sql(project, &query, after.as_ref());
+                let rows: Vec<(rows::StoredKey, i64, rusqlite::Result<PayoutRecord>)> = conn
                     .prepare_cached(&sql)?
                     .query_map(params_from_iter(values), |row| {
-                        Ok((row.get(0)?, row.get(4)?, rows::record(row)))
+                        Ok((
+                            rows::StoredKey::read(row, 0)?,
+                            row.get(4)?,
+                            rows::record(row),
+                        ))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 let exhausted = rows.len() < query.limit;
                 for (payment_id, created_at, record) in rows {
                     match record {
                         Ok(record) => page.push(record),
-                        Err(error) => crate::stored::unreadable(&payment_id, &error),
+                        Err(error) => crate::stored::unreadable(&payment_id.describe(), &error),
                     }
-                    let payment_id = PaymentId::new(payment_id).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            0,
-                            rusqlite::types::Type::Text,
-                            e.to_string().into(),
-                        )
-                    })?;
-                    query.after = Some((crate::stored::time(created_at), payment_id));
+                    after = Some((created_at, payment_id));
                 }
                 if exhausted || page.len() >= size {
                     return Ok(page);
