@@ -38,6 +38,11 @@ pub struct Settings {
     /// Requests a second each API key may make (bursts of twice that). Default
     /// [`KEY_RATE`](crate::KEY_RATE).
     pub api_key_rate: u32,
+    /// How long a payout submitted from the console or the API waits for the ledger to record
+    /// it. Past that the answer says it is not recorded yet and may still be (the API's 503
+    /// `not-yet-recorded`); the same request again tells. Default
+    /// [`RECORD_WAIT`](crate::RECORD_WAIT).
+    pub record_wait: Duration,
 }
 
 impl Default for Settings {
@@ -49,6 +54,7 @@ impl Default for Settings {
             max_upload_bytes: 64 * 1024 * 1024,
             batch_options: RunOptions::default(),
             api_key_rate: crate::api::KEY_RATE,
+            record_wait: crate::RECORD_WAIT,
         }
     }
 }

@@ -80,6 +80,7 @@ pub use metrics::Metrics;
 pub use serve::{
     CALLBACKS_AT_ONCE, DEFAULT_CALLBACK_PATH, SHUTDOWN_GRACE, ServeOptions, callback_router, serve,
 };
+pub use submit::RECORD_WAIT;
 pub use tls::{Tls, TlsError};
 pub use totp::{new_totp_secret, totp_uri};
 pub use web::router;

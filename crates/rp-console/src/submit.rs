@@ -13,16 +13,19 @@ use rp_batch::run::Holder;
 
 use crate::Desk;
 
-/// How long a submission waits for the payout to be recorded before it answers anyway.
-const RECORD_WAIT: Duration = Duration::from_secs(5);
+/// How long a submission waits by default for the ledger to record the payout
+/// ([`Settings::record_wait`](crate::Settings::record_wait)): longer than the SQLite ledger
+/// waits for another process's lock (10 s), so that its answer is exact: recorded, or refused
+/// whole.
+pub const RECORD_WAIT: Duration = Duration::from_secs(15);
 
 /// What became of a submission.
 #[derive(Debug)]
 pub(crate) enum Submitted {
     /// The same payout was already recorded under this payment ID: nothing was sent.
     Existing(PayoutRecord),
-    /// Recorded now, and being sent in the background (`None`: not yet visible when the wait
-    /// ran out; it is recorded or refused shortly).
+    /// Recorded now, and being sent in the background (`None`: the call that recorded it did
+    /// not hand the record over; the ledger has it).
     New(Option<PayoutRecord>),
 }
 
@@ -36,8 +39,11 @@ pub(crate) enum NotSubmitted {
     Held(Error),
     /// Refused before it was recorded (over the limits, a conflict found on recording).
     Refused(Error),
-    /// The ledger failed.
+    /// The ledger failed: nothing was recorded.
     Ledger(Error),
+    /// The ledger had not recorded the payout when the wait (this long) ran out: it may still
+    /// record it, and then send it. The same submission again tells which.
+    NotYetRecorded(Duration),
 }
 
 /// What a person is told when `holder` holds `payment_id`: by what, and what to do.
@@ -98,7 +104,8 @@ pub(crate) async fn submit(
         }
         let _ = result_tx.send(result.map(|_| ()));
     });
-    let recorded = match tokio::time::timeout(RECORD_WAIT, recorded_rx).await {
+    let wait = desk.settings().record_wait;
+    let recorded = match tokio::time::timeout(wait, recorded_rx).await {
         Ok(Ok(recorded)) => recorded,
         // Failed before recording: the call's result says why.
         Ok(Err(_)) => {
@@ -115,8 +122,9 @@ pub(crate) async fn submit(
                 ))),
             };
         }
-        // The ledger is slow: recorded or refused shortly; `GET` tells.
-        Err(_) => return Ok(Submitted::New(None)),
+        // The ledger is slow: recorded or refused later. Never answered as recorded, as the
+        // process may stop before it is.
+        Err(_) => return Err(NotSubmitted::NotYetRecorded(wait)),
     };
     match recorded {
         Recorded::New(record) => {
@@ -143,6 +151,16 @@ pub(crate) async fn submit(
             _ => Ok(Submitted::New(None)),
         },
     }
+}
+
+/// What a person is told when the ledger had not recorded `payment_id` within `wait`.
+pub(crate) fn not_yet_recorded(payment_id: &rp_model::PaymentId, wait: Duration) -> String {
+    format!(
+        "the ledger has not recorded payout {payment_id} within {} s; it may still record and \
+         send it. Send the same payout again (same payment ID and details) to learn whether it \
+         is recorded: it is never paid twice",
+        wait.as_secs().max(1)
+    )
 }
 
 /// What a refusal says to a person.

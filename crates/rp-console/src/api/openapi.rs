@@ -95,7 +95,8 @@ pub fn document() -> Value {
                         "202": payout_response("Recorded (its limits reserved) and being sent."),
                         "403": problem_response("The key's role is read."),
                         "409": problem_response("Another payout is recorded under this payment ID; nothing was changed."),
-                        "422": problem_response("Invalid (every field's problem in errors), or over the project's limits: nothing recorded or sent.")
+                        "422": problem_response("Invalid (every field's problem in errors), or over the project's limits: nothing recorded or sent."),
+                        "503": problem_response("The ledger did not answer: nothing was recorded (type ledger-unavailable). Or it had not recorded the payout in time (type not-yet-recorded, with Retry-After): it may still record and send it; the same request again tells which.")
                     }))
                 },
                 "get": {

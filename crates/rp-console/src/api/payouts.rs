@@ -135,6 +135,9 @@ pub(crate) async fn create(
             );
         }
         Err(NotSubmitted::Ledger(error)) => return ledger_failed(&error),
+        Err(NotSubmitted::NotYetRecorded(wait)) => {
+            return not_yet_recorded(&payment_id, wait);
+        }
     };
     // At most MAX_WAITERS answers are held at once: past that, the answer comes at once.
     let waiting = (wait > 0)
@@ -150,10 +153,8 @@ pub(crate) async fn create(
         Some(record) => json_answer(status, &payout_json(&record, false)),
         None => match desk.client().store().get(&payment_id).await {
             Ok(Some(record)) => json_answer(status, &payout_json(&record, false)),
-            Ok(None) => json_answer(
-                StatusCode::ACCEPTED,
-                &json!({"payment_id": payment_id.as_str(), "state": "created", "settled": false}),
-            ),
+            // Never answered as recorded before the ledger has it.
+            Ok(None) => not_yet_recorded(&payment_id, desk.settings().record_wait),
             Err(error) => ledger_failed(&error),
         },
     }
@@ -181,6 +182,23 @@ pub(crate) fn ledger_failed(error: &rp_payout::Error) -> Response {
         "The ledger did not answer; nothing was changed by this request. Try again.",
         None,
     )
+}
+
+/// 503 `not-yet-recorded`: the ledger may still record (and send) the payout; the same
+/// request again tells.
+fn not_yet_recorded(payment_id: &PaymentId, wait: Duration) -> Response {
+    tracing::warn!(payment_id = %payment_id, "API: the ledger has not recorded the payout in time; it may still");
+    let mut response = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-yet-recorded",
+        &submit::not_yet_recorded(payment_id, wait),
+        None,
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 pub(crate) fn payment_id(text: &str) -> Result<PaymentId, Response> {

@@ -277,6 +277,12 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
             html(form_page(me, form, &[], Some(&top)))
         }
         Err(NotSubmitted::Ledger(error)) => ledger_failed(Some(me), &error),
+        Err(NotSubmitted::NotYetRecorded(wait)) => {
+            let top = capitalized(&submit::not_yet_recorded(&payment_id, wait));
+            let mut response = html(form_page(me, form, &[], Some(&top)));
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod batches;
 mod browser;
 mod contract;
 mod pages;
+mod record_wait;
 mod review;
 mod review_api2;
 mod review_clash;
@@ -73,7 +74,26 @@ impl Server {
 
     /// As [`Server::start`], its client holding payouts to `limits`.
     pub(crate) async fn start_limited(limits: Limits) -> Server {
-        Self::start_full("sqlite::memory:", None, Duration::from_millis(300), limits).await
+        Self::start_full(
+            "sqlite::memory:",
+            None,
+            Duration::from_millis(300),
+            limits,
+            Settings::default(),
+        )
+        .await
+    }
+
+    /// As [`Server::start_on`] (no reconciler), with `settings`.
+    pub(crate) async fn start_settled(ledger_url: &str, settings: Settings) -> Server {
+        Self::start_full(
+            ledger_url,
+            None,
+            Duration::from_millis(300),
+            Limits::NONE,
+            settings,
+        )
+        .await
     }
 
     /// As [`Server::start_on`], the batch worker looking for stopped batches every `batches`
@@ -83,7 +103,14 @@ impl Server {
         reconcile: Option<Duration>,
         batches: Duration,
     ) -> Server {
-        Self::start_full(ledger_url, reconcile, batches, Limits::NONE).await
+        Self::start_full(
+            ledger_url,
+            reconcile,
+            batches,
+            Limits::NONE,
+            Settings::default(),
+        )
+        .await
     }
 
     async fn start_full(
@@ -91,6 +118,7 @@ impl Server {
         reconcile: Option<Duration>,
         batches: Duration,
         limits: Limits,
+        settings: Settings,
     ) -> Server {
         let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = console.local_addr().unwrap();
@@ -123,7 +151,7 @@ impl Server {
             .store(ledger.store(project))
             .build()
             .unwrap();
-        let desk = Desk::new(Arc::new(client), ledger, Settings::default());
+        let desk = Desk::new(Arc::new(client), ledger, settings);
         for ((name, password), role) in [(PAY, Role::Pay), (VIEW, Role::View)] {
             desk.access()
                 .put_operator(OperatorAccount::new(
