@@ -78,16 +78,6 @@ fn payout(id: &str, amount_minor: u64) -> Value {
            "customer": {"id": "c-1"}})
 }
 
-/// How many payout requests for `id` reached the platform.
-fn sent(server: &Server, id: &str) -> usize {
-    server
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("payout") && r.payment_id.as_deref() == Some(id))
-        .count()
-}
-
 /// Several backends (or one retrying with a bug) post *different* payouts under one payment ID
 /// at the same moment. Exactly one is recorded; every other must be told 409. Found: a request
 /// that read "no such payout" before the winner was recorded waits in `submit::submit` until a
@@ -119,7 +109,7 @@ async fn concurrent_different_payouts_under_one_id_get_409_not_202() {
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(sent(&server, &id), 1, "{id} sent once");
+        assert_eq!(server.sent(&id), 1, "{id} sent once");
     }
     assert!(
         wrong.is_empty(),
@@ -160,7 +150,7 @@ async fn concurrent_identical_posts_are_one_202_and_the_rest_200() {
             statuses.push(status);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(sent(&server, &id), 1, "{id} sent once");
+        assert_eq!(server.sent(&id), 1, "{id} sent once");
         accepted = statuses
             .iter()
             .filter(|s| **s == StatusCode::ACCEPTED)
@@ -273,7 +263,7 @@ async fn every_api_error_is_problem_json() {
             wrong.push(format!("{what}: {status} {kind:?} {body}"));
         }
     }
-    assert!(sent(&server, "big") + sent(&server, "dup") == 0);
+    assert!(server.sent("big") + server.sent("dup") == 0);
     assert!(
         wrong.is_empty(),
         "not problem details:\n{}",
@@ -330,7 +320,7 @@ async fn builder_problems_name_their_field_and_come_with_the_rest() {
         .iter()
         .filter_map(|e| e["field"].as_str())
         .collect();
-    assert_eq!(sent(&server, "semi"), 0, "a `;` is never sent");
+    assert_eq!(server.sent("semi"), 0, "a `;` is never sent");
     assert!(
         fields.contains(&"description") && fields.contains(&"customer.first_name"),
         "fields named: {fields:?} in {problem}"
@@ -430,7 +420,7 @@ async fn a_member_given_twice_is_refused() {
             paid.push(format!("{status} {answer}"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if sent(&server, id) > 0 {
+        if server.sent(id) > 0 {
             paid.push(format!("{id} was sent to the platform"));
         }
     }
@@ -480,7 +470,7 @@ async fn control_characters_are_refused_in_every_text_field() {
         "control characters accepted (sent: {}): {accepted:#?}",
         ["cc-1", "cc-2", "cc-3"]
             .iter()
-            .map(|id| sent(&server, id))
+            .map(|id| server.sent(id))
             .sum::<usize>()
     );
     server.stop().await;

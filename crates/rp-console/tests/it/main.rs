@@ -187,6 +187,15 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// How many payout requests for payment ID `id` reached the simulator.
+    pub(crate) fn sent(&self, id: &str) -> usize {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("payout") && r.payment_id.as_deref() == Some(id))
+            .count()
+    }
+
     /// Stops `serve` and waits for its graceful shutdown.
     pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -53,14 +53,16 @@ impl Lock {
     }
 }
 
-/// How many payout requests for `id` reached the simulator.
-fn sent(server: &Server, id: &str) -> usize {
-    server
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("payout") && r.payment_id.as_deref() == Some(id))
-        .count()
+/// `POST /api/v1/payouts` of 1,500 KZT under `id`, with the pay key.
+async fn pay(server: &Server, id: &str) -> (StatusCode, String, serde_json::Value) {
+    call(
+        server,
+        "POST",
+        "/api/v1/payouts",
+        Some(PAY_KEY),
+        Some(payout(id, "1 500")),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,14 +73,7 @@ async fn a_payout_the_ledger_could_not_record_is_not_answered_202() {
     // Held until the answer came: longer than the SQLite ledger waits for a lock (10 s), so
     // the insert fails.
     let lock = Lock::take(&path, Duration::from_secs(120));
-    let (status, kind, body) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(payout("locked-1", "1 500")),
-    )
-    .await;
+    let (status, kind, body) = pay(&server, "locked-1").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(kind, "application/problem+json");
     lock.release();
@@ -95,7 +90,7 @@ async fn a_payout_the_ledger_could_not_record_is_not_answered_202() {
         // The default wait outlasts the ledger's own (15 s against 10 s): the answer is exact.
         // As answered: nothing recorded, nothing sent, now or later.
         assert_eq!(status, StatusCode::NOT_FOUND, "{found}");
-        assert_eq!(sent(&server, "locked-1"), 0);
+        assert_eq!(server.sent("locked-1"), 0);
     } else {
         // A loaded machine oversleeps SQLite's waits (it counts them, not the clock): then the
         // answer said the payout may still be recorded, and the same request tells.
@@ -113,14 +108,7 @@ async fn a_payout_not_recorded_within_the_wait_is_said_to_be_pending() {
     let server = Server::start_settled(&url, settings).await;
     add_keys(&server).await;
     let lock = Lock::take(&path, Duration::from_secs(60));
-    let (status, kind, body) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(payout("locked-2", "1 500")),
-    )
-    .await;
+    let (status, kind, body) = pay(&server, "locked-2").await;
     // Not a 202: the payout is not recorded yet, and it may still be.
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(kind, "application/problem+json");
@@ -131,20 +119,13 @@ async fn a_payout_not_recorded_within_the_wait_is_said_to_be_pending() {
     lock.release();
     // Recorded once the lock went, and sent once; the same request again tells so.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sent(&server, "locked-2") == 0 && Instant::now() < deadline {
+    while server.sent("locked-2") == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (status, _, again) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(payout("locked-2", "1 500")),
-    )
-    .await;
+    let (status, _, again) = pay(&server, "locked-2").await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["payment_id"], "locked-2");
-    assert_eq!(sent(&server, "locked-2"), 1);
+    assert_eq!(server.sent("locked-2"), 1);
     server.stop().await;
 }
 
@@ -177,9 +158,9 @@ async fn the_console_says_a_payout_not_recorded_yet_may_still_be() {
     assert!(page.contains("same payout again"), "{page}");
     lock.release();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sent(&server, "locked-3") == 0 && Instant::now() < deadline {
+    while server.sent("locked-3") == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(sent(&server, "locked-3"), 1);
+    assert_eq!(server.sent("locked-3"), 1);
     server.stop().await;
 }

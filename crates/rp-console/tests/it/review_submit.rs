@@ -12,16 +12,6 @@ use serde_json::{Value, json};
 use crate::Server;
 use crate::api::{PAY_KEY, READ_KEY, call, with_keys};
 
-/// How many payout requests for `id` reached the simulator.
-fn sent(server: &Server, id: &str) -> usize {
-    server
-        .sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("payout") && r.payment_id.as_deref() == Some(id))
-        .count()
-}
-
 async fn post(http: reqwest::Client, url: String, body: Value) -> (StatusCode, Value) {
     let answer = http
         .post(url)
@@ -103,7 +93,7 @@ async fn race(server: &Server, id: &str, posts: Vec<(u64, Value)>) -> Vec<String
             ));
         }
     }
-    let sent = sent(server, id);
+    let sent = server.sent(id);
     if sent != 1 {
         wrong.push(format!("{id}: sent {sent} times"));
     }
@@ -211,7 +201,7 @@ async fn review_submit_a_new_payout_is_answered_as_recorded() {
         .unwrap()
         .len();
     assert_eq!(before, after, "a 409 changes nothing");
-    assert_eq!(sent(&server, "rs-new-1"), 1);
+    assert_eq!(server.sent("rs-new-1"), 1);
     server.stop().await;
 }
 
