@@ -178,6 +178,13 @@ impl Desk {
         Arc::clone(&self.inner.stopping)
     }
 
+    /// Whether the process is shutting down (see [`Desk::stopping`]).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Runs `work` (a payout or a batch the console started) in the background;
     /// [`Desk::finish_background`] waits for it at shutdown, so that its outcome is recorded
     /// before the process exits.

@@ -231,7 +231,7 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<(Payout, Option<String>), Vec<V
         builder = builder.description(description);
     }
     if let Some(operator) = text("operator", &mut errors) {
-        let known = operator.len() <= 32
+        let known = (1..=32).contains(&operator.len())
             && operator
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -244,7 +244,7 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<(Payout, Option<String>), Vec<V
         } else {
             errors.push(field_error(
                 "operator",
-                "an operator's ID: letters, digits, _ and -, 32 at most",
+                "an operator's ID: 1 to 32 letters, digits, _ and -",
             ));
         }
     }
@@ -281,19 +281,29 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<(Payout, Option<String>), Vec<V
         errors.push(field_error(field, "more than zero"));
     }
     let metadata = checked_metadata(object.get("metadata"), body, &mut errors);
-    let (Some(payment_id), Some(phone), Some(amount)) = (payment_id, phone, amount) else {
-        return Err(errors);
-    };
-    if !errors.is_empty() {
-        return Err(errors);
+    // The builder's own rules (a phone no payout operator serves, an amount past what can be
+    // signed exactly) are named beside every other problem, each field once.
+    if let Some(payment_id) = payment_id {
+        builder = builder.payment_id(payment_id);
     }
-    let payout = builder
-        .payment_id(payment_id)
-        .phone(phone)
-        .amount(amount)
-        .build()
-        .map_err(|e| builder_errors(&e))?;
-    Ok((payout, metadata))
+    if let Some(phone) = phone {
+        builder = builder.phone(phone);
+    }
+    if let Some(amount) = amount {
+        builder = builder.amount(amount);
+    }
+    match builder.build() {
+        Ok(payout) if errors.is_empty() => Ok((payout, metadata)),
+        Ok(_) => Err(errors),
+        Err(error) => {
+            for problem in builder_errors(&error) {
+                if !errors.iter().any(|e| e["field"] == problem["field"]) {
+                    errors.push(problem);
+                }
+            }
+            Err(errors)
+        }
+    }
 }
 
 /// Members of `metadata`, at most.
@@ -339,7 +349,7 @@ fn checked_metadata(value: Option<&Value>, body: &[u8], errors: &mut Vec<Value>)
     for number in inexact_numbers(body) {
         errors.push(field_error(
             "metadata",
-            format!("the number {number} is not kept exactly (at most 15 significant digits, or a 64-bit integer): send it as a string"),
+            format!("the number {number} is not kept exactly (at most 15 significant digits that a double holds, or a 64-bit integer): send it as a string"),
         ));
     }
     let text = serde_json::to_string(members).unwrap_or_default();
@@ -353,7 +363,7 @@ fn checked_metadata(value: Option<&Value>, body: &[u8], errors: &mut Vec<Value>)
 }
 
 /// The number literals of the `metadata` member of `body`, as written, whose value would not
-/// be kept exactly: an integer past 64 bits, or another number of more than 15 significant
+/// be kept exactly (see [`exact`]): an integer past 64 bits, or another number of more than 15 significant
 /// digits (a double holds 15 for sure: `1234567890123456.7` would be kept as
 /// `1234567890123456.8`, and taken for it).
 fn inexact_numbers(body: &[u8]) -> Vec<String> {
@@ -407,14 +417,24 @@ fn number_literals(json: &str) -> Vec<&str> {
 }
 
 /// Whether a number literal's value is kept exactly: a 64-bit integer, or at most 15
-/// significant digits.
+/// significant digits that `serde_json` reads as the double nearest to them (it is one unit
+/// in the last place off for some, such as `6.854443151e75`), neither zero nor infinite
+/// unless written so (`1e-400` would be kept as `0`).
 fn exact(literal: &str) -> bool {
     if !literal.contains(['.', 'e', 'E']) {
         return literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok();
     }
     let mantissa = literal.split(['e', 'E']).next().unwrap_or_default();
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    digits.trim_start_matches('0').trim_end_matches('0').len() <= 15
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    let (Ok(nearest), Ok(read)) = (literal.parse::<f64>(), serde_json::from_str::<f64>(literal))
+    else {
+        return false;
+    };
+    significant.len() <= 15
+        && nearest.is_finite()
+        && nearest.to_bits() == read.to_bits()
+        && (nearest != 0.0 || significant.is_empty())
 }
 
 /// Kept metadata as JSON (`null` when none, or when what is kept does not read as JSON).

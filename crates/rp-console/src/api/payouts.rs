@@ -160,13 +160,15 @@ pub(crate) async fn create(
     }
 }
 
-/// The payout once it is settled, or as it stands when `limit` has passed.
+/// The payout once it is settled, or as it stands when `limit` has passed or the process
+/// began to shut down (a held answer must not hold the shutdown's grace).
 async fn settled_within(desk: &Desk, id: &PaymentId, limit: Duration) -> Option<PayoutRecord> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let record = desk.client().store().get(id).await.ok().flatten();
         if record.as_ref().is_some_and(|r| r.state.is_settled())
             || tokio::time::Instant::now() >= deadline
+            || desk.is_stopping()
         {
             return record;
         }

@@ -15,6 +15,7 @@ mod pages;
 mod record_wait;
 mod review;
 mod review_api2;
+mod review_api3;
 mod review_clash;
 mod review_grouped;
 mod review_meta;

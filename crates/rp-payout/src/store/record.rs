@@ -287,21 +287,13 @@ fn same_metadata(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// JSON values compared as JSON means them: objects member order aside (`serde_json` maps),
-/// numbers by value (`1`, `1.0`, `1e0` and `-0` against `0` alike). Integers are compared
-/// exactly; an integer with a fraction-bearing number by their `f64` values.
+/// numbers by value (`1`, `1.0`, `1e0` and `-0` against `0` alike), exactly: an integer
+/// equals a number written with a fraction or an exponent only when that number is the very
+/// same integer (`100000000000000001` is not `1e17`, though their nearest doubles are).
 fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-                (Some(x), Some(y), _, _) => x == y,
-                (_, _, Some(x), Some(y)) => x == y,
-                _ => x
-                    .as_f64()
-                    .zip(y.as_f64())
-                    .is_some_and(|(x, y)| x.partial_cmp(&y) == Some(std::cmp::Ordering::Equal)),
-            }
-        }
+        (Value::Number(x), Value::Number(y)) => same_number(x, y),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
         }
@@ -311,6 +303,30 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
                     .all(|(key, x)| y.get(key).is_some_and(|y| same_json(x, y)))
         }
         _ => a == b,
+    }
+}
+
+/// Two JSON numbers compared exactly (see [`same_json`]).
+fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    let integer = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    // A double that is an integer within 64 bits, as that integer.
+    let whole = |f: f64| {
+        let in_range = f >= -(2f64.powi(63)) && f < 2f64.powi(64);
+        #[allow(clippy::cast_possible_truncation)] // whole and in range: exact
+        (in_range && f.fract() == 0.0).then(|| f as i128)
+    };
+    match (integer(x), integer(y)) {
+        (Some(x), Some(y)) => x == y,
+        (Some(i), None) => y.as_f64().and_then(whole) == Some(i),
+        (None, Some(i)) => x.as_f64().and_then(whole) == Some(i),
+        (None, None) => x
+            .as_f64()
+            .zip(y.as_f64())
+            .is_some_and(|(x, y)| x.partial_cmp(&y) == Some(std::cmp::Ordering::Equal)),
     }
 }
 
