@@ -339,7 +339,7 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["type", "timestamp", "data"],
                     "properties": {
-                        "type": {"type": "string", "description": "payout. and the new state: payout.created, payout.accepted, payout.success, payout.decline, …"},
+                        "type": {"type": "string", "description": "payout. and the new state: payout.created, payout.accepted, payout.success, payout.decline, …; or payout.needs_attention: the state is unchanged but needs a person (data.note says why, e.g. part of the money came back)."},
                         "timestamp": {"type": "string", "description": "When the change was recorded."},
                         "data": {
                             "type": "object",
@@ -353,6 +353,7 @@ pub fn document() -> Value {
                                 "source": {"type": "string"},
                                 "code": {"type": ["string", "null"]},
                                 "message": {"type": ["string", "null"]},
+                                "note": {"type": ["string", "null"], "description": "What rp noted of the change: why it needs attention, what was done."},
                                 "phone": {"type": "string", "description": "Masked: 7701***4567."},
                                 "amount": {"type": ["string", "null"]},
                                 "amount_minor": {"type": "integer"},

@@ -74,6 +74,10 @@ pub fn event_type(label: &str) -> String {
     format!("payout.{}", label.replace(' ', "_"))
 }
 
+/// The event type of a change that kept the payout's state and marked it as needing
+/// attention (part of the money came back, a contradicting report): its `data.note` says why.
+pub const NEEDS_ATTENTION: &str = "payout.needs_attention";
+
 /// The JSON body of a delivery. Built only from what never changes (the payout's request
 /// and the event), so every attempt sends the same bytes. The phone number is masked.
 pub fn body(delivery: &ClaimedDelivery) -> Vec<u8> {
@@ -89,6 +93,7 @@ pub fn body(delivery: &ClaimedDelivery) -> Vec<u8> {
         "source": event.source.as_text(),
         "code": event.code.as_ref().map(ToString::to_string),
         "message": event.message,
+        "note": event.note,
         "phone": masked_phone(payout),
         "amount": decimal_amount(payout),
         "amount_minor": request.payment.amount,
@@ -99,7 +104,11 @@ pub fn body(delivery: &ClaimedDelivery) -> Vec<u8> {
         "metadata": crate::api::body::metadata_json(payout.metadata.as_deref()),
     });
     let value: Value = json!({
-        "type": event_type(event.state.label()),
+        "type": if event.previous.as_ref() == Some(&event.state) {
+            NEEDS_ATTENTION.to_owned()
+        } else {
+            event_type(event.state.label())
+        },
         "timestamp": rfc3339(event.at),
         "data": data,
     });

@@ -354,9 +354,13 @@ async fn review_api3_a_partial_reversal_is_pushed_as_a_webhook() {
         .map(|r| r.body["type"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert!(
-        pushed.last().is_some_and(|t| t != "payout.success"),
+        pushed.last().is_some_and(|t| t == "payout.needs_attention"),
         "webhooks pushed {pushed:?}; the merchant never hears of the partial reversal \
          recorded in the history {history:#?}"
     );
+    let last = receiver.accepted_for("half-back").pop().unwrap();
+    assert_eq!(last.body["data"]["state"], "success");
+    let note = last.body["data"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("partially reversed"), "{}", last.body);
     server.stop().await;
 }

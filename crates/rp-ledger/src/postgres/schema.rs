@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -271,6 +271,38 @@ CREATE INDEX webhook_deliveries_due ON rp_ledger.webhook_deliveries (project_id,
     WHERE next_attempt_at IS NOT NULL;
 "#;
 
+/// Version 8: a change that marks a payout as needing attention without changing its state
+/// makes deliveries too, as in the SQLite ledger: its event's note is the payout's attention,
+/// written by the same statement (an AFTER trigger sees the statement's changes).
+const V8: &str = r#"
+CREATE OR REPLACE FUNCTION rp_ledger.payout_events_to_webhooks() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.previous IS NOT NULL AND NEW.previous = NEW.state AND NOT EXISTS (
+        SELECT 1 FROM rp_ledger.payouts p
+        WHERE p.project_id = NEW.project_id AND p.payment_id = NEW.payment_id
+        AND p.attention = NEW.note
+    ) THEN
+        RETURN NULL;
+    END IF;
+    -- Due now on the server's clock (claims compare with it), whatever the instance's clock
+    -- says. FOR KEY SHARE: an endpoint being removed is waited for, then skipped, instead of
+    -- failing this change on the foreign key.
+    INSERT INTO rp_ledger.webhook_deliveries
+        (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at)
+    SELECT e.id, NEW.project_id, NEW.payment_id, NEW.version, NEW.at,
+        (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint
+    FROM rp_ledger.webhook_endpoints e WHERE e.project_id = NEW.project_id
+    FOR KEY SHARE OF e;
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER payout_events_to_webhooks ON rp_ledger.payout_events;
+CREATE TRIGGER payout_events_to_webhooks AFTER INSERT ON rp_ledger.payout_events
+FOR EACH ROW WHEN (NEW.previous IS NULL OR NEW.previous <> NEW.state OR NEW.note IS NOT NULL)
+EXECUTE FUNCTION rp_ledger.payout_events_to_webhooks();
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1),
@@ -280,6 +312,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, V5),
     (6, V6),
     (7, V7),
+    (8, V8),
 ];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -247,6 +247,24 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (project_id, next_atte
     WHERE next_attempt_at IS NOT NULL;
 ";
 
+/// Version 8: a change that marks a payout as needing attention without changing its state
+/// (`partially reversed` after `success`: part of the money came back; a contradicting final
+/// status; a callback about another payment) makes deliveries too: its event's note is the
+/// payout's attention, written in the same transaction just before the event.
+const V8: &str = "
+CREATE TRIGGER payout_attention_to_webhooks AFTER INSERT ON payout_events
+WHEN NEW.previous = NEW.state AND NEW.note IS NOT NULL AND NEW.note = (
+    SELECT attention FROM payouts
+    WHERE project_id = NEW.project_id AND payment_id = NEW.payment_id
+)
+BEGIN
+    INSERT INTO webhook_deliveries
+        (endpoint_id, project_id, payment_id, version, created_at, next_attempt_at)
+    SELECT id, NEW.project_id, NEW.payment_id, NEW.version, NEW.at, NEW.at
+    FROM webhook_endpoints WHERE project_id = NEW.project_id;
+END;
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1),
@@ -256,6 +274,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, V5),
     (6, V6),
     (7, V7),
+    (8, V8),
 ];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and

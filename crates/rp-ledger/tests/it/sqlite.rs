@@ -361,7 +361,7 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TRIGGER payout_events_to_webhooks; DROP TABLE webhook_attempts; DROP TABLE webhook_deliveries; DROP TABLE webhook_endpoints; \
+            "DROP TRIGGER payout_attention_to_webhooks; DROP TRIGGER payout_events_to_webhooks; DROP TABLE webhook_attempts; DROP TABLE webhook_deliveries; DROP TABLE webhook_endpoints; \
              DROP TABLE api_keys; DROP TABLE sessions; DROP TABLE operators; DROP TABLE batch_rows; DROP TABLE batches; DROP TRIGGER payouts_written_by_schema_1; DROP TABLE limit_usage; \
              ALTER TABLE payouts DROP COLUMN metadata; ALTER TABLE payouts DROP COLUMN amount; ALTER TABLE payouts DROP COLUMN currency; \
              ALTER TABLE payouts DROP COLUMN counts; ALTER TABLE payouts DROP COLUMN usage_hour; \
@@ -416,8 +416,10 @@ async fn a_version_5_ledger_gets_its_batch_rows_indexed_by_payment() {
     }
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP INDEX batch_rows_by_payment")
-            .unwrap();
+        conn.execute_batch(
+            "DROP INDEX batch_rows_by_payment; DROP TRIGGER payout_attention_to_webhooks",
+        )
+        .unwrap();
         conn.pragma_update(None, "user_version", 5).unwrap();
     }
     let ledger = Ledger::open(&url(&path)).await.unwrap();
