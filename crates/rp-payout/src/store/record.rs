@@ -316,8 +316,8 @@ fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
     // A double that is an integer within 64 bits, as that integer.
     let whole = |f: f64| {
         let in_range = f >= -(2f64.powi(63)) && f < 2f64.powi(64);
-        #[allow(clippy::cast_possible_truncation)] // whole and in range: exact
-        (in_range && f.fract() == 0.0).then(|| f as i128)
+        #[allow(clippy::cast_possible_truncation)] // used only when whole and in range: exact
+        (in_range && f.fract() == 0.0).then_some(f as i128)
     };
     match (integer(x), integer(y)) {
         (Some(x), Some(y)) => x == y,
