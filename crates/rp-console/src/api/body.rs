@@ -315,9 +315,24 @@ pub(crate) const MAX_METADATA_KEY: usize = 40;
 /// The most bytes `metadata` takes as compact JSON.
 pub(crate) const MAX_METADATA_BYTES: usize = 4096;
 
+/// How deep `metadata` nests, at most (itself 1): well within what JSON readers take in a
+/// webhook's body (`serde_json` stops at 128 levels).
+pub(crate) const MAX_METADATA_DEPTH: usize = 32;
+
+/// How deep `value` nests: 0 for a scalar, 1 for a flat object or array.
+fn depth(value: Option<&Value>) -> usize {
+    match value {
+        Some(Value::Object(members)) => {
+            1 + members.values().map(|v| depth(Some(v))).max().unwrap_or(0)
+        }
+        Some(Value::Array(items)) => 1 + items.iter().map(|v| depth(Some(v))).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// `metadata` as it is kept (compact JSON text), or its problems: a JSON object of at most
 /// [`MAX_METADATA_KEYS`] members, keys of 1 to [`MAX_METADATA_KEY`] characters, at most
-/// [`MAX_METADATA_BYTES`] bytes in all.
+/// [`MAX_METADATA_BYTES`] bytes in all, nested at most [`MAX_METADATA_DEPTH`] levels.
 fn checked_metadata(value: Option<&Value>, body: &[u8], errors: &mut Vec<Value>) -> Option<String> {
     let members = match value {
         None | Some(Value::Null) => return None,
@@ -345,6 +360,12 @@ fn checked_metadata(value: Option<&Value>, body: &[u8], errors: &mut Vec<Value>)
                 format!("a key of 1 to {MAX_METADATA_KEY} characters"),
             ));
         }
+    }
+    if depth(value) > MAX_METADATA_DEPTH {
+        errors.push(field_error(
+            "metadata",
+            format!("nested at most {MAX_METADATA_DEPTH} levels deep"),
+        ));
     }
     for number in inexact_numbers(body) {
         errors.push(field_error(
@@ -549,6 +570,20 @@ mod tests {
         assert!(
             with(r#"{"max": 18446744073709551615, "min": -9223372036854775808, "f": 0.5, "e": 1e300, "z": 1.50000000000000000000, "d": 12345678901234.5}"#)
                 .is_ok()
+        );
+        // Nested at most MAX_METADATA_DEPTH levels (the object itself is one).
+        let nested = |levels: usize| {
+            format!(
+                "{{\"a\": {}1{}}}",
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        assert!(with(&nested(MAX_METADATA_DEPTH)).is_ok());
+        let errors = with(&nested(MAX_METADATA_DEPTH + 1)).unwrap_err();
+        assert!(
+            errors[0]["message"].as_str().unwrap().contains("nested"),
+            "{errors:?}"
         );
     }
 }
