@@ -371,7 +371,7 @@ pub fn document() -> Value {
                     "required": ["id", "url", "enabled", "pending", "failed", "created_at"],
                     "properties": {
                         "id": {"type": "integer"},
-                        "url": {"type": "string"},
+                        "url": {"type": "string", "description": "Whole to a pay key; to a read key only its scheme, host and port (the path and query may carry the merchant's token): https://shop.example/…"},
                         "enabled": {"type": "boolean"},
                         "disabled_at": {"type": ["string", "null"]},
                         "disabled_reason": {"type": ["string", "null"]},
@@ -385,7 +385,7 @@ pub fn document() -> Value {
                     "required": ["endpoint", "url", "version", "webhook_id", "state", "created_at", "attempts"],
                     "properties": {
                         "endpoint": {"type": "integer"},
-                        "url": {"type": "string"},
+                        "url": {"type": "string", "description": "Whole to a pay key; to a read key only its scheme, host and port (the path and query may carry the merchant's token): https://shop.example/…"},
                         "version": {"type": "integer"},
                         "webhook_id": {"type": "string"},
                         "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},

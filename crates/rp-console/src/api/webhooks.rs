@@ -16,12 +16,13 @@ use super::payouts::{found, ledger_failed, payment_id};
 use super::{Caller, json_answer, problem, require_pay, rfc3339};
 use crate::Desk;
 use crate::webhooks::message::message_id;
+use crate::webhooks::shown_url;
 
-/// An endpoint as the API shows it: no secret.
-pub(crate) fn endpoint_json(endpoint: &WebhookEndpoint) -> Value {
+/// An endpoint as the API shows it: no secret; its URL whole only to a `pay` key.
+pub(crate) fn endpoint_json(endpoint: &WebhookEndpoint, caller: &Caller) -> Value {
     json!({
         "id": endpoint.id,
-        "url": endpoint.url,
+        "url": shown_url(&endpoint.url, caller.role.may_pay()),
         "enabled": endpoint.enabled(),
         "disabled_at": endpoint.disabled_at.map(rfc3339),
         "disabled_reason": endpoint.disabled_reason,
@@ -31,7 +32,7 @@ pub(crate) fn endpoint_json(endpoint: &WebhookEndpoint) -> Value {
     })
 }
 
-fn delivery_json(desk: &Desk, delivery: &DeliveryInfo) -> Value {
+fn delivery_json(desk: &Desk, delivery: &DeliveryInfo, caller: &Caller) -> Value {
     let attempts: Vec<Value> = delivery
         .attempts
         .iter()
@@ -46,7 +47,7 @@ fn delivery_json(desk: &Desk, delivery: &DeliveryInfo) -> Value {
         .collect();
     json!({
         "endpoint": delivery.key.endpoint,
-        "url": delivery.url,
+        "url": shown_url(&delivery.url, caller.role.may_pay()),
         "version": delivery.key.version,
         "webhook_id": message_id(
             desk.client().project_id(),
@@ -62,10 +63,16 @@ fn delivery_json(desk: &Desk, delivery: &DeliveryInfo) -> Value {
 }
 
 /// `GET /api/v1/webhooks`.
-pub(crate) async fn list(State(desk): State<Desk>) -> Response {
+pub(crate) async fn list(
+    State(desk): State<Desk>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     match desk.webhooks().endpoints().await {
         Ok(endpoints) => {
-            let data: Vec<Value> = endpoints.iter().map(endpoint_json).collect();
+            let data: Vec<Value> = endpoints
+                .iter()
+                .map(|e| endpoint_json(e, &caller))
+                .collect();
             json_answer(StatusCode::OK, &json!({ "data": data }))
         }
         Err(error) => ledger_failed(&error),
@@ -101,7 +108,7 @@ pub(crate) async fn enable(
     desk.wake_webhooks();
     match desk.webhooks().endpoints().await {
         Ok(endpoints) => match endpoints.iter().find(|e| e.id == number) {
-            Some(endpoint) => json_answer(StatusCode::OK, &endpoint_json(endpoint)),
+            Some(endpoint) => json_answer(StatusCode::OK, &endpoint_json(endpoint, &caller)),
             None => not_found(),
         },
         Err(error) => ledger_failed(&error),
@@ -109,7 +116,11 @@ pub(crate) async fn enable(
 }
 
 /// `GET /api/v1/payouts/{payment_id}/deliveries`.
-pub(crate) async fn deliveries(State(desk): State<Desk>, Path(id): Path<String>) -> Response {
+pub(crate) async fn deliveries(
+    State(desk): State<Desk>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
     let id = match payment_id(&id) {
         Ok(id) => id,
         Err(response) => return response,
@@ -119,7 +130,10 @@ pub(crate) async fn deliveries(State(desk): State<Desk>, Path(id): Path<String>)
     }
     match desk.webhooks().deliveries(&id).await {
         Ok(deliveries) => {
-            let data: Vec<Value> = deliveries.iter().map(|d| delivery_json(&desk, d)).collect();
+            let data: Vec<Value> = deliveries
+                .iter()
+                .map(|d| delivery_json(&desk, d, &caller))
+                .collect();
             json_answer(StatusCode::OK, &json!({ "data": data }))
         }
         Err(error) => ledger_failed(&error),

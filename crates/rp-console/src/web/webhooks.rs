@@ -82,7 +82,7 @@ fn list_page(
                     @for endpoint in endpoints {
                         tr {
                             td { (endpoint.id) }
-                            td { code { (endpoint.url) } }
+                            td { code { (crate::webhooks::shown_url(&endpoint.url, me.role.may_pay())) } }
                             td {
                                 @if endpoint.enabled() { span.badge.good { "enabled" } }
                                 @else { span.badge.bad { "disabled" } }
@@ -283,7 +283,7 @@ pub(crate) fn deliveries_part(me: &Me, path: &str, deliveries: &[DeliveryInfo]) 
                     @for delivery in deliveries {
                         tr {
                             td { (delivery.key.version) }
-                            td { code { (delivery.url) } }
+                            td { code { (crate::webhooks::shown_url(&delivery.url, me.role.may_pay())) } }
                             td {
                                 @match delivery.state {
                                     DeliveryState::Delivered => span.badge.good { "delivered" },

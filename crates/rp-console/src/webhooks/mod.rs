@@ -26,7 +26,7 @@ use rp_ledger::{AfterAttempt, AttemptRecord, ClaimedDelivery, DeliveryAttempt};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use message::{SECRET_PREFIX, new_secret, signature};
-pub use policy::{RETRY_SCHEDULE, check_url};
+pub use policy::{RETRY_SCHEDULE, check_url, shown_url};
 
 use crate::Desk;
 

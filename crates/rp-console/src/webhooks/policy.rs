@@ -92,6 +92,31 @@ pub fn check_url(url: &str, allow_plain_http: bool) -> Result<(), String> {
     }
 }
 
+/// An endpoint's URL as shown to someone who may only read (a `read` API key, a `view`
+/// operator): its scheme, host and port, the path and query (which may carry the merchant's
+/// token) as `…`. Those who may pay (and manage endpoints) see it whole.
+pub fn shown_url(url: &str, whole: bool) -> String {
+    if whole {
+        return url.to_owned();
+    }
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if parsed.path() == "/" && parsed.query().is_none() {
+                "/"
+            } else {
+                "/…"
+            };
+            format!(
+                "{}://{}{port}{rest}",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or_default()
+            )
+        }
+        Err(_) => "…".to_owned(),
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -101,6 +126,19 @@ fn is_loopback(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_see_no_path_or_query() {
+        let url = "https://shop.example:8443/hooks/t0ken?key=s3cret";
+        assert_eq!(shown_url(url, true), url);
+        assert_eq!(shown_url(url, false), "https://shop.example:8443/…");
+        assert_eq!(
+            shown_url("https://shop.example/", false),
+            "https://shop.example/"
+        );
+        assert_eq!(shown_url("http://[::1]/x", false), "http://[::1]/…");
+        assert_eq!(shown_url("not a url", false), "…");
+    }
 
     #[test]
     fn failures_retry_for_more_than_three_days_then_give_up() {

@@ -340,12 +340,28 @@ async fn the_api_lists_endpoints_shows_deliveries_and_replays_them() {
         .wait_for("wh-api", "success", Duration::from_secs(15))
         .await;
 
-    // Endpoints: read keys see them, never the secret.
+    // Endpoints: read keys see them, never the secret, nor the URL's path and query (which
+    // may carry the merchant's token); pay keys (which manage them) see the URL whole.
     let (status, _, list) = call(&server, "GET", "/api/v1/webhooks", Some(READ_KEY), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["data"][0]["id"], endpoint.id);
     assert_eq!(list["data"][0]["enabled"], true);
     assert!(!list.to_string().contains("whsec_"), "{list}");
+    let path = endpoint
+        .url
+        .split_once("//")
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .1;
+    assert!(!list.to_string().contains(path), "{list}");
+    assert!(
+        list["data"][0]["url"].as_str().unwrap().ends_with("/…"),
+        "{list}"
+    );
+    let (_, _, whole) = call(&server, "GET", "/api/v1/webhooks", Some(PAY_KEY), None).await;
+    assert_eq!(whole["data"][0]["url"], endpoint.url.as_str());
 
     // Deliveries with their log and the webhook-id the receiver got.
     let (status, _, deliveries) = call(
@@ -361,6 +377,10 @@ async fn the_api_lists_endpoints_shows_deliveries_and_replays_them() {
     let got = receiver.accepted_for("wh-api");
     assert_eq!(data.len(), got.len());
     for (delivery, message) in data.iter().zip(&got) {
+        assert!(
+            delivery["url"].as_str().unwrap().ends_with("/…"),
+            "{delivery}"
+        );
         assert_eq!(delivery["state"], "delivered");
         assert_eq!(delivery["webhook_id"], message.id.as_str());
         assert_eq!(delivery["attempts"][0]["status"], 204);
@@ -669,6 +689,13 @@ async fn operators_manage_endpoints_and_replay_from_the_console() {
     let (_, page) = server.get_with(&anna.cookie, "/webhooks").await;
     assert!(
         page.contains(&receiver.url) && !page.contains("whsec_"),
+        "{page}"
+    );
+    // A view operator sees the endpoint, not the URL's path (it may carry a token).
+    let (_, page) = server.get_with(&victor.cookie, "/webhooks").await;
+    let host = receiver.url.rsplit_once('/').unwrap().0;
+    assert!(
+        page.contains(&format!("{host}/…")) && !page.contains(&receiver.url),
         "{page}"
     );
 
