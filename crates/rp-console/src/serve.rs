@@ -213,6 +213,8 @@ async fn reconciler(desk: Desk, every: Duration, mut stopped: watch::Receiver<bo
     while pause(every, &mut stopped).await {
         match desk.client().reconcile_and_resume().await {
             Ok(report) if !report.entries.is_empty() || !report.resent.is_empty() => {
+                // What it changed is in the ledger's outbox: the sender looks at once.
+                desk.wake_webhooks();
                 tracing::info!(
                     asked = report.entries.len(),
                     updated = report.updated(),
@@ -272,7 +274,8 @@ async fn batch_worker(
                 Arc::clone(desk.batches()),
                 desk.settings().batch_options,
                 &stop,
-                |_, _| {},
+                // Each row's changes are in the ledger's outbox: the sender looks at once.
+                |_, _| desk.wake_webhooks(),
             )
             .await;
             match result {

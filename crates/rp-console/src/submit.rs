@@ -94,11 +94,13 @@ pub(crate) async fn submit(
     // metadata), as the row would then find it paid.
     let (recorded_tx, recorded_rx) = oneshot::channel();
     let (result_tx, result_rx) = oneshot::channel();
-    let client = desk.client().clone();
+    let (client, wake) = (desk.client().clone(), desk.clone());
     desk.run_in_background(async move {
         let result = client
             .payout_reporting(&payout, source, metadata, Some(recorded_tx))
             .await;
+        // The platform's answer is in the ledger's outbox: the sender looks at once.
+        wake.wake_webhooks();
         if let Err(error) = &result {
             tracing::warn!(payment_id = %payout.payment_id(), %error, "payout did not succeed");
         }

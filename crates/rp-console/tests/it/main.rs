@@ -81,6 +81,20 @@ impl Server {
             Duration::from_millis(300),
             limits,
             Settings::default(),
+            |_| {},
+        )
+        .await
+    }
+
+    /// As [`Server::start`] (no reconciler), its serve options changed by `tune`.
+    pub(crate) async fn start_tuned(tune: impl FnOnce(&mut ServeOptions)) -> Server {
+        Self::start_full(
+            "sqlite::memory:",
+            None,
+            Duration::from_millis(300),
+            Limits::NONE,
+            Settings::default(),
+            tune,
         )
         .await
     }
@@ -93,6 +107,7 @@ impl Server {
             Duration::from_millis(300),
             Limits::NONE,
             settings,
+            |_| {},
         )
         .await
     }
@@ -110,6 +125,7 @@ impl Server {
             batches,
             Limits::NONE,
             Settings::default(),
+            |_| {},
         )
         .await
     }
@@ -120,6 +136,7 @@ impl Server {
         batches: Duration,
         limits: Limits,
         settings: Settings,
+        tune: impl FnOnce(&mut ServeOptions),
     ) -> Server {
         let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = console.local_addr().unwrap();
@@ -166,6 +183,7 @@ impl Server {
         let mut options = ServeOptions::new(console);
         options.reconcile_every = reconcile;
         options.batches_every = Some(batches);
+        tune(&mut options);
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(rp_console::serve(desk.clone(), options, async {
             let _ = stopped.await;

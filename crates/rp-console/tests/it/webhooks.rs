@@ -787,3 +787,53 @@ async fn operators_manage_endpoints_and_replay_from_the_console() {
     assert!(server.desk.webhooks().endpoints().await.unwrap().is_empty());
     server.stop().await;
 }
+
+/// Changes that no callback follows (payouts the platform accepted and has not settled: the
+/// simulator's `0010`) are pushed at once, not at the sender's next look (here an hour
+/// away): a batch's rows and an API payout's answer wake the sender, as callbacks do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_no_callback_follows_are_pushed_at_once() {
+    let server = crate::Server::start_tuned(|options| {
+        options.webhooks_every = Some(Duration::from_secs(3600));
+    })
+    .await;
+    crate::api::add_keys(&server).await;
+    let receiver = Receiver::start(false).await;
+    let secret = rp_console::webhooks::new_secret().unwrap();
+    server
+        .desk
+        .webhooks()
+        .add_endpoint(&receiver.url, &secret)
+        .await
+        .unwrap();
+    let rows = serde_json::json!([
+        {"payment_id": "wake-b-1", "phone": "+7 701 123 0010", "amount": "100", "customer": {"id": "c"}},
+        {"payment_id": "wake-b-2", "phone": "+7 701 124 0010", "amount": "200", "customer": {"id": "c"}}
+    ]);
+    let (status, batch) = crate::api_batches::post_batch(
+        &server,
+        PAY_KEY,
+        "",
+        "application/json",
+        rows.to_string().into_bytes(),
+    )
+    .await;
+    assert!(status.is_success(), "{batch}");
+    let single = serde_json::json!({"payment_id": "wake-api", "phone": "+7 701 125 0010",
+                                    "amount": "300", "customer": {"id": "c"}});
+    let (status, _, body) = call(
+        &server,
+        "POST",
+        "/api/v1/payouts",
+        Some(PAY_KEY),
+        Some(single),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    for id in ["wake-b-1", "wake-b-2", "wake-api"] {
+        receiver
+            .wait_for(id, "accepted", Duration::from_secs(10))
+            .await;
+    }
+    server.stop().await;
+}
