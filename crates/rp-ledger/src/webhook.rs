@@ -262,7 +262,8 @@ pub trait WebhookStore: Send + Sync + fmt::Debug {
         payment_id: &'a PaymentId,
     ) -> BoxFuture<'a, Result<Vec<DeliveryInfo>, Error>>;
 
-    /// Sends a payout's events again: each of its state changes (only `version`, when given)
+    /// Sends a payout's events again: each of its state changes and attention marks (only
+    /// `version`, when given; a mark: one that made deliveries, or the payout's attention now)
     /// to `endpoint` (every endpoint of the project when `None`) becomes a pending delivery
     /// due at once, whether it was delivered, given up or never made (an endpoint added after
     /// the change). How many deliveries are now pending.

@@ -296,7 +296,15 @@ pub(crate) fn read_payout(body: &[u8]) -> Result<(Payout, Option<String>), Vec<V
         Ok(payout) if errors.is_empty() => Ok((payout, metadata)),
         Ok(_) => Err(errors),
         Err(error) => {
-            for problem in builder_errors(&error) {
+            // What this reader checks itself (a missing field, a zero amount, a `;`) is named
+            // already, under the API's field names; the builder's other rules are added.
+            let amount_field = if object.contains_key("amount") {
+                "amount"
+            } else {
+                "amount_minor"
+            };
+            let checked_here = !errors.is_empty();
+            for problem in builder_errors(&error, amount_field, checked_here) {
                 if !errors.iter().any(|e| e["field"] == problem["field"]) {
                     errors.push(problem);
                 }
@@ -438,9 +446,11 @@ fn number_literals(json: &str) -> Vec<&str> {
 }
 
 /// Whether a number literal's value is kept exactly: a 64-bit integer, or at most 15
-/// significant digits that `serde_json` reads as the double nearest to them (it is one unit
-/// in the last place off for some, such as `6.854443151e75`), neither zero nor infinite
-/// unless written so (`1e-400` would be kept as `0`).
+/// significant digits whose double is the nearest to them both as `serde_json` reads the
+/// literal and as it reads the text it keeps (its shortest form of that double): it is one
+/// unit in the last place off for some, such as `6.854443151e75` (also when written
+/// `6.8544431510e75`); and neither zero nor infinite unless written so (`1e-400` would be kept
+/// as `0`).
 fn exact(literal: &str) -> bool {
     if !literal.contains(['.', 'e', 'E']) {
         return literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok();
@@ -452,9 +462,13 @@ fn exact(literal: &str) -> bool {
     else {
         return false;
     };
+    let kept = serde_json::to_string(&read)
+        .ok()
+        .and_then(|text| serde_json::from_str::<f64>(&text).ok());
     significant.len() <= 15
         && nearest.is_finite()
         && nearest.to_bits() == read.to_bits()
+        && kept.is_some_and(|kept| kept.to_bits() == nearest.to_bits())
         && (nearest != 0.0 || significant.is_empty())
 }
 
@@ -484,14 +498,21 @@ fn checked_text(field: &str, value: Option<&Value>, errors: &mut Vec<Value>) -> 
     }
 }
 
-/// The builder's problems, each named by its field.
-fn builder_errors(error: &rp_model::Error) -> Vec<Value> {
+/// The builder's problems, each named by its field (`amount_field`: the amount's, as sent);
+/// without those this reader checks itself when `checked_here` (they are named already).
+fn builder_errors(error: &rp_model::Error, amount_field: &str, checked_here: bool) -> Vec<Value> {
     use rp_model::Error as E;
     match error {
-        E::Invalid { problems } => problems.iter().flat_map(builder_errors).collect(),
+        E::Invalid { problems } => problems
+            .iter()
+            .flat_map(|p| builder_errors(p, amount_field, checked_here))
+            .collect(),
+        E::MissingField { .. } | E::ZeroAmount | E::SeparatorInValue { .. } if checked_here => {
+            Vec::new()
+        }
         E::SeparatorInValue { field } => vec![field_error(field, error.to_string())],
         E::ZeroAmount | E::InvalidAmount { .. } | E::AmountOverflow { .. } => {
-            vec![field_error("amount", error.to_string())]
+            vec![field_error(amount_field, error.to_string())]
         }
         E::PhoneNoPayoutOperator { .. } => vec![field_error("phone", error.to_string())],
         E::MissingField { field } => vec![field_error(field, error.to_string())],

@@ -189,6 +189,13 @@ fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
             return response;
         }
     };
+    html(confirm_page(me, form, &payout, None))
+}
+
+/// The confirmation of `payout` (its payment ID drawn by the review): "Pay", or "Change"
+/// (which draws a new ID). With `pending` (the ledger had not recorded it in time: it may
+/// still be, and sent), only "Pay" again under the same payment ID, never a new one.
+fn confirm_page(me: &Me, form: &PayoutForm, payout: &Payout, pending: Option<&str>) -> Markup {
     let phone = payout.phone();
     let hint = phone.operator_hint().map_or_else(
         || "unknown range".to_owned(),
@@ -205,6 +212,7 @@ fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
         |name: &'static str, value: &str| html! { input type="hidden" name=(name) value=(value); };
     let body = html! {
         h1 { "Confirm the payout" }
+        @if let Some(text) = pending { (notice("error", text)) }
         div.card {
             dl.facts {
                 dt { "Phone" } dd { (phone.masked()) }
@@ -224,16 +232,20 @@ fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
                 (hidden("customer_id", &form.customer_id)) (hidden("description", &form.description))
                 button type="submit" { "Pay " (payout.amount()) }
             }
-            form method="post" action="/payouts" {
-                (csrf_field(me))
-                (hidden("step", "edit"))
-                (hidden("phone", &form.phone)) (hidden("amount", &form.amount))
-                (hidden("customer_id", &form.customer_id)) (hidden("description", &form.description))
-                button.secondary type="submit" { "Change" }
+            @if pending.is_some() {
+                a href=(payment_path(payout.payment_id())) { "The payment's page" }
+            } @else {
+                form method="post" action="/payouts" {
+                    (csrf_field(me))
+                    (hidden("step", "edit"))
+                    (hidden("phone", &form.phone)) (hidden("amount", &form.amount))
+                    (hidden("customer_id", &form.customer_id)) (hidden("description", &form.description))
+                    button.secondary type="submit" { "Change" }
+                }
             }
         }
     };
-    html(page("Confirm the payout", Some(me), "/payouts/new", body))
+    page("Confirm the payout", Some(me), "/payouts/new", body)
 }
 
 async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
@@ -256,7 +268,7 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
     let page_of = format!("{}?done=sent", payment_path(&payment_id));
     tracing::info!(operator = %me.name, payment_id = %payment_id, phone = %payout.phone(), amount = %payout.amount(), "payout from the console");
     // Pressed twice, or the answer reloaded: the same payout, never sent again from here.
-    match submit::submit(desk, payout, me.source(), None).await {
+    match submit::submit(desk, payout.clone(), me.source(), None).await {
         Ok(_) => Redirect::to(&page_of).into_response(),
         Err(NotSubmitted::Conflict(rp_batch::run::Holder::Payout)) => {
             let top = format!(
@@ -277,9 +289,11 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
             html(form_page(me, form, &[], Some(&top)))
         }
         Err(NotSubmitted::Ledger(error)) => ledger_failed(Some(me), &error),
+        // The confirmation again, under the same payment ID: "Pay" sends the same payout
+        // (answered as it stands once recorded), never another one.
         Err(NotSubmitted::NotYetRecorded(wait)) => {
             let top = capitalized(&submit::not_yet_recorded(&payment_id, wait));
-            let mut response = html(form_page(me, form, &[], Some(&top)));
+            let mut response = html(confirm_page(me, form, &payout, Some(&top)));
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             response
         }

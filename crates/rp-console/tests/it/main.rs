@@ -22,6 +22,7 @@ mod review_meta;
 mod review_meta_digits;
 mod review_onclash;
 mod review_reg;
+mod review_s2;
 mod review_submit;
 mod security;
 mod webdriver;

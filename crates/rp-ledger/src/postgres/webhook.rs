@@ -338,7 +338,9 @@ impl WebhookStore for PostgresWebhooks {
                  AND ($3::bigint IS NULL OR v.version = $3) \
                  AND ($4::bigint IS NULL OR e.id = $4) \
                  AND (v.previous IS NULL OR v.previous <> v.state OR v.note = (SELECT p.attention \
-                 FROM rp_ledger.payouts p WHERE p.project_id = v.project_id AND p.payment_id = v.payment_id)) \
+                 FROM rp_ledger.payouts p WHERE p.project_id = v.project_id AND p.payment_id = v.payment_id) \
+                 OR EXISTS (SELECT 1 FROM rp_ledger.webhook_deliveries d WHERE d.project_id = v.project_id \
+                 AND d.payment_id = v.payment_id AND d.version = v.version)) \
                  ON CONFLICT (endpoint_id, project_id, payment_id, version) DO UPDATE SET \
                  next_attempt_at = excluded.next_attempt_at, failures = 0, \
                  delivered_at = NULL, failed_at = NULL, claimed_by = NULL, lease_until = NULL"

@@ -327,7 +327,9 @@ impl WebhookStore for SqliteWebhooks {
                  WHERE v.project_id = ?1 AND v.payment_id = ?2 \
                  AND (?3 IS NULL OR v.version = ?3) AND (?4 IS NULL OR e.id = ?4) \
                  AND (v.previous IS NULL OR v.previous <> v.state OR v.note = (SELECT p.attention \
-                 FROM payouts p WHERE p.project_id = v.project_id AND p.payment_id = v.payment_id)) \
+                 FROM payouts p WHERE p.project_id = v.project_id AND p.payment_id = v.payment_id) \
+                 OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.project_id = v.project_id \
+                 AND d.payment_id = v.payment_id AND d.version = v.version)) \
                  ON CONFLICT (endpoint_id, project_id, payment_id, version) DO UPDATE SET \
                  next_attempt_at = excluded.next_attempt_at, failures = 0, \
                  delivered_at = NULL, failed_at = NULL, claimed_by = NULL, lease_until = NULL",

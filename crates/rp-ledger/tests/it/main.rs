@@ -16,6 +16,7 @@ mod review_aside;
 mod review_grouped;
 mod review_held;
 mod review_reg;
+mod review_s2;
 mod review_unsettled;
 mod review_webhooks;
 mod sqlite;

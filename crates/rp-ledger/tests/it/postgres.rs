@@ -1179,3 +1179,16 @@ async fn due_deliveries_are_sought_by_project() {
     assert!(!plan.contains("Sort"), "{plan}");
     db.remove().await;
 }
+
+/// `review_s2::an_earlier_attention_mark_can_be_replayed` on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_s2_an_earlier_attention_mark_can_be_replayed_postgres() {
+    let Some(admin) = server("review_s2_an_earlier_attention_mark_can_be_replayed_postgres") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "review_s2_marks").await;
+    let ledger = db.open().await;
+    crate::review_s2::an_earlier_attention_mark_can_be_replayed(&ledger).await;
+    drop(ledger);
+    db.remove().await;
+}
