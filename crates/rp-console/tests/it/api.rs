@@ -76,6 +76,27 @@ pub(crate) async fn call(
     )
 }
 
+/// `POST path` with the pay key and the JSON text `body` as written (its numbers as they are,
+/// which a `Value` would rewrite): status and the answer's text.
+pub(crate) async fn post_text(server: &Server, path: &str, body: String) -> (StatusCode, String) {
+    let answer = server
+        .http
+        .post(server.url(path))
+        .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    (status, answer.text().await.unwrap())
+}
+
+/// `POST /api/v1/payouts` of `body` with the pay key: status, content type and body.
+pub(crate) async fn post_payout(server: &Server, body: Value) -> (StatusCode, String, Value) {
+    call(server, "POST", "/api/v1/payouts", Some(PAY_KEY), Some(body)).await
+}
+
 pub(crate) fn payout(id: &str, amount: &str) -> Value {
     json!({"payment_id": id, "phone": "+7 701 123 45 67", "amount": amount, "customer": {"id": "c-1"}})
 }

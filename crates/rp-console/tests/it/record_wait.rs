@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use rp_console::Settings;
 
 use crate::Server;
-use crate::api::{PAY_KEY, add_keys, call, payout};
+use crate::api::{PAY_KEY, add_keys, call, payout, post_payout};
 
 /// A fresh SQLite ledger file: its URL and path.
 fn ledger_file(name: &str) -> (String, std::path::PathBuf) {
@@ -55,14 +55,7 @@ impl Lock {
 
 /// `POST /api/v1/payouts` of 1,500 KZT under `id`, with the pay key.
 async fn pay(server: &Server, id: &str) -> (StatusCode, String, serde_json::Value) {
-    call(
-        server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(payout(id, "1 500")),
-    )
-    .await
+    post_payout(server, payout(id, "1 500")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,17 +204,8 @@ async fn a_json_array_of_100k_non_objects_lists_at_most_1000_problems() {
         body.push_str(",0");
     }
     body.push(']');
-    let answer = server
-        .http
-        .post(server.url("/api/v1/batches?check_only=true"))
-        .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
-        .header(CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    let text = answer.text().await.unwrap();
+    let (status, text) =
+        crate::api::post_text(&server, "/api/v1/batches?check_only=true", body).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let problem: Value = serde_json::from_str(&text).unwrap();
     let listed = problem["errors"].as_array().map_or(0, Vec::len);

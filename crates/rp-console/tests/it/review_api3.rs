@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use crate::api::{PAY_KEY, call, with_keys};
+use crate::api::{PAY_KEY, post_payout, post_text, with_keys};
 
 /// The fields a 422 names.
 fn fields(problem: &Value) -> Vec<String> {
@@ -33,27 +33,13 @@ async fn review_api3_a_phone_no_operator_serves_is_named_with_the_other_problems
     // Alone, the phone is refused and named.
     let alone = json!({"payment_id": "kulan-1", "phone": "+7 760 123 45 67",
                        "amount_minor": 100, "customer": {"id": "c"}});
-    let (status, _, problem) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(alone),
-    )
-    .await;
+    let (status, _, problem) = post_payout(&server, alone).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert!(fields(&problem).contains(&"phone".to_owned()), "{problem}");
     // With another problem, it must still be named.
     let both = json!({"payment_id": "kulan-2", "phone": "+7 760 123 45 67",
                       "amount_minor": 100, "customer": {"id": "c"}, "colour": "red"});
-    let (status, _, problem) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(both),
-    )
-    .await;
+    let (status, _, problem) = post_payout(&server, both).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     let named = fields(&problem);
     assert!(
@@ -71,25 +57,11 @@ async fn review_api3_an_amount_past_2_53_is_named_with_the_other_problems() {
     let big = 9_007_199_254_740_992_u64;
     let alone = json!({"payment_id": "big-1", "phone": "+7 701 123 45 67",
                        "amount_minor": big, "customer": {"id": "c"}});
-    let (status, _, problem) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(alone),
-    )
-    .await;
+    let (status, _, problem) = post_payout(&server, alone).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     let both = json!({"payment_id": "big-2", "phone": "+7 701 123 45 67",
                       "amount_minor": big, "customer": {"id": "c"}, "colour": "red"});
-    let (status, _, problem) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(both),
-    )
-    .await;
+    let (status, _, problem) = post_payout(&server, both).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     let named = fields(&problem);
     assert!(
@@ -107,17 +79,8 @@ async fn review_api3_a_metadata_number_that_underflows_is_not_kept_as_zero() {
     let server = with_keys().await;
     let body = r#"{"payment_id": "tiny-1", "phone": "+77011234567", "amount_minor": 100,
                    "customer": {"id": "c"}, "metadata": {"x": 1e-400}}"#;
-    let answer = server
-        .http
-        .post(server.url("/api/v1/payouts"))
-        .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
-        .header(CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    let answer: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    let (status, answer) = post_text(&server, "/api/v1/payouts", body.to_owned()).await;
+    let answer: Value = serde_json::from_str(&answer).unwrap();
     if status == StatusCode::UNPROCESSABLE_ENTITY {
         server.stop().await;
         return;
@@ -125,14 +88,7 @@ async fn review_api3_a_metadata_number_that_underflows_is_not_kept_as_zero() {
     let kept = answer["metadata"]["x"].clone();
     let zero = json!({"payment_id": "tiny-1", "phone": "+77011234567", "amount_minor": 100,
                       "customer": {"id": "c"}, "metadata": {"x": 0}});
-    let (again, _, _) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(zero),
-    )
-    .await;
+    let (again, _, _) = post_payout(&server, zero).await;
     assert!(
         kept.as_f64() != Some(0.0) && again == StatusCode::CONFLICT,
         "1e-400 accepted ({status}) and kept as {kept}; a repeat with 0 answered {again}"
@@ -185,23 +141,11 @@ async fn review_api3_a_waiting_post_neither_holds_shutdown_nor_goes_unanswered()
 async fn review_api3_metadata_integers_differing_past_f64_are_other_metadata() {
     let server = with_keys().await;
     let post = |metadata: &'static str| {
-        let (http, url) = (server.http.clone(), server.url("/api/v1/payouts"));
-        async move {
-            let body = format!(
-                r#"{{"payment_id": "order-f64", "phone": "+77011234567", "amount_minor": 100,
-                    "customer": {{"id": "c"}}, "metadata": {metadata}}}"#
-            );
-            let answer = http
-                .post(url)
-                .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
-                .header(CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = answer.status();
-            (status, answer.text().await.unwrap())
-        }
+        let body = format!(
+            r#"{{"payment_id": "order-f64", "phone": "+77011234567", "amount_minor": 100,
+                "customer": {{"id": "c"}}, "metadata": {metadata}}}"#
+        );
+        post_text(&server, "/api/v1/payouts", body)
     };
     let (first, body) = post(r#"{"order": 100000000000000001}"#).await;
     assert_eq!(first, StatusCode::ACCEPTED, "{body}");
@@ -234,26 +178,17 @@ async fn review_api3_a_plain_metadata_number_is_kept_as_sent() {
             r#"{{"payment_id": "kept-float-{n}", "phone": "+77011234567", "amount_minor": 100,
                 "customer": {{"id": "c"}}, "metadata": {{"x": {number}}}}}"#
         );
-        let answer = server
-            .http
-            .post(server.url("/api/v1/payouts"))
-            .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let (status, text) = post_text(&server, "/api/v1/payouts", body).await;
         // Refused ("send it as a string"), or kept as sent.
-        if answer.status() == StatusCode::UNPROCESSABLE_ENTITY {
-            let problem: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            let problem: Value = serde_json::from_str(&text).unwrap();
             assert!(
                 fields(&problem).contains(&"metadata".to_owned()),
                 "{problem}"
             );
             continue;
         }
-        assert_eq!(answer.status(), StatusCode::ACCEPTED);
-        let text = answer.text().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{text}");
         // The literal kept, as the answer writes it, read by a correct parser.
         let start = text.find(r#""metadata":{"x":"#).unwrap() + r#""metadata":{"x":"#.len();
         let literal = &text[start..start + text[start..].find('}').unwrap()];
@@ -274,14 +209,7 @@ async fn review_api3_an_empty_operator_is_refused_not_sent() {
     let server = with_keys().await;
     let body = json!({"payment_id": "no-operator", "phone": "+77011234567", "amount_minor": 100,
                       "customer": {"id": "c"}, "operator": ""});
-    let (status, _, answer) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(body),
-    )
-    .await;
+    let (status, _, answer) = post_payout(&server, body).await;
     assert_eq!(
         status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -301,14 +229,7 @@ async fn review_api3_a_partial_reversal_is_pushed_as_a_webhook() {
     let (server, receiver, _endpoint) = crate::webhooks::serve_with_receiver(false).await;
     let body = json!({"payment_id": "half-back", "phone": "+7 701 123 0017",
                       "amount_minor": 1000, "customer": {"id": "c"}});
-    let (status, _, answer) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(body),
-    )
-    .await;
+    let (status, _, answer) = post_payout(&server, body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     receiver
         .wait_for("half-back", "success", Duration::from_secs(10))

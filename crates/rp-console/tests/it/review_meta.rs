@@ -113,17 +113,7 @@ async fn review_meta_batch_report_shows_a_conflict_row_as_the_api_payouts_succes
 
 /// `POST /api/v1/payouts?wait=10` with this raw body (so that numbers stay as written).
 pub(crate) async fn post_raw(server: &Server, body: String) -> (StatusCode, String) {
-    let answer = server
-        .http
-        .post(server.url("/api/v1/payouts?wait=10"))
-        .header("Authorization", format!("Bearer {PAY_KEY}"))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    (status, answer.text().await.unwrap())
+    crate::api::post_text(server, "/api/v1/payouts?wait=10", body).await
 }
 
 pub(crate) fn raw_payout(id: &str, metadata: &str) -> String {

@@ -4,10 +4,9 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
-use crate::api::{PAY_KEY, with_keys};
+use crate::api::with_keys;
 
 /// "Metadata numbers `serde_json` does not read exactly are refused (send them as strings)":
 /// `6.854443151e75` is refused. Found: `exact()` checks the literal as written, but what is
@@ -27,17 +26,7 @@ async fn review_s2_a_metadata_number_with_a_trailing_zero_is_kept_as_sent() {
             r#"{{"payment_id": "s2-float-{n}", "phone": "+77011234567", "amount_minor": 100,
                 "customer": {{"id": "c"}}, "metadata": {{"x": {number}}}}}"#
         );
-        let answer = server
-            .http
-            .post(server.url("/api/v1/payouts"))
-            .header(AUTHORIZATION, format!("Bearer {PAY_KEY}"))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = answer.status();
-        let text = answer.text().await.unwrap();
+        let (status, text) = crate::api::post_text(&server, "/api/v1/payouts", body).await;
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             let problem: Value = serde_json::from_str(&text).unwrap();
             assert!(problem.to_string().contains("metadata"), "{problem}");
@@ -75,14 +64,7 @@ async fn review_s2_a_422_names_each_problem_once_under_the_apis_field_names() {
             vec!["amount_minor"],
         ),
     ] {
-        let (status, _, problem) = crate::api::call(
-            &server,
-            "POST",
-            "/api/v1/payouts",
-            Some(PAY_KEY),
-            Some(body.clone()),
-        )
-        .await;
+        let (status, _, problem) = crate::api::post_payout(&server, body.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
         let mut named: Vec<String> = problem["errors"]
             .as_array()

@@ -17,7 +17,7 @@ use rp_model::PaymentId;
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::api::{PAY_KEY, call, payout, with_keys};
+use crate::api::{PAY_KEY, call, payout, post_payout, with_keys};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -821,14 +821,7 @@ async fn changes_no_callback_follows_are_pushed_at_once() {
     assert!(status.is_success(), "{batch}");
     let single = serde_json::json!({"payment_id": "wake-api", "phone": "+7 701 125 0010",
                                     "amount": "300", "customer": {"id": "c"}});
-    let (status, _, body) = call(
-        &server,
-        "POST",
-        "/api/v1/payouts",
-        Some(PAY_KEY),
-        Some(single),
-    )
-    .await;
+    let (status, _, body) = post_payout(&server, single).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     for id in ["wake-b-1", "wake-b-2", "wake-api"] {
         receiver

@@ -423,48 +423,30 @@ pub(crate) async fn the_log_keeps_the_last_attempts(ledger: &Ledger) {
     );
 }
 
-/// A change that keeps the state and marks the payout as needing attention (`partially
-/// reversed` after `success`) makes a delivery per endpoint, as a state change does; another
-/// change that keeps the state (a note of its own, the attention unchanged) makes none.
-/// Replay sends the attention's change again, with the state changes.
-pub(crate) async fn an_attention_mark_makes_deliveries(ledger: &Ledger) {
-    let project = ProjectId::new(4242).unwrap();
-    let (store, hooks) = (ledger.store(project), ledger.webhooks(project));
-    let endpoint = hooks
-        .add_endpoint("https://merchant.example/attention", "whsec_c2VjcmV0LWE=")
-        .await
-        .unwrap();
-    let r = record("wh-attention", "77011234567", 100, 1);
+/// Records payout `id` of `project`, then applies `changes` in turn, each moving it to (or
+/// keeping it at) `success` with `(attention, note)`: the attention the payout is left with
+/// and the note of the change's event.
+pub(crate) async fn recorded_then_marked(
+    ledger: &Ledger,
+    project: ProjectId,
+    id: &str,
+    changes: &[(Option<&str>, Option<&str>)],
+) -> PaymentId {
+    let store = ledger.store(project);
+    let r = record(id, "77011234567", 100, 1);
     let event = PayoutEvent::new(r.created_at, EventSource::Call, None, PayoutState::Created);
     store.insert(r.clone(), event, Limits::NONE).await.unwrap();
     let mut current = store.get(&r.payment_id).await.unwrap().unwrap();
-    // created -> success, then success -> success marked, then success -> success noted.
-    let attention = "the platform reported `partially reversed` after `success`";
-    for (state, mark, note) in [
-        (
-            PayoutState::Status(rp_model::PaymentStatus::Success),
-            None,
-            None,
-        ),
-        (
-            PayoutState::Status(rp_model::PaymentStatus::Success),
-            Some(attention),
-            Some(attention),
-        ),
-        (
-            PayoutState::Status(rp_model::PaymentStatus::Success),
-            Some(attention),
-            Some("checked: nothing new"),
-        ),
-    ] {
+    let success = PayoutState::Status(rp_model::PaymentStatus::Success);
+    for (mark, note) in changes {
         let mut next = current.clone();
-        next.state = state.clone();
+        next.state = success.clone();
         next.attention = mark.map(str::to_owned);
         let event = PayoutEvent::new(
             SystemTime::now(),
             EventSource::Callback,
             Some(current.state.clone()),
-            state,
+            success.clone(),
         )
         .with_note(note.map(str::to_owned));
         current = match store.update(current.version, next, event).await.unwrap() {
@@ -472,27 +454,52 @@ pub(crate) async fn an_attention_mark_makes_deliveries(ledger: &Ledger) {
             other => panic!("update not applied: {other:?}"),
         };
     }
-    let versions = |deliveries: Vec<rp_ledger::DeliveryInfo>| -> Vec<u64> {
-        deliveries.iter().map(|d| d.key.version).collect()
-    };
-    let made = hooks.deliveries(&r.payment_id).await.unwrap();
+    r.payment_id
+}
+
+/// The versions of the deliveries of `id`'s events, in order.
+pub(crate) async fn delivered_versions(
+    hooks: &dyn rp_ledger::WebhookStore,
+    id: &PaymentId,
+) -> Vec<u64> {
+    let deliveries = hooks.deliveries(id).await.unwrap();
+    deliveries.iter().map(|d| d.key.version).collect()
+}
+
+/// A change that keeps the state and marks the payout as needing attention (`partially
+/// reversed` after `success`) makes a delivery per endpoint, as a state change does; another
+/// change that keeps the state (a note of its own, the attention unchanged) makes none.
+/// Replay sends the attention's change again, with the state changes.
+pub(crate) async fn an_attention_mark_makes_deliveries(ledger: &Ledger) {
+    let project = ProjectId::new(4242).unwrap();
+    let hooks = ledger.webhooks(project);
+    let endpoint = hooks
+        .add_endpoint("https://merchant.example/attention", "whsec_c2VjcmV0LWE=")
+        .await
+        .unwrap();
+    // created -> success, then success -> success marked, then success -> success noted.
+    let attention = "the platform reported `partially reversed` after `success`";
+    let id = recorded_then_marked(
+        ledger,
+        project,
+        "wh-attention",
+        &[
+            (None, None),
+            (Some(attention), Some(attention)),
+            (Some(attention), Some("checked: nothing new")),
+        ],
+    )
+    .await;
     assert_eq!(
-        versions(made),
+        delivered_versions(hooks.as_ref(), &id).await,
         [0, 1, 2],
         "recorded, success, the attention"
     );
     let claimed = hooks.claim_due("attention", LEASE, 10).await.unwrap();
     assert_eq!(claimed.len(), 1, "in order: the first change first");
     // Replayed: the same three, nothing for the change that only noted.
-    assert_eq!(
-        hooks
-            .replay(&r.payment_id, None, Some(endpoint.id))
-            .await
-            .unwrap(),
-        3
-    );
-    let replayed = hooks.deliveries(&r.payment_id).await.unwrap();
-    assert_eq!(versions(replayed), [0, 1, 2]);
+    assert_eq!(hooks.replay(&id, None, Some(endpoint.id)).await.unwrap(), 3);
+    assert_eq!(delivered_versions(hooks.as_ref(), &id).await, [0, 1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
