@@ -77,12 +77,11 @@ pub fn callback_router(desk: &Desk) -> Router {
     let metrics_desk = desk.clone();
     let observer: Observer = Arc::new(move |outcome: &CallbackOutcome| {
         metrics_desk.metrics().callback(outcome.label());
-        // Only a recorded change makes a delivery: a refused, duplicate or stale callback
-        // (anyone may post one) costs the sender no claim.
-        if matches!(
-            outcome,
-            CallbackOutcome::Applied { .. } | CallbackOutcome::Reversed { .. }
-        ) {
+        // Only a recorded change makes a delivery (a state applied, or a mark for attention:
+        // a reversal, a contradicting or unknown status, a callback about another payment):
+        // a refused, duplicate or stale callback (anyone may post one) costs the sender no
+        // claim.
+        if matches!(outcome, CallbackOutcome::Applied { .. }) || outcome.needs_attention() {
             metrics_desk.wake_webhooks();
         }
     });

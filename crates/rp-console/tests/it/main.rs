@@ -23,6 +23,7 @@ mod review_meta_digits;
 mod review_onclash;
 mod review_reg;
 mod review_s2;
+mod review_s3;
 mod review_submit;
 mod security;
 mod webdriver;
@@ -205,6 +206,24 @@ impl Server {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The payout `id` once it is marked as needing attention (within 10 s, or the test
+    /// fails).
+    pub(crate) async fn marked_for_attention(&self, id: &str) -> rp_payout::PayoutRecord {
+        let id = rp_model::PaymentId::new(id).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let record = self.desk.client().store().get(&id).await.unwrap().unwrap();
+            if record.attention.is_some() {
+                return record;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not marked for attention: {record:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// How many payout requests for payment ID `id` reached the simulator.

@@ -236,25 +236,7 @@ async fn review_api3_a_partial_reversal_is_pushed_as_a_webhook() {
         .await;
     // The second callback (partially reversed) comes a moment after the first.
     let id = rp_model::PaymentId::new("half-back").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let record = server
-            .desk
-            .client()
-            .store()
-            .get(&id)
-            .await
-            .unwrap()
-            .unwrap();
-        if record.attention.is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no partial reversal recorded: {record:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.marked_for_attention("half-back").await;
     // Time for the sender (it looks every second).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let events = server.desk.client().store().events(&id).await.unwrap();

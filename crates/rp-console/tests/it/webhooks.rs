@@ -788,11 +788,9 @@ async fn operators_manage_endpoints_and_replay_from_the_console() {
     server.stop().await;
 }
 
-/// Changes that no callback follows (payouts the platform accepted and has not settled: the
-/// simulator's `0010`) are pushed at once, not at the sender's next look (here an hour
-/// away): a batch's rows and an API payout's answer wake the sender, as callbacks do.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_no_callback_follows_are_pushed_at_once() {
+/// `rp serve` (with the API keys) whose webhook sender looks only hourly by itself, and a
+/// receiver registered as its endpoint: what reaches the receiver soon was woken for.
+pub(crate) async fn hourly_sender_with_receiver() -> (crate::Server, Receiver) {
     let server = crate::Server::start_tuned(|options| {
         options.webhooks_every = Some(Duration::from_secs(3600));
     })
@@ -806,6 +804,15 @@ async fn changes_no_callback_follows_are_pushed_at_once() {
         .add_endpoint(&receiver.url, &secret)
         .await
         .unwrap();
+    (server, receiver)
+}
+
+/// Changes that no callback follows (payouts the platform accepted and has not settled: the
+/// simulator's `0010`) are pushed at once, not at the sender's next look (here an hour
+/// away): a batch's rows and an API payout's answer wake the sender, as callbacks do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_no_callback_follows_are_pushed_at_once() {
+    let (server, receiver) = hourly_sender_with_receiver().await;
     let rows = serde_json::json!([
         {"payment_id": "wake-b-1", "phone": "+7 701 123 0010", "amount": "100", "customer": {"id": "c"}},
         {"payment_id": "wake-b-2", "phone": "+7 701 124 0010", "amount": "200", "customer": {"id": "c"}}
