@@ -8,6 +8,8 @@
 //! by the form: pressing "Pay" twice, or reloading the answer, submits the same payout under
 //! the same ID, which the client records once and sends once.
 
+use std::time::{Duration, SystemTime};
+
 use axum::Extension;
 use axum::Form;
 use axum::extract::State;
@@ -15,9 +17,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use rp_model::{Currency, CustomerId, Money, Msisdn, PaymentId, Payout};
+use rp_payout::{PayoutQuery, PayoutRecord};
 use serde::Deserialize;
 
-use super::layout::{csrf_field, notice, page, payment_path};
+use super::layout::{amount, csrf_field, notice, page, payment_path, utc};
 use super::payment::require_pay;
 use super::{html, ledger_failed};
 use crate::submit::{self, NotSubmitted};
@@ -172,11 +175,27 @@ pub(crate) async fn submit(
     match form.step.as_str() {
         "pay" => pay(&desk, &me, &form).await,
         "edit" => html(form_page(&me, &form, &[], None)),
-        _ => review(&desk, &me, &form),
+        _ => review(&desk, &me, &form).await,
     }
 }
 
-fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
+/// How far back the confirmation looks for payouts to the same phone number.
+const RECENT: Duration = Duration::from_secs(24 * 3600);
+
+/// What the confirmation shows of the payouts to `phone` recorded in the last [`RECENT`]
+/// (paying one of them again pays the person twice): at most 5, newest first; `Err` when the
+/// ledger could not be asked.
+async fn recent_to(desk: &Desk, phone: Msisdn) -> Result<Vec<PayoutRecord>, ()> {
+    let mut query = PayoutQuery::new()
+        .phone(phone.as_str())
+        .between(SystemTime::now().checked_sub(RECENT), None);
+    query.limit = 5;
+    desk.client().store().list(&query).await.map_err(|error| {
+        tracing::warn!(%error, "console: could not look for recent payouts to a number");
+    })
+}
+
+async fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
     let payment_id = match desk.client().new_payment_id() {
         Ok(id) => id,
         Err(error) => return ledger_failed(Some(me), &error),
@@ -189,13 +208,21 @@ fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
             return response;
         }
     };
-    html(confirm_page(me, form, &payout, None))
+    let recent = recent_to(desk, payout.phone()).await;
+    html(confirm_page(me, form, &payout, None, recent.as_deref()))
 }
 
 /// The confirmation of `payout` (its payment ID drawn by the review): "Pay", or "Change"
-/// (which draws a new ID). With `pending` (the ledger had not recorded it in time: it may
-/// still be, and sent), only "Pay" again under the same payment ID, never a new one.
-fn confirm_page(me: &Me, form: &PayoutForm, payout: &Payout, pending: Option<&str>) -> Markup {
+/// (which draws a new ID), with the `recent` payouts to the same number. With `pending` (the
+/// ledger had not recorded it in time: it may still be, and sent), only "Pay" again under
+/// the same payment ID, never a new one.
+fn confirm_page(
+    me: &Me,
+    form: &PayoutForm,
+    payout: &Payout,
+    pending: Option<&str>,
+    recent: Result<&[PayoutRecord], &()>,
+) -> Markup {
     let phone = payout.phone();
     let hint = phone.operator_hint().map_or_else(
         || "unknown range".to_owned(),
@@ -213,6 +240,29 @@ fn confirm_page(me: &Me, form: &PayoutForm, payout: &Payout, pending: Option<&st
     let body = html! {
         h1 { "Confirm the payout" }
         @if let Some(text) = pending { (notice("error", text)) }
+        @match recent {
+            Ok([]) => {}
+            Ok(recent) => {
+                (notice("error", &format!(
+                    "This number was paid {} time(s) in the last 24 hours: paying the same again pays this person twice. Check these first.",
+                    recent.len()
+                )))
+                table {
+                    thead { tr { th { "Payment ID" } th { "Amount" } th { "State" } th { "Recorded (UTC)" } } }
+                    tbody {
+                        @for record in recent {
+                            tr {
+                                td { a href=(payment_path(&record.payment_id)) { (record.payment_id) } }
+                                td { (amount(record)) }
+                                td { (record.state.label()) }
+                                td { (utc(record.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            Err(()) => { p.muted { "Could not look for recent payouts to this number (the ledger did not answer)." } }
+        }
         div.card {
             dl.facts {
                 dt { "Phone" } dd { (phone.masked()) }
@@ -293,7 +343,7 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
         // (answered as it stands once recorded), never another one.
         Err(NotSubmitted::NotYetRecorded(wait)) => {
             let top = capitalized(&submit::not_yet_recorded(&payment_id, wait));
-            let mut response = html(confirm_page(me, form, &payout, Some(&top)));
+            let mut response = html(confirm_page(me, form, &payout, Some(&top), Ok(&[])));
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             response
         }

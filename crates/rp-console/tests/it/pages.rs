@@ -135,6 +135,40 @@ async fn a_single_payout_goes_from_the_form_to_success_once() {
     server.stop().await;
 }
 
+/// The confirmation lists the payouts to the same number in the last 24 hours (paying one of
+/// them again pays the person twice), and none for another number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_shows_recent_payouts_to_the_same_number() {
+    let server = Server::start(None).await;
+    let anna = server.login(PAY).await;
+    let review = |phone: &'static str| {
+        let (server, anna) = (&server, &anna);
+        async move {
+            let fields = [
+                ("step", "review"),
+                ("phone", phone),
+                ("amount", "1 500"),
+                ("customer_id", "c-77"),
+            ];
+            let page = server.post(anna, "/payouts", &fields).await;
+            assert_eq!(page.status(), StatusCode::OK);
+            page.text().await.unwrap()
+        }
+    };
+    let first = review("+7 701 222 33 44").await;
+    assert!(!first.contains("This number was paid"), "{first}");
+    let paid = pay(&server, &anna, "+7 701 222 33 44", "1 500").await;
+    let again = review("8 701 222 33 44").await;
+    assert!(
+        again.contains("This number was paid 1 time(s)") && again.contains(&paid),
+        "{again}"
+    );
+    assert!(again.contains("500,00"), "{again}");
+    let other = review("+7 701 222 33 45").await;
+    assert!(!other.contains("This number was paid"), "{other}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_form_names_every_wrong_field_and_sends_nothing() {
     let server = Server::start(None).await;
