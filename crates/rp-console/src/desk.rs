@@ -101,7 +101,7 @@ impl Desk {
                 access: ledger.access(),
                 batches: ledger.batches(project),
                 webhooks: ledger.webhooks(project),
-                webhook_wakeup: Arc::new(tokio::sync::Notify::new()),
+                webhook_wakeup: ledger.payout_changes(),
                 client,
                 ledger,
                 settings,
@@ -140,8 +140,9 @@ impl Desk {
         &self.inner.webhooks
     }
 
-    /// Tells the webhook sender that a change was just recorded, so it looks now instead of
-    /// at its next round.
+    /// Tells the webhook sender to look now instead of at its next round. A payout recorded
+    /// or changed through the ledger tells it by itself ([`Ledger::payout_changes`]); this is
+    /// for what else makes deliveries due (an endpoint enabled, a replay, a delivery done).
     pub fn wake_webhooks(&self) {
         self.inner.webhook_wakeup.notify_one();
     }

@@ -77,13 +77,6 @@ pub fn callback_router(desk: &Desk) -> Router {
     let metrics_desk = desk.clone();
     let observer: Observer = Arc::new(move |outcome: &CallbackOutcome| {
         metrics_desk.metrics().callback(outcome.label());
-        // Only a recorded change makes a delivery (a state applied, or a mark for attention:
-        // a reversal, a contradicting or unknown status, a callback about another payment):
-        // a refused, duplicate or stale callback (anyone may post one) costs the sender no
-        // claim.
-        if matches!(outcome, CallbackOutcome::Applied { .. }) || outcome.needs_attention() {
-            metrics_desk.wake_webhooks();
-        }
     });
     callback_router_with_limits(
         Arc::clone(desk.client()),
@@ -212,8 +205,6 @@ async fn reconciler(desk: Desk, every: Duration, mut stopped: watch::Receiver<bo
     while pause(every, &mut stopped).await {
         match desk.client().reconcile_and_resume().await {
             Ok(report) if !report.entries.is_empty() || !report.resent.is_empty() => {
-                // What it changed is in the ledger's outbox: the sender looks at once.
-                desk.wake_webhooks();
                 tracing::info!(
                     asked = report.entries.len(),
                     updated = report.updated(),
@@ -273,8 +264,7 @@ async fn batch_worker(
                 Arc::clone(desk.batches()),
                 desk.settings().batch_options,
                 &stop,
-                // Each row's changes are in the ledger's outbox: the sender looks at once.
-                |_, _| desk.wake_webhooks(),
+                |_, _| {},
             )
             .await;
             match result {

@@ -94,13 +94,11 @@ pub(crate) async fn submit(
     // metadata), as the row would then find it paid.
     let (recorded_tx, recorded_rx) = oneshot::channel();
     let (result_tx, result_rx) = oneshot::channel();
-    let (client, wake) = (desk.client().clone(), desk.clone());
+    let client = desk.client().clone();
     desk.run_in_background(async move {
         let result = client
             .payout_reporting(&payout, source, metadata, Some(recorded_tx))
             .await;
-        // The platform's answer is in the ledger's outbox: the sender looks at once.
-        wake.wake_webhooks();
         if let Err(error) = &result {
             tracing::warn!(payment_id = %payout.payment_id(), %error, "payout did not succeed");
         }
@@ -129,10 +127,7 @@ pub(crate) async fn submit(
         Err(_) => return Err(NotSubmitted::NotYetRecorded(wait)),
     };
     match recorded {
-        Recorded::New(record) => {
-            desk.wake_webhooks();
-            Ok(Submitted::New(Some(*record)))
-        }
+        Recorded::New(record) => Ok(Submitted::New(Some(*record))),
         // Recorded by another call meanwhile, with the same request and metadata.
         Recorded::Existing(existing) => Ok(Submitted::Existing(*existing)),
         Recorded::Conflict => Err(NotSubmitted::Conflict(match result_rx.await {

@@ -210,6 +210,18 @@ impl Ledger {
         }
     }
 
+    /// Notified each time this process recorded or changed a payout in the ledger, once the
+    /// change (and the webhook deliveries it made) committed; another process's changes are
+    /// not told. A webhook sender waits on it (notifications while it is busy make one).
+    pub fn payout_changes(&self) -> Arc<tokio::sync::Notify> {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(ledger) => ledger.payout_changes(),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(ledger) => ledger.payout_changes(),
+        }
+    }
+
     /// How much the ledger has committed since it was opened.
     pub fn stats(&self) -> LedgerStats {
         match &self.backend {

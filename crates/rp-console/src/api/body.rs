@@ -392,9 +392,7 @@ fn checked_metadata(value: Option<&Value>, body: &[u8], errors: &mut Vec<Value>)
 }
 
 /// The number literals of the `metadata` member of `body`, as written, whose value would not
-/// be kept exactly (see [`exact`]): an integer past 64 bits, or another number of more than 15 significant
-/// digits (a double holds 15 for sure: `1234567890123456.7` would be kept as
-/// `1234567890123456.8`, and taken for it).
+/// be kept exactly ([`exact`]).
 fn inexact_numbers(body: &[u8]) -> Vec<String> {
     #[derive(Deserialize)]
     struct Raw<'a> {

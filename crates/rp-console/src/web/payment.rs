@@ -221,10 +221,7 @@ pub(crate) async fn check(
     {
         return ledger_failed(Some(&me), &error);
     }
-    let checked = desk.client().check_now(&id).await;
-    // What the check changed is in the ledger's outbox: the sender looks at once.
-    desk.wake_webhooks();
-    let done = match checked {
+    let done = match desk.client().check_now(&id).await {
         Ok(ReconcileResult::Unchanged(_)) => "unchanged",
         Ok(ReconcileResult::Failed(error)) => {
             tracing::warn!(payment_id = %id, %error, "status check from the console failed");
@@ -264,14 +261,12 @@ pub(crate) async fn resend(
     {
         return ledger_failed(Some(&me), &error);
     }
-    let (client, wake) = (desk.client().clone(), desk.clone());
+    let client = desk.client().clone();
     let resent = id.clone();
     desk.run_in_background(async move {
         if let Err(error) = client.resume(&resent).await {
             tracing::warn!(payment_id = %resent, %error, "resend from the console failed");
         }
-        // What the resend changed is in the ledger's outbox: the sender looks at once.
-        wake.wake_webhooks();
     });
     Redirect::to(&format!("{}?done=resent", payment_path(&id))).into_response()
 }

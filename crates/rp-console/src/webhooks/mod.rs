@@ -51,8 +51,9 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the webhook client: {e}"))
 }
 
-/// Sends due deliveries until `stopped`: looks every `every` (and at once when
-/// [`Desk::wake_webhooks`] is called), claims up to [`MAX_IN_FLIGHT`] with a lease of three
+/// Sends due deliveries until `stopped`: looks every `every`, and at once when this process
+/// recorded or changed a payout ([`rp_ledger::Ledger::payout_changes`]) or
+/// [`Desk::wake_webhooks`] is called, claims up to [`MAX_IN_FLIGHT`] with a lease of three
 /// timeouts, sends each, and records the attempts that finished together (one ledger
 /// transaction for many sends). At shutdown it stops claiming, lets the sends in flight
 /// finish and records them (a send cut off keeps its claim until the lease ends; then any

@@ -88,6 +88,8 @@ struct Shared {
     /// The URL without its password, for messages.
     name: String,
     commits: AtomicU64,
+    /// Notified when a payout was recorded or changed ([`PostgresLedger::payout_changes`]).
+    changes: Arc<tokio::sync::Notify>,
     /// The server's clock, for leases and limits, without a round trip per reading.
     clock: clock::ServerClock,
     /// The compare-and-sets waiting to be written together.
@@ -144,6 +146,7 @@ impl PostgresLedger {
                 pool,
                 name: name.to_owned(),
                 commits: AtomicU64::new(0),
+                changes: Arc::default(),
                 clock: clock::ServerClock::new(),
                 updates: writes::Queue::default(),
                 inserts: writes::Queue::default(),
@@ -214,6 +217,18 @@ impl PostgresLedger {
     /// The console's operators and sessions.
     pub fn access(&self) -> PostgresAccess {
         PostgresAccess::new(self.clone())
+    }
+
+    /// Notified each time this process recorded or changed a payout in the ledger (the
+    /// change, and the webhook deliveries it made, committed; another instance's changes are
+    /// not told): a webhook sender waits on it.
+    pub fn payout_changes(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.shared.changes)
+    }
+
+    /// Says a payout was recorded or changed (see [`PostgresLedger::payout_changes`]).
+    pub(crate) fn payout_changed(&self) {
+        self.shared.changes.notify_one();
     }
 
     /// How much the ledger has committed since it was opened (every write is its own

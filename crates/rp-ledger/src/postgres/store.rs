@@ -663,7 +663,13 @@ impl PayoutStore for PostgresStore {
         event: PayoutEvent,
         limits: Limits,
     ) -> BoxFuture<'_, Result<Inserted, Error>> {
-        Box::pin(self.insert_record(record, event, limits))
+        Box::pin(async move {
+            let inserted = self.insert_record(record, event, limits).await;
+            if matches!(inserted, Ok(Inserted::New(_))) {
+                self.ledger.payout_changed();
+            }
+            inserted
+        })
     }
 
     fn get<'a>(
@@ -679,7 +685,13 @@ impl PayoutStore for PostgresStore {
         record: PayoutRecord,
         event: PayoutEvent,
     ) -> BoxFuture<'_, Result<Updated, Error>> {
-        Box::pin(self.update_record(expected_version, record, event))
+        Box::pin(async move {
+            let updated = self.update_record(expected_version, record, event).await;
+            if matches!(updated, Ok(Updated::Done(_))) {
+                self.ledger.payout_changed();
+            }
+            updated
+        })
     }
 
     fn unsettled(

@@ -63,6 +63,8 @@ struct Shared {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     stats: Arc<Counters>,
+    /// Notified when a payout was recorded or changed ([`SqliteLedger::payout_changes`]).
+    changes: Arc<tokio::sync::Notify>,
     /// The writer thread, joined when the last handle goes.
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -174,9 +176,21 @@ impl SqliteLedger {
                 jobs,
                 readers: Mutex::new(Vec::new()),
                 stats,
+                changes: Arc::default(),
                 writer: Mutex::new(writer),
             }),
         }
+    }
+
+    /// Notified each time this process recorded or changed a payout in the ledger (the
+    /// change, and the webhook deliveries it made, committed): a webhook sender waits on it.
+    pub fn payout_changes(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.shared.changes)
+    }
+
+    /// Says a payout was recorded or changed (see [`SqliteLedger::payout_changes`]).
+    pub(crate) fn payout_changed(&self) {
+        self.shared.changes.notify_one();
     }
 
     /// How much the writer has committed since the ledger was opened.

@@ -438,6 +438,11 @@ impl PayoutStore for SqliteStore {
                     &what,
                 )
                 .await
+                .inspect(|inserted| {
+                    if matches!(inserted, Inserted::New(_)) {
+                        self.ledger.payout_changed();
+                    }
+                })
         })
     }
 
@@ -477,6 +482,11 @@ impl PayoutStore for SqliteStore {
                     &what,
                 )
                 .await
+                .inspect(|updated| {
+                    if matches!(updated, Updated::Done(_)) {
+                        self.ledger.payout_changed();
+                    }
+                })
         })
     }
 

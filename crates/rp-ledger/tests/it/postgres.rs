@@ -873,6 +873,7 @@ async fn the_postgres_ledger_keeps_a_webhook_outbox() {
     crate::webhooks::attempts_are_recorded_together(&ledger).await;
     crate::webhooks::the_log_keeps_the_last_attempts(&ledger).await;
     crate::webhooks::an_attention_mark_makes_deliveries(&ledger).await;
+    crate::webhooks::payout_changes_are_told(&ledger).await;
     // Two instances claiming at once never get the same delivery.
     let other = db.open().await;
     let project = ProjectId::new(1234).unwrap();

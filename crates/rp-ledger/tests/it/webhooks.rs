@@ -502,6 +502,29 @@ pub(crate) async fn an_attention_mark_makes_deliveries(ledger: &Ledger) {
     assert_eq!(delivered_versions(hooks.as_ref(), &id).await, [0, 1, 2]);
 }
 
+/// A payout recorded, and each change of it, tells `payout_changes` once committed (the
+/// webhook sender waits on it); a read tells nothing.
+pub(crate) async fn payout_changes_are_told(ledger: &Ledger) {
+    let changes = ledger.payout_changes();
+    let told = || async {
+        tokio::time::timeout(Duration::from_secs(2), changes.notified())
+            .await
+            .is_ok()
+    };
+    let project = ProjectId::new(4444).unwrap();
+    let id = recorded_then_marked(ledger, project, "wh-told", &[]).await;
+    assert!(told().await, "a payout recorded");
+    recorded_then_marked(ledger, project, "wh-told-2", &[(None, None)]).await;
+    assert!(told().await, "recorded and changed: told (once or more)");
+    ledger.store(project).get(&id).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), changes.notified())
+            .await
+            .is_err(),
+        "a read is no change"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_ledger_keeps_a_webhook_outbox() {
     let ledger = Ledger::open("sqlite::memory:").await.unwrap();
@@ -510,6 +533,7 @@ async fn the_memory_ledger_keeps_a_webhook_outbox() {
     attempts_are_recorded_together(&ledger).await;
     the_log_keeps_the_last_attempts(&ledger).await;
     an_attention_mark_makes_deliveries(&ledger).await;
+    payout_changes_are_told(&ledger).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,8 +29,8 @@
 //! ([`DEFAULT_WRITE_TIMEOUT`]), and at most 256 connections ([`DEFAULT_MAX_CONNECTIONS`]) are
 //! served at once: near the cap answers close their connections, at the cap the connection
 //! idle the longest (a second at least) makes way for a new one (a request received, or an
-//! answer being written, is never cut), and when none is idle, new ones wait for a place. Mount the router where the
-//! project's callback URL points:
+//! answer being written, is never cut), and when none is idle, new ones wait for a place.
+//! Mount the router where the project's callback URL points:
 //!
 //! ```no_run
 //! use rp_payout::axum::{ConnectionLimits, callback_router, serve};

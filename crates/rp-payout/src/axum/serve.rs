@@ -130,10 +130,9 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits)
 /// eighth of the places free), each answer closes its connection (`Connection: close`), and
 /// at the cap the connection idle the longest (nothing received since its last answer, or
 /// since it connected, for at least a second) is closed to let a new one in, as a reverse
-/// proxy does: otherwise a
-/// client's pool of keep-alive connections, idle after a burst, would hold every place until
-/// its idle time ran out, and the next connection would wait that long in the listen
-/// backlog. A request received, even in part, is never cut for this, nor an answer being
+/// proxy does: otherwise a client's pool of keep-alive connections, idle after a burst,
+/// would hold every place until its idle time ran out, and the next connection would wait
+/// that long in the listen backlog. A request received, even in part, is never cut for this, nor an answer being
 /// written. Put [`RequestLimits`](super::RequestLimits) on the router for the body (the
 /// callback routers have them).
 ///
