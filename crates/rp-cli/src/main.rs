@@ -4,6 +4,7 @@
 //! Each subcommand is one variant of [`Command`] and lives in its own module; what they share
 //! (exit codes, one-line failures, the secret key, the Gate connection) is in `common`.
 
+mod access_cmd;
 mod batch_cmd;
 mod batch_list;
 mod batch_run;

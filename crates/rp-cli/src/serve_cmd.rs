@@ -1,5 +1,6 @@
-//! `rp serve`: the payout desk (rp-console) on the ledger; `rp serve add-operator`,
-//! `remove-operator`, `operators`: who may sign in to its console.
+//! `rp serve`: the payout desk (rp-console) on the ledger, and `rp demo --console`. Its
+//! subcommands: operators and API keys in `access_cmd.rs`, webhook endpoints in
+//! `webhook_cmd.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rp_console::{Desk, ServeOptions, Settings, hash_password};
-use rp_ledger::{OperatorAccount, Role, check_operator_name};
+use rp_ledger::{Ledger, OperatorAccount, Role};
+use rp_model::ProjectId;
 
 use crate::batch_cmd::LimitArgs;
 use crate::common::{Failure, GateArgs, destination, ledger_client, runtime};
@@ -26,7 +28,9 @@ pub(crate) struct ServeArgs {
 const SERVE_HELP: &str = "\
 Runs the callback endpoint, the reconciler, the batch worker and the web console on the ledger.
 Several instances on one PostgreSQL ledger share the work: each payout, callback and batch row is
-handled once. Sign-in needs an operator: `rp serve add-operator NAME --role pay`.
+handled once. Sign-in needs an operator: `rp serve add-operator NAME --role pay`. Operators and
+API keys belong to the project (RP_PROJECT_ID): another project on the same ledger does not know
+them.
 
 The console listens on 127.0.0.1 unless told otherwise. To reach it from another machine, give
 it TLS of its own (--tls-cert and --tls-key: PEM files, checked before anything listens; the
@@ -44,68 +48,10 @@ recorded (30 s at most), then rp exits.";
 
 #[derive(Debug, clap::Subcommand)]
 enum ServeAction {
-    /// Add an operator of the console, or give one a new password or role (their sessions
-    /// end). The password is read from --password-file, or `RP_OPERATOR_PASSWORD`, or made up
-    /// and printed once.
-    AddOperator(AddOperatorArgs),
-    /// Remove an operator (their sessions end).
-    RemoveOperator {
-        /// The operator's name.
-        name: String,
-        #[command(flatten)]
-        ledger: LedgerArgs,
-    },
-    /// List the operators.
-    Operators {
-        #[command(flatten)]
-        ledger: LedgerArgs,
-    },
-    /// Make a key for the JSON API (`Authorization: Bearer KEY`): printed once, kept in the
-    /// ledger as its SHA-256. `pay` may pay; `read` only reads.
-    AddApiKey {
-        /// The key's name (letters A-Z, digits, `.`, `_`, `-`, `@`); never reused.
-        name: String,
-        /// `pay` or `read`.
-        #[arg(long, value_parser = ["pay", "read"])]
-        role: String,
-        #[command(flatten)]
-        ledger: LedgerArgs,
-    },
-    /// Revoke an API key: it is refused from now on (by every instance).
-    RevokeApiKey {
-        /// The key's name.
-        name: String,
-        #[command(flatten)]
-        ledger: LedgerArgs,
-    },
-    /// List the API keys (names, roles, revocations; never the keys).
-    ApiKeys {
-        #[command(flatten)]
-        ledger: LedgerArgs,
-    },
+    #[command(flatten)]
+    Access(crate::access_cmd::AccessAction),
     #[command(flatten)]
     Webhooks(crate::webhook_cmd::WebhookAction),
-}
-
-#[derive(Debug, clap::Args)]
-struct AddOperatorArgs {
-    /// The operator's name: letters A-Z, digits, `.`, `_`, `-`, `@`.
-    name: String,
-    /// `view` (see payouts) or `pay` (also pay, resend, ask statuses).
-    #[arg(long, value_parser = ["view", "pay"])]
-    role: String,
-    /// Read the password from this file (`-`: standard input); one trailing newline ignored.
-    #[arg(long, value_name = "PATH")]
-    password_file: Option<PathBuf>,
-    /// Require a second factor: a new TOTP secret is made and shown once (for an
-    /// authenticator app). An existing operator keeps theirs unless --totp or --no-totp.
-    #[arg(long, conflicts_with = "no_totp")]
-    totp: bool,
-    /// Remove the operator's second factor.
-    #[arg(long)]
-    no_totp: bool,
-    #[command(flatten)]
-    ledger: LedgerArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,224 +121,10 @@ impl ServeArgs {
 /// `rp serve …`.
 pub(crate) fn serve(args: &ServeArgs) -> Result<(), Failure> {
     match &args.action {
-        Some(ServeAction::AddOperator(add)) => runtime()?.block_on(add_operator(add)),
-        Some(ServeAction::RemoveOperator { name, ledger }) => {
-            runtime()?.block_on(remove_operator(name, ledger))
-        }
-        Some(ServeAction::Operators { ledger }) => runtime()?.block_on(list_operators(ledger)),
-        Some(ServeAction::AddApiKey { name, role, ledger }) => {
-            runtime()?.block_on(add_api_key(name, role, ledger))
-        }
-        Some(ServeAction::RevokeApiKey { name, ledger }) => {
-            runtime()?.block_on(revoke_api_key(name, ledger))
-        }
-        Some(ServeAction::ApiKeys { ledger }) => runtime()?.block_on(list_api_keys(ledger)),
+        Some(ServeAction::Access(action)) => runtime()?.block_on(crate::access_cmd::run(action)),
         Some(ServeAction::Webhooks(action)) => runtime()?.block_on(crate::webhook_cmd::run(action)),
         None => run(&args.run),
     }
-}
-
-/// The new operator's password, and whether it was made up here (then it is printed).
-fn password(args: &AddOperatorArgs) -> Result<(String, bool), Failure> {
-    if let Some(path) = &args.password_file {
-        let (name, bytes) = crate::common::read_input(path)?;
-        let mut text = String::from_utf8(bytes)
-            .map_err(|_| Failure::usage(format!("the password in {name} is not UTF-8")))?;
-        if text.ends_with('\n') {
-            text.pop();
-            if text.ends_with('\r') {
-                text.pop();
-            }
-        }
-        return Ok((text, false));
-    }
-    if let Ok(text) = std::env::var("RP_OPERATOR_PASSWORD") {
-        return Ok((text, false));
-    }
-    made_up_password()
-}
-
-/// A new random password (20 characters of an alphabet without look-alikes), marked made up.
-fn made_up_password() -> Result<(String, bool), Failure> {
-    let mut bytes = [0u8; 64];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Failure::unreachable(format!("no random bytes from the system: {e}")))?;
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    // 256 is not a multiple of 56: bytes of 224 and above are skipped, so every character is
-    // equally likely (64 bytes leave 20 characters but for a chance below 10^-20).
-    let mut text = String::new();
-    let mut pool = bytes.iter().copied();
-    while text.len() < 20 {
-        let Some(byte) = pool.next() else {
-            return made_up_password();
-        };
-        if usize::from(byte) < 224 {
-            text.push(char::from(ALPHABET[usize::from(byte) % 56]));
-        }
-    }
-    Ok((text, true))
-}
-
-async fn add_operator(args: &AddOperatorArgs) -> Result<(), Failure> {
-    check_operator_name(&args.name).map_err(|e| Failure::usage(format!("{:?}: {e}", args.name)))?;
-    let role = Role::parse(&args.role)
-        .ok_or_else(|| Failure::usage(format!("unknown role {:?}: view or pay", args.role)))?;
-    let (password, made_up) = password(args)?;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password).map(|h| (h, password)))
-        .await
-        .map_err(|e| Failure::unreachable(e.to_string()))?
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    let ledger = args.ledger.open().await?;
-    let existing = ledger
-        .access()
-        .operator(&args.name)
-        .await
-        .map_err(Failure::from)?;
-    let existed = existing.is_some();
-    let mut account = OperatorAccount::new(&args.name, hash.0, role);
-    account.totp_secret = match (args.totp, args.no_totp) {
-        (true, _) => Some(rp_console::new_totp_secret().map_err(Failure::unreachable)?),
-        (false, true) => None,
-        (false, false) => existing.and_then(|e| e.totp_secret),
-    };
-    let new_secret = args.totp.then(|| account.totp_secret.clone()).flatten();
-    ledger
-        .access()
-        .put_operator(account)
-        .await
-        .map_err(Failure::from)?;
-    let verb = if existed {
-        "updated (their sessions ended)"
-    } else {
-        "added"
-    };
-    println!("operator {} ({role}) {verb} in {}", args.name, ledger.url());
-    if made_up {
-        println!("password (shown once): {}", hash.1);
-    }
-    if let Some(secret) = new_secret {
-        println!("two-factor secret (shown once): {secret}");
-        println!(
-            "authenticator URI: {}",
-            rp_console::totp_uri(&secret, &args.name, "rp serve")
-        );
-    }
-    Ok(())
-}
-
-async fn remove_operator(name: &str, ledger: &LedgerArgs) -> Result<(), Failure> {
-    let ledger = ledger.open().await?;
-    if ledger
-        .access()
-        .remove_operator(name)
-        .await
-        .map_err(Failure::from)?
-    {
-        println!("operator {name} removed; their sessions ended");
-        Ok(())
-    } else {
-        Err(Failure::usage(format!(
-            "no operator {name:?} in {}",
-            ledger.url()
-        )))
-    }
-}
-
-async fn list_operators(ledger: &LedgerArgs) -> Result<(), Failure> {
-    let ledger = ledger.open().await?;
-    let operators = ledger.access().operators().await.map_err(Failure::from)?;
-    if operators.is_empty() {
-        println!(
-            "no operators in {}: rp serve add-operator NAME --role pay",
-            ledger.url()
-        );
-    }
-    for operator in operators {
-        println!(
-            "{:<24} {:<5} {}",
-            operator.name,
-            operator.role.as_str(),
-            crate::ledger_cmd::utc(operator.updated_at)
-        );
-    }
-    Ok(())
-}
-
-async fn add_api_key(name: &str, role: &str, ledger: &LedgerArgs) -> Result<(), Failure> {
-    check_operator_name(name).map_err(|e| Failure::usage(format!("{name:?}: {e}")))?;
-    let role = if role == "pay" { Role::Pay } else { Role::View };
-    let key = rp_console::new_api_key().map_err(Failure::unreachable)?;
-    let ledger = ledger.open().await?;
-    let added = ledger
-        .access()
-        .add_api_key(rp_ledger::ApiKey::new(
-            name,
-            rp_console::api_key_sha256(&key),
-            role,
-        ))
-        .await
-        .map_err(Failure::from)?;
-    if !added {
-        return Err(Failure::usage(format!(
-            "an API key named {name:?} exists (or existed) in {}: names are never reused, choose another",
-            ledger.url()
-        )));
-    }
-    println!(
-        "API key {name} ({}) added in {}",
-        api_role(role),
-        ledger.url()
-    );
-    println!("key (shown once): {key}");
-    Ok(())
-}
-
-async fn revoke_api_key(name: &str, ledger: &LedgerArgs) -> Result<(), Failure> {
-    let ledger = ledger.open().await?;
-    if ledger
-        .access()
-        .revoke_api_key(name, SystemTime::now())
-        .await
-        .map_err(Failure::from)?
-    {
-        println!("API key {name} revoked");
-        Ok(())
-    } else {
-        Err(Failure::usage(format!(
-            "no API key {name:?} in use in {}",
-            ledger.url()
-        )))
-    }
-}
-
-async fn list_api_keys(ledger: &LedgerArgs) -> Result<(), Failure> {
-    let ledger = ledger.open().await?;
-    let keys = ledger.access().api_keys().await.map_err(Failure::from)?;
-    if keys.is_empty() {
-        println!(
-            "no API keys in {}: rp serve add-api-key NAME --role pay",
-            ledger.url()
-        );
-    }
-    for key in keys {
-        let state = key.revoked_at.map_or_else(
-            || "in use".to_owned(),
-            |at| format!("revoked {}", crate::ledger_cmd::utc(at)),
-        );
-        println!(
-            "{:<24} {:<5} {} {}",
-            key.name,
-            api_role(key.role),
-            crate::ledger_cmd::utc(key.created_at),
-            state
-        );
-    }
-    Ok(())
-}
-
-/// An API key's role as the command line names it.
-fn api_role(role: Role) -> &'static str {
-    if role.may_pay() { "pay" } else { "read" }
 }
 
 /// Why `addr` is refused for the console, if it is: not loopback, without TLS (`tls`) or
@@ -457,7 +189,11 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             ledger.store(project),
             Duration::from_secs(args.overdue_after),
         )?;
-        let operators = ledger.access().operators().await.map_err(Failure::from)?;
+        let operators = crate::access_cmd::access(&ledger, project)
+            .await?
+            .operators()
+            .await
+            .map_err(Failure::from)?;
         let mut settings = Settings::default();
         settings.api_key_rate = args.api_rate;
         settings.batch_options = rp_batch::run::RunOptions::default()
@@ -489,7 +225,7 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         if operators.is_empty() {
             println!(
-                "  no operators yet: rp serve add-operator NAME --role pay (same --ledger) to sign in"
+                "  no operators yet: rp serve add-operator NAME --role pay (same --ledger and project) to sign in"
             );
         }
         let mut options = ServeOptions::new(console);
@@ -528,8 +264,8 @@ pub(crate) async fn demo_console(listen: SocketAddr, processing: Duration) -> Re
     let addr = console
         .local_addr()
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let project = rp_model::ProjectId::new(DEFAULT_PROJECT_ID)
-        .map_err(|e| Failure::unreachable(e.to_string()))?;
+    let project =
+        ProjectId::new(DEFAULT_PROJECT_ID).map_err(|e| Failure::unreachable(e.to_string()))?;
     let sim = Simulator::builder()
         .project(project, rp_sign::SecretKey::from(DEFAULT_SECRET_KEY))
         .callback_url(format!(
@@ -540,7 +276,7 @@ pub(crate) async fn demo_console(listen: SocketAddr, processing: Duration) -> Re
         .start()
         .await
         .map_err(|e| Failure::unreachable(format!("cannot start the simulator: {e}")))?;
-    let ledger = rp_ledger::Ledger::open("sqlite::memory:")
+    let ledger = Ledger::open("sqlite::memory:")
         .await
         .map_err(|e| Failure::unreachable(e.to_string()))?;
     let config = rp_payout::Config::new(project, rp_sign::SecretKey::from(DEFAULT_SECRET_KEY))
@@ -550,10 +286,10 @@ pub(crate) async fn demo_console(listen: SocketAddr, processing: Duration) -> Re
         .store(ledger.store(project))
         .build()
         .map_err(Failure::from)?;
-    let (password, _) = made_up_password()?;
+    let (password, _) = crate::access_cmd::made_up_password()?;
     let hash = hash_password(&password).map_err(|e| Failure::unreachable(e.to_string()))?;
     ledger
-        .access()
+        .access(project)
         .put_operator(OperatorAccount::new("demo", hash, Role::Pay))
         .await
         .map_err(Failure::from)?;

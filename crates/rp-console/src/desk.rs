@@ -98,7 +98,7 @@ impl Desk {
         let api_key_rate = settings.api_key_rate;
         Desk {
             inner: Arc::new(Inner {
-                access: ledger.access(),
+                access: ledger.access(project),
                 batches: ledger.batches(project),
                 webhooks: ledger.webhooks(project),
                 webhook_wakeup: ledger.payout_changes(),
@@ -125,7 +125,7 @@ impl Desk {
         &self.inner.ledger
     }
 
-    /// Operators and sessions.
+    /// The project's operators and their sessions, and its API keys.
     pub fn access(&self) -> &Arc<dyn AccessStore> {
         &self.inner.access
     }

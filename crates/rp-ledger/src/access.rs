@@ -2,6 +2,11 @@
 //! the ledger so that several instances on one PostgreSQL ledger share their operators and
 //! their logins.
 //!
+//! Operators, sessions and API keys belong to one project, as its payouts do: on a ledger
+//! that two projects share (a test and a production one, say), a key or an operator of one
+//! is unknown to the other. Those made before the ledger kept them per project (schema 8
+//! and older) are bound to no project until [`AccessStore::adopt_unbound`] binds them.
+//!
 //! The ledger keeps only what it is given: a password's hash (argon2, made by the console)
 //! and the SHA-256 of a session's token, never the token itself, so a copy of the ledger
 //! opens no session.
@@ -199,9 +204,41 @@ impl ApiKey {
     }
 }
 
-/// The console's operators and sessions, and the API's keys, shared by every instance on the
-/// ledger.
+/// What [`AccessStore::adopt_unbound`] did with the operators and API keys that were made
+/// before the ledger kept them per project.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Adoption {
+    /// Operators bound to this project now.
+    pub operators: u64,
+    /// API keys bound to this project now.
+    pub api_keys: u64,
+    /// Operators still bound to no project (refused by every project).
+    pub operators_left: u64,
+    /// API keys still bound to no project (refused by every project).
+    pub api_keys_left: u64,
+}
+
+impl Adoption {
+    /// Whether operators or keys are still bound to no project.
+    pub fn left_any(&self) -> bool {
+        self.operators_left + self.api_keys_left > 0
+    }
+}
+
+/// The console's operators and sessions, and the API's keys, of one project, shared by every
+/// instance on the ledger. Names are the project's own: another project on the ledger may
+/// have an operator or a key of the same name, and neither sees the other's.
 pub trait AccessStore: Send + Sync {
+    /// Binds the operators and API keys made before the ledger kept them per project (they
+    /// belong to no project, and every project refuses them) to this project. With `sole`,
+    /// only when the ledger holds nothing of another project (no payout, batch, webhook
+    /// endpoint, operator or key): then they can only have been made for this one. Without
+    /// it, whatever the ledger holds (the administrator says they are this project's). One
+    /// whose name this project already has is left unbound. Binding is one transaction;
+    /// once none is unbound, it costs one read.
+    fn adopt_unbound(&self, sole: bool) -> BoxFuture<'_, Result<Adoption, Error>>;
+
     /// Adds the operator, or replaces the one of that name (a new password or role). A
     /// replaced operator's sessions are closed.
     fn put_operator(&self, operator: OperatorAccount) -> BoxFuture<'_, Result<(), Error>>;
@@ -238,7 +275,8 @@ pub trait AccessStore: Send + Sync {
     /// Closes a session (logging out); closing one that is not open is not an error.
     fn close_session<'a>(&'a self, token_sha256: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 
-    /// Deletes the sessions that ended before `now`; how many.
+    /// Deletes the sessions that ended before `now`, of every project (an ended session is
+    /// no one's); how many.
     fn purge_sessions(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, Error>>;
 
     /// Adds an API key; `false` (nothing written) when a key of that name exists, revoked or

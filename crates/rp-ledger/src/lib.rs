@@ -67,7 +67,8 @@ use rp_model::ProjectId;
 use rp_payout::PayoutStore;
 
 pub use access::{
-    AccessStore, ApiKey, MAX_OPERATOR_NAME, OperatorAccount, Role, Session, check_operator_name,
+    AccessStore, Adoption, ApiKey, MAX_OPERATOR_NAME, OperatorAccount, Role, Session,
+    check_operator_name,
 };
 pub use batch::{
     BatchInfo, BatchProgress, BatchRow, BatchState, BatchStore, ClaimedRow, HeldRow, MAX_CLASHES,
@@ -199,14 +200,14 @@ impl Ledger {
         }
     }
 
-    /// The operators of `rp serve`'s console and their sessions, shared by every project
-    /// and every instance on this ledger.
-    pub fn access(&self) -> Arc<dyn AccessStore> {
+    /// The operators of `rp serve`'s console for `project`, their sessions and the API's
+    /// keys, shared by every instance on this ledger (another project's are not seen).
+    pub fn access(&self, project: ProjectId) -> Arc<dyn AccessStore> {
         match &self.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite(ledger) => Arc::new(ledger.access()),
+            Backend::Sqlite(ledger) => Arc::new(ledger.access(project)),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(ledger) => Arc::new(ledger.access()),
+            Backend::Postgres(ledger) => Arc::new(ledger.access(project)),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::{rp_with, stderr, stdout};
 #[test]
 fn operators_are_added_listed_and_removed() {
     let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
-    let env = [("RP_LEDGER", ledger.as_str())];
+    let env = [("RP_LEDGER", ledger.as_str()), ("RP_PROJECT_ID", "1234")];
     let added = rp_with(
         &["serve", "add-operator", "anna", "--role", "pay"],
         &env,
@@ -20,7 +20,10 @@ fn operators_are_added_listed_and_removed() {
     );
     assert!(added.status.success(), "{}", stderr(&added));
     let out = stdout(&added);
-    assert!(out.contains("operator anna (pay) added"), "{out}");
+    assert!(
+        out.contains("operator anna (pay) added for project 1234"),
+        "{out}"
+    );
     let password = out
         .lines()
         .find_map(|l| l.strip_prefix("password (shown once): "))
@@ -49,6 +52,7 @@ fn operators_are_added_listed_and_removed() {
         &["serve", "add-operator", "bob", "--role", "pay"],
         &[
             ("RP_LEDGER", ledger.as_str()),
+            ("RP_PROJECT_ID", "1234"),
             ("RP_OPERATOR_PASSWORD", "short"),
         ],
         b"",
@@ -73,6 +77,19 @@ fn operators_are_added_listed_and_removed() {
         "{listed}"
     );
     assert!(!listed.contains("argon2"), "no hash shown: {listed}");
+    // Another project on the same ledger has operators of its own.
+    let other = [("RP_LEDGER", ledger.as_str()), ("RP_PROJECT_ID", "5678")];
+    let none = stdout(&rp_with(&["serve", "operators"], &other, b""));
+    assert!(none.contains("no operators of project 5678"), "{none}");
+    let not_there = rp_with(&["serve", "remove-operator", "anna"], &other, b"");
+    assert_eq!(not_there.status.code(), Some(2), "{}", stderr(&not_there));
+    let no_project = rp_with(&["serve", "operators"], &env[..1], b"");
+    assert_eq!(no_project.status.code(), Some(2));
+    assert!(
+        stderr(&no_project).contains("no project ID"),
+        "{}",
+        stderr(&no_project)
+    );
     let removed = rp_with(&["serve", "remove-operator", "anna"], &env, b"");
     assert!(removed.status.success(), "{}", stderr(&removed));
     let again = rp_with(&["serve", "remove-operator", "anna"], &env, b"");
@@ -550,7 +567,7 @@ fn two_instances_share_a_batch_and_one_killed_mid_batch_leaves_nothing_undone() 
 #[test]
 fn api_keys_are_shown_once_never_reused_and_revoked() {
     let ledger = format!("sqlite:{}", crate::fresh_ledger().display());
-    let env = [("RP_LEDGER", ledger.as_str())];
+    let env = [("RP_LEDGER", ledger.as_str()), ("RP_PROJECT_ID", "1234")];
     let added = rp_with(
         &["serve", "add-api-key", "backend", "--role", "pay"],
         &env,
@@ -585,6 +602,91 @@ fn api_keys_are_shown_once_never_reused_and_revoked() {
     assert!(stdout(&rp_with(&["serve", "api-keys"], &env, b"")).contains("revoked"));
     let twice = rp_with(&["serve", "revoke-api-key", "backend"], &env, b"");
     assert_eq!(twice.status.code(), Some(2));
+    // The name is project 1234's: project 5678 may use it.
+    let other = [("RP_LEDGER", ledger.as_str()), ("RP_PROJECT_ID", "5678")];
+    let theirs = rp_with(
+        &["serve", "add-api-key", "backend", "--role", "pay"],
+        &other,
+        b"",
+    );
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    assert!(stdout(&rp_with(&["serve", "api-keys"], &other, b"")).contains("in use"));
+}
+
+/// A ledger of an rp that kept operators and keys for the whole ledger (schema 8): on a
+/// ledger of one project they become that project's at the first command, said on stderr;
+/// on a ledger that two projects use they are refused until `adopt-access` binds them.
+#[test]
+fn operators_and_keys_of_an_older_ledger_are_adopted() {
+    for shared in [false, true] {
+        let path = crate::fresh_ledger();
+        let ledger = format!("sqlite:{}", path.display());
+        let env = [("RP_LEDGER", ledger.as_str()), ("RP_PROJECT_ID", "1234")];
+        // A new ledger, then its access tables as schema 8 had them.
+        assert!(rp_with(&["serve", "api-keys"], &env, b"").status.success());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE sessions; DROP TABLE operators; DROP TABLE api_keys;
+             CREATE TABLE operators (name TEXT NOT NULL PRIMARY KEY, password_hash TEXT NOT NULL,
+                 role TEXT NOT NULL, totp_secret TEXT, updated_at INTEGER NOT NULL);
+             CREATE TABLE sessions (token_sha256 TEXT NOT NULL PRIMARY KEY,
+                 operator TEXT NOT NULL REFERENCES operators (name), csrf TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE TABLE api_keys (name TEXT NOT NULL PRIMARY KEY,
+                 key_sha256 TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, revoked_at INTEGER);
+             INSERT INTO operators VALUES ('anna', '$argon2id$v=19$h', 'pay', NULL, 5);
+             INSERT INTO api_keys VALUES ('backend', 'ab', 'pay', 7, NULL);
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+        if shared {
+            // Another project's webhook endpoint: the ledger is not project 1234's alone.
+            conn.execute(
+                "INSERT INTO webhook_endpoints (project_id, url, secret, created_at) \
+                 VALUES (5678, 'https://example.kz/h', 'whsec_x', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let listed = rp_with(&["serve", "operators"], &env, b"");
+        assert!(listed.status.success(), "{}", stderr(&listed));
+        if !shared {
+            assert!(stdout(&listed).starts_with("anna"), "{}", stdout(&listed));
+            assert!(
+                stderr(&listed).contains("1 operator(s) and 1 API key(s) made before rp kept them per project now belong to project 1234"),
+                "{}",
+                stderr(&listed)
+            );
+            continue;
+        }
+        assert!(
+            stdout(&listed).contains("no operators"),
+            "{}",
+            stdout(&listed)
+        );
+        assert!(
+            stderr(&listed).contains("belong to no project and are refused")
+                && stderr(&listed).contains("rp serve adopt-access"),
+            "{}",
+            stderr(&listed)
+        );
+        let adopted = rp_with(&["serve", "adopt-access"], &env, b"");
+        assert!(adopted.status.success(), "{}", stderr(&adopted));
+        assert!(
+            stdout(&adopted).contains("1 operator(s) and 1 API key(s) bound to project 1234"),
+            "{}",
+            stdout(&adopted)
+        );
+        let listed = rp_with(&["serve", "api-keys"], &env, b"");
+        assert!(
+            stdout(&listed).starts_with("backend"),
+            "{}",
+            stdout(&listed)
+        );
+        assert!(!stderr(&listed).contains("refused"), "{}", stderr(&listed));
+    }
 }
 
 /// The project's one callback URL in front of two instances, as a load balancer that sends a

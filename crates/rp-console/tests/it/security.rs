@@ -399,3 +399,63 @@ async fn metrics_need_an_api_key() {
     }
     server.stop().await;
 }
+
+/// Operators and API keys are the project's: on a ledger that another project shares (a test
+/// and a production project, say), that project's key and operator are refused here, though
+/// they exist in the same ledger, and this project's work here as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_projects_key_and_operator_are_refused() {
+    const OTHER_KEY: &str = "rpk_00000000000000000000000000000000000000000000000000000000000000ff";
+    let url = format!(
+        "sqlite:{}",
+        crate::scratch("other-project").join("ledger.db").display()
+    );
+    let server = Server::start_on(&url, None).await;
+    crate::api::add_keys(&server).await;
+    let ledger = rp_ledger::Ledger::open(&url).await.unwrap();
+    let other = ledger.access(rp_model::ProjectId::new(crate::PROJECT + 1).unwrap());
+    other
+        .add_api_key(rp_ledger::ApiKey::new(
+            "backend-test",
+            rp_console::api_key_sha256(OTHER_KEY),
+            rp_ledger::Role::Pay,
+        ))
+        .await
+        .unwrap();
+    other
+        .put_operator(rp_ledger::OperatorAccount::new(
+            "olga",
+            rp_console::hash_password("olga's long passphrase").unwrap(),
+            rp_ledger::Role::Pay,
+        ))
+        .await
+        .unwrap();
+    let body = serde_json::json!({
+        "payment_id": "other-project-1", "phone": "+7 701 123 45 67", "amount": "100",
+        "customer": {"id": "c-1"}
+    });
+    let (status, _, problem) = crate::api::call(
+        &server,
+        "POST",
+        "/api/v1/payouts",
+        Some(OTHER_KEY),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
+    assert_eq!(server.sent("other-project-1"), 0);
+    let (status, session) = server.try_login("olga", "olga's long passphrase").await;
+    assert!(session.is_none(), "olga is another project's: {status}");
+    // This project's key and operator are unaffected.
+    let (status, _, _) = crate::api::call(
+        &server,
+        "POST",
+        "/api/v1/payouts",
+        Some(crate::api::PAY_KEY),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    server.login(PAY).await;
+    server.stop().await;
+}

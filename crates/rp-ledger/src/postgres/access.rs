@@ -1,57 +1,97 @@
-//! [`PostgresAccess`]: the console's operators and sessions in a PostgreSQL ledger, shared by
-//! every instance.
+//! [`PostgresAccess`]: the console's operators and sessions, and the API's keys, of one
+//! project in a PostgreSQL ledger, shared by every instance.
 
 use std::time::SystemTime;
 
 use deadpool_postgres::GenericClient as _;
+use rp_model::ProjectId;
 use rp_payout::Error;
 use rp_transport::BoxFuture;
 use tokio_postgres::Row;
 
 use super::PostgresLedger;
 use super::sql::{column, execute, failed, query};
-use crate::access::{AccessStore, ApiKey, OperatorAccount, Role, Session, unknown_role};
+use crate::access::{AccessStore, Adoption, ApiKey, OperatorAccount, Role, Session, unknown_role};
 use crate::stored::{nanos, time};
 
-/// The operators and sessions of a [`PostgresLedger`].
+/// The operators and sessions, and the API's keys, of one project in a [`PostgresLedger`].
 #[derive(Debug, Clone)]
 pub struct PostgresAccess {
     ledger: PostgresLedger,
+    project: i64,
 }
 
 impl PostgresAccess {
-    pub(super) fn new(ledger: PostgresLedger) -> PostgresAccess {
-        PostgresAccess { ledger }
+    pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresAccess {
+        PostgresAccess {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
     }
 }
 
+// Every statement names the project: `$1` in each.
+
 const OPERATOR: &str = "SELECT name, password_hash, role, totp_secret, updated_at \
-     FROM rp_ledger.operators WHERE name = $1";
+     FROM rp_ledger.operators WHERE project_id = $1 AND name = $2";
 const OPERATORS: &str = "SELECT name, password_hash, role, totp_secret, updated_at \
-     FROM rp_ledger.operators ORDER BY name";
+     FROM rp_ledger.operators WHERE project_id = $1 ORDER BY name";
 const UPSERT_OPERATOR: &str = "INSERT INTO rp_ledger.operators \
-     (name, password_hash, role, totp_secret, updated_at) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, \
+     (project_id, name, password_hash, role, totp_secret, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (project_id, name) DO UPDATE SET password_hash = excluded.password_hash, \
      role = excluded.role, totp_secret = excluded.totp_secret, updated_at = excluded.updated_at";
-const CLOSE_SESSIONS_OF: &str = "DELETE FROM rp_ledger.sessions WHERE operator = $1";
-const DELETE_OPERATOR: &str = "DELETE FROM rp_ledger.operators WHERE name = $1";
+const CLOSE_SESSIONS_OF: &str =
+    "DELETE FROM rp_ledger.sessions WHERE project_id = $1 AND operator = $2";
+const DELETE_OPERATOR: &str = "DELETE FROM rp_ledger.operators WHERE project_id = $1 AND name = $2";
 const OPEN_SESSION: &str = "INSERT INTO rp_ledger.sessions \
-     (token_sha256, operator, csrf, created_at, expires_at) \
-     SELECT $1, name, $3, $4, $5 FROM rp_ledger.operators WHERE name = $2 AND password_hash = $6";
+     (project_id, token_sha256, operator, csrf, created_at, expires_at) \
+     SELECT $1, $2, name, $4, $5, $6 FROM rp_ledger.operators \
+     WHERE project_id = $1 AND name = $3 AND password_hash = $7";
 const SESSION: &str = "SELECT s.token_sha256, s.operator, o.role, s.csrf, s.created_at, \
-     s.expires_at FROM rp_ledger.sessions s JOIN rp_ledger.operators o ON o.name = s.operator \
-     WHERE s.token_sha256 = $1 AND s.expires_at > $2";
-const CLOSE_SESSION: &str = "DELETE FROM rp_ledger.sessions WHERE token_sha256 = $1";
+     s.expires_at FROM rp_ledger.sessions s \
+     JOIN rp_ledger.operators o ON o.project_id = s.project_id AND o.name = s.operator \
+     WHERE s.project_id = $1 AND s.token_sha256 = $2 AND s.expires_at > $3";
+const CLOSE_SESSION: &str =
+    "DELETE FROM rp_ledger.sessions WHERE project_id = $1 AND token_sha256 = $2";
+/// Of every project: an ended session is no one's.
 const PURGE_SESSIONS: &str = "DELETE FROM rp_ledger.sessions WHERE expires_at <= $1";
 
-const ADD_API_KEY: &str = "INSERT INTO rp_ledger.api_keys (name, key_sha256, role, created_at, \
-     revoked_at) VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING";
+const ADD_API_KEY: &str = "INSERT INTO rp_ledger.api_keys \
+     (project_id, name, key_sha256, role, created_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT DO NOTHING";
 const API_KEY: &str = "SELECT name, key_sha256, role, created_at, revoked_at \
-     FROM rp_ledger.api_keys WHERE key_sha256 = $1";
+     FROM rp_ledger.api_keys WHERE project_id = $1 AND key_sha256 = $2";
 const API_KEYS: &str = "SELECT name, key_sha256, role, created_at, revoked_at \
-     FROM rp_ledger.api_keys ORDER BY name";
-const REVOKE_API_KEY: &str =
-    "UPDATE rp_ledger.api_keys SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
+     FROM rp_ledger.api_keys WHERE project_id = $1 ORDER BY name";
+const REVOKE_API_KEY: &str = "UPDATE rp_ledger.api_keys SET revoked_at = $3 \
+     WHERE project_id = $1 AND name = $2 AND revoked_at IS NULL";
+
+/// How many operators and API keys are bound to no project (made before schema 9).
+const UNBOUND: &str = "SELECT (SELECT count(*) FROM rp_ledger.operators WHERE project_id = 0), \
+     (SELECT count(*) FROM rp_ledger.api_keys WHERE project_id = 0)";
+/// Adoptions wait for each other, and for operators and keys being added: each then sees
+/// what the other bound.
+const LOCK_ACCESS: &str =
+    "LOCK TABLE rp_ledger.operators, rp_ledger.api_keys IN SHARE ROW EXCLUSIVE MODE";
+/// Whether the ledger holds anything of a project other than $1 (each table read by its
+/// index, on both sides of $1: no scan of $1's own rows).
+const OTHER_PROJECTS: &str = "SELECT \
+     EXISTS (SELECT 1 FROM rp_ledger.payouts WHERE project_id < $1) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.payouts WHERE project_id > $1) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.batches WHERE project_id < $1) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.batches WHERE project_id > $1) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.webhook_endpoints WHERE project_id <> $1) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.operators WHERE project_id NOT IN (0, $1)) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.api_keys WHERE project_id NOT IN (0, $1))";
+/// Binds the unbound operators to $1, but for names $1 has.
+const ADOPT_OPERATORS: &str = "UPDATE rp_ledger.operators SET project_id = $1 \
+     WHERE project_id = 0 \
+     AND name NOT IN (SELECT name FROM rp_ledger.operators WHERE project_id = $1)";
+/// Binds the unbound API keys to $1, but for names $1 has.
+const ADOPT_API_KEYS: &str = "UPDATE rp_ledger.api_keys SET project_id = $1 \
+     WHERE project_id = 0 \
+     AND name NOT IN (SELECT name FROM rp_ledger.api_keys WHERE project_id = $1)";
 
 fn api_key(row: &Row) -> Result<ApiKey, String> {
     let mut key = ApiKey::new(
@@ -98,16 +138,62 @@ impl PostgresAccess {
 }
 
 impl AccessStore for PostgresAccess {
+    fn adopt_unbound(&self, sole: bool) -> BoxFuture<'_, Result<Adoption, Error>> {
+        Box::pin(async move {
+            let what = "bind the operators and keys made before they were per project";
+            let unbound = |rows: Vec<Row>| -> Result<(u64, u64), Error> {
+                let row = rows
+                    .first()
+                    .ok_or_else(|| Error::store(what, "no answer"))?;
+                let count = |i| {
+                    column::<i64>(row, i)
+                        .map(|n| u64::try_from(n).unwrap_or(0))
+                        .map_err(|e| Error::store(what, e))
+                };
+                Ok((count(0)?, count(1)?))
+            };
+            let mut client = self.ledger.client(what).await?;
+            // The common case, every start: nothing unbound, a read.
+            if unbound(query(&client, what, UNBOUND, &[]).await?)? == (0, 0) {
+                return Ok(Adoption::default());
+            }
+            let tx = client.transaction().await.map_err(failed(what))?;
+            execute(&tx, what, LOCK_ACCESS, &[]).await?;
+            let (operators, api_keys) = unbound(query(&tx, what, UNBOUND, &[]).await?)?;
+            let others = sole && {
+                let rows = query(&tx, what, OTHER_PROJECTS, &[&self.project]).await?;
+                let row = rows
+                    .first()
+                    .ok_or_else(|| Error::store(what, "no answer"))?;
+                column::<bool>(row, 0).map_err(|e| Error::store(what, e))?
+            };
+            if !others {
+                execute(&tx, what, ADOPT_OPERATORS, &[&self.project]).await?;
+                execute(&tx, what, ADOPT_API_KEYS, &[&self.project]).await?;
+            }
+            let (operators_left, api_keys_left) = unbound(query(&tx, what, UNBOUND, &[]).await?)?;
+            tx.commit().await.map_err(failed(what))?;
+            self.ledger.committed();
+            Ok(Adoption {
+                operators: operators.saturating_sub(operators_left),
+                api_keys: api_keys.saturating_sub(api_keys_left),
+                operators_left,
+                api_keys_left,
+            })
+        })
+    }
+
     fn put_operator(&self, account: OperatorAccount) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             let what = format!("save operator {}", account.name);
             let (role, at) = (account.role.as_str(), nanos(account.updated_at));
             self.two_steps(
                 &what,
-                (CLOSE_SESSIONS_OF, &[&account.name]),
+                (CLOSE_SESSIONS_OF, &[&self.project, &account.name]),
                 (
                     UPSERT_OPERATOR,
                     &[
+                        &self.project,
                         &account.name,
                         &account.password_hash,
                         &role,
@@ -128,7 +214,7 @@ impl AccessStore for PostgresAccess {
         Box::pin(async move {
             let what = format!("read operator {name}");
             let client = self.ledger.client(&what).await?;
-            let rows = query(&client, &what, OPERATOR, &[&name]).await?;
+            let rows = query(&client, &what, OPERATOR, &[&self.project, &name]).await?;
             rows.first()
                 .map(operator)
                 .transpose()
@@ -140,7 +226,7 @@ impl AccessStore for PostgresAccess {
         Box::pin(async move {
             let what = "list operators";
             let client = self.ledger.client(what).await?;
-            query(&client, what, OPERATORS, &[])
+            query(&client, what, OPERATORS, &[&self.project])
                 .await?
                 .iter()
                 .map(operator)
@@ -155,8 +241,8 @@ impl AccessStore for PostgresAccess {
             let removed = self
                 .two_steps(
                     &what,
-                    (CLOSE_SESSIONS_OF, &[&name]),
-                    (DELETE_OPERATOR, &[&name]),
+                    (CLOSE_SESSIONS_OF, &[&self.project, &name]),
+                    (DELETE_OPERATOR, &[&self.project, &name]),
                 )
                 .await?;
             Ok(removed > 0)
@@ -177,6 +263,7 @@ impl AccessStore for PostgresAccess {
                 &what,
                 OPEN_SESSION,
                 &[
+                    &self.project,
                     &session.token_sha256,
                     &session.operator,
                     &session.csrf,
@@ -199,7 +286,13 @@ impl AccessStore for PostgresAccess {
         Box::pin(async move {
             let what = "read a session";
             let client = self.ledger.client(what).await?;
-            let rows = query(&client, what, SESSION, &[&token_sha256, &nanos(now)]).await?;
+            let rows = query(
+                &client,
+                what,
+                SESSION,
+                &[&self.project, &token_sha256, &nanos(now)],
+            )
+            .await?;
             let Some(row) = rows.first() else {
                 return Ok(None);
             };
@@ -222,7 +315,13 @@ impl AccessStore for PostgresAccess {
         Box::pin(async move {
             let what = "close a session";
             let client = self.ledger.client(what).await?;
-            execute(&client, what, CLOSE_SESSION, &[&token_sha256]).await?;
+            execute(
+                &client,
+                what,
+                CLOSE_SESSION,
+                &[&self.project, &token_sha256],
+            )
+            .await?;
             self.ledger.committed();
             Ok(())
         })
@@ -247,7 +346,7 @@ impl AccessStore for PostgresAccess {
                 &client,
                 &what,
                 ADD_API_KEY,
-                &[&key.name, &key.key_sha256, &role, &created],
+                &[&self.project, &key.name, &key.key_sha256, &role, &created],
             )
             .await?;
             self.ledger.committed();
@@ -259,7 +358,7 @@ impl AccessStore for PostgresAccess {
         Box::pin(async move {
             let what = "read an API key";
             let client = self.ledger.client(what).await?;
-            let rows = query(&client, what, API_KEY, &[&key_sha256]).await?;
+            let rows = query(&client, what, API_KEY, &[&self.project, &key_sha256]).await?;
             rows.first()
                 .map(api_key)
                 .transpose()
@@ -271,7 +370,7 @@ impl AccessStore for PostgresAccess {
         Box::pin(async move {
             let what = "list API keys";
             let client = self.ledger.client(what).await?;
-            query(&client, what, API_KEYS, &[])
+            query(&client, what, API_KEYS, &[&self.project])
                 .await?
                 .iter()
                 .map(api_key)
@@ -288,7 +387,13 @@ impl AccessStore for PostgresAccess {
         Box::pin(async move {
             let what = format!("revoke API key {name}");
             let client = self.ledger.client(&what).await?;
-            let changed = execute(&client, &what, REVOKE_API_KEY, &[&name, &nanos(at)]).await?;
+            let changed = execute(
+                &client,
+                &what,
+                REVOKE_API_KEY,
+                &[&self.project, &name, &nanos(at)],
+            )
+            .await?;
             self.ledger.committed();
             Ok(changed == 1)
         })

@@ -214,9 +214,9 @@ impl PostgresLedger {
         PostgresWebhooks::new(self.clone(), project)
     }
 
-    /// The console's operators and sessions.
-    pub fn access(&self) -> PostgresAccess {
-        PostgresAccess::new(self.clone())
+    /// The console's operators and sessions, and the API's keys, of `project`.
+    pub fn access(&self, project: ProjectId) -> PostgresAccess {
+        PostgresAccess::new(self.clone(), project)
     }
 
     /// Notified each time this process recorded or changed a payout in the ledger (the

@@ -12,7 +12,7 @@ use crate::LedgerError;
 pub const POSTGRES_SCHEMA: &str = "rp_ledger";
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The key of the advisory lock held while migrating ("RPLG", as SQLite's application ID).
 const MIGRATION_LOCK: i64 = 0x5250_4C47;
@@ -303,6 +303,31 @@ FOR EACH ROW WHEN (NEW.previous IS NULL OR NEW.previous <> NEW.state OR NEW.note
 EXECUTE FUNCTION rp_ledger.payout_events_to_webhooks();
 "#;
 
+/// Version 9: operators, sessions and API keys belong to a project, as in the SQLite ledger.
+/// Those made before are kept, bound to no project (`project_id` 0) until `adopt_unbound`
+/// binds them; their sessions end. Names are unique per project.
+const V9: &str = r#"
+DROP TABLE rp_ledger.sessions;
+ALTER TABLE rp_ledger.operators ADD COLUMN project_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE rp_ledger.operators ALTER COLUMN project_id DROP DEFAULT;
+ALTER TABLE rp_ledger.operators DROP CONSTRAINT operators_pkey;
+ALTER TABLE rp_ledger.operators ADD PRIMARY KEY (project_id, name);
+CREATE TABLE rp_ledger.sessions (
+    token_sha256 TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
+    project_id   BIGINT NOT NULL,
+    operator     TEXT   COLLATE "C" NOT NULL,
+    csrf         TEXT   NOT NULL,    -- the token every form of the session carries
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    FOREIGN KEY (project_id, operator) REFERENCES rp_ledger.operators (project_id, name)
+);
+CREATE INDEX sessions_by_operator ON rp_ledger.sessions (project_id, operator);
+ALTER TABLE rp_ledger.api_keys ADD COLUMN project_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE rp_ledger.api_keys ALTER COLUMN project_id DROP DEFAULT;
+ALTER TABLE rp_ledger.api_keys DROP CONSTRAINT api_keys_pkey;
+ALTER TABLE rp_ledger.api_keys ADD PRIMARY KEY (project_id, name);
+"#;
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1),
@@ -313,6 +338,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, V6),
     (7, V7),
     (8, V8),
+    (9, V9),
 ];
 
 /// Brings the ledger to [`SCHEMA_VERSION`], or says why it cannot; the connection is

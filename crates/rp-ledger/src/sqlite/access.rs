@@ -1,4 +1,5 @@
-//! [`SqliteAccess`]: the console's operators and sessions in an SQLite ledger.
+//! [`SqliteAccess`]: the console's operators and sessions, and the API's keys, of one project
+//! in an SQLite ledger.
 
 use std::time::SystemTime;
 
@@ -6,20 +7,49 @@ use rp_payout::Error;
 use rp_transport::BoxFuture;
 use rusqlite::{OptionalExtension as _, params};
 
+use rp_model::ProjectId;
+
 use super::SqliteLedger;
-use crate::access::{AccessStore, ApiKey, OperatorAccount, Role, Session, unknown_role};
+use crate::access::{AccessStore, Adoption, ApiKey, OperatorAccount, Role, Session, unknown_role};
 use crate::stored::{nanos, time};
 
-/// The operators and sessions of an [`SqliteLedger`].
+/// The operators and sessions, and the API's keys, of one project in an [`SqliteLedger`].
 #[derive(Debug, Clone)]
 pub struct SqliteAccess {
     ledger: SqliteLedger,
+    project: i64,
 }
 
 impl SqliteAccess {
-    pub(super) fn new(ledger: SqliteLedger) -> SqliteAccess {
-        SqliteAccess { ledger }
+    pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteAccess {
+        SqliteAccess {
+            ledger,
+            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+        }
     }
+}
+
+/// How many operators and API keys are bound to no project (made before schema 9).
+const UNBOUND: &str = "SELECT (SELECT count(*) FROM operators WHERE project_id = 0), \
+     (SELECT count(*) FROM api_keys WHERE project_id = 0)";
+
+/// Whether the ledger holds anything of a project other than ?1 (each table read by its
+/// index, on both sides of ?1: no scan of ?1's own rows).
+const OTHER_PROJECTS: &str = "SELECT EXISTS (SELECT 1 FROM payouts WHERE project_id < ?1) \
+     OR EXISTS (SELECT 1 FROM payouts WHERE project_id > ?1) \
+     OR EXISTS (SELECT 1 FROM batches WHERE project_id < ?1) \
+     OR EXISTS (SELECT 1 FROM batches WHERE project_id > ?1) \
+     OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE project_id <> ?1) \
+     OR EXISTS (SELECT 1 FROM operators WHERE project_id NOT IN (0, ?1)) \
+     OR EXISTS (SELECT 1 FROM api_keys WHERE project_id NOT IN (0, ?1))";
+
+/// Binds the unbound rows of `table` (`operators` or `api_keys`) to ?1, but for names ?1
+/// has.
+fn adopt(table: &str) -> String {
+    format!(
+        "UPDATE {table} SET project_id = ?1 WHERE project_id = 0 \
+         AND name NOT IN (SELECT name FROM {table} WHERE project_id = ?1)"
+    )
 }
 
 /// A stored role, or a conversion error naming it.
@@ -60,17 +90,59 @@ const API_KEY_COLUMNS: &str = "name, key_sha256, role, created_at, revoked_at";
 const OPERATOR_COLUMNS: &str = "name, password_hash, role, totp_secret, updated_at";
 
 impl AccessStore for SqliteAccess {
+    fn adopt_unbound(&self, sole: bool) -> BoxFuture<'_, Result<Adoption, Error>> {
+        let project = self.project;
+        Box::pin(async move {
+            let unbound = |conn: &rusqlite::Connection| -> rusqlite::Result<(u64, u64)> {
+                conn.prepare_cached(UNBOUND)?
+                    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+            };
+            // The common case, every start: nothing unbound, a read.
+            let found = self
+                .ledger
+                .read("count unbound operators and keys".to_owned(), unbound)
+                .await?;
+            if found == (0, 0) {
+                return Ok(Adoption::default());
+            }
+            let what = "bind the operators and keys made before they were per project";
+            self.ledger
+                .exclusive(what.to_owned(), move |tx| {
+                    let bind = || -> rusqlite::Result<Adoption> {
+                        let (operators, api_keys) = unbound(tx)?;
+                        let others =
+                            sole && tx.query_row(OTHER_PROJECTS, params![project], |r| r.get(0))?;
+                        if !others {
+                            tx.execute(&adopt("operators"), params![project])?;
+                            tx.execute(&adopt("api_keys"), params![project])?;
+                        }
+                        let (operators_left, api_keys_left) = unbound(tx)?;
+                        Ok(Adoption {
+                            operators: operators.saturating_sub(operators_left),
+                            api_keys: api_keys.saturating_sub(api_keys_left),
+                            operators_left,
+                            api_keys_left,
+                        })
+                    };
+                    bind().map_err(|e| Error::store(what, e))
+                })
+                .await
+        })
+    }
+
     fn put_operator(&self, account: OperatorAccount) -> BoxFuture<'_, Result<(), Error>> {
         let what = format!("save operator {}", account.name);
+        let project = self.project;
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "DELETE FROM sessions WHERE operator = ?1",
-                params![account.name],
+                "DELETE FROM sessions WHERE project_id = ?1 AND operator = ?2",
+                params![project, account.name],
             )
             .and_then(|_| {
                 tx.execute(
-                    "INSERT INTO operators (name, password_hash, role, totp_secret, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET \
+                    "INSERT INTO operators \
+                     (project_id, name, password_hash, role, totp_secret, updated_at) \
+                     VALUES (?6, ?1, ?2, ?3, ?4, ?5) ON CONFLICT (project_id, name) DO UPDATE SET \
                      password_hash = excluded.password_hash, role = excluded.role, \
                      totp_secret = excluded.totp_secret, updated_at = excluded.updated_at",
                     params![
@@ -79,6 +151,7 @@ impl AccessStore for SqliteAccess {
                         account.role.as_str(),
                         account.totp_secret,
                         nanos(account.updated_at),
+                        project,
                     ],
                 )
             })
@@ -91,37 +164,47 @@ impl AccessStore for SqliteAccess {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<OperatorAccount>, Error>> {
-        let name = name.to_owned();
+        let (name, project) = (name.to_owned(), self.project);
         Box::pin(
             self.ledger
                 .read(format!("read operator {name}"), move |conn| {
                     conn.prepare_cached(&format!(
-                        "SELECT {OPERATOR_COLUMNS} FROM operators WHERE name = ?1"
+                        "SELECT {OPERATOR_COLUMNS} FROM operators \
+                         WHERE project_id = ?1 AND name = ?2"
                     ))?
-                    .query_row(params![name], operator)
+                    .query_row(params![project, name], operator)
                     .optional()
                 }),
         )
     }
 
     fn operators(&self) -> BoxFuture<'_, Result<Vec<OperatorAccount>, Error>> {
-        Box::pin(self.ledger.read("list operators".to_owned(), |conn| {
+        let project = self.project;
+        Box::pin(self.ledger.read("list operators".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY name"
+                "SELECT {OPERATOR_COLUMNS} FROM operators WHERE project_id = ?1 ORDER BY name"
             ))?
-            .query_map([], operator)?
+            .query_map(params![project], operator)?
             .collect()
         }))
     }
 
     fn remove_operator<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
-        let name = name.to_owned();
+        let (name, project) = (name.to_owned(), self.project);
         let what = format!("remove operator {name}");
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
-            tx.execute("DELETE FROM sessions WHERE operator = ?1", params![name])
-                .and_then(|_| tx.execute("DELETE FROM operators WHERE name = ?1", params![name]))
-                .map(|removed| removed > 0)
-                .map_err(|e| Error::store(&what, e))
+            tx.execute(
+                "DELETE FROM sessions WHERE project_id = ?1 AND operator = ?2",
+                params![project, name],
+            )
+            .and_then(|_| {
+                tx.execute(
+                    "DELETE FROM operators WHERE project_id = ?1 AND name = ?2",
+                    params![project, name],
+                )
+            })
+            .map(|removed| removed > 0)
+            .map_err(|e| Error::store(&what, e))
         }))
     }
 
@@ -131,11 +214,13 @@ impl AccessStore for SqliteAccess {
         password_hash: &'a str,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         let what = format!("open a session for {}", session.operator);
-        let hash = password_hash.to_owned();
+        let (hash, project) = (password_hash.to_owned(), self.project);
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "INSERT INTO sessions (token_sha256, operator, csrf, created_at, expires_at) \
-                 SELECT ?1, name, ?3, ?4, ?5 FROM operators WHERE name = ?2 AND password_hash = ?6",
+                "INSERT INTO sessions \
+                 (token_sha256, project_id, operator, csrf, created_at, expires_at) \
+                 SELECT ?1, project_id, name, ?3, ?4, ?5 FROM operators \
+                 WHERE project_id = ?7 AND name = ?2 AND password_hash = ?6",
                 params![
                     session.token_sha256,
                     session.operator,
@@ -143,6 +228,7 @@ impl AccessStore for SqliteAccess {
                     nanos(session.created_at),
                     nanos(session.expires_at),
                     hash,
+                    project,
                 ],
             )
             .map(|inserted| inserted == 1)
@@ -155,14 +241,15 @@ impl AccessStore for SqliteAccess {
         token_sha256: &'a str,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<Option<Session>, Error>> {
-        let token = token_sha256.to_owned();
+        let (token, project) = (token_sha256.to_owned(), self.project);
         Box::pin(self.ledger.read("read a session".to_owned(), move |conn| {
             conn.prepare_cached(
                 "SELECT s.token_sha256, s.operator, o.role, s.csrf, s.created_at, s.expires_at \
-                 FROM sessions s JOIN operators o ON o.name = s.operator \
-                 WHERE s.token_sha256 = ?1 AND s.expires_at > ?2",
+                 FROM sessions s \
+                 JOIN operators o ON o.project_id = s.project_id AND o.name = s.operator \
+                 WHERE s.token_sha256 = ?1 AND s.expires_at > ?2 AND s.project_id = ?3",
             )?
-            .query_row(params![token, nanos(now)], |row| {
+            .query_row(params![token, nanos(now), project], |row| {
                 let mut session = Session::new(
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
@@ -178,12 +265,12 @@ impl AccessStore for SqliteAccess {
     }
 
     fn close_session<'a>(&'a self, token_sha256: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        let token = token_sha256.to_owned();
+        let (token, project) = (token_sha256.to_owned(), self.project);
         let what = "close a session".to_owned();
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "DELETE FROM sessions WHERE token_sha256 = ?1",
-                params![token],
+                "DELETE FROM sessions WHERE token_sha256 = ?1 AND project_id = ?2",
+                params![token, project],
             )
             .map(|_| ())
             .map_err(|e| Error::store(&what, e))
@@ -204,15 +291,18 @@ impl AccessStore for SqliteAccess {
 
     fn add_api_key(&self, key: ApiKey) -> BoxFuture<'_, Result<bool, Error>> {
         let what = format!("add API key {}", key.name);
+        let project = self.project;
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "INSERT INTO api_keys (name, key_sha256, role, created_at, revoked_at) \
-                 VALUES (?1, ?2, ?3, ?4, NULL) ON CONFLICT DO NOTHING",
+                "INSERT INTO api_keys \
+                 (project_id, name, key_sha256, role, created_at, revoked_at) \
+                 VALUES (?5, ?1, ?2, ?3, ?4, NULL) ON CONFLICT DO NOTHING",
                 params![
                     key.name,
                     key.key_sha256,
                     key.role.as_str(),
-                    nanos(key.created_at)
+                    nanos(key.created_at),
+                    project,
                 ],
             )
             .map(|inserted| inserted == 1)
@@ -221,22 +311,23 @@ impl AccessStore for SqliteAccess {
     }
 
     fn api_key<'a>(&'a self, key_sha256: &'a str) -> BoxFuture<'a, Result<Option<ApiKey>, Error>> {
-        let hash = key_sha256.to_owned();
+        let (hash, project) = (key_sha256.to_owned(), self.project);
         Box::pin(self.ledger.read("read an API key".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_sha256 = ?1"
+                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_sha256 = ?1 AND project_id = ?2"
             ))?
-            .query_row(params![hash], api_key)
+            .query_row(params![hash, project], api_key)
             .optional()
         }))
     }
 
     fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKey>, Error>> {
-        Box::pin(self.ledger.read("list API keys".to_owned(), |conn| {
+        let project = self.project;
+        Box::pin(self.ledger.read("list API keys".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY name"
+                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE project_id = ?1 ORDER BY name"
             ))?
-            .query_map([], api_key)?
+            .query_map(params![project], api_key)?
             .collect()
         }))
     }
@@ -246,12 +337,13 @@ impl AccessStore for SqliteAccess {
         name: &'a str,
         at: SystemTime,
     ) -> BoxFuture<'a, Result<bool, Error>> {
-        let name = name.to_owned();
+        let (name, project) = (name.to_owned(), self.project);
         let what = format!("revoke API key {name}");
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-                params![name, nanos(at)],
+                "UPDATE api_keys SET revoked_at = ?2 \
+                 WHERE project_id = ?3 AND name = ?1 AND revoked_at IS NULL",
+                params![name, nanos(at), project],
             )
             .map(|changed| changed == 1)
             .map_err(|e| Error::store(&what, e))

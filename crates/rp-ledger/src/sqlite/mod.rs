@@ -216,9 +216,9 @@ impl SqliteLedger {
         SqliteWebhooks::new(self.clone(), project)
     }
 
-    /// The console's operators and sessions.
-    pub fn access(&self) -> SqliteAccess {
-        SqliteAccess::new(self.clone())
+    /// The console's operators and sessions, and the API's keys, of `project`.
+    pub fn access(&self, project: ProjectId) -> SqliteAccess {
+        SqliteAccess::new(self.clone(), project)
     }
 
     /// Queues a job for the writer thread and waits for its answer (a write's: after its commit).

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::LedgerError;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// `PRAGMA application_id` of an rp ledger: "RPLG".
 const APPLICATION_ID: i64 = 0x5250_4C47;
@@ -265,6 +265,50 @@ BEGIN
 END;
 ";
 
+/// Version 9: operators, sessions and API keys belong to a project, as its payouts do: on a
+/// ledger that two projects share, one's key or operator is unknown to the other. Those made
+/// before are kept, bound to no project (`project_id` 0) until `adopt_unbound` binds them;
+/// their sessions end (operators sign in again). Names are unique per project.
+const V9: &str = "
+DROP TABLE sessions;
+ALTER TABLE operators RENAME TO operators_v8;
+CREATE TABLE operators (
+    project_id    INTEGER NOT NULL,   -- 0: made before version 9, bound to no project yet
+    name          TEXT    NOT NULL,
+    password_hash TEXT    NOT NULL,   -- PHC string ($argon2id$...)
+    role          TEXT    NOT NULL,   -- view | pay
+    totp_secret   TEXT,               -- Base32, when a second factor is required
+    updated_at    INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
+    PRIMARY KEY (project_id, name)
+);
+INSERT INTO operators (project_id, name, password_hash, role, totp_secret, updated_at)
+    SELECT 0, name, password_hash, role, totp_secret, updated_at FROM operators_v8;
+DROP TABLE operators_v8;
+CREATE TABLE sessions (
+    token_sha256 TEXT    NOT NULL PRIMARY KEY,
+    project_id   INTEGER NOT NULL,
+    operator     TEXT    NOT NULL,
+    csrf         TEXT    NOT NULL,   -- the token every form of the session carries
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    FOREIGN KEY (project_id, operator) REFERENCES operators (project_id, name)
+);
+CREATE INDEX sessions_by_operator ON sessions (project_id, operator);
+ALTER TABLE api_keys RENAME TO api_keys_v8;
+CREATE TABLE api_keys (
+    project_id INTEGER NOT NULL,          -- 0: made before version 9, bound to no project yet
+    name       TEXT    NOT NULL,
+    key_sha256 TEXT    NOT NULL UNIQUE,   -- hex SHA-256 of the key; never the key
+    role       TEXT    NOT NULL,          -- view (read) | pay
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    PRIMARY KEY (project_id, name)
+);
+INSERT INTO api_keys (project_id, name, key_sha256, role, created_at, revoked_at)
+    SELECT 0, name, key_sha256, role, created_at, revoked_at FROM api_keys_v8;
+DROP TABLE api_keys_v8;
+";
+
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1),
@@ -275,6 +319,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, V6),
     (7, V7),
     (8, V8),
+    (9, V9),
 ];
 
 /// Brings the ledger at `conn` to [`SCHEMA_VERSION`], or says why it cannot. The check and

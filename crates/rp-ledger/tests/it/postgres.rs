@@ -855,9 +855,129 @@ async fn the_postgres_ledger_keeps_operators_and_sessions() {
     crate::access::run_all(&ledger).await;
     // Another instance on the database shares the operators.
     let other = db.open().await;
-    let anna = other.access().operator("anna").await.unwrap().unwrap();
-    assert_eq!(anna.role, rp_ledger::Role::View);
+    let anna = other
+        .access(project(2))
+        .operator("anna")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(anna.role, rp_ledger::Role::Pay);
     drop((ledger, other));
+    db.remove().await;
+}
+
+/// Writes an operator or key bound to no project (as schema 9 keeps those made before it).
+async fn postgres_legacy(sql: &tokio_postgres::Client, what: &str) {
+    let words: Vec<&str> = what.split(' ').collect();
+    match words.as_slice() {
+        ["operator", name] => {
+            sql.execute(
+                "INSERT INTO rp_ledger.operators \
+                 (project_id, name, password_hash, role, updated_at) \
+                 VALUES (0, $1, '$argon2id$v=19$old', 'pay', 0)",
+                &[name],
+            )
+            .await
+        }
+        ["key", name, hash] => {
+            let hash = hash.repeat(32);
+            sql.execute(
+                "INSERT INTO rp_ledger.api_keys (project_id, name, key_sha256, role, created_at) \
+                 VALUES (0, $1, $2, 'pay', 0)",
+                &[name, &hash],
+            )
+            .await
+        }
+        _ => panic!("{what}"),
+    }
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_ledger_adopts_operators_and_keys_of_no_project() {
+    let Some(admin) = server("the_postgres_ledger_adopts_operators_and_keys_of_no_project") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "adoption").await;
+    let ledger = db.open().await;
+    let sql = db.sql().await;
+    crate::access::adoption(&ledger, |what| postgres_legacy(&sql, what)).await;
+    drop((ledger, sql));
+    db.remove().await;
+    let mut dbs = Vec::new();
+    for n in 0..3 {
+        let db = Database::fresh(&admin, &format!("adoption{n}")).await;
+        let ledger = db.open().await;
+        let sql = db.sql().await;
+        dbs.push((db, ledger, sql));
+    }
+    crate::access::adoption_sees_other_projects([&dbs[0].1, &dbs[1].1, &dbs[2].1], |n| {
+        postgres_legacy(&dbs[n].2, "operator old-dana")
+    })
+    .await;
+    for (db, ledger, sql) in dbs {
+        drop((ledger, sql));
+        db.remove().await;
+    }
+}
+
+/// A ledger of schema 8 (operators, sessions and API keys of the whole ledger) is migrated on
+/// open: its operators and keys kept, bound to no project until adopted; their sessions end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_8_ledger_keeps_its_operators_and_keys_for_adoption() {
+    let Some(admin) = server("a_version_8_ledger_keeps_its_operators_and_keys_for_adoption") else {
+        return;
+    };
+    let db = Database::fresh(&admin, "v8access").await;
+    drop(db.open().await);
+    db.sql()
+        .await
+        .batch_execute(
+            r#"DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators;
+             DROP TABLE rp_ledger.api_keys;
+             CREATE TABLE rp_ledger.operators (name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                 password_hash TEXT NOT NULL, role TEXT NOT NULL, totp_secret TEXT,
+                 updated_at BIGINT NOT NULL);
+             CREATE TABLE rp_ledger.sessions (token_sha256 TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                 operator TEXT COLLATE "C" NOT NULL REFERENCES rp_ledger.operators (name),
+                 csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+             CREATE INDEX sessions_by_operator ON rp_ledger.sessions (operator);
+             CREATE TABLE rp_ledger.api_keys (name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+                 key_sha256 TEXT COLLATE "C" NOT NULL UNIQUE, role TEXT NOT NULL,
+                 created_at BIGINT NOT NULL, revoked_at BIGINT);
+             INSERT INTO rp_ledger.operators VALUES ('anna', '$argon2id$v=19$h', 'pay', 'JBSWY3DP', 5);
+             INSERT INTO rp_ledger.sessions VALUES ('t', 'anna', 'c', 1, 9223372036854775807);
+             INSERT INTO rp_ledger.api_keys VALUES ('backend', 'ab', 'view', 7, NULL);
+             UPDATE rp_ledger.schema_version SET version = 8;"#,
+        )
+        .await
+        .unwrap();
+    let ledger = db.open().await;
+    let access = ledger.access(project(1234));
+    assert_eq!(
+        access.operator("anna").await.unwrap(),
+        None,
+        "no project yet"
+    );
+    let adopted = access.adopt_unbound(true).await.unwrap();
+    assert_eq!((adopted.operators, adopted.api_keys), (1, 1));
+    let anna = access.operator("anna").await.unwrap().unwrap();
+    assert_eq!(
+        (anna.role, anna.totp_secret.as_deref()),
+        (rp_ledger::Role::Pay, Some("JBSWY3DP"))
+    );
+    let key = access.api_key("ab").await.unwrap().unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.role),
+        ("backend", rp_ledger::Role::View)
+    );
+    let now = std::time::SystemTime::now();
+    assert_eq!(
+        access.session("t", now).await.unwrap(),
+        None,
+        "sessions end"
+    );
+    drop(ledger);
     db.remove().await;
 }
 

@@ -439,3 +439,62 @@ async fn a_version_5_ledger_gets_its_batch_rows_indexed_by_payment() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+/// A ledger of schema 8 (operators, sessions and API keys of the whole ledger) is migrated on
+/// open: its operators and keys kept, bound to no project until adopted; their sessions end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_8_ledger_keeps_its_operators_and_keys_for_adoption() {
+    let dir = crate::scratch("v8");
+    let path = dir.join("ledger.db");
+    drop(Ledger::open(&url(&path)).await.unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE sessions; DROP TABLE operators; DROP TABLE api_keys;
+             CREATE TABLE operators (name TEXT NOT NULL PRIMARY KEY, password_hash TEXT NOT NULL,
+                 role TEXT NOT NULL, totp_secret TEXT, updated_at INTEGER NOT NULL);
+             CREATE TABLE sessions (token_sha256 TEXT NOT NULL PRIMARY KEY,
+                 operator TEXT NOT NULL REFERENCES operators (name), csrf TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE INDEX sessions_by_operator ON sessions (operator);
+             CREATE TABLE api_keys (name TEXT NOT NULL PRIMARY KEY,
+                 key_sha256 TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, revoked_at INTEGER);
+             INSERT INTO operators VALUES ('anna', '$argon2id$v=19$h', 'pay', 'JBSWY3DP', 5);
+             INSERT INTO sessions VALUES ('t', 'anna', 'c', 1, 9223372036854775807);
+             INSERT INTO api_keys VALUES ('backend', 'ab', 'view', 7, NULL);
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+    }
+    let ledger = Ledger::open(&url(&path)).await.unwrap();
+    let access = ledger.access(project());
+    assert_eq!(
+        access.operator("anna").await.unwrap(),
+        None,
+        "no project yet"
+    );
+    let adopted = access.adopt_unbound(true).await.unwrap();
+    assert_eq!((adopted.operators, adopted.api_keys), (1, 1));
+    let anna = access.operator("anna").await.unwrap().unwrap();
+    assert_eq!(
+        (anna.role, anna.totp_secret.as_deref()),
+        (rp_ledger::Role::Pay, Some("JBSWY3DP"))
+    );
+    let key = access.api_key("ab").await.unwrap().unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.role),
+        ("backend", rp_ledger::Role::View)
+    );
+    let now = std::time::SystemTime::now();
+    assert_eq!(
+        access.session("t", now).await.unwrap(),
+        None,
+        "sessions end"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
