@@ -171,12 +171,12 @@ async fn add_operator(args: &AddOperatorArgs) -> Result<(), Failure> {
     check_operator_name(&args.name).map_err(|e| Failure::usage(format!("{:?}: {e}", args.name)))?;
     let role = Role::parse(&args.role)
         .ok_or_else(|| Failure::usage(format!("unknown role {:?}: view or pay", args.role)))?;
+    let project = args.project.id()?;
     let (password, made_up) = password(args)?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password).map(|h| (h, password)))
         .await
         .map_err(|e| Failure::unreachable(e.to_string()))?
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let project = args.project.id()?;
     let ledger = args.ledger.open().await?;
     let access = access(&ledger, project).await?;
     let existing = access.operator(&args.name).await.map_err(Failure::from)?;
@@ -217,9 +217,7 @@ async fn remove_operator(
     project: &ProjectArg,
     ledger: &LedgerArgs,
 ) -> Result<(), Failure> {
-    let project = project.id()?;
-    let ledger = ledger.open().await?;
-    let access = access(&ledger, project).await?;
+    let (project, ledger, access) = open(project, ledger).await?;
     if access.remove_operator(name).await.map_err(Failure::from)? {
         println!("operator {name} removed; their sessions ended");
         Ok(())
@@ -232,13 +230,8 @@ async fn remove_operator(
 }
 
 async fn list_operators(project: &ProjectArg, ledger: &LedgerArgs) -> Result<(), Failure> {
-    let project = project.id()?;
-    let ledger = ledger.open().await?;
-    let operators = access(&ledger, project)
-        .await?
-        .operators()
-        .await
-        .map_err(Failure::from)?;
+    let (project, ledger, access) = open(project, ledger).await?;
+    let operators = access.operators().await.map_err(Failure::from)?;
     if operators.is_empty() {
         println!(
             "no operators of project {project} in {}: rp serve add-operator NAME --role pay",
@@ -264,11 +257,9 @@ async fn add_api_key(
 ) -> Result<(), Failure> {
     check_operator_name(name).map_err(|e| Failure::usage(format!("{name:?}: {e}")))?;
     let role = if role == "pay" { Role::Pay } else { Role::View };
-    let project = project.id()?;
     let key = rp_console::new_api_key().map_err(Failure::unreachable)?;
-    let ledger = ledger.open().await?;
-    let added = access(&ledger, project)
-        .await?
+    let (project, ledger, access) = open(project, ledger).await?;
+    let added = access
         .add_api_key(rp_ledger::ApiKey::new(
             name,
             rp_console::api_key_sha256(&key),
@@ -296,10 +287,8 @@ async fn revoke_api_key(
     project: &ProjectArg,
     ledger: &LedgerArgs,
 ) -> Result<(), Failure> {
-    let project = project.id()?;
-    let ledger = ledger.open().await?;
-    if access(&ledger, project)
-        .await?
+    let (project, ledger, access) = open(project, ledger).await?;
+    if access
         .revoke_api_key(name, SystemTime::now())
         .await
         .map_err(Failure::from)?
@@ -315,13 +304,8 @@ async fn revoke_api_key(
 }
 
 async fn list_api_keys(project: &ProjectArg, ledger: &LedgerArgs) -> Result<(), Failure> {
-    let project = project.id()?;
-    let ledger = ledger.open().await?;
-    let keys = access(&ledger, project)
-        .await?
-        .api_keys()
-        .await
-        .map_err(Failure::from)?;
+    let (project, ledger, access) = open(project, ledger).await?;
+    let keys = access.api_keys().await.map_err(Failure::from)?;
     if keys.is_empty() {
         println!(
             "no API keys of project {project} in {}: rp serve add-api-key NAME --role pay",
@@ -373,6 +357,17 @@ async fn adopt_access(project: &ProjectArg, ledger: &LedgerArgs) -> Result<(), F
         );
     }
     Ok(())
+}
+
+/// The project and ledger of a subcommand, and the project's operators and keys ([`access`]).
+async fn open(
+    project: &ProjectArg,
+    ledger: &LedgerArgs,
+) -> Result<(ProjectId, Ledger, Arc<dyn AccessStore>), Failure> {
+    let project = project.id()?;
+    let ledger = ledger.open().await?;
+    let access = access(&ledger, project).await?;
+    Ok((project, ledger, access))
 }
 
 /// `project`'s operators and API keys on `ledger`, having bound to it those made before rp

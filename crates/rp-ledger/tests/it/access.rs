@@ -217,6 +217,33 @@ async fn projects_apart(ledger: &Ledger, now: SystemTime) {
     assert_eq!(one.adopt_unbound(true).await.unwrap(), Adoption::default());
 }
 
+/// What a test made of schema 8 (operator `anna`: pay, TOTP `JBSWY3DP`, a session `t`; key
+/// `backend`: view, hash `ab`) is after the migration: bound to no project, then adopted by
+/// project 1234 whole; the session ended.
+pub(crate) async fn version_8_rows_adopted(ledger: &Ledger) {
+    let access = ledger.access(project(1234));
+    assert_eq!(
+        access.operator("anna").await.unwrap(),
+        None,
+        "no project yet"
+    );
+    let adopted = access.adopt_unbound(true).await.unwrap();
+    assert_eq!((adopted.operators, adopted.api_keys), (1, 1));
+    let anna = access.operator("anna").await.unwrap().unwrap();
+    assert_eq!(
+        (anna.role, anna.totp_secret.as_deref()),
+        (Role::Pay, Some("JBSWY3DP"))
+    );
+    let key = access.api_key("ab").await.unwrap().unwrap();
+    assert_eq!((key.name.as_str(), key.role), ("backend", Role::View));
+    let now = SystemTime::now();
+    assert_eq!(
+        access.session("t", now).await.unwrap(),
+        None,
+        "sessions end"
+    );
+}
+
 /// Operators and keys made before schema 9 (bound to no project), written by `legacy` (raw
 /// SQL: `operator NAME`, `key NAME HASH`), adopted by the rules of
 /// `AccessStore::adopt_unbound`. `ledger` is fresh.

@@ -468,30 +468,7 @@ async fn a_version_8_ledger_keeps_its_operators_and_keys_for_adoption() {
         .unwrap();
     }
     let ledger = Ledger::open(&url(&path)).await.unwrap();
-    let access = ledger.access(project());
-    assert_eq!(
-        access.operator("anna").await.unwrap(),
-        None,
-        "no project yet"
-    );
-    let adopted = access.adopt_unbound(true).await.unwrap();
-    assert_eq!((adopted.operators, adopted.api_keys), (1, 1));
-    let anna = access.operator("anna").await.unwrap().unwrap();
-    assert_eq!(
-        (anna.role, anna.totp_secret.as_deref()),
-        (rp_ledger::Role::Pay, Some("JBSWY3DP"))
-    );
-    let key = access.api_key("ab").await.unwrap().unwrap();
-    assert_eq!(
-        (key.name.as_str(), key.role),
-        ("backend", rp_ledger::Role::View)
-    );
-    let now = std::time::SystemTime::now();
-    assert_eq!(
-        access.session("t", now).await.unwrap(),
-        None,
-        "sessions end"
-    );
+    crate::access::version_8_rows_adopted(&ledger).await;
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
