@@ -79,6 +79,7 @@ struct Inner {
     metrics: Metrics,
     background: Mutex<JoinSet<()>>,
     stopping: Arc<AtomicBool>,
+    unrecorded: crate::submit::Unrecorded,
 }
 
 impl fmt::Debug for Desk {
@@ -111,6 +112,7 @@ impl Desk {
                 metrics: Metrics::default(),
                 background: Mutex::new(JoinSet::new()),
                 stopping: Arc::new(AtomicBool::new(false)),
+                unrecorded: crate::submit::Unrecorded::default(),
             }),
         }
     }
@@ -198,6 +200,11 @@ impl Desk {
         // Reap what has finished, so the set does not grow for the life of the process.
         while background.try_join_next().is_some() {}
         background.spawn(work);
+    }
+
+    /// The payouts this process submitted that the ledger has not recorded yet.
+    pub(crate) fn unrecorded(&self) -> &crate::submit::Unrecorded {
+        &self.inner.unrecorded
     }
 
     /// Graceful shutdown of what the console started: batch runs stop taking rows (their

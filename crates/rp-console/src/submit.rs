@@ -1,11 +1,14 @@
 //! Submitting one payout from the console or the API: the same payout under its payment ID is
 //! the payout as it stands (never a second one), another payout under it is a conflict, a new
 //! one is recorded (its limits reserved) and sent in the background, and the answer waits
-//! until it is recorded, so that its page or `GET` finds it.
+//! until it is recorded, so that its page or `GET` finds it. One the ledger has not recorded
+//! within the wait is kept in [`Unrecorded`] until it is recorded or refused, so that the
+//! console's confirmation of another payout to the same number names it.
 
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
-use rp_model::Payout;
+use rp_model::{Money, Msisdn, PaymentId, Payout};
 use rp_payout::{Error, EventSource, PayoutRecord, Recorded};
 use tokio::sync::oneshot;
 
@@ -47,7 +50,7 @@ pub(crate) enum NotSubmitted {
 }
 
 /// What a person is told when `holder` holds `payment_id`: by what, and what to do.
-pub(crate) fn held(holder: &Holder, payment_id: &rp_model::PaymentId) -> String {
+pub(crate) fn held(holder: &Holder, payment_id: &PaymentId) -> String {
     match holder {
         Holder::PayoutWithMetadata => format!(
             "payment ID {payment_id} is recorded for a payout to the same phone, amount and \
@@ -73,6 +76,7 @@ pub(crate) async fn submit(
     let store = desk.client().store().clone();
     let project = desk.client().project_id();
     let payment_id = payout.payment_id().clone();
+    let (pending_phone, pending_amount) = (payout.phone(), payout.amount());
     let request = payout.to_request(project);
     // Recorded before: answered from the ledger, no call made.
     match store.get(&payment_id).await {
@@ -105,7 +109,8 @@ pub(crate) async fn submit(
         let _ = result_tx.send(result.map(|_| ()));
     });
     let wait = desk.settings().record_wait;
-    let recorded = match tokio::time::timeout(wait, recorded_rx).await {
+    let mut recorded_rx = recorded_rx;
+    let recorded = match tokio::time::timeout(wait, &mut recorded_rx).await {
         Ok(Ok(recorded)) => recorded,
         // Failed before recording: the call's result says why.
         Ok(Err(_)) => {
@@ -123,8 +128,22 @@ pub(crate) async fn submit(
             };
         }
         // The ledger is slow: recorded or refused later. Never answered as recorded, as the
-        // process may stop before it is.
-        Err(_) => return Err(NotSubmitted::NotYetRecorded(wait)),
+        // process may stop before it is. Kept in `Unrecorded` until then.
+        Err(_) => {
+            let id = payment_id.clone();
+            desk.unrecorded().note(Pending {
+                payment_id: payment_id.clone(),
+                phone: pending_phone,
+                amount: pending_amount,
+                since: SystemTime::now(),
+            });
+            let watcher = desk.clone();
+            desk.run_in_background(async move {
+                let _ = recorded_rx.await;
+                watcher.unrecorded().forget(&id);
+            });
+            return Err(NotSubmitted::NotYetRecorded(wait));
+        }
     };
     match recorded {
         Recorded::New(record) => Ok(Submitted::New(Some(*record))),
@@ -150,8 +169,53 @@ pub(crate) async fn submit(
     }
 }
 
+/// A submitted payout the ledger had not recorded when its answer was given.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    /// Its payment ID.
+    pub(crate) payment_id: PaymentId,
+    /// Whom it pays.
+    pub(crate) phone: Msisdn,
+    /// How much.
+    pub(crate) amount: Money,
+    /// When its answer said "not yet recorded".
+    pub(crate) since: SystemTime,
+}
+
+/// The payouts this process submitted that the ledger has not recorded yet (nor refused):
+/// each may still be recorded and sent. Another instance's are not here.
+#[derive(Debug, Default)]
+pub(crate) struct Unrecorded {
+    pending: Mutex<Vec<Pending>>,
+}
+
+impl Unrecorded {
+    fn note(&self, pending: Pending) {
+        let mut all = self.lock();
+        all.retain(|p| p.payment_id != pending.payment_id);
+        all.push(pending);
+    }
+
+    fn forget(&self, payment_id: &PaymentId) {
+        self.lock().retain(|p| &p.payment_id != payment_id);
+    }
+
+    /// Those that pay `phone`, oldest first.
+    pub(crate) fn to(&self, phone: Msisdn) -> Vec<Pending> {
+        self.lock()
+            .iter()
+            .filter(|p| p.phone == phone)
+            .cloned()
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// What a person is told when the ledger had not recorded `payment_id` within `wait`.
-pub(crate) fn not_yet_recorded(payment_id: &rp_model::PaymentId, wait: Duration) -> String {
+pub(crate) fn not_yet_recorded(payment_id: &PaymentId, wait: Duration) -> String {
     format!(
         "the ledger has not recorded payout {payment_id} within {} s; it may still record and \
          send it. Send the same payout again (same payment ID and details) to learn whether it \

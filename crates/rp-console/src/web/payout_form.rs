@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::layout::{amount, csrf_field, notice, page, payment_path, utc};
 use super::payment::require_pay;
 use super::{html, ledger_failed};
-use crate::submit::{self, NotSubmitted};
+use crate::submit::{self, NotSubmitted, Pending};
 use crate::{Desk, Me};
 
 /// The longest description the form takes, in characters.
@@ -209,20 +209,40 @@ async fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
         }
     };
     let recent = recent_to(desk, payout.phone()).await;
-    html(confirm_page(me, form, &payout, None, recent.as_deref()))
+    let unrecorded = desk.unrecorded().to(payout.phone());
+    html(confirm_page(
+        me,
+        form,
+        &payout,
+        None,
+        recent.as_deref(),
+        &unrecorded,
+    ))
 }
 
 /// The confirmation of `payout` (its payment ID drawn by the review): "Pay", or "Change"
-/// (which draws a new ID), with the `recent` payouts to the same number. With `pending` (the
-/// ledger had not recorded it in time: it may still be, and sent), only "Pay" again under
-/// the same payment ID, never a new one.
+/// (which draws a new ID), with the `recent` payouts to the same number and those submitted
+/// here to it that the ledger has not recorded yet (`unrecorded`: they may still be, and
+/// sent). With `pending` (the ledger had not recorded this one in time), only "Pay" again
+/// under the same payment ID, never a new one.
 fn confirm_page(
     me: &Me,
     form: &PayoutForm,
     payout: &Payout,
     pending: Option<&str>,
     recent: Result<&[PayoutRecord], &()>,
+    unrecorded: &[Pending],
 ) -> Markup {
+    // One that was recorded meanwhile is in `recent`; this payout itself is not another.
+    let unrecorded: Vec<&Pending> = unrecorded
+        .iter()
+        .filter(|p| &p.payment_id != payout.payment_id())
+        .filter(|p| {
+            recent.as_ref().map_or(true, |recent| {
+                recent.iter().all(|r| r.payment_id != p.payment_id)
+            })
+        })
+        .collect();
     let phone = payout.phone();
     let hint = phone.operator_hint().map_or_else(
         || "unknown range".to_owned(),
@@ -240,28 +260,35 @@ fn confirm_page(
     let body = html! {
         h1 { "Confirm the payout" }
         @if let Some(text) = pending { (notice("error", text)) }
-        @match recent {
-            Ok([]) => {}
-            Ok(recent) => {
-                (notice("error", &format!(
-                    "This number was paid {} time(s) in the last 24 hours: paying the same again pays this person twice. Check these first.",
-                    recent.len()
-                )))
-                table {
-                    thead { tr { th { "Payment ID" } th { "Amount" } th { "State" } th { "Recorded (UTC)" } } }
-                    tbody {
-                        @for record in recent {
-                            tr {
-                                td { a href=(payment_path(&record.payment_id)) { (record.payment_id) } }
-                                td { (amount(record)) }
-                                td { (record.state.label()) }
-                                td { (utc(record.created_at)) }
-                            }
+        @let paid = recent.map_or(0, <[PayoutRecord]>::len) + unrecorded.len();
+        @if paid > 0 {
+            (notice("error", &format!(
+                "This number was paid {paid} time(s) in the last 24 hours: paying the same again pays this person twice. Check these first."
+            )))
+            table {
+                thead { tr { th { "Payment ID" } th { "Amount" } th { "State" } th { "Recorded (UTC)" } } }
+                tbody {
+                    @for record in recent.unwrap_or_default() {
+                        tr {
+                            td { a href=(payment_path(&record.payment_id)) { (record.payment_id) } }
+                            td { (amount(record)) }
+                            td { (record.state.label()) }
+                            td { (utc(record.created_at)) }
+                        }
+                    }
+                    @for pending in &unrecorded {
+                        tr {
+                            td { (pending.payment_id) }
+                            td { (pending.amount) }
+                            td { "not recorded yet: it may still be, and sent" }
+                            td { "submitted " (utc(pending.since)) }
                         }
                     }
                 }
             }
-            Err(()) => { p.muted { "Could not look for recent payouts to this number (the ledger did not answer)." } }
+        }
+        @if recent.is_err() {
+            p.muted { "Could not look for recent payouts to this number (the ledger did not answer)." }
         }
         div.card {
             dl.facts {
@@ -343,7 +370,15 @@ async fn pay(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
         // (answered as it stands once recorded), never another one.
         Err(NotSubmitted::NotYetRecorded(wait)) => {
             let top = capitalized(&submit::not_yet_recorded(&payment_id, wait));
-            let mut response = html(confirm_page(me, form, &payout, Some(&top), Ok(&[])));
+            let unrecorded = desk.unrecorded().to(payout.phone());
+            let mut response = html(confirm_page(
+                me,
+                form,
+                &payout,
+                Some(&top),
+                Ok(&[]),
+                &unrecorded,
+            ));
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             response
         }

@@ -157,3 +157,67 @@ async fn the_console_says_a_payout_not_recorded_yet_may_still_be() {
     assert_eq!(server.sent("locked-3"), 1);
     server.stop().await;
 }
+
+/// After a "not recorded yet" answer, an operator who starts over from "New payout" for the
+/// same person (a new payment ID) is shown the first payout on the confirmation, while the
+/// ledger still has not recorded it; once recorded, it is listed once, from the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_names_a_payout_to_the_number_not_recorded_yet() {
+    let (url, path) = ledger_file("unrecorded");
+    let mut settings = Settings::default();
+    settings.record_wait = Duration::from_secs(1);
+    let server = Server::start_settled(&url, settings).await;
+    let anna = server.login(crate::PAY).await;
+    let review = |phone: &'static str| {
+        let (server, anna) = (&server, &anna);
+        async move {
+            let fields = [
+                ("step", "review"),
+                ("phone", phone),
+                ("amount", "10"),
+                ("customer_id", "c"),
+            ];
+            let page = server.post(anna, "/payouts", &fields).await;
+            assert_eq!(page.status(), StatusCode::OK);
+            page.text().await.unwrap()
+        }
+    };
+    let lock = Lock::take(&path, Duration::from_secs(60));
+    let fields = [
+        ("step", "pay"),
+        ("payment_id", "locked-4"),
+        ("phone", "+77011234567"),
+        ("amount", "10"),
+        ("customer_id", "c"),
+    ];
+    let answer = server.post(&anna, "/payouts", &fields).await;
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let again = review("8 (701) 123-45-67").await;
+    assert!(
+        again.contains("This number was paid 1 time(s)")
+            && again.contains("locked-4")
+            && again.contains("not recorded yet"),
+        "{again}"
+    );
+    assert!(!review("+7 701 123 45 68").await.contains("locked-4"));
+    lock.release();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.sent("locked-4") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Recorded now: listed once, as the ledger has it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let page = review("+7 701 123 45 67").await;
+        if !page.contains("not recorded yet") {
+            assert!(
+                page.contains("This number was paid 1 time(s)") && page.contains("locked-4"),
+                "{page}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unrecorded: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
