@@ -1,14 +1,16 @@
 //! `rp serve add-operator`, `remove-operator`, `operators`: who may sign in to the console;
-//! `add-api-key`, `revoke-api-key`, `api-keys`: who may call the API; `adopt-access`. Each is
-//! the project's (`--project-id` / `RP_PROJECT_ID`): another project on the same ledger does not
-//! know them.
+//! `add-api-key`, `revoke-api-key`, `api-keys`: who may call the API; `adopt-access`,
+//! `remove-unbound-access`: those made before rp kept them per project. Each is the project's
+//! (`--project-id` / `RP_PROJECT_ID`): another project on the same ledger does not know them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use rp_console::hash_password;
-use rp_ledger::{AccessStore, Adoption, Ledger, OperatorAccount, Role, check_operator_name};
+use rp_ledger::{
+    AccessStore, Adoption, Ledger, OperatorAccount, Role, Unadopted, check_operator_name,
+};
 use rp_model::ProjectId;
 
 use crate::common::{Failure, ProjectArg};
@@ -66,12 +68,18 @@ pub(crate) enum AccessAction {
         #[command(flatten)]
         ledger: LedgerArgs,
     },
-    /// Bind to this project the operators and API keys made before rp kept them per project,
-    /// on a ledger that other projects use too (on a ledger of one project, every command
-    /// binds them by itself). Until then they are refused.
+    /// Bind to this project the operators and API keys made before rp kept them per project
+    /// (refused until then). Every command binds them by itself when the ledger holds this
+    /// project's payouts and no other project's data; this is for the other cases.
     AdoptAccess {
         #[command(flatten)]
         project: ProjectArg,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// Remove the operators and API keys made before rp kept them per project that no project
+    /// took (each project adds its own).
+    RemoveUnboundAccess {
         #[command(flatten)]
         ledger: LedgerArgs,
     },
@@ -123,6 +131,7 @@ pub(crate) async fn run(action: &AccessAction) -> Result<(), Failure> {
         } => revoke_api_key(name, project, ledger).await,
         AccessAction::ApiKeys { project, ledger } => list_api_keys(project, ledger).await,
         AccessAction::AdoptAccess { project, ledger } => adopt_access(project, ledger).await,
+        AccessAction::RemoveUnboundAccess { ledger } => remove_unbound(ledger).await,
     }
 }
 
@@ -352,10 +361,27 @@ async fn adopt_access(project: &ProjectArg, ledger: &LedgerArgs) -> Result<(), F
     if adoption.left_any() {
         println!(
             "{} operator(s) and {} API key(s) left without a project: project {project} has \
-             ones of the same names (rp serve operators, rp serve api-keys)",
+             ones of the same names. rp serve remove-unbound-access removes them",
             adoption.operators_left, adoption.api_keys_left
         );
     }
+    Ok(())
+}
+
+/// `rp serve remove-unbound-access`.
+async fn remove_unbound(ledger: &LedgerArgs) -> Result<(), Failure> {
+    let ledger = ledger.open().await?;
+    // Any project's store reaches the unbound rows: they are no project's.
+    let any = ProjectId::new(1).map_err(|e| Failure::unreachable(e.to_string()))?;
+    let (operators, keys) = ledger
+        .access(any)
+        .remove_unbound()
+        .await
+        .map_err(Failure::from)?;
+    println!(
+        "{operators} operator(s) and {keys} API key(s) without a project removed from {}",
+        ledger.url()
+    );
     Ok(())
 }
 
@@ -371,8 +397,9 @@ async fn open(
 }
 
 /// `project`'s operators and API keys on `ledger`, having bound to it those made before rp
-/// kept them per project when they can only be its own (the ledger holds nothing of another
-/// project); what stays without a project is told on standard error, with what to do.
+/// kept them per project when they can only be its own (the ledger holds its payouts and
+/// nothing of another project); what stays without a project is told on standard error, with
+/// what to do.
 pub(crate) async fn access(
     ledger: &Ledger,
     project: ProjectId,
@@ -383,25 +410,40 @@ pub(crate) async fn access(
     Ok(access)
 }
 
-/// Says on standard error what [`AccessStore::adopt_unbound`] did, if anything.
+/// Says on standard error what [`AccessStore::adopt_unbound`] did, if anything, and what to
+/// do about those it left.
 fn tell_adoption(adoption: &Adoption, project: ProjectId) {
     if adoption.operators + adoption.api_keys > 0 {
         eprintln!(
             "rp: {} operator(s) and {} API key(s) made before rp kept them per project now \
-             belong to project {project} (the ledger holds no other project's)",
+             belong to project {project} (the ledger holds its payouts and no other project's)",
             adoption.operators, adoption.api_keys
         );
     }
-    if adoption.left_any() {
-        eprintln!(
-            "rp: {} operator(s) and {} API key(s) made before rp kept them per project belong \
-             to no project and are refused: the ledger holds other projects' payouts or \
-             operators too, so rp cannot tell whose they are. `rp serve adopt-access \
-             --project-id N` binds them to project N; or add them again for each project \
-             (rp serve add-operator, rp serve add-api-key)",
-            adoption.operators_left, adoption.api_keys_left
-        );
-    }
+    let Some(why) = adoption.why_left else {
+        return;
+    };
+    let why = match why {
+        Unadopted::OtherProjects => "the ledger holds other projects' data too, so rp cannot \
+             tell whose they are. `rp serve adopt-access --project-id N` binds them to project \
+             N, or `rp serve remove-unbound-access` removes them (each project then adds its own)"
+            .to_owned(),
+        Unadopted::SameNames => format!(
+            "project {project} has operators or keys of the same names. `rp serve \
+             remove-unbound-access` removes the old ones"
+        ),
+        // Also the reason given for one a newer rp names.
+        _ => format!(
+            "the ledger holds no payout of project {project} yet, so rp does not bind them on \
+             its own (a mistyped project ID would take them). `rp serve adopt-access \
+             --project-id {project}` binds them, or `rp serve remove-unbound-access` removes them"
+        ),
+    };
+    eprintln!(
+        "rp: {} operator(s) and {} API key(s) made before rp kept them per project belong to \
+         no project and are refused: {why}",
+        adoption.operators_left, adoption.api_keys_left
+    );
 }
 
 /// An API key's role as the command line names it.

@@ -217,6 +217,8 @@ pub struct Adoption {
     pub operators_left: u64,
     /// API keys still bound to no project (refused by every project).
     pub api_keys_left: u64,
+    /// Why those left were not bound, when some are.
+    pub why_left: Option<Unadopted>,
 }
 
 impl Adoption {
@@ -226,18 +228,37 @@ impl Adoption {
     }
 }
 
+/// Why operators or keys made before the ledger kept them per project were left unbound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unadopted {
+    /// The ledger holds another project's payouts, batches, webhook endpoints, operators or
+    /// keys: whose they are cannot be told.
+    OtherProjects,
+    /// The ledger holds no payout, batch or webhook endpoint of this project either: a
+    /// mistyped project ID would take them.
+    NothingOfThisProject,
+    /// This project has operators or keys of their names.
+    SameNames,
+}
+
 /// The console's operators and sessions, and the API's keys, of one project, shared by every
 /// instance on the ledger. Names are the project's own: another project on the ledger may
 /// have an operator or a key of the same name, and neither sees the other's.
 pub trait AccessStore: Send + Sync {
     /// Binds the operators and API keys made before the ledger kept them per project (they
     /// belong to no project, and every project refuses them) to this project. With `sole`,
-    /// only when the ledger holds nothing of another project (no payout, batch, webhook
-    /// endpoint, operator or key): then they can only have been made for this one. Without
-    /// it, whatever the ledger holds (the administrator says they are this project's). One
-    /// whose name this project already has is left unbound. Binding is one transaction;
-    /// once none is unbound, it costs one read.
+    /// only when they can only be this project's: the ledger holds payouts, batches or
+    /// webhook endpoints of this project and nothing of another. Without it, whatever the
+    /// ledger holds (the administrator says they are this project's). One whose name this
+    /// project already has is left unbound. Binding is one transaction; once none is
+    /// unbound, it costs one read.
     fn adopt_unbound(&self, sole: bool) -> BoxFuture<'_, Result<Adoption, Error>>;
+
+    /// Removes the operators and API keys made before the ledger kept them per project that
+    /// are still bound to no project (every project refuses them: each adds its own);
+    /// `(operators, keys)` removed.
+    fn remove_unbound(&self) -> BoxFuture<'_, Result<(u64, u64), Error>>;
 
     /// Adds the operator, or replaces the one of that name (a new password or role). A
     /// replaced operator's sessions are closed.
@@ -295,6 +316,41 @@ pub trait AccessStore: Send + Sync {
         name: &'a str,
         at: SystemTime,
     ) -> BoxFuture<'a, Result<bool, Error>>;
+}
+
+/// Why a `sole` adoption binds nothing, from whether the ledger holds `others`' data and
+/// this project's (`mine`); `None`: it binds.
+pub(crate) fn refusal(others: bool, mine: bool) -> Option<Unadopted> {
+    if others {
+        Some(Unadopted::OtherProjects)
+    } else if !mine {
+        Some(Unadopted::NothingOfThisProject)
+    } else {
+        None
+    }
+}
+
+/// What an adoption did: `(operators, keys)` unbound `before` and `after` it, how many of
+/// those after it have a name this project does not (`bindable`), and why it bound nothing
+/// (`refused`). Those left that no adoption could bind are left for their names.
+pub(crate) fn adoption(
+    before: (u64, u64),
+    after: (u64, u64),
+    bindable: (u64, u64),
+    refused: Option<Unadopted>,
+) -> Adoption {
+    let left = after.0 + after.1 > 0;
+    let why = match refused {
+        Some(why) if bindable.0 + bindable.1 > 0 => why,
+        _ => Unadopted::SameNames,
+    };
+    Adoption {
+        operators: before.0.saturating_sub(after.0),
+        api_keys: before.1.saturating_sub(after.1),
+        operators_left: after.0,
+        api_keys_left: after.1,
+        why_left: left.then_some(why),
+    }
 }
 
 /// The error for a stored role this build does not know.

@@ -67,7 +67,7 @@ use rp_model::ProjectId;
 use rp_payout::PayoutStore;
 
 pub use access::{
-    AccessStore, Adoption, ApiKey, MAX_OPERATOR_NAME, OperatorAccount, Role, Session,
+    AccessStore, Adoption, ApiKey, MAX_OPERATOR_NAME, OperatorAccount, Role, Session, Unadopted,
     check_operator_name,
 };
 pub use batch::{

@@ -35,6 +35,12 @@ pub(crate) const MUTABLE_COLUMNS: [&str; 13] = [
     "next_check_at",
 ];
 
+/// A project's key in the ledger's `project_id` columns: its ID's 64 bits as a signed integer,
+/// so that every project has its own (IDs above `i64::MAX` are kept negative, never merged).
+pub(crate) fn project_key(project: rp_model::ProjectId) -> i64 {
+    i64::from_ne_bytes(project.get().to_ne_bytes())
+}
+
 /// Nanoseconds since the Unix epoch (0 before it, `i64::MAX` after 2262).
 pub(crate) fn nanos(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)

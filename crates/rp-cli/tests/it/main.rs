@@ -17,6 +17,7 @@ mod readme;
 mod review;
 mod review2_batches;
 mod review4;
+mod review_access;
 mod review_batches;
 mod serve_cmd;
 mod sign_cmd;

@@ -614,11 +614,12 @@ fn api_keys_are_shown_once_never_reused_and_revoked() {
 }
 
 /// A ledger of an rp that kept operators and keys for the whole ledger (schema 8): on a
-/// ledger of one project they become that project's at the first command, said on stderr;
-/// on a ledger that two projects use they are refused until `adopt-access` binds them.
+/// ledger with payouts of one project they become that project's at the first command, said
+/// on stderr; on a ledger with nothing of it yet, or with another project's data, they are
+/// refused, with why and what to do, until `adopt-access` binds them.
 #[test]
 fn operators_and_keys_of_an_older_ledger_are_adopted() {
-    for shared in [false, true] {
+    for (case, project_data) in [("own", 1234), ("empty", 0), ("shared", 5678)] {
         let path = crate::fresh_ledger();
         let ledger = format!("sqlite:{}", path.display());
         let env = [("RP_LEDGER", ledger.as_str()), ("RP_PROJECT_ID", "1234")];
@@ -626,7 +627,7 @@ fn operators_and_keys_of_an_older_ledger_are_adopted() {
         assert!(rp_with(&["serve", "api-keys"], &env, b"").status.success());
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE sessions; DROP TABLE operators; DROP TABLE api_keys;
+            "DROP TABLE project_sessions; DROP TABLE project_api_keys; DROP TABLE project_operators;
              CREATE TABLE operators (name TEXT NOT NULL PRIMARY KEY, password_hash TEXT NOT NULL,
                  role TEXT NOT NULL, totp_secret TEXT, updated_at INTEGER NOT NULL);
              CREATE TABLE sessions (token_sha256 TEXT NOT NULL PRIMARY KEY,
@@ -640,24 +641,24 @@ fn operators_and_keys_of_an_older_ledger_are_adopted() {
              PRAGMA user_version = 8;",
         )
         .unwrap();
-        if shared {
-            // Another project's webhook endpoint: the ledger is not project 1234's alone.
+        if project_data > 0 {
+            // The project's webhook endpoint: data of its own in the ledger.
             conn.execute(
                 "INSERT INTO webhook_endpoints (project_id, url, secret, created_at) \
-                 VALUES (5678, 'https://example.kz/h', 'whsec_x', 0)",
-                [],
+                 VALUES (?1, 'https://example.kz/h', 'whsec_x', 0)",
+                [project_data],
             )
             .unwrap();
         }
         drop(conn);
         let listed = rp_with(&["serve", "operators"], &env, b"");
-        assert!(listed.status.success(), "{}", stderr(&listed));
-        if !shared {
+        assert!(listed.status.success(), "{case}: {}", stderr(&listed));
+        let told = stderr(&listed);
+        if case == "own" {
             assert!(stdout(&listed).starts_with("anna"), "{}", stdout(&listed));
             assert!(
-                stderr(&listed).contains("1 operator(s) and 1 API key(s) made before rp kept them per project now belong to project 1234"),
-                "{}",
-                stderr(&listed)
+                told.contains("1 operator(s) and 1 API key(s) made before rp kept them per project now belong to project 1234"),
+                "{told}"
             );
             continue;
         }
@@ -666,11 +667,17 @@ fn operators_and_keys_of_an_older_ledger_are_adopted() {
             "{}",
             stdout(&listed)
         );
+        let why = if case == "empty" {
+            "holds no payout of project 1234 yet"
+        } else {
+            "holds other projects' data too"
+        };
         assert!(
-            stderr(&listed).contains("belong to no project and are refused")
-                && stderr(&listed).contains("rp serve adopt-access"),
-            "{}",
-            stderr(&listed)
+            told.contains("belong to no project and are refused")
+                && told.contains(why)
+                && told.contains("rp serve adopt-access")
+                && told.contains("rp serve remove-unbound-access"),
+            "{case}: {told}"
         );
         let adopted = rp_with(&["serve", "adopt-access"], &env, b"");
         assert!(adopted.status.success(), "{}", stderr(&adopted));

@@ -11,7 +11,9 @@ use tokio_postgres::Row;
 
 use super::PostgresLedger;
 use super::sql::{column, execute, failed, query};
-use crate::access::{AccessStore, Adoption, ApiKey, OperatorAccount, Role, Session, unknown_role};
+use crate::access::{
+    AccessStore, Adoption, ApiKey, OperatorAccount, Role, Session, adoption, refusal, unknown_role,
+};
 use crate::stored::{nanos, time};
 
 /// The operators and sessions, and the API's keys, of one project in a [`PostgresLedger`].
@@ -25,7 +27,7 @@ impl PostgresAccess {
     pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresAccess {
         PostgresAccess {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 }
@@ -33,65 +35,79 @@ impl PostgresAccess {
 // Every statement names the project: `$1` in each.
 
 const OPERATOR: &str = "SELECT name, password_hash, role, totp_secret, updated_at \
-     FROM rp_ledger.operators WHERE project_id = $1 AND name = $2";
+     FROM rp_ledger.project_operators WHERE project_id = $1 AND name = $2";
 const OPERATORS: &str = "SELECT name, password_hash, role, totp_secret, updated_at \
-     FROM rp_ledger.operators WHERE project_id = $1 ORDER BY name";
-const UPSERT_OPERATOR: &str = "INSERT INTO rp_ledger.operators \
+     FROM rp_ledger.project_operators WHERE project_id = $1 ORDER BY name";
+const UPSERT_OPERATOR: &str = "INSERT INTO rp_ledger.project_operators \
      (project_id, name, password_hash, role, totp_secret, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (project_id, name) DO UPDATE SET password_hash = excluded.password_hash, \
      role = excluded.role, totp_secret = excluded.totp_secret, updated_at = excluded.updated_at";
 const CLOSE_SESSIONS_OF: &str =
-    "DELETE FROM rp_ledger.sessions WHERE project_id = $1 AND operator = $2";
-const DELETE_OPERATOR: &str = "DELETE FROM rp_ledger.operators WHERE project_id = $1 AND name = $2";
-const OPEN_SESSION: &str = "INSERT INTO rp_ledger.sessions \
+    "DELETE FROM rp_ledger.project_sessions WHERE project_id = $1 AND operator = $2";
+const DELETE_OPERATOR: &str =
+    "DELETE FROM rp_ledger.project_operators WHERE project_id = $1 AND name = $2";
+const OPEN_SESSION: &str = "INSERT INTO rp_ledger.project_sessions \
      (project_id, token_sha256, operator, csrf, created_at, expires_at) \
-     SELECT $1, $2, name, $4, $5, $6 FROM rp_ledger.operators \
+     SELECT $1, $2, name, $4, $5, $6 FROM rp_ledger.project_operators \
      WHERE project_id = $1 AND name = $3 AND password_hash = $7";
 const SESSION: &str = "SELECT s.token_sha256, s.operator, o.role, s.csrf, s.created_at, \
-     s.expires_at FROM rp_ledger.sessions s \
-     JOIN rp_ledger.operators o ON o.project_id = s.project_id AND o.name = s.operator \
+     s.expires_at FROM rp_ledger.project_sessions s \
+     JOIN rp_ledger.project_operators o ON o.project_id = s.project_id AND o.name = s.operator \
      WHERE s.project_id = $1 AND s.token_sha256 = $2 AND s.expires_at > $3";
 const CLOSE_SESSION: &str =
-    "DELETE FROM rp_ledger.sessions WHERE project_id = $1 AND token_sha256 = $2";
+    "DELETE FROM rp_ledger.project_sessions WHERE project_id = $1 AND token_sha256 = $2";
 /// Of every project: an ended session is no one's.
-const PURGE_SESSIONS: &str = "DELETE FROM rp_ledger.sessions WHERE expires_at <= $1";
+const PURGE_SESSIONS: &str = "DELETE FROM rp_ledger.project_sessions WHERE expires_at <= $1";
 
-const ADD_API_KEY: &str = "INSERT INTO rp_ledger.api_keys \
+const ADD_API_KEY: &str = "INSERT INTO rp_ledger.project_api_keys \
      (project_id, name, key_sha256, role, created_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT DO NOTHING";
 const API_KEY: &str = "SELECT name, key_sha256, role, created_at, revoked_at \
-     FROM rp_ledger.api_keys WHERE project_id = $1 AND key_sha256 = $2";
+     FROM rp_ledger.project_api_keys WHERE project_id = $1 AND key_sha256 = $2";
 const API_KEYS: &str = "SELECT name, key_sha256, role, created_at, revoked_at \
-     FROM rp_ledger.api_keys WHERE project_id = $1 ORDER BY name";
-const REVOKE_API_KEY: &str = "UPDATE rp_ledger.api_keys SET revoked_at = $3 \
+     FROM rp_ledger.project_api_keys WHERE project_id = $1 ORDER BY name";
+const REVOKE_API_KEY: &str = "UPDATE rp_ledger.project_api_keys SET revoked_at = $3 \
      WHERE project_id = $1 AND name = $2 AND revoked_at IS NULL";
 
 /// How many operators and API keys are bound to no project (made before schema 9).
-const UNBOUND: &str = "SELECT (SELECT count(*) FROM rp_ledger.operators WHERE project_id = 0), \
-     (SELECT count(*) FROM rp_ledger.api_keys WHERE project_id = 0)";
+const UNBOUND: &str = "SELECT (SELECT count(*) FROM rp_ledger.project_operators WHERE project_id = 0), \
+     (SELECT count(*) FROM rp_ledger.project_api_keys WHERE project_id = 0)";
 /// Adoptions wait for each other, and for operators and keys being added: each then sees
 /// what the other bound.
-const LOCK_ACCESS: &str =
-    "LOCK TABLE rp_ledger.operators, rp_ledger.api_keys IN SHARE ROW EXCLUSIVE MODE";
+const LOCK_ACCESS: &str = "LOCK TABLE rp_ledger.project_operators, rp_ledger.project_api_keys IN SHARE ROW EXCLUSIVE MODE";
 /// Whether the ledger holds anything of a project other than $1 (each table read by its
-/// index, on both sides of $1: no scan of $1's own rows).
-const OTHER_PROJECTS: &str = "SELECT \
+/// index, on both sides of $1: no scan of $1's own rows), and whether it holds payouts,
+/// batches or webhook endpoints of $1.
+const PROJECTS: &str = "SELECT \
      EXISTS (SELECT 1 FROM rp_ledger.payouts WHERE project_id < $1) \
      OR EXISTS (SELECT 1 FROM rp_ledger.payouts WHERE project_id > $1) \
      OR EXISTS (SELECT 1 FROM rp_ledger.batches WHERE project_id < $1) \
      OR EXISTS (SELECT 1 FROM rp_ledger.batches WHERE project_id > $1) \
      OR EXISTS (SELECT 1 FROM rp_ledger.webhook_endpoints WHERE project_id <> $1) \
-     OR EXISTS (SELECT 1 FROM rp_ledger.operators WHERE project_id NOT IN (0, $1)) \
-     OR EXISTS (SELECT 1 FROM rp_ledger.api_keys WHERE project_id NOT IN (0, $1))";
+     OR EXISTS (SELECT 1 FROM rp_ledger.project_operators WHERE project_id NOT IN (0, $1)) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.project_api_keys WHERE project_id NOT IN (0, $1)), \
+     EXISTS (SELECT 1 FROM rp_ledger.payouts WHERE project_id = $1) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.batches WHERE project_id = $1) \
+     OR EXISTS (SELECT 1 FROM rp_ledger.webhook_endpoints WHERE project_id = $1)";
+/// Removes the unbound API keys, then operators (no session can be theirs).
+const REMOVE_UNBOUND_KEYS: &str = "DELETE FROM rp_ledger.project_api_keys WHERE project_id = 0";
+const REMOVE_UNBOUND_OPERATORS: &str =
+    "DELETE FROM rp_ledger.project_operators WHERE project_id = 0";
+/// How many unbound operators and API keys have a name $1 does not have (those it can bind).
+const BINDABLE: &str = "SELECT \
+     (SELECT count(*) FROM rp_ledger.project_operators WHERE project_id = 0 \
+      AND name NOT IN (SELECT name FROM rp_ledger.project_operators WHERE project_id = $1)), \
+     (SELECT count(*) FROM rp_ledger.project_api_keys WHERE project_id = 0 \
+      AND name NOT IN (SELECT name FROM rp_ledger.project_api_keys WHERE project_id = $1))";
 /// Binds the unbound operators to $1, but for names $1 has.
-const ADOPT_OPERATORS: &str = "UPDATE rp_ledger.operators SET project_id = $1 \
+const ADOPT_OPERATORS: &str = "UPDATE rp_ledger.project_operators SET project_id = $1 \
      WHERE project_id = 0 \
-     AND name NOT IN (SELECT name FROM rp_ledger.operators WHERE project_id = $1)";
+     AND name NOT IN (SELECT name FROM rp_ledger.project_operators WHERE project_id = $1)";
 /// Binds the unbound API keys to $1, but for names $1 has.
-const ADOPT_API_KEYS: &str = "UPDATE rp_ledger.api_keys SET project_id = $1 \
+const ADOPT_API_KEYS: &str = "UPDATE rp_ledger.project_api_keys SET project_id = $1 \
      WHERE project_id = 0 \
-     AND name NOT IN (SELECT name FROM rp_ledger.api_keys WHERE project_id = $1)";
+     AND name NOT IN (SELECT name FROM rp_ledger.project_api_keys WHERE project_id = $1)";
 
 fn api_key(row: &Row) -> Result<ApiKey, String> {
     let mut key = ApiKey::new(
@@ -120,20 +136,20 @@ fn operator(row: &Row) -> Result<OperatorAccount, String> {
 }
 
 impl PostgresAccess {
-    /// Runs `sql` then `then` in one transaction; how many rows `then` changed.
+    /// Runs `first` then `then` in one transaction; how many rows each changed.
     async fn two_steps(
         &self,
         what: &str,
         first: (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
         then: (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, u64), Error> {
         let mut client = self.ledger.client(what).await?;
         let tx = client.transaction().await.map_err(failed(what))?;
-        execute(&tx, what, first.0, first.1).await?;
-        let changed = execute(&tx, what, then.0, then.1).await?;
+        let first = execute(&tx, what, first.0, first.1).await?;
+        let then = execute(&tx, what, then.0, then.1).await?;
         tx.commit().await.map_err(failed(what))?;
         self.ledger.committed();
-        Ok(changed)
+        Ok((first, then))
     }
 }
 
@@ -160,26 +176,39 @@ impl AccessStore for PostgresAccess {
             let tx = client.transaction().await.map_err(failed(what))?;
             execute(&tx, what, LOCK_ACCESS, &[]).await?;
             let (operators, api_keys) = unbound(query(&tx, what, UNBOUND, &[]).await?)?;
-            let others = sole && {
-                let rows = query(&tx, what, OTHER_PROJECTS, &[&self.project]).await?;
+            let refused = if sole {
+                let rows = query(&tx, what, PROJECTS, &[&self.project]).await?;
                 let row = rows
                     .first()
                     .ok_or_else(|| Error::store(what, "no answer"))?;
-                column::<bool>(row, 0).map_err(|e| Error::store(what, e))?
+                let flag = |i| column::<bool>(row, i).map_err(|e| Error::store(what, e));
+                refusal(flag(0)?, flag(1)?)
+            } else {
+                None
             };
-            if !others {
+            if refused.is_none() {
                 execute(&tx, what, ADOPT_OPERATORS, &[&self.project]).await?;
                 execute(&tx, what, ADOPT_API_KEYS, &[&self.project]).await?;
             }
-            let (operators_left, api_keys_left) = unbound(query(&tx, what, UNBOUND, &[]).await?)?;
+            let after = unbound(query(&tx, what, UNBOUND, &[]).await?)?;
+            let bindable = unbound(query(&tx, what, BINDABLE, &[&self.project]).await?)?;
             tx.commit().await.map_err(failed(what))?;
             self.ledger.committed();
-            Ok(Adoption {
-                operators: operators.saturating_sub(operators_left),
-                api_keys: api_keys.saturating_sub(api_keys_left),
-                operators_left,
-                api_keys_left,
-            })
+            Ok(adoption((operators, api_keys), after, bindable, refused))
+        })
+    }
+
+    fn remove_unbound(&self) -> BoxFuture<'_, Result<(u64, u64), Error>> {
+        Box::pin(async move {
+            let what = "remove the operators and keys of no project";
+            let (keys, operators) = self
+                .two_steps(
+                    what,
+                    (REMOVE_UNBOUND_KEYS, &[]),
+                    (REMOVE_UNBOUND_OPERATORS, &[]),
+                )
+                .await?;
+            Ok((operators, keys))
         })
     }
 
@@ -245,7 +274,7 @@ impl AccessStore for PostgresAccess {
                     (DELETE_OPERATOR, &[&self.project, &name]),
                 )
                 .await?;
-            Ok(removed > 0)
+            Ok(removed.1 > 0)
         })
     }
 

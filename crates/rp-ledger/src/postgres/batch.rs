@@ -239,7 +239,7 @@ impl PostgresBatches {
     pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresBatches {
         PostgresBatches {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 

@@ -303,29 +303,50 @@ FOR EACH ROW WHEN (NEW.previous IS NULL OR NEW.previous <> NEW.state OR NEW.note
 EXECUTE FUNCTION rp_ledger.payout_events_to_webhooks();
 "#;
 
-/// Version 9: operators, sessions and API keys belong to a project, as in the SQLite ledger.
-/// Those made before are kept, bound to no project (`project_id` 0) until `adopt_unbound`
-/// binds them; their sessions end. Names are unique per project.
+/// Version 9: operators, sessions and API keys belong to a project, in new tables, as in the
+/// SQLite ledger: an instance of an older rp still running during a rolling upgrade fails on
+/// the old tables rather than read every project's rows. Those made before are kept, bound to
+/// no project (`project_id` 0) until `adopt_unbound` binds them; their sessions end. Names
+/// are unique per project.
 const V9: &str = r#"
-DROP TABLE rp_ledger.sessions;
-ALTER TABLE rp_ledger.operators ADD COLUMN project_id BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE rp_ledger.operators ALTER COLUMN project_id DROP DEFAULT;
-ALTER TABLE rp_ledger.operators DROP CONSTRAINT operators_pkey;
-ALTER TABLE rp_ledger.operators ADD PRIMARY KEY (project_id, name);
-CREATE TABLE rp_ledger.sessions (
+CREATE TABLE rp_ledger.project_operators (
+    project_id    BIGINT NOT NULL,   -- 0: made before version 9, bound to no project yet
+    name          TEXT   COLLATE "C" NOT NULL,
+    password_hash TEXT   NOT NULL,   -- PHC string ($argon2id$...)
+    role          TEXT   NOT NULL,   -- view | pay
+    totp_secret   TEXT,              -- Base32, when a second factor is required
+    updated_at    BIGINT NOT NULL,   -- nanoseconds since the Unix epoch
+    PRIMARY KEY (project_id, name)
+);
+INSERT INTO rp_ledger.project_operators
+    (project_id, name, password_hash, role, totp_secret, updated_at)
+    SELECT 0, name, password_hash, role, totp_secret, updated_at FROM rp_ledger.operators;
+CREATE TABLE rp_ledger.project_sessions (
     token_sha256 TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
     project_id   BIGINT NOT NULL,
     operator     TEXT   COLLATE "C" NOT NULL,
     csrf         TEXT   NOT NULL,    -- the token every form of the session carries
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
-    FOREIGN KEY (project_id, operator) REFERENCES rp_ledger.operators (project_id, name)
+    FOREIGN KEY (project_id, operator)
+        REFERENCES rp_ledger.project_operators (project_id, name)
 );
-CREATE INDEX sessions_by_operator ON rp_ledger.sessions (project_id, operator);
-ALTER TABLE rp_ledger.api_keys ADD COLUMN project_id BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE rp_ledger.api_keys ALTER COLUMN project_id DROP DEFAULT;
-ALTER TABLE rp_ledger.api_keys DROP CONSTRAINT api_keys_pkey;
-ALTER TABLE rp_ledger.api_keys ADD PRIMARY KEY (project_id, name);
+CREATE INDEX project_sessions_by_operator ON rp_ledger.project_sessions (project_id, operator);
+CREATE TABLE rp_ledger.project_api_keys (
+    project_id BIGINT NOT NULL,   -- 0: made before version 9, bound to no project yet
+    name       TEXT   COLLATE "C" NOT NULL,
+    key_sha256 TEXT   COLLATE "C" NOT NULL UNIQUE,   -- hex SHA-256 of the key; never the key
+    role       TEXT   NOT NULL,                       -- view (read) | pay
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    PRIMARY KEY (project_id, name)
+);
+INSERT INTO rp_ledger.project_api_keys
+    (project_id, name, key_sha256, role, created_at, revoked_at)
+    SELECT 0, name, key_sha256, role, created_at, revoked_at FROM rp_ledger.api_keys;
+DROP TABLE rp_ledger.sessions;
+DROP TABLE rp_ledger.operators;
+DROP TABLE rp_ledger.api_keys;
 "#;
 
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.

@@ -160,7 +160,7 @@ impl PostgresStore {
     pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresStore {
         PostgresStore {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 

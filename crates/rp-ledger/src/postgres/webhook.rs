@@ -32,7 +32,7 @@ impl PostgresWebhooks {
     pub(super) fn new(ledger: PostgresLedger, project: ProjectId) -> PostgresWebhooks {
         PostgresWebhooks {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 }

@@ -10,7 +10,9 @@ use rusqlite::{OptionalExtension as _, params};
 use rp_model::ProjectId;
 
 use super::SqliteLedger;
-use crate::access::{AccessStore, Adoption, ApiKey, OperatorAccount, Role, Session, unknown_role};
+use crate::access::{
+    AccessStore, Adoption, ApiKey, OperatorAccount, Role, Session, adoption, refusal, unknown_role,
+};
 use crate::stored::{nanos, time};
 
 /// The operators and sessions, and the API's keys, of one project in an [`SqliteLedger`].
@@ -24,26 +26,43 @@ impl SqliteAccess {
     pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteAccess {
         SqliteAccess {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 }
 
 /// How many operators and API keys are bound to no project (made before schema 9).
-const UNBOUND: &str = "SELECT (SELECT count(*) FROM operators WHERE project_id = 0), \
-     (SELECT count(*) FROM api_keys WHERE project_id = 0)";
+const UNBOUND: &str = "SELECT (SELECT count(*) FROM project_operators WHERE project_id = 0), \
+     (SELECT count(*) FROM project_api_keys WHERE project_id = 0)";
 
 /// Whether the ledger holds anything of a project other than ?1 (each table read by its
-/// index, on both sides of ?1: no scan of ?1's own rows).
-const OTHER_PROJECTS: &str = "SELECT EXISTS (SELECT 1 FROM payouts WHERE project_id < ?1) \
+/// index, on both sides of ?1: no scan of ?1's own rows), and whether it holds payouts,
+/// batches or webhook endpoints of ?1.
+const PROJECTS: &str = "SELECT EXISTS (SELECT 1 FROM payouts WHERE project_id < ?1) \
      OR EXISTS (SELECT 1 FROM payouts WHERE project_id > ?1) \
      OR EXISTS (SELECT 1 FROM batches WHERE project_id < ?1) \
      OR EXISTS (SELECT 1 FROM batches WHERE project_id > ?1) \
      OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE project_id <> ?1) \
-     OR EXISTS (SELECT 1 FROM operators WHERE project_id NOT IN (0, ?1)) \
-     OR EXISTS (SELECT 1 FROM api_keys WHERE project_id NOT IN (0, ?1))";
+     OR EXISTS (SELECT 1 FROM project_operators WHERE project_id NOT IN (0, ?1)) \
+     OR EXISTS (SELECT 1 FROM project_api_keys WHERE project_id NOT IN (0, ?1)), \
+     EXISTS (SELECT 1 FROM payouts WHERE project_id = ?1) \
+     OR EXISTS (SELECT 1 FROM batches WHERE project_id = ?1) \
+     OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE project_id = ?1)";
 
-/// Binds the unbound rows of `table` (`operators` or `api_keys`) to ?1, but for names ?1
+/// Removes the unbound API keys and operators (no session can be theirs).
+const REMOVE_UNBOUND: [&str; 2] = [
+    "DELETE FROM project_api_keys WHERE project_id = 0",
+    "DELETE FROM project_operators WHERE project_id = 0",
+];
+
+/// How many unbound operators and API keys have a name ?1 does not have (those it can bind).
+const BINDABLE: &str = "SELECT \
+     (SELECT count(*) FROM project_operators WHERE project_id = 0 \
+      AND name NOT IN (SELECT name FROM project_operators WHERE project_id = ?1)), \
+     (SELECT count(*) FROM project_api_keys WHERE project_id = 0 \
+      AND name NOT IN (SELECT name FROM project_api_keys WHERE project_id = ?1))";
+
+/// Binds the unbound rows of `table` (`project_operators` or `project_api_keys`) to ?1, but for names ?1
 /// has.
 fn adopt(table: &str) -> String {
     format!(
@@ -110,19 +129,27 @@ impl AccessStore for SqliteAccess {
                 .exclusive(what.to_owned(), move |tx| {
                     let bind = || -> rusqlite::Result<Adoption> {
                         let (operators, api_keys) = unbound(tx)?;
-                        let others =
-                            sole && tx.query_row(OTHER_PROJECTS, params![project], |r| r.get(0))?;
-                        if !others {
-                            tx.execute(&adopt("operators"), params![project])?;
-                            tx.execute(&adopt("api_keys"), params![project])?;
+                        let refused = if sole {
+                            let (others, mine) = tx.query_row(PROJECTS, params![project], |r| {
+                                Ok((r.get(0)?, r.get(1)?))
+                            })?;
+                            refusal(others, mine)
+                        } else {
+                            None
+                        };
+                        if refused.is_none() {
+                            tx.execute(&adopt("project_operators"), params![project])?;
+                            tx.execute(&adopt("project_api_keys"), params![project])?;
                         }
-                        let (operators_left, api_keys_left) = unbound(tx)?;
-                        Ok(Adoption {
-                            operators: operators.saturating_sub(operators_left),
-                            api_keys: api_keys.saturating_sub(api_keys_left),
-                            operators_left,
-                            api_keys_left,
-                        })
+                        let bindable = tx.query_row(BINDABLE, params![project], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })?;
+                        Ok(adoption(
+                            (operators, api_keys),
+                            unbound(tx)?,
+                            bindable,
+                            refused,
+                        ))
                     };
                     bind().map_err(|e| Error::store(what, e))
                 })
@@ -130,17 +157,30 @@ impl AccessStore for SqliteAccess {
         })
     }
 
+    fn remove_unbound(&self) -> BoxFuture<'_, Result<(u64, u64), Error>> {
+        let what = "remove the operators and keys of no project";
+        Box::pin(self.ledger.exclusive(what.to_owned(), move |tx| {
+            let [keys, operators] = REMOVE_UNBOUND;
+            let remove = || -> rusqlite::Result<(u64, u64)> {
+                let keys = tx.execute(keys, [])?;
+                let operators = tx.execute(operators, [])?;
+                Ok((operators as u64, keys as u64))
+            };
+            remove().map_err(|e| Error::store(what, e))
+        }))
+    }
+
     fn put_operator(&self, account: OperatorAccount) -> BoxFuture<'_, Result<(), Error>> {
         let what = format!("save operator {}", account.name);
         let project = self.project;
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "DELETE FROM sessions WHERE project_id = ?1 AND operator = ?2",
+                "DELETE FROM project_sessions WHERE project_id = ?1 AND operator = ?2",
                 params![project, account.name],
             )
             .and_then(|_| {
                 tx.execute(
-                    "INSERT INTO operators \
+                    "INSERT INTO project_operators \
                      (project_id, name, password_hash, role, totp_secret, updated_at) \
                      VALUES (?6, ?1, ?2, ?3, ?4, ?5) ON CONFLICT (project_id, name) DO UPDATE SET \
                      password_hash = excluded.password_hash, role = excluded.role, \
@@ -169,7 +209,7 @@ impl AccessStore for SqliteAccess {
             self.ledger
                 .read(format!("read operator {name}"), move |conn| {
                     conn.prepare_cached(&format!(
-                        "SELECT {OPERATOR_COLUMNS} FROM operators \
+                        "SELECT {OPERATOR_COLUMNS} FROM project_operators \
                          WHERE project_id = ?1 AND name = ?2"
                     ))?
                     .query_row(params![project, name], operator)
@@ -182,7 +222,7 @@ impl AccessStore for SqliteAccess {
         let project = self.project;
         Box::pin(self.ledger.read("list operators".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {OPERATOR_COLUMNS} FROM operators WHERE project_id = ?1 ORDER BY name"
+                "SELECT {OPERATOR_COLUMNS} FROM project_operators WHERE project_id = ?1 ORDER BY name"
             ))?
             .query_map(params![project], operator)?
             .collect()
@@ -194,12 +234,12 @@ impl AccessStore for SqliteAccess {
         let what = format!("remove operator {name}");
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "DELETE FROM sessions WHERE project_id = ?1 AND operator = ?2",
+                "DELETE FROM project_sessions WHERE project_id = ?1 AND operator = ?2",
                 params![project, name],
             )
             .and_then(|_| {
                 tx.execute(
-                    "DELETE FROM operators WHERE project_id = ?1 AND name = ?2",
+                    "DELETE FROM project_operators WHERE project_id = ?1 AND name = ?2",
                     params![project, name],
                 )
             })
@@ -217,9 +257,9 @@ impl AccessStore for SqliteAccess {
         let (hash, project) = (password_hash.to_owned(), self.project);
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "INSERT INTO sessions \
+                "INSERT INTO project_sessions \
                  (token_sha256, project_id, operator, csrf, created_at, expires_at) \
-                 SELECT ?1, project_id, name, ?3, ?4, ?5 FROM operators \
+                 SELECT ?1, project_id, name, ?3, ?4, ?5 FROM project_operators \
                  WHERE project_id = ?7 AND name = ?2 AND password_hash = ?6",
                 params![
                     session.token_sha256,
@@ -245,8 +285,8 @@ impl AccessStore for SqliteAccess {
         Box::pin(self.ledger.read("read a session".to_owned(), move |conn| {
             conn.prepare_cached(
                 "SELECT s.token_sha256, s.operator, o.role, s.csrf, s.created_at, s.expires_at \
-                 FROM sessions s \
-                 JOIN operators o ON o.project_id = s.project_id AND o.name = s.operator \
+                 FROM project_sessions s \
+                 JOIN project_operators o ON o.project_id = s.project_id AND o.name = s.operator \
                  WHERE s.token_sha256 = ?1 AND s.expires_at > ?2 AND s.project_id = ?3",
             )?
             .query_row(params![token, nanos(now), project], |row| {
@@ -269,7 +309,7 @@ impl AccessStore for SqliteAccess {
         let what = "close a session".to_owned();
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "DELETE FROM sessions WHERE token_sha256 = ?1 AND project_id = ?2",
+                "DELETE FROM project_sessions WHERE token_sha256 = ?1 AND project_id = ?2",
                 params![token, project],
             )
             .map(|_| ())
@@ -281,7 +321,7 @@ impl AccessStore for SqliteAccess {
         let what = "delete ended sessions".to_owned();
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "DELETE FROM sessions WHERE expires_at <= ?1",
+                "DELETE FROM project_sessions WHERE expires_at <= ?1",
                 params![nanos(now)],
             )
             .map(|n| n as u64)
@@ -294,7 +334,7 @@ impl AccessStore for SqliteAccess {
         let project = self.project;
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "INSERT INTO api_keys \
+                "INSERT INTO project_api_keys \
                  (project_id, name, key_sha256, role, created_at, revoked_at) \
                  VALUES (?5, ?1, ?2, ?3, ?4, NULL) ON CONFLICT DO NOTHING",
                 params![
@@ -314,7 +354,7 @@ impl AccessStore for SqliteAccess {
         let (hash, project) = (key_sha256.to_owned(), self.project);
         Box::pin(self.ledger.read("read an API key".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_sha256 = ?1 AND project_id = ?2"
+                "SELECT {API_KEY_COLUMNS} FROM project_api_keys WHERE key_sha256 = ?1 AND project_id = ?2"
             ))?
             .query_row(params![hash, project], api_key)
             .optional()
@@ -325,7 +365,7 @@ impl AccessStore for SqliteAccess {
         let project = self.project;
         Box::pin(self.ledger.read("list API keys".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE project_id = ?1 ORDER BY name"
+                "SELECT {API_KEY_COLUMNS} FROM project_api_keys WHERE project_id = ?1 ORDER BY name"
             ))?
             .query_map(params![project], api_key)?
             .collect()
@@ -341,7 +381,7 @@ impl AccessStore for SqliteAccess {
         let what = format!("revoke API key {name}");
         Box::pin(self.ledger.exclusive(what.clone(), move |tx| {
             tx.execute(
-                "UPDATE api_keys SET revoked_at = ?2 \
+                "UPDATE project_api_keys SET revoked_at = ?2 \
                  WHERE project_id = ?3 AND name = ?1 AND revoked_at IS NULL",
                 params![name, nanos(at), project],
             )

@@ -29,7 +29,7 @@ impl SqliteBatches {
     pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteBatches {
         SqliteBatches {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 }

@@ -266,13 +266,14 @@ END;
 ";
 
 /// Version 9: operators, sessions and API keys belong to a project, as its payouts do: on a
-/// ledger that two projects share, one's key or operator is unknown to the other. Those made
-/// before are kept, bound to no project (`project_id` 0) until `adopt_unbound` binds them;
-/// their sessions end (operators sign in again). Names are unique per project.
+/// ledger that two projects share, one's key or operator is unknown to the other. Their
+/// tables are new (`project_operators`, `project_sessions`, `project_api_keys`) and the old
+/// ones dropped, so that an older rp still holding the file fails on them rather than read
+/// every project's. Those made before are kept, bound to no project (`project_id` 0) until
+/// `adopt_unbound` binds them; their sessions end (operators sign in again). Names are unique
+/// per project.
 const V9: &str = "
-DROP TABLE sessions;
-ALTER TABLE operators RENAME TO operators_v8;
-CREATE TABLE operators (
+CREATE TABLE project_operators (
     project_id    INTEGER NOT NULL,   -- 0: made before version 9, bound to no project yet
     name          TEXT    NOT NULL,
     password_hash TEXT    NOT NULL,   -- PHC string ($argon2id$...)
@@ -281,21 +282,19 @@ CREATE TABLE operators (
     updated_at    INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
     PRIMARY KEY (project_id, name)
 );
-INSERT INTO operators (project_id, name, password_hash, role, totp_secret, updated_at)
-    SELECT 0, name, password_hash, role, totp_secret, updated_at FROM operators_v8;
-DROP TABLE operators_v8;
-CREATE TABLE sessions (
+INSERT INTO project_operators (project_id, name, password_hash, role, totp_secret, updated_at)
+    SELECT 0, name, password_hash, role, totp_secret, updated_at FROM operators;
+CREATE TABLE project_sessions (
     token_sha256 TEXT    NOT NULL PRIMARY KEY,
     project_id   INTEGER NOT NULL,
     operator     TEXT    NOT NULL,
     csrf         TEXT    NOT NULL,   -- the token every form of the session carries
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
-    FOREIGN KEY (project_id, operator) REFERENCES operators (project_id, name)
+    FOREIGN KEY (project_id, operator) REFERENCES project_operators (project_id, name)
 );
-CREATE INDEX sessions_by_operator ON sessions (project_id, operator);
-ALTER TABLE api_keys RENAME TO api_keys_v8;
-CREATE TABLE api_keys (
+CREATE INDEX project_sessions_by_operator ON project_sessions (project_id, operator);
+CREATE TABLE project_api_keys (
     project_id INTEGER NOT NULL,          -- 0: made before version 9, bound to no project yet
     name       TEXT    NOT NULL,
     key_sha256 TEXT    NOT NULL UNIQUE,   -- hex SHA-256 of the key; never the key
@@ -304,9 +303,11 @@ CREATE TABLE api_keys (
     revoked_at INTEGER,
     PRIMARY KEY (project_id, name)
 );
-INSERT INTO api_keys (project_id, name, key_sha256, role, created_at, revoked_at)
-    SELECT 0, name, key_sha256, role, created_at, revoked_at FROM api_keys_v8;
-DROP TABLE api_keys_v8;
+INSERT INTO project_api_keys (project_id, name, key_sha256, role, created_at, revoked_at)
+    SELECT 0, name, key_sha256, role, created_at, revoked_at FROM api_keys;
+DROP TABLE sessions;
+DROP TABLE operators;
+DROP TABLE api_keys;
 ";
 
 /// Every migration, oldest first: `(version it brings the schema to, SQL)`.

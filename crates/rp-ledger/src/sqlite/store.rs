@@ -30,7 +30,7 @@ impl SqliteStore {
     pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteStore {
         SqliteStore {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 }

@@ -30,7 +30,7 @@ impl SqliteWebhooks {
     pub(super) fn new(ledger: SqliteLedger, project: ProjectId) -> SqliteWebhooks {
         SqliteWebhooks {
             ledger,
-            project: i64::try_from(project.get()).unwrap_or(i64::MAX),
+            project: crate::stored::project_key(project),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rp_ledger::{Adoption, ApiKey, Ledger, OperatorAccount, Role, Session};
+use rp_ledger::{Adoption, ApiKey, Ledger, OperatorAccount, Role, Session, Unadopted};
 use rp_model::{Limits, ProjectId};
 use rp_payout::conformance::record;
 use rp_payout::{EventSource, PayoutEvent, PayoutState};
@@ -227,6 +227,9 @@ pub(crate) async fn version_8_rows_adopted(ledger: &Ledger) {
         None,
         "no project yet"
     );
+    let left = access.adopt_unbound(true).await.unwrap();
+    assert_eq!(left.why_left, Some(Unadopted::NothingOfThisProject));
+    endpoint(ledger, project(1234)).await;
     let adopted = access.adopt_unbound(true).await.unwrap();
     assert_eq!((adopted.operators, adopted.api_keys), (1, 1));
     let anna = access.operator("anna").await.unwrap().unwrap();
@@ -259,11 +262,25 @@ where
     assert_eq!(one.operator("old-anna").await.unwrap(), None);
     assert_eq!(two.api_key(&"aa".repeat(32)).await.unwrap(), None);
     assert!(one.operators().await.unwrap().is_empty());
-    // The ledger holds nothing else: the first project that looks takes them.
+    // The ledger holds nothing of any project: a mistyped project would take them.
+    let left = one.adopt_unbound(true).await.unwrap();
+    assert_eq!(
+        (left.operators, left.operators_left, left.api_keys_left),
+        (0, 1, 1)
+    );
+    assert_eq!(left.why_left, Some(Unadopted::NothingOfThisProject));
+    assert_eq!(one.operator("old-anna").await.unwrap(), None);
+    // Project 1 has an endpoint, no other project anything: they are its.
+    endpoint(ledger, project(1)).await;
     let bound = one.adopt_unbound(true).await.unwrap();
     assert_eq!(
-        (bound.operators, bound.api_keys, bound.left_any()),
-        (1, 1, false)
+        (
+            bound.operators,
+            bound.api_keys,
+            bound.left_any(),
+            bound.why_left
+        ),
+        (1, 1, false, None)
     );
     assert!(one.operator("old-anna").await.unwrap().is_some());
     let key = one.api_key(&"aa".repeat(32)).await.unwrap().unwrap();
@@ -285,6 +302,7 @@ where
         (left.operators, left.operators_left, left.api_keys_left),
         (0, 1, 0)
     );
+    assert_eq!(left.why_left, Some(Unadopted::OtherProjects));
     assert_eq!(two.operator("old-bob").await.unwrap(), None);
     assert_eq!(
         one.adopt_unbound(true).await.unwrap(),
@@ -302,12 +320,32 @@ where
     legacy("operator old-carl").await;
     let forced = two.adopt_unbound(false).await.unwrap();
     assert_eq!((forced.operators, forced.operators_left), (1, 1));
+    assert_eq!(forced.why_left, Some(Unadopted::SameNames));
     assert!(two.operator("old-bob").await.unwrap().is_some());
     let carl = two.operator("old-carl").await.unwrap().unwrap();
     assert_eq!(
         carl.password_hash, "$argon2id$v=19$new",
         "project 2's own kept"
     );
+    // The one left is removed; no project's own is.
+    legacy("key old-reports cc").await;
+    assert_eq!(one.remove_unbound().await.unwrap(), (1, 1));
+    assert_eq!(two.adopt_unbound(false).await.unwrap(), Adoption::default());
+    assert!(two.operator("old-carl").await.unwrap().is_some());
+    assert!(one.operator("old-anna").await.unwrap().is_some());
+    assert_eq!(one.remove_unbound().await.unwrap(), (0, 0));
+}
+
+/// A webhook endpoint of `project`: data of its own in the ledger.
+async fn endpoint(ledger: &Ledger, project: ProjectId) {
+    ledger
+        .webhooks(project)
+        .add_endpoint(
+            "https://example.kz/hooks",
+            "whsec_MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0",
+        )
+        .await
+        .unwrap();
 }
 
 /// A ledger whose only other project's trace is a payout, or a batch, or a webhook endpoint:
@@ -355,6 +393,7 @@ where
         legacy(n).await;
         let left = ledger.access(project(2)).adopt_unbound(true).await.unwrap();
         assert_eq!((left.operators, left.operators_left), (0, 1), "ledger {n}");
+        assert_eq!(left.why_left, Some(Unadopted::OtherProjects), "ledger {n}");
     }
 }
 
@@ -369,12 +408,12 @@ pub(crate) fn sqlite_legacy(path: &std::path::Path, what: &str) {
     let words: Vec<&str> = what.split(' ').collect();
     match words.as_slice() {
         ["operator", name] => conn.execute(
-            "INSERT INTO operators (project_id, name, password_hash, role, updated_at) \
+            "INSERT INTO project_operators (project_id, name, password_hash, role, updated_at) \
              VALUES (0, ?1, '$argon2id$v=19$old', 'pay', 0)",
             [name],
         ),
         ["key", name, hash] => conn.execute(
-            "INSERT INTO api_keys (project_id, name, key_sha256, role, created_at) \
+            "INSERT INTO project_api_keys (project_id, name, key_sha256, role, created_at) \
              VALUES (0, ?1, ?2, 'pay', 0)",
             [*name, &hash.repeat(32)],
         ),

@@ -12,6 +12,7 @@ mod conformance;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod review;
+mod review_access;
 mod review_aside;
 mod review_grouped;
 mod review_held;

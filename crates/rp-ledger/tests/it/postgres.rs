@@ -25,6 +25,7 @@ mod aside;
 mod batched;
 mod held;
 mod review3;
+mod review_access;
 mod review_clash;
 mod review_onclash_pg;
 mod review_pg_aside;
@@ -872,7 +873,7 @@ async fn postgres_legacy(sql: &tokio_postgres::Client, what: &str) {
     match words.as_slice() {
         ["operator", name] => {
             sql.execute(
-                "INSERT INTO rp_ledger.operators \
+                "INSERT INTO rp_ledger.project_operators \
                  (project_id, name, password_hash, role, updated_at) \
                  VALUES (0, $1, '$argon2id$v=19$old', 'pay', 0)",
                 &[name],
@@ -882,7 +883,8 @@ async fn postgres_legacy(sql: &tokio_postgres::Client, what: &str) {
         ["key", name, hash] => {
             let hash = hash.repeat(32);
             sql.execute(
-                "INSERT INTO rp_ledger.api_keys (project_id, name, key_sha256, role, created_at) \
+                "INSERT INTO rp_ledger.project_api_keys \
+                 (project_id, name, key_sha256, role, created_at) \
                  VALUES (0, $1, $2, 'pay', 0)",
                 &[name, &hash],
             )
@@ -921,6 +923,22 @@ async fn the_postgres_ledger_adopts_operators_and_keys_of_no_project() {
     }
 }
 
+/// Undoes schema 9: the operators, sessions and API keys of the whole ledger, as schema 4 to 8
+/// kept them (for tests that make an older ledger from a new one).
+pub(crate) const UNDO_V9: &str = r#"
+    DROP TABLE rp_ledger.project_sessions; DROP TABLE rp_ledger.project_api_keys;
+    DROP TABLE rp_ledger.project_operators;
+    CREATE TABLE rp_ledger.operators (name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        password_hash TEXT NOT NULL, role TEXT NOT NULL, totp_secret TEXT,
+        updated_at BIGINT NOT NULL);
+    CREATE TABLE rp_ledger.sessions (token_sha256 TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        operator TEXT COLLATE "C" NOT NULL REFERENCES rp_ledger.operators (name),
+        csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+    CREATE INDEX sessions_by_operator ON rp_ledger.sessions (operator);
+    CREATE TABLE rp_ledger.api_keys (name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        key_sha256 TEXT COLLATE "C" NOT NULL UNIQUE, role TEXT NOT NULL,
+        created_at BIGINT NOT NULL, revoked_at BIGINT);"#;
+
 /// A ledger of schema 8 (operators, sessions and API keys of the whole ledger) is migrated on
 /// open: its operators and keys kept, bound to no project until adopted; their sessions end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -933,22 +951,13 @@ async fn a_version_8_ledger_keeps_its_operators_and_keys_for_adoption() {
     db.sql()
         .await
         .batch_execute(
-            r#"DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators;
-             DROP TABLE rp_ledger.api_keys;
-             CREATE TABLE rp_ledger.operators (name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
-                 password_hash TEXT NOT NULL, role TEXT NOT NULL, totp_secret TEXT,
-                 updated_at BIGINT NOT NULL);
-             CREATE TABLE rp_ledger.sessions (token_sha256 TEXT COLLATE "C" NOT NULL PRIMARY KEY,
-                 operator TEXT COLLATE "C" NOT NULL REFERENCES rp_ledger.operators (name),
-                 csrf TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
-             CREATE INDEX sessions_by_operator ON rp_ledger.sessions (operator);
-             CREATE TABLE rp_ledger.api_keys (name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
-                 key_sha256 TEXT COLLATE "C" NOT NULL UNIQUE, role TEXT NOT NULL,
-                 created_at BIGINT NOT NULL, revoked_at BIGINT);
+            &format!(
+                r#"{UNDO_V9}
              INSERT INTO rp_ledger.operators VALUES ('anna', '$argon2id$v=19$h', 'pay', 'JBSWY3DP', 5);
              INSERT INTO rp_ledger.sessions VALUES ('t', 'anna', 'c', 1, 9223372036854775807);
              INSERT INTO rp_ledger.api_keys VALUES ('backend', 'ab', 'view', 7, NULL);
-             UPDATE rp_ledger.schema_version SET version = 8;"#,
+             UPDATE rp_ledger.schema_version SET version = 8;"#
+            ),
         )
         .await
         .unwrap();
@@ -1203,7 +1212,7 @@ async fn a_version_1_ledger_counts_its_payouts_against_the_limits_after_migratio
              DROP TABLE rp_ledger.webhook_endpoints; \
              DROP TRIGGER payout_events_to_webhooks ON rp_ledger.payout_events; \
              DROP FUNCTION rp_ledger.payout_events_to_webhooks(); \
-             DROP TABLE rp_ledger.api_keys; DROP TABLE rp_ledger.sessions; DROP TABLE rp_ledger.operators; \
+             DROP TABLE rp_ledger.project_api_keys; DROP TABLE rp_ledger.project_sessions; DROP TABLE rp_ledger.project_operators; \
              DROP TABLE rp_ledger.batch_rows; DROP TABLE rp_ledger.batches; \
              DROP TABLE rp_ledger.limit_usage; \
              ALTER TABLE rp_ledger.payouts DROP COLUMN metadata, DROP COLUMN amount, DROP COLUMN currency, DROP COLUMN counts, \

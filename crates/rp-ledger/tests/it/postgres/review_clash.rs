@@ -27,10 +27,11 @@ async fn review_clash_a_postgres_version_5_ledger_finds_batch_rows_by_payment_af
     }
     db.sql()
         .await
-        .batch_execute(
-            "DROP INDEX rp_ledger.batch_rows_by_payment; \
+        .batch_execute(&format!(
+            "DROP INDEX rp_ledger.batch_rows_by_payment; {} \
              UPDATE rp_ledger.schema_version SET version = 5;",
-        )
+            super::UNDO_V9
+        ))
         .await
         .unwrap();
     let ledger = db.open().await;
