@@ -278,7 +278,8 @@ async fn add_api_key(
         .map_err(Failure::from)?;
     if !added {
         return Err(Failure::usage(format!(
-            "an API key named {name:?} exists (or existed) for project {project} in {}: names are never reused, choose another",
+            "an API key named {name:?} exists (or existed) for project {project} in {}: names \
+             are never reused, choose another",
             ledger.url()
         )));
     }

@@ -71,11 +71,13 @@ const REVOKE_API_KEY: &str = "UPDATE rp_ledger.project_api_keys SET revoked_at =
      WHERE project_id = $1 AND name = $2 AND revoked_at IS NULL";
 
 /// How many operators and API keys are bound to no project (made before schema 9).
-const UNBOUND: &str = "SELECT (SELECT count(*) FROM rp_ledger.project_operators WHERE project_id = 0), \
+const UNBOUND: &str = "SELECT \
+     (SELECT count(*) FROM rp_ledger.project_operators WHERE project_id = 0), \
      (SELECT count(*) FROM rp_ledger.project_api_keys WHERE project_id = 0)";
 /// Adoptions wait for each other, and for operators and keys being added: each then sees
 /// what the other bound.
-const LOCK_ACCESS: &str = "LOCK TABLE rp_ledger.project_operators, rp_ledger.project_api_keys IN SHARE ROW EXCLUSIVE MODE";
+const LOCK_ACCESS: &str = "LOCK TABLE rp_ledger.project_operators, rp_ledger.project_api_keys \
+     IN SHARE ROW EXCLUSIVE MODE";
 /// Whether the ledger holds anything of a project other than $1 (each table read by its
 /// index, on both sides of $1: no scan of $1's own rows), and whether it holds payouts,
 /// batches or webhook endpoints of $1.

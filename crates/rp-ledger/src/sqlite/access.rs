@@ -3,11 +3,10 @@
 
 use std::time::SystemTime;
 
+use rp_model::ProjectId;
 use rp_payout::Error;
 use rp_transport::BoxFuture;
 use rusqlite::{OptionalExtension as _, params};
-
-use rp_model::ProjectId;
 
 use super::SqliteLedger;
 use crate::access::{
@@ -62,8 +61,8 @@ const BINDABLE: &str = "SELECT \
      (SELECT count(*) FROM project_api_keys WHERE project_id = 0 \
       AND name NOT IN (SELECT name FROM project_api_keys WHERE project_id = ?1))";
 
-/// Binds the unbound rows of `table` (`project_operators` or `project_api_keys`) to ?1, but for names ?1
-/// has.
+/// Binds the unbound rows of `table` (`project_operators` or `project_api_keys`) to ?1, but
+/// for names ?1 has.
 fn adopt(table: &str) -> String {
     format!(
         "UPDATE {table} SET project_id = ?1 WHERE project_id = 0 \
@@ -222,7 +221,8 @@ impl AccessStore for SqliteAccess {
         let project = self.project;
         Box::pin(self.ledger.read("list operators".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {OPERATOR_COLUMNS} FROM project_operators WHERE project_id = ?1 ORDER BY name"
+                "SELECT {OPERATOR_COLUMNS} FROM project_operators WHERE project_id = ?1 \
+                 ORDER BY name"
             ))?
             .query_map(params![project], operator)?
             .collect()
@@ -354,7 +354,8 @@ impl AccessStore for SqliteAccess {
         let (hash, project) = (key_sha256.to_owned(), self.project);
         Box::pin(self.ledger.read("read an API key".to_owned(), move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {API_KEY_COLUMNS} FROM project_api_keys WHERE key_sha256 = ?1 AND project_id = ?2"
+                "SELECT {API_KEY_COLUMNS} FROM project_api_keys \
+                 WHERE key_sha256 = ?1 AND project_id = ?2"
             ))?
             .query_row(params![hash, project], api_key)
             .optional()
