@@ -296,6 +296,25 @@ impl Server {
         (answer.status(), session)
     }
 
+    /// The manual payout's confirmation page for `phone` and `amount` (customer `c-77`), as
+    /// `browser` reviews it; it must be shown (200).
+    pub(crate) async fn review_payout(
+        &self,
+        browser: &Browser,
+        phone: &str,
+        amount: &str,
+    ) -> String {
+        let fields = [
+            ("step", "review"),
+            ("phone", phone),
+            ("amount", amount),
+            ("customer_id", "c-77"),
+        ];
+        let page = self.post(browser, "/payouts", &fields).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        page.text().await.unwrap()
+    }
+
     /// `GET path` with a cookie: status and body.
     pub(crate) async fn get_with(&self, cookie: &str, path: &str) -> (StatusCode, String) {
         let answer = self

@@ -141,30 +141,22 @@ async fn a_single_payout_goes_from_the_form_to_success_once() {
 async fn the_confirmation_shows_recent_payouts_to_the_same_number() {
     let server = Server::start(None).await;
     let anna = server.login(PAY).await;
-    let review = |phone: &'static str| {
-        let (server, anna) = (&server, &anna);
-        async move {
-            let fields = [
-                ("step", "review"),
-                ("phone", phone),
-                ("amount", "1 500"),
-                ("customer_id", "c-77"),
-            ];
-            let page = server.post(anna, "/payouts", &fields).await;
-            assert_eq!(page.status(), StatusCode::OK);
-            page.text().await.unwrap()
-        }
-    };
-    let first = review("+7 701 222 33 44").await;
+    let first = server
+        .review_payout(&anna, "+7 701 222 33 44", "1 500")
+        .await;
     assert!(!first.contains("This number was paid"), "{first}");
     let paid = pay(&server, &anna, "+7 701 222 33 44", "1 500").await;
-    let again = review("8 701 222 33 44").await;
+    let again = server
+        .review_payout(&anna, "8 701 222 33 44", "1 500")
+        .await;
     assert!(
         again.contains("This number was paid 1 time(s)") && again.contains(&paid),
         "{again}"
     );
     assert!(again.contains("500,00"), "{again}");
-    let other = review("+7 701 222 33 45").await;
+    let other = server
+        .review_payout(&anna, "+7 701 222 33 45", "1 500")
+        .await;
     assert!(!other.contains("This number was paid"), "{other}");
     server.stop().await;
 }

@@ -168,20 +168,6 @@ async fn the_confirmation_names_a_payout_to_the_number_not_recorded_yet() {
     settings.record_wait = Duration::from_secs(1);
     let server = Server::start_settled(&url, settings).await;
     let anna = server.login(crate::PAY).await;
-    let review = |phone: &'static str| {
-        let (server, anna) = (&server, &anna);
-        async move {
-            let fields = [
-                ("step", "review"),
-                ("phone", phone),
-                ("amount", "10"),
-                ("customer_id", "c"),
-            ];
-            let page = server.post(anna, "/payouts", &fields).await;
-            assert_eq!(page.status(), StatusCode::OK);
-            page.text().await.unwrap()
-        }
-    };
     let lock = Lock::take(&path, Duration::from_secs(60));
     let fields = [
         ("step", "pay"),
@@ -192,14 +178,19 @@ async fn the_confirmation_names_a_payout_to_the_number_not_recorded_yet() {
     ];
     let answer = server.post(&anna, "/payouts", &fields).await;
     assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let again = review("8 (701) 123-45-67").await;
+    let again = server.review_payout(&anna, "8 (701) 123-45-67", "10").await;
     assert!(
         again.contains("This number was paid 1 time(s)")
             && again.contains("locked-4")
             && again.contains("not recorded yet"),
         "{again}"
     );
-    assert!(!review("+7 701 123 45 68").await.contains("locked-4"));
+    assert!(
+        !server
+            .review_payout(&anna, "+7 701 123 45 68", "10")
+            .await
+            .contains("locked-4")
+    );
     lock.release();
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.sent("locked-4") == 0 && Instant::now() < deadline {
@@ -208,7 +199,7 @@ async fn the_confirmation_names_a_payout_to_the_number_not_recorded_yet() {
     // Recorded now: listed once, as the ledger has it.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let page = review("+7 701 123 45 67").await;
+        let page = server.review_payout(&anna, "+7 701 123 45 67", "10").await;
         if !page.contains("not recorded yet") {
             assert!(
                 page.contains("This number was paid 1 time(s)") && page.contains("locked-4"),
