@@ -417,7 +417,8 @@ fn tell_adoption(adoption: &Adoption, project: ProjectId) {
     if adoption.operators + adoption.api_keys > 0 {
         eprintln!(
             "rp: {} operator(s) and {} API key(s) made before rp kept them per project now \
-             belong to project {project} (the ledger holds its payouts and no other project's)",
+             belong to project {project} (the ledger holds its payouts, batches or webhook \
+             endpoints and no other project's)",
             adoption.operators, adoption.api_keys
         );
     }

@@ -130,8 +130,7 @@ pub(crate) async fn submit(
         // The ledger is slow: recorded or refused later. Never answered as recorded, as the
         // process may stop before it is. Kept in `Unrecorded` until then.
         Err(_) => {
-            let id = payment_id.clone();
-            desk.unrecorded().note(Pending {
+            let noted = desk.unrecorded().note(Pending {
                 payment_id: payment_id.clone(),
                 phone: pending_phone,
                 amount: pending_amount,
@@ -140,7 +139,7 @@ pub(crate) async fn submit(
             let watcher = desk.clone();
             desk.run_in_background(async move {
                 let _ = recorded_rx.await;
-                watcher.unrecorded().forget(&id);
+                watcher.unrecorded().forget(noted);
             });
             return Err(NotSubmitted::NotYetRecorded(wait));
         }
@@ -183,33 +182,41 @@ pub(crate) struct Pending {
 }
 
 /// The payouts this process submitted that the ledger has not recorded yet (nor refused):
-/// each may still be recorded and sent. Another instance's are not here.
+/// each may still be recorded and sent. One entry per submission, forgotten when that
+/// submission is recorded or refused: a payout submitted twice under its payment ID (the "not
+/// yet recorded" page offers only that) stays named while either is pending. Another
+/// instance's are not here.
 #[derive(Debug, Default)]
 pub(crate) struct Unrecorded {
-    pending: Mutex<Vec<Pending>>,
+    pending: Mutex<(u64, Vec<(u64, Pending)>)>,
 }
 
 impl Unrecorded {
-    fn note(&self, pending: Pending) {
+    /// Notes a submission; the number [`Unrecorded::forget`] takes.
+    fn note(&self, pending: Pending) -> u64 {
         let mut all = self.lock();
-        all.retain(|p| p.payment_id != pending.payment_id);
-        all.push(pending);
+        all.0 += 1;
+        let number = all.0;
+        all.1.push((number, pending));
+        number
     }
 
-    fn forget(&self, payment_id: &PaymentId) {
-        self.lock().retain(|p| &p.payment_id != payment_id);
+    fn forget(&self, number: u64) {
+        self.lock().1.retain(|(n, _)| *n != number);
     }
 
-    /// Those that pay `phone`, oldest first.
+    /// Those that pay `phone`, oldest first, each payment ID once.
     pub(crate) fn to(&self, phone: Msisdn) -> Vec<Pending> {
-        self.lock()
-            .iter()
-            .filter(|p| p.phone == phone)
-            .cloned()
-            .collect()
+        let mut found: Vec<Pending> = Vec::new();
+        for (_, pending) in &self.lock().1 {
+            if pending.phone == phone && found.iter().all(|p| p.payment_id != pending.payment_id) {
+                found.push(pending.clone());
+            }
+        }
+        found
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Vec<(u64, Pending)>)> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

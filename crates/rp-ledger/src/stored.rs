@@ -35,10 +35,10 @@ pub(crate) const MUTABLE_COLUMNS: [&str; 13] = [
     "next_check_at",
 ];
 
-/// A project's key in the ledger's `project_id` columns: its ID's 64 bits as a signed integer,
-/// so that every project has its own (IDs above `i64::MAX` are kept negative, never merged).
+/// A project's key in the ledger's `project_id` columns: its ID, which fits (`ProjectId`
+/// refuses IDs above `i64::MAX`, so no two projects share a key).
 pub(crate) fn project_key(project: rp_model::ProjectId) -> i64 {
-    i64::from_ne_bytes(project.get().to_ne_bytes())
+    i64::try_from(project.get()).unwrap_or(i64::MAX)
 }
 
 /// Nanoseconds since the Unix epoch (0 before it, `i64::MAX` after 2262).

@@ -127,10 +127,10 @@ pub enum Error {
         /// The one given.
         found: String,
     },
-    /// A project ID that is not a positive integer.
+    /// A project ID that is not a positive integer up to [`ProjectId::MAX`](crate::ProjectId::MAX).
     #[error(
         "project ID {input:?} is not a positive integer; write your project's number as the \
-         Dashboard shows it, e.g. 1234"
+         Dashboard shows it, e.g. 1234 (at most 9223372036854775807)"
     )]
     InvalidProjectId {
         /// The input.

@@ -13,14 +13,17 @@ use crate::lenient::LenientU64;
 pub struct ProjectId(u64);
 
 impl ProjectId {
-    /// A project ID; zero is not one.
+    /// The largest project ID: 2^63 - 1, what a signed 64-bit column (the ledger's) holds.
+    pub const MAX: u64 = i64::MAX as u64;
+
+    /// A project ID: 1 to [`ProjectId::MAX`].
     ///
     /// # Errors
-    /// [`Error::InvalidProjectId`] for zero.
+    /// [`Error::InvalidProjectId`] for zero or above [`ProjectId::MAX`].
     pub fn new(id: u64) -> Result<ProjectId, Error> {
-        if id == 0 {
+        if id == 0 || id > Self::MAX {
             Err(Error::InvalidProjectId {
-                input: "0".to_owned(),
+                input: id.to_string(),
             })
         } else {
             Ok(ProjectId(id))
@@ -52,8 +55,7 @@ impl FromStr for ProjectId {
         }
         t.parse::<u64>()
             .ok()
-            .filter(|id| *id != 0)
-            .map(ProjectId)
+            .and_then(|id| ProjectId::new(id).ok())
             .ok_or_else(invalid)
     }
 }
@@ -258,16 +260,29 @@ mod tests {
     #[test]
     fn project_ids() {
         assert_eq!("1234".parse::<ProjectId>().unwrap().get(), 1234);
-        for bad in ["0", "", "-1", "12a", "99999999999999999999"] {
+        for bad in [
+            "0",
+            "",
+            "-1",
+            "12a",
+            "99999999999999999999",
+            "9223372036854775808",
+        ] {
             let error = bad.parse::<ProjectId>().unwrap_err();
             assert_eq!(
                 error.to_string(),
                 format!(
                     "project ID {bad:?} is not a positive integer; write your project's number \
-                     as the Dashboard shows it, e.g. 1234"
+                     as the Dashboard shows it, e.g. 1234 (at most 9223372036854775807)"
                 )
             );
         }
+        assert_eq!(
+            "9223372036854775807".parse::<ProjectId>().unwrap().get(),
+            ProjectId::MAX
+        );
+        assert!(ProjectId::new(u64::MAX).is_err());
+        assert!(serde_json::from_str::<ProjectId>("9223372036854775808").is_err());
         assert_eq!(
             serde_json::from_str::<ProjectId>("\"77\"").unwrap().get(),
             77

@@ -208,8 +208,10 @@ async fn review(desk: &Desk, me: &Me, form: &PayoutForm) -> Response {
             return response;
         }
     };
-    let recent = recent_to(desk, payout.phone()).await;
+    // Those not recorded yet first: one recorded meanwhile is then in `recent`, not lost
+    // between the two.
     let unrecorded = desk.unrecorded().to(payout.phone());
+    let recent = recent_to(desk, payout.phone()).await;
     html(confirm_page(
         me,
         form,

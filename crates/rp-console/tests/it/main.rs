@@ -17,6 +17,7 @@ mod review;
 mod review_api2;
 mod review_api3;
 mod review_clash;
+mod review_final;
 mod review_grouped;
 mod review_meta;
 mod review_meta_digits;

@@ -14,7 +14,7 @@ use crate::Server;
 use crate::api::{PAY_KEY, add_keys, call, payout, post_payout};
 
 /// A fresh SQLite ledger file: its URL and path.
-fn ledger_file(name: &str) -> (String, std::path::PathBuf) {
+pub(crate) fn ledger_file(name: &str) -> (String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("rp-record-wait-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -24,14 +24,14 @@ fn ledger_file(name: &str) -> (String, std::path::PathBuf) {
 
 /// The ledger's write lock, held from another connection as another process would, until
 /// [`Lock::release`] or `hold` has passed.
-struct Lock {
+pub(crate) struct Lock {
     release: mpsc::Sender<()>,
     holder: std::thread::JoinHandle<()>,
 }
 
 impl Lock {
     /// Takes the lock; returns once it is held.
-    fn take(path: &std::path::Path, hold: Duration) -> Lock {
+    pub(crate) fn take(path: &std::path::Path, hold: Duration) -> Lock {
         let (held_tx, held) = mpsc::channel();
         let (release, released) = mpsc::channel::<()>();
         let path = path.to_owned();
@@ -47,7 +47,7 @@ impl Lock {
     }
 
     /// Releases it (at once, or when its time is up), and waits until it is released.
-    fn release(self) {
+    pub(crate) fn release(self) {
         let _ = self.release.send(());
         self.holder.join().unwrap();
     }

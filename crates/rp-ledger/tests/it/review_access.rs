@@ -12,33 +12,14 @@ fn project(id: u64) -> ProjectId {
     ProjectId::new(id).unwrap()
 }
 
-/// `ProjectId` takes any u64 but 0, and every ledger handle clamps an ID above `i64::MAX` to
-/// `i64::MAX`: projects 2^63 - 1, 2^63 and 2^64 - 1 are one project for the access rows. A key
-/// or operator made for project 18446744073709551615 is accepted by project
-/// 9223372036854775807's `rp serve` on a shared ledger.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_access_a_project_above_i64_max_does_not_share_keys() {
-    let ledger = Ledger::open("sqlite::memory:").await.unwrap();
-    let high = ledger.access(project(u64::MAX));
-    let other = ledger.access(project(i64::MAX as u64));
-    assert!(
-        high.add_api_key(ApiKey::new("backend", "ab".repeat(32), Role::Pay))
-            .await
-            .unwrap()
-    );
-    high.put_operator(OperatorAccount::new("anna", "$argon2id$v=19$h", Role::Pay))
-        .await
-        .unwrap();
-    assert_eq!(
-        other.api_key(&"ab".repeat(32)).await.unwrap(),
-        None,
-        "project 2^64-1's key is accepted by project 2^63-1"
-    );
-    assert_eq!(
-        other.operator("anna").await.unwrap(),
-        None,
-        "project 2^64-1's operator signs in to project 2^63-1"
-    );
+/// Every ledger handle kept a project ID above `i64::MAX` as `i64::MAX`, so projects 2^63 - 1
+/// and 2^64 - 1 shared their keys and operators (and payouts). `ProjectId` now refuses IDs
+/// above `i64::MAX`: no two projects share a key.
+#[test]
+fn review_access_a_project_above_i64_max_does_not_share_keys() {
+    assert!(ProjectId::new(u64::MAX).is_err());
+    assert!(ProjectId::new(1 << 63).is_err());
+    assert!(ProjectId::new(i64::MAX as u64).is_ok());
 }
 
 /// A schema-9 ledger file with project 2's key `backend`, operator `anna` and one of her

@@ -68,31 +68,3 @@ async fn review_access_pg_an_older_rp_cannot_use_another_projects_key_or_session
         "an rp of schema 8 still running accepts project 2's session: {session:?}"
     );
 }
-
-/// Project 2^64 - 1 and project 2^63 - 1 share their keys and operators (both kept as
-/// `i64::MAX`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_access_pg_a_project_above_i64_max_does_not_share_keys() {
-    let Some(admin) = server("review_access_pg_a_project_above_i64_max_does_not_share_keys") else {
-        return;
-    };
-    let db = Database::fresh(&admin, "review_access_high").await;
-    let ledger = db.open().await;
-    let high = ledger.access(project(u64::MAX));
-    assert!(
-        high.add_api_key(ApiKey::new("backend", "ab".repeat(32), Role::Pay))
-            .await
-            .unwrap()
-    );
-    let found = ledger
-        .access(project(i64::MAX as u64))
-        .api_key(&"ab".repeat(32))
-        .await
-        .unwrap();
-    drop(ledger);
-    db.remove().await;
-    assert_eq!(
-        found, None,
-        "project 2^64-1's key is accepted by project 2^63-1"
-    );
-}
