@@ -188,27 +188,34 @@ pub(crate) struct Pending {
 /// instance's are not here.
 #[derive(Debug, Default)]
 pub(crate) struct Unrecorded {
-    pending: Mutex<(u64, Vec<(u64, Pending)>)>,
+    submissions: Mutex<Submissions>,
+}
+
+/// The pending submissions, each under the number [`Unrecorded::note`] gave it.
+#[derive(Debug, Default)]
+struct Submissions {
+    last: u64,
+    pending: Vec<(u64, Pending)>,
 }
 
 impl Unrecorded {
     /// Notes a submission; the number [`Unrecorded::forget`] takes.
     fn note(&self, pending: Pending) -> u64 {
         let mut all = self.lock();
-        all.0 += 1;
-        let number = all.0;
-        all.1.push((number, pending));
+        all.last += 1;
+        let number = all.last;
+        all.pending.push((number, pending));
         number
     }
 
     fn forget(&self, number: u64) {
-        self.lock().1.retain(|(n, _)| *n != number);
+        self.lock().pending.retain(|(n, _)| *n != number);
     }
 
     /// Those that pay `phone`, oldest first, each payment ID once.
     pub(crate) fn to(&self, phone: Msisdn) -> Vec<Pending> {
         let mut found: Vec<Pending> = Vec::new();
-        for (_, pending) in &self.lock().1 {
+        for (_, pending) in &self.lock().pending {
             if pending.phone == phone && found.iter().all(|p| p.payment_id != pending.payment_id) {
                 found.push(pending.clone());
             }
@@ -216,8 +223,10 @@ impl Unrecorded {
         found
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Vec<(u64, Pending)>)> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Submissions> {
+        self.submissions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
